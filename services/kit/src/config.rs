@@ -1,0 +1,83 @@
+//! Configuration from the environment only, so the Kubernetes manifests are the one visible source of truth.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+/// What every service needs to run: where to listen, its database, its broker.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub service: &'static str,
+    pub grpc_addr: SocketAddr,
+    pub database: DbConfig,
+    pub nats: NatsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// Connection URL; it may carry a password, so it is never logged whole.
+    pub url: String,
+    /// The schema the service owns; its tables, outbox and migration history live there.
+    pub schema: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    pub url: String,
+    /// Every subject starts with this prefix; tests use their own to stay apart.
+    pub prefix: String,
+    pub stream: String,
+}
+
+/// A variable that is missing or does not parse, named so the operator knows what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the common settings: GRPC_ADDR, DATABASE_URL, DATABASE_SCHEMA, DATABASE_MAX_CONNECTIONS,
+    /// NATS_URL, EVENT_PREFIX, EVENT_STREAM.
+    pub fn from_env(service: &'static str, default_port: u16) -> Result<Self, ConfigError> {
+        Ok(Self {
+            service,
+            grpc_addr: parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)))?,
+            database: DbConfig {
+                url: string_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zongzhi"),
+                schema: string_or("DATABASE_SCHEMA", service),
+                max_connections: parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
+            },
+            nats: NatsConfig {
+                url: string_or("NATS_URL", "nats://127.0.0.1:4222"),
+                prefix: string_or("EVENT_PREFIX", "zongzhi"),
+                stream: string_or("EVENT_STREAM", "ZONGZHI"),
+            },
+        })
+    }
+}
+
+/// The variable's value, or the default when it is unset or empty.
+pub fn string_or(name: &str, default: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => default.to_owned(),
+    }
+}
+
+/// The variable parsed as `T`, or the default when unset; a value that does not parse is an error, not a
+/// silent fallback.
+pub fn parse_or<T>(name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e: T::Err| ConfigError {
+            name: name.to_owned(),
+            reason: format!("cannot parse {v:?}: {e}"),
+        }),
+        _ => Ok(default),
+    }
+}

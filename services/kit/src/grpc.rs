@@ -1,0 +1,144 @@
+//! The gRPC scaffold: one server shape for every service (health, reflection, trace context), clients that
+//! carry trace context, and the statuses that name a bad field.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Status};
+use tonic_health::ServingStatus;
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::Instrument;
+
+use crate::shutdown::Shutdown;
+use crate::telemetry::{HeaderExtractor, MetadataInjector};
+use crate::FieldError;
+
+/// Serves `routes` plus standard health checking and reflection on `listener` until shutdown, then reports
+/// NOT_SERVING and drains in-flight calls. `services` are the fully-qualified names reported as SERVING.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    services: &[&str],
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in services.iter().copied().chain([""]) {
+        health.set_service_status(name, ServingStatus::Serving).await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let routes = routes.add_service(health_service).add_service(reflection);
+    let names: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
+    let drain = async move {
+        shutdown.wait().await;
+        // Probes see NOT_SERVING first, so the load balancer stops sending before the listener closes.
+        for name in names.iter().map(String::as_str).chain([""]) {
+            health.set_service_status(name, ServingStatus::NotServing).await;
+        }
+    };
+    tonic::transport::Server::builder()
+        .layer(TraceLayer)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), drain)
+        .await?;
+    Ok(())
+}
+
+/// Binds the configured address; port 0 picks a free port (tests).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// A client channel that sends the caller's trace context with every call.
+pub type Channel = InterceptedService<tonic::transport::Channel, PropagateTrace>;
+
+/// Connects lazily, so services can start in any order; calls fail with UNAVAILABLE until the peer answers.
+pub fn channel(url: &str) -> anyhow::Result<Channel> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|e| anyhow::anyhow!("bad gRPC endpoint {url:?}: {e}"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30));
+    Ok(InterceptedService::new(endpoint.connect_lazy(), PropagateTrace))
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PropagateTrace;
+
+impl tonic::service::Interceptor for PropagateTrace {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let cx = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut MetadataInjector(req.metadata_mut()));
+        });
+        Ok(req)
+    }
+}
+
+/// INVALID_ARGUMENT with a bad-request field violation naming the field.
+pub fn invalid(err: &FieldError) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid {}: {}", err.field, err.reason),
+        ErrorDetails::with_bad_request_violation(err.field.clone(), err.reason.clone()),
+    )
+}
+
+/// The fields named in a status's bad-request details (for clients and tests).
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Logs an internal cause with its context and returns a status that reveals nothing of it.
+pub fn internal(context: &str, err: &dyn std::fmt::Display) -> Status {
+    tracing::error!(error = %err, "{context}");
+    Status::internal("internal error; see the service log")
+}
+
+/// Opens a server span per call, a child of the trace context the caller sent.
+#[derive(Debug, Clone, Copy)]
+struct TraceLayer;
+
+impl<S> tower::Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceService(inner)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TraceService<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for TraceService<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let parent =
+            opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+        let span = tracing::info_span!("grpc", otel.name = %req.uri().path(), otel.kind = "server");
+        let _ = span.set_parent(parent);
+        Box::pin(self.0.call(req).instrument(span))
+    }
+}

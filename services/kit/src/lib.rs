@@ -1,0 +1,34 @@
+//! The shared service library: what every Zongzhi service needs and nothing else.
+//!
+//! Configuration from the environment, telemetry with W3C trace context, the gRPC server scaffold (health,
+//! reflection, tracing), shutdown, the PostgreSQL pool and migrations, and the outbox/inbox plumbing to
+//! JetStream. The `testing` feature adds harnesses that give each test its own database and stream.
+
+pub mod config;
+pub mod db;
+pub mod events;
+pub mod grpc;
+pub mod pii;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::Config;
+
+/// A rejected input field: which one and why. Domain parsers return it; the gRPC layer turns it into
+/// INVALID_ARGUMENT with a bad-request field violation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
+    }
+}
