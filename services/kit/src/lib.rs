@@ -4,9 +4,12 @@
 //! reflection, tracing), shutdown, the PostgreSQL pool and migrations, and the outbox/inbox plumbing to
 //! JetStream. The `testing` feature adds harnesses that give each test its own database and stream.
 
+pub mod app;
 pub mod config;
 pub mod db;
+pub mod division;
 pub mod events;
+pub mod field;
 pub mod grpc;
 pub mod pii;
 pub mod shutdown;

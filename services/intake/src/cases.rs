@@ -1,0 +1,161 @@
+//! Registration and reading the case file: the work behind the RPCs, free of protobuf except the registry
+//! client it asks where a case happened.
+
+use chrono::Utc;
+use kit::events::Outbox;
+use kit::pii::{mask_id_number, mask_phone, Sealer};
+use kit::FieldError;
+use proto::events::v1::{envelope::Body, CaseRegistered};
+use proto::registry::v1::registry_client::RegistryClient;
+use proto::registry::v1::ResolveLocationRequest;
+use sqlx::PgPool;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::db::{self, CaseRow, NewStep, PartyRow, Registration, SealedParty, TimelineRow};
+use crate::domain::{case_no, CaseState, NewCase, Place};
+use crate::error::{Error, Result};
+
+#[derive(Clone)]
+pub struct Cases {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+    pub registry: RegistryClient<kit::grpc::Channel>,
+    pub sealer: Sealer,
+}
+
+pub struct CaseFile {
+    pub case: CaseRow,
+    pub parties: Vec<PartyRow>,
+    pub timeline: Vec<TimelineRow>,
+}
+
+impl Cases {
+    /// Registers the case, or returns the one first registered with the same idempotency key (`true`).
+    pub async fn register(&self, new: NewCase) -> Result<(CaseFile, bool)> {
+        if let Some(existing) = self.replay(&new).await? {
+            return Ok((existing, true));
+        }
+        let place = self.resolve(&new).await?;
+        let mut tx = self.pool.begin().await?;
+        let category_version = db::category_version(&mut tx, &new.category_code, new.kind.category_kind())
+            .await?
+            .ok_or_else(|| FieldError::new("category_code", format!("is not an active {} category", new.kind)))?;
+        let now = Utc::now();
+        let prefix = kit::division::significant(&new.center_code);
+        let seq = db::next_seq(&mut tx, prefix, &kit::time::local_date(now)).await?;
+        let number = case_no(prefix, &kit::time::local_date(now), seq);
+        let id = Uuid::new_v4();
+        let reg = Registration { id, case_no: &number, category_version, at: now, new: &new, place: &place };
+        if !db::insert_case(&mut tx, &reg).await? {
+            // A concurrent registration with the same key won; this one writes nothing.
+            drop(tx);
+            return self.replay(&new).await?.map(|f| (f, true)).ok_or(Error::NotFound(new.idempotency_key));
+        }
+        for (i, p) in new.parties.iter().enumerate() {
+            let party = SealedParty {
+                name: &p.name,
+                role: p.role.as_str(),
+                phone_sealed: p.phone.as_deref().map(|v| self.sealer.seal(v)),
+                phone_masked: p.phone.as_deref().map(mask_phone).unwrap_or_default(),
+                id_number_sealed: p.id_number.as_deref().map(|v| self.sealer.seal(v)),
+                id_number_masked: p.id_number.as_deref().map(mask_id_number).unwrap_or_default(),
+            };
+            db::insert_party(&mut tx, id, i32::try_from(i).unwrap_or(i32::MAX), &party).await?;
+        }
+        let detail = format!("受理登记 {number} via {} at center {}", new.channel, new.center_code);
+        let step = NewStep {
+            case_id: id,
+            at: now,
+            actor: &new.operator_id,
+            action: "registered",
+            from_state: "",
+            to_state: CaseState::Registered.as_str(),
+            detail: &detail,
+            source: "intake",
+            event_id: None,
+        };
+        db::append_step(&mut tx, &step).await?;
+        let event = CaseRegistered {
+            case_no: number.clone(),
+            channel: new.channel.as_str().into(),
+            kind: new.kind.as_str().into(),
+            category_code: new.category_code.clone(),
+            urgency: new.urgency.as_str().into(),
+            grid_code: place.grid_code.clone(),
+            village_code: place.village_code.clone(),
+            area_path: place.area_path.clone(),
+            center_code: new.center_code.clone(),
+            reporter_id: new.reporter_id.clone(),
+        };
+        self.outbox.add(&mut tx, id, &new.operator_id, Body::CaseRegistered(event)).await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        tracing::info!(case_id = %id, case_no = %number, "case registered");
+        Ok((self.file(id.to_string().as_str()).await?, false))
+    }
+
+    async fn replay(&self, new: &NewCase) -> Result<Option<CaseFile>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(case) = db::case_by_key(&mut conn, &new.idempotency_key).await? else {
+            return Ok(None);
+        };
+        if case.center_code != new.center_code || case.category_code != new.category_code {
+            return Err(Error::KeyReused);
+        }
+        Ok(Some(self.file(&case.id.to_string()).await?))
+    }
+
+    /// Asks the registry where the case happened and checks the registering center is over that place.
+    async fn resolve(&self, new: &NewCase) -> Result<Place> {
+        let request = ResolveLocationRequest { location_code: new.location_code.clone() };
+        let answer = match self.registry.clone().resolve_location(request).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => {
+                return Err(FieldError::new("location_code", "is not a known grid or village").into());
+            }
+            Err(s) => {
+                tracing::warn!(status = %s, "registry call failed");
+                return Err(Error::Unavailable("the grid registry"));
+            }
+        };
+        let place = Place {
+            grid_code: answer.grid_code,
+            village_code: answer.village_code,
+            area_path: answer.path.iter().map(|n| n.code.clone()).collect(),
+            centers: answer.path.iter().filter(|n| n.has_center).map(|n| n.code.clone()).collect(),
+        };
+        if !place.centers.contains(&new.center_code) {
+            return Err(FieldError::new("center_code", "is not a center over the case's location").into());
+        }
+        Ok(place)
+    }
+
+    pub async fn file(&self, case_ref: &str) -> Result<CaseFile> {
+        let mut conn = self.pool.acquire().await?;
+        let case = db::case_by_ref(&mut conn, case_ref).await?.ok_or_else(|| Error::NotFound(case_ref.into()))?;
+        let parties = db::parties(&mut conn, case.id).await?;
+        let timeline = db::timeline(&mut conn, case.id).await?;
+        Ok(CaseFile { case, parties, timeline })
+    }
+
+    pub async fn list(&self, center_code: &str, page_size: u32, token: &str) -> Result<(Vec<CaseRow>, String)> {
+        let after = if token.is_empty() { None } else { Some(decode_token(token)?) };
+        let limit = i64::from(page_size.clamp(1, 200));
+        let mut conn = self.pool.acquire().await?;
+        let rows = db::list_cases(&mut conn, center_code, after, limit).await?;
+        let next = match rows.last() {
+            Some(last) if rows.len() as i64 == limit => format!("{}|{}", last.registered_at.timestamp_micros(), last.id),
+            _ => String::new(),
+        };
+        Ok((rows, next))
+    }
+}
+
+fn decode_token(token: &str) -> Result<(chrono::DateTime<Utc>, Uuid)> {
+    let bad = || FieldError::new("page_token", "is not a token this service issued");
+    let (micros, id) = token.split_once('|').ok_or_else(bad)?;
+    let at = micros.parse::<i64>().ok().and_then(chrono::DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok((at, id))
+}

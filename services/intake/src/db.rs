@@ -1,0 +1,267 @@
+//! Intake's queries: plain functions over a connection or transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{CaseState, NewCase, Place};
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub case_no: String,
+    pub idempotency_key: String,
+    pub center_code: String,
+    pub channel: String,
+    pub kind: String,
+    pub category_code: String,
+    pub urgency: String,
+    pub title: String,
+    pub description: String,
+    pub grid_code: String,
+    pub village_code: String,
+    pub area_path: Vec<String>,
+    pub reporter_id: String,
+    pub state: String,
+    pub current_task_id: String,
+    pub current_unit_code: String,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct PartyRow {
+    pub name: String,
+    pub role: String,
+    pub phone_masked: String,
+    pub id_number_masked: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct TimelineRow {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub detail: String,
+    pub source: String,
+}
+
+const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code, channel, kind, category_code, urgency, title, \
+    description, grid_code, village_code, area_path, reporter_id, state, current_task_id, current_unit_code, \
+    registered_at, updated_at";
+
+/// The current version of an active category of the given kind, if there is one.
+pub async fn category_version(conn: &mut PgConnection, code: &str, kind: &str) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar(
+        "SELECT max(version) FROM categories WHERE code = $1 AND kind = $2 AND active",
+    )
+    .bind(code)
+    .bind(kind)
+    .fetch_one(conn)
+    .await
+}
+
+/// Takes the next number of the center's day; inside the registering transaction.
+pub async fn next_seq(conn: &mut PgConnection, center_prefix: &str, local_day: &str) -> sqlx::Result<i32> {
+    sqlx::query_scalar(
+        "INSERT INTO case_numbers (center_prefix, local_day, last_seq) VALUES ($1, $2, 1) \
+         ON CONFLICT (center_prefix, local_day) DO UPDATE SET last_seq = case_numbers.last_seq + 1 \
+         RETURNING last_seq",
+    )
+    .bind(center_prefix)
+    .bind(local_day)
+    .fetch_one(conn)
+    .await
+}
+
+pub struct Registration<'a> {
+    pub id: Uuid,
+    pub case_no: &'a str,
+    pub category_version: i32,
+    pub at: DateTime<Utc>,
+    pub new: &'a NewCase,
+    pub place: &'a Place,
+}
+
+/// Inserts the case unless its idempotency key exists; returns false when it did (nothing written).
+pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx::Result<bool> {
+    let n = r.new;
+    let inserted = sqlx::query(
+        "INSERT INTO cases (id, case_no, idempotency_key, center_code, channel, kind, category_code, \
+         category_version, urgency, title, description, grid_code, village_code, area_path, reporter_id, \
+         operator_id, state, registered_at, updated_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$18) \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(r.id)
+    .bind(r.case_no)
+    .bind(&n.idempotency_key)
+    .bind(&n.center_code)
+    .bind(n.channel.as_str())
+    .bind(n.kind.as_str())
+    .bind(&n.category_code)
+    .bind(r.category_version)
+    .bind(n.urgency.as_str())
+    .bind(&n.title)
+    .bind(&n.description)
+    .bind(&r.place.grid_code)
+    .bind(&r.place.village_code)
+    .bind(&r.place.area_path)
+    .bind(&n.reporter_id)
+    .bind(&n.operator_id)
+    .bind(CaseState::Registered.as_str())
+    .bind(r.at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    Ok(inserted)
+}
+
+pub struct SealedParty<'a> {
+    pub name: &'a str,
+    pub role: &'a str,
+    pub phone_sealed: Option<Vec<u8>>,
+    pub phone_masked: String,
+    pub id_number_sealed: Option<Vec<u8>>,
+    pub id_number_masked: String,
+}
+
+pub async fn insert_party(conn: &mut PgConnection, case_id: Uuid, ordinal: i32, p: &SealedParty<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO case_parties (case_id, ordinal, name, role, phone_sealed, phone_masked, id_number_sealed, \
+         id_number_masked) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+    )
+    .bind(case_id)
+    .bind(ordinal)
+    .bind(p.name)
+    .bind(p.role)
+    .bind(&p.phone_sealed)
+    .bind(&p.phone_masked)
+    .bind(&p.id_number_sealed)
+    .bind(&p.id_number_masked)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub struct NewStep<'a> {
+    pub case_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub from_state: &'a str,
+    pub to_state: &'a str,
+    pub detail: &'a str,
+    pub source: &'a str,
+    pub event_id: Option<&'a str>,
+}
+
+pub async fn append_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO timeline (case_id, at, actor, action, from_state, to_state, detail, source, event_id) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+    )
+    .bind(s.case_id)
+    .bind(s.at)
+    .bind(s.actor)
+    .bind(s.action)
+    .bind(s.from_state)
+    .bind(s.to_state)
+    .bind(s.detail)
+    .bind(s.source)
+    .bind(s.event_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn case_by_key(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<CaseRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE idempotency_key = $1")))
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A case by id or by case number.
+pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Result<Option<CaseRow>> {
+    match Uuid::parse_str(case_ref) {
+        Ok(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(conn)
+            .await,
+        Err(_) => sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_no = $1")))
+            .bind(case_ref)
+            .fetch_optional(conn)
+            .await,
+    }
+}
+
+/// The case's state, locked for the rest of the transaction so concurrent events apply one after another.
+pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT state FROM cases WHERE id = $1 FOR UPDATE").bind(case_id).fetch_optional(conn).await
+}
+
+pub async fn set_state(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    state: &str,
+    task: Option<(&str, &str)>,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE cases SET state = $2, updated_at = $3, \
+         current_task_id = COALESCE($4, current_task_id), current_unit_code = COALESCE($5, current_unit_code) \
+         WHERE id = $1",
+    )
+    .bind(case_id)
+    .bind(state)
+    .bind(at)
+    .bind(task.map(|t| t.0))
+    .bind(task.map(|t| t.1))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<PartyRow>> {
+    sqlx::query_as(
+        "SELECT name, role, phone_masked, id_number_masked FROM case_parties WHERE case_id = $1 ORDER BY ordinal",
+    )
+    .bind(case_id)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TimelineRow>> {
+    sqlx::query_as(
+        "SELECT at, actor, action, from_state, to_state, detail, source FROM timeline \
+         WHERE case_id = $1 ORDER BY at, id",
+    )
+    .bind(case_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// A page of a center's cases, newest first, after the (registered_at, id) cursor.
+pub async fn list_cases(
+    conn: &mut PgConnection,
+    center_code: &str,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<CaseRow>> {
+    let (at, id) = after.unzip();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE center_code = $1 \
+         AND ($2::timestamptz IS NULL OR (registered_at, id) < ($2, $3)) \
+         ORDER BY registered_at DESC, id DESC LIMIT $4"
+    )))
+    .bind(center_code)
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}

@@ -1,0 +1,119 @@
+//! The gRPC face: request → parsed domain value → one call → response.
+
+use kit::{field, FieldError};
+use proto::intake::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::cases::{CaseFile, Cases};
+use crate::domain::{Channel, Kind, NewCase, NewParty, Urgency};
+
+pub struct IntakeService(pub Cases);
+
+#[tonic::async_trait]
+impl pb::intake_server::Intake for IntakeService {
+    async fn register_case(
+        &self,
+        request: Request<pb::RegisterCaseRequest>,
+    ) -> Result<Response<pb::RegisterCaseResponse>, Status> {
+        let new = parse_registration(request.into_inner()).map_err(|e| kit::grpc::invalid(&e))?;
+        let (file, replayed) = self.0.register(new).await?;
+        Ok(Response::new(pb::RegisterCaseResponse { case: Some(to_case(file)), replayed }))
+    }
+
+    async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::GetCaseResponse>, Status> {
+        let case_ref = field::text("case_ref", &request.get_ref().case_ref, 64).map_err(|e| kit::grpc::invalid(&e))?;
+        let file = self.0.file(case_ref).await?;
+        Ok(Response::new(pb::GetCaseResponse { case: Some(to_case(file)) }))
+    }
+
+    async fn list_cases(
+        &self,
+        request: Request<pb::ListCasesRequest>,
+    ) -> Result<Response<pb::ListCasesResponse>, Status> {
+        let req = request.into_inner();
+        let center = field::division_code("center_code", &req.center_code).map_err(|e| kit::grpc::invalid(&e))?;
+        let page_size = if req.page_size == 0 { 50 } else { req.page_size };
+        let (rows, next_page_token) = self.0.list(center, page_size, &req.page_token).await?;
+        let cases = rows.into_iter().map(|case| to_case(CaseFile { case, parties: vec![], timeline: vec![] })).collect();
+        Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
+    }
+}
+
+fn parse_registration(r: pb::RegisterCaseRequest) -> Result<NewCase, FieldError> {
+    let kind = Kind::parse("kind", &r.kind)?;
+    let category_code = field::required("category_code", &r.category_code)?;
+    if category_code.len() != 4 || !category_code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new("category_code", "must be a 4-digit category code"));
+    }
+    let location_code = field::required("location_code", &r.location_code)?;
+    if !(location_code.len() == 12 || location_code.len() == 15) || !location_code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new("location_code", "must be a 12-digit village code or a 15-digit grid code"));
+    }
+    let parties = r
+        .parties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| NewParty::parse(i, &p.name, &p.role, &p.phone, &p.id_number))
+        .collect::<Result<Vec<_>, _>>()?;
+    if parties.len() > 50 {
+        return Err(FieldError::new("parties", "more than 50 parties"));
+    }
+    Ok(NewCase {
+        idempotency_key: field::text("idempotency_key", &r.idempotency_key, 128)?.to_owned(),
+        center_code: field::division_code("center_code", &r.center_code)?.to_owned(),
+        channel: Channel::parse("channel", &r.channel)?,
+        kind,
+        category_code: category_code.to_owned(),
+        urgency: Urgency::parse("urgency", &r.urgency)?,
+        title: field::text("title", &r.title, 200)?.to_owned(),
+        description: field::bounded("description", &r.description, 10_000)?.to_owned(),
+        location_code: location_code.to_owned(),
+        parties,
+        reporter_id: field::bounded("reporter_id", &r.reporter_id, 64)?.to_owned(),
+        operator_id: field::text("operator_id", &r.operator_id, 64)?.to_owned(),
+    })
+}
+
+fn to_case(f: CaseFile) -> pb::Case {
+    let c = f.case;
+    pb::Case {
+        id: c.id.to_string(),
+        case_no: c.case_no,
+        channel: c.channel,
+        kind: c.kind,
+        category_code: c.category_code,
+        urgency: c.urgency,
+        title: c.title,
+        description: c.description,
+        grid_code: c.grid_code,
+        village_code: c.village_code,
+        center_code: c.center_code,
+        parties: f
+            .parties
+            .into_iter()
+            .map(|p| pb::Party { name: p.name, phone: p.phone_masked, id_number: p.id_number_masked, role: p.role })
+            .collect(),
+        state: c.state,
+        current_task_id: c.current_task_id,
+        current_unit_code: c.current_unit_code,
+        reporter_id: c.reporter_id,
+        registered_at: kit::time::local(c.registered_at),
+        updated_at: kit::time::local(c.updated_at),
+        timeline: f
+            .timeline
+            .into_iter()
+            .zip(1u64..)
+            .map(|(t, seq)| pb::TimelineEntry {
+                seq,
+                at: kit::time::local(t.at),
+                actor: t.actor,
+                action: t.action,
+                from_state: t.from_state,
+                to_state: t.to_state,
+                detail: t.detail,
+                source: t.source,
+            })
+            .collect(),
+    }
+}
+

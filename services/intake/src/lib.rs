@@ -1,0 +1,50 @@
+//! Intake: registration (受理登记) and the case file.
+
+pub mod cases;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod grpc;
+
+use kit::app::Running;
+use kit::events::{Bus, Outbox};
+use kit::Config;
+use proto::intake::v1::intake_server::IntakeServer;
+use proto::registry::v1::registry_client::RegistryClient;
+
+pub const NAME: &str = "intake";
+pub const DEFAULT_PORT: u16 = 50061;
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Where intake finds the services it calls.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    pub registry_url: String,
+}
+
+impl Peers {
+    pub fn from_env() -> Self {
+        Self { registry_url: kit::config::string_or("REGISTRY_URL", "http://127.0.0.1:50063") }
+    }
+}
+
+/// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
+pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
+    let pool = kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await?;
+    let bus = Bus::connect(&config.nats).await?;
+    let listener = kit::grpc::bind(config.grpc_addr).await?;
+    let mut app = Running::new(NAME, listener.local_addr()?);
+    let outbox = Outbox::new();
+    let cases = cases::Cases {
+        pool: pool.clone(),
+        outbox: outbox.clone(),
+        registry: RegistryClient::new(kit::grpc::channel(&peers.registry_url)?),
+        sealer: kit::pii::Sealer::from_env()?,
+    };
+    let routes = tonic::service::Routes::new(IntakeServer::new(grpc::IntakeService(cases)));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.intake.v1.Intake"], app.shutdown()));
+    app.spawn("outbox", outbox.relay(pool.clone(), bus.clone(), app.shutdown()));
+    app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::CaseFileHandler, app.shutdown()));
+    Ok(app)
+}

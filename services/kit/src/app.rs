@@ -1,0 +1,86 @@
+//! A running service: its address, its tasks (gRPC server, outbox relay, consumers, schedulers) and the one
+//! shutdown that stops them all in order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use crate::shutdown::{self, Shutdown, Trigger};
+
+pub struct Running {
+    name: &'static str,
+    addr: SocketAddr,
+    trigger: Arc<Trigger>,
+    shutdown: Shutdown,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+/// Stops a running service from elsewhere (tests, the suite).
+#[derive(Clone, Debug)]
+pub struct StopHandle(Arc<Trigger>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.fire();
+    }
+}
+
+impl Running {
+    pub fn new(name: &'static str, addr: SocketAddr) -> Self {
+        let (trigger, shutdown) = shutdown::channel();
+        Self { name, addr, trigger: Arc::new(trigger), shutdown, tasks: JoinSet::new() }
+    }
+
+    /// The token a task watches to know when to finish.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    pub fn spawn(&mut self, label: &'static str, task: impl Future<Output = anyhow::Result<()>> + Send + 'static) {
+        self.tasks.spawn(async move { (label, task.await) });
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.trigger.clone())
+    }
+
+    /// Runs until `signal` resolves or a task fails, then shuts every task down and waits for each to finish
+    /// its current work (in-flight calls drain, consumers finish the message in hand, the relay publishes what
+    /// was committed).
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let mut failure = None;
+        let mut stopped = self.shutdown.clone();
+        tokio::select! {
+            () = signal => {}
+            () = stopped.wait() => {}
+            Some(joined) = self.tasks.join_next() => failure = Some(describe(joined)),
+        }
+        tracing::info!(service = self.name, "shutting down");
+        self.trigger.fire();
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Err(e) = describe(joined) {
+                tracing::error!(service = self.name, error = %e, "task failed during shutdown");
+            }
+        }
+        tracing::info!(service = self.name, "stopped");
+        match failure {
+            Some(Err(e)) => Err(e),
+            Some(Ok(())) => Err(anyhow::anyhow!("{}: a task ended before shutdown", self.name)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn describe(joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>) -> anyhow::Result<()> {
+    match joined {
+        Ok((_, Ok(()))) => Ok(()),
+        Ok((label, Err(e))) => Err(e.context(label)),
+        Err(e) => Err(anyhow::anyhow!("task panicked: {e}")),
+    }
+}

@@ -1,0 +1,62 @@
+//! The 12-digit statistical division code (统计用区划代码): 2 province + 2 prefecture + 2 county +
+//! 3 township + 3 village, higher levels padded with zeros.
+
+/// True for exactly 12 ASCII digits.
+pub fn is_code(code: &str) -> bool {
+    code.len() == 12 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The level the code's pattern gives: the lowest non-zero segment (1 province .. 5 village).
+pub fn level(code: &str) -> u8 {
+    match significant(code).len() {
+        0..=2 => 1,
+        3..=4 => 2,
+        5..=6 => 3,
+        7..=9 => 4,
+        _ => 5,
+    }
+}
+
+/// The code without its zero padding, segment-wise: `532901000000` → `532901`, `532901003000` → `532901003`.
+pub fn significant(code: &str) -> &str {
+    const CUTS: [usize; 5] = [2, 4, 6, 9, 12];
+    let end = CUTS
+        .iter()
+        .rev()
+        .copied()
+        .find(|&cut| cut <= code.len() && code[..cut].bytes().skip(prev_cut(cut)).any(|b| b != b'0'))
+        .unwrap_or(2);
+    &code[..end.min(code.len())]
+}
+
+fn prev_cut(cut: usize) -> usize {
+    match cut {
+        2 => 0,
+        4 => 2,
+        6 => 4,
+        9 => 6,
+        _ => 9,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_prefixes_follow_the_pattern() {
+        for (code, lvl, sig) in [
+            ("530000000000", 1, "53"),
+            ("532900000000", 2, "5329"),
+            ("532901000000", 3, "532901"),
+            ("532901003000", 4, "532901003"),
+            ("532901003001", 5, "532901003001"),
+            ("441900003000", 4, "441900003"),
+        ] {
+            assert_eq!(level(code), lvl, "{code}");
+            assert_eq!(significant(code), sig, "{code}");
+        }
+        assert!(is_code("532901003001"));
+        assert!(!is_code("53290100300"));
+    }
+}
