@@ -1,0 +1,1 @@
+//! The subsidy service (being written).

@@ -1,0 +1,1 @@
+//! The supervision service (being written).
