@@ -93,3 +93,81 @@ impl Drop for TestInfra {
         let _ = cleanup.join();
     }
 }
+
+impl TestInfra {
+    /// Publishes an event as an upstream service would (its id as the message id), so a consumer can be
+    /// tested without that service running. Returns the envelope's event id.
+    pub async fn publish(&self, case_id: uuid::Uuid, actor: &str, body: proto::events::v1::envelope::Body) -> String {
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let envelope = proto::events::v1::Envelope {
+            event_id: event_id.clone(),
+            case_id: case_id.to_string(),
+            occurred_at_ms: chrono::Utc::now().timestamp_millis(),
+            actor: actor.to_owned(),
+            body: Some(body),
+        };
+        self.publish_envelope(&envelope).await;
+        event_id
+    }
+
+    /// Publishes a given envelope (again, to test redelivery: JetStream's own de-duplication is bypassed by
+    /// giving each publish a fresh message id, so the consumer's inbox is what must catch it).
+    pub async fn publish_envelope(&self, envelope: &proto::events::v1::Envelope) {
+        use prost::Message as _;
+        let Some(body) = &envelope.body else { panic!("envelope without body") };
+        let subject = format!("{}.{}", self.nats.prefix, crate::events::subject_of(body));
+        let js = async_nats::jetstream::new(async_nats::connect(&self.nats.url).await.expect("nats"));
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, uuid::Uuid::new_v4().to_string().as_str());
+        js.publish_with_headers(subject, headers, envelope.encode_to_vec().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("publish ack");
+    }
+
+    /// Every envelope on this test's stream so far, in order (read with an ephemeral consumer).
+    pub async fn events(&self) -> Vec<proto::events::v1::Envelope> {
+        use async_nats::jetstream::consumer::pull;
+        use futures::StreamExt;
+        use prost::Message as _;
+        let js = async_nats::jetstream::new(async_nats::connect(&self.nats.url).await.expect("nats"));
+        let Ok(stream) = js.get_stream(&self.nats.stream).await else { return vec![] };
+        let consumer = stream
+            .create_consumer(pull::Config { ack_policy: async_nats::jetstream::consumer::AckPolicy::None, ..Default::default() })
+            .await
+            .expect("ephemeral consumer");
+        let info = stream.get_info().await.expect("stream info");
+        let mut out = Vec::new();
+        if info.state.messages == 0 {
+            return out;
+        }
+        let mut batch = consumer
+            .fetch()
+            .max_messages(usize::try_from(info.state.messages).unwrap_or(usize::MAX))
+            .expires(std::time::Duration::from_secs(2))
+            .messages()
+            .await
+            .expect("fetch");
+        while let Some(Ok(msg)) = batch.next().await {
+            out.push(proto::events::v1::Envelope::decode(msg.payload.as_ref()).expect("envelope"));
+        }
+        out
+    }
+}
+
+/// Polls `check` until it returns Some, or panics after `secs` seconds saying what was awaited.
+pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {secs}s waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
