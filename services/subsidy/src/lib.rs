@@ -1,1 +1,49 @@
-//! The subsidy service (being written).
+//! Subsidy: tariffs and the ledger of credits (以案定补). Money is integer fen.
+
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod ledger;
+
+use kit::app::Running;
+use kit::events::{Bus, Outbox};
+use kit::Config;
+use proto::registry::v1::registry_client::RegistryClient;
+use proto::subsidy::v1::subsidy_server::SubsidyServer;
+
+pub const NAME: &str = "subsidy";
+pub const DEFAULT_PORT: u16 = 50065;
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Where subsidy finds the services it calls.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    pub registry_url: String,
+}
+
+impl Peers {
+    pub fn from_env() -> Self {
+        Self { registry_url: kit::config::string_or("REGISTRY_URL", "http://127.0.0.1:50063") }
+    }
+}
+
+/// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
+pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
+    let pool = kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await?;
+    let bus = Bus::connect(&config.nats).await?;
+    let listener = kit::grpc::bind(config.grpc_addr).await?;
+    let mut app = Running::new(NAME, listener.local_addr()?);
+    let outbox = Outbox::new();
+    let ledger = ledger::Ledger {
+        pool: pool.clone(),
+        outbox: outbox.clone(),
+        registry: RegistryClient::new(kit::grpc::channel(&peers.registry_url)?),
+    };
+    let routes = tonic::service::Routes::new(SubsidyServer::new(grpc::SubsidyService(ledger.clone())));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.subsidy.v1.Subsidy"], app.shutdown()));
+    app.spawn("outbox", outbox.relay(pool.clone(), bus.clone(), app.shutdown()));
+    app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::FollowUpHandler(ledger), app.shutdown()));
+    Ok(app)
+}

@@ -1,0 +1,136 @@
+//! The ledger (以案定补): crediting the resolver of a confirmed case, and reading credits and tariffs. Free
+//! of protobuf except the registry client it asks who is eligible.
+
+use chrono::Utc;
+use kit::events::Outbox;
+use proto::events::v1::{envelope::Body, SubsidyCredited};
+use proto::registry::v1::registry_client::RegistryClient;
+use proto::registry::v1::GetPersonRequest;
+use sqlx::{PgConnection, PgPool};
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::db::{self, CreditRow};
+use crate::domain::{pick_tariff, CreditQuery, Decision, TariffRule};
+use crate::error::Result;
+
+#[derive(Clone)]
+pub struct Ledger {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+    pub registry: RegistryClient<kit::grpc::Channel>,
+}
+
+/// A case the citizen confirmed at the follow-up, to be credited to whoever resolved it.
+pub struct Confirmed<'a> {
+    pub case_id: Uuid,
+    pub case_no: &'a str,
+    pub category_code: &'a str,
+    pub resolver_id: &'a str,
+}
+
+/// Credit under this rule, or record why not.
+enum Verdict {
+    Credit(TariffRule),
+    Skip(Decision, String),
+}
+
+enum Standing {
+    Eligible,
+    Ineligible(String),
+    Unknown(String),
+}
+
+impl Ledger {
+    /// Credits the resolver inside the caller's transaction (the consumer's, with its inbox row), writing
+    /// `subsidy.credited` to the outbox, or records why not. An unreachable registry is an error, so the
+    /// event is redelivered rather than decided without it.
+    pub async fn credit(&self, tx: &mut PgConnection, c: &Confirmed<'_>) -> anyhow::Result<Decision> {
+        match self.decide(tx, c).await? {
+            Verdict::Skip(decision, reason) => {
+                db::record_decision(tx, c.case_id, c.resolver_id, decision, &reason).await?;
+                tracing::info!(case_id = %c.case_id, %decision, "case not credited");
+                Ok(decision)
+            }
+            Verdict::Credit(rule) => self.write_credit(tx, c, &rule).await,
+        }
+    }
+
+    async fn decide(&self, tx: &mut PgConnection, c: &Confirmed<'_>) -> anyhow::Result<Verdict> {
+        // Checked before asking the registry, so a repeated follow-up costs no remote call; the unique
+        // constraint still decides under a race.
+        if db::is_credited(tx, c.case_id).await? {
+            return Ok(Verdict::Skip(Decision::AlreadyCredited, "the case was credited before".into()));
+        }
+        match self.standing(c.resolver_id).await? {
+            Standing::Eligible => {}
+            Standing::Ineligible(why) => return Ok(Verdict::Skip(Decision::Ineligible, why)),
+            Standing::Unknown(why) => return Ok(Verdict::Skip(Decision::UnknownPerson, why)),
+        }
+        let rules = db::active_tariffs(tx).await?;
+        match pick_tariff(&rules, c.category_code) {
+            Some(rule) => Ok(Verdict::Credit(rule.clone())),
+            None => Ok(Verdict::Skip(Decision::NoTariff, format!("no active tariff for category {:?}", c.category_code))),
+        }
+    }
+
+    async fn standing(&self, person_id: &str) -> anyhow::Result<Standing> {
+        if person_id.trim().is_empty() {
+            return Ok(Standing::Unknown("the case names no resolver".into()));
+        }
+        let request = GetPersonRequest { id: person_id.to_owned() };
+        match self.registry.clone().get_person(request).await {
+            Ok(answer) => match answer.into_inner().person {
+                Some(p) if p.subsidy_eligible => Ok(Standing::Eligible),
+                Some(_) => Ok(Standing::Ineligible("the person is not registered as subsidy-eligible".into())),
+                None => Ok(Standing::Unknown("the registry returned no person".into())),
+            },
+            Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => {
+                Ok(Standing::Unknown("the person is not in the grid registry".into()))
+            }
+            Err(s) => anyhow::bail!("the grid registry is unavailable: {}", s.code()),
+        }
+    }
+
+    async fn write_credit(&self, tx: &mut PgConnection, c: &Confirmed<'_>, rule: &TariffRule) -> anyhow::Result<Decision> {
+        let credit = CreditRow {
+            id: Uuid::new_v4(),
+            case_id: c.case_id,
+            case_no: c.case_no.to_owned(),
+            person_id: c.resolver_id.to_owned(),
+            amount_fen: rule.amount_fen,
+            tariff_rule_id: rule.id.clone(),
+            tariff_version: rule.version,
+            credited_at: Utc::now(),
+        };
+        if !db::insert_credit(tx, &credit).await? {
+            db::record_decision(tx, c.case_id, c.resolver_id, Decision::AlreadyCredited, "credited concurrently").await?;
+            return Ok(Decision::AlreadyCredited);
+        }
+        let reason = format!("tariff {} v{}: {} fen", rule.id, rule.version, rule.amount_fen);
+        db::record_decision(tx, c.case_id, c.resolver_id, Decision::Credited, &reason).await?;
+        let event = SubsidyCredited {
+            credit_id: credit.id.to_string(),
+            person_id: credit.person_id.clone(),
+            amount_fen: credit.amount_fen,
+            tariff_rule_id: credit.tariff_rule_id.clone(),
+            tariff_version: u32::try_from(credit.tariff_version).unwrap_or_default(),
+        };
+        self.outbox.add(tx, c.case_id, crate::NAME, Body::SubsidyCredited(event)).await?;
+        tracing::info!(case_id = %c.case_id, credit_id = %credit.id, amount_fen = credit.amount_fen, "case credited");
+        Ok(Decision::Credited)
+    }
+
+    /// The matching credits and their sum in fen.
+    pub async fn credits(&self, q: &CreditQuery) -> Result<(Vec<CreditRow>, i64)> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = db::credits(&mut conn, q).await?;
+        let total = rows.iter().map(|c| c.amount_fen).sum();
+        Ok((rows, total))
+    }
+
+    pub async fn tariffs(&self) -> Result<Vec<TariffRule>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::active_tariffs(&mut conn).await?)
+    }
+}
