@@ -1,1 +1,46 @@
-//! The registry service (being written).
+//! The grid registry: the administrative tree, grids, people and their assignments, centers, departments.
+
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod import;
+pub mod tree;
+
+use kit::app::Running;
+use kit::Config;
+use proto::registry::v1::registry_server::RegistryServer;
+
+pub const NAME: &str = "registry";
+pub const DEFAULT_PORT: u16 = 50063;
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The Dali extract shipped with the product, for the demo and tests (see data/README.md).
+pub const DALI_CSV: &str = include_str!("../data/dali_532900_divisions_2023.csv");
+
+/// The registry calls no other service.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {}
+
+/// Connects and migrates the registry's database.
+pub async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await
+}
+
+/// Connects, migrates, binds and starts serving; the caller runs it until shutdown.
+pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
+    let pool = connect(&config).await?;
+    let listener = kit::grpc::bind(config.grpc_addr).await?;
+    let mut app = Running::new(NAME, listener.local_addr()?);
+    let registry = tree::Registry { pool, sealer: kit::pii::Sealer::from_env()? };
+    let routes = tonic::service::Routes::new(RegistryServer::new(grpc::RegistryService(registry)));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Registry"], app.shutdown()));
+    Ok(app)
+}
+
+/// Imports the shipped Dali extract with centers at every level-2..5 unit (the demo's tree).
+pub async fn import_dali(pool: &sqlx::PgPool) -> anyhow::Result<import::ImportReport> {
+    let rows = import::parse(DALI_CSV.as_bytes(), &mut |_| {})?;
+    let opts = import::ImportOptions { edition: "2023".into(), retire_missing: false, establish_centers: true };
+    Ok(import::import(pool, &rows, &opts, &mut |_| {}).await?)
+}

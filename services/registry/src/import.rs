@@ -1,0 +1,268 @@
+//! Importing the division table (CSV, optionally gzip): validated whole before anything is written, then
+//! loaded with COPY into a staging table and merged in one transaction, so a bad file leaves the registry as it
+//! was and a re-import of the same file changes nothing.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use sqlx::PgPool;
+
+/// One row of the table as published.
+#[derive(Debug, Clone)]
+pub struct DivisionRow {
+    pub line: u64,
+    pub code: String,
+    pub name: String,
+    pub level: u8,
+    pub parent_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The edition the rows come from, e.g. "2023"; kept on every row and change.
+    pub edition: String,
+    /// Retire every active unit missing from the file: for a full newer edition, never for an extract.
+    pub retire_missing: bool,
+    /// Establish a center at every imported unit of levels 2-5.
+    pub establish_centers: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub rows: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub retired: u64,
+    pub unchanged: u64,
+}
+
+/// A step of a running import, for operators watching it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: &'static str,
+    pub done: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("line {line}: {reason}")]
+    Malformed { line: u64, reason: String },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Reads CSV text, or gzip-compressed CSV (detected by its magic bytes).
+pub fn open_reader(mut input: impl Read + 'static) -> std::io::Result<Box<dyn Read>> {
+    let mut magic = [0u8; 2];
+    let n = input.read(&mut magic)?;
+    let head = std::io::Cursor::new(magic[..n].to_vec());
+    let whole = head.chain(input);
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(flate2::read::GzDecoder::new(whole)))
+    } else {
+        Ok(Box::new(whole))
+    }
+}
+
+/// Parses and checks every row: codes, levels from the code pattern, parents of lower level whose code
+/// prefixes the child's, no duplicates.
+pub fn parse(input: impl Read, progress: &mut dyn FnMut(Progress)) -> Result<Vec<DivisionRow>, ImportError> {
+    let bad = |line: u64, reason: String| ImportError::Malformed { line, reason };
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
+    let headers = reader.headers().map_err(|e| bad(1, format!("unreadable header: {e}")))?.clone();
+    if headers.iter().collect::<Vec<_>>() != ["code", "name", "level", "parent_code"] {
+        return Err(bad(1, "header must be code,name,level,parent_code".into()));
+    }
+    let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| bad(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let row = parse_row(line, &record).map_err(|reason| bad(line, reason))?;
+        if !seen.insert(row.code.clone()) {
+            return Err(bad(line, format!("code {} appears twice", row.code)));
+        }
+        rows.push(row);
+        if rows.len() % 100_000 == 0 {
+            progress(Progress { phase: "parsed", done: rows.len() as u64, total: 0 });
+        }
+    }
+    if rows.is_empty() {
+        return Err(bad(1, "no rows".into()));
+    }
+    progress(Progress { phase: "parsed", done: rows.len() as u64, total: rows.len() as u64 });
+    Ok(rows)
+}
+
+fn parse_row(line: u64, r: &csv::StringRecord) -> Result<DivisionRow, String> {
+    if r.len() != 4 {
+        return Err(format!("expected 4 fields, found {}", r.len()));
+    }
+    let code = r[0].trim();
+    if !kit::division::is_code(code) {
+        return Err(format!("code {code:?} is not 12 digits"));
+    }
+    let name = r[1].trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err("name is empty or longer than 100 characters".into());
+    }
+    let level: u8 = r[2].trim().parse().map_err(|_| format!("level {:?} is not a number", &r[2]))?;
+    if level != kit::division::level(code) {
+        return Err(format!("level {level} does not match the code pattern of {code}"));
+    }
+    let parent = r[3].trim();
+    let parent_code = if level == 1 {
+        if !parent.is_empty() {
+            return Err("a province has no parent_code".into());
+        }
+        None
+    } else {
+        if !kit::division::is_code(parent) {
+            return Err(format!("parent_code {parent:?} is not 12 digits"));
+        }
+        if kit::division::level(parent) >= level || !code.starts_with(kit::division::significant(parent)) {
+            return Err(format!("parent_code {parent} cannot be the parent of {code}"));
+        }
+        Some(parent.to_owned())
+    };
+    Ok(DivisionRow { line, code: code.to_owned(), name: name.to_owned(), level, parent_code })
+}
+
+/// Validates and merges the rows in one transaction.
+pub async fn import(
+    pool: &PgPool,
+    rows: &[DivisionRow],
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
+    let total = rows.len() as u64;
+    let mut tx = pool.begin().await?;
+    check_outside_parents(&mut tx, rows).await?;
+    sqlx::query(
+        "CREATE TEMP TABLE staging (code TEXT, name TEXT, level SMALLINT, parent_code TEXT) ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let mut copy = tx.copy_in_raw("COPY staging (code, name, level, parent_code) FROM STDIN").await?;
+    let mut buf = String::with_capacity(1 << 20);
+    for (i, r) in rows.iter().enumerate() {
+        buf.push_str(&r.code);
+        buf.push('\t');
+        push_escaped(&mut buf, &r.name);
+        buf.push('\t');
+        buf.push_str(&r.level.to_string());
+        buf.push('\t');
+        buf.push_str(r.parent_code.as_deref().unwrap_or("\\N"));
+        buf.push('\n');
+        if buf.len() > (1 << 20) - 256 || i + 1 == rows.len() {
+            copy.send(buf.as_bytes()).await?;
+            buf.clear();
+            progress(Progress { phase: "loaded", done: i as u64 + 1, total });
+        }
+    }
+    copy.finish().await?;
+    sqlx::query("ALTER TABLE staging ADD PRIMARY KEY (code)").execute(&mut *tx).await?;
+    sqlx::query("ANALYZE staging").execute(&mut *tx).await?;
+    let report = merge(&mut tx, opts, total).await?;
+    progress(Progress { phase: "merged", done: total, total });
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// Parents not in the file must already be active in the registry.
+async fn check_outside_parents(conn: &mut sqlx::PgConnection, rows: &[DivisionRow]) -> Result<(), ImportError> {
+    let inside: HashSet<&str> = rows.iter().map(|r| r.code.as_str()).collect();
+    let outside: Vec<&DivisionRow> =
+        rows.iter().filter(|r| r.parent_code.as_deref().is_some_and(|p| !inside.contains(p))).collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    let codes: Vec<&str> = outside.iter().filter_map(|r| r.parent_code.as_deref()).collect();
+    let known: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM divisions WHERE code = ANY($1) AND retired_at IS NULL")
+            .bind(&codes)
+            .fetch_all(conn)
+            .await?;
+    let known: HashSet<&str> = known.iter().map(String::as_str).collect();
+    match outside.iter().find(|r| r.parent_code.as_deref().is_some_and(|p| !known.contains(p))) {
+        Some(r) => Err(ImportError::Malformed {
+            line: r.line,
+            reason: format!("parent_code {} is neither in the file nor in the registry", r.parent_code.as_deref().unwrap_or("")),
+        }),
+        None => Ok(()),
+    }
+}
+
+async fn merge(conn: &mut sqlx::PgConnection, opts: &ImportOptions, total: u64) -> Result<ImportReport, ImportError> {
+    // The change log first, while the old values are still there to compare with.
+    sqlx::query(
+        "INSERT INTO division_changes (code, edition, change, old_value, new_value) \
+         SELECT s.code, $1, c.change, c.old_value, c.new_value FROM staging s LEFT JOIN divisions d USING (code) \
+         CROSS JOIN LATERAL (VALUES \
+            ('added', '', s.name, d.code IS NULL), \
+            ('renamed', d.name, s.name, d.code IS NOT NULL AND d.name <> s.name), \
+            ('moved', COALESCE(d.parent_code, ''), COALESCE(s.parent_code, ''), \
+                d.code IS NOT NULL AND d.parent_code IS DISTINCT FROM s.parent_code), \
+            ('restored', '', s.name, d.retired_at IS NOT NULL)) AS c(change, old_value, new_value, applies) \
+         WHERE c.applies",
+    )
+    .bind(&opts.edition)
+    .execute(&mut *conn)
+    .await?;
+    let added: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM staging s WHERE NOT EXISTS (SELECT 1 FROM divisions d WHERE d.code = s.code)",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let written = sqlx::query(
+        "INSERT INTO divisions (code, name, level, parent_code, edition) \
+         SELECT code, name, level, parent_code, $1 FROM staging \
+         ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level, \
+            parent_code = EXCLUDED.parent_code, edition = EXCLUDED.edition, retired_at = NULL, updated_at = now() \
+         WHERE (divisions.name, divisions.level, divisions.parent_code, divisions.retired_at IS NULL) \
+            IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.level, EXCLUDED.parent_code, TRUE)",
+    )
+    .bind(&opts.edition)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let mut retired = 0;
+    if opts.retire_missing {
+        sqlx::query(
+            "INSERT INTO division_changes (code, edition, change, old_value) \
+             SELECT d.code, $1, 'retired', d.name FROM divisions d \
+             WHERE d.retired_at IS NULL AND NOT EXISTS (SELECT 1 FROM staging s WHERE s.code = d.code)",
+        )
+        .bind(&opts.edition)
+        .execute(&mut *conn)
+        .await?;
+        retired = sqlx::query(
+            "UPDATE divisions d SET retired_at = now(), updated_at = now() WHERE d.retired_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM staging s WHERE s.code = d.code)",
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    if opts.establish_centers {
+        sqlx::query("INSERT INTO centers (code) SELECT code FROM staging WHERE level BETWEEN 2 AND 5 ON CONFLICT DO NOTHING")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let added = u64::try_from(added).unwrap_or(0);
+    Ok(ImportReport { rows: total, added, changed: written - added, retired, unchanged: total - written })
+}
+
+/// COPY text format: backslash, tab and newline must be escaped.
+fn push_escaped(buf: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\\' => buf.push_str("\\\\"),
+            '\t' => buf.push_str("\\t"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            _ => buf.push(c),
+        }
+    }
+}

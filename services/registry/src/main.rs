@@ -1,0 +1,51 @@
+//! `registry` serves the grid registry; `registry import FILE [--edition E] [--retire-missing]
+//! [--establish-centers]` imports a division table (CSV or gzip CSV) and prints progress.
+
+use anyhow::Context;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    kit::telemetry::init(registry::NAME);
+    let config = kit::Config::from_env(registry::NAME, registry::DEFAULT_PORT).context("configuration")?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("import") {
+        return import(&config, &args[1..]).await;
+    }
+    let app = registry::build(config, registry::Peers::default()).await?;
+    tracing::info!(addr = %app.addr(), "registry listening");
+    let result = app.run_until(kit::shutdown::signal()).await;
+    kit::telemetry::flush();
+    result
+}
+
+async fn import(config: &kit::Config, args: &[String]) -> anyhow::Result<()> {
+    let path = args.first().context("usage: registry import FILE [--edition E] [--retire-missing] [--establish-centers]")?;
+    let mut opts = registry::import::ImportOptions { edition: "2023".into(), ..Default::default() };
+    let mut rest = args[1..].iter();
+    while let Some(flag) = rest.next() {
+        match flag.as_str() {
+            "--edition" => opts.edition = rest.next().context("--edition needs a value")?.clone(),
+            "--retire-missing" => opts.retire_missing = true,
+            "--establish-centers" => opts.establish_centers = true,
+            other => anyhow::bail!("unknown option {other}"),
+        }
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?;
+    let started = std::time::Instant::now();
+    let mut report = |p: registry::import::Progress| {
+        eprintln!("{:>8.1}s {:<7} {:>8} / {}", started.elapsed().as_secs_f64(), p.phase, p.done, p.total);
+    };
+    let rows = registry::import::parse(registry::import::open_reader(file)?, &mut report)?;
+    let pool = registry::connect(config).await?;
+    let r = registry::import::import(&pool, &rows, &opts, &mut report).await?;
+    println!(
+        "imported {} rows in {:.1}s: {} added, {} changed, {} retired, {} unchanged",
+        r.rows,
+        started.elapsed().as_secs_f64(),
+        r.added,
+        r.changed,
+        r.retired,
+        r.unchanged
+    );
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! The registry against real PostgreSQL and gRPC over a socket.
+
+use kit::testing::TestInfra;
+use proto::registry::v1::registry_client::RegistryClient;
+use proto::registry::v1::*;
+use tonic::Code;
+
+struct Started {
+    client: RegistryClient<tonic::transport::Channel>,
+    pool: sqlx::PgPool,
+    stop: kit::app::StopHandle,
+}
+
+async fn start(infra: &TestInfra) -> Started {
+    let config = infra.config(registry::NAME);
+    let pool = registry::connect(&config).await.expect("migrate");
+    let app = registry::build(config, registry::Peers::default()).await.expect("build");
+    let url = format!("http://{}", app.addr());
+    let stop = app.stop_handle();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = RegistryClient::connect(url).await.expect("connect");
+    Started { client, pool, stop }
+}
+
+async fn level_counts(pool: &sqlx::PgPool, prefix: &str) -> Vec<(i16, i64)> {
+    sqlx::query_as(
+        "SELECT level, count(*) FROM divisions WHERE code LIKE $1 || '%' AND retired_at IS NULL GROUP BY level ORDER BY level",
+    )
+    .bind(prefix)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn dali_import_counts_and_reimport_is_a_no_op() {
+    let infra = TestInfra::new().await;
+    let s = start(&infra).await;
+    let first = registry::import_dali(&s.pool).await.unwrap();
+    assert_eq!(first.rows, 1285);
+    assert_eq!(first.added, 1285);
+    assert_eq!(level_counts(&s.pool, "5329").await, vec![(2, 1), (3, 12), (4, 112), (5, 1159)]);
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM divisions c LEFT JOIN divisions p ON p.code = c.parent_code \
+         WHERE c.parent_code IS NOT NULL AND (p.code IS NULL OR p.level >= c.level)",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0, "every parent exists and is of a lower level");
+    let centers: i64 = sqlx::query_scalar("SELECT count(*) FROM centers").fetch_one(&s.pool).await.unwrap();
+    assert_eq!(centers, 1 + 12 + 112 + 1159, "a center at every prefecture, county, township and village");
+
+    let changes_before: i64 = sqlx::query_scalar("SELECT count(*) FROM division_changes").fetch_one(&s.pool).await.unwrap();
+    let again = registry::import_dali(&s.pool).await.unwrap();
+    assert_eq!((again.added, again.changed, again.unchanged), (0, 0, 1285), "re-import changes nothing");
+    let changes_after: i64 = sqlx::query_scalar("SELECT count(*) FROM division_changes").fetch_one(&s.pool).await.unwrap();
+    assert_eq!(changes_before, changes_after);
+    s.stop.stop();
+}
+
+#[tokio::test]
+async fn a_newer_edition_renames_and_retires_and_a_damaged_file_changes_nothing() {
+    use registry::import::{import, parse, ImportOptions};
+    let infra = TestInfra::new().await;
+    let s = start(&infra).await;
+    registry::import_dali(&s.pool).await.unwrap();
+
+    // A damaged file: the last village's level contradicts its code.
+    let mut lines: Vec<String> = registry::DALI_CSV.lines().map(str::to_owned).collect();
+    let last = lines.len() - 1;
+    lines[last] = lines[last].replacen(",5,", ",4,", 1);
+    let err = parse(lines.join("\n").as_bytes(), &mut |_| {}).err().expect("rejected");
+    assert!(err.to_string().starts_with("line 1286:"), "names the line: {err}");
+
+    // A child whose parent exists nowhere is caught against the database, and nothing is written.
+    let orphan = "code,name,level,parent_code\n532999001001,无主村,5,532999001000\n";
+    let rows = parse(orphan.as_bytes(), &mut |_| {}).unwrap();
+    let opts = ImportOptions { edition: "2024".into(), ..Default::default() };
+    let err = import(&s.pool, &rows, &opts, &mut |_| {}).await.err().expect("rejected");
+    assert!(err.to_string().contains("line 2"), "{err}");
+    assert_eq!(level_counts(&s.pool, "5329").await, vec![(2, 1), (3, 12), (4, 112), (5, 1159)]);
+
+    // A newer edition of the whole table: one village renamed, one gone.
+    let mut lines: Vec<String> = registry::DALI_CSV.lines().map(str::to_owned).collect();
+    let renamed = lines.iter().position(|l| l.starts_with("532901003001,")).unwrap();
+    lines[renamed] = "532901003001,新名社区,5,532901003000".into();
+    let gone = lines.iter().position(|l| l.starts_with("532901003002,")).unwrap();
+    lines.remove(gone);
+    let newer = lines.join("\n");
+    let rows = parse(newer.as_bytes(), &mut |_| {}).unwrap();
+    let opts = ImportOptions { edition: "2024".into(), retire_missing: true, establish_centers: false };
+    let mut phases = Vec::new();
+    let r = import(&s.pool, &rows, &opts, &mut |p| phases.push(p.phase)).await.unwrap();
+    assert_eq!((r.added, r.changed, r.retired), (0, 1, 1));
+    assert!(phases.contains(&"loaded") && phases.contains(&"merged"), "progress reported: {phases:?}");
+    let retired: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT retired_at FROM divisions WHERE code = '532901003002'").fetch_one(&s.pool).await.unwrap();
+    assert!(retired.is_some(), "the vanished unit is retired, not deleted");
+    let history: Vec<String> =
+        sqlx::query_scalar("SELECT change FROM division_changes WHERE edition = '2024' ORDER BY change")
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+    assert_eq!(history, vec!["renamed", "retired"]);
+    s.stop.stop();
+}
+
+#[tokio::test]
+async fn grids_workers_and_location_resolution() {
+    let infra = TestInfra::new().await;
+    let mut s = start(&infra).await;
+    registry::import_dali(&s.pool).await.unwrap();
+    let village = "532901003001";
+    let grid = s
+        .client
+        .create_grid(CreateGridRequest { village_code: village.into(), name: "一网格".into(), kind: "grid".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .grid
+        .unwrap();
+    assert_eq!(grid.code, format!("{village}001"));
+    let second = s
+        .client
+        .create_grid(CreateGridRequest { village_code: village.into(), name: "二网格".into(), kind: "grid".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .grid
+        .unwrap();
+    assert_eq!(second.code, format!("{village}002"));
+    let micro = s
+        .client
+        .create_grid(CreateGridRequest { parent_grid_code: grid.code.clone(), name: "微网格".into(), kind: "micro_grid".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .grid
+        .unwrap();
+    assert_eq!(micro.code, format!("{}001", grid.code));
+
+    let person = |name: &str| CreatePersonRequest {
+        name: name.into(),
+        role: "grid_worker".into(),
+        phone: "13812345678".into(),
+        id_number: "11010519491231002X".into(),
+        home_code: village.into(),
+        subsidy_eligible: true,
+        eligibility_source: "州综治办 2025-01 名册".into(),
+    };
+    let a = s.client.create_person(person("李网格")).await.unwrap().into_inner().person.unwrap();
+    assert_eq!(a.phone, "138****5678", "phone masked");
+    assert_eq!(a.id_number, "1101**********002X", "id masked");
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT phone_sealed FROM persons WHERE name = '李网格'").fetch_one(&s.pool).await.unwrap();
+    assert!(!stored.windows(11).any(|w| w == b"13812345678"), "phone stored encrypted");
+    let b = s.client.create_person(person("王网格")).await.unwrap().into_inner().person.unwrap();
+
+    let r = s.client.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(r.previous_worker_id, "");
+    let r = s.client.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: b.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(r.previous_worker_id, a.id, "the previous worker's assignment ended");
+    assert_eq!(r.grid.unwrap().primary_worker_id, b.id);
+
+    // Concurrent assignments to one grid: each succeeds in turn, and at every moment one worker is active.
+    let mut handles = Vec::new();
+    for p in [&a, &b, &a, &b] {
+        let mut c = s.client.clone();
+        let req = AssignGridWorkerRequest { grid_code: second.code.clone(), person_id: p.id.clone() };
+        handles.push(tokio::spawn(async move { c.assign_grid_worker(req).await.map(|_| ()) }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM grid_assignments WHERE grid_code = $1 AND ended_at IS NULL")
+        .bind(&second.code)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(active, 1);
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM grid_assignments WHERE grid_code = $1")
+        .bind(&second.code)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(history, 4, "every assignment kept in the history");
+    // The database itself refuses a second active worker, whatever the code does.
+    let dup = sqlx::query("INSERT INTO grid_assignments (grid_code, person_id) VALUES ($1, $2)")
+        .bind(&second.code)
+        .bind(uuid::Uuid::parse_str(&a.id).unwrap())
+        .execute(&s.pool)
+        .await;
+    assert_eq!(kit::db::violated_constraint(&dup.unwrap_err()), Some("one_active_worker_per_grid"));
+
+    let resolved = s.client.resolve_location(ResolveLocationRequest { location_code: grid.code.clone() }).await.unwrap().into_inner();
+    assert_eq!(resolved.village_code, village);
+    assert_eq!(resolved.grid_worker_id, b.id);
+    let path: Vec<&str> = resolved.path.iter().map(|n| n.code.as_str()).collect();
+    assert_eq!(path, vec![village, "532901003000", "532901000000", "532900000000", "530000000000"]);
+    assert!(resolved.path[0].has_center && !resolved.path[4].has_center);
+
+    let children = s.client.list_children(ListChildrenRequest { code: "532900000000".into(), page_size: 5, ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(children.children.len(), 5);
+    let rest = s.client.list_children(ListChildrenRequest { code: "532900000000".into(), page_size: 100, page_token: children.next_page_token }).await.unwrap().into_inner();
+    assert_eq!(rest.children.len(), 7, "12 counties over two pages");
+    let node = s.client.get_node(GetNodeRequest { code: "532931000000".into() }).await.unwrap().into_inner();
+    assert_eq!(node.node.unwrap().name, "剑川县");
+    assert_eq!(node.ancestors.len(), 2);
+    s.stop.stop();
+}
+
+#[tokio::test]
+async fn bad_inputs_name_their_field() {
+    let infra = TestInfra::new().await;
+    let mut s = start(&infra).await;
+    registry::import_dali(&s.pool).await.unwrap();
+    let c = &mut s.client;
+    let cases: Vec<(&str, tonic::Status, Code, &str)> = vec![
+        ("get_node short code", c.get_node(GetNodeRequest { code: "5329".into() }).await.unwrap_err(), Code::InvalidArgument, "code"),
+        ("get_node unknown", c.get_node(GetNodeRequest { code: "532999000000".into() }).await.unwrap_err(), Code::NotFound, ""),
+        ("resolve empty", c.resolve_location(ResolveLocationRequest::default()).await.unwrap_err(), Code::InvalidArgument, "location_code"),
+        ("resolve a county", c.resolve_location(ResolveLocationRequest { location_code: "532901000000".into() }).await.unwrap_err(), Code::InvalidArgument, "location_code"),
+        ("resolve unknown grid", c.resolve_location(ResolveLocationRequest { location_code: "532901003001999".into() }).await.unwrap_err(), Code::NotFound, ""),
+        ("grid kind", c.create_grid(CreateGridRequest { village_code: "532901003001".into(), name: "x".into(), kind: "zone".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "kind"),
+        ("grid under a township", c.create_grid(CreateGridRequest { village_code: "532901003000".into(), name: "x".into(), kind: "grid".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "village_code"),
+        ("grid name", c.create_grid(CreateGridRequest { village_code: "532901003001".into(), kind: "grid".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "name"),
+        ("person phone", c.create_person(CreatePersonRequest { name: "x".into(), role: "mediator".into(), phone: "1381234".into(), home_code: "532901003001".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "phone"),
+        ("person id number", c.create_person(CreatePersonRequest { name: "x".into(), role: "mediator".into(), id_number: "110105194912310021".into(), home_code: "532901003001".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "id_number"),
+        ("person role", c.create_person(CreatePersonRequest { name: "x".into(), role: "boss".into(), home_code: "532901003001".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "role"),
+        ("eligibility without source", c.create_person(CreatePersonRequest { name: "x".into(), role: "mediator".into(), home_code: "532901003001".into(), subsidy_eligible: true, ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "eligibility_source"),
+        ("get_person id", c.get_person(GetPersonRequest { id: "nope".into() }).await.unwrap_err(), Code::InvalidArgument, "id"),
+        ("get_person unknown", c.get_person(GetPersonRequest { id: uuid::Uuid::new_v4().to_string() }).await.unwrap_err(), Code::NotFound, ""),
+        ("assign person id", c.assign_grid_worker(AssignGridWorkerRequest { grid_code: "532901003001001".into(), person_id: "x".into() }).await.unwrap_err(), Code::InvalidArgument, "person_id"),
+        ("assign grid code", c.assign_grid_worker(AssignGridWorkerRequest { grid_code: "5329".into(), person_id: uuid::Uuid::new_v4().to_string() }).await.unwrap_err(), Code::InvalidArgument, "grid_code"),
+        ("department missing", c.put_department(PutDepartmentRequest::default()).await.unwrap_err(), Code::InvalidArgument, "department"),
+        ("department stationing", c.put_department(PutDepartmentRequest { department: Some(Department { code: "SFS".into(), name: "司法所".into(), center_code: "532901003000".into(), stationing: "sometimes".into(), ..Default::default() }) }).await.unwrap_err(), Code::InvalidArgument, "department.stationing"),
+        ("department without center", c.put_department(PutDepartmentRequest { department: Some(Department { code: "SFS".into(), name: "司法所".into(), center_code: "530000000000".into(), stationing: "resident".into(), ..Default::default() }) }).await.unwrap_err(), Code::InvalidArgument, "department.center_code"),
+    ];
+    for (name, status, code, field) in cases {
+        assert_eq!(status.code(), code, "{name}: {status:?}");
+        if !field.is_empty() {
+            assert_eq!(kit::grpc::violated_fields(&status), vec![field.to_owned()], "{name}");
+        }
+    }
+    s.stop.stop();
+}
