@@ -1,0 +1,304 @@
+//! Routing's queries: plain functions over a connection or transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{Rule, UnitKind, Urgency};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub case_no: String,
+    pub category_code: String,
+    pub urgency: String,
+    pub village_code: String,
+    pub area_path: Vec<String>,
+    pub center_code: String,
+    pub round: i32,
+    pub registered_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub case_no: String,
+    pub round: i32,
+    pub attempt: i32,
+    pub slip_no: String,
+    pub unit_kind: String,
+    pub unit_code: String,
+    pub unit_name: String,
+    pub rule_id: String,
+    pub state: String,
+    pub category_code: String,
+    pub return_reason_code: String,
+    pub return_reason: String,
+    pub outcome: String,
+    pub outcome_note: String,
+    pub handler_id: String,
+    pub resolver_id: String,
+    pub dispatched_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// Task columns qualified for a join with `cases c` (the case number lives on the case).
+const TASK_COLUMNS: &str = "t.id, t.case_id, c.case_no, t.round, t.attempt, t.slip_no, t.unit_kind, t.unit_code, \
+    t.unit_name, t.rule_id, t.state, t.category_code, t.return_reason_code, t.return_reason, t.outcome, \
+    t.outcome_note, t.handler_id, t.resolver_id, t.dispatched_at, t.accepted_at, t.resolved_at";
+
+/// Records a case from case.registered; false when routing already knew it (nothing written).
+pub async fn insert_case(conn: &mut PgConnection, c: &CaseRow) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO cases (id, case_no, category_code, urgency, village_code, area_path, center_code, round, \
+         registered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(c.id)
+    .bind(&c.case_no)
+    .bind(&c.category_code)
+    .bind(&c.urgency)
+    .bind(&c.village_code)
+    .bind(&c.area_path)
+    .bind(&c.center_code)
+    .bind(c.round)
+    .bind(c.registered_at)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// The case, locked for the rest of the transaction so its dispatches happen one after another.
+pub async fn lock_case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<CaseRow>> {
+    sqlx::query_as(
+        "SELECT id, case_no, category_code, urgency, village_code, area_path, center_code, round, registered_at \
+         FROM cases WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn set_round(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<()> {
+    sqlx::query("UPDATE cases SET round = $2 WHERE id = $1").bind(case_id).bind(round).execute(conn).await?;
+    Ok(())
+}
+
+/// Ends every task of the case still open, when a new round makes them obsolete.
+pub async fn supersede_open(conn: &mut PgConnection, case_id: Uuid, at: DateTime<Utc>) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE tasks SET state = 'superseded', updated_at = $2 \
+         WHERE case_id = $1 AND state IN ('dispatched', 'accepted', 'returned')",
+    )
+    .bind(case_id)
+    .bind(at)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RuleRow {
+    pub id: String,
+    pub priority: i32,
+    pub category_prefix: String,
+    pub area_prefix: String,
+    pub urgency: String,
+    pub unit_kind: String,
+    pub unit_code: String,
+    pub unit_name: String,
+}
+
+impl TryFrom<RuleRow> for Rule {
+    type Error = anyhow::Error;
+
+    fn try_from(r: RuleRow) -> anyhow::Result<Self> {
+        let urgency = match r.urgency.as_str() {
+            "" => None,
+            u => Some(Urgency::parse("urgency", u)?),
+        };
+        Ok(Rule {
+            priority: u32::try_from(r.priority)?,
+            urgency,
+            unit_kind: UnitKind::parse("unit_kind", &r.unit_kind)?,
+            id: r.id,
+            category_prefix: r.category_prefix,
+            area_prefix: r.area_prefix,
+            unit_code: r.unit_code,
+            unit_name: r.unit_name,
+        })
+    }
+}
+
+/// The whole routing table, most preferred first. It is read whole: a deployment has hundreds of rules, and
+/// choosing among them in one pure function keeps the choice testable.
+pub async fn rules(conn: &mut PgConnection) -> anyhow::Result<Vec<Rule>> {
+    let rows: Vec<RuleRow> = sqlx::query_as(
+        "SELECT id, priority, category_prefix, area_prefix, urgency, unit_kind, unit_code, unit_name FROM rules \
+         ORDER BY priority DESC, length(category_prefix) DESC, length(area_prefix) DESC, id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Rule::try_from).collect()
+}
+
+pub async fn put_rule(conn: &mut PgConnection, r: &Rule, at: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO rules (id, priority, category_prefix, area_prefix, urgency, unit_kind, unit_code, unit_name, \
+         updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) \
+         ON CONFLICT (id) DO UPDATE SET priority = $2, category_prefix = $3, area_prefix = $4, urgency = $5, \
+         unit_kind = $6, unit_code = $7, unit_name = $8, updated_at = $9",
+    )
+    .bind(&r.id)
+    .bind(i32::try_from(r.priority).unwrap_or(i32::MAX))
+    .bind(&r.category_prefix)
+    .bind(&r.area_prefix)
+    .bind(r.urgency.map_or("", Urgency::as_str))
+    .bind(r.unit_kind.as_str())
+    .bind(&r.unit_code)
+    .bind(&r.unit_name)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Units whose return was approved in this round of the case.
+pub async fn excluded(conn: &mut PgConnection, case_id: Uuid, round: i32) -> anyhow::Result<Vec<(UnitKind, String)>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT unit_kind, unit_code FROM exclusions WHERE case_id = $1 AND round = $2")
+            .bind(case_id)
+            .bind(round)
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter().map(|(k, c)| Ok((UnitKind::parse("unit_kind", &k)?, c))).collect()
+}
+
+pub async fn exclude(conn: &mut PgConnection, case_id: Uuid, round: i32, kind: &str, code: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO exclusions (case_id, round, unit_kind, unit_code) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING")
+        .bind(case_id)
+        .bind(round)
+        .bind(kind)
+        .bind(code)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes the next slip number of the center's day; inside the dispatching transaction.
+pub async fn next_slip_seq(conn: &mut PgConnection, center_prefix: &str, local_day: &str) -> sqlx::Result<i32> {
+    sqlx::query_scalar(
+        "INSERT INTO slip_numbers (center_prefix, local_day, last_seq) VALUES ($1, $2, 1) \
+         ON CONFLICT (center_prefix, local_day) DO UPDATE SET last_seq = slip_numbers.last_seq + 1 \
+         RETURNING last_seq",
+    )
+    .bind(center_prefix)
+    .bind(local_day)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn next_attempt(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<i32> {
+    sqlx::query_scalar("SELECT COALESCE(max(attempt), 0) + 1 FROM tasks WHERE case_id = $1")
+        .bind(case_id)
+        .fetch_one(conn)
+        .await
+}
+
+pub struct NewTask<'a> {
+    pub id: Uuid,
+    pub case: &'a CaseRow,
+    pub attempt: i32,
+    pub slip_no: &'a str,
+    pub unit_kind: &'a str,
+    pub unit_code: &'a str,
+    pub unit_name: &'a str,
+    pub rule_id: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn insert_task(conn: &mut PgConnection, t: &NewTask<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO tasks (id, case_id, round, attempt, slip_no, unit_kind, unit_code, unit_name, rule_id, state, \
+         category_code, dispatched_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'dispatched',$10,$11,$11)",
+    )
+    .bind(t.id)
+    .bind(t.case.id)
+    .bind(t.case.round)
+    .bind(t.attempt)
+    .bind(t.slip_no)
+    .bind(t.unit_kind)
+    .bind(t.unit_code)
+    .bind(t.unit_name)
+    .bind(t.rule_id)
+    .bind(&t.case.category_code)
+    .bind(t.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The task with its case number; `FOR UPDATE` locks the task row (not the case) when `lock` is set.
+pub async fn task(conn: &mut PgConnection, id: Uuid, lock: bool) -> sqlx::Result<Option<TaskRow>> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.id = $1{}",
+        if lock { " FOR UPDATE OF t" } else { "" }
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+}
+
+pub async fn case_of_task(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT case_id FROM tasks WHERE id = $1").bind(id).fetch_optional(conn).await
+}
+
+/// The case's tasks, oldest first.
+pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TaskRow>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.case_id = $1 ORDER BY t.attempt");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_all(conn).await
+}
+
+/// What one transition writes onto the task; fields left None keep their value. The state's own timestamp
+/// (accepted_at, returned_at, reviewed_at, resolved_at) is set from the state moved to.
+#[derive(Debug, Default)]
+pub struct Change<'a> {
+    pub state: &'a str,
+    pub handler_id: Option<&'a str>,
+    /// Reason code and text of a return.
+    pub return_reason: Option<(&'a str, &'a str)>,
+    /// Reviewer and note of a return's review.
+    pub review: Option<(&'a str, &'a str)>,
+    /// Outcome, note and resolver of a resolution.
+    pub outcome: Option<(&'a str, &'a str, &'a str)>,
+}
+
+pub async fn apply(conn: &mut PgConnection, id: Uuid, c: &Change<'_>, at: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET state = $2, updated_at = $3, \
+         handler_id = COALESCE($4, handler_id), \
+         accepted_at = CASE WHEN $2 = 'accepted' THEN $3 ELSE accepted_at END, \
+         return_reason_code = COALESCE($5, return_reason_code), return_reason = COALESCE($6, return_reason), \
+         returned_at = CASE WHEN $2 = 'returned' THEN $3 ELSE returned_at END, \
+         reviewer_id = COALESCE($7, reviewer_id), review_note = COALESCE($8, review_note), \
+         reviewed_at = CASE WHEN $7 IS NOT NULL THEN $3 ELSE reviewed_at END, \
+         outcome = COALESCE($9, outcome), outcome_note = COALESCE($10, outcome_note), \
+         resolver_id = COALESCE($11, resolver_id), \
+         resolved_at = CASE WHEN $2 = 'resolved' THEN $3 ELSE resolved_at END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(c.state)
+    .bind(at)
+    .bind(c.handler_id)
+    .bind(c.return_reason.map(|r| r.0))
+    .bind(c.return_reason.map(|r| r.1))
+    .bind(c.review.map(|r| r.0))
+    .bind(c.review.map(|r| r.1))
+    .bind(c.outcome.map(|o| o.0))
+    .bind(c.outcome.map(|o| o.1))
+    .bind(c.outcome.map(|o| o.2))
+    .execute(conn)
+    .await?;
+    Ok(())
+}

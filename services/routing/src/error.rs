@@ -1,0 +1,36 @@
+//! Routing's one error type and its one mapping to gRPC status.
+
+use kit::FieldError;
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The task's state does not allow what was asked.
+    #[error("{0}")]
+    WrongState(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Internal(e.into())
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(f) => kit::grpc::invalid(&f),
+            Error::NotFound(what) => Status::not_found(format!("{what} not found")),
+            Error::WrongState(why) => Status::failed_precondition(why),
+            Error::Internal(cause) => kit::grpc::internal("routing failed", &cause),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

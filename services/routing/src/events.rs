@@ -1,0 +1,85 @@
+//! The dispatch consumer: a registered case is dispatched, a reopened one starts a new round and is
+//! dispatched again. Every other event is someone else's business.
+
+use kit::events::{Handler, Outbox};
+use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseRegistered, CaseReopened, Envelope};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::db::{self, CaseRow};
+use crate::tasks::dispatch;
+
+pub struct DispatchHandler {
+    pub outbox: Outbox,
+}
+
+impl Handler for DispatchHandler {
+    async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
+        let case_id = || {
+            let id = Uuid::parse_str(&event.case_id).ok();
+            if id.is_none() {
+                tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
+            }
+            id
+        };
+        match &event.body {
+            Some(Body::CaseRegistered(e)) => match case_id() {
+                Some(id) => self.registered(tx, id, event, e).await,
+                None => Ok(()),
+            },
+            Some(Body::CaseReopened(e)) => match case_id() {
+                Some(id) => self.reopened(tx, id, e).await,
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    fn committed(&self) {
+        self.outbox.wake();
+    }
+}
+
+impl DispatchHandler {
+    async fn registered(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        case_id: Uuid,
+        event: &Envelope,
+        e: &CaseRegistered,
+    ) -> anyhow::Result<()> {
+        let case = CaseRow {
+            id: case_id,
+            case_no: e.case_no.clone(),
+            category_code: e.category_code.clone(),
+            urgency: e.urgency.clone(),
+            village_code: e.village_code.clone(),
+            area_path: e.area_path.clone(),
+            center_code: e.center_code.clone(),
+            round: 1,
+            registered_at: kit::time::from_ms(event.occurred_at_ms),
+        };
+        if !db::insert_case(tx, &case).await? {
+            // The inbox catches redeliveries; this is the same case registered under another event id.
+            tracing::warn!(%case_id, "case already known to routing; not dispatched again");
+            return Ok(());
+        }
+        dispatch(tx, &self.outbox, &case, "routing").await?;
+        Ok(())
+    }
+
+    async fn reopened(&self, tx: &mut Transaction<'static, Postgres>, case_id: Uuid, e: &CaseReopened) -> anyhow::Result<()> {
+        let Some(mut case) = db::lock_case(tx, case_id).await? else {
+            tracing::warn!(%case_id, "reopening of a case routing does not know; ignored");
+            return Ok(());
+        };
+        // A new round starts with no exclusions: units that returned the case before may get it again.
+        case.round += 1;
+        db::set_round(tx, case_id, case.round).await?;
+        let superseded = db::supersede_open(tx, case_id, chrono::Utc::now()).await?;
+        tracing::info!(%case_id, round = case.round, supervision_round = e.round, superseded, "case reopened");
+        dispatch(tx, &self.outbox, &case, "routing").await?;
+        Ok(())
+    }
+}

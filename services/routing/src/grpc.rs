@@ -1,0 +1,173 @@
+//! The gRPC face: request → parsed domain value → one call → response.
+
+use kit::{field, FieldError};
+use proto::routing::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::db::TaskRow;
+use crate::domain::{Outcome, ReturnReason, Rule};
+use crate::tasks::{Accept, Resolve, Return, Review, Tasks};
+
+pub struct RoutingService(pub Tasks);
+
+fn parsed<T>(r: Result<T, FieldError>) -> Result<T, Status> {
+    r.map_err(|e| kit::grpc::invalid(&e))
+}
+
+#[tonic::async_trait]
+impl pb::routing_server::Routing for RoutingService {
+    async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskResponse>, Status> {
+        let id = parsed(field::uuid("task_id", &request.get_ref().task_id))?;
+        let task = self.0.get(id).await?;
+        Ok(Response::new(pb::GetTaskResponse { task: Some(to_task(task)) }))
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let case_id = parsed(field::uuid("case_id", &request.get_ref().case_id))?;
+        let tasks = self.0.of_case(case_id).await?;
+        Ok(Response::new(pb::ListTasksResponse { tasks: tasks.into_iter().map(to_task).collect() }))
+    }
+
+    async fn accept_task(
+        &self,
+        request: Request<pb::AcceptTaskRequest>,
+    ) -> Result<Response<pb::AcceptTaskResponse>, Status> {
+        let r = request.into_inner();
+        let accept = parsed(parse_accept(&r))?;
+        let task = self.0.accept(accept).await?;
+        Ok(Response::new(pb::AcceptTaskResponse { task: Some(to_task(task)) }))
+    }
+
+    async fn return_task(
+        &self,
+        request: Request<pb::ReturnTaskRequest>,
+    ) -> Result<Response<pb::ReturnTaskResponse>, Status> {
+        let r = request.into_inner();
+        let ret = parsed(parse_return(&r))?;
+        let task = self.0.return_task(ret).await?;
+        Ok(Response::new(pb::ReturnTaskResponse { task: Some(to_task(task)) }))
+    }
+
+    async fn review_return(
+        &self,
+        request: Request<pb::ReviewReturnRequest>,
+    ) -> Result<Response<pb::ReviewReturnResponse>, Status> {
+        let r = request.into_inner();
+        let review = parsed(parse_review(&r))?;
+        let (task, next) = self.0.review(review).await?;
+        Ok(Response::new(pb::ReviewReturnResponse { task: Some(to_task(task)), next_task: next.map(to_task) }))
+    }
+
+    async fn resolve_task(
+        &self,
+        request: Request<pb::ResolveTaskRequest>,
+    ) -> Result<Response<pb::ResolveTaskResponse>, Status> {
+        let r = request.into_inner();
+        let resolve = parsed(parse_resolve(&r))?;
+        let task = self.0.resolve(resolve).await?;
+        Ok(Response::new(pb::ResolveTaskResponse { task: Some(to_task(task)) }))
+    }
+
+    async fn list_rules(
+        &self,
+        _request: Request<pb::ListRulesRequest>,
+    ) -> Result<Response<pb::ListRulesResponse>, Status> {
+        let rules = self.0.rules().await?;
+        Ok(Response::new(pb::ListRulesResponse { rules: rules.into_iter().map(to_rule).collect() }))
+    }
+
+    async fn put_rule(&self, request: Request<pb::PutRuleRequest>) -> Result<Response<pb::PutRuleResponse>, Status> {
+        let r = parsed(request.into_inner().rule.ok_or_else(|| FieldError::new("rule", "is required")))?;
+        let rule = parsed(Rule::parse(
+            "rule.",
+            &r.id,
+            r.priority,
+            &r.category_prefix,
+            &r.area_prefix,
+            &r.urgency,
+            &r.unit_kind,
+            &r.unit_code,
+            &r.unit_name,
+        ))?;
+        let rule = self.0.put_rule(rule).await?;
+        Ok(Response::new(pb::PutRuleResponse { rule: Some(to_rule(rule)) }))
+    }
+}
+
+fn parse_accept(r: &pb::AcceptTaskRequest) -> Result<Accept, FieldError> {
+    Ok(Accept {
+        task_id: field::uuid("task_id", &r.task_id)?,
+        handler_id: field::text("handler_id", &r.handler_id, 64)?.to_owned(),
+    })
+}
+
+fn parse_return(r: &pb::ReturnTaskRequest) -> Result<Return, FieldError> {
+    Ok(Return {
+        task_id: field::uuid("task_id", &r.task_id)?,
+        handler_id: field::text("handler_id", &r.handler_id, 64)?.to_owned(),
+        reason_code: ReturnReason::parse("reason_code", &r.reason_code)?,
+        reason: field::text("reason", &r.reason, 1000)?.to_owned(),
+    })
+}
+
+fn parse_review(r: &pb::ReviewReturnRequest) -> Result<Review, FieldError> {
+    let task_id = field::uuid("task_id", &r.task_id)?;
+    let reviewer_id = field::text("reviewer_id", &r.reviewer_id, 64)?.to_owned();
+    // A rejection sends the task back to a unit that said it is not theirs: it must be told why.
+    let note = if r.approve { field::bounded("note", &r.note, 1000)? } else { field::text("note", &r.note, 1000)? };
+    Ok(Review { task_id, reviewer_id, approve: r.approve, note: note.to_owned() })
+}
+
+fn parse_resolve(r: &pb::ResolveTaskRequest) -> Result<Resolve, FieldError> {
+    let task_id = field::uuid("task_id", &r.task_id)?;
+    let resolver_id = field::text("resolver_id", &r.resolver_id, 64)?.to_owned();
+    let outcome = Outcome::parse("outcome", &r.outcome)?;
+    // 不予受理 must give its reason (DOMAIN.md: "不予受理 with reason").
+    let note = match outcome {
+        Outcome::NotAccepted => field::text("note", &r.note, 2000)?,
+        _ => field::bounded("note", &r.note, 2000)?,
+    };
+    Ok(Resolve { task_id, resolver_id, outcome, note: note.to_owned() })
+}
+
+fn to_task(t: TaskRow) -> pb::Task {
+    pb::Task {
+        id: t.id.to_string(),
+        case_id: t.case_id.to_string(),
+        case_no: t.case_no,
+        slip_no: t.slip_no,
+        unit_code: t.unit_code,
+        unit_name: t.unit_name,
+        unit_kind: t.unit_kind,
+        state: t.state,
+        rule_id: t.rule_id,
+        attempt: u32::try_from(t.attempt).unwrap_or_default(),
+        category_code: t.category_code,
+        return_reason: t.return_reason,
+        outcome: t.outcome,
+        outcome_note: t.outcome_note,
+        handler_id: t.handler_id,
+        resolver_id: t.resolver_id,
+        dispatched_at: kit::time::local(t.dispatched_at),
+        accepted_at: kit::time::local_opt(t.accepted_at),
+        resolved_at: kit::time::local_opt(t.resolved_at),
+        round: u32::try_from(t.round).unwrap_or_default(),
+        return_reason_code: t.return_reason_code,
+    }
+}
+
+fn to_rule(r: Rule) -> pb::Rule {
+    pb::Rule {
+        id: r.id,
+        priority: r.priority,
+        category_prefix: r.category_prefix,
+        area_prefix: r.area_prefix,
+        urgency: r.urgency.map(|u| u.as_str().to_owned()).unwrap_or_default(),
+        unit_kind: r.unit_kind.as_str().into(),
+        unit_code: r.unit_code,
+        unit_name: r.unit_name,
+    }
+}

@@ -1,0 +1,217 @@
+//! The work behind the RPCs and the consumer: dispatching a case by the rules, and moving a task through
+//! 签收, 退单, review and 办结. Each change and its event commit in one transaction.
+
+use chrono::Utc;
+use kit::events::Outbox;
+use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseAccepted, CaseDispatched, CaseResolved, CaseReturned, ReturnRejected};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::db::{self, CaseRow, Change, NewTask, TaskRow};
+use crate::domain::{route, slip_no, CaseFacts, Move, Outcome, ReturnReason, Rule, TaskState};
+use crate::error::{Error, Result};
+
+#[derive(Clone)]
+pub struct Tasks {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+}
+
+pub struct Accept {
+    pub task_id: Uuid,
+    pub handler_id: String,
+}
+
+pub struct Return {
+    pub task_id: Uuid,
+    pub handler_id: String,
+    pub reason_code: ReturnReason,
+    pub reason: String,
+}
+
+pub struct Review {
+    pub task_id: Uuid,
+    pub reviewer_id: String,
+    pub approve: bool,
+    pub note: String,
+}
+
+pub struct Resolve {
+    pub task_id: Uuid,
+    pub resolver_id: String,
+    pub outcome: Outcome,
+    pub note: String,
+}
+
+impl Tasks {
+    pub async fn get(&self, id: Uuid) -> Result<TaskRow> {
+        let mut conn = self.pool.acquire().await?;
+        db::task(&mut conn, id, false).await?.ok_or_else(|| not_found(id))
+    }
+
+    /// The case's tasks, oldest first; empty for a case routing has not dispatched (yet).
+    pub async fn of_case(&self, case_id: Uuid) -> Result<Vec<TaskRow>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::tasks_of_case(&mut conn, case_id).await?)
+    }
+
+    pub async fn rules(&self) -> Result<Vec<Rule>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::rules(&mut conn).await?)
+    }
+
+    /// Creates or replaces the rule. Tasks already dispatched keep their unit; the rule applies from the next
+    /// dispatch on.
+    pub async fn put_rule(&self, rule: Rule) -> Result<Rule> {
+        let mut conn = self.pool.acquire().await?;
+        db::put_rule(&mut conn, &rule, Utc::now()).await?;
+        tracing::info!(rule_id = %rule.id, unit_code = %rule.unit_code, "rule saved");
+        Ok(rule)
+    }
+
+    /// 签收: the handling clock starts now.
+    pub async fn accept(&self, a: Accept) -> Result<TaskRow> {
+        let mut tx = self.pool.begin().await?;
+        let (task, to) = locked(&mut tx, a.task_id, Move::Accept).await?;
+        let change = Change { state: to.as_str(), handler_id: Some(&a.handler_id), ..Default::default() };
+        db::apply(&mut tx, task.id, &change, Utc::now()).await?;
+        let body = Body::CaseAccepted(CaseAccepted { task_id: task.id.to_string(), handler_id: a.handler_id.clone() });
+        self.finish(tx, &task, &a.handler_id, body).await
+    }
+
+    /// 退单: the task waits for the center's review.
+    pub async fn return_task(&self, r: Return) -> Result<TaskRow> {
+        let mut tx = self.pool.begin().await?;
+        let (task, to) = locked(&mut tx, r.task_id, Move::Return).await?;
+        let change = Change {
+            state: to.as_str(),
+            handler_id: Some(&r.handler_id),
+            return_reason: Some((r.reason_code.as_str(), &r.reason)),
+            ..Default::default()
+        };
+        db::apply(&mut tx, task.id, &change, Utc::now()).await?;
+        let body = Body::CaseReturned(CaseReturned {
+            task_id: task.id.to_string(),
+            reason_code: r.reason_code.as_str().into(),
+            reason: r.reason.clone(),
+        });
+        self.finish(tx, &task, &r.handler_id, body).await
+    }
+
+    /// Approving supersedes the task, excludes its unit for the round and dispatches the case again in the
+    /// same transaction; rejecting sends the task back to the unit. Returns the reviewed task and, when
+    /// approved, the new one.
+    pub async fn review(&self, r: Review) -> Result<(TaskRow, Option<TaskRow>)> {
+        let mut tx = self.pool.begin().await?;
+        // The case is locked before the task, in the same order as a reopening, so the two cannot deadlock.
+        let case_id = db::case_of_task(&mut tx, r.task_id).await?.ok_or_else(|| not_found(r.task_id))?;
+        let case = db::lock_case(&mut tx, case_id).await?.ok_or_else(|| not_found(r.task_id))?;
+        let mv = if r.approve { Move::ApproveReturn } else { Move::RejectReturn };
+        let (task, to) = locked(&mut tx, r.task_id, mv).await?;
+        let change = Change { state: to.as_str(), review: Some((&r.reviewer_id, &r.note)), ..Default::default() };
+        db::apply(&mut tx, task.id, &change, Utc::now()).await?;
+        if !r.approve {
+            let body = Body::ReturnRejected(ReturnRejected { task_id: task.id.to_string(), note: r.note.clone() });
+            return Ok((self.finish(tx, &task, &r.reviewer_id, body).await?, None));
+        }
+        db::exclude(&mut tx, case.id, case.round, &task.unit_kind, &task.unit_code).await?;
+        let next = dispatch(&mut tx, &self.outbox, &case, &r.reviewer_id).await?;
+        let reviewed = db::task(&mut tx, task.id, false).await?.ok_or_else(|| not_found(task.id))?;
+        tx.commit().await?;
+        self.outbox.wake();
+        tracing::info!(task_id = %task.id, next_task_id = %next.id, "return approved; case re-dispatched");
+        Ok((reviewed, Some(next)))
+    }
+
+    /// 办结: the unit reports the outcome and who is credited with it.
+    pub async fn resolve(&self, r: Resolve) -> Result<TaskRow> {
+        let mut tx = self.pool.begin().await?;
+        let (task, to) = locked(&mut tx, r.task_id, Move::Resolve).await?;
+        let change = Change {
+            state: to.as_str(),
+            outcome: Some((r.outcome.as_str(), &r.note, &r.resolver_id)),
+            ..Default::default()
+        };
+        db::apply(&mut tx, task.id, &change, Utc::now()).await?;
+        let body = Body::CaseResolved(CaseResolved {
+            task_id: task.id.to_string(),
+            outcome: r.outcome.as_str().into(),
+            resolver_id: r.resolver_id.clone(),
+        });
+        self.finish(tx, &task, &r.resolver_id, body).await
+    }
+
+    /// Writes the transition's event, commits both, wakes the relay and returns the task as committed.
+    async fn finish(&self, mut tx: Transaction<'static, Postgres>, task: &TaskRow, actor: &str, body: Body) -> Result<TaskRow> {
+        let event = kit::events::subject_of(&body);
+        self.outbox.add(&mut tx, task.case_id, actor, body).await?;
+        let updated = db::task(&mut tx, task.id, false).await?.ok_or_else(|| not_found(task.id))?;
+        tx.commit().await?;
+        self.outbox.wake();
+        tracing::info!(task_id = %task.id, case_id = %task.case_id, state = %updated.state, event, "task moved");
+        Ok(updated)
+    }
+}
+
+/// The task locked for the transaction, and the state `mv` takes it to; FAILED_PRECONDITION when its state
+/// does not allow the move (which also makes the loser of two racing calls fail, once the winner commits).
+async fn locked(conn: &mut PgConnection, id: Uuid, mv: Move) -> Result<(TaskRow, TaskState)> {
+    let task = db::task(conn, id, true).await?.ok_or_else(|| not_found(id))?;
+    let state = TaskState::parse("state", &task.state).map_err(|e| anyhow::anyhow!("task {id} has a bad state: {e}"))?;
+    let to = mv.from(state).ok_or_else(|| Error::WrongState(format!("task {id} is {state}; cannot {} it", mv.verb())))?;
+    Ok((task, to))
+}
+
+fn not_found(id: Uuid) -> Error {
+    Error::NotFound(format!("task {id}"))
+}
+
+/// Dispatches the case by the rules (兜底 to its center when none applies) as a new task in the caller's
+/// transaction, with its case.dispatched event. The caller holds the case's row lock.
+pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &CaseRow, actor: &str) -> Result<TaskRow> {
+    let rules = db::rules(conn).await?;
+    let excluded = db::excluded(conn, case.id, case.round).await?;
+    let facts = CaseFacts {
+        category_code: case.category_code.clone(),
+        urgency: case.urgency.clone(),
+        village_code: case.village_code.clone(),
+        center_code: case.center_code.clone(),
+    };
+    let target = route(&rules, &facts, &excluded);
+    let at = Utc::now();
+    let center = kit::division::significant(&case.center_code);
+    let day = kit::time::local_date(at);
+    let seq = db::next_slip_seq(conn, center, &day).await?;
+    let slip = slip_no(center, &day, seq);
+    let attempt = db::next_attempt(conn, case.id).await?;
+    let id = Uuid::new_v4();
+    let rule_id = target.rule_id.as_deref().unwrap_or("");
+    let new = NewTask {
+        id,
+        case,
+        attempt,
+        slip_no: &slip,
+        unit_kind: target.unit_kind.as_str(),
+        unit_code: &target.unit_code,
+        unit_name: &target.unit_name,
+        rule_id,
+        at,
+    };
+    db::insert_task(conn, &new).await?;
+    let event = CaseDispatched {
+        task_id: id.to_string(),
+        slip_no: slip.clone(),
+        unit_code: target.unit_code.clone(),
+        unit_name: target.unit_name.clone(),
+        unit_kind: target.unit_kind.as_str().into(),
+        rule_id: rule_id.into(),
+        attempt: u32::try_from(attempt).unwrap_or_default(),
+        case_no: case.case_no.clone(),
+        urgency: case.urgency.clone(),
+        category_code: case.category_code.clone(),
+    };
+    outbox.add(conn, case.id, actor, Body::CaseDispatched(event)).await?;
+    tracing::info!(task_id = %id, case_id = %case.id, slip_no = %slip, unit_code = %target.unit_code, rule_id, "case dispatched");
+    db::task(conn, id, false).await?.ok_or_else(|| not_found(id))
+}
