@@ -1,1 +1,55 @@
-//! The supervision service (being written).
+//! Supervision: deadlines (督办), verification and closure (核查/销号) and the follow-up visit (回访).
+
+pub mod closing;
+pub mod db;
+pub mod deadlines;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod grpc;
+
+use std::time::Duration;
+
+use kit::app::Running;
+use kit::events::{Bus, Outbox};
+use kit::Config;
+use proto::routing::v1::routing_client::RoutingClient;
+use proto::supervision::v1::supervision_server::SupervisionServer;
+
+pub const NAME: &str = "supervision";
+pub const DEFAULT_PORT: u16 = 50064;
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Where supervision finds the services it calls.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    pub routing_url: String,
+}
+
+impl Peers {
+    pub fn from_env() -> Self {
+        Self { routing_url: kit::config::string_or("ROUTING_URL", "http://127.0.0.1:50062") }
+    }
+}
+
+/// Connects, migrates, binds and starts every task; the caller runs it until shutdown. DEADLINE_POLL_MS
+/// (default 1000) sets how often due deadlines are looked for, so how late past due one may fire.
+pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
+    let poll = Duration::from_millis(kit::config::parse_or("DEADLINE_POLL_MS", 1000u64)?.max(10));
+    let pool = kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await?;
+    let bus = Bus::connect(&config.nats).await?;
+    let listener = kit::grpc::bind(config.grpc_addr).await?;
+    let mut app = Running::new(NAME, listener.local_addr()?);
+    let outbox = Outbox::new();
+    let closing = closing::Closing {
+        pool: pool.clone(),
+        outbox: outbox.clone(),
+        routing: RoutingClient::new(kit::grpc::channel(&peers.routing_url)?),
+    };
+    let routes = tonic::service::Routes::new(SupervisionServer::new(grpc::SupervisionService(closing)));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.supervision.v1.Supervision"], app.shutdown()));
+    app.spawn("outbox", outbox.clone().relay(pool.clone(), bus.clone(), app.shutdown()));
+    app.spawn("deadlines", deadlines::run(pool.clone(), outbox, poll, app.shutdown()));
+    app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::ProjectionHandler, app.shutdown()));
+    Ok(app)
+}

@@ -1,0 +1,156 @@
+//! Verification and closure (核查/销号) and the follow-up visit (回访): the work behind the RPCs, free of
+//! protobuf except the routing client it asks how the case was handled.
+
+use chrono::Utc;
+use kit::events::Outbox;
+use proto::events::v1::{envelope::Body, CaseClosed, CaseFollowedUp, CaseReopened};
+use proto::routing::v1::routing_client::RoutingClient;
+use proto::routing::v1::{ListTasksRequest, Task};
+use sqlx::{PgConnection, PgPool};
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::db::{self, CaseFacts, ClosureRow, DeadlineRow, FollowUpRecord};
+use crate::domain::{self, ClosureState, FollowUp, Satisfaction, Verdict, Verification};
+use crate::error::{Error, Result};
+
+#[derive(Clone)]
+pub struct Closing {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+    pub routing: RoutingClient<kit::grpc::Channel>,
+}
+
+impl Closing {
+    /// Verifies the current round against the case's latest task: a pass closes it off the ledger, a failure
+    /// reopens it into the next round.
+    pub async fn verify(&self, v: Verification) -> Result<ClosureRow> {
+        let task = self.latest_task(v.case_id).await?;
+        if task.state != "resolved" {
+            return Err(Error::Precondition(format!(
+                "the case's latest task is {}: closing a case never resolved",
+                task.state
+            )));
+        }
+        let mut tx = self.pool.begin().await?;
+        let facts = CaseFacts { case_id: v.case_id, case_no: &task.case_no, category_code: &task.category_code, urgency: "" };
+        db::upsert_case(&mut tx, &facts).await?;
+        let case = db::lock_case(&mut tx, v.case_id).await?.ok_or_else(|| Error::NotFound(v.case_id.to_string()))?;
+        if db::closure(&mut tx, v.case_id, case.round).await?.is_some() {
+            return Err(Error::Precondition(format!("round {} was already verified", case.round)));
+        }
+        if db::task_verified(&mut tx, &task.id).await? {
+            // The round was reopened and routing has not had the case resolved again.
+            return Err(Error::Precondition("the reopened case was not resolved again: closing a case never resolved".into()));
+        }
+        let (state, reason) = match &v.verdict {
+            Verdict::Close(reason) => (ClosureState::Closed, reason.as_str()),
+            Verdict::Reopen => (ClosureState::Reopened, ""),
+        };
+        let closure = ClosureRow {
+            case_id: v.case_id,
+            round: case.round,
+            state: state.as_str().into(),
+            closure_reason: reason.into(),
+            task_id: task.id.clone(),
+            resolver_id: task.resolver_id.clone(),
+            category_code: case.category_code.clone(),
+            case_no: case.case_no.clone(),
+            verifier_id: v.verifier_id.clone(),
+            note: v.note.clone(),
+            satisfaction: String::new(),
+            closed_at: Utc::now(),
+        };
+        db::insert_closure(&mut tx, &closure).await?;
+        match v.verdict {
+            Verdict::Close(_) => {
+                let event = CaseClosed {
+                    round: round_u32(case.round),
+                    closure_reason: reason.into(),
+                    resolver_id: closure.resolver_id.clone(),
+                    category_code: closure.category_code.clone(),
+                    case_no: closure.case_no.clone(),
+                };
+                self.outbox.add(&mut tx, v.case_id, &v.verifier_id, Body::CaseClosed(event)).await?;
+            }
+            Verdict::Reopen => {
+                let why = domain::reopen_failed_verification(&v.note);
+                self.reopen(&mut tx, v.case_id, case.round, &v.verifier_id, why).await?;
+            }
+        }
+        tx.commit().await?;
+        self.outbox.wake();
+        tracing::info!(case_id = %v.case_id, round = case.round, state = %state, "case verified");
+        Ok(closure)
+    }
+
+    /// Records the citizen's satisfaction with the closed round; unsatisfied reopens the case (重办).
+    pub async fn follow_up(&self, f: FollowUp) -> Result<(ClosureRow, bool)> {
+        let mut tx = self.pool.begin().await?;
+        let case = db::lock_case(&mut tx, f.case_id).await?.ok_or_else(|| Error::NotFound(f.case_id.to_string()))?;
+        let closure = db::closure(&mut tx, f.case_id, case.round).await?;
+        match closure.as_ref().map(|c| c.state.as_str()) {
+            Some(s) if s == ClosureState::Closed.as_str() => {}
+            Some(s) if s == ClosureState::FollowedUp.as_str() => {
+                return Err(Error::Precondition(format!("round {} was already followed up", case.round)));
+            }
+            _ => return Err(Error::Precondition(format!("round {} is not closed", case.round))),
+        }
+        let record = FollowUpRecord {
+            case_id: f.case_id,
+            round: case.round,
+            satisfaction: f.satisfaction.as_str(),
+            visitor_id: &f.visitor_id,
+            note: &f.note,
+        };
+        let closure = db::record_follow_up(&mut tx, &record).await?;
+        let event = CaseFollowedUp {
+            round: round_u32(case.round),
+            satisfaction: f.satisfaction.as_str().into(),
+            resolver_id: closure.resolver_id.clone(),
+            category_code: closure.category_code.clone(),
+            case_no: closure.case_no.clone(),
+        };
+        self.outbox.add(&mut tx, f.case_id, &f.visitor_id, Body::CaseFollowedUp(event)).await?;
+        let reopened = f.satisfaction == Satisfaction::Unsatisfied;
+        if reopened {
+            self.reopen(&mut tx, f.case_id, case.round, &f.visitor_id, domain::REOPEN_UNSATISFIED.into()).await?;
+        }
+        tx.commit().await?;
+        self.outbox.wake();
+        tracing::info!(case_id = %f.case_id, round = case.round, satisfaction = %f.satisfaction, "case followed up");
+        Ok((closure, reopened))
+    }
+
+    pub async fn deadlines(&self, case_id: Uuid) -> Result<Vec<DeadlineRow>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::deadlines(&mut conn, case_id).await?)
+    }
+
+    /// Starts the next round and writes `case.reopened`, inside the caller's transaction.
+    async fn reopen(&self, tx: &mut PgConnection, case_id: Uuid, round: i32, actor: &str, reason: String) -> Result<()> {
+        let next = round + 1;
+        db::advance_round(tx, case_id, next).await?;
+        let event = CaseReopened { round: round_u32(next), reason };
+        self.outbox.add(tx, case_id, actor, Body::CaseReopened(event)).await?;
+        Ok(())
+    }
+
+    /// The case's latest task, as routing has it now (an answer needed now, so asked, not projected).
+    async fn latest_task(&self, case_id: Uuid) -> Result<Task> {
+        let request = ListTasksRequest { case_id: case_id.to_string() };
+        let tasks = match self.routing.clone().list_tasks(request).await {
+            Ok(r) => r.into_inner().tasks,
+            Err(s) if s.code() == Code::NotFound => vec![],
+            Err(s) => {
+                tracing::warn!(status = %s, "routing call failed");
+                return Err(Error::Unavailable("routing"));
+            }
+        };
+        tasks.into_iter().last().ok_or_else(|| Error::NotFound(case_id.to_string()))
+    }
+}
+
+fn round_u32(round: i32) -> u32 {
+    u32::try_from(round).unwrap_or_default()
+}

@@ -1,0 +1,77 @@
+//! The projection: case events become supervision's view of each case and its deadlines (督办), exactly once
+//! per event (the inbox), and once per task and stage (the deadlines' unique key).
+
+use chrono::{DateTime, Utc};
+use kit::events::Handler;
+use proto::events::v1::envelope::Body;
+use proto::events::v1::Envelope;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::db::{self, CaseFacts};
+use crate::domain::{due_at, DeadlineState, Stage, Urgency};
+
+pub struct ProjectionHandler;
+
+impl Handler for ProjectionHandler {
+    async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
+        let Some(body) = &event.body else { return Ok(()) };
+        let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
+            tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
+            return Ok(());
+        };
+        let at = occurred_at(event);
+        match body {
+            Body::CaseRegistered(r) => {
+                let facts = CaseFacts { case_id, case_no: &r.case_no, category_code: &r.category_code, urgency: &r.urgency };
+                db::upsert_case(tx, &facts).await?;
+            }
+            Body::CaseDispatched(d) => {
+                let facts = CaseFacts { case_id, case_no: &d.case_no, category_code: &d.category_code, urgency: &d.urgency };
+                db::upsert_case(tx, &facts).await?;
+                start_clock(tx, case_id, &d.task_id, Stage::Accept, at).await?;
+            }
+            Body::CaseAccepted(a) => {
+                db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met).await?;
+                // 签收 starts the handling clock.
+                start_clock(tx, case_id, &a.task_id, Stage::Resolve, at).await?;
+            }
+            Body::CaseReturned(r) => db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled).await?,
+            Body::CaseResolved(r) => db::settle(tx, &r.task_id, Stage::Resolve, DeadlineState::Met).await?,
+            Body::CaseReopened(r) => {
+                // Supervision's own reopenings come back here too; advancing to a round is idempotent.
+                db::upsert_case(tx, &CaseFacts { case_id, case_no: "", category_code: "", urgency: "" }).await?;
+                db::advance_round(tx, case_id, i32::try_from(r.round).unwrap_or(i32::MAX)).await?;
+                db::cancel_pending(tx, case_id).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Adds the pending deadline for the stage, due after the policy for the case's urgency.
+async fn start_clock(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    task_id: &str,
+    stage: Stage,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if task_id.is_empty() {
+        tracing::warn!(%case_id, stage = %stage, "event without a task id; no deadline");
+        return Ok(());
+    }
+    let urgency = db::lock_case(conn, case_id).await?.map(|c| Urgency::or_normal(&c.urgency)).unwrap_or(Urgency::Normal);
+    let Some(seconds) = db::policy_seconds(conn, urgency.as_str(), stage).await? else {
+        anyhow::bail!("no deadline policy for {urgency} {stage}");
+    };
+    db::insert_deadline(conn, case_id, task_id, stage, due_at(at, seconds)).await?;
+    Ok(())
+}
+
+/// When the event happened; an envelope without a time counts from now rather than from 1970, which would
+/// fire its deadline at once.
+fn occurred_at(event: &Envelope) -> DateTime<Utc> {
+    if event.occurred_at_ms > 0 { kit::time::from_ms(event.occurred_at_ms) } else { Utc::now() }
+}

@@ -1,0 +1,65 @@
+//! The gRPC face: request → parsed domain value → one call → response.
+
+use kit::field;
+use proto::supervision::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::closing::Closing;
+use crate::db::{ClosureRow, DeadlineRow};
+use crate::domain::{FollowUp, Verification};
+
+pub struct SupervisionService(pub Closing);
+
+#[tonic::async_trait]
+impl pb::supervision_server::Supervision for SupervisionService {
+    async fn verify_case(
+        &self,
+        request: Request<pb::VerifyCaseRequest>,
+    ) -> Result<Response<pb::VerifyCaseResponse>, Status> {
+        let r = request.get_ref();
+        let v = Verification::parse(&r.case_id, &r.verifier_id, r.passed, &r.closure_reason, &r.note)
+            .map_err(|e| kit::grpc::invalid(&e))?;
+        let closure = self.0.verify(v).await?;
+        Ok(Response::new(pb::VerifyCaseResponse { closure: Some(to_closure(closure)) }))
+    }
+
+    async fn follow_up(&self, request: Request<pb::FollowUpRequest>) -> Result<Response<pb::FollowUpResponse>, Status> {
+        let r = request.get_ref();
+        let f = FollowUp::parse(&r.case_id, &r.visitor_id, &r.satisfaction, &r.note).map_err(|e| kit::grpc::invalid(&e))?;
+        let (closure, reopened) = self.0.follow_up(f).await?;
+        Ok(Response::new(pb::FollowUpResponse { closure: Some(to_closure(closure)), reopened }))
+    }
+
+    async fn list_deadlines(
+        &self,
+        request: Request<pb::ListDeadlinesRequest>,
+    ) -> Result<Response<pb::ListDeadlinesResponse>, Status> {
+        let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
+        let rows = self.0.deadlines(case_id).await?;
+        Ok(Response::new(pb::ListDeadlinesResponse { deadlines: rows.into_iter().map(to_deadline).collect() }))
+    }
+}
+
+fn to_closure(c: ClosureRow) -> pb::Closure {
+    pb::Closure {
+        case_id: c.case_id.to_string(),
+        round: u32::try_from(c.round).unwrap_or_default(),
+        state: c.state,
+        closure_reason: c.closure_reason,
+        resolver_id: c.resolver_id,
+        satisfaction: c.satisfaction,
+        closed_at: kit::time::local(c.closed_at),
+    }
+}
+
+fn to_deadline(d: DeadlineRow) -> pb::Deadline {
+    pb::Deadline {
+        id: d.id.to_string(),
+        case_id: d.case_id.to_string(),
+        task_id: d.task_id,
+        stage: d.stage,
+        due_at: kit::time::local(d.due_at),
+        state: d.state,
+        fired_at: kit::time::local_opt(d.fired_at),
+    }
+}
