@@ -46,8 +46,8 @@ fn parse_registration(r: pb::RegisterCaseRequest) -> Result<NewCase, FieldError>
         return Err(FieldError::new("category_code", "must be a 4-digit category code"));
     }
     let location_code = field::required("location_code", &r.location_code)?;
-    if !(location_code.len() == 12 || location_code.len() == 15) || !location_code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(FieldError::new("location_code", "must be a 12-digit village code or a 15-digit grid code"));
+    if ![12, 15, 18].contains(&location_code.len()) || !location_code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new("location_code", "must be a 12-digit village code or a 15/18-digit grid code"));
     }
     let parties = r
         .parties

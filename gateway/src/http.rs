@@ -1,0 +1,152 @@
+//! The same operations as JSON over HTTP, served by calling the gRPC face in-process, so both faces behave
+//! identically. A gRPC status becomes an HTTP status with a JSON body naming the code and any bad fields.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use proto::gateway::v1::desk_server::Desk;
+use proto::{intake::v1 as intake, registry::v1 as registry, routing::v1 as routing};
+use proto::{subsidy::v1 as subsidy, supervision::v1 as supervision};
+use serde::Serialize;
+use tonic::{Code, Request, Status};
+
+use crate::desk::DeskService;
+
+type Desk_ = State<Arc<DeskService>>;
+
+pub fn router(desk: DeskService) -> Router {
+    Router::new()
+        .route("/v1/cases", post(register_case).get(list_cases))
+        .route("/v1/cases/{case_ref}", get(get_case))
+        .route("/v1/cases/{case_id}/tasks", get(list_tasks))
+        .route("/v1/cases/{case_id}/verify", post(verify_case))
+        .route("/v1/cases/{case_id}/follow-up", post(follow_up))
+        .route("/v1/cases/{case_id}/deadlines", get(list_deadlines))
+        .route("/v1/tasks/{task_id}", get(get_task))
+        .route("/v1/tasks/{task_id}/accept", post(accept_task))
+        .route("/v1/tasks/{task_id}/return", post(return_task))
+        .route("/v1/tasks/{task_id}/review", post(review_return))
+        .route("/v1/tasks/{task_id}/resolve", post(resolve_task))
+        .route("/v1/credits", get(list_credits))
+        .route("/v1/nodes/{code}", get(get_node))
+        .route("/v1/nodes/{code}/children", get(list_children))
+        .route("/v1/persons/{id}", get(get_person))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(Arc::new(desk))
+}
+
+async fn reply<T: Serialize>(result: Result<tonic::Response<T>, Status>) -> Response {
+    match result {
+        Ok(r) => Json(r.into_inner()).into_response(),
+        Err(status) => error_response(&status),
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    code: String,
+    message: String,
+    fields: Vec<String>,
+}
+
+/// The HTTP equivalent of each gRPC code, as in Google's API design guide.
+pub fn error_response(status: &Status) -> Response {
+    let http = match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::FailedPrecondition => StatusCode::CONFLICT,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = ErrorBody {
+        code: format!("{:?}", status.code()),
+        message: status.message().to_owned(),
+        fields: kit::grpc::violated_fields(status),
+    };
+    (http, Json(body)).into_response()
+}
+
+async fn register_case(State(d): Desk_, Json(body): Json<intake::RegisterCaseRequest>) -> Response {
+    reply(d.register_case(Request::new(body)).await).await
+}
+
+async fn list_cases(State(d): Desk_, Query(q): Query<intake::ListCasesRequest>) -> Response {
+    reply(d.list_cases(Request::new(q)).await).await
+}
+
+async fn get_case(State(d): Desk_, Path(case_ref): Path<String>) -> Response {
+    reply(d.get_case(Request::new(intake::GetCaseRequest { case_ref })).await).await
+}
+
+async fn list_tasks(State(d): Desk_, Path(case_id): Path<String>) -> Response {
+    reply(d.list_tasks(Request::new(routing::ListTasksRequest { case_id })).await).await
+}
+
+async fn verify_case(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<supervision::VerifyCaseRequest>) -> Response {
+    b.case_id = id;
+    reply(d.verify_case(Request::new(b)).await).await
+}
+
+async fn follow_up(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<supervision::FollowUpRequest>) -> Response {
+    b.case_id = id;
+    reply(d.follow_up(Request::new(b)).await).await
+}
+
+async fn list_deadlines(State(d): Desk_, Path(case_id): Path<String>) -> Response {
+    reply(d.list_deadlines(Request::new(supervision::ListDeadlinesRequest { case_id })).await).await
+}
+
+async fn get_task(State(d): Desk_, Path(task_id): Path<String>) -> Response {
+    reply(d.get_task(Request::new(routing::GetTaskRequest { task_id })).await).await
+}
+
+async fn accept_task(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<routing::AcceptTaskRequest>) -> Response {
+    b.task_id = id;
+    reply(d.accept_task(Request::new(b)).await).await
+}
+
+async fn return_task(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<routing::ReturnTaskRequest>) -> Response {
+    b.task_id = id;
+    reply(d.return_task(Request::new(b)).await).await
+}
+
+async fn review_return(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<routing::ReviewReturnRequest>) -> Response {
+    b.task_id = id;
+    reply(d.review_return(Request::new(b)).await).await
+}
+
+async fn resolve_task(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<routing::ResolveTaskRequest>) -> Response {
+    b.task_id = id;
+    reply(d.resolve_task(Request::new(b)).await).await
+}
+
+async fn list_credits(State(d): Desk_, Query(q): Query<subsidy::ListCreditsRequest>) -> Response {
+    reply(d.list_credits(Request::new(q)).await).await
+}
+
+async fn get_node(State(d): Desk_, Path(code): Path<String>) -> Response {
+    reply(d.get_node(Request::new(registry::GetNodeRequest { code })).await).await
+}
+
+async fn list_children(
+    State(d): Desk_,
+    Path(code): Path<String>,
+    Query(mut q): Query<registry::ListChildrenRequest>,
+) -> Response {
+    q.code = code;
+    reply(d.list_children(Request::new(q)).await).await
+}
+
+async fn get_person(State(d): Desk_, Path(id): Path<String>) -> Response {
+    reply(d.get_person(Request::new(registry::GetPersonRequest { id })).await).await
+}

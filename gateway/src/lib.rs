@@ -1,0 +1,70 @@
+//! The gateway: one API for client apps, as gRPC (`zongzhi.gateway.v1.Desk`) and as JSON over HTTP.
+
+pub mod desk;
+pub mod http;
+
+use std::net::SocketAddr;
+
+use kit::app::Running;
+use kit::config::{parse_or, string_or, ConfigError};
+use proto::gateway::v1::desk_server::DeskServer;
+
+pub const NAME: &str = "gateway";
+
+/// Where the gateway listens and where each backend is.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub backends: Backends,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub intake: String,
+    pub routing: String,
+    pub registry: String,
+    pub supervision: String,
+    pub subsidy: String,
+}
+
+impl Config {
+    /// GRPC_ADDR (default 0.0.0.0:50060), HTTP_ADDR (0.0.0.0:8080), INTAKE_URL, ROUTING_URL, REGISTRY_URL,
+    /// SUPERVISION_URL, SUBSIDY_URL.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            grpc_addr: parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50060)))?,
+            http_addr: parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+            backends: Backends {
+                intake: string_or("INTAKE_URL", "http://127.0.0.1:50061"),
+                routing: string_or("ROUTING_URL", "http://127.0.0.1:50062"),
+                registry: string_or("REGISTRY_URL", "http://127.0.0.1:50063"),
+                supervision: string_or("SUPERVISION_URL", "http://127.0.0.1:50064"),
+                subsidy: string_or("SUBSIDY_URL", "http://127.0.0.1:50065"),
+            },
+        })
+    }
+}
+
+/// A running gateway: the gRPC address is the app's, the HTTP address is beside it.
+pub struct Gateway {
+    pub app: Running,
+    pub http_addr: SocketAddr,
+}
+
+pub async fn build(config: Config) -> anyhow::Result<Gateway> {
+    let desk = desk::DeskService::connect(&config.backends)?;
+    let grpc = kit::grpc::bind(config.grpc_addr).await?;
+    let http = kit::grpc::bind(config.http_addr).await?;
+    let http_addr = http.local_addr()?;
+    let mut app = Running::new(NAME, grpc.local_addr()?);
+    let routes = tonic::service::Routes::new(DeskServer::new(desk.clone()));
+    app.spawn("grpc", kit::grpc::serve(grpc, routes, &["zongzhi.gateway.v1.Desk"], app.shutdown()));
+    let mut shutdown = app.shutdown();
+    let router = http::router(desk);
+    app.spawn("http", async move {
+        axum::serve(http, router).with_graceful_shutdown(async move { shutdown.wait().await }).await?;
+        Ok(())
+    });
+    Ok(Gateway { app, http_addr })
+}

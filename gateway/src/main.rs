@@ -1,0 +1,12 @@
+use anyhow::Context;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    kit::telemetry::init(gateway::NAME);
+    let config = gateway::Config::from_env().context("configuration")?;
+    let gw = gateway::build(config).await?;
+    tracing::info!(grpc = %gw.app.addr(), http = %gw.http_addr, "gateway listening");
+    let result = gw.app.run_until(kit::shutdown::signal()).await;
+    kit::telemetry::flush();
+    result
+}
