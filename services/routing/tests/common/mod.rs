@@ -1,0 +1,121 @@
+//! The harness every routing test boots: a real routing service on its own database and stream, a client
+//! over a socket, and helpers that play intake and supervision by publishing their events.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use kit::testing::{eventually, TestInfra};
+use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseRegistered, Envelope};
+use proto::routing::v1::routing_client::RoutingClient;
+use proto::routing::v1::{ListTasksRequest, PutRuleRequest, Rule, Task};
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub const CENTER: &str = "532901000000";
+pub const VILLAGE: &str = "532901003001";
+
+pub struct Harness {
+    pub client: RoutingClient<Channel>,
+    stop: kit::app::StopHandle,
+    // Dropped last (fields drop in order), after the service was told to stop.
+    pub infra: TestInfra,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.stop();
+    }
+}
+
+pub async fn boot() -> Harness {
+    let infra = TestInfra::new().await;
+    let app = routing::build(infra.config(routing::NAME), routing::Peers::default()).await.expect("routing builds");
+    let addr = app.addr();
+    let stop = app.stop_handle();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = RoutingClient::connect(format!("http://{addr}")).await.expect("connect to routing");
+    Harness { client, stop, infra }
+}
+
+/// A case.registered as intake publishes it, for a case of `category` and `urgency` in the test village.
+pub fn registered(case_no: &str, category: &str, urgency: &str) -> Body {
+    Body::CaseRegistered(CaseRegistered {
+        case_no: case_no.into(),
+        channel: "walk_in".into(),
+        kind: "dispute".into(),
+        category_code: category.into(),
+        urgency: urgency.into(),
+        grid_code: format!("{VILLAGE}001"),
+        village_code: VILLAGE.into(),
+        area_path: vec![VILLAGE.into(), "532901003000".into(), CENTER.into(), "532900000000".into(), "530000000000".into()],
+        center_code: CENTER.into(),
+        reporter_id: "grid-worker-7".into(),
+    })
+}
+
+pub fn envelope(case_id: Uuid, body: Body) -> Envelope {
+    Envelope {
+        event_id: Uuid::new_v4().to_string(),
+        case_id: case_id.to_string(),
+        occurred_at_ms: chrono::Utc::now().timestamp_millis(),
+        actor: "intake".into(),
+        body: Some(body),
+    }
+}
+
+impl Harness {
+    pub async fn put_rule(&self, id: &str, priority: u32, category: &str, area: &str, unit: &str) -> Rule {
+        let rule = Rule {
+            id: id.into(),
+            priority,
+            category_prefix: category.into(),
+            area_prefix: area.into(),
+            urgency: String::new(),
+            unit_kind: "department".into(),
+            unit_code: unit.into(),
+            unit_name: format!("{unit} 部门"),
+        };
+        let response = self.client.clone().put_rule(PutRuleRequest { rule: Some(rule) }).await.expect("put rule");
+        response.into_inner().rule.expect("rule in response")
+    }
+
+    /// Registers a case (as intake would) and waits for its first task.
+    pub async fn register(&self, category: &str, urgency: &str) -> (Uuid, Task) {
+        let case_id = Uuid::new_v4();
+        let case_no = format!("532901-20250807-{:05}", case_id.as_u128() % 100_000);
+        self.infra.publish(case_id, "intake", registered(&case_no, category, urgency)).await;
+        let task = self.task_no(case_id, 1).await;
+        (case_id, task)
+    }
+
+    pub async fn tasks(&self, case_id: Uuid) -> Vec<Task> {
+        let request = ListTasksRequest { case_id: case_id.to_string() };
+        self.client.clone().list_tasks(request).await.expect("list tasks").into_inner().tasks
+    }
+
+    /// Waits until the case has at least `n` tasks and returns the n-th (1-based).
+    pub async fn task_no(&self, case_id: Uuid, n: usize) -> Task {
+        eventually(&format!("task {n} of case {case_id}"), 10, || async move {
+            self.tasks(case_id).await.into_iter().nth(n - 1)
+        })
+        .await
+    }
+
+    /// Waits until case.dispatched for `task_id` is on the stream.
+    pub async fn dispatched_event(&self, task_id: &str) -> proto::events::v1::CaseDispatched {
+        eventually(&format!("case.dispatched for task {task_id}"), 10, || async move {
+            self.infra.events().await.into_iter().find_map(|e| match e.body {
+                Some(Body::CaseDispatched(d)) if d.task_id == task_id => Some(d),
+                _ => None,
+            })
+        })
+        .await
+    }
+
+    /// Waits until an event matching `pick` is on the stream.
+    pub async fn event<T>(&self, what: &str, pick: impl Fn(Body) -> Option<T>) -> T {
+        let pick = &pick;
+        eventually(what, 10, || async move { self.infra.events().await.into_iter().find_map(|e| e.body.and_then(pick)) })
+            .await
+    }
+}
