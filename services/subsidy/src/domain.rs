@@ -46,9 +46,7 @@ pub fn pick_tariff<'a>(active: &'a [TariffRule], category_code: &str) -> Option<
     active
         .iter()
         .filter(|r| category_code.starts_with(r.category_prefix.as_str()))
-        .max_by(|a, b| {
-            (a.category_prefix.len(), a.version, &b.id).cmp(&(b.category_prefix.len(), b.version, &a.id))
-        })
+        .max_by(|a, b| (a.category_prefix.len(), a.version, &b.id).cmp(&(b.category_prefix.len(), b.version, &a.id)))
 }
 
 /// A ledger query: by case, by person, or both.
@@ -103,7 +101,8 @@ mod tests {
     #[test]
     fn a_credit_query_needs_a_case_or_a_person() {
         let id = Uuid::new_v4().to_string();
-        let bad = [("", "", "case_id"), ("  ", " ", "case_id"), ("nope", "", "case_id"), ("", &"x".repeat(65), "person_id")];
+        let bad =
+            [("", "", "case_id"), ("  ", " ", "case_id"), ("nope", "", "case_id"), ("", &"x".repeat(65), "person_id")];
         for (case_id, person_id, field) in bad {
             let err = CreditQuery::parse(case_id, person_id).expect_err(case_id);
             assert_eq!(err.field, field, "case_id {case_id:?} person_id {person_id:?}");

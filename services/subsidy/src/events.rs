@@ -27,12 +27,8 @@ impl Handler for FollowUpHandler {
                 return Ok(());
             }
         }
-        let confirmed = Confirmed {
-            case_id,
-            case_no: &f.case_no,
-            category_code: &f.category_code,
-            resolver_id: &f.resolver_id,
-        };
+        let confirmed =
+            Confirmed { case_id, case_no: &f.case_no, category_code: &f.category_code, resolver_id: &f.resolver_id };
         self.0.credit(tx, &confirmed).await?;
         Ok(())
     }

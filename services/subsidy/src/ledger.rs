@@ -70,7 +70,9 @@ impl Ledger {
         let rules = db::active_tariffs(tx).await?;
         match pick_tariff(&rules, c.category_code) {
             Some(rule) => Ok(Verdict::Credit(rule.clone())),
-            None => Ok(Verdict::Skip(Decision::NoTariff, format!("no active tariff for category {:?}", c.category_code))),
+            None => {
+                Ok(Verdict::Skip(Decision::NoTariff, format!("no active tariff for category {:?}", c.category_code)))
+            }
         }
     }
 
@@ -92,7 +94,12 @@ impl Ledger {
         }
     }
 
-    async fn write_credit(&self, tx: &mut PgConnection, c: &Confirmed<'_>, rule: &TariffRule) -> anyhow::Result<Decision> {
+    async fn write_credit(
+        &self,
+        tx: &mut PgConnection,
+        c: &Confirmed<'_>,
+        rule: &TariffRule,
+    ) -> anyhow::Result<Decision> {
         let credit = CreditRow {
             id: Uuid::new_v4(),
             case_id: c.case_id,
@@ -104,7 +111,8 @@ impl Ledger {
             credited_at: Utc::now(),
         };
         if !db::insert_credit(tx, &credit).await? {
-            db::record_decision(tx, c.case_id, c.resolver_id, Decision::AlreadyCredited, "credited concurrently").await?;
+            db::record_decision(tx, c.case_id, c.resolver_id, Decision::AlreadyCredited, "credited concurrently")
+                .await?;
             return Ok(Decision::AlreadyCredited);
         }
         let reason = format!("tariff {} v{}: {} fen", rule.id, rule.version, rule.amount_fen);

@@ -1,0 +1,258 @@
+//! The ledger against real PostgreSQL, NATS and a real registry: follow-up events in, credits out.
+
+use std::net::SocketAddr;
+
+use kit::app::StopHandle;
+use kit::testing::{eventually, TestInfra};
+use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseFollowedUp, Envelope};
+use proto::registry::v1::registry_client::RegistryClient;
+use proto::registry::v1::CreatePersonRequest;
+use proto::subsidy::v1::subsidy_client::SubsidyClient;
+use proto::subsidy::v1::{ListCreditsRequest, ListTariffRulesRequest};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+struct Suite {
+    infra: TestInfra,
+    subsidy: SubsidyClient<Channel>,
+    registry: RegistryClient<Channel>,
+    running: Vec<(StopHandle, JoinHandle<anyhow::Result<()>>)>,
+}
+
+fn start(app: kit::app::Running) -> (SocketAddr, (StopHandle, JoinHandle<anyhow::Result<()>>)) {
+    let (addr, stop) = (app.addr(), app.stop_handle());
+    (addr, (stop, tokio::spawn(app.run_until(std::future::pending()))))
+}
+
+async fn boot_registry(
+    infra: &TestInfra,
+    addr: SocketAddr,
+) -> (SocketAddr, (StopHandle, JoinHandle<anyhow::Result<()>>)) {
+    let mut config = infra.config(registry::NAME);
+    config.grpc_addr = addr;
+    start(registry::build(config, registry::Peers::default()).await.expect("registry starts"))
+}
+
+/// Subsidy asking the registry at `registry_addr`, which need not be up yet.
+async fn boot_with(infra: TestInfra, registry_addr: SocketAddr) -> Suite {
+    let peers = subsidy::Peers { registry_url: format!("http://{registry_addr}") };
+    let (addr, run) = start(subsidy::build(infra.config(subsidy::NAME), peers).await.expect("subsidy starts"));
+    Suite {
+        subsidy: SubsidyClient::connect(format!("http://{addr}")).await.expect("subsidy client"),
+        registry: RegistryClient::new(
+            Channel::from_shared(format!("http://{registry_addr}")).expect("url").connect_lazy(),
+        ),
+        infra,
+        running: vec![run],
+    }
+}
+
+async fn boot() -> Suite {
+    let infra = TestInfra::new().await;
+    let (registry_addr, run) = boot_registry(&infra, SocketAddr::from(([127, 0, 0, 1], 0))).await;
+    let mut suite = boot_with(infra, registry_addr).await;
+    suite.running.push(run);
+    suite
+}
+
+impl Suite {
+    async fn person(&mut self, eligible: bool) -> String {
+        let request = CreatePersonRequest {
+            name: "杨调解".into(),
+            role: "mediator".into(),
+            home_code: "532901001001001".into(),
+            subsidy_eligible: eligible,
+            eligibility_source: if eligible { "县综治中心备案".into() } else { String::new() },
+            ..Default::default()
+        };
+        let person = self.registry.create_person(request).await.expect("create person").into_inner().person;
+        person.expect("a person").id
+    }
+
+    /// Publishes a follow-up and returns its envelope (to deliver again).
+    async fn followed_up(&self, case_id: Uuid, resolver_id: &str, satisfaction: &str, category: &str) -> Envelope {
+        let envelope = Envelope {
+            event_id: Uuid::new_v4().to_string(),
+            case_id: case_id.to_string(),
+            occurred_at_ms: chrono::Utc::now().timestamp_millis(),
+            actor: "visitor-1".into(),
+            body: Some(Body::CaseFollowedUp(CaseFollowedUp {
+                round: 1,
+                satisfaction: satisfaction.into(),
+                resolver_id: resolver_id.into(),
+                category_code: category.into(),
+                case_no: "532901-20250807-00042".into(),
+            })),
+        };
+        self.infra.publish_envelope(&envelope).await;
+        envelope
+    }
+
+    /// Waits until the consumer has handled the event (it handles in stream order, so everything before too).
+    async fn handled(&self, event_id: &str) {
+        let pool = self.infra.pool(subsidy::NAME).await;
+        eventually(&format!("event {event_id} handled"), 20, || async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE message_id = $1")
+                .bind(event_id)
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            (n == 1).then_some(())
+        })
+        .await;
+    }
+
+    /// Publishes an unrelated event and waits for it: whatever was published before has been handled.
+    async fn drain(&self) {
+        let marker = self.followed_up(Uuid::new_v4(), "nobody", "unsatisfied", "0101").await;
+        self.handled(&marker.event_id).await;
+    }
+
+    async fn credits(&mut self, case_id: Uuid) -> (Vec<proto::subsidy::v1::Credit>, i64) {
+        let request = ListCreditsRequest { case_id: case_id.to_string(), person_id: String::new() };
+        let r = self.subsidy.list_credits(request).await.expect("list credits").into_inner();
+        (r.credits, r.total_fen)
+    }
+
+    async fn decisions(&self, case_id: Uuid) -> Vec<(String, String)> {
+        let pool = self.infra.pool(subsidy::NAME).await;
+        sqlx::query_as("SELECT decision, person_id FROM credit_decisions WHERE case_id = $1 ORDER BY id")
+            .bind(case_id)
+            .fetch_all(&pool)
+            .await
+            .expect("decisions")
+    }
+
+    async fn stop(self) {
+        for (stop, join) in self.running {
+            stop.stop();
+            join.await.expect("joined").expect("clean shutdown");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_eligible_resolver_is_credited_by_the_longest_matching_tariff() {
+    let mut s = boot().await;
+    let person = s.person(true).await;
+    let case_id = Uuid::new_v4();
+    let event = s.followed_up(case_id, &person, "basically_satisfied", "0104").await;
+    s.handled(&event.event_id).await;
+    let (credits, total) = s.credits(case_id).await;
+    assert_eq!(credits.len(), 1, "one credit");
+    let c = &credits[0];
+    assert_eq!(
+        (c.person_id.as_str(), c.amount_fen, c.tariff_rule_id.as_str(), c.tariff_version),
+        (person.as_str(), 30000, "major-land", 1)
+    );
+    assert_eq!(total, 30000);
+    let by_person =
+        s.subsidy.list_credits(ListCreditsRequest { case_id: String::new(), person_id: person.clone() }).await;
+    assert_eq!(by_person.expect("by person").into_inner().total_fen, 30000);
+    let published = eventually("subsidy.credited on the stream", 20, || async {
+        s.infra.events().await.into_iter().find_map(|e| match e.body {
+            Some(Body::SubsidyCredited(c)) if e.case_id == case_id.to_string() => Some(c),
+            _ => None,
+        })
+    })
+    .await;
+    assert_eq!((published.amount_fen, published.credit_id.as_str()), (30000, c.id.as_str()));
+    let rules = s.subsidy.list_tariff_rules(ListTariffRulesRequest {}).await.expect("rules").into_inner().rules;
+    let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["default", "major-land", "major-demolition", "stability"], "seeded rules, shortest prefix first");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_follow_up_delivered_twice_credits_once() {
+    let mut s = boot().await;
+    let person = s.person(true).await;
+    let case_id = Uuid::new_v4();
+    let event = s.followed_up(case_id, &person, "satisfied", "0301").await;
+    s.infra.publish_envelope(&event).await;
+    s.drain().await;
+    let (credits, total) = s.credits(case_id).await;
+    assert_eq!((credits.len(), total), (1, 10000), "one credit at the default tariff");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_follow_up_after_a_reopen_credits_nothing_more() {
+    let mut s = boot().await;
+    let person = s.person(true).await;
+    let case_id = Uuid::new_v4();
+    s.followed_up(case_id, &person, "satisfied", "0208").await;
+    s.followed_up(case_id, &person, "satisfied", "0208").await;
+    s.drain().await;
+    let (credits, total) = s.credits(case_id).await;
+    assert_eq!((credits.len(), total), (1, 50000), "one credit at the stability tariff");
+    let decisions: Vec<String> = s.decisions(case_id).await.into_iter().map(|d| d.0).collect();
+    assert_eq!(decisions, ["credited", "already_credited"]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_unsatisfied_follow_up_credits_nothing() {
+    let mut s = boot().await;
+    let person = s.person(true).await;
+    let case_id = Uuid::new_v4();
+    s.followed_up(case_id, &person, "unsatisfied", "0104").await;
+    s.drain().await;
+    assert_eq!(s.credits(case_id).await, (vec![], 0));
+    assert!(s.decisions(case_id).await.is_empty(), "nothing to decide for an unconfirmed result");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn ineligible_and_unknown_resolvers_are_not_credited_and_the_decision_is_recorded() {
+    let mut s = boot().await;
+    let ineligible = s.person(false).await;
+    let unknown = Uuid::new_v4().to_string();
+    let cases = [(ineligible.as_str(), "ineligible"), (unknown.as_str(), "unknown_person"), ("", "unknown_person")];
+    for (resolver, decision) in cases {
+        let case_id = Uuid::new_v4();
+        s.followed_up(case_id, resolver, "satisfied", "0104").await;
+        s.drain().await;
+        assert_eq!(s.credits(case_id).await, (vec![], 0), "resolver {resolver:?}");
+        assert_eq!(s.decisions(case_id).await, [(decision.to_owned(), resolver.to_owned())], "resolver {resolver:?}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_registry_outage_redelivers_the_follow_up_until_it_answers() {
+    let infra = TestInfra::new().await;
+    // A free port nobody listens on yet: the registry comes up there later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr");
+    let mut s = boot_with(infra, port).await;
+    let case_id = Uuid::new_v4();
+    let person = Uuid::new_v4().to_string();
+    let event = s.followed_up(case_id, &person, "satisfied", "0104").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(s.decisions(case_id).await.is_empty(), "nothing decided while the registry is down");
+    let (_, run) = boot_registry(&s.infra, port).await;
+    s.running.push(run);
+    s.handled(&event.event_id).await;
+    assert_eq!(s.decisions(case_id).await, [("unknown_person".to_owned(), person)], "decided once it answered");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn list_credits_rejects_bad_input() {
+    let mut s = boot().await;
+    let cases = [
+        ("neither", "", "", "case_id"),
+        ("blank", "  ", " ", "case_id"),
+        ("not a uuid", "42", "", "case_id"),
+        ("person too long", "", &*"p".repeat(65), "person_id"),
+    ];
+    for (name, case_id, person_id, field) in cases {
+        let request = ListCreditsRequest { case_id: case_id.into(), person_id: person_id.into() };
+        let status = s.subsidy.list_credits(request).await.expect_err(name);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{name}");
+        assert_eq!(kit::grpc::violated_fields(&status), [field], "{name}");
+    }
+    s.stop().await;
+}
