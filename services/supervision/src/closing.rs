@@ -33,7 +33,8 @@ impl Closing {
             )));
         }
         let mut tx = self.pool.begin().await?;
-        let facts = CaseFacts { case_id: v.case_id, case_no: &task.case_no, category_code: &task.category_code, urgency: "" };
+        let facts =
+            CaseFacts { case_id: v.case_id, case_no: &task.case_no, category_code: &task.category_code, urgency: "" };
         db::upsert_case(&mut tx, &facts).await?;
         let case = db::lock_case(&mut tx, v.case_id).await?.ok_or_else(|| Error::NotFound(v.case_id.to_string()))?;
         if db::closure(&mut tx, v.case_id, case.round).await?.is_some() {
@@ -41,7 +42,9 @@ impl Closing {
         }
         if db::task_verified(&mut tx, &task.id).await? {
             // The round was reopened and routing has not had the case resolved again.
-            return Err(Error::Precondition("the reopened case was not resolved again: closing a case never resolved".into()));
+            return Err(Error::Precondition(
+                "the reopened case was not resolved again: closing a case never resolved".into(),
+            ));
         }
         let (state, reason) = match &v.verdict {
             Verdict::Close(reason) => (ClosureState::Closed, reason.as_str()),
@@ -128,7 +131,14 @@ impl Closing {
     }
 
     /// Starts the next round and writes `case.reopened`, inside the caller's transaction.
-    async fn reopen(&self, tx: &mut PgConnection, case_id: Uuid, round: i32, actor: &str, reason: String) -> Result<()> {
+    async fn reopen(
+        &self,
+        tx: &mut PgConnection,
+        case_id: Uuid,
+        round: i32,
+        actor: &str,
+        reason: String,
+    ) -> Result<()> {
         let next = round + 1;
         db::advance_round(tx, case_id, next).await?;
         let event = CaseReopened { round: round_u32(next), reason };

@@ -23,11 +23,13 @@ impl Handler for ProjectionHandler {
         let at = occurred_at(event);
         match body {
             Body::CaseRegistered(r) => {
-                let facts = CaseFacts { case_id, case_no: &r.case_no, category_code: &r.category_code, urgency: &r.urgency };
+                let facts =
+                    CaseFacts { case_id, case_no: &r.case_no, category_code: &r.category_code, urgency: &r.urgency };
                 db::upsert_case(tx, &facts).await?;
             }
             Body::CaseDispatched(d) => {
-                let facts = CaseFacts { case_id, case_no: &d.case_no, category_code: &d.category_code, urgency: &d.urgency };
+                let facts =
+                    CaseFacts { case_id, case_no: &d.case_no, category_code: &d.category_code, urgency: &d.urgency };
                 db::upsert_case(tx, &facts).await?;
                 start_clock(tx, case_id, &d.task_id, Stage::Accept, at).await?;
             }
@@ -62,7 +64,8 @@ async fn start_clock(
         tracing::warn!(%case_id, stage = %stage, "event without a task id; no deadline");
         return Ok(());
     }
-    let urgency = db::lock_case(conn, case_id).await?.map(|c| Urgency::or_normal(&c.urgency)).unwrap_or(Urgency::Normal);
+    let urgency =
+        db::lock_case(conn, case_id).await?.map(|c| Urgency::or_normal(&c.urgency)).unwrap_or(Urgency::Normal);
     let Some(seconds) = db::policy_seconds(conn, urgency.as_str(), stage).await? else {
         anyhow::bail!("no deadline policy for {urgency} {stage}");
     };
@@ -73,5 +76,9 @@ async fn start_clock(
 /// When the event happened; an envelope without a time counts from now rather than from 1970, which would
 /// fire its deadline at once.
 fn occurred_at(event: &Envelope) -> DateTime<Utc> {
-    if event.occurred_at_ms > 0 { kit::time::from_ms(event.occurred_at_ms) } else { Utc::now() }
+    if event.occurred_at_ms > 0 {
+        kit::time::from_ms(event.occurred_at_ms)
+    } else {
+        Utc::now()
+    }
 }

@@ -25,7 +25,8 @@ impl pb::supervision_server::Supervision for SupervisionService {
 
     async fn follow_up(&self, request: Request<pb::FollowUpRequest>) -> Result<Response<pb::FollowUpResponse>, Status> {
         let r = request.get_ref();
-        let f = FollowUp::parse(&r.case_id, &r.visitor_id, &r.satisfaction, &r.note).map_err(|e| kit::grpc::invalid(&e))?;
+        let f =
+            FollowUp::parse(&r.case_id, &r.visitor_id, &r.satisfaction, &r.note).map_err(|e| kit::grpc::invalid(&e))?;
         let (closure, reopened) = self.0.follow_up(f).await?;
         Ok(Response::new(pb::FollowUpResponse { closure: Some(to_closure(closure)), reopened }))
     }
