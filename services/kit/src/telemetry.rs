@@ -36,7 +36,7 @@ pub fn init(service: &'static str) {
     }
     let provider = builder.build();
     let tracer = provider.tracer(service);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn"));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
     let registry = tracing_subscriber::registry().with(filter).with(otel);

@@ -1,0 +1,126 @@
+//! The whole suite in one process: every service and the gateway started from their libraries exactly as
+//! their binaries start them, and the demo data seeded through their APIs. `cargo run -p suite` uses it for
+//! local work; the end-to-end tests use it on their own database and stream.
+
+pub mod seed;
+
+use std::net::{IpAddr, SocketAddr};
+
+use kit::app::{Running, StopHandle};
+use kit::config::{Config, DbConfig, NatsConfig};
+use tokio::task::JoinHandle;
+
+/// Where the suite's parts listen and what they use.
+#[derive(Debug, Clone)]
+pub struct SuiteConfig {
+    pub database_url: String,
+    pub nats: NatsConfig,
+    pub host: IpAddr,
+    /// Base port: the gateway's gRPC is `base`, intake `base + 1` … subsidy `base + 5`; 0 picks free ports.
+    pub base_port: u16,
+    pub http_port: u16,
+}
+
+/// The running suite.
+pub struct Suite {
+    pub gateway_grpc: SocketAddr,
+    pub gateway_http: SocketAddr,
+    pub registry: SocketAddr,
+    pub routing: SocketAddr,
+    pub intake: SocketAddr,
+    pub supervision: SocketAddr,
+    pub subsidy: SocketAddr,
+    parts: Vec<(&'static str, StopHandle, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl SuiteConfig {
+    fn service(&self, name: &'static str, offset: u16) -> Config {
+        let port = if self.base_port == 0 { 0 } else { self.base_port + offset };
+        Config {
+            service: name,
+            grpc_addr: SocketAddr::new(self.host, port),
+            database: DbConfig { url: self.database_url.clone(), schema: name.to_owned(), max_connections: 5 },
+            nats: self.nats.clone(),
+        }
+    }
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+impl Suite {
+    /// Starts the registry first and the gateway last, each pointed at the addresses the others got.
+    pub async fn start(cfg: &SuiteConfig) -> anyhow::Result<Self> {
+        let mut parts = Vec::new();
+        let run = |app: Running| {
+            let addr = app.addr();
+            let stop = app.stop_handle();
+            let join = tokio::spawn(app.run_until(std::future::pending()));
+            (addr, stop, join)
+        };
+        let mut keep = |name, (addr, stop, join)| {
+            parts.push((name, stop, join));
+            addr
+        };
+        let registry = keep(
+            registry::NAME,
+            run(registry::build(cfg.service(registry::NAME, 3), registry::Peers::default()).await?),
+        );
+        let routing =
+            keep(routing::NAME, run(routing::build(cfg.service(routing::NAME, 2), routing::Peers {}).await?));
+        let intake = keep(
+            intake::NAME,
+            run(intake::build(cfg.service(intake::NAME, 1), intake::Peers { registry_url: url(registry) }).await?),
+        );
+        let supervision = keep(
+            supervision::NAME,
+            run(supervision::build(cfg.service(supervision::NAME, 4), supervision::Peers { routing_url: url(routing) })
+                .await?),
+        );
+        let subsidy = keep(
+            subsidy::NAME,
+            run(subsidy::build(cfg.service(subsidy::NAME, 5), subsidy::Peers { registry_url: url(registry) }).await?),
+        );
+        let gw_port = |p: u16| if cfg.base_port == 0 { 0 } else { p };
+        let gw = gateway::build(gateway::Config {
+            grpc_addr: SocketAddr::new(cfg.host, gw_port(cfg.base_port)),
+            http_addr: SocketAddr::new(cfg.host, gw_port(cfg.http_port)),
+            backends: gateway::Backends {
+                intake: url(intake),
+                routing: url(routing),
+                registry: url(registry),
+                supervision: url(supervision),
+                subsidy: url(subsidy),
+            },
+        })
+        .await?;
+        let gateway_http = gw.http_addr;
+        let gateway_grpc = keep(gateway::NAME, run(gw.app));
+        Ok(Self { gateway_grpc, gateway_http, registry, routing, intake, supervision, subsidy, parts })
+    }
+
+    /// Stops the gateway first (no new calls), then the services in reverse start order, each draining.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        for (name, stop, join) in self.parts.into_iter().rev() {
+            stop.stop();
+            match join.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(service = name, error = %e, "stopped with an error");
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(anyhow::anyhow!("{name} panicked: {e}"));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// The registry's database, for seeding the tree.
+    pub fn registry_config(cfg: &SuiteConfig) -> Config {
+        cfg.service(registry::NAME, 3)
+    }
+}

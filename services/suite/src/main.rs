@@ -1,0 +1,88 @@
+//! `cargo run -p suite`: the five services and the gateway in one process on the local PostgreSQL and NATS,
+//! with the Dali demo seeded. Ctrl-C stops everything cleanly.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use kit::config::{parse_or, string_or, NatsConfig};
+use sqlx::Connection;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    kit::telemetry::init("suite");
+    let database_url = string_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zongzhi");
+    let nats_url = string_or("NATS_URL", "nats://127.0.0.1:4222");
+    let cfg = suite::SuiteConfig {
+        database_url: database_url.clone(),
+        nats: NatsConfig { url: nats_url.clone(), prefix: string_or("EVENT_PREFIX", "zongzhi"), stream: string_or("EVENT_STREAM", "ZONGZHI") },
+        host: parse_or("SUITE_HOST", IpAddr::from([127, 0, 0, 1]))?,
+        base_port: parse_or("SUITE_BASE_PORT", 50060)?,
+        http_port: parse_or("SUITE_HTTP_PORT", 8080)?,
+    };
+    ensure_database(&database_url).await?;
+    ensure_nats(&nats_url).await?;
+
+    let suite = suite::Suite::start(&cfg).await?;
+    let registry_pool = registry::connect(&suite::Suite::registry_config(&cfg)).await?;
+    let demo = suite::seed::seed(&registry_pool, &format!("http://{}", suite.registry), &format!("http://{}", suite.routing), &mut |step| println!("seeded {step}"))
+        .await
+        .context("seeding the demo")?;
+
+    println!();
+    println!("Zongzhi is running. Point clients at the gateway:");
+    println!("  gRPC  {}   (zongzhi.gateway.v1.Desk; reflection on, try: grpcurl -plaintext {} list)", suite.gateway_grpc, suite.gateway_grpc);
+    println!("  HTTP  http://{}/v1/...", suite.gateway_http);
+    println!("Services: registry {}, routing {}, intake {}, supervision {}, subsidy {}", suite.registry, suite.routing, suite.intake, suite.supervision, suite.subsidy);
+    println!("Demo: center {} (下关街道), grids {}, grid workers {}", demo.center_code, demo.grids.join(" "), demo.grid_workers.join(" "));
+    println!("Try:");
+    println!(
+        "  curl -s -XPOST http://{}/v1/cases -d '{{\"idempotency_key\":\"demo-1\",\"center_code\":\"{}\",\"channel\":\"walk_in\",\"kind\":\"dispute\",\"category_code\":\"0102\",\"urgency\":\"normal\",\"title\":\"邻里噪音纠纷\",\"location_code\":\"{}\",\"operator_id\":\"op-1\"}}' -H 'content-type: application/json'",
+        suite.gateway_http, demo.center_code, demo.grids[0]
+    );
+    println!("Ctrl-C stops everything.");
+
+    kit::shutdown::signal().await;
+    suite.stop().await?;
+    kit::telemetry::flush();
+    println!("stopped");
+    Ok(())
+}
+
+/// Checks PostgreSQL answers (and says how to start it if not), and creates the suite's database if missing.
+async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    let (server, name) = url.rsplit_once('/').context("DATABASE_URL needs a database name")?;
+    let admin = format!("{server}/postgres");
+    let connect = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin)).await;
+    let mut conn = match connect {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => anyhow::bail!(
+            "PostgreSQL does not answer at {} ({e}).\nStart it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\nor set DATABASE_URL.",
+            kit::db::redact(&admin)
+        ),
+        Err(_) => anyhow::bail!("PostgreSQL at {} did not answer within 5 s; is it running? Set DATABASE_URL to point elsewhere.", kit::db::redact(&admin)),
+    };
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(name).fetch_one(&mut conn).await?;
+    if !exists {
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            anyhow::bail!("database name {name:?} must be letters, digits and underscores");
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+        println!("created database {name}");
+    }
+    Ok(())
+}
+
+async fn ensure_nats(url: &str) -> anyhow::Result<()> {
+    let connect = tokio::time::timeout(
+        Duration::from_secs(5),
+        async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(3)).connect(url),
+    )
+    .await;
+    match connect {
+        Ok(Ok(_)) => Ok(()),
+        _ => anyhow::bail!(
+            "NATS does not answer at {url}.\nStart it with JetStream: start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server\nor set NATS_URL."
+        ),
+    }
+}

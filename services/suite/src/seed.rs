@@ -1,0 +1,144 @@
+//! Demo data for Dali (大理州), loaded through the services' own APIs so it obeys their rules: the division
+//! tree with a center at every prefecture, county, township and village; grids with grid workers; a mediator;
+//! departments stationed at centers; a routing table. Categories and the tariff come with the services'
+//! migrations. Seeding twice changes nothing.
+
+use proto::registry::v1::registry_client::RegistryClient;
+use proto::registry::v1::{
+    AssignGridWorkerRequest, CreateGridRequest, CreatePersonRequest, Department, GetGridRequest, Person,
+    PutDepartmentRequest,
+};
+use proto::routing::v1::routing_client::RoutingClient;
+use proto::routing::v1::{PutRuleRequest, Rule};
+use tonic::transport::Channel;
+
+/// 下关街道's first community, where the demo grids are.
+pub const DEMO_VILLAGE: &str = "532901003001";
+pub const DEMO_TOWNSHIP: &str = "532901003000";
+pub const DEMO_COUNTY: &str = "532901000000";
+
+/// What a client needs to drive the demo.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    pub grids: Vec<String>,
+    pub grid_workers: Vec<String>,
+    pub center_code: String,
+}
+
+pub async fn seed(
+    registry_pool: &sqlx::PgPool,
+    registry_url: &str,
+    routing_url: &str,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Demo> {
+    let report = registry::import_dali(registry_pool).await?;
+    progress(&format!("division tree: {} rows ({} added)", report.rows, report.added));
+    let mut registry = RegistryClient::connect(registry_url.to_owned()).await?;
+    let mut demo = Demo { grids: vec![], grid_workers: vec![], center_code: DEMO_TOWNSHIP.into() };
+    for (seq, worker, phone) in [("001", "杨丽华", "13908720001"), ("002", "段志强", "13908720002"), ("003", "赵金花", "13908720003")] {
+        let (code, worker_id) = grid_with_worker(&mut registry, seq, worker, phone).await?;
+        demo.grids.push(code);
+        demo.grid_workers.push(worker_id);
+    }
+    progress(&format!("grids: {} with their grid workers", demo.grids.len()));
+    for d in departments() {
+        registry.put_department(PutDepartmentRequest { department: Some(d) }).await?;
+    }
+    let mut routing = RoutingClient::connect(routing_url.to_owned()).await?;
+    for rule in rules() {
+        routing.put_rule(PutRuleRequest { rule: Some(rule) }).await?;
+    }
+    progress("departments and routing table loaded");
+    Ok(demo)
+}
+
+/// The grid `village + seq` with a primary grid worker, created only if missing.
+async fn grid_with_worker(
+    registry: &mut RegistryClient<Channel>,
+    seq: &str,
+    worker: &str,
+    phone: &str,
+) -> anyhow::Result<(String, String)> {
+    let code = format!("{DEMO_VILLAGE}{seq}");
+    let existing = match registry.get_grid(GetGridRequest { code: code.clone() }).await {
+        Ok(r) => r.into_inner().grid,
+        Err(s) if s.code() == tonic::Code::NotFound => None,
+        Err(s) => return Err(s.into()),
+    };
+    if let Some(g) = existing.filter(|g| !g.primary_worker_id.is_empty()) {
+        return Ok((g.code, g.primary_worker_id));
+    }
+    let grid = registry
+        .create_grid(CreateGridRequest {
+            village_code: DEMO_VILLAGE.into(),
+            name: format!("第{}网格", seq.trim_start_matches('0')),
+            kind: "grid".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .grid
+        .unwrap_or_default();
+    let person: Person = registry
+        .create_person(CreatePersonRequest {
+            name: worker.into(),
+            role: "grid_worker".into(),
+            phone: phone.into(),
+            home_code: DEMO_VILLAGE.into(),
+            subsidy_eligible: true,
+            eligibility_source: "大理市综治中心 2025 年网格员名册".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .person
+        .unwrap_or_default();
+    registry.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: person.id.clone() }).await?;
+    Ok((grid.code, person.id))
+}
+
+fn department(code: &str, name: &str, center: &str, stationing: &str, prefixes: &[&str]) -> Department {
+    Department {
+        code: code.into(),
+        name: name.into(),
+        center_code: center.into(),
+        stationing: stationing.into(),
+        category_prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
+    }
+}
+
+fn departments() -> Vec<Department> {
+    vec![
+        department("532901003-SFS", "下关街道司法所(人民调解)", DEMO_TOWNSHIP, "resident", &["0101", "0102", "0111"]),
+        department("532901003-PCS", "下关派出所", DEMO_TOWNSHIP, "rotating", &["0207", "0204"]),
+        department("532901-RSJ", "大理市人社局", DEMO_COUNTY, "resident", &["0106"]),
+        department("532901-ZRZYJ", "大理市自然资源局", DEMO_COUNTY, "rotating", &["0103", "0104", "0105"]),
+        department("532901-WJJ", "大理市卫健局", DEMO_COUNTY, "on_call", &["0107", "0203"]),
+        department("532901-FY", "大理市人民法院诉调对接", DEMO_COUNTY, "on_call", &["0111"]),
+    ]
+}
+
+fn rule(id: &str, priority: u32, category: &str, area: &str, urgency: &str, unit: &Department) -> Rule {
+    Rule {
+        id: id.into(),
+        priority,
+        category_prefix: category.into(),
+        area_prefix: area.into(),
+        urgency: urgency.into(),
+        unit_kind: "department".into(),
+        unit_code: unit.code.clone(),
+        unit_name: unit.name.clone(),
+    }
+}
+
+fn rules() -> Vec<Rule> {
+    let d = departments();
+    vec![
+        rule("xiaguan-family-neighbour", 10, "010", "532901003", "", &d[0]),
+        rule("xiaguan-public-order", 10, "0207", "532901003", "", &d[1]),
+        rule("dali-labour", 10, "0106", "532901", "", &d[2]),
+        rule("dali-land", 10, "010", "532901", "", &d[3]),
+        rule("dali-health", 10, "0107", "532901", "", &d[4]),
+        rule("dali-lending", 5, "0111", "532901", "", &d[5]),
+    ]
+}
