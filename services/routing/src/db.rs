@@ -177,13 +177,15 @@ pub async fn excluded(conn: &mut PgConnection, case_id: Uuid, round: i32) -> any
 }
 
 pub async fn exclude(conn: &mut PgConnection, case_id: Uuid, round: i32, kind: &str, code: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO exclusions (case_id, round, unit_kind, unit_code) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING")
-        .bind(case_id)
-        .bind(round)
-        .bind(kind)
-        .bind(code)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO exclusions (case_id, round, unit_kind, unit_code) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+    )
+    .bind(case_id)
+    .bind(round)
+    .bind(kind)
+    .bind(code)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -255,7 +257,9 @@ pub async fn case_of_task(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Opt
 
 /// The case's tasks, oldest first.
 pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TaskRow>> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.case_id = $1 ORDER BY t.attempt");
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.case_id = $1 ORDER BY t.attempt"
+    );
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_all(conn).await
 }
 

@@ -1,7 +1,7 @@
 //! Routing's domain: the rules, how a case picks its unit, the task's states and the moves between them.
 //! Nothing here knows protobuf or SQL.
 
-use kit::{code_enum, field, FieldError};
+use kit::{FieldError, code_enum, field};
 
 code_enum! {
     /// The kind of unit a task goes to: a department stationed at the center, or a center itself (属地).
@@ -183,24 +183,20 @@ pub struct Target {
 /// center keeps the case (兜底) — even when it returned the case before, since no one else is left to take it.
 pub fn route(rules: &[Rule], case: &CaseFacts, excluded: &[(UnitKind, String)]) -> Target {
     let is_excluded = |r: &Rule| excluded.iter().any(|(k, c)| *k == r.unit_kind && *c == r.unit_code);
-    rules
-        .iter()
-        .filter(|r| r.matches(case) && !is_excluded(r))
-        .min_by(|a, b| a.rank().cmp(&b.rank()))
-        .map_or_else(
-            || Target {
-                unit_kind: UnitKind::Center,
-                unit_code: case.center_code.clone(),
-                unit_name: format!("属地综治中心 {}", case.center_code),
-                rule_id: None,
-            },
-            |r| Target {
-                unit_kind: r.unit_kind,
-                unit_code: r.unit_code.clone(),
-                unit_name: r.unit_name.clone(),
-                rule_id: Some(r.id.clone()),
-            },
-        )
+    rules.iter().filter(|r| r.matches(case) && !is_excluded(r)).min_by(|a, b| a.rank().cmp(&b.rank())).map_or_else(
+        || Target {
+            unit_kind: UnitKind::Center,
+            unit_code: case.center_code.clone(),
+            unit_name: format!("属地综治中心 {}", case.center_code),
+            rule_id: None,
+        },
+        |r| Target {
+            unit_kind: r.unit_kind,
+            unit_code: r.unit_code.clone(),
+            unit_name: r.unit_name.clone(),
+            rule_id: Some(r.id.clone()),
+        },
+    )
 }
 
 /// `JB-532901-20250807-0003`: the dispatching center's significant code, the local date, the day's sequence.

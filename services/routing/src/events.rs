@@ -16,22 +16,16 @@ pub struct DispatchHandler {
 
 impl Handler for DispatchHandler {
     async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
-        let case_id = || {
-            let id = Uuid::parse_str(&event.case_id).ok();
-            if id.is_none() {
-                tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
-            }
-            id
+        let Some(body @ (Body::CaseRegistered(_) | Body::CaseReopened(_))) = &event.body else {
+            return Ok(());
         };
-        match &event.body {
-            Some(Body::CaseRegistered(e)) => match case_id() {
-                Some(id) => self.registered(tx, id, event, e).await,
-                None => Ok(()),
-            },
-            Some(Body::CaseReopened(e)) => match case_id() {
-                Some(id) => self.reopened(tx, id, e).await,
-                None => Ok(()),
-            },
+        let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
+            tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
+            return Ok(());
+        };
+        match body {
+            Body::CaseRegistered(e) => self.registered(tx, case_id, event, e).await,
+            Body::CaseReopened(e) => self.reopened(tx, case_id, e).await,
             _ => Ok(()),
         }
     }
@@ -69,7 +63,12 @@ impl DispatchHandler {
         Ok(())
     }
 
-    async fn reopened(&self, tx: &mut Transaction<'static, Postgres>, case_id: Uuid, e: &CaseReopened) -> anyhow::Result<()> {
+    async fn reopened(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        case_id: Uuid,
+        e: &CaseReopened,
+    ) -> anyhow::Result<()> {
         let Some(mut case) = db::lock_case(tx, case_id).await? else {
             tracing::warn!(%case_id, "reopening of a case routing does not know; ignored");
             return Ok(());

@@ -1,6 +1,6 @@
 //! The gRPC face: request → parsed domain value → one call → response.
 
-use kit::{field, FieldError};
+use kit::{FieldError, field};
 use proto::routing::v1 as pb;
 use tonic::{Request, Response, Status};
 

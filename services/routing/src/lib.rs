@@ -7,9 +7,9 @@ pub mod events;
 pub mod grpc;
 pub mod tasks;
 
+use kit::Config;
 use kit::app::Running;
 use kit::events::{Bus, Outbox};
-use kit::Config;
 use proto::routing::v1::routing_server::RoutingServer;
 
 pub const NAME: &str = "routing";

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::db::{self, CaseRow, Change, NewTask, TaskRow};
-use crate::domain::{route, slip_no, CaseFacts, Move, Outcome, ReturnReason, Rule, TaskState};
+use crate::domain::{CaseFacts, Move, Outcome, ReturnReason, Rule, TaskState, route, slip_no};
 use crate::error::{Error, Result};
 
 #[derive(Clone)]
@@ -143,7 +143,13 @@ impl Tasks {
     }
 
     /// Writes the transition's event, commits both, wakes the relay and returns the task as committed.
-    async fn finish(&self, mut tx: Transaction<'static, Postgres>, task: &TaskRow, actor: &str, body: Body) -> Result<TaskRow> {
+    async fn finish(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        task: &TaskRow,
+        actor: &str,
+        body: Body,
+    ) -> Result<TaskRow> {
         let event = kit::events::subject_of(&body);
         self.outbox.add(&mut tx, task.case_id, actor, body).await?;
         let updated = db::task(&mut tx, task.id, false).await?.ok_or_else(|| not_found(task.id))?;
@@ -158,8 +164,10 @@ impl Tasks {
 /// does not allow the move (which also makes the loser of two racing calls fail, once the winner commits).
 async fn locked(conn: &mut PgConnection, id: Uuid, mv: Move) -> Result<(TaskRow, TaskState)> {
     let task = db::task(conn, id, true).await?.ok_or_else(|| not_found(id))?;
-    let state = TaskState::parse("state", &task.state).map_err(|e| anyhow::anyhow!("task {id} has a bad state: {e}"))?;
-    let to = mv.from(state).ok_or_else(|| Error::WrongState(format!("task {id} is {state}; cannot {} it", mv.verb())))?;
+    let state =
+        TaskState::parse("state", &task.state).map_err(|e| anyhow::anyhow!("task {id} has a bad state: {e}"))?;
+    let to =
+        mv.from(state).ok_or_else(|| Error::WrongState(format!("task {id} is {state}; cannot {} it", mv.verb())))?;
     Ok((task, to))
 }
 

@@ -2,10 +2,12 @@
 
 mod common;
 
-use common::{boot, envelope, registered, CENTER};
-use proto::events::v1::envelope::Body;
+use common::{CENTER, boot, envelope, registered};
 use proto::events::v1::CaseReopened;
-use proto::routing::v1::{AcceptTaskRequest, ListRulesRequest, ResolveTaskRequest, ReturnTaskRequest, ReviewReturnRequest};
+use proto::events::v1::envelope::Body;
+use proto::routing::v1::{
+    AcceptTaskRequest, ListRulesRequest, ResolveTaskRequest, ReturnTaskRequest, ReviewReturnRequest,
+};
 use uuid::Uuid;
 
 #[tokio::test]
@@ -18,7 +20,10 @@ async fn a_registered_case_goes_to_the_unit_its_best_rule_names() {
     let (case_id, task) = h.register("0102", "normal").await;
 
     assert_eq!((task.unit_code.as_str(), task.rule_id.as_str()), ("judicial-office", "neighbours-here"));
-    assert_eq!((task.state.as_str(), task.unit_kind.as_str(), task.attempt, task.round), ("dispatched", "department", 1, 1));
+    assert_eq!(
+        (task.state.as_str(), task.unit_kind.as_str(), task.attempt, task.round),
+        ("dispatched", "department", 1, 1)
+    );
     assert_eq!(task.case_id, case_id.to_string());
     let day = &task.dispatched_at[..10].replace('-', "");
     assert_eq!(task.slip_no, format!("JB-532901-{day}-0001"), "slip number of the center's first dispatch today");
@@ -26,7 +31,10 @@ async fn a_registered_case_goes_to_the_unit_its_best_rule_names() {
 
     let event = h.dispatched_event(&task.id).await;
     assert_eq!(event.slip_no, task.slip_no);
-    assert_eq!((event.unit_code.as_str(), event.unit_kind.as_str(), event.rule_id.as_str()), ("judicial-office", "department", "neighbours-here"));
+    assert_eq!(
+        (event.unit_code.as_str(), event.unit_kind.as_str(), event.rule_id.as_str()),
+        ("judicial-office", "department", "neighbours-here")
+    );
     assert_eq!((event.category_code.as_str(), event.urgency.as_str(), event.attempt), ("0102", "normal", 1));
     assert_eq!(event.case_no, task.case_no);
 
@@ -63,7 +71,8 @@ async fn a_redelivered_registration_is_dispatched_once() {
 
     let tasks = h.tasks(case_id).await;
     assert_eq!(tasks.len(), 1, "one task for one case, however often the event arrives");
-    let dispatched = h.infra.events().await.into_iter().filter(|e| matches!(e.body, Some(Body::CaseDispatched(_)))).count();
+    let dispatched =
+        h.infra.events().await.into_iter().filter(|e| matches!(e.body, Some(Body::CaseDispatched(_)))).count();
     assert_eq!(dispatched, 2, "one case.dispatched per registered case");
 }
 
@@ -83,14 +92,29 @@ async fn a_reopened_case_is_dispatched_again_in_a_new_round_without_old_exclusio
         })
         .await
         .expect("return");
-    let review = ReviewReturnRequest { task_id: first.id.clone(), reviewer_id: "center-op".into(), approve: true, note: String::new() };
+    let review = ReviewReturnRequest {
+        task_id: first.id.clone(),
+        reviewer_id: "center-op".into(),
+        approve: true,
+        note: String::new(),
+    };
     let second = client.review_return(review).await.expect("approve").into_inner().next_task.expect("next task");
     assert_eq!(second.unit_code, "mediation");
-    client.accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: "mediator-3".into() }).await.expect("accept");
-    let resolve = ResolveTaskRequest { task_id: second.id.clone(), resolver_id: "mediator-3".into(), outcome: "dispute_resolved".into(), note: String::new() };
+    client
+        .accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: "mediator-3".into() })
+        .await
+        .expect("accept");
+    let resolve = ResolveTaskRequest {
+        task_id: second.id.clone(),
+        resolver_id: "mediator-3".into(),
+        outcome: "dispute_resolved".into(),
+        note: String::new(),
+    };
     client.resolve_task(resolve).await.expect("resolve");
 
-    h.infra.publish(case_id, "supervision", Body::CaseReopened(CaseReopened { round: 2, reason: "回访不满意".into() })).await;
+    h.infra
+        .publish(case_id, "supervision", Body::CaseReopened(CaseReopened { round: 2, reason: "回访不满意".into() }))
+        .await;
 
     let third = h.task_no(case_id, 3).await;
     assert_eq!((third.state.as_str(), third.round, third.attempt), ("dispatched", 2, 3));

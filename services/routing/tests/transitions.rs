@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{boot, CENTER};
+use common::{CENTER, boot};
 use proto::events::v1::envelope::Body;
 use proto::routing::v1::{
     AcceptTaskRequest, GetTaskRequest, ResolveTaskRequest, ReturnTaskRequest, ReviewReturnRequest,
@@ -23,7 +23,9 @@ fn give_back(task_id: &str) -> ReturnTaskRequest {
 }
 
 fn review(task_id: &str, approve: bool) -> ReviewReturnRequest {
-    ReviewReturnRequest { task_id: task_id.into(), reviewer_id: "center-op".into(), approve, note: "按职责办理".into() }
+    ReviewReturnRequest {
+        task_id: task_id.into(), reviewer_id: "center-op".into(), approve, note: "按职责办理".into()
+    }
 }
 
 fn resolve(task_id: &str) -> ResolveTaskRequest {
@@ -62,7 +64,10 @@ async fn an_accepted_task_is_resolved_and_credits_the_resolver() {
         _ => None,
     });
     let event = event.await;
-    assert_eq!((event.task_id.as_str(), event.outcome.as_str(), event.resolver_id.as_str()), (task.id.as_str(), "dispute_resolved", "mediator-3"));
+    assert_eq!(
+        (event.task_id.as_str(), event.outcome.as_str(), event.resolver_id.as_str()),
+        (task.id.as_str(), "dispute_resolved", "mediator-3")
+    );
 }
 
 #[tokio::test]
@@ -80,7 +85,10 @@ async fn an_approved_return_re_dispatches_to_the_next_unit_then_the_center() {
     let reviewed = client.review_return(review(&first.id, true)).await.expect("approve").into_inner();
     let (old, next) = (reviewed.task.expect("task"), reviewed.next_task.expect("next task"));
     assert_eq!(old.state, "superseded");
-    assert_eq!((next.state.as_str(), next.unit_code.as_str(), next.attempt, next.round), ("dispatched", "mediation", 2, 1));
+    assert_eq!(
+        (next.state.as_str(), next.unit_code.as_str(), next.attempt, next.round),
+        ("dispatched", "mediation", 2, 1)
+    );
     assert_ne!(next.slip_no, first.slip_no, "every dispatch has its own slip");
     let event = h.dispatched_event(&next.id).await;
     assert_eq!((event.unit_code.as_str(), event.attempt), ("mediation", 2));
@@ -88,7 +96,11 @@ async fn an_approved_return_re_dispatches_to_the_next_unit_then_the_center() {
     client.return_task(give_back(&next.id)).await.expect("second return");
     let last = client.review_return(review(&next.id, true)).await.expect("approve again").into_inner().next_task;
     let last = last.expect("next task");
-    assert_eq!((last.unit_kind.as_str(), last.unit_code.as_str(), last.rule_id.as_str()), ("center", CENTER, ""), "兜底 once every rule's unit returned it");
+    assert_eq!(
+        (last.unit_kind.as_str(), last.unit_code.as_str(), last.rule_id.as_str()),
+        ("center", CENTER, ""),
+        "兜底 once every rule's unit returned it"
+    );
     let units: Vec<String> = h.tasks(case_id).await.into_iter().map(|t| t.unit_code).collect();
     assert_eq!(units, ["court", "mediation", CENTER], "tasks oldest first");
 }
@@ -123,11 +135,23 @@ async fn moves_the_state_does_not_allow_fail_the_precondition() {
     let (_, task) = h.register("0102", "normal").await;
     let mut client = h.client.clone();
 
-    assert_eq!(code(client.resolve_task(resolve(&task.id)).await), Some(Code::FailedPrecondition), "resolve before 签收");
-    assert_eq!(code(client.review_return(review(&task.id, true)).await), Some(Code::FailedPrecondition), "review without a return");
+    assert_eq!(
+        code(client.resolve_task(resolve(&task.id)).await),
+        Some(Code::FailedPrecondition),
+        "resolve before 签收"
+    );
+    assert_eq!(
+        code(client.review_return(review(&task.id, true)).await),
+        Some(Code::FailedPrecondition),
+        "review without a return"
+    );
     client.accept_task(accept(&task.id)).await.expect("first accept");
     assert_eq!(code(client.accept_task(accept(&task.id)).await), Some(Code::FailedPrecondition), "accept twice");
-    assert_eq!(code(client.return_task(give_back(&task.id)).await), Some(Code::FailedPrecondition), "return after 签收");
+    assert_eq!(
+        code(client.return_task(give_back(&task.id)).await),
+        Some(Code::FailedPrecondition),
+        "return after 签收"
+    );
     client.resolve_task(resolve(&task.id)).await.expect("resolve");
     assert_eq!(code(client.resolve_task(resolve(&task.id)).await), Some(Code::FailedPrecondition), "resolve twice");
 

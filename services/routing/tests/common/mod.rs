@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use kit::testing::{eventually, TestInfra};
+use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseRegistered, Envelope};
 use proto::routing::v1::routing_client::RoutingClient;
@@ -47,7 +47,13 @@ pub fn registered(case_no: &str, category: &str, urgency: &str) -> Body {
         urgency: urgency.into(),
         grid_code: format!("{VILLAGE}001"),
         village_code: VILLAGE.into(),
-        area_path: vec![VILLAGE.into(), "532901003000".into(), CENTER.into(), "532900000000".into(), "530000000000".into()],
+        area_path: vec![
+            VILLAGE.into(),
+            "532901003000".into(),
+            CENTER.into(),
+            "532900000000".into(),
+            "530000000000".into(),
+        ],
         center_code: CENTER.into(),
         reporter_id: "grid-worker-7".into(),
     })
@@ -115,7 +121,11 @@ impl Harness {
     /// Waits until an event matching `pick` is on the stream.
     pub async fn event<T>(&self, what: &str, pick: impl Fn(Body) -> Option<T>) -> T {
         let pick = &pick;
-        eventually(what, 10, || async move { self.infra.events().await.into_iter().find_map(|e| e.body.and_then(pick)) })
-            .await
+        eventually(
+            what,
+            10,
+            || async move { self.infra.events().await.into_iter().find_map(|e| e.body.and_then(pick)) },
+        )
+        .await
     }
 }
