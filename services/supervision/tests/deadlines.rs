@@ -38,7 +38,11 @@ async fn a_deadline_fires_exactly_once_across_a_restart() {
     infra.publish(case_id, "routing", dispatched(&task_id)).await;
     await_deadlines(&infra, case_id, &[("accept", "pending")]).await;
     first.stop().await;
-    assert_eq!(deadline_states(&infra, case_id).await, [("accept".to_owned(), "pending".to_owned())], "stopped before due");
+    assert_eq!(
+        deadline_states(&infra, case_id).await,
+        [("accept".to_owned(), "pending".to_owned())],
+        "stopped before due"
+    );
 
     // Nothing runs while the deadline passes.
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
