@@ -57,9 +57,14 @@ impl Running {
         let mut failure = None;
         let mut stopped = self.shutdown.clone();
         tokio::select! {
+            biased;
             () = signal => {}
             () = stopped.wait() => {}
             Some(joined) = self.tasks.join_next() => failure = Some(describe(joined)),
+        }
+        if matches!(failure, Some(Ok(()))) && self.shutdown.is_down() {
+            // A task that finished because shutdown had begun is not a failure.
+            failure = None;
         }
         tracing::info!(service = self.name, "shutting down");
         self.trigger.fire();

@@ -1,0 +1,165 @@
+//! One case driven around the whole closed loop through the gateway only: register, dispatch by rule, 退单 and
+//! re-dispatch, 签收, 办结, 核查/销号, an unsatisfied 回访 that reopens it, the second round, a satisfied 回访,
+//! and the single 以案定补 credit — with the timeline checked step by step.
+
+#![allow(clippy::unwrap_used)]
+
+use kit::testing::eventually;
+use proto::intake::v1::{Case, GetCaseRequest, ListCasesRequest, PartyInput, RegisterCaseRequest};
+use proto::routing::v1::{AcceptTaskRequest, GetTaskRequest, ResolveTaskRequest, ReturnTaskRequest, ReviewReturnRequest};
+use proto::subsidy::v1::ListCreditsRequest;
+use proto::supervision::v1::{FollowUpRequest, VerifyCaseRequest};
+use tests::World;
+use tonic::Code;
+
+fn registration(world: &World, key: &str) -> RegisterCaseRequest {
+    RegisterCaseRequest {
+        idempotency_key: key.into(),
+        center_code: world.demo.center_code.clone(),
+        channel: "grid_app".into(),
+        kind: "dispute".into(),
+        category_code: "0102".into(),
+        urgency: "normal".into(),
+        title: "楼上漏水引发邻里纠纷".into(),
+        description: "三楼住户反映楼上长期漏水, 协商未果".into(),
+        location_code: world.demo.grids[0].clone(),
+        parties: vec![
+            PartyInput { name: "张三".into(), phone: "13812345678".into(), id_number: "11010519491231002X".into(), role: "applicant".into() },
+            PartyInput { name: "李四".into(), phone: "13987654321".into(), id_number: String::new(), role: "respondent".into() },
+        ],
+        reporter_id: world.demo.grid_workers[0].clone(),
+        operator_id: "op-xiaguan-01".into(),
+    }
+}
+
+async fn case_when(world: &World, id: &str, what: &str, ok: impl Fn(&Case) -> bool) -> Case {
+    let desk = world.desk.clone();
+    eventually(what, 20, || {
+        let mut desk = desk.clone();
+        let id = id.to_owned();
+        let ok = &ok;
+        async move {
+            let case = desk.get_case(GetCaseRequest { case_ref: id }).await.ok()?.into_inner().case?;
+            ok(&case).then_some(case)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
+    let world = World::start().await;
+    let mut desk = world.desk.clone();
+    let worker = world.demo.grid_workers[0].clone();
+
+    // 受理登记, and an idempotent replay that writes nothing new.
+    let first = desk.register_case(registration(&world, "app-7f3a")).await.unwrap().into_inner();
+    let case = first.case.unwrap();
+    assert!(!first.replayed);
+    assert!(case.case_no.starts_with("532901003-") && case.case_no.ends_with("-00001"), "{}", case.case_no);
+    assert_eq!(case.parties[0].phone, "138****5678", "phone masked");
+    assert_eq!(case.parties[0].id_number, "1101**********002X", "ID number masked");
+    let replay = desk.register_case(registration(&world, "app-7f3a")).await.unwrap().into_inner();
+    assert!(replay.replayed);
+    assert_eq!(replay.case.unwrap().id, case.id);
+    let listed = desk
+        .list_cases(ListCasesRequest { center_code: world.demo.center_code.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.cases.len(), 1, "the replay registered nothing new");
+
+    // 分流交办 by rule: a neighbour dispute in 下关 goes to the 司法所.
+    let c = case_when(&world, &case.id, "first dispatch", |c| c.state == "dispatched").await;
+    let task = desk.get_task(GetTaskRequest { task_id: c.current_task_id.clone() }).await.unwrap().into_inner().task.unwrap();
+    assert_eq!(task.unit_code, "532901003-SFS");
+    assert!(task.slip_no.starts_with("JB-532901003-"), "{}", task.slip_no);
+
+    // Closing a case never resolved is refused.
+    let refused = desk
+        .verify_case(VerifyCaseRequest { case_id: case.id.clone(), verifier_id: "sup-1".into(), passed: true, closure_reason: "resolved".into(), note: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+
+    // 退单 with a reason; the center approves and the case goes to the next unit by rule.
+    desk.return_task(ReturnTaskRequest { task_id: task.id.clone(), handler_id: "h-sfs-1".into(), reason_code: "ownership_unclear".into(), reason: "涉及房屋产权, 非调解范围".into() })
+        .await
+        .unwrap();
+    let reviewed = desk
+        .review_return(ReviewReturnRequest { task_id: task.id.clone(), reviewer_id: "op-xiaguan-01".into(), approve: true, note: "转自然资源局".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    let second = reviewed.next_task.unwrap();
+    assert_eq!(second.unit_code, "532901-ZRZYJ");
+    assert_eq!(second.attempt, 2);
+
+    // 签收 → 办结 → 核查/销号.
+    desk.accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: "h-zr-7".into() }).await.unwrap();
+    let early = desk
+        .accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: "h-zr-7".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition, "accepting twice");
+    desk.resolve_task(ResolveTaskRequest { task_id: second.id.clone(), resolver_id: worker.clone(), outcome: "dispute_resolved".into(), note: "已调解, 签订协议".into() })
+        .await
+        .unwrap();
+    desk.verify_case(VerifyCaseRequest { case_id: case.id.clone(), verifier_id: "sup-1".into(), passed: true, closure_reason: "mediated".into(), note: String::new() })
+        .await
+        .unwrap();
+
+    // 回访 unsatisfied → reopened and dispatched again.
+    let visit = desk
+        .follow_up(FollowUpRequest { case_id: case.id.clone(), visitor_id: "sup-2".into(), satisfaction: "unsatisfied".into(), note: "漏水仍未修复".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(visit.reopened);
+    let c = case_when(&world, &case.id, "re-dispatch after reopen", |c| c.state == "dispatched" && c.current_task_id != second.id && c.current_task_id != task.id).await;
+    let third = c.current_task_id.clone();
+
+    // The second round, closed with a satisfied 回访.
+    desk.accept_task(AcceptTaskRequest { task_id: third.clone(), handler_id: "h-sfs-2".into() }).await.unwrap();
+    desk.resolve_task(ResolveTaskRequest { task_id: third.clone(), resolver_id: worker.clone(), outcome: "dispute_resolved".into(), note: "维修完成".into() })
+        .await
+        .unwrap();
+    desk.verify_case(VerifyCaseRequest { case_id: case.id.clone(), verifier_id: "sup-1".into(), passed: true, closure_reason: "resolved".into(), note: String::new() })
+        .await
+        .unwrap();
+    let visit = desk
+        .follow_up(FollowUpRequest { case_id: case.id.clone(), visitor_id: "sup-2".into(), satisfaction: "satisfied".into(), note: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!visit.reopened);
+
+    // 以案定补: one credit to the resolving grid worker, by the default tariff (100 元 = 10000 fen).
+    let c = case_when(&world, &case.id, "the credit on the timeline", |c| c.timeline.iter().any(|t| t.action == "credited")).await;
+    let credits = desk.list_credits(ListCreditsRequest { case_id: case.id.clone(), person_id: String::new() }).await.unwrap().into_inner();
+    assert_eq!(credits.credits.len(), 1);
+    assert_eq!(credits.credits[0].person_id, worker);
+    assert_eq!(credits.total_fen, 10_000);
+
+    // The timeline tells the whole story, each step starting where the previous one ended.
+    let actions: Vec<&str> = c.timeline.iter().map(|t| t.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "registered", "dispatched", "returned", "dispatched", "accepted", "resolved", "closed", "followed_up",
+            "reopened", "dispatched", "accepted", "resolved", "closed", "followed_up", "credited"
+        ]
+    );
+    for pair in c.timeline.windows(2) {
+        assert_eq!(pair[1].from_state, pair[0].to_state, "step {} starts where step {} ended", pair[1].seq, pair[0].seq);
+    }
+    assert_eq!(c.state, "closed");
+    assert!(c.timeline.iter().all(|t| t.at.ends_with("+08:00")), "times shown in Asia/Shanghai");
+    assert!(!format!("{c:?}").contains("13812345678"), "no full phone number anywhere in the case file");
+
+    // Still exactly one credit a moment later.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let credits = desk.list_credits(ListCreditsRequest { case_id: String::new(), person_id: worker }).await.unwrap().into_inner();
+    assert_eq!(credits.credits.len(), 1);
+    world.stop().await;
+}
