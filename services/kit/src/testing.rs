@@ -82,11 +82,11 @@ impl Drop for TestInfra {
                 if let Ok(client) = async_nats::connect(&nats.url).await {
                     let _ = async_nats::jetstream::new(client).delete_stream(&nats.stream).await;
                 }
-                if let Ok(opts) = admin_url.parse::<sqlx::postgres::PgConnectOptions>() {
-                    if let Ok(mut admin) = sqlx::PgConnection::connect_with(&opts).await {
-                        let sql = format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)");
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
-                    }
+                if let Ok(opts) = admin_url.parse::<sqlx::postgres::PgConnectOptions>()
+                    && let Ok(mut admin) = sqlx::PgConnection::connect_with(&opts).await
+                {
+                    let sql = format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
                 }
             });
         });
