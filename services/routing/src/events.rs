@@ -73,8 +73,14 @@ impl DispatchHandler {
             tracing::warn!(%case_id, "reopening of a case routing does not know; ignored");
             return Ok(());
         };
+        // Supervision numbers the rounds; a reopening for a round already started is a stale repeat.
+        let round = i32::try_from(e.round).unwrap_or(0);
+        if round > 0 && round <= case.round {
+            tracing::info!(%case_id, round, current = case.round, "reopening for a round already started; ignored");
+            return Ok(());
+        }
         // A new round starts with no exclusions: units that returned the case before may get it again.
-        case.round += 1;
+        case.round = if round > 0 { round } else { case.round + 1 };
         db::set_round(tx, case_id, case.round).await?;
         let superseded = db::supersede_open(tx, case_id, chrono::Utc::now()).await?;
         tracing::info!(%case_id, round = case.round, supervision_round = e.round, superseded, "case reopened");
