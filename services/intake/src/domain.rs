@@ -193,7 +193,7 @@ mod tests {
     fn bad_party_fields_are_named() {
         let err = NewParty::parse(1, "张三", "applicant", "12345", "").err().unwrap();
         assert_eq!(err.field, "parties[1].phone");
-        let err = NewParty::parse(0, "张三", "applicant", "", "532901199001011230").err().unwrap();
+        let err = NewParty::parse(0, "张三", "applicant", "", "110105194912310021").err().unwrap();
         assert_eq!(err.field, "parties[0].id_number");
         let err = NewParty::parse(0, "张三", "judge", "", "").err().unwrap();
         assert_eq!(err.field, "parties[0].role");
