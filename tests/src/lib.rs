@@ -19,7 +19,7 @@ pub struct World {
 
 impl World {
     pub async fn start() -> Self {
-        kit::telemetry::init("tests");
+        kit::testing::init_tracing();
         let infra = TestInfra::new().await;
         let cfg = SuiteConfig {
             database_url: infra.db_url.clone(),

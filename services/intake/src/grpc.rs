@@ -39,15 +39,25 @@ impl pb::intake_server::Intake for IntakeService {
     }
 }
 
+/// Parses the fields in the message's own order, so the first bad one reported is the first in the request.
 fn parse_registration(r: pb::RegisterCaseRequest) -> Result<NewCase, FieldError> {
+    let idempotency_key = field::text("idempotency_key", &r.idempotency_key, 128)?.to_owned();
+    let center_code = field::division_code("center_code", &r.center_code)?.to_owned();
+    let channel = Channel::parse("channel", &r.channel)?;
     let kind = Kind::parse("kind", &r.kind)?;
     let category_code = field::required("category_code", &r.category_code)?;
     if category_code.len() != 4 || !category_code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FieldError::new("category_code", "must be a 4-digit category code"));
     }
+    let urgency = Urgency::parse("urgency", &r.urgency)?;
+    let title = field::text("title", &r.title, 200)?.to_owned();
+    let description = field::bounded("description", &r.description, 10_000)?.to_owned();
     let location_code = field::required("location_code", &r.location_code)?;
     if ![12, 15, 18].contains(&location_code.len()) || !location_code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FieldError::new("location_code", "must be a 12-digit village code or a 15/18-digit grid code"));
+    }
+    if r.parties.len() > 50 {
+        return Err(FieldError::new("parties", "more than 50 parties"));
     }
     let parties = r
         .parties
@@ -55,18 +65,15 @@ fn parse_registration(r: pb::RegisterCaseRequest) -> Result<NewCase, FieldError>
         .enumerate()
         .map(|(i, p)| NewParty::parse(i, &p.name, &p.role, &p.phone, &p.id_number))
         .collect::<Result<Vec<_>, _>>()?;
-    if parties.len() > 50 {
-        return Err(FieldError::new("parties", "more than 50 parties"));
-    }
     Ok(NewCase {
-        idempotency_key: field::text("idempotency_key", &r.idempotency_key, 128)?.to_owned(),
-        center_code: field::division_code("center_code", &r.center_code)?.to_owned(),
-        channel: Channel::parse("channel", &r.channel)?,
+        idempotency_key,
+        center_code,
+        channel,
         kind,
         category_code: category_code.to_owned(),
-        urgency: Urgency::parse("urgency", &r.urgency)?,
-        title: field::text("title", &r.title, 200)?.to_owned(),
-        description: field::bounded("description", &r.description, 10_000)?.to_owned(),
+        urgency,
+        title,
+        description,
         location_code: location_code.to_owned(),
         parties,
         reporter_id: field::bounded("reporter_id", &r.reporter_id, 64)?.to_owned(),

@@ -1,0 +1,102 @@
+//! The gateway's two faces: JSON over HTTP behaves like gRPC (same validation, mapped status codes), and
+//! health checking and reflection answer.
+
+#![allow(clippy::unwrap_used)]
+
+use kit::testing::eventually;
+use serde_json::json;
+use tests::World;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+#[tokio::test]
+async fn json_over_http_drives_the_same_operations() {
+    let world = World::start().await;
+    let body = json!({
+        "idempotency_key": "web-1",
+        "center_code": world.demo.center_code,
+        "channel": "web",
+        "kind": "demand",
+        "category_code": "0302",
+        "urgency": "urgent",
+        "title": "独居老人求助",
+        "location_code": world.demo.grids[1],
+        "operator_id": "web-portal",
+        "parties": [{"name": "赵六", "phone": "13611112222", "role": "applicant"}]
+    });
+    let (status, created) = world.http("POST", "/v1/cases", Some(body.clone())).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["case"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["case"]["parties"][0]["phone"], "136****2222");
+    let (_, replay) = world.http("POST", "/v1/cases", Some(body)).await;
+    assert_eq!(replay["replayed"], true);
+
+    // No rule covers 0302 in 下关: the registering center keeps it (兜底).
+    let case = eventually("dispatched over HTTP", 20, || async {
+        let (_, c) = world.http("GET", &format!("/v1/cases/{id}"), None).await;
+        (c["case"]["state"] == "dispatched").then_some(c)
+    })
+    .await;
+    let task_id = case["case"]["current_task_id"].as_str().unwrap().to_owned();
+    let (status, task) = world.http("GET", &format!("/v1/tasks/{task_id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(task["task"]["unit_kind"], "center");
+    assert_eq!(task["task"]["unit_code"], world.demo.center_code);
+    let (status, accepted) =
+        world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({"handler_id": "h-center-1"}))).await;
+    assert_eq!((status, accepted["task"]["state"].as_str()), (200, Some("accepted")));
+
+    // Errors carry the gRPC code, the message and the offending fields.
+    let (status, err) = world.http("POST", "/v1/cases", Some(json!({"idempotency_key": "x", "kind": "dispute"}))).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["code"], "InvalidArgument");
+    assert_eq!(err["fields"], json!(["center_code"]));
+    let (status, err) = world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({"handler_id": "h"}))).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("FailedPrecondition")), "accepting twice");
+    let (status, _) = world.http("GET", "/v1/cases/532901003-20200101-00009", None).await;
+    assert_eq!(status, 404);
+    let (status, node) = world.http("GET", "/v1/nodes/532900000000/children?page_size=20", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(node["children"].as_array().unwrap().len(), 12);
+    let (status, credits) = world.http("GET", "/v1/credits", None).await;
+    assert_eq!((status, credits["fields"].clone()), (400, json!(["case_id"])));
+    world.stop().await;
+}
+
+async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+}
+
+#[tokio::test]
+async fn health_and_reflection_answer_on_every_service() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let world = World::start().await;
+    let s = &world.suite;
+    for (addr, name) in [
+        (s.gateway_grpc, "zongzhi.gateway.v1.Desk"),
+        (s.intake, "zongzhi.intake.v1.Intake"),
+        (s.routing, "zongzhi.routing.v1.Routing"),
+        (s.registry, "zongzhi.registry.v1.Registry"),
+        (s.supervision, "zongzhi.supervision.v1.Supervision"),
+        (s.subsidy, "zongzhi.subsidy.v1.Subsidy"),
+    ] {
+        let mut health = HealthClient::new(channel(addr).await);
+        for service in ["", name] {
+            let r = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+            assert_eq!(r.status(), ServingStatus::Serving, "{name} / {service:?}");
+        }
+    }
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel(s.gateway_grpc).await);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut answers = reflection.server_reflection_info(futures::stream::iter([request])).await.unwrap().into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let listed = format!("{answer:?}");
+    assert!(listed.contains("zongzhi.gateway.v1.Desk") && listed.contains("grpc.health.v1.Health"), "{listed}");
+    world.stop().await;
+}
