@@ -51,11 +51,11 @@ macro_rules! code_enum {
                 match self { $($name::$var => $code),+ }
             }
 
-            pub fn parse(field: &str, value: &str) -> Result<Self, $crate::FieldError> {
+            pub fn parse(field: &str, value: &str) -> ::std::result::Result<Self, $crate::FieldError> {
                 match value.trim() {
-                    $($code => Ok($name::$var),)+
-                    "" => Err($crate::FieldError::new(field, "is required")),
-                    other => Err($crate::FieldError::new(
+                    $($code => ::std::result::Result::Ok($name::$var),)+
+                    "" => ::std::result::Result::Err($crate::FieldError::new(field, "is required")),
+                    other => ::std::result::Result::Err($crate::FieldError::new(
                         field,
                         format!("unknown value {other:?}; expected one of: {}", [$($code),+].join(", ")),
                     )),
