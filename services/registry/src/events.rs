@@ -1,0 +1,26 @@
+//! The registry's consumer: case events keep the tree ledger current. The inbox row and the ledger change share
+//! one transaction, so a redelivered event changes nothing.
+
+use kit::events::Handler;
+use proto::events::v1::Envelope;
+use sqlx::{Postgres, Transaction};
+
+use crate::ledger::{self, Applied};
+
+pub struct LedgerHandler;
+
+impl Handler for LedgerHandler {
+    async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
+        match ledger::apply_event(&mut **tx, event).await? {
+            // Case ids are not personal data; the event carries no parties here, and none is logged.
+            Applied::UnknownCase => {
+                tracing::warn!(event_id = %event.event_id, case_id = %event.case_id, "ledger event for an unknown case; ignored");
+            }
+            Applied::NoChange => {
+                tracing::debug!(event_id = %event.event_id, case_id = %event.case_id, "ledger event changes nothing");
+            }
+            Applied::Counted | Applied::NotLedger => {}
+        }
+        Ok(())
+    }
+}
