@@ -5,7 +5,9 @@ pub mod directive;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod geo;
 pub mod grpc;
+pub mod grpc_geo;
 pub mod grpc_ledger;
 pub mod import;
 pub mod ledger;
@@ -13,6 +15,7 @@ pub mod tree;
 
 use kit::app::Running;
 use kit::Config;
+use proto::registry::v1::geo_server::GeoServer;
 use proto::registry::v1::ledger_server::LedgerServer;
 use proto::registry::v1::registry_server::RegistryServer;
 
@@ -40,8 +43,10 @@ pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
     let mut app = Running::new(NAME, listener.local_addr()?);
     let ledger = LedgerServer::new(grpc_ledger::LedgerService { pool: pool.clone() });
     let registry = tree::Registry { pool: pool.clone(), sealer: kit::pii::Sealer::from_env()? };
+    let geo = GeoServer::new(grpc_geo::GeoService(geo::Geo::load(pool.clone()).await?));
     let routes = tonic::service::Routes::new(RegistryServer::new(grpc::RegistryService(registry))).add_service(ledger);
-    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Registry", "zongzhi.registry.v1.Ledger"], app.shutdown()));
+    let routes = routes.add_service(geo);
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Registry", "zongzhi.registry.v1.Ledger", "zongzhi.registry.v1.Geo"], app.shutdown()));
     // Case events keep the tree ledger current; the durable consumer is named after the service.
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::LedgerHandler, app.shutdown()));
     Ok(app)
