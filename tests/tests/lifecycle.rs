@@ -52,8 +52,11 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     let mut desk = world.desk.clone();
     let worker = world.demo.grid_workers[0].clone();
 
-    // 受理登记, and an idempotent replay that writes nothing new.
-    let first = desk.register_case(registration(&world, "app-7f3a")).await.unwrap().into_inner();
+    // 受理登记 from a client that sends W3C trace context, and an idempotent replay that writes nothing new.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut traced = tonic::Request::new(registration(&world, "app-7f3a"));
+    traced.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
+    let first = desk.register_case(traced).await.unwrap().into_inner();
     let case = first.case.unwrap();
     assert!(!first.replayed);
     assert!(case.case_no.starts_with("532901003-") && case.case_no.ends_with("-00001"), "{}", case.case_no);
@@ -74,6 +77,16 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     let task = desk.get_task(GetTaskRequest { task_id: c.current_task_id.clone() }).await.unwrap().into_inner().task.unwrap();
     assert_eq!(task.unit_code, "532901003-SFS");
     assert!(task.slip_no.starts_with("JB-532901003-"), "{}", task.slip_no);
+
+    // The client's trace went gateway → intake over gRPC, and intake → routing over NATS: both events carry it.
+    for service in ["intake", "routing"] {
+        let pool = world.infra.pool(service).await;
+        let parents: Vec<String> = sqlx::query_scalar("SELECT trace->>'traceparent' FROM outbox ORDER BY seq LIMIT 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert!(parents[0].contains(trace_id), "{service}'s first event continues the client's trace: {parents:?}");
+    }
 
     // Closing a case never resolved is refused.
     let refused = desk

@@ -12,7 +12,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer};
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
@@ -37,13 +37,15 @@ pub fn init(service: &'static str) {
     let provider = builder.build();
     let tracer = provider.tracer(service);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn"));
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // RUST_LOG filters what is logged, not what is traced: spans must exist for trace context to propagate
+    // even when only warnings are logged.
+    let registry = tracing_subscriber::registry().with(otel);
     let installed = if json {
-        registry.with(tracing_subscriber::fmt::layer().json()).try_init()
+        registry.with(tracing_subscriber::fmt::layer().json().with_filter(filter)).try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()
+        registry.with(tracing_subscriber::fmt::layer().with_target(false).with_filter(filter)).try_init()
     };
     if installed.is_ok() {
         let _ = PROVIDER.set(provider);

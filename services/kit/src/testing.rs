@@ -172,10 +172,21 @@ where
     }
 }
 
-/// Logs for tests: captured with each test's output (shown only when it fails), `warn` unless RUST_LOG says
-/// otherwise.
+/// Logs and trace propagation for tests: logs captured with each test's output (shown only when it fails),
+/// `warn` unless RUST_LOG says otherwise; spans get W3C trace context exactly as in production (no exporter).
 pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    static PROVIDER: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = std::sync::OnceLock::new();
+    let provider = PROVIDER.get_or_init(|| {
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().build()
+    });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    let _ = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("tests")))
+        .with(tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter))
+        .try_init();
 }
