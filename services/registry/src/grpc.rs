@@ -177,7 +177,7 @@ impl pb::registry_server::Registry for RegistryService {
     }
 }
 
-fn to_node(n: NodeRow) -> pb::Node {
+pub(crate) fn to_node(n: NodeRow) -> pb::Node {
     pb::Node {
         code: n.code,
         name: n.name,
@@ -210,7 +210,7 @@ fn to_grid(g: GridRow) -> pb::Grid {
     }
 }
 
-fn to_person(p: PersonRow) -> pb::Person {
+pub(crate) fn to_person(p: PersonRow) -> pb::Person {
     pb::Person {
         id: p.id.to_string(),
         name: p.name,
@@ -223,7 +223,7 @@ fn to_person(p: PersonRow) -> pb::Person {
     }
 }
 
-fn to_department(d: DepartmentRow) -> pb::Department {
+pub(crate) fn to_department(d: DepartmentRow) -> pb::Department {
     pb::Department {
         code: d.code,
         name: d.name,

@@ -134,10 +134,16 @@ pub async fn import(
     pool: &PgPool,
     rows: &[DivisionRow],
     opts: &ImportOptions,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImportReport, ImportError> {
     let total = rows.len() as u64;
     let mut tx = pool.begin().await?;
+    // One import at a time: the merge compares the whole table and then writes it.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('zongzhi.registry.import')::bigint)").execute(&mut *tx).await?;
+    // An import can be redone from its file, so its commit need not wait for the WAL flush; and the merge's
+    // hash joins and aggregates over 664k rows should stay in memory rather than spill to disk.
+    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+    sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
     check_outside_parents(&mut tx, rows).await?;
     sqlx::query(
         "CREATE TEMP TABLE staging (code TEXT, name TEXT, level SMALLINT, parent_code TEXT) ON COMMIT DROP",
@@ -162,10 +168,14 @@ pub async fn import(
         }
     }
     copy.finish().await?;
-    sqlx::query("ALTER TABLE staging ADD PRIMARY KEY (code)").execute(&mut *tx).await?;
+    // No key on staging: the merge joins it by hash once, so an index would only cost its build.
     sqlx::query("ANALYZE staging").execute(&mut *tx).await?;
     let report = merge(&mut tx, opts, total).await?;
     progress(Progress { phase: "merged", done: total, total });
+    if report.added + report.changed + report.retired > 0 {
+        let nodes = crate::tree_queries::refresh_counts(&mut tx).await?;
+        progress(Progress { phase: "counted", done: nodes, total: nodes });
+    }
     tx.commit().await?;
     Ok(report)
 }
@@ -195,33 +205,43 @@ async fn check_outside_parents(conn: &mut sqlx::PgConnection, rows: &[DivisionRo
 }
 
 async fn merge(conn: &mut sqlx::PgConnection, opts: &ImportOptions, total: u64) -> Result<ImportReport, ImportError> {
-    // The change log first, while the old values are still there to compare with.
+    // One join of the file against the registry finds every row that is new or differs; everything after
+    // works on that (usually small) set, so a re-import of the same file reads the table once and writes nothing.
+    sqlx::query(
+        "CREATE TEMP TABLE diff ON COMMIT DROP AS \
+         SELECT s.code, s.name, s.level, s.parent_code, d.code IS NULL AS is_new, \
+            d.name AS old_name, d.parent_code AS old_parent, d.retired_at IS NOT NULL AS was_retired \
+         FROM staging s LEFT JOIN divisions d USING (code) \
+         WHERE d.code IS NULL OR (d.name, d.level, d.parent_code, d.retired_at IS NULL) \
+            IS DISTINCT FROM (s.name, s.level, s.parent_code, TRUE)",
+    )
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO division_changes (code, edition, change, old_value, new_value) \
-         SELECT s.code, $1, c.change, c.old_value, c.new_value FROM staging s LEFT JOIN divisions d USING (code) \
+         SELECT x.code, $1, c.change, c.old_value, c.new_value FROM diff x \
          CROSS JOIN LATERAL (VALUES \
-            ('added', '', s.name, d.code IS NULL), \
-            ('renamed', d.name, s.name, d.code IS NOT NULL AND d.name <> s.name), \
-            ('moved', COALESCE(d.parent_code, ''), COALESCE(s.parent_code, ''), \
-                d.code IS NOT NULL AND d.parent_code IS DISTINCT FROM s.parent_code), \
-            ('restored', '', s.name, d.retired_at IS NOT NULL)) AS c(change, old_value, new_value, applies) \
+            ('added', '', x.name, x.is_new), \
+            ('renamed', x.old_name, x.name, NOT x.is_new AND x.old_name <> x.name), \
+            ('moved', COALESCE(x.old_parent, ''), COALESCE(x.parent_code, ''), \
+                NOT x.is_new AND x.old_parent IS DISTINCT FROM x.parent_code), \
+            ('restored', '', x.name, x.was_retired)) AS c(change, old_value, new_value, applies) \
          WHERE c.applies",
     )
     .bind(&opts.edition)
     .execute(&mut *conn)
     .await?;
-    let added: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM staging s WHERE NOT EXISTS (SELECT 1 FROM divisions d WHERE d.code = s.code)",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let written = sqlx::query(
+    let added = sqlx::query(
         "INSERT INTO divisions (code, name, level, parent_code, edition) \
-         SELECT code, name, level, parent_code, $1 FROM staging \
-         ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, level = EXCLUDED.level, \
-            parent_code = EXCLUDED.parent_code, edition = EXCLUDED.edition, retired_at = NULL, updated_at = now() \
-         WHERE (divisions.name, divisions.level, divisions.parent_code, divisions.retired_at IS NULL) \
-            IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.level, EXCLUDED.parent_code, TRUE)",
+         SELECT code, name, level, parent_code, $1 FROM diff WHERE is_new",
+    )
+    .bind(&opts.edition)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let changed = sqlx::query(
+        "UPDATE divisions d SET name = x.name, level = x.level, parent_code = x.parent_code, edition = $1, \
+            retired_at = NULL, updated_at = now() FROM diff x WHERE d.code = x.code AND NOT x.is_new",
     )
     .bind(&opts.edition)
     .execute(&mut *conn)
@@ -229,18 +249,13 @@ async fn merge(conn: &mut sqlx::PgConnection, opts: &ImportOptions, total: u64) 
     .rows_affected();
     let mut retired = 0;
     if opts.retire_missing {
-        sqlx::query(
-            "INSERT INTO division_changes (code, edition, change, old_value) \
-             SELECT d.code, $1, 'retired', d.name FROM divisions d \
-             WHERE d.retired_at IS NULL AND NOT EXISTS (SELECT 1 FROM staging s WHERE s.code = d.code)",
+        retired = sqlx::query(
+            "WITH gone AS ( \
+                UPDATE divisions d SET retired_at = now(), updated_at = now() WHERE d.retired_at IS NULL \
+                AND NOT EXISTS (SELECT 1 FROM staging s WHERE s.code = d.code) RETURNING d.code, d.name) \
+             INSERT INTO division_changes (code, edition, change, old_value) SELECT code, $1, 'retired', name FROM gone",
         )
         .bind(&opts.edition)
-        .execute(&mut *conn)
-        .await?;
-        retired = sqlx::query(
-            "UPDATE divisions d SET retired_at = now(), updated_at = now() WHERE d.retired_at IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM staging s WHERE s.code = d.code)",
-        )
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -250,8 +265,7 @@ async fn merge(conn: &mut sqlx::PgConnection, opts: &ImportOptions, total: u64) 
             .execute(&mut *conn)
             .await?;
     }
-    let added = u64::try_from(added).unwrap_or(0);
-    Ok(ImportReport { rows: total, added, changed: written - added, retired, unchanged: total - written })
+    Ok(ImportReport { rows: total, added, changed, retired, unchanged: total - added - changed })
 }
 
 /// COPY text format: backslash, tab and newline must be escaped.

@@ -1,5 +1,6 @@
 //! The grid registry: the administrative tree, grids, people and their assignments, centers, departments.
 
+pub mod centers;
 pub mod db;
 pub mod directive;
 pub mod domain;
@@ -9,15 +10,18 @@ pub mod geo;
 pub mod grpc;
 pub mod grpc_geo;
 pub mod grpc_ledger;
+pub mod grpc_tree;
 pub mod import;
 pub mod ledger;
 pub mod tree;
+pub mod tree_queries;
 
 use kit::app::Running;
 use kit::Config;
 use proto::registry::v1::geo_server::GeoServer;
 use proto::registry::v1::ledger_server::LedgerServer;
 use proto::registry::v1::registry_server::RegistryServer;
+use proto::registry::v1::tree_server::TreeServer;
 
 pub const NAME: &str = "registry";
 pub const DEFAULT_PORT: u16 = 50063;
@@ -46,7 +50,8 @@ pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
     let geo = GeoServer::new(grpc_geo::GeoService(geo::Geo::load(pool.clone()).await?));
     let routes = tonic::service::Routes::new(RegistryServer::new(grpc::RegistryService(registry))).add_service(ledger);
     let routes = routes.add_service(geo);
-    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Registry", "zongzhi.registry.v1.Ledger", "zongzhi.registry.v1.Geo"], app.shutdown()));
+    let routes = routes.add_service(TreeServer::new(grpc_tree::TreeService(pool.clone())));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Registry", "zongzhi.registry.v1.Ledger", "zongzhi.registry.v1.Geo", "zongzhi.registry.v1.Tree"], app.shutdown()));
     // Case events keep the tree ledger current; the durable consumer is named after the service.
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::LedgerHandler, app.shutdown()));
     Ok(app)
