@@ -1,0 +1,123 @@
+//! `cargo run --release -p registry --bin ledger_bench [CASES]`: loads synthetic cases across Dali's villages
+//! into a scratch database through the consumer's own apply function, then times GetLedger and ListLedger at
+//! the prefecture, and drops the database. TEST_DATABASE_URL names the server (default local postgres).
+
+use std::time::Instant;
+
+use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseClosed, CaseRegistered, DeadlineMissed, Envelope};
+use sqlx::Connection as _;
+use uuid::Uuid;
+
+const PREFECTURE: &str = "532900000000";
+const BATCH: usize = 500;
+const QUERIES: u32 = 200;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cases: usize = std::env::args().nth(1).map_or(Ok(20_000), |a| a.parse())?;
+    let admin_url = kit::config::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+    let db = format!("zz_bench_{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await?;
+    let result = run(&admin_url, &db, cases).await;
+    // The scratch database goes whatever happened.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&mut admin).await?;
+    println!("dropped scratch database {db}");
+    result
+}
+
+async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
+    let url = match admin_url.rfind('/') {
+        Some(i) => format!("{}/{db}", &admin_url[..i]),
+        None => anyhow::bail!("TEST_DATABASE_URL needs a database path"),
+    };
+    // Only the database part is used: registry::connect migrates; nothing here listens or touches NATS.
+    let config = kit::Config {
+        service: registry::NAME,
+        grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        database: kit::config::DbConfig { url, schema: "registry".into(), max_connections: 4 },
+        nats: kit::config::NatsConfig { url: String::new(), prefix: String::new(), stream: String::new() },
+    };
+    let pool = registry::connect(&config).await?;
+    registry::import_dali(&pool).await?;
+    let villages: Vec<Vec<String>> = sqlx::query_scalar(
+        "SELECT ARRAY[v.code, t.code, c.code, p.code, r.code] FROM divisions v \
+         JOIN divisions t ON t.code = v.parent_code JOIN divisions c ON c.code = t.parent_code \
+         JOIN divisions p ON p.code = c.parent_code JOIN divisions r ON r.code = p.parent_code \
+         WHERE v.level = 5 ORDER BY v.code",
+    )
+    .fetch_all(&pool)
+    .await?;
+
+    let events = synthetic(&villages, cases);
+    let started = Instant::now();
+    for batch in events.chunks(BATCH) {
+        let mut tx = pool.begin().await?;
+        for e in batch {
+            registry::ledger::apply_event(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+    }
+    let load = started.elapsed();
+    println!(
+        "loaded {cases} cases ({} events) over {} villages in {:.1}s ({:.0} events/s, batches of {BATCH})",
+        events.len(),
+        villages.len(),
+        load.as_secs_f64(),
+        events.len() as f64 / load.as_secs_f64()
+    );
+
+    let node = registry::ledger::get(&pool, PREFECTURE).await?;
+    println!(
+        "prefecture: risks open {} overdue {} closed {}; other cases open {} overdue {} closed {}",
+        node.risk_open, node.risk_overdue, node.risk_closed, node.case_open, node.case_overdue, node.case_closed
+    );
+    let started = Instant::now();
+    for _ in 0..QUERIES {
+        registry::ledger::get(&pool, PREFECTURE).await?;
+    }
+    let get = started.elapsed().as_secs_f64() * 1000.0 / f64::from(QUERIES);
+    let started = Instant::now();
+    let mut rows = 0;
+    for _ in 0..QUERIES {
+        rows = registry::ledger::children(&pool, &node, "", 1000).await?.len();
+    }
+    let list = started.elapsed().as_secs_f64() * 1000.0 / f64::from(QUERIES);
+    println!("GetLedger({PREFECTURE}): {get:.3} ms per query (mean of {QUERIES})");
+    println!("ListLedger({PREFECTURE}): {list:.3} ms per query, {rows} children (mean of {QUERIES})");
+    pool.close().await;
+    Ok(())
+}
+
+/// Each case registered in a village chosen round-robin; a third of them closed, a fifth overdue (some of those
+/// then closed), one in four a risk.
+fn synthetic(villages: &[Vec<String>], cases: usize) -> Vec<Envelope> {
+    let kinds = ["dispute", "demand", "inquiry", "risk"];
+    let mut out = Vec::with_capacity(cases * 3 / 2);
+    let envelope = |case_id: Uuid, body: Body| Envelope {
+        event_id: Uuid::new_v4().to_string(),
+        case_id: case_id.to_string(),
+        occurred_at_ms: chrono::Utc::now().timestamp_millis(),
+        actor: "ledger_bench".into(),
+        body: Some(body),
+    };
+    for i in 0..cases {
+        let id = Uuid::new_v4();
+        let path = &villages[i % villages.len()];
+        let reg = CaseRegistered {
+            kind: kinds[i % kinds.len()].into(),
+            village_code: path[0].clone(),
+            area_path: path.clone(),
+            ..Default::default()
+        };
+        out.push(envelope(id, Body::CaseRegistered(reg)));
+        if i % 5 == 0 {
+            out.push(envelope(id, Body::DeadlineMissed(DeadlineMissed { stage: "resolve".into(), ..Default::default() })));
+        }
+        if i % 3 == 0 {
+            out.push(envelope(id, Body::CaseClosed(CaseClosed { round: 1, ..Default::default() })));
+        }
+    }
+    out
+}
