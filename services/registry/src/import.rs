@@ -173,6 +173,8 @@ pub async fn import(
     let report = merge(&mut tx, opts, total).await?;
     progress(Progress { phase: "merged", done: total, total });
     if report.added + report.changed + report.retired > 0 {
+        // Fresh statistics, or the planner keeps guessing from an empty table and pages sort whole subtrees.
+        sqlx::query("ANALYZE divisions").execute(&mut *tx).await?;
         let nodes = crate::tree_queries::refresh_counts(&mut tx).await?;
         progress(Progress { phase: "counted", done: nodes, total: nodes });
     }
