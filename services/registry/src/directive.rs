@@ -11,16 +11,11 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
-pub use status::RecipientStatus;
-
-/// In a module of its own because the macro's `Result` must not be this module's `error::Result`.
-mod status {
-    kit::code_enum! {
-        pub enum RecipientStatus {
-            Pending = "pending",
-            Acknowledged = "acknowledged",
-            Answered = "answered",
-        }
+kit::code_enum! {
+    pub enum RecipientStatus {
+        Pending = "pending",
+        Acknowledged = "acknowledged",
+        Answered = "answered",
     }
 }
 

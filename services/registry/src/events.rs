@@ -11,7 +11,7 @@ pub struct LedgerHandler;
 
 impl Handler for LedgerHandler {
     async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
-        match ledger::apply_event(&mut **tx, event).await? {
+        match ledger::apply_event(tx, event).await? {
             // Case ids are not personal data; the event carries no parties here, and none is logged.
             Applied::UnknownCase => {
                 tracing::warn!(event_id = %event.event_id, case_id = %event.case_id, "ledger event for an unknown case; ignored");

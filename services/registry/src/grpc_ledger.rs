@@ -1,7 +1,7 @@
 //! The Ledger gRPC face: the tree ledger and directives. Request → parsed values → one call → response.
 
 use chrono::{DateTime, Utc};
-use kit::{field, FieldError};
+use kit::{FieldError, field};
 use proto::registry::v1 as pb;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -45,7 +45,10 @@ fn due_at(value: &str) -> Result<DateTime<Utc>, FieldError> {
 
 #[tonic::async_trait]
 impl pb::ledger_server::Ledger for LedgerService {
-    async fn get_ledger(&self, request: Request<pb::GetLedgerRequest>) -> Result<Response<pb::GetLedgerResponse>, Status> {
+    async fn get_ledger(
+        &self,
+        request: Request<pb::GetLedgerRequest>,
+    ) -> Result<Response<pb::GetLedgerResponse>, Status> {
         let code = node_code("code", &request.get_ref().code).map_err(bad)?;
         let row = ledger::get(&self.pool, code).await?;
         Ok(Response::new(pb::GetLedgerResponse { row: Some(to_row(row)) }))

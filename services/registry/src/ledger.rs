@@ -2,8 +2,8 @@
 //! rolled up to the root. Each case event moves one `ledger_cases` row and adds the same delta to the counts of
 //! every node on that case's path, set-wise, inside the consumer's transaction; reads touch only count rows.
 
-use proto::events::v1::envelope::Body;
 use proto::events::v1::Envelope;
+use proto::events::v1::envelope::Body;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 

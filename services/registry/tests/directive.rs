@@ -1,6 +1,9 @@
 //! 工作指令 directives against real PostgreSQL and gRPC over a socket: issued set-wise to every village center of
 //! a subtree, acknowledged and answered in order, tracked per branch and in totals.
 
+// A test's unwrap is its assertion.
+#![allow(clippy::unwrap_used)]
+
 use kit::testing::TestInfra;
 use proto::registry::v1::ledger_client::LedgerClient;
 use proto::registry::v1::*;
@@ -49,7 +52,12 @@ fn answer(id: &str, center: &str, report: &str) -> AnswerDirectiveRequest {
 }
 
 fn recipients(id: &str, status: &str, page_size: u32, page_token: &str) -> ListDirectiveRecipientsRequest {
-    ListDirectiveRecipientsRequest { directive_id: id.into(), status: status.into(), page_size, page_token: page_token.into() }
+    ListDirectiveRecipientsRequest {
+        directive_id: id.into(),
+        status: status.into(),
+        page_size,
+        page_token: page_token.into(),
+    }
 }
 
 fn totals(t: Option<&DirectiveTotals>) -> (u64, u64, u64, u64, u64) {
@@ -96,7 +104,8 @@ async fn a_township_directive_reaches_every_village_center_and_tracks_each_reply
     let mut pending = Vec::new();
     let mut token = String::new();
     loop {
-        let page = client.list_directive_recipients(recipients(&d.id, "pending", 8, &token)).await.unwrap().into_inner();
+        let page =
+            client.list_directive_recipients(recipients(&d.id, "pending", 8, &token)).await.unwrap().into_inner();
         pending.extend(page.recipients.into_iter().map(|r| r.center_code));
         token = page.next_page_token;
         if token.is_empty() {
@@ -128,26 +137,123 @@ async fn out_of_order_unknown_and_bad_input_are_refused_naming_the_field() {
     let cases: Vec<(&str, Option<Status>, Code, &str)> = vec![
         ("acknowledge twice", err(c.acknowledge_directive(ack(&id, A)).await.map(drop)), Code::FailedPrecondition, ""),
         ("answer twice", err(c.answer_directive(answer(&id, A, "再报")).await.map(drop)), Code::FailedPrecondition, ""),
-        ("answer before acknowledging", err(c.answer_directive(answer(&id, B, "抢报")).await.map(drop)), Code::FailedPrecondition, ""),
+        (
+            "answer before acknowledging",
+            err(c.answer_directive(answer(&id, B, "抢报")).await.map(drop)),
+            Code::FailedPrecondition,
+            "",
+        ),
         ("unknown directive", err(c.acknowledge_directive(ack(&unknown, A)).await.map(drop)), Code::NotFound, ""),
         ("not a recipient", err(c.acknowledge_directive(ack(&id, ELSEWHERE)).await.map(drop)), Code::NotFound, ""),
-        ("get unknown", err(c.get_directive(GetDirectiveRequest { id: unknown.clone() }).await.map(drop)), Code::NotFound, ""),
-        ("list unknown", err(c.list_directive_recipients(recipients(&unknown, "", 0, "")).await.map(drop)), Code::NotFound, ""),
-        ("unknown target", err(c.issue_directive(issue(PREFECTURE, "532999999999")).await.map(drop)), Code::NotFound, ""),
-        ("issuer malformed", err(c.issue_directive(issue("5329", TOWNSHIP)).await.map(drop)), Code::InvalidArgument, "issuer_center_code"),
-        ("issuer without a center", err(c.issue_directive(issue("530000000000", TOWNSHIP)).await.map(drop)), Code::InvalidArgument, "issuer_center_code"),
-        ("target above the issuer", err(c.issue_directive(issue(A, TOWNSHIP)).await.map(drop)), Code::InvalidArgument, "target_code"),
-        ("target beside the issuer", err(c.issue_directive(issue(TOWNSHIP, ELSEWHERE)).await.map(drop)), Code::InvalidArgument, "target_code"),
-        ("target empty", err(c.issue_directive(issue(COUNTY, "")).await.map(drop)), Code::InvalidArgument, "target_code"),
-        ("title empty", err(c.issue_directive(IssueDirectiveRequest { title: " ".into(), ..issue(COUNTY, TOWNSHIP) }).await.map(drop)), Code::InvalidArgument, "title"),
-        ("body too long", err(c.issue_directive(IssueDirectiveRequest { body: "排".repeat(4001), ..issue(COUNTY, TOWNSHIP) }).await.map(drop)), Code::InvalidArgument, "body"),
-        ("due_at not a time", err(c.issue_directive(IssueDirectiveRequest { due_at: "next week".into(), ..issue(COUNTY, TOWNSHIP) }).await.map(drop)), Code::InvalidArgument, "due_at"),
-        ("due_at past", err(c.issue_directive(IssueDirectiveRequest { due_at: in_days(-1), ..issue(COUNTY, TOWNSHIP) }).await.map(drop)), Code::InvalidArgument, "due_at"),
-        ("directive_id not a UUID", err(c.acknowledge_directive(ack("42", A)).await.map(drop)), Code::InvalidArgument, "directive_id"),
-        ("center_code malformed", err(c.acknowledge_directive(ack(&id, "A")).await.map(drop)), Code::InvalidArgument, "center_code"),
+        (
+            "get unknown",
+            err(c.get_directive(GetDirectiveRequest { id: unknown.clone() }).await.map(drop)),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "list unknown",
+            err(c.list_directive_recipients(recipients(&unknown, "", 0, "")).await.map(drop)),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "unknown target",
+            err(c.issue_directive(issue(PREFECTURE, "532999999999")).await.map(drop)),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "issuer malformed",
+            err(c.issue_directive(issue("5329", TOWNSHIP)).await.map(drop)),
+            Code::InvalidArgument,
+            "issuer_center_code",
+        ),
+        (
+            "issuer without a center",
+            err(c.issue_directive(issue("530000000000", TOWNSHIP)).await.map(drop)),
+            Code::InvalidArgument,
+            "issuer_center_code",
+        ),
+        (
+            "target above the issuer",
+            err(c.issue_directive(issue(A, TOWNSHIP)).await.map(drop)),
+            Code::InvalidArgument,
+            "target_code",
+        ),
+        (
+            "target beside the issuer",
+            err(c.issue_directive(issue(TOWNSHIP, ELSEWHERE)).await.map(drop)),
+            Code::InvalidArgument,
+            "target_code",
+        ),
+        (
+            "target empty",
+            err(c.issue_directive(issue(COUNTY, "")).await.map(drop)),
+            Code::InvalidArgument,
+            "target_code",
+        ),
+        (
+            "title empty",
+            err(c
+                .issue_directive(IssueDirectiveRequest { title: " ".into(), ..issue(COUNTY, TOWNSHIP) })
+                .await
+                .map(drop)),
+            Code::InvalidArgument,
+            "title",
+        ),
+        (
+            "body too long",
+            err(c
+                .issue_directive(IssueDirectiveRequest { body: "排".repeat(4001), ..issue(COUNTY, TOWNSHIP) })
+                .await
+                .map(drop)),
+            Code::InvalidArgument,
+            "body",
+        ),
+        (
+            "due_at not a time",
+            err(c
+                .issue_directive(IssueDirectiveRequest { due_at: "next week".into(), ..issue(COUNTY, TOWNSHIP) })
+                .await
+                .map(drop)),
+            Code::InvalidArgument,
+            "due_at",
+        ),
+        (
+            "due_at past",
+            err(c
+                .issue_directive(IssueDirectiveRequest { due_at: in_days(-1), ..issue(COUNTY, TOWNSHIP) })
+                .await
+                .map(drop)),
+            Code::InvalidArgument,
+            "due_at",
+        ),
+        (
+            "directive_id not a UUID",
+            err(c.acknowledge_directive(ack("42", A)).await.map(drop)),
+            Code::InvalidArgument,
+            "directive_id",
+        ),
+        (
+            "center_code malformed",
+            err(c.acknowledge_directive(ack(&id, "A")).await.map(drop)),
+            Code::InvalidArgument,
+            "center_code",
+        ),
         ("report empty", err(c.answer_directive(answer(&id, B, "")).await.map(drop)), Code::InvalidArgument, "report"),
-        ("status unknown", err(c.list_directive_recipients(recipients(&id, "done", 0, "")).await.map(drop)), Code::InvalidArgument, "status"),
-        ("get id malformed", err(c.get_directive(GetDirectiveRequest { id: "x".into() }).await.map(drop)), Code::InvalidArgument, "id"),
+        (
+            "status unknown",
+            err(c.list_directive_recipients(recipients(&id, "done", 0, "")).await.map(drop)),
+            Code::InvalidArgument,
+            "status",
+        ),
+        (
+            "get id malformed",
+            err(c.get_directive(GetDirectiveRequest { id: "x".into() }).await.map(drop)),
+            Code::InvalidArgument,
+            "id",
+        ),
     ];
     for (name, status, code, field) in cases {
         let status = status.unwrap_or_else(|| panic!("{name}: accepted"));

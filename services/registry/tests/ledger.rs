@@ -1,7 +1,10 @@
 //! The tree ledger against real PostgreSQL, real NATS and gRPC over a socket: case events published as the
 //! upstream services would, duplicates included, counted once at every node up to the root.
 
-use kit::testing::{eventually, TestInfra};
+// A test's unwrap is its assertion.
+#![allow(clippy::unwrap_used)]
+
+use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseClosed, CaseRegistered, CaseReopened, DeadlineMissed, Envelope};
 use proto::registry::v1::ledger_client::LedgerClient;
@@ -19,7 +22,14 @@ const COUNTY: &str = "532901000000";
 const PREFECTURE: &str = "532900000000";
 const PROVINCE: &str = "530000000000";
 
-async fn start(infra: &TestInfra) -> (LedgerClient<tonic::transport::Channel>, RegistryClient<tonic::transport::Channel>, sqlx::PgPool, kit::app::StopHandle) {
+async fn start(
+    infra: &TestInfra,
+) -> (
+    LedgerClient<tonic::transport::Channel>,
+    RegistryClient<tonic::transport::Channel>,
+    sqlx::PgPool,
+    kit::app::StopHandle,
+) {
     let config = infra.config(registry::NAME);
     let pool = registry::connect(&config).await.expect("migrate");
     registry::import_dali(&pool).await.expect("import Dali");
@@ -69,7 +79,10 @@ fn overdue(case_id: Uuid, stage: &str) -> Envelope {
 }
 
 fn closed(case_id: Uuid) -> Envelope {
-    envelope(case_id, Body::CaseClosed(CaseClosed { round: 1, closure_reason: "resolved".into(), ..Default::default() }))
+    envelope(
+        case_id,
+        Body::CaseClosed(CaseClosed { round: 1, closure_reason: "resolved".into(), ..Default::default() }),
+    )
 }
 
 fn reopened(case_id: Uuid) -> Envelope {
@@ -94,7 +107,12 @@ async fn case_events_are_counted_once_at_every_node_up_to_the_root() {
     let infra = TestInfra::new().await;
     let (mut ledger, mut registry, pool, stop) = start(&infra).await;
     let grid = registry
-        .create_grid(CreateGridRequest { village_code: A.into(), name: "一网格".into(), kind: "grid".into(), ..Default::default() })
+        .create_grid(CreateGridRequest {
+            village_code: A.into(),
+            name: "一网格".into(),
+            kind: "grid".into(),
+            ..Default::default()
+        })
         .await
         .expect("grid")
         .into_inner()
@@ -139,7 +157,7 @@ async fn case_events_are_counted_once_at_every_node_up_to_the_root() {
     }
     eventually("the last event of the burst is counted", 30, || {
         let mut client = ledger.clone();
-        async move { (ledger_at(&mut client, C).await.1 .0 == 1).then_some(()) }
+        async move { (ledger_at(&mut client, C).await.1.0 == 1).then_some(()) }
     })
     .await;
 
@@ -159,10 +177,8 @@ async fn case_events_are_counted_once_at_every_node_up_to_the_root() {
     }
 
     let unique: std::collections::HashSet<&str> = burst.iter().map(|e| e.event_id.as_str()).collect();
-    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = 'registry'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let inbox: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = 'registry'").fetch_one(&pool).await.unwrap();
     assert_eq!(inbox, unique.len() as i64, "one inbox row per distinct event");
     let cases: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_cases").fetch_one(&pool).await.unwrap();
     assert_eq!(cases, 7);
@@ -191,8 +207,18 @@ async fn case_events_are_counted_once_at_every_node_up_to_the_root() {
     assert_eq!(village.children.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(), vec![grid.as_str()]);
 
     let bad = [
-        ("malformed code", ledger.get_ledger(GetLedgerRequest { code: "53290".into() }).await.err(), Code::InvalidArgument, "code"),
-        ("unknown node", ledger.get_ledger(GetLedgerRequest { code: "532999999999".into() }).await.err(), Code::NotFound, ""),
+        (
+            "malformed code",
+            ledger.get_ledger(GetLedgerRequest { code: "53290".into() }).await.err(),
+            Code::InvalidArgument,
+            "code",
+        ),
+        (
+            "unknown node",
+            ledger.get_ledger(GetLedgerRequest { code: "532999999999".into() }).await.err(),
+            Code::NotFound,
+            "",
+        ),
         ("empty list code", ledger.list_ledger(list("", 0, "")).await.err(), Code::InvalidArgument, "code"),
         ("unknown list node", ledger.list_ledger(list("532901003999", 0, "")).await.err(), Code::NotFound, ""),
     ];

@@ -22,7 +22,9 @@ async fn main() -> anyhow::Result<()> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await?;
     let result = run(&admin_url, &db, cases).await;
     // The scratch database goes whatever happened.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&mut admin).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
     println!("dropped scratch database {db}");
     result
 }
@@ -84,9 +86,80 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
         rows = registry::ledger::children(&pool, &node, "", 1000).await?.len();
     }
     let list = started.elapsed().as_secs_f64() * 1000.0 / f64::from(QUERIES);
-    println!("GetLedger({PREFECTURE}): {get:.3} ms per query (mean of {QUERIES})");
-    println!("ListLedger({PREFECTURE}): {list:.3} ms per query, {rows} children (mean of {QUERIES})");
+    println!(
+        "in process: GetLedger({PREFECTURE}) {get:.3} ms, ListLedger {list:.3} ms ({rows} children), mean of {QUERIES}"
+    );
+    over_grpc(&pool).await?;
+    directive_to_dali(&pool).await?;
     pool.close().await;
+    Ok(())
+}
+
+/// The same two queries through the Ledger service on a loopback socket, as a client sees them: once behind
+/// kit::grpc::serve, once behind a bare tonic server with TCP_NODELAY, which kit's listener does not set (a
+/// response written in several segments then waits for the client's delayed ACK, about 40 ms).
+async fn over_grpc(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    use proto::registry::v1::ledger_server::LedgerServer;
+    use tonic::transport::server::TcpIncoming;
+    let service = || LedgerServer::new(registry::grpc_ledger::LedgerService { pool: pool.clone() });
+    let listener = kit::grpc::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (trigger, shutdown) = kit::shutdown::channel();
+    let routes = tonic::service::Routes::new(service());
+    let server = tokio::spawn(kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Ledger"], shutdown));
+    time_client("over gRPC (kit::grpc::serve)", &url).await?;
+    trigger.fire();
+    server.await??;
+
+    let listener = kit::grpc::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tokio::spawn(tonic::transport::Server::builder().add_service(service()).serve_with_incoming(incoming));
+    time_client("over gRPC (TCP_NODELAY)", &url).await?;
+    server.abort();
+    Ok(())
+}
+
+async fn time_client(label: &str, url: &str) -> anyhow::Result<()> {
+    use proto::registry::v1::ledger_client::LedgerClient;
+    use proto::registry::v1::{GetLedgerRequest, ListLedgerRequest};
+    let mut client = LedgerClient::connect(url.to_owned()).await?;
+    let started = Instant::now();
+    for _ in 0..QUERIES {
+        client.get_ledger(GetLedgerRequest { code: PREFECTURE.into() }).await?;
+    }
+    let get = started.elapsed().as_secs_f64() * 1000.0 / f64::from(QUERIES);
+    let started = Instant::now();
+    for _ in 0..QUERIES {
+        client.list_ledger(ListLedgerRequest { code: PREFECTURE.into(), ..Default::default() }).await?;
+    }
+    let list = started.elapsed().as_secs_f64() * 1000.0 / f64::from(QUERIES);
+    println!("{label}: GetLedger({PREFECTURE}) {get:.3} ms, ListLedger {list:.3} ms, mean of {QUERIES}");
+    Ok(())
+}
+
+/// One directive to the whole prefecture: the set-wise recipient insert, then the per-county roll-up.
+async fn directive_to_dali(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    use registry::directive::{self, NewDirective};
+    let new = NewDirective {
+        issuer: PREFECTURE,
+        target: PREFECTURE,
+        title: "bench",
+        body: "bench",
+        due_at: chrono::Utc::now() + chrono::Duration::days(3),
+    };
+    let started = Instant::now();
+    let (d, recipients) = directive::issue(pool, &new).await?;
+    let issue = started.elapsed().as_secs_f64() * 1000.0;
+    let started = Instant::now();
+    let (_, totals, branches) = directive::get(pool, d.id).await?;
+    let get = started.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "IssueDirective to all of Dali: {recipients} recipients in {issue:.1} ms; GetDirective {get:.1} ms \
+         ({} branches, {} pending)",
+        branches.len(),
+        totals.pending
+    );
     Ok(())
 }
 
@@ -113,7 +186,10 @@ fn synthetic(villages: &[Vec<String>], cases: usize) -> Vec<Envelope> {
         };
         out.push(envelope(id, Body::CaseRegistered(reg)));
         if i % 5 == 0 {
-            out.push(envelope(id, Body::DeadlineMissed(DeadlineMissed { stage: "resolve".into(), ..Default::default() })));
+            out.push(envelope(
+                id,
+                Body::DeadlineMissed(DeadlineMissed { stage: "resolve".into(), ..Default::default() }),
+            ));
         }
         if i % 3 == 0 {
             out.push(envelope(id, Body::CaseClosed(CaseClosed { round: 1, ..Default::default() })));
