@@ -1,0 +1,47 @@
+//! The first load of an empty registry (a new deployment taking the national table): rows are COPYed straight
+//! into `divisions`, with its secondary indexes dropped during the load and rebuilt after it, because building
+//! an index from 664k sorted rows costs a fraction of maintaining it row by row.
+//!
+//! No per-row change is logged: a first load is the baseline, not a change, and every row carries its edition.
+//! The index definitions are read back from the catalogue, so an index another migration adds is rebuilt as
+//! it was; indexes behind constraints (the primary key) stay. DROP INDEX holds an exclusive lock on `divisions`
+//! until commit, which on an empty registry blocks nobody who could have read anything.
+
+use sqlx::PgConnection;
+
+use super::{copy_rows, DivisionRow, ImportError, ImportOptions, ImportReport, Progress};
+
+pub(super) async fn is_empty(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM divisions)").fetch_one(conn).await
+}
+
+pub(super) async fn load(
+    conn: &mut PgConnection,
+    rows: &[DivisionRow],
+    opts: &ImportOptions,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<ImportReport, ImportError> {
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.relname::text, pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+         WHERE x.indrelid = 'divisions'::regclass \
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (name, _) in &indexes {
+        let drop = format!("DROP INDEX \"{}\"", name.replace('"', "\"\""));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut *conn).await?;
+    }
+    let copy = "COPY divisions (code, name, level, parent_code, edition) FROM STDIN";
+    copy_rows(conn, copy, rows, Some(&opts.edition), progress).await?;
+    for (_, definition) in &indexes {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(definition.clone())).execute(&mut *conn).await?;
+    }
+    if opts.establish_centers {
+        sqlx::query("INSERT INTO centers (code) SELECT code FROM divisions WHERE level BETWEEN 2 AND 5 ON CONFLICT DO NOTHING")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let total = rows.len() as u64;
+    Ok(ImportReport { rows: total, added: total, ..Default::default() })
+}
