@@ -62,6 +62,10 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     app.spawn("grpc", kit::grpc::serve(grpc, routes, &["zongzhi.gateway.v1.Desk"], app.shutdown()));
     let mut shutdown = app.shutdown();
     let router = http::router(desk);
+    // As for gRPC: no Nagle delay on small JSON replies.
+    let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     app.spawn("http", async move {
         axum::serve(http, router).with_graceful_shutdown(async move { shutdown.wait().await }).await?;
         Ok(())
