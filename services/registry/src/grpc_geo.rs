@@ -1,12 +1,12 @@
 //! The gRPC face of location lookup: request → checked WGS84 values → one call → response.
 
-use kit::{field, FieldError};
+use kit::{FieldError, field};
 use proto::registry::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::domain::is_grid_code;
 use crate::geo::shape::{Pt, Ring};
-use crate::geo::{point, Datum, Geo, GridGeometry};
+use crate::geo::{Datum, Geo, GridGeometry, point};
 
 pub struct GeoService(pub Geo);
 
@@ -58,7 +58,11 @@ impl pb::geo_server::Geo for GeoService {
         self.0.set_grid_geometry(code, &geometry).await?;
         Ok(Response::new(pb::SetGridGeometryResponse {
             grid_code: code.to_owned(),
-            boundary: geometry.boundary.iter().map(|r| pb::Ring { points: r.iter().copied().map(lon_lat).collect() }).collect(),
+            boundary: geometry
+                .boundary
+                .iter()
+                .map(|r| pb::Ring { points: r.iter().copied().map(lon_lat).collect() })
+                .collect(),
             centre: geometry.centre.map(lon_lat),
         }))
     }
@@ -68,7 +72,11 @@ impl pb::geo_server::Geo for GeoService {
 fn parse_geometry(rings: &[pb::Ring], centre: Option<&pb::LonLat>, datum: Datum) -> Result<GridGeometry, FieldError> {
     let mut boundary: Vec<Ring> = Vec::with_capacity(rings.len());
     for (i, ring) in rings.iter().enumerate() {
-        let points = ring.points.iter().enumerate().map(|(j, q)| point(&format!("boundary[{i}].points[{j}]"), q.lon, q.lat, datum));
+        let points = ring
+            .points
+            .iter()
+            .enumerate()
+            .map(|(j, q)| point(&format!("boundary[{i}].points[{j}]"), q.lon, q.lat, datum));
         boundary.push(points.collect::<Result<_, _>>()?);
     }
     let centre = centre.map(|c| point("centre", c.lon, c.lat, datum)).transpose()?;

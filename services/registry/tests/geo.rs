@@ -5,8 +5,8 @@ use proto::registry::v1::geo_client::GeoClient;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::*;
 use registry::geo::datum::gcj02_to_wgs84;
-use tonic::transport::Channel;
 use tonic::Code;
+use tonic::transport::Channel;
 
 const DALI_CITY: &str = "532901000000";
 const JIANCHUAN: &str = "532931000000";
@@ -61,7 +61,11 @@ async fn county_polygons_answer_and_outside_dali_is_not_found() {
     ];
     for (what, (lon, lat), want) in cases {
         let r = s.geo.resolve_point(at(lon, lat, "gcj02")).await.expect(what).into_inner();
-        assert_eq!((r.resolved_by.as_str(), r.node_code.as_str(), r.county_code.as_str()), ("county", want, want), "{what}");
+        assert_eq!(
+            (r.resolved_by.as_str(), r.node_code.as_str(), r.county_code.as_str()),
+            ("county", want, want),
+            "{what}"
+        );
         assert!(r.grid_code.is_empty() && r.village_code.is_empty(), "{what}: no grid");
         let w = r.wgs84.expect("wgs84 point");
         let (wlon, wlat) = gcj02_to_wgs84(lon, lat);
@@ -102,7 +106,8 @@ async fn a_bounded_grid_answers_first_and_the_index_follows_every_change() {
         kind: kind.into(),
     };
     let grid = s.registry.create_grid(new_grid(VILLAGE, "", "grid")).await.unwrap().into_inner().grid.unwrap().code;
-    let micro = s.registry.create_grid(new_grid("", &grid, "micro_grid")).await.unwrap().into_inner().grid.unwrap().code;
+    let micro =
+        s.registry.create_grid(new_grid("", &grid, "micro_grid")).await.unwrap().into_inner().grid.unwrap().code;
     let here = gcj02_to_wgs84(XIAGUAN_GCJ.0, XIAGUAN_GCJ.1);
     let set = |code: &str, boundary: Vec<Ring>, datum: &str| SetGridGeometryRequest {
         grid_code: code.into(),
@@ -115,7 +120,10 @@ async fn a_bounded_grid_answers_first_and_the_index_follows_every_change() {
     let saved = s.geo.set_grid_geometry(set(&grid, vec![square(here, 0.01)], "")).await.expect("set").into_inner();
     assert_eq!(saved.boundary, vec![square(here, 0.01)], "stored as sent (WGS84)");
     let r = s.geo.resolve_point(wgs.clone()).await.unwrap().into_inner();
-    assert_eq!((r.resolved_by.as_str(), r.grid_code.as_str(), r.village_code.as_str()), ("grid", grid.as_str(), VILLAGE));
+    assert_eq!(
+        (r.resolved_by.as_str(), r.grid_code.as_str(), r.village_code.as_str()),
+        ("grid", grid.as_str(), VILLAGE)
+    );
     assert_eq!((r.node_code.as_str(), r.county_code.as_str()), (grid.as_str(), DALI_CITY));
     let outside_grid = at(here.0 + 0.02, here.1, "wgs84");
     assert_eq!(resolved(&mut s.geo, outside_grid).await, ("county".into(), DALI_CITY.into()));
@@ -167,13 +175,43 @@ async fn bad_input_names_the_field() {
         ("lat beyond 90", g.resolve_point(at(100.0, -90.1, "")).await.err(), Code::InvalidArgument, "lat"),
         ("infinite lat", g.resolve_point(at(100.0, f64::INFINITY, "gcj02")).await.err(), Code::InvalidArgument, "lat"),
         ("unknown datum", g.resolve_point(at(100.0, 25.0, "bd09")).await.err(), Code::InvalidArgument, "datum"),
-        ("no grid code", g.set_grid_geometry(SetGridGeometryRequest::default()).await.err(), Code::InvalidArgument, "grid_code"),
-        ("division code as grid", g.set_grid_geometry(SetGridGeometryRequest { grid_code: VILLAGE.into(), ..Default::default() }).await.err(), Code::InvalidArgument, "grid_code"),
+        (
+            "no grid code",
+            g.set_grid_geometry(SetGridGeometryRequest::default()).await.err(),
+            Code::InvalidArgument,
+            "grid_code",
+        ),
+        (
+            "division code as grid",
+            g.set_grid_geometry(SetGridGeometryRequest { grid_code: VILLAGE.into(), ..Default::default() }).await.err(),
+            Code::InvalidArgument,
+            "grid_code",
+        ),
         ("open ring", g.set_grid_geometry(set(vec![open], None)).await.err(), Code::InvalidArgument, "boundary[0]"),
-        ("3-point ring", g.set_grid_geometry(set(vec![square((100.0, 25.0), 0.01), short], None)).await.err(), Code::InvalidArgument, "boundary[1]"),
-        ("vertex out of range", g.set_grid_geometry(set(vec![far], None)).await.err(), Code::InvalidArgument, "boundary[0].points[2].lat"),
-        ("centre NaN", g.set_grid_geometry(set(vec![], Some(LonLat { lon: f64::NAN, lat: 25.0 }))).await.err(), Code::InvalidArgument, "centre.lon"),
-        ("unknown grid", g.set_grid_geometry(set(vec![square((100.0, 25.0), 0.01)], None)).await.err(), Code::NotFound, ""),
+        (
+            "3-point ring",
+            g.set_grid_geometry(set(vec![square((100.0, 25.0), 0.01), short], None)).await.err(),
+            Code::InvalidArgument,
+            "boundary[1]",
+        ),
+        (
+            "vertex out of range",
+            g.set_grid_geometry(set(vec![far], None)).await.err(),
+            Code::InvalidArgument,
+            "boundary[0].points[2].lat",
+        ),
+        (
+            "centre NaN",
+            g.set_grid_geometry(set(vec![], Some(LonLat { lon: f64::NAN, lat: 25.0 }))).await.err(),
+            Code::InvalidArgument,
+            "centre.lon",
+        ),
+        (
+            "unknown grid",
+            g.set_grid_geometry(set(vec![square((100.0, 25.0), 0.01)], None)).await.err(),
+            Code::NotFound,
+            "",
+        ),
     ];
     for (name, status, code, field) in cases {
         let status = status.unwrap_or_else(|| panic!("{name}: accepted"));

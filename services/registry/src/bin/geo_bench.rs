@@ -12,10 +12,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proto::registry::v1::geo_client::GeoClient;
 use proto::registry::v1::ResolvePointRequest;
+use proto::registry::v1::geo_client::GeoClient;
 use registry::geo::datum::{gcj02_to_wgs84, wgs84_to_gcj02};
-use registry::geo::{counties_from_geojson, GeoIndex, Layer, DALI_COUNTIES_GEOJSON};
+use registry::geo::{DALI_COUNTIES_GEOJSON, GeoIndex, Layer, counties_from_geojson};
 use sqlx::Connection as _;
 
 /// The Dali prefecture's bounding box (GCJ-02, from the shipped polygon), converted for WGS84 points.
@@ -40,7 +40,11 @@ fn points(n: usize) -> Vec<[f64; 2]> {
 fn in_process() -> anyhow::Result<()> {
     let started = Instant::now();
     let counties = std::sync::Arc::new(counties_from_geojson(DALI_COUNTIES_GEOJSON)?);
-    println!("index: {} county polygons loaded and converted GCJ-02 -> WGS84 in {:.1} ms", counties.len(), ms(started.elapsed()));
+    println!(
+        "index: {} county polygons loaded and converted GCJ-02 -> WGS84 in {:.1} ms",
+        counties.len(),
+        ms(started.elapsed())
+    );
     let index = GeoIndex { counties, grids: Layer::empty() };
     let pts = points(POINTS);
     let mut hits = 0usize;
@@ -71,7 +75,10 @@ fn in_process() -> anyhow::Result<()> {
         checksum += index.resolve(gcj_in(glon, glat)).map_or(0, |c| c.code.len());
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("in-process with GCJ-02 input: {:.0} lookups/s on one core (inverse transform included)", POINTS as f64 / secs);
+    println!(
+        "in-process with GCJ-02 input: {:.0} lookups/s on one core (inverse transform included)",
+        POINTS as f64 / secs
+    );
     std::hint::black_box(checksum);
     Ok(())
 }
@@ -148,7 +155,8 @@ async fn main() -> anyhow::Result<()> {
     let calls: usize = kit::config::parse_or("GEO_BENCH_CALLS", 20_000)?;
     let admin_url = kit::config::string_or("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
     let db_name = format!("zz_geo_bench_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.with_context(|| format!("PostgreSQL at {admin_url}"))?;
+    let mut admin =
+        sqlx::PgConnection::connect(&admin_url).await.with_context(|| format!("PostgreSQL at {admin_url}"))?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&mut admin).await?;
     let base = admin_url.rfind('/').map(|i| &admin_url[..i]).context("BENCH_DATABASE_URL needs a database path")?;
     let mut config = kit::Config::from_env(registry::NAME, 0)?;
@@ -168,7 +176,9 @@ async fn main() -> anyhow::Result<()> {
         outcome
     }
     .await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))).execute(&mut admin).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
     // The registry's case-event consumer made a stream of its own; it goes too.
     if let Ok(bus) = kit::events::Bus::connect(&nats).await {
         let _ = bus.jetstream().delete_stream(bus.stream_name()).await;

@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn finds_every_containing_shape_and_only_those() {
-        let layer = Layer::new(vec![(square(0.0, 0.0, 1.0), "a"), (square(0.5, 0.5, 1.0), "b"), (square(-90.0, -45.0, 180.0), "huge")], 0.1);
+        let layer = Layer::new(
+            vec![(square(0.0, 0.0, 1.0), "a"), (square(0.5, 0.5, 1.0), "b"), (square(-90.0, -45.0, 180.0), "huge")],
+            0.1,
+        );
         let found = |p: Pt| {
             let mut v: Vec<&str> = layer.containing(p).map(|(_, v)| *v).collect();
             v.sort_unstable();

@@ -82,8 +82,15 @@ impl Shape {
         let bands = (edges.len() / 4).clamp(1, 1 << 16);
         let height = bbox.max[1] - bbox.min[1];
         let band_scale = if height > 0.0 { bands as f64 / height } else { 0.0 };
-        let mut shape =
-            Shape { bbox, area, edges, band_min: bbox.min[1], band_scale, band_start: vec![0; bands + 1], band_edges: vec![] };
+        let mut shape = Shape {
+            bbox,
+            area,
+            edges,
+            band_min: bbox.min[1],
+            band_scale,
+            band_start: vec![0; bands + 1],
+            band_edges: vec![],
+        };
         shape.fill_bands(bands);
         shape
     }
@@ -152,7 +159,15 @@ mod tests {
     #[test]
     fn inside_outside_and_the_bbox_corner() {
         // An L shape: its bbox corner (3, 3) is outside.
-        let l = Shape::new(&[vec![vec![[0.0, 0.0], [4.0, 0.0], [4.0, 2.0], [2.0, 2.0], [2.0, 4.0], [0.0, 4.0], [0.0, 0.0]]]]);
+        let l = Shape::new(&[vec![vec![
+            [0.0, 0.0],
+            [4.0, 0.0],
+            [4.0, 2.0],
+            [2.0, 2.0],
+            [2.0, 4.0],
+            [0.0, 4.0],
+            [0.0, 0.0],
+        ]]]);
         assert!(l.contains([1.0, 1.0]));
         assert!(l.contains([1.0, 3.0]));
         assert!(!l.contains([3.0, 3.0]));
@@ -162,7 +177,10 @@ mod tests {
 
     #[test]
     fn a_hole_is_outside_and_a_multipolygon_has_every_part() {
-        let s = Shape::new(&[vec![square(0.0, 0.0, 10.0, 10.0), square(4.0, 4.0, 6.0, 6.0)], vec![square(20.0, 0.0, 21.0, 1.0)]]);
+        let s = Shape::new(&[
+            vec![square(0.0, 0.0, 10.0, 10.0), square(4.0, 4.0, 6.0, 6.0)],
+            vec![square(20.0, 0.0, 21.0, 1.0)],
+        ]);
         assert!(s.contains([1.0, 1.0]));
         assert!(!s.contains([5.0, 5.0]), "in the hole");
         assert!(s.contains([20.5, 0.5]), "in the second part");
@@ -207,8 +225,14 @@ mod tests {
             .collect();
         let s = Shape::new(&[vec![ring.clone()]]);
         let brute = |p: Pt| {
-            ring.windows(2).filter(|w| (w[0][1] > p[1]) != (w[1][1] > p[1])
-                && p[0] < w[0][0] + (p[1] - w[0][1]) * (w[1][0] - w[0][0]) / (w[1][1] - w[0][1])).count() % 2 == 1
+            ring.windows(2)
+                .filter(|w| {
+                    (w[0][1] > p[1]) != (w[1][1] > p[1])
+                        && p[0] < w[0][0] + (p[1] - w[0][1]) * (w[1][0] - w[0][0]) / (w[1][1] - w[0][1])
+                })
+                .count()
+                % 2
+                == 1
         };
         for i in 0..100 {
             for j in 0..100 {

@@ -30,10 +30,8 @@ pub async fn set_geometry(conn: &mut PgConnection, code: &str, g: &GridGeometry)
     if updated.rows_affected() == 1 {
         return Ok(Outcome::Set);
     }
-    let exists: Option<bool> = sqlx::query_scalar("SELECT true FROM grids WHERE code = $1")
-        .bind(code)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let exists: Option<bool> =
+        sqlx::query_scalar("SELECT true FROM grids WHERE code = $1").bind(code).fetch_optional(&mut *conn).await?;
     Ok(if exists.is_some() { Outcome::Retired } else { Outcome::Missing })
 }
 

@@ -42,9 +42,16 @@ fn every_county_contains_its_own_published_centre() {
 
 #[test]
 fn a_grid_wins_over_its_county_and_a_micro_grid_over_its_grid() {
-    let square = |x: f64, y: f64, d: f64| vec![vec![[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]];
+    let square = |x: f64, y: f64, d: f64| {
+        vec![vec![[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]]
+    };
     let p = Datum::Gcj02.to_wgs84([100.23, 25.59]);
-    let place = |code: &str, depth| Place { code: code.into(), name: code.into(), village_code: Some(code[..12].into()), depth };
+    let place = |code: &str, depth| Place {
+        code: code.into(),
+        name: code.into(),
+        village_code: Some(code[..12].into()),
+        depth,
+    };
     let mut index = counties();
     index.grids = Layer::new(
         vec![
@@ -76,8 +83,20 @@ fn bad_points_and_rings_name_their_field() {
     assert_eq!(geometry(vec![ok.clone()]), None);
     assert_eq!(geometry(vec![]), None, "empty clears");
     assert_eq!(geometry(vec![vec![[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]]]), Some("boundary[0]".into()), "too short");
-    assert_eq!(geometry(vec![ok.clone(), vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]]), Some("boundary[1]".into()), "open");
-    assert_eq!(geometry(vec![vec![[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [0.0, 0.0]]]), Some("boundary[0]".into()), "no area");
-    assert_eq!(geometry(vec![ok, vec![[5.0, 5.0], [6.0, 5.0], [6.0, 6.0], [5.0, 5.0]]]), Some("boundary[1]".into()), "stray hole");
+    assert_eq!(
+        geometry(vec![ok.clone(), vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]]),
+        Some("boundary[1]".into()),
+        "open"
+    );
+    assert_eq!(
+        geometry(vec![vec![[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [0.0, 0.0]]]),
+        Some("boundary[0]".into()),
+        "no area"
+    );
+    assert_eq!(
+        geometry(vec![ok, vec![[5.0, 5.0], [6.0, 5.0], [6.0, 6.0], [5.0, 5.0]]]),
+        Some("boundary[1]".into()),
+        "stray hole"
+    );
     assert!(Datum::parse("datum", "bd09").is_err() && Datum::parse("datum", " GCJ02 ") == Ok(Datum::Gcj02));
 }
