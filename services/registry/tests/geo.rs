@@ -1,4 +1,7 @@
 //! Location lookup against real PostgreSQL and gRPC over a socket.
+//! Unwrapping is how a test says "this must succeed".
+
+#![allow(clippy::unwrap_used)]
 
 use kit::testing::TestInfra;
 use proto::registry::v1::geo_client::GeoClient;
