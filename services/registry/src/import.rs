@@ -143,12 +143,14 @@ pub async fn import(
     let mut tx = pool.begin().await?;
     // One import at a time: the merge compares the whole table and then writes it.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('zongzhi.registry.import')::bigint)").execute(&mut *tx).await?;
-    // An import can be redone from its file, so its commit need not wait for the WAL flush; and the merge's
-    // hash joins and aggregates over 664k rows should stay in memory rather than spill to disk.
-    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+    // The merge's hash joins and aggregates over 664k rows should stay in memory rather than spill to disk, and
+    // the first load's index builds sort in memory. (The commit stays synchronous: an operator told "imported"
+    // must find it there after a crash.)
     sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut *tx).await?;
+    sqlx::query("SET LOCAL maintenance_work_mem = '256MB'").execute(&mut *tx).await?;
     check_outside_parents(&mut tx, rows).await?;
-    let report = if fresh::is_empty(&mut tx).await? {
+    let first_load = fresh::is_empty(&mut tx).await?;
+    let report = if first_load {
         fresh::load(&mut tx, rows, opts, progress).await?
     } else {
         sqlx::query(
@@ -165,7 +167,11 @@ pub async fn import(
     if report.added + report.changed + report.retired > 0 {
         // Fresh statistics, or the planner keeps guessing from an empty table and pages sort whole subtrees.
         sqlx::query("ANALYZE divisions").execute(&mut *tx).await?;
-        let nodes = crate::tree_queries::refresh_counts(&mut tx).await?;
+        let nodes = if first_load {
+            fresh::write_counts(&mut tx, rows).await?
+        } else {
+            crate::tree_queries::refresh_counts(&mut tx).await?
+        };
         progress(Progress { phase: "counted", done: nodes, total: nodes });
     }
     tx.commit().await?;

@@ -340,3 +340,24 @@ async fn bad_inputs_name_their_field() {
     }
     s.stop.stop();
 }
+
+/// A first load counts descendants in memory; later imports rebuild the counts in SQL. Both must agree.
+#[tokio::test]
+async fn the_first_load_rollup_matches_the_sql_rebuild() {
+    let infra = TestInfra::new().await;
+    let s = start(&infra).await;
+    registry::import_dali(&s.pool).await.expect("first load");
+    let snapshot = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (String, i16, i64)>("SELECT code, level, n FROM division_counts ORDER BY code, level")
+            .fetch_all(&pool)
+            .await
+            .expect("counts")
+    };
+    let from_memory = snapshot(s.pool.clone()).await;
+    assert!(from_memory.contains(&(DALI.to_owned(), 5, 1159)), "prefecture villages counted");
+    let mut tx = s.pool.begin().await.expect("tx");
+    registry::tree_queries::refresh_counts(&mut tx).await.expect("rebuild");
+    tx.commit().await.expect("commit");
+    assert_eq!(snapshot(s.pool.clone()).await, from_memory);
+    s.stop.stop();
+}

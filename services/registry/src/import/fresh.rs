@@ -45,3 +45,33 @@ pub(super) async fn load(
     let total = rows.len() as u64;
     Ok(ImportReport { rows: total, added: total, ..Default::default() })
 }
+
+/// The per-level descendant counts of a first load, computed from the rows in hand (every row is active) and
+/// COPYed in: the set-wise SQL rebuild reads the whole table back, which costs more than the load's own COPY.
+/// Same rule as that rebuild: an ancestor counts only where the code prefix names a unit of exactly that level
+/// (the townships directly under 东莞市 skip the county level and count under the prefecture alone).
+pub(super) async fn write_counts(conn: &mut PgConnection, rows: &[DivisionRow]) -> Result<u64, ImportError> {
+    use std::collections::HashMap;
+    let levels: HashMap<&str, u8> = rows.iter().map(|r| (r.code.as_str(), r.level)).collect();
+    let mut counts: HashMap<(String, u8), i64> = HashMap::new();
+    for r in rows {
+        *counts.entry((crate::tree_queries::NATION.to_owned(), r.level)).or_default() += 1;
+        for (len, level) in [(2, 1u8), (4, 2), (6, 3), (9, 4)] {
+            if level >= r.level {
+                break;
+            }
+            let ancestor = format!("{:0<12}", &r.code[..len]);
+            if levels.get(ancestor.as_str()) == Some(&level) {
+                *counts.entry((ancestor, r.level)).or_default() += 1;
+            }
+        }
+    }
+    sqlx::query("DELETE FROM division_counts").execute(&mut *conn).await?;
+    let mut copy = conn.copy_in_raw("COPY division_counts (code, level, n) FROM STDIN").await?;
+    let mut buf = String::with_capacity(counts.len() * 24);
+    for ((code, level), n) in &counts {
+        buf.push_str(&format!("{code}\t{level}\t{n}\n"));
+    }
+    copy.send(buf.as_bytes()).await?;
+    Ok(copy.finish().await?)
+}
