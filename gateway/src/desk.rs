@@ -3,7 +3,10 @@
 
 use proto::gateway::v1::desk_server::Desk;
 use proto::intake::v1::intake_client::IntakeClient;
+use proto::registry::v1::geo_client::GeoClient;
+use proto::registry::v1::ledger_client::LedgerClient;
 use proto::registry::v1::registry_client::RegistryClient;
+use proto::registry::v1::tree_client::TreeClient;
 use proto::routing::v1::routing_client::RoutingClient;
 use proto::subsidy::v1::subsidy_client::SubsidyClient;
 use proto::supervision::v1::supervision_client::SupervisionClient;
@@ -21,6 +24,9 @@ pub struct DeskService {
     supervision: SupervisionClient<kit::grpc::Channel>,
     subsidy: SubsidyClient<kit::grpc::Channel>,
     registry: RegistryClient<kit::grpc::Channel>,
+    tree: TreeClient<kit::grpc::Channel>,
+    geo: GeoClient<kit::grpc::Channel>,
+    ledger: LedgerClient<kit::grpc::Channel>,
 }
 
 impl DeskService {
@@ -31,6 +37,9 @@ impl DeskService {
             supervision: SupervisionClient::new(kit::grpc::channel(&b.supervision)?),
             subsidy: SubsidyClient::new(kit::grpc::channel(&b.subsidy)?),
             registry: RegistryClient::new(kit::grpc::channel(&b.registry)?),
+            tree: TreeClient::new(kit::grpc::channel(&b.registry)?),
+            geo: GeoClient::new(kit::grpc::channel(&b.registry)?),
+            ledger: LedgerClient::new(kit::grpc::channel(&b.registry)?),
         })
     }
 }
@@ -68,4 +77,15 @@ forward! {
     registry.get_node(registry::GetNodeRequest) -> registry::GetNodeResponse;
     registry.list_children(registry::ListChildrenRequest) -> registry::ListChildrenResponse;
     registry.get_person(registry::GetPersonRequest) -> registry::GetPersonResponse;
+    tree.list_descendants(registry::ListDescendantsRequest) -> registry::ListDescendantsResponse;
+    tree.count_by_level(registry::CountByLevelRequest) -> registry::CountByLevelResponse;
+    tree.search_names(registry::SearchNamesRequest) -> registry::SearchNamesResponse;
+    geo.resolve_point(registry::ResolvePointRequest) -> registry::ResolvePointResponse;
+    ledger.get_ledger(registry::GetLedgerRequest) -> registry::GetLedgerResponse;
+    ledger.list_ledger(registry::ListLedgerRequest) -> registry::ListLedgerResponse;
+    ledger.issue_directive(registry::IssueDirectiveRequest) -> registry::IssueDirectiveResponse;
+    ledger.acknowledge_directive(registry::AcknowledgeDirectiveRequest) -> registry::AcknowledgeDirectiveResponse;
+    ledger.answer_directive(registry::AnswerDirectiveRequest) -> registry::AnswerDirectiveResponse;
+    ledger.get_directive(registry::GetDirectiveRequest) -> registry::GetDirectiveResponse;
+    ledger.list_directive_recipients(registry::ListDirectiveRecipientsRequest) -> registry::ListDirectiveRecipientsResponse;
 }

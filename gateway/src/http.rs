@@ -35,6 +35,17 @@ pub fn router(desk: DeskService) -> Router {
         .route("/v1/nodes/{code}", get(get_node))
         .route("/v1/nodes/{code}/children", get(list_children))
         .route("/v1/persons/{id}", get(get_person))
+        .route("/v1/nodes/{code}/descendants", get(list_descendants))
+        .route("/v1/nodes/{code}/counts", get(count_by_level))
+        .route("/v1/nodes/{code}/search", get(search_names))
+        .route("/v1/locate", get(resolve_point))
+        .route("/v1/ledger/{code}", get(get_ledger))
+        .route("/v1/ledger/{code}/children", get(list_ledger))
+        .route("/v1/directives", post(issue_directive))
+        .route("/v1/directives/{id}", get(get_directive))
+        .route("/v1/directives/{id}/recipients", get(list_directive_recipients))
+        .route("/v1/directives/{id}/acknowledge", post(acknowledge_directive))
+        .route("/v1/directives/{id}/answer", post(answer_directive))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(desk))
 }
@@ -149,4 +160,66 @@ async fn list_children(
 
 async fn get_person(State(d): Desk_, Path(id): Path<String>) -> Response {
     reply(d.get_person(Request::new(registry::GetPersonRequest { id })).await).await
+}
+
+async fn list_descendants(
+    State(d): Desk_,
+    Path(code): Path<String>,
+    Query(mut q): Query<registry::ListDescendantsRequest>,
+) -> Response {
+    q.code = code;
+    reply(d.list_descendants(Request::new(q)).await).await
+}
+
+async fn count_by_level(State(d): Desk_, Path(code): Path<String>) -> Response {
+    reply(d.count_by_level(Request::new(registry::CountByLevelRequest { code })).await).await
+}
+
+async fn search_names(State(d): Desk_, Path(code): Path<String>, Query(mut q): Query<registry::SearchNamesRequest>) -> Response {
+    q.code = code;
+    reply(d.search_names(Request::new(q)).await).await
+}
+
+async fn resolve_point(State(d): Desk_, Query(q): Query<registry::ResolvePointRequest>) -> Response {
+    reply(d.resolve_point(Request::new(q)).await).await
+}
+
+async fn get_ledger(State(d): Desk_, Path(code): Path<String>) -> Response {
+    reply(d.get_ledger(Request::new(registry::GetLedgerRequest { code })).await).await
+}
+
+async fn list_ledger(State(d): Desk_, Path(code): Path<String>, Query(mut q): Query<registry::ListLedgerRequest>) -> Response {
+    q.code = code;
+    reply(d.list_ledger(Request::new(q)).await).await
+}
+
+async fn issue_directive(State(d): Desk_, Json(b): Json<registry::IssueDirectiveRequest>) -> Response {
+    reply(d.issue_directive(Request::new(b)).await).await
+}
+
+async fn get_directive(State(d): Desk_, Path(id): Path<String>) -> Response {
+    reply(d.get_directive(Request::new(registry::GetDirectiveRequest { id })).await).await
+}
+
+async fn list_directive_recipients(
+    State(d): Desk_,
+    Path(id): Path<String>,
+    Query(mut q): Query<registry::ListDirectiveRecipientsRequest>,
+) -> Response {
+    q.directive_id = id;
+    reply(d.list_directive_recipients(Request::new(q)).await).await
+}
+
+async fn acknowledge_directive(
+    State(d): Desk_,
+    Path(id): Path<String>,
+    Json(mut b): Json<registry::AcknowledgeDirectiveRequest>,
+) -> Response {
+    b.directive_id = id;
+    reply(d.acknowledge_directive(Request::new(b)).await).await
+}
+
+async fn answer_directive(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<registry::AnswerDirectiveRequest>) -> Response {
+    b.directive_id = id;
+    reply(d.answer_directive(Request::new(b)).await).await
 }

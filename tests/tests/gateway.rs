@@ -57,6 +57,10 @@ async fn json_over_http_drives_the_same_operations() {
     let (status, node) = world.http("GET", "/v1/nodes/532900000000/children?page_size=20", None).await;
     assert_eq!(status, 200);
     assert_eq!(node["children"].as_array().unwrap().len(), 12);
+    let (status, located) = world.http("GET", "/v1/locate?lon=100.2300&lat=25.5900&datum=gcj02", None).await;
+    assert_eq!((status, located["county_code"].as_str()), (200, Some("532901000000")), "{located}");
+    let (status, counts) = world.http("GET", "/v1/nodes/532900000000/counts", None).await;
+    assert_eq!((status, counts["total"].as_u64()), (200, Some(12 + 112 + 1159)), "{counts}");
     let (status, credits) = world.http("GET", "/v1/credits", None).await;
     assert_eq!((status, credits["fields"].clone()), (400, json!(["case_id"])));
     world.stop().await;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use kit::testing::eventually;
+use proto::registry::v1::GetLedgerRequest;
 use proto::intake::v1::{Case, GetCaseRequest, ListCasesRequest, PartyInput, RegisterCaseRequest};
 use proto::routing::v1::{AcceptTaskRequest, GetTaskRequest, ResolveTaskRequest, ReturnTaskRequest, ReviewReturnRequest};
 use proto::subsidy::v1::ListCreditsRequest;
@@ -169,6 +170,21 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     assert_eq!(c.state, "closed");
     assert!(c.timeline.iter().all(|t| t.at.ends_with("+08:00")), "times shown in Asia/Shanghai");
     assert!(!format!("{c:?}").contains("13812345678"), "no full phone number anywhere in the case file");
+
+    // The tree ledger counted the case once, closed, at every level up to the prefecture.
+    for code in [world.demo.grids[0].as_str(), "532901003001", "532901003000", "532901000000", "532900000000"] {
+        let closed = eventually("the ledger shows the case closed", 20, || {
+            let mut desk = desk.clone();
+            let code = code.to_owned();
+            async move {
+                let row = desk.get_ledger(GetLedgerRequest { code }).await.ok()?.into_inner().row?;
+                let cases = row.cases?;
+                (cases.closed == 1 && cases.open == 0).then_some(cases)
+            }
+        })
+        .await;
+        assert_eq!(closed.overdue, 0, "{code}");
+    }
 
     // Still exactly one credit a moment later.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
