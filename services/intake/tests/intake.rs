@@ -1,6 +1,8 @@
 //! Intake against a real registry, PostgreSQL and NATS: registration, idempotency, case numbers, the
 //! case-file consumer, and every bad input naming its field.
 
+#![allow(clippy::unwrap_used)]
+
 use kit::testing::{eventually, TestInfra};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseAccepted, CaseDispatched};

@@ -128,6 +128,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod sealer_tests {
     use super::*;
 

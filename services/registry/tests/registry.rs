@@ -1,5 +1,7 @@
 //! The registry against real PostgreSQL and gRPC over a socket.
 
+#![allow(clippy::unwrap_used)]
+
 use kit::testing::TestInfra;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::*;
@@ -70,14 +72,14 @@ async fn a_newer_edition_renames_and_retires_and_a_damaged_file_changes_nothing(
     let mut lines: Vec<String> = registry::DALI_CSV.lines().map(str::to_owned).collect();
     let last = lines.len() - 1;
     lines[last] = lines[last].replacen(",5,", ",4,", 1);
-    let err = parse(lines.join("\n").as_bytes(), &mut |_| {}).err().expect("rejected");
+    let err = parse(lines.join("\n").as_bytes(), &mut |_| {}).expect_err("rejected");
     assert!(err.to_string().starts_with("line 1286:"), "names the line: {err}");
 
     // A child whose parent exists nowhere is caught against the database, and nothing is written.
     let orphan = "code,name,level,parent_code\n532999001001,无主村,5,532999001000\n";
     let rows = parse(orphan.as_bytes(), &mut |_| {}).unwrap();
     let opts = ImportOptions { edition: "2024".into(), ..Default::default() };
-    let err = import(&s.pool, &rows, &opts, &mut |_| {}).await.err().expect("rejected");
+    let err = import(&s.pool, &rows, &opts, &mut |_| {}).await.expect_err("rejected");
     assert!(err.to_string().contains("line 2"), "{err}");
     assert_eq!(level_counts(&s.pool, "5329").await, vec![(2, 1), (3, 12), (4, 112), (5, 1159)]);
 

@@ -2,6 +2,8 @@
 //! subtree paging and search, centers, rotations, eligibility history. (The national import runs only in the
 //! `import_bench` binary.)
 
+#![allow(clippy::unwrap_used)]
+
 use kit::testing::TestInfra;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::tree_client::TreeClient;

@@ -1,5 +1,7 @@
 //! Dispatch (分流交办) driven by events: by the rules, 兜底 to the center, once per case, again on reopening.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{CENTER, boot, envelope, registered};

@@ -1,5 +1,7 @@
 //! A task's life through the RPCs: 签收, 退单, the center's review, 办结, and the moves its state forbids.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{CENTER, boot};

@@ -1,5 +1,7 @@
 //! Every RPC rejects bad input with INVALID_ARGUMENT naming the field, before touching any task.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::boot;

@@ -1,5 +1,7 @@
 //! The ledger against real PostgreSQL, NATS and a real registry: follow-up events in, credits out.
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 
 use kit::app::StopHandle;

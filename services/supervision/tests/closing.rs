@@ -1,5 +1,7 @@
 //! Verification (核查/销号) and follow-up (回访) against a real routing service, PostgreSQL and NATS.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{await_event, client, routing, supervision, Node};

@@ -1,6 +1,8 @@
 //! Deadlines (督办) against real PostgreSQL and NATS: projected from routing's events, fired from the
 //! database by the scheduler.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{await_deadlines, bodies, client, deadline_states, set_policy, supervision};
