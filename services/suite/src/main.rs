@@ -9,8 +9,16 @@ use kit::config::{parse_or, string_or, NatsConfig};
 use sqlx::Connection;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     kit::telemetry::init("suite");
+    // A person reads this: the cause chain on one line, no backtrace.
+    if let Err(e) = run().await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let database_url = string_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zongzhi");
     let nats_url = string_or("NATS_URL", "nats://127.0.0.1:4222");
     let cfg = suite::SuiteConfig {
