@@ -190,3 +190,12 @@ pub fn init_tracing() {
         .with(tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter))
         .try_init();
 }
+
+/// Runs a built service in the background, as its binary would until a signal; returns its URL and the handle
+/// that stops it.
+pub fn spawn(app: crate::app::Running) -> (String, crate::app::StopHandle) {
+    let url = format!("http://{}", app.addr());
+    let stop = app.stop_handle();
+    tokio::spawn(app.run_until(std::future::pending()));
+    (url, stop)
+}

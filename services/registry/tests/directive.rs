@@ -4,6 +4,8 @@
 // A test's unwrap is its assertion.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use kit::testing::TestInfra;
 use proto::registry::v1::ledger_client::LedgerClient;
 use proto::registry::v1::*;
@@ -19,14 +21,8 @@ const ELSEWHERE: &str = "532901004001"; // a village of another township
 type Client = LedgerClient<tonic::transport::Channel>;
 
 async fn start(infra: &TestInfra) -> (Client, sqlx::PgPool, kit::app::StopHandle) {
-    let config = infra.config(registry::NAME);
-    let pool = registry::connect(&config).await.expect("migrate");
-    registry::import_dali(&pool).await.expect("import Dali");
-    let app = registry::build(config, registry::Peers::default()).await.expect("build");
-    let url = format!("http://{}", app.addr());
-    let stop = app.stop_handle();
-    tokio::spawn(app.run_until(std::future::pending()));
-    (LedgerClient::connect(url).await.expect("connect"), pool, stop)
+    let r = common::start(infra, true).await;
+    (LedgerClient::new(r.channel), r.pool, r.stop)
 }
 
 fn in_days(days: i64) -> String {

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use kit::testing::TestInfra;
 use proto::registry::v1::geo_client::GeoClient;
 use proto::registry::v1::registry_client::RegistryClient;
@@ -26,15 +28,8 @@ struct Started {
 }
 
 async fn start(infra: &TestInfra) -> Started {
-    let config = infra.config(registry::NAME);
-    let pool = registry::connect(&config).await.expect("migrate");
-    let app = registry::build(config, registry::Peers::default()).await.expect("build");
-    let url = format!("http://{}", app.addr());
-    let stop = app.stop_handle();
-    tokio::spawn(app.run_until(std::future::pending()));
-    let geo = GeoClient::connect(url.clone()).await.expect("connect");
-    let registry = RegistryClient::connect(url).await.expect("connect");
-    Started { geo, registry, pool, stop }
+    let r = common::start(infra, false).await;
+    Started { geo: GeoClient::new(r.channel.clone()), registry: RegistryClient::new(r.channel), pool: r.pool, stop: r.stop }
 }
 
 fn at(lon: f64, lat: f64, datum: &str) -> ResolvePointRequest {

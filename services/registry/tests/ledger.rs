@@ -4,6 +4,8 @@
 // A test's unwrap is its assertion.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseClosed, CaseRegistered, CaseReopened, DeadlineMissed, Envelope};
@@ -30,16 +32,8 @@ async fn start(
     sqlx::PgPool,
     kit::app::StopHandle,
 ) {
-    let config = infra.config(registry::NAME);
-    let pool = registry::connect(&config).await.expect("migrate");
-    registry::import_dali(&pool).await.expect("import Dali");
-    let app = registry::build(config, registry::Peers::default()).await.expect("build");
-    let url = format!("http://{}", app.addr());
-    let stop = app.stop_handle();
-    tokio::spawn(app.run_until(std::future::pending()));
-    let ledger = LedgerClient::connect(url.clone()).await.expect("connect");
-    let registry = RegistryClient::connect(url).await.expect("connect");
-    (ledger, registry, pool, stop)
+    let r = common::start(infra, true).await;
+    (LedgerClient::new(r.channel.clone()), RegistryClient::new(r.channel), r.pool, r.stop)
 }
 
 /// Village, township, county, prefecture, province: statistical codes nest by prefix.

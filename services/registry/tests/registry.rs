@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use kit::testing::TestInfra;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::*;
@@ -14,14 +16,8 @@ struct Started {
 }
 
 async fn start(infra: &TestInfra) -> Started {
-    let config = infra.config(registry::NAME);
-    let pool = registry::connect(&config).await.expect("migrate");
-    let app = registry::build(config, registry::Peers::default()).await.expect("build");
-    let url = format!("http://{}", app.addr());
-    let stop = app.stop_handle();
-    tokio::spawn(app.run_until(std::future::pending()));
-    let client = RegistryClient::connect(url).await.expect("connect");
-    Started { client, pool, stop }
+    let r = common::start(infra, false).await;
+    Started { client: RegistryClient::new(r.channel), pool: r.pool, stop: r.stop }
 }
 
 async fn level_counts(pool: &sqlx::PgPool, prefix: &str) -> Vec<(i16, i64)> {

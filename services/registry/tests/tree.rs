@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use kit::testing::TestInfra;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::tree_client::TreeClient;
@@ -25,14 +27,8 @@ struct Started {
 }
 
 async fn start(infra: &TestInfra) -> Started {
-    let config = infra.config(registry::NAME);
-    let pool = registry::connect(&config).await.expect("migrate");
-    let app = registry::build(config, registry::Peers::default()).await.expect("build");
-    let url = format!("http://{}", app.addr());
-    let stop = app.stop_handle();
-    tokio::spawn(app.run_until(std::future::pending()));
-    let channel = Channel::from_shared(url).expect("url").connect().await.expect("connect");
-    Started { tree: TreeClient::new(channel.clone()), registry: RegistryClient::new(channel), pool, stop }
+    let r = common::start(infra, false).await;
+    Started { tree: TreeClient::new(r.channel.clone()), registry: RegistryClient::new(r.channel), pool: r.pool, stop: r.stop }
 }
 
 /// Streams a file in 8 KiB chunks, options on the first; returns every progress message, or the status.

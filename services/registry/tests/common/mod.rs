@@ -1,0 +1,24 @@
+//! What every registry test file starts with: a migrated registry on the test's own database, served on a
+//! loopback port.
+
+use kit::testing::TestInfra;
+use tonic::transport::Channel;
+
+pub struct Registry {
+    pub channel: Channel,
+    pub pool: sqlx::PgPool,
+    pub stop: kit::app::StopHandle,
+}
+
+/// Starts the registry; with `dali`, the shipped Dali tree is imported first.
+pub async fn start(infra: &TestInfra, dali: bool) -> Registry {
+    let config = infra.config(registry::NAME);
+    let pool = registry::connect(&config).await.expect("migrate");
+    if dali {
+        registry::import_dali(&pool).await.expect("import Dali");
+    }
+    let app = registry::build(config, registry::Peers::default()).await.expect("build");
+    let (url, stop) = kit::testing::spawn(app);
+    let channel = Channel::from_shared(url).expect("url").connect().await.expect("connect");
+    Registry { channel, pool, stop }
+}
