@@ -52,16 +52,22 @@ pub(super) async fn load(
 /// (the townships directly under 东莞市 skip the county level and count under the prefecture alone).
 pub(super) async fn write_counts(conn: &mut PgConnection, rows: &[DivisionRow]) -> Result<u64, ImportError> {
     use std::collections::HashMap;
-    let levels: HashMap<&str, u8> = rows.iter().map(|r| (r.code.as_str(), r.level)).collect();
-    let mut counts: HashMap<(String, u8), i64> = HashMap::new();
+    // Codes are 12 digits, so numbers: hashing a u64 per ancestor beats building a String for each.
+    const CUTS: [(u32, u8); 4] = [(10, 1), (8, 2), (6, 3), (3, 4)];
+    let number = |code: &str| code.parse::<u64>().unwrap_or(u64::MAX);
+    let levels: HashMap<u64, u8> = rows.iter().map(|r| (number(&r.code), r.level)).collect();
+    let mut counts: HashMap<(u64, u8), i64> = HashMap::new();
+    let mut nation = [0i64; 6];
     for r in rows {
-        *counts.entry((crate::tree_queries::NATION.to_owned(), r.level)).or_default() += 1;
-        for (len, level) in [(2, 1u8), (4, 2), (6, 3), (9, 4)] {
+        nation[usize::from(r.level)] += 1;
+        let code = number(&r.code);
+        for (zeros, level) in CUTS {
             if level >= r.level {
                 break;
             }
-            let ancestor = format!("{:0<12}", &r.code[..len]);
-            if levels.get(ancestor.as_str()) == Some(&level) {
+            let scale = 10u64.pow(zeros);
+            let ancestor = code / scale * scale;
+            if levels.get(&ancestor) == Some(&level) {
                 *counts.entry((ancestor, r.level)).or_default() += 1;
             }
         }
@@ -70,7 +76,10 @@ pub(super) async fn write_counts(conn: &mut PgConnection, rows: &[DivisionRow]) 
     let mut copy = conn.copy_in_raw("COPY division_counts (code, level, n) FROM STDIN").await?;
     let mut buf = String::with_capacity(counts.len() * 24);
     for ((code, level), n) in &counts {
-        buf.push_str(&format!("{code}\t{level}\t{n}\n"));
+        buf.push_str(&format!("{code:012}\t{level}\t{n}\n"));
+    }
+    for (level, n) in nation.iter().enumerate().filter(|(_, n)| **n > 0) {
+        buf.push_str(&format!("{}\t{level}\t{n}\n", crate::tree_queries::NATION));
     }
     copy.send(buf.as_bytes()).await?;
     Ok(copy.finish().await?)
