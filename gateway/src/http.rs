@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -50,6 +51,47 @@ pub fn router(desk: DeskService) -> Router {
         .with_state(Arc::new(desk))
 }
 
+/// A JSON body whose rejection (malformed JSON, a wrong type, no JSON content type) answers like every other
+/// error: 400, code InvalidArgument, field "body".
+struct Body<T>(T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(bad_request("body", &rejection.body_text())),
+        }
+    }
+}
+
+/// Query parameters, rejected the same way with field "query".
+struct Params<T>(T);
+
+impl<T, S> FromRequestParts<S> for Params<T>
+where
+    Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Params(value)),
+            Err(rejection) => Err(bad_request("query", &rejection.body_text())),
+        }
+    }
+}
+
+fn bad_request(field: &str, reason: &str) -> Response {
+    error_response(&kit::grpc::invalid(&kit::FieldError::new(field, reason)))
+}
+
 async fn reply<T: Serialize>(result: Result<tonic::Response<T>, Status>) -> Response {
     match result {
         Ok(r) => Json(r.into_inner()).into_response(),
@@ -87,11 +129,11 @@ pub fn error_response(status: &Status) -> Response {
     (http, Json(body)).into_response()
 }
 
-async fn register_case(State(d): Desk_, Json(body): Json<intake::RegisterCaseRequest>) -> Response {
+async fn register_case(State(d): Desk_, Body(body): Body<intake::RegisterCaseRequest>) -> Response {
     reply(d.register_case(Request::new(body)).await).await
 }
 
-async fn list_cases(State(d): Desk_, Query(q): Query<intake::ListCasesRequest>) -> Response {
+async fn list_cases(State(d): Desk_, Params(q): Params<intake::ListCasesRequest>) -> Response {
     reply(d.list_cases(Request::new(q)).await).await
 }
 
@@ -103,12 +145,12 @@ async fn list_tasks(State(d): Desk_, Path(case_id): Path<String>) -> Response {
     reply(d.list_tasks(Request::new(routing::ListTasksRequest { case_id })).await).await
 }
 
-async fn verify_case(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<supervision::VerifyCaseRequest>) -> Response {
+async fn verify_case(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<supervision::VerifyCaseRequest>) -> Response {
     b.case_id = id;
     reply(d.verify_case(Request::new(b)).await).await
 }
 
-async fn follow_up(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<supervision::FollowUpRequest>) -> Response {
+async fn follow_up(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<supervision::FollowUpRequest>) -> Response {
     b.case_id = id;
     reply(d.follow_up(Request::new(b)).await).await
 }
@@ -121,27 +163,27 @@ async fn get_task(State(d): Desk_, Path(task_id): Path<String>) -> Response {
     reply(d.get_task(Request::new(routing::GetTaskRequest { task_id })).await).await
 }
 
-async fn accept_task(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<routing::AcceptTaskRequest>) -> Response {
+async fn accept_task(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<routing::AcceptTaskRequest>) -> Response {
     b.task_id = id;
     reply(d.accept_task(Request::new(b)).await).await
 }
 
-async fn return_task(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<routing::ReturnTaskRequest>) -> Response {
+async fn return_task(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<routing::ReturnTaskRequest>) -> Response {
     b.task_id = id;
     reply(d.return_task(Request::new(b)).await).await
 }
 
-async fn review_return(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<routing::ReviewReturnRequest>) -> Response {
+async fn review_return(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<routing::ReviewReturnRequest>) -> Response {
     b.task_id = id;
     reply(d.review_return(Request::new(b)).await).await
 }
 
-async fn resolve_task(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<routing::ResolveTaskRequest>) -> Response {
+async fn resolve_task(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<routing::ResolveTaskRequest>) -> Response {
     b.task_id = id;
     reply(d.resolve_task(Request::new(b)).await).await
 }
 
-async fn list_credits(State(d): Desk_, Query(q): Query<subsidy::ListCreditsRequest>) -> Response {
+async fn list_credits(State(d): Desk_, Params(q): Params<subsidy::ListCreditsRequest>) -> Response {
     reply(d.list_credits(Request::new(q)).await).await
 }
 
@@ -152,7 +194,7 @@ async fn get_node(State(d): Desk_, Path(code): Path<String>) -> Response {
 async fn list_children(
     State(d): Desk_,
     Path(code): Path<String>,
-    Query(mut q): Query<registry::ListChildrenRequest>,
+    Params(mut q): Params<registry::ListChildrenRequest>,
 ) -> Response {
     q.code = code;
     reply(d.list_children(Request::new(q)).await).await
@@ -165,7 +207,7 @@ async fn get_person(State(d): Desk_, Path(id): Path<String>) -> Response {
 async fn list_descendants(
     State(d): Desk_,
     Path(code): Path<String>,
-    Query(mut q): Query<registry::ListDescendantsRequest>,
+    Params(mut q): Params<registry::ListDescendantsRequest>,
 ) -> Response {
     q.code = code;
     reply(d.list_descendants(Request::new(q)).await).await
@@ -175,12 +217,12 @@ async fn count_by_level(State(d): Desk_, Path(code): Path<String>) -> Response {
     reply(d.count_by_level(Request::new(registry::CountByLevelRequest { code })).await).await
 }
 
-async fn search_names(State(d): Desk_, Path(code): Path<String>, Query(mut q): Query<registry::SearchNamesRequest>) -> Response {
+async fn search_names(State(d): Desk_, Path(code): Path<String>, Params(mut q): Params<registry::SearchNamesRequest>) -> Response {
     q.code = code;
     reply(d.search_names(Request::new(q)).await).await
 }
 
-async fn resolve_point(State(d): Desk_, Query(q): Query<registry::ResolvePointRequest>) -> Response {
+async fn resolve_point(State(d): Desk_, Params(q): Params<registry::ResolvePointRequest>) -> Response {
     reply(d.resolve_point(Request::new(q)).await).await
 }
 
@@ -188,12 +230,12 @@ async fn get_ledger(State(d): Desk_, Path(code): Path<String>) -> Response {
     reply(d.get_ledger(Request::new(registry::GetLedgerRequest { code })).await).await
 }
 
-async fn list_ledger(State(d): Desk_, Path(code): Path<String>, Query(mut q): Query<registry::ListLedgerRequest>) -> Response {
+async fn list_ledger(State(d): Desk_, Path(code): Path<String>, Params(mut q): Params<registry::ListLedgerRequest>) -> Response {
     q.code = code;
     reply(d.list_ledger(Request::new(q)).await).await
 }
 
-async fn issue_directive(State(d): Desk_, Json(b): Json<registry::IssueDirectiveRequest>) -> Response {
+async fn issue_directive(State(d): Desk_, Body(b): Body<registry::IssueDirectiveRequest>) -> Response {
     reply(d.issue_directive(Request::new(b)).await).await
 }
 
@@ -204,7 +246,7 @@ async fn get_directive(State(d): Desk_, Path(id): Path<String>) -> Response {
 async fn list_directive_recipients(
     State(d): Desk_,
     Path(id): Path<String>,
-    Query(mut q): Query<registry::ListDirectiveRecipientsRequest>,
+    Params(mut q): Params<registry::ListDirectiveRecipientsRequest>,
 ) -> Response {
     q.directive_id = id;
     reply(d.list_directive_recipients(Request::new(q)).await).await
@@ -213,13 +255,13 @@ async fn list_directive_recipients(
 async fn acknowledge_directive(
     State(d): Desk_,
     Path(id): Path<String>,
-    Json(mut b): Json<registry::AcknowledgeDirectiveRequest>,
+    Body(mut b): Body<registry::AcknowledgeDirectiveRequest>,
 ) -> Response {
     b.directive_id = id;
     reply(d.acknowledge_directive(Request::new(b)).await).await
 }
 
-async fn answer_directive(State(d): Desk_, Path(id): Path<String>, Json(mut b): Json<registry::AnswerDirectiveRequest>) -> Response {
+async fn answer_directive(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<registry::AnswerDirectiveRequest>) -> Response {
     b.directive_id = id;
     reply(d.answer_directive(Request::new(b)).await).await
 }

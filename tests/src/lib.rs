@@ -48,8 +48,12 @@ impl World {
 
     /// Sends one HTTP/1.1 request to the gateway and returns the status code and the JSON body.
     pub async fn http(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        self.http_raw(method, path, &body.map(|b| b.to_string()).unwrap_or_default()).await
+    }
+
+    /// The same with the body sent as given, for malformed input.
+    pub async fn http_raw(&self, method: &str, path: &str, payload: &str) -> (u16, serde_json::Value) {
         let mut stream = tokio::net::TcpStream::connect(self.suite.gateway_http).await.unwrap();
-        let payload = body.map(|b| b.to_string()).unwrap_or_default();
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
             payload.len()

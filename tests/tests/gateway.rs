@@ -52,6 +52,10 @@ async fn json_over_http_drives_the_same_operations() {
     assert_eq!(err["fields"], json!(["center_code"]));
     let (status, err) = world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({"handler_id": "h"}))).await;
     assert_eq!((status, err["code"].as_str()), (409, Some("FailedPrecondition")), "accepting twice");
+    let (status, err) = world.http_raw("POST", "/v1/cases", "{\"kind\": ").await;
+    assert_eq!((status, err["fields"].clone()), (400, json!(["body"])), "malformed JSON: {err}");
+    let (status, err) = world.http("GET", "/v1/locate?lon=east&lat=25", None).await;
+    assert_eq!((status, err["fields"].clone()), (400, json!(["query"])), "a query parameter of the wrong type: {err}");
     let (status, _) = world.http("GET", "/v1/cases/532901003-20200101-00009", None).await;
     assert_eq!(status, 404);
     let (status, node) = world.http("GET", "/v1/nodes/532900000000/children?page_size=20", None).await;
