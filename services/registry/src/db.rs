@@ -240,3 +240,30 @@ pub async fn put_department(conn: &mut PgConnection, d: &DepartmentRow) -> sqlx:
     .await?;
     Ok(())
 }
+
+pub async fn rename_grid(conn: &mut PgConnection, code: &str, name: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE grids SET name = $2 WHERE code = $1").bind(code).bind(name).execute(conn).await?;
+    Ok(())
+}
+
+/// Retires the grid and its active micro-grids; returns the micro-grids' codes.
+pub async fn retire_grid(conn: &mut PgConnection, code: &str) -> sqlx::Result<Vec<String>> {
+    let micro: Vec<String> = sqlx::query_scalar(
+        "UPDATE grids SET retired_at = now() WHERE parent_grid_code = $1 AND retired_at IS NULL RETURNING code",
+    )
+    .bind(code)
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE grids SET retired_at = now() WHERE code = $1").bind(code).execute(&mut *conn).await?;
+    Ok(micro)
+}
+
+/// Ends the active assignments of the given grids, returning whose they were.
+pub async fn end_assignments(conn: &mut PgConnection, grids: &[String]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE grid_assignments SET ended_at = now() WHERE grid_code = ANY($1) AND ended_at IS NULL RETURNING person_id",
+    )
+    .bind(grids)
+    .fetch_all(conn)
+    .await
+}

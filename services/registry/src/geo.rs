@@ -212,6 +212,11 @@ impl Geo {
         Ok(())
     }
 
+    /// Rebuilds the index from the database, after a change made elsewhere (a grid retired).
+    pub async fn refresh(&self) -> Result<()> {
+        self.rebuild().await
+    }
+
     async fn rebuild(&self) -> Result<()> {
         let _one_at_a_time = self.rebuilding.lock().await;
         let rows = store::grid_boundaries(&self.pool).await?;

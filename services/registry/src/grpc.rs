@@ -24,6 +24,12 @@ fn location<'a>(field_name: &str, value: &'a str) -> Result<&'a str, FieldError>
     }
 }
 
+/// A 15- or 18-digit grid code.
+fn grid_code<'a>(field_name: &str, value: &'a str) -> Result<&'a str, FieldError> {
+    let v = field::required(field_name, value)?;
+    if is_grid_code(v) { Ok(v) } else { Err(FieldError::new(field_name, "must be a 15- or 18-digit grid code")) }
+}
+
 #[tonic::async_trait]
 impl pb::registry_server::Registry for RegistryService {
     async fn get_node(&self, request: Request<pb::GetNodeRequest>) -> Result<Response<pb::GetNodeResponse>, Status> {
@@ -87,12 +93,45 @@ impl pb::registry_server::Registry for RegistryService {
     }
 
     async fn get_grid(&self, request: Request<pb::GetGridRequest>) -> Result<Response<pb::GetGridResponse>, Status> {
-        let code = field::required("code", &request.get_ref().code).map_err(bad)?;
-        if !is_grid_code(code) {
-            return Err(bad(FieldError::new("code", "must be a 15- or 18-digit grid code")));
-        }
+        let code = grid_code("code", &request.get_ref().code).map_err(bad)?;
         let grid = self.0.grid(code).await?;
         Ok(Response::new(pb::GetGridResponse { grid: Some(to_grid(grid)) }))
+    }
+
+    async fn update_grid(
+        &self,
+        request: Request<pb::UpdateGridRequest>,
+    ) -> Result<Response<pb::UpdateGridResponse>, Status> {
+        let req = request.into_inner();
+        let code = grid_code("code", &req.code).map_err(bad)?;
+        let name = field::text("name", &req.name, 64).map_err(bad)?;
+        let grid = self.0.rename_grid(code, name).await?;
+        Ok(Response::new(pb::UpdateGridResponse { grid: Some(to_grid(grid)) }))
+    }
+
+    async fn retire_grid(
+        &self,
+        request: Request<pb::RetireGridRequest>,
+    ) -> Result<Response<pb::RetireGridResponse>, Status> {
+        let code = grid_code("code", &request.get_ref().code).map_err(bad)?;
+        let r = self.0.retire_grid(code).await?;
+        Ok(Response::new(pb::RetireGridResponse {
+            grid: Some(to_grid(r.grid)),
+            retired_micro_grids: r.micro_grids,
+            ended_worker_ids: r.ended_workers.iter().map(ToString::to_string).collect(),
+        }))
+    }
+
+    async fn end_grid_assignment(
+        &self,
+        request: Request<pb::EndGridAssignmentRequest>,
+    ) -> Result<Response<pb::EndGridAssignmentResponse>, Status> {
+        let code = grid_code("grid_code", &request.get_ref().grid_code).map_err(bad)?;
+        let (grid, previous) = self.0.end_assignment(code).await?;
+        Ok(Response::new(pb::EndGridAssignmentResponse {
+            grid: Some(to_grid(grid)),
+            previous_worker_id: previous.map(|p| p.to_string()).unwrap_or_default(),
+        }))
     }
 
     async fn create_person(
@@ -139,10 +178,7 @@ impl pb::registry_server::Registry for RegistryService {
         request: Request<pb::AssignGridWorkerRequest>,
     ) -> Result<Response<pb::AssignGridWorkerResponse>, Status> {
         let req = request.into_inner();
-        let grid = field::required("grid_code", &req.grid_code).map_err(bad)?;
-        if !is_grid_code(grid) {
-            return Err(bad(FieldError::new("grid_code", "must be a 15- or 18-digit grid code")));
-        }
+        let grid = grid_code("grid_code", &req.grid_code).map_err(bad)?;
         let person = field::uuid("person_id", &req.person_id).map_err(bad)?;
         let (grid, previous) = self.0.assign(grid, person).await?;
         Ok(Response::new(pb::AssignGridWorkerResponse {

@@ -46,8 +46,10 @@ pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
     let listener = kit::grpc::bind(config.grpc_addr).await?;
     let mut app = Running::new(NAME, listener.local_addr()?);
     let ledger = LedgerServer::new(grpc_ledger::LedgerService { pool: pool.clone() });
-    let registry = tree::Registry { pool: pool.clone(), sealer: kit::pii::Sealer::from_env()? };
-    let geo = GeoServer::new(grpc_geo::GeoService(geo::Geo::load(pool.clone()).await?));
+    let geo_index = geo::Geo::load(pool.clone()).await?;
+    let registry =
+        tree::Registry { pool: pool.clone(), sealer: kit::pii::Sealer::from_env()?, geo: geo_index.clone() };
+    let geo = GeoServer::new(grpc_geo::GeoService(geo_index));
     let routes = tonic::service::Routes::new(RegistryServer::new(grpc::RegistryService(registry))).add_service(ledger);
     let routes = routes.add_service(geo);
     let routes = routes.add_service(TreeServer::new(grpc_tree::TreeService(pool.clone())));

@@ -13,6 +13,15 @@ use crate::error::{Error, Result};
 pub struct Registry {
     pub pool: PgPool,
     pub sealer: Sealer,
+    /// Retiring a grid takes its boundary out of the location index.
+    pub geo: crate::geo::Geo,
+}
+
+/// What retiring a grid did.
+pub struct Retired {
+    pub grid: GridRow,
+    pub micro_grids: Vec<String>,
+    pub ended_workers: Vec<Uuid>,
 }
 
 /// A grid or village resolved to its place: the grid (if any), the village, and the path up to the root.
@@ -138,11 +147,7 @@ impl Registry {
     /// grid row; the partial unique index refuses a second active worker even if that lock were bypassed.
     pub async fn assign(&self, grid: &str, person: Uuid) -> Result<(GridRow, Option<Uuid>)> {
         let mut tx = self.pool.begin().await?;
-        match db::lock_grid(&mut tx, grid).await? {
-            Some((_, _, false)) => {}
-            Some(_) => return Err(Error::FailedPrecondition(format!("grid {grid} is retired"))),
-            None => return Err(Error::NotFound(format!("grid {grid}"))),
-        }
+        self.lock_active_grid(&mut tx, grid).await?;
         let who = db::person(&mut tx, person).await?.ok_or_else(|| Error::NotFound(format!("person {person}")))?;
         if who.role != PersonRole::GridWorker.as_str() {
             return Err(FieldError::new("person_id", "is not a grid worker").into());
@@ -151,6 +156,44 @@ impl Registry {
         db::start_assignment(&mut tx, grid, person).await?;
         tx.commit().await?;
         Ok((self.grid(grid).await?, previous))
+    }
+
+    pub async fn rename_grid(&self, code: &str, name: &str) -> Result<GridRow> {
+        let mut tx = self.pool.begin().await?;
+        self.lock_active_grid(&mut tx, code).await?;
+        db::rename_grid(&mut tx, code, name).await?;
+        tx.commit().await?;
+        self.grid(code).await
+    }
+
+    /// Retires the grid and its micro-grids and ends their assignments in one transaction.
+    pub async fn retire_grid(&self, code: &str) -> Result<Retired> {
+        let mut tx = self.pool.begin().await?;
+        self.lock_active_grid(&mut tx, code).await?;
+        let micro_grids = db::retire_grid(&mut tx, code).await?;
+        let all: Vec<String> = micro_grids.iter().cloned().chain([code.to_owned()]).collect();
+        let ended_workers = db::end_assignments(&mut tx, &all).await?;
+        tx.commit().await?;
+        self.geo.refresh().await?;
+        tracing::info!(grid = %code, micro_grids = micro_grids.len(), ended = ended_workers.len(), "grid retired");
+        Ok(Retired { grid: self.grid(code).await?, micro_grids, ended_workers })
+    }
+
+    /// The worker left and nobody replaces them yet: the grid has no primary worker until the next assignment.
+    pub async fn end_assignment(&self, code: &str) -> Result<(GridRow, Option<Uuid>)> {
+        let mut tx = self.pool.begin().await?;
+        self.lock_active_grid(&mut tx, code).await?;
+        let previous = db::end_assignment(&mut tx, code).await?;
+        tx.commit().await?;
+        Ok((self.grid(code).await?, previous))
+    }
+
+    async fn lock_active_grid(&self, conn: &mut sqlx::PgConnection, code: &str) -> Result<()> {
+        match db::lock_grid(conn, code).await? {
+            Some((_, _, false)) => Ok(()),
+            Some(_) => Err(Error::FailedPrecondition(format!("grid {code} is retired"))),
+            None => Err(Error::NotFound(format!("grid {code}"))),
+        }
     }
 
     pub async fn departments(&self, center: &str) -> Result<Vec<DepartmentRow>> {

@@ -242,3 +242,79 @@ async fn bad_inputs_name_their_field() {
     }
     s.stop.stop();
 }
+
+#[tokio::test]
+async fn grids_are_renamed_left_and_retired_with_their_micro_grids() {
+    use proto::registry::v1::geo_client::GeoClient;
+    let infra = TestInfra::new().await;
+    let r = common::start(&infra, true).await;
+    let mut client = RegistryClient::new(r.channel.clone());
+    let mut geo = GeoClient::new(r.channel.clone());
+    let village = "532901003001";
+    let new_grid = |kind: &str, parent: &str| CreateGridRequest {
+        village_code: if kind == "grid" { parent.into() } else { String::new() },
+        parent_grid_code: if kind == "grid" { String::new() } else { parent.into() },
+        name: "网格".into(),
+        kind: kind.into(),
+    };
+    let grid = client.create_grid(new_grid("grid", village)).await.unwrap().into_inner().grid.unwrap();
+    let micro = client.create_grid(new_grid("micro_grid", &grid.code)).await.unwrap().into_inner().grid.unwrap();
+    let worker = |name: &str| CreatePersonRequest {
+        name: name.into(),
+        role: "grid_worker".into(),
+        home_code: village.into(),
+        ..Default::default()
+    };
+    let a = client.create_person(worker("甲")).await.unwrap().into_inner().person.unwrap();
+    let b = client.create_person(worker("乙")).await.unwrap().into_inner().person.unwrap();
+    client.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() }).await.unwrap();
+    client.assign_grid_worker(AssignGridWorkerRequest { grid_code: micro.code.clone(), person_id: b.id.clone() }).await.unwrap();
+
+    let renamed = client.update_grid(UpdateGridRequest { code: grid.code.clone(), name: "滨河网格".into() }).await.unwrap();
+    assert_eq!(renamed.into_inner().grid.unwrap().name, "滨河网格");
+
+    // A boundary around 下关 makes the grid answer location lookups, until it is retired.
+    let square = [(100.22, 25.58), (100.24, 25.58), (100.24, 25.60), (100.22, 25.60), (100.22, 25.58)];
+    let ring = Ring { points: square.iter().map(|&(lon, lat)| LonLat { lon, lat }).collect() };
+    geo.set_grid_geometry(SetGridGeometryRequest { grid_code: grid.code.clone(), boundary: vec![ring], centre: None, datum: "wgs84".into() })
+        .await
+        .unwrap();
+    let here = ResolvePointRequest { lon: 100.23, lat: 25.59, datum: "wgs84".into() };
+    assert_eq!(geo.resolve_point(here.clone()).await.unwrap().into_inner().resolved_by, "grid");
+
+    let retired = client.retire_grid(RetireGridRequest { code: grid.code.clone() }).await.unwrap().into_inner();
+    assert!(retired.grid.unwrap().retired);
+    assert_eq!(retired.retired_micro_grids, vec![micro.code.clone()]);
+    let mut ended = retired.ended_worker_ids.clone();
+    ended.sort();
+    let mut both = vec![a.id.clone(), b.id.clone()];
+    both.sort();
+    assert_eq!(ended, both, "both assignments ended");
+    assert_eq!(geo.resolve_point(here).await.unwrap().into_inner().resolved_by, "county", "out of the index");
+    let gone = client.resolve_location(ResolveLocationRequest { location_code: micro.code.clone() }).await.unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound, "a retired micro-grid is no place for a new case");
+    for (name, status) in [
+        ("assign", client.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() }).await.unwrap_err()),
+        ("rename", client.update_grid(UpdateGridRequest { code: grid.code.clone(), name: "x".into() }).await.unwrap_err()),
+        ("retire twice", client.retire_grid(RetireGridRequest { code: grid.code.clone() }).await.unwrap_err()),
+    ] {
+        assert_eq!(status.code(), Code::FailedPrecondition, "{name} on a retired grid");
+    }
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM grid_assignments WHERE ended_at IS NOT NULL")
+        .fetch_one(&r.pool)
+        .await
+        .unwrap();
+    assert_eq!(history, 2, "the history keeps the ended assignments");
+
+    // A worker leaves without a successor.
+    let other = client.create_grid(new_grid("grid", village)).await.unwrap().into_inner().grid.unwrap();
+    assert_eq!(other.code, format!("{village}002"), "codes are never reused");
+    client.assign_grid_worker(AssignGridWorkerRequest { grid_code: other.code.clone(), person_id: a.id.clone() }).await.unwrap();
+    let left = client.end_grid_assignment(EndGridAssignmentRequest { grid_code: other.code.clone() }).await.unwrap().into_inner();
+    assert_eq!((left.previous_worker_id.as_str(), left.grid.unwrap().primary_worker_id.as_str()), (a.id.as_str(), ""));
+    let bad = client.update_grid(UpdateGridRequest { code: other.code.clone(), name: " ".into() }).await.unwrap_err();
+    assert_eq!(kit::grpc::violated_fields(&bad), vec!["name"]);
+    let bad = client.retire_grid(RetireGridRequest { code: "5329".into() }).await.unwrap_err();
+    assert_eq!(kit::grpc::violated_fields(&bad), vec!["code"]);
+    r.stop.stop();
+}
