@@ -145,12 +145,20 @@ async fn list_tasks(State(d): Desk_, Path(case_id): Path<String>) -> Response {
     reply(d.list_tasks(Request::new(routing::ListTasksRequest { case_id })).await).await
 }
 
-async fn verify_case(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<supervision::VerifyCaseRequest>) -> Response {
+async fn verify_case(
+    State(d): Desk_,
+    Path(id): Path<String>,
+    Body(mut b): Body<supervision::VerifyCaseRequest>,
+) -> Response {
     b.case_id = id;
     reply(d.verify_case(Request::new(b)).await).await
 }
 
-async fn follow_up(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<supervision::FollowUpRequest>) -> Response {
+async fn follow_up(
+    State(d): Desk_,
+    Path(id): Path<String>,
+    Body(mut b): Body<supervision::FollowUpRequest>,
+) -> Response {
     b.case_id = id;
     reply(d.follow_up(Request::new(b)).await).await
 }
@@ -163,22 +171,38 @@ async fn get_task(State(d): Desk_, Path(task_id): Path<String>) -> Response {
     reply(d.get_task(Request::new(routing::GetTaskRequest { task_id })).await).await
 }
 
-async fn accept_task(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<routing::AcceptTaskRequest>) -> Response {
+async fn accept_task(
+    State(d): Desk_,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::AcceptTaskRequest>,
+) -> Response {
     b.task_id = id;
     reply(d.accept_task(Request::new(b)).await).await
 }
 
-async fn return_task(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<routing::ReturnTaskRequest>) -> Response {
+async fn return_task(
+    State(d): Desk_,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::ReturnTaskRequest>,
+) -> Response {
     b.task_id = id;
     reply(d.return_task(Request::new(b)).await).await
 }
 
-async fn review_return(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<routing::ReviewReturnRequest>) -> Response {
+async fn review_return(
+    State(d): Desk_,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::ReviewReturnRequest>,
+) -> Response {
     b.task_id = id;
     reply(d.review_return(Request::new(b)).await).await
 }
 
-async fn resolve_task(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<routing::ResolveTaskRequest>) -> Response {
+async fn resolve_task(
+    State(d): Desk_,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::ResolveTaskRequest>,
+) -> Response {
     b.task_id = id;
     reply(d.resolve_task(Request::new(b)).await).await
 }
@@ -217,7 +241,11 @@ async fn count_by_level(State(d): Desk_, Path(code): Path<String>) -> Response {
     reply(d.count_by_level(Request::new(registry::CountByLevelRequest { code })).await).await
 }
 
-async fn search_names(State(d): Desk_, Path(code): Path<String>, Params(mut q): Params<registry::SearchNamesRequest>) -> Response {
+async fn search_names(
+    State(d): Desk_,
+    Path(code): Path<String>,
+    Params(mut q): Params<registry::SearchNamesRequest>,
+) -> Response {
     q.code = code;
     reply(d.search_names(Request::new(q)).await).await
 }
@@ -230,7 +258,11 @@ async fn get_ledger(State(d): Desk_, Path(code): Path<String>) -> Response {
     reply(d.get_ledger(Request::new(registry::GetLedgerRequest { code })).await).await
 }
 
-async fn list_ledger(State(d): Desk_, Path(code): Path<String>, Params(mut q): Params<registry::ListLedgerRequest>) -> Response {
+async fn list_ledger(
+    State(d): Desk_,
+    Path(code): Path<String>,
+    Params(mut q): Params<registry::ListLedgerRequest>,
+) -> Response {
     q.code = code;
     reply(d.list_ledger(Request::new(q)).await).await
 }
@@ -261,7 +293,11 @@ async fn acknowledge_directive(
     reply(d.acknowledge_directive(Request::new(b)).await).await
 }
 
-async fn answer_directive(State(d): Desk_, Path(id): Path<String>, Body(mut b): Body<registry::AnswerDirectiveRequest>) -> Response {
+async fn answer_directive(
+    State(d): Desk_,
+    Path(id): Path<String>,
+    Body(mut b): Body<registry::AnswerDirectiveRequest>,
+) -> Response {
     b.directive_id = id;
     reply(d.answer_directive(Request::new(b)).await).await
 }

@@ -6,7 +6,7 @@ pub mod http;
 use std::net::SocketAddr;
 
 use kit::app::Running;
-use kit::config::{parse_or, string_or, ConfigError};
+use kit::config::{ConfigError, parse_or, string_or};
 use proto::gateway::v1::desk_server::DeskServer;
 
 pub const NAME: &str = "gateway";

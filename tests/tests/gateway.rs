@@ -50,7 +50,8 @@ async fn json_over_http_drives_the_same_operations() {
     assert_eq!(status, 400);
     assert_eq!(err["code"], "InvalidArgument");
     assert_eq!(err["fields"], json!(["center_code"]));
-    let (status, err) = world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({"handler_id": "h"}))).await;
+    let (status, err) =
+        world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({"handler_id": "h"}))).await;
     assert_eq!((status, err["code"].as_str()), (409, Some("FailedPrecondition")), "accepting twice");
     let (status, err) = world.http_raw("POST", "/v1/cases", "{\"kind\": ").await;
     assert_eq!((status, err["fields"].clone()), (400, json!(["body"])), "malformed JSON: {err}");
@@ -76,8 +77,8 @@ async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
 
 #[tokio::test]
 async fn health_and_reflection_answer_on_every_service() {
-    use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
     let world = World::start().await;
     let s = &world.suite;
     for (addr, name) in [

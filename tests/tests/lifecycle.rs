@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 use kit::testing::eventually;
-use proto::registry::v1::GetLedgerRequest;
 use proto::intake::v1::{Case, GetCaseRequest, ListCasesRequest, PartyInput, RegisterCaseRequest};
-use proto::routing::v1::{AcceptTaskRequest, GetTaskRequest, ResolveTaskRequest, ReturnTaskRequest, ReviewReturnRequest};
+use proto::registry::v1::GetLedgerRequest;
+use proto::routing::v1::{
+    AcceptTaskRequest, GetTaskRequest, ResolveTaskRequest, ReturnTaskRequest, ReviewReturnRequest,
+};
 use proto::subsidy::v1::ListCreditsRequest;
 use proto::supervision::v1::{FollowUpRequest, VerifyCaseRequest};
 use tests::World;
@@ -25,8 +27,18 @@ fn registration(world: &World, key: &str) -> RegisterCaseRequest {
         description: "三楼住户反映楼上长期漏水, 协商未果".into(),
         location_code: world.demo.grids[0].clone(),
         parties: vec![
-            PartyInput { name: "张三".into(), phone: "13812345678".into(), id_number: "11010519491231002X".into(), role: "applicant".into() },
-            PartyInput { name: "李四".into(), phone: "13987654321".into(), id_number: String::new(), role: "respondent".into() },
+            PartyInput {
+                name: "张三".into(),
+                phone: "13812345678".into(),
+                id_number: "11010519491231002X".into(),
+                role: "applicant".into(),
+            },
+            PartyInput {
+                name: "李四".into(),
+                phone: "13987654321".into(),
+                id_number: String::new(),
+                role: "respondent".into(),
+            },
         ],
         reporter_id: world.demo.grid_workers[0].clone(),
         operator_id: "op-xiaguan-01".into(),
@@ -75,7 +87,8 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
 
     // 分流交办 by rule: a neighbour dispute in 下关 goes to the 司法所.
     let c = case_when(&world, &case.id, "first dispatch", |c| c.state == "dispatched").await;
-    let task = desk.get_task(GetTaskRequest { task_id: c.current_task_id.clone() }).await.unwrap().into_inner().task.unwrap();
+    let task =
+        desk.get_task(GetTaskRequest { task_id: c.current_task_id.clone() }).await.unwrap().into_inner().task.unwrap();
     assert_eq!(task.unit_code, "532901003-SFS");
     assert!(task.slip_no.starts_with("JB-532901003-"), "{}", task.slip_no);
 
@@ -91,17 +104,33 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
 
     // Closing a case never resolved is refused.
     let refused = desk
-        .verify_case(VerifyCaseRequest { case_id: case.id.clone(), verifier_id: "sup-1".into(), passed: true, closure_reason: "resolved".into(), note: String::new() })
+        .verify_case(VerifyCaseRequest {
+            case_id: case.id.clone(),
+            verifier_id: "sup-1".into(),
+            passed: true,
+            closure_reason: "resolved".into(),
+            note: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
 
     // 退单 with a reason; the center approves and the case goes to the next unit by rule.
-    desk.return_task(ReturnTaskRequest { task_id: task.id.clone(), handler_id: "h-sfs-1".into(), reason_code: "ownership_unclear".into(), reason: "涉及房屋产权, 非调解范围".into() })
-        .await
-        .unwrap();
+    desk.return_task(ReturnTaskRequest {
+        task_id: task.id.clone(),
+        handler_id: "h-sfs-1".into(),
+        reason_code: "ownership_unclear".into(),
+        reason: "涉及房屋产权, 非调解范围".into(),
+    })
+    .await
+    .unwrap();
     let reviewed = desk
-        .review_return(ReviewReturnRequest { task_id: task.id.clone(), reviewer_id: "op-xiaguan-01".into(), approve: true, note: "转自然资源局".into() })
+        .review_return(ReviewReturnRequest {
+            task_id: task.id.clone(),
+            reviewer_id: "op-xiaguan-01".into(),
+            approve: true,
+            note: "转自然资源局".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -116,41 +145,83 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
         .await
         .unwrap_err();
     assert_eq!(early.code(), Code::FailedPrecondition, "accepting twice");
-    desk.resolve_task(ResolveTaskRequest { task_id: second.id.clone(), resolver_id: worker.clone(), outcome: "dispute_resolved".into(), note: "已调解, 签订协议".into() })
-        .await
-        .unwrap();
-    desk.verify_case(VerifyCaseRequest { case_id: case.id.clone(), verifier_id: "sup-1".into(), passed: true, closure_reason: "mediated".into(), note: String::new() })
-        .await
-        .unwrap();
+    desk.resolve_task(ResolveTaskRequest {
+        task_id: second.id.clone(),
+        resolver_id: worker.clone(),
+        outcome: "dispute_resolved".into(),
+        note: "已调解, 签订协议".into(),
+    })
+    .await
+    .unwrap();
+    desk.verify_case(VerifyCaseRequest {
+        case_id: case.id.clone(),
+        verifier_id: "sup-1".into(),
+        passed: true,
+        closure_reason: "mediated".into(),
+        note: String::new(),
+    })
+    .await
+    .unwrap();
 
     // 回访 unsatisfied → reopened and dispatched again.
     let visit = desk
-        .follow_up(FollowUpRequest { case_id: case.id.clone(), visitor_id: "sup-2".into(), satisfaction: "unsatisfied".into(), note: "漏水仍未修复".into() })
+        .follow_up(FollowUpRequest {
+            case_id: case.id.clone(),
+            visitor_id: "sup-2".into(),
+            satisfaction: "unsatisfied".into(),
+            note: "漏水仍未修复".into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(visit.reopened);
-    let c = case_when(&world, &case.id, "re-dispatch after reopen", |c| c.state == "dispatched" && c.current_task_id != second.id && c.current_task_id != task.id).await;
+    let c = case_when(&world, &case.id, "re-dispatch after reopen", |c| {
+        c.state == "dispatched" && c.current_task_id != second.id && c.current_task_id != task.id
+    })
+    .await;
     let third = c.current_task_id.clone();
 
     // The second round, closed with a satisfied 回访.
     desk.accept_task(AcceptTaskRequest { task_id: third.clone(), handler_id: "h-sfs-2".into() }).await.unwrap();
-    desk.resolve_task(ResolveTaskRequest { task_id: third.clone(), resolver_id: worker.clone(), outcome: "dispute_resolved".into(), note: "维修完成".into() })
-        .await
-        .unwrap();
-    desk.verify_case(VerifyCaseRequest { case_id: case.id.clone(), verifier_id: "sup-1".into(), passed: true, closure_reason: "resolved".into(), note: String::new() })
-        .await
-        .unwrap();
+    desk.resolve_task(ResolveTaskRequest {
+        task_id: third.clone(),
+        resolver_id: worker.clone(),
+        outcome: "dispute_resolved".into(),
+        note: "维修完成".into(),
+    })
+    .await
+    .unwrap();
+    desk.verify_case(VerifyCaseRequest {
+        case_id: case.id.clone(),
+        verifier_id: "sup-1".into(),
+        passed: true,
+        closure_reason: "resolved".into(),
+        note: String::new(),
+    })
+    .await
+    .unwrap();
     let visit = desk
-        .follow_up(FollowUpRequest { case_id: case.id.clone(), visitor_id: "sup-2".into(), satisfaction: "satisfied".into(), note: String::new() })
+        .follow_up(FollowUpRequest {
+            case_id: case.id.clone(),
+            visitor_id: "sup-2".into(),
+            satisfaction: "satisfied".into(),
+            note: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(!visit.reopened);
 
     // 以案定补: one credit to the resolving grid worker, by the default tariff (100 元 = 10000 fen).
-    let c = case_when(&world, &case.id, "the credit on the timeline", |c| c.timeline.iter().any(|t| t.action == "credited")).await;
-    let credits = desk.list_credits(ListCreditsRequest { case_id: case.id.clone(), person_id: String::new() }).await.unwrap().into_inner();
+    let c = case_when(&world, &case.id, "the credit on the timeline", |c| {
+        c.timeline.iter().any(|t| t.action == "credited")
+    })
+    .await;
+    let credits = desk
+        .list_credits(ListCreditsRequest { case_id: case.id.clone(), person_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(credits.credits.len(), 1);
     assert_eq!(credits.credits[0].person_id, worker);
     assert_eq!(credits.total_fen, 10_000);
@@ -160,12 +231,29 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     assert_eq!(
         actions,
         [
-            "registered", "dispatched", "returned", "dispatched", "accepted", "resolved", "closed", "followed_up",
-            "reopened", "dispatched", "accepted", "resolved", "closed", "followed_up", "credited"
+            "registered",
+            "dispatched",
+            "returned",
+            "dispatched",
+            "accepted",
+            "resolved",
+            "closed",
+            "followed_up",
+            "reopened",
+            "dispatched",
+            "accepted",
+            "resolved",
+            "closed",
+            "followed_up",
+            "credited"
         ]
     );
     for pair in c.timeline.windows(2) {
-        assert_eq!(pair[1].from_state, pair[0].to_state, "step {} starts where step {} ended", pair[1].seq, pair[0].seq);
+        assert_eq!(
+            pair[1].from_state, pair[0].to_state,
+            "step {} starts where step {} ended",
+            pair[1].seq, pair[0].seq
+        );
     }
     assert_eq!(c.state, "closed");
     assert!(c.timeline.iter().all(|t| t.at.ends_with("+08:00")), "times shown in Asia/Shanghai");
@@ -188,7 +276,8 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
 
     // Still exactly one credit a moment later.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let credits = desk.list_credits(ListCreditsRequest { case_id: String::new(), person_id: worker }).await.unwrap().into_inner();
+    let credits =
+        desk.list_credits(ListCreditsRequest { case_id: String::new(), person_id: worker }).await.unwrap().into_inner();
     assert_eq!(credits.credits.len(), 1);
     world.stop().await;
 }

@@ -2,18 +2,18 @@
 //! client it asks where a case happened.
 
 use chrono::Utc;
-use kit::events::Outbox;
-use kit::pii::{mask_id_number, mask_phone, Sealer};
 use kit::FieldError;
-use proto::events::v1::{envelope::Body, CaseRegistered};
-use proto::registry::v1::registry_client::RegistryClient;
+use kit::events::Outbox;
+use kit::pii::{Sealer, mask_id_number, mask_phone};
+use proto::events::v1::{CaseRegistered, envelope::Body};
 use proto::registry::v1::ResolveLocationRequest;
+use proto::registry::v1::registry_client::RegistryClient;
 use sqlx::PgPool;
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::db::{self, CaseRow, NewStep, PartyRow, Registration, SealedParty, TimelineRow};
-use crate::domain::{case_no, CaseState, NewCase, Place};
+use crate::domain::{CaseState, NewCase, Place, case_no};
 use crate::error::{Error, Result};
 
 #[derive(Clone)]
@@ -145,7 +145,9 @@ impl Cases {
         let mut conn = self.pool.acquire().await?;
         let rows = db::list_cases(&mut conn, center_code, after, limit).await?;
         let next = match rows.last() {
-            Some(last) if rows.len() as i64 == limit => format!("{}|{}", last.registered_at.timestamp_micros(), last.id),
+            Some(last) if rows.len() as i64 == limit => {
+                format!("{}|{}", last.registered_at.timestamp_micros(), last.id)
+            }
             _ => String::new(),
         };
         Ok((rows, next))

@@ -54,13 +54,11 @@ const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code, channel, 
 
 /// The current version of an active category of the given kind, if there is one.
 pub async fn category_version(conn: &mut PgConnection, code: &str, kind: &str) -> sqlx::Result<Option<i32>> {
-    sqlx::query_scalar(
-        "SELECT max(version) FROM categories WHERE code = $1 AND kind = $2 AND active",
-    )
-    .bind(code)
-    .bind(kind)
-    .fetch_one(conn)
-    .await
+    sqlx::query_scalar("SELECT max(version) FROM categories WHERE code = $1 AND kind = $2 AND active")
+        .bind(code)
+        .bind(kind)
+        .fetch_one(conn)
+        .await
 }
 
 /// Takes the next number of the center's day; inside the registering transaction.
@@ -129,7 +127,12 @@ pub struct SealedParty<'a> {
     pub id_number_masked: String,
 }
 
-pub async fn insert_party(conn: &mut PgConnection, case_id: Uuid, ordinal: i32, p: &SealedParty<'_>) -> sqlx::Result<()> {
+pub async fn insert_party(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    ordinal: i32,
+    p: &SealedParty<'_>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO case_parties (case_id, ordinal, name, role, phone_sealed, phone_masked, id_number_sealed, \
          id_number_masked) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
@@ -188,14 +191,18 @@ pub async fn case_by_key(conn: &mut PgConnection, key: &str) -> sqlx::Result<Opt
 /// A case by id or by case number.
 pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Result<Option<CaseRow>> {
     match Uuid::parse_str(case_ref) {
-        Ok(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(conn)
-            .await,
-        Err(_) => sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_no = $1")))
-            .bind(case_ref)
-            .fetch_optional(conn)
-            .await,
+        Ok(id) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(conn)
+                .await
+        }
+        Err(_) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_no = $1")))
+                .bind(case_ref)
+                .fetch_optional(conn)
+                .await
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Intake's domain: what a registration is, how a case is numbered, and how each event moves the case file.
 
-use kit::{code_enum, field, FieldError};
+use kit::{FieldError, code_enum, field};
 use proto::events::v1::envelope::Body;
 
 code_enum! {
@@ -147,19 +147,18 @@ pub fn step_for(body: &Body) -> Option<Step> {
             task: Some((e.task_id.clone(), e.unit_code.clone())),
             source: "routing",
         },
-        Body::CaseAccepted(e) => step("accepted", Some(CaseState::Accepted), format!("签收 by {}", e.handler_id), "routing"),
+        Body::CaseAccepted(e) => {
+            step("accepted", Some(CaseState::Accepted), format!("签收 by {}", e.handler_id), "routing")
+        }
         Body::CaseReturned(e) => {
             step("returned", Some(CaseState::Returned), format!("退单 {}: {}", e.reason_code, e.reason), "routing")
         }
         Body::ReturnRejected(e) => {
             step("return_rejected", Some(CaseState::Dispatched), format!("退单驳回: {}", e.note), "routing")
         }
-        Body::CaseResolved(e) => step(
-            "resolved",
-            Some(CaseState::Resolved),
-            format!("办结 {} by {}", e.outcome, e.resolver_id),
-            "routing",
-        ),
+        Body::CaseResolved(e) => {
+            step("resolved", Some(CaseState::Resolved), format!("办结 {} by {}", e.outcome, e.resolver_id), "routing")
+        }
         Body::CaseClosed(e) => step(
             "closed",
             Some(CaseState::Closed),
@@ -174,7 +173,10 @@ pub fn step_for(body: &Body) -> Option<Step> {
         Body::SubsidyCredited(e) => step(
             "credited",
             None,
-            format!("以案定补 {} fen to {} (rule {} v{})", e.amount_fen, e.person_id, e.tariff_rule_id, e.tariff_version),
+            format!(
+                "以案定补 {} fen to {} (rule {} v{})",
+                e.amount_fen, e.person_id, e.tariff_rule_id, e.tariff_version
+            ),
             "subsidy",
         ),
     })

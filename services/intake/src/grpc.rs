@@ -1,6 +1,6 @@
 //! The gRPC face: request → parsed domain value → one call → response.
 
-use kit::{field, FieldError};
+use kit::{FieldError, field};
 use proto::intake::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -34,7 +34,8 @@ impl pb::intake_server::Intake for IntakeService {
         let center = field::division_code("center_code", &req.center_code).map_err(|e| kit::grpc::invalid(&e))?;
         let page_size = if req.page_size == 0 { 50 } else { req.page_size };
         let (rows, next_page_token) = self.0.list(center, page_size, &req.page_token).await?;
-        let cases = rows.into_iter().map(|case| to_case(CaseFile { case, parties: vec![], timeline: vec![] })).collect();
+        let cases =
+            rows.into_iter().map(|case| to_case(CaseFile { case, parties: vec![], timeline: vec![] })).collect();
         Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
     }
 }
@@ -123,4 +124,3 @@ fn to_case(f: CaseFile) -> pb::Case {
             .collect(),
     }
 }
-

@@ -7,9 +7,9 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 
+use kit::Config;
 use kit::app::Running;
 use kit::events::{Bus, Outbox};
-use kit::Config;
 use proto::intake::v1::intake_server::IntakeServer;
 use proto::registry::v1::registry_client::RegistryClient;
 

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use kit::testing::{eventually, TestInfra};
+use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseAccepted, CaseDispatched};
 use proto::intake::v1::intake_client::IntakeClient;
@@ -90,9 +90,11 @@ async fn registration_numbers_cases_and_replays_by_key() {
     assert_eq!((ids.len(), fresh), (1, 1));
 
     let pool = infra.pool("intake").await;
-    let events: Vec<String> = sqlx::query_scalar("SELECT subject FROM outbox ORDER BY seq").fetch_all(&pool).await.unwrap();
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT subject FROM outbox ORDER BY seq").fetch_all(&pool).await.unwrap();
     assert_eq!(events, vec!["case.registered"; 3], "one event per case, none for replays");
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT phone_sealed FROM case_parties LIMIT 1").fetch_one(&pool).await.unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT phone_sealed FROM case_parties LIMIT 1").fetch_one(&pool).await.unwrap();
     assert!(!stored.windows(11).any(|w| w == b"13700001111"), "phone sealed at rest");
     let on_stream = eventually("registered events on the stream", 10, || async {
         let n = infra.events().await.len();
@@ -130,7 +132,9 @@ async fn the_case_file_follows_events_once_each() {
         body: Some(dispatched),
     };
     infra.publish_envelope(&envelope).await;
-    infra.publish(case_id, "h-1", Body::CaseAccepted(CaseAccepted { task_id: "t-1".into(), handler_id: "h-1".into() })).await;
+    infra
+        .publish(case_id, "h-1", Body::CaseAccepted(CaseAccepted { task_id: "t-1".into(), handler_id: "h-1".into() }))
+        .await;
     let file = eventually("accepted in the case file", 10, || {
         let mut c = s.client.clone();
         let id = case.id.clone();
@@ -178,7 +182,12 @@ async fn bad_registrations_name_their_field_and_write_nothing() {
         ("location unknown", |r| r.location_code = "532901003999".into(), Code::InvalidArgument, "location_code"),
         ("location not a village", |r| r.location_code = TOWNSHIP.into(), Code::InvalidArgument, "location_code"),
         ("party phone", |r| r.parties[0].phone = "138".into(), Code::InvalidArgument, "parties[0].phone"),
-        ("party id", |r| r.parties[0].id_number = "110105194912310021".into(), Code::InvalidArgument, "parties[0].id_number"),
+        (
+            "party id",
+            |r| r.parties[0].id_number = "110105194912310021".into(),
+            Code::InvalidArgument,
+            "parties[0].id_number",
+        ),
         ("party name", |r| r.parties[0].name.clear(), Code::InvalidArgument, "parties[0].name"),
         ("operator", |r| r.operator_id.clear(), Code::InvalidArgument, "operator_id"),
     ];
@@ -201,10 +210,12 @@ async fn bad_registrations_name_their_field_and_write_nothing() {
     assert_eq!(kit::grpc::violated_fields(&token), vec!["page_token"]);
 
     let pool = infra.pool("intake").await;
-    let written: i64 = sqlx::query_scalar("SELECT (SELECT count(*) FROM cases) + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM case_numbers)")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let written: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM cases) + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM case_numbers)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(written, 0, "nothing half-written by a refused registration");
     for stop in s.stops {
         stop.stop();

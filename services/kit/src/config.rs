@@ -74,10 +74,10 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e: T::Err| ConfigError {
-            name: name.to_owned(),
-            reason: format!("cannot parse {v:?}: {e}"),
-        }),
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError { name: name.to_owned(), reason: format!("cannot parse {v:?}: {e}") }),
         _ => Ok(default),
     }
 }

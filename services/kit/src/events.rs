@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, stream, AckKind};
+use async_nats::jetstream::{self, AckKind, consumer::pull, stream};
 use futures::StreamExt;
 use prost::Message as _;
-use proto::events::v1::envelope::Body;
 use proto::events::v1::Envelope;
+use proto::events::v1::envelope::Body;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -97,13 +97,7 @@ impl Outbox {
     }
 
     /// Adds one event to the transaction; it is published only if the transaction commits.
-    pub async fn add(
-        &self,
-        tx: &mut PgConnection,
-        case_id: Uuid,
-        actor: &str,
-        body: Body,
-    ) -> sqlx::Result<Uuid> {
+    pub async fn add(&self, tx: &mut PgConnection, case_id: Uuid, actor: &str, body: Body) -> sqlx::Result<Uuid> {
         let id = Uuid::new_v4();
         let subject = subject_of(&body);
         let envelope = Envelope {
@@ -295,16 +289,15 @@ pub async fn apply<H: Handler>(
     envelope: &Envelope,
 ) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await?;
-    let fresh = sqlx::query(
-        "INSERT INTO inbox (consumer, message_id, subject) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(name)
-    .bind(&envelope.event_id)
-    .bind(subject)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    let fresh =
+        sqlx::query("INSERT INTO inbox (consumer, message_id, subject) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(&envelope.event_id)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
     if !fresh {
         return Ok(false);
     }

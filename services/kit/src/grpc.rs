@@ -7,17 +7,17 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 use tonic_health::ServingStatus;
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::Instrument;
 
+use crate::FieldError;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{HeaderExtractor, MetadataInjector};
-use crate::FieldError;
 
 /// Serves `routes` plus standard health checking and reflection on `listener` until shutdown, then reports
 /// NOT_SERVING and drains in-flight calls. `services` are the fully-qualified names reported as SERVING.
@@ -136,8 +136,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         use tracing_opentelemetry::OpenTelemetrySpanExt;
-        let parent =
-            opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+        let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
         let span = tracing::info_span!("grpc", otel.name = %req.uri().path(), otel.kind = "server");
         let _ = span.set_parent(parent);
         Box::pin(self.0.call(req).instrument(span))

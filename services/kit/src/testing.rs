@@ -134,7 +134,10 @@ impl TestInfra {
         let js = async_nats::jetstream::new(async_nats::connect(&self.nats.url).await.expect("nats"));
         let Ok(stream) = js.get_stream(&self.nats.stream).await else { return vec![] };
         let consumer = stream
-            .create_consumer(pull::Config { ack_policy: async_nats::jetstream::consumer::AckPolicy::None, ..Default::default() })
+            .create_consumer(pull::Config {
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+                ..Default::default()
+            })
             .await
             .expect("ephemeral consumer");
         let info = stream.get_info().await.expect("stream info");

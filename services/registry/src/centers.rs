@@ -125,23 +125,30 @@ pub async fn close(pool: &PgPool, code: &str) -> Result<NodeRow> {
 async fn center_level(conn: &mut sqlx::PgConnection, code: &str) -> Result<()> {
     match db::lock_division(conn, code).await? {
         Some(2..=5) => Ok(()),
-        Some(level) => Err(Error::FailedPrecondition(format!("a center exists at levels 2-5 only; {code} is level {level}"))),
+        Some(level) => {
+            Err(Error::FailedPrecondition(format!("a center exists at levels 2-5 only; {code} is level {level}")))
+        }
         None => Err(Error::NotFound(format!("division {code}"))),
     }
 }
 
 async fn record(conn: &mut sqlx::PgConnection, code: &str, change: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO center_changes (code, change) VALUES ($1, $2)").bind(code).bind(change).execute(conn).await?;
+    sqlx::query("INSERT INTO center_changes (code, change) VALUES ($1, $2)")
+        .bind(code)
+        .bind(change)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Replaces a rotating department's schedule as a whole, under a lock on the department row.
 pub async fn set_rotation(pool: &PgPool, department: &str, lines: &[Rotation]) -> Result<Vec<Rotation>> {
     let mut tx = pool.begin().await?;
-    let stationing: Option<String> = sqlx::query_scalar("SELECT stationing FROM departments WHERE code = $1 FOR UPDATE")
-        .bind(department)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let stationing: Option<String> =
+        sqlx::query_scalar("SELECT stationing FROM departments WHERE code = $1 FOR UPDATE")
+            .bind(department)
+            .fetch_optional(&mut *tx)
+            .await?;
     match stationing.as_deref() {
         None => return Err(Error::NotFound(format!("department {department}"))),
         Some(s) if s != Stationing::Rotating.as_str() => {
@@ -149,7 +156,10 @@ pub async fn set_rotation(pool: &PgPool, department: &str, lines: &[Rotation]) -
         }
         Some(_) => {}
     }
-    sqlx::query("DELETE FROM department_rotations WHERE department_code = $1").bind(department).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM department_rotations WHERE department_code = $1")
+        .bind(department)
+        .execute(&mut *tx)
+        .await?;
     for line in lines {
         let (weekday, from, to) = match line.when {
             When::Weekday(w) => (Some(i16::from(w)), None, None),
@@ -189,8 +199,11 @@ pub async fn stationed(pool: &PgPool, center: &str, date: NaiveDate) -> Result<V
     Ok(departments
         .into_iter()
         .map(|department| {
-            let rotation: Vec<Rotation> =
-                rows.iter().filter(|r| r.department_code == department.code).filter_map(RotationDbRow::rotation).collect();
+            let rotation: Vec<Rotation> = rows
+                .iter()
+                .filter(|r| r.department_code == department.code)
+                .filter_map(RotationDbRow::rotation)
+                .collect();
             let stationing = Stationing::parse("stationing", &department.stationing).unwrap_or(Stationing::OnCall);
             Stationed { on_duty: on_duty(stationing, &rotation, date), rotation, department }
         })
@@ -208,7 +221,13 @@ pub struct EligibilityChangeRow {
 }
 
 /// Sets eligibility and its source, recording the change; setting what is already there records nothing.
-pub async fn change_eligibility(pool: &PgPool, person: Uuid, eligible: bool, source: &str, reason: &str) -> Result<PersonRow> {
+pub async fn change_eligibility(
+    pool: &PgPool,
+    person: Uuid,
+    eligible: bool,
+    source: &str,
+    reason: &str,
+) -> Result<PersonRow> {
     let mut tx = pool.begin().await?;
     let current: Option<(bool, String)> =
         sqlx::query_as("SELECT subsidy_eligible, eligibility_source FROM persons WHERE id = $1 FOR UPDATE")

@@ -1,11 +1,11 @@
 //! The gRPC face: request → parsed value → one call → response.
 
-use kit::{field, FieldError};
+use kit::{FieldError, field};
 use proto::registry::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::db::{DepartmentRow, GridRow, NodeRow, PersonRow};
-use crate::domain::{is_grid_code, GridKind, PersonRole, Stationing, GRID_LEVEL, MICRO_GRID_LEVEL};
+use crate::domain::{GRID_LEVEL, GridKind, MICRO_GRID_LEVEL, PersonRole, Stationing, is_grid_code};
 use crate::tree::{PersonInput, Registry};
 
 pub struct RegistryService(pub Registry);
@@ -145,7 +145,10 @@ impl pb::registry_server::Registry for RegistryService {
         }
         let id_number = r.id_number.trim();
         if !id_number.is_empty() && !kit::pii::valid_id_number(id_number) {
-            return Err(bad(FieldError::new("id_number", "must be an 18-character ID number with a valid check digit")));
+            return Err(bad(FieldError::new(
+                "id_number",
+                "must be an 18-character ID number with a valid check digit",
+            )));
         }
         let eligibility_source = field::bounded("eligibility_source", &r.eligibility_source, 200).map_err(bad)?;
         if r.subsidy_eligible && eligibility_source.is_empty() {

@@ -1,7 +1,7 @@
 //! The `Tree` gRPC service, thin: request → parsed values → one call → response.
 
 use chrono::NaiveDate;
-use kit::{field, FieldError};
+use kit::{FieldError, field};
 use proto::registry::v1 as pb;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -37,14 +37,21 @@ fn rotation_line(i: usize, e: &pb::RotationEntry) -> Result<Rotation, FieldError
     let when = match (e.weekday, has_dates) {
         (1..=7, false) => When::Weekday(u8::try_from(e.weekday).unwrap_or(0)),
         (0, true) => {
-            let (from, to) = (date(&format!("entries[{i}].from_date"), &e.from_date)?, date(&format!("entries[{i}].to_date"), &e.to_date)?);
+            let (from, to) = (
+                date(&format!("entries[{i}].from_date"), &e.from_date)?,
+                date(&format!("entries[{i}].to_date"), &e.to_date)?,
+            );
             if from > to {
                 return Err(FieldError::new(format!("entries[{i}].to_date"), "is before from_date"));
             }
             When::Dates(from, to)
         }
-        (0, false) => return Err(FieldError::new(format!("entries[{i}].weekday"), "is required unless a date range is given")),
-        (1..=7, true) => return Err(FieldError::new(format!("entries[{i}].weekday"), "cannot be combined with a date range")),
+        (0, false) => {
+            return Err(FieldError::new(format!("entries[{i}].weekday"), "is required unless a date range is given"));
+        }
+        (1..=7, true) => {
+            return Err(FieldError::new(format!("entries[{i}].weekday"), "cannot be combined with a date range"));
+        }
         _ => return Err(FieldError::new(format!("entries[{i}].weekday"), "must be 1 (Monday) to 7 (Sunday)")),
     };
     Ok(Rotation { when, stationed: e.stationed })
@@ -84,13 +91,20 @@ fn report_message(r: ImportReport) -> pb::ImportDivisionsProgress {
 type Sink = mpsc::UnboundedSender<Result<pb::ImportDivisionsProgress, Status>>;
 
 /// Reads the whole upload; options come from the first chunk.
-async fn receive(input: &mut Streaming<pb::ImportDivisionsChunk>, out: &Sink) -> Result<(ImportOptions, Vec<u8>), Status> {
+async fn receive(
+    input: &mut Streaming<pb::ImportDivisionsChunk>,
+    out: &Sink,
+) -> Result<(ImportOptions, Vec<u8>), Status> {
     let mut opts = None;
     let mut data = Vec::new();
     while let Some(chunk) = input.message().await? {
         if opts.is_none() {
             let edition = field::text("edition", &chunk.edition, 16).map_err(bad)?.to_owned();
-            opts = Some(ImportOptions { edition, retire_missing: chunk.retire_missing, establish_centers: chunk.establish_centers });
+            opts = Some(ImportOptions {
+                edition,
+                retire_missing: chunk.retire_missing,
+                establish_centers: chunk.establish_centers,
+            });
         }
         if data.len() + chunk.data.len() > MAX_UPLOAD {
             return Err(bad(FieldError::new("data", format!("is larger than {} MiB", MAX_UPLOAD >> 20))));
@@ -104,7 +118,11 @@ async fn receive(input: &mut Streaming<pb::ImportDivisionsChunk>, out: &Sink) ->
     }
 }
 
-async fn receive_and_import(pool: PgPool, mut input: Streaming<pb::ImportDivisionsChunk>, out: Sink) -> Result<ImportReport, Status> {
+async fn receive_and_import(
+    pool: PgPool,
+    mut input: Streaming<pb::ImportDivisionsChunk>,
+    out: Sink,
+) -> Result<ImportReport, Status> {
     let (opts, data) = receive(&mut input, &out).await?;
     let sink = out.clone();
     let progress = move |p: Progress| {
@@ -149,7 +167,10 @@ impl pb::tree_server::Tree for TreeService {
         let counts: Vec<pb::LevelCount> = tree_queries::count_by_level(&self.0, code)
             .await?
             .into_iter()
-            .map(|(level, n)| pb::LevelCount { level: u32::try_from(level).unwrap_or(0), count: u64::try_from(n).unwrap_or(0) })
+            .map(|(level, n)| pb::LevelCount {
+                level: u32::try_from(level).unwrap_or(0),
+                count: u64::try_from(n).unwrap_or(0),
+            })
             .collect();
         let total = counts.iter().map(|c| c.count).sum();
         Ok(Response::new(pb::CountByLevelResponse { counts, total }))
@@ -211,7 +232,13 @@ impl pb::tree_server::Tree for TreeService {
         if req.entries.len() > MAX_ROTATION_LINES {
             return Err(bad(FieldError::new("entries", format!("has more than {MAX_ROTATION_LINES} lines"))));
         }
-        let lines = req.entries.iter().enumerate().map(|(i, e)| rotation_line(i, e)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+        let lines = req
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| rotation_line(i, e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
         let saved = centers::set_rotation(&self.0, department, &lines).await?;
         Ok(Response::new(pb::SetRotationResponse { entries: saved.iter().map(to_entry).collect() }))
     }
@@ -271,4 +298,3 @@ impl pb::tree_server::Tree for TreeService {
         Ok(Response::new(pb::ListEligibilityChangesResponse { changes }))
     }
 }
-

@@ -230,7 +230,10 @@ async fn check_outside_parents(conn: &mut sqlx::PgConnection, rows: &[DivisionRo
     match outside.iter().find(|r| r.parent_code.as_deref().is_some_and(|p| !known.contains(p))) {
         Some(r) => Err(ImportError::Malformed {
             line: r.line,
-            reason: format!("parent_code {} is neither in the file nor in the registry", r.parent_code.as_deref().unwrap_or("")),
+            reason: format!(
+                "parent_code {} is neither in the file nor in the registry",
+                r.parent_code.as_deref().unwrap_or("")
+            ),
         }),
         None => Ok(()),
     }
@@ -293,9 +296,11 @@ async fn merge(conn: &mut sqlx::PgConnection, opts: &ImportOptions, total: u64) 
         .rows_affected();
     }
     if opts.establish_centers {
-        sqlx::query("INSERT INTO centers (code) SELECT code FROM staging WHERE level BETWEEN 2 AND 5 ON CONFLICT DO NOTHING")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO centers (code) SELECT code FROM staging WHERE level BETWEEN 2 AND 5 ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(ImportReport { rows: total, added, changed, retired, unchanged: total - added - changed })
 }

@@ -16,8 +16,8 @@ pub mod ledger;
 pub mod tree;
 pub mod tree_queries;
 
-use kit::app::Running;
 use kit::Config;
+use kit::app::Running;
 use proto::registry::v1::geo_server::GeoServer;
 use proto::registry::v1::ledger_server::LedgerServer;
 use proto::registry::v1::registry_server::RegistryServer;
@@ -47,13 +47,25 @@ pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
     let mut app = Running::new(NAME, listener.local_addr()?);
     let ledger = LedgerServer::new(grpc_ledger::LedgerService { pool: pool.clone() });
     let geo_index = geo::Geo::load(pool.clone()).await?;
-    let registry =
-        tree::Registry { pool: pool.clone(), sealer: kit::pii::Sealer::from_env()?, geo: geo_index.clone() };
+    let registry = tree::Registry { pool: pool.clone(), sealer: kit::pii::Sealer::from_env()?, geo: geo_index.clone() };
     let geo = GeoServer::new(grpc_geo::GeoService(geo_index));
     let routes = tonic::service::Routes::new(RegistryServer::new(grpc::RegistryService(registry))).add_service(ledger);
     let routes = routes.add_service(geo);
     let routes = routes.add_service(TreeServer::new(grpc_tree::TreeService(pool.clone())));
-    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Registry", "zongzhi.registry.v1.Ledger", "zongzhi.registry.v1.Geo", "zongzhi.registry.v1.Tree"], app.shutdown()));
+    app.spawn(
+        "grpc",
+        kit::grpc::serve(
+            listener,
+            routes,
+            &[
+                "zongzhi.registry.v1.Registry",
+                "zongzhi.registry.v1.Ledger",
+                "zongzhi.registry.v1.Geo",
+                "zongzhi.registry.v1.Tree",
+            ],
+            app.shutdown(),
+        ),
+    );
     // Case events keep the tree ledger current; the durable consumer is named after the service.
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::LedgerHandler, app.shutdown()));
     Ok(app)

@@ -19,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn import(config: &kit::Config, args: &[String]) -> anyhow::Result<()> {
-    let path = args.first().context("usage: registry import FILE [--edition E] [--retire-missing] [--establish-centers]")?;
+    let path =
+        args.first().context("usage: registry import FILE [--edition E] [--retire-missing] [--establish-centers]")?;
     let mut opts = registry::import::ImportOptions { edition: "2023".into(), ..Default::default() };
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {

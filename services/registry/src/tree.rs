@@ -1,12 +1,12 @@
 //! The work behind the RPCs: the tree, grids, people and their assignments, departments.
 
-use kit::pii::{mask_id_number, mask_phone, Sealer};
 use kit::FieldError;
+use kit::pii::{Sealer, mask_id_number, mask_phone};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::{self, DepartmentRow, GridRow, NewPerson, NodeRow, PersonRow};
-use crate::domain::{child_grid_code, is_grid_code, GridKind, PersonRole};
+use crate::domain::{GridKind, PersonRole, child_grid_code, is_grid_code};
 use crate::error::{Error, Result};
 
 #[derive(Clone)]

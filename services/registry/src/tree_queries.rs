@@ -124,10 +124,8 @@ pub async fn import_bytes(
 ) -> std::result::Result<ImportReport, ImportError> {
     let report = progress.clone();
     let rows = tokio::task::spawn_blocking(move || {
-        let reader = import::open_reader(std::io::Cursor::new(data)).map_err(|e| ImportError::Malformed {
-            line: 1,
-            reason: format!("unreadable: {e}"),
-        })?;
+        let reader = import::open_reader(std::io::Cursor::new(data))
+            .map_err(|e| ImportError::Malformed { line: 1, reason: format!("unreadable: {e}") })?;
         import::parse(reader, &mut |p| report(p))
     })
     .await

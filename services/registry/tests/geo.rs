@@ -29,7 +29,12 @@ struct Started {
 
 async fn start(infra: &TestInfra) -> Started {
     let r = common::start(infra, false).await;
-    Started { geo: GeoClient::new(r.channel.clone()), registry: RegistryClient::new(r.channel), pool: r.pool, stop: r.stop }
+    Started {
+        geo: GeoClient::new(r.channel.clone()),
+        registry: RegistryClient::new(r.channel),
+        pool: r.pool,
+        stop: r.stop,
+    }
 }
 
 fn at(lon: f64, lat: f64, datum: &str) -> ResolvePointRequest {

@@ -49,17 +49,19 @@ async fn dali_import_counts_and_reimport_is_a_no_op() {
     let centers: i64 = sqlx::query_scalar("SELECT count(*) FROM centers").fetch_one(&s.pool).await.unwrap();
     assert_eq!(centers, 1 + 12 + 112 + 1159, "a center at every prefecture, county, township and village");
 
-    let changes_before: i64 = sqlx::query_scalar("SELECT count(*) FROM division_changes").fetch_one(&s.pool).await.unwrap();
+    let changes_before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM division_changes").fetch_one(&s.pool).await.unwrap();
     let again = registry::import_dali(&s.pool).await.unwrap();
     assert_eq!((again.added, again.changed, again.unchanged), (0, 0, 1285), "re-import changes nothing");
-    let changes_after: i64 = sqlx::query_scalar("SELECT count(*) FROM division_changes").fetch_one(&s.pool).await.unwrap();
+    let changes_after: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM division_changes").fetch_one(&s.pool).await.unwrap();
     assert_eq!(changes_before, changes_after);
     s.stop.stop();
 }
 
 #[tokio::test]
 async fn a_newer_edition_renames_and_retires_and_a_damaged_file_changes_nothing() {
-    use registry::import::{import, parse, ImportOptions};
+    use registry::import::{ImportOptions, import, parse};
     let infra = TestInfra::new().await;
     let s = start(&infra).await;
     registry::import_dali(&s.pool).await.unwrap();
@@ -93,7 +95,10 @@ async fn a_newer_edition_renames_and_retires_and_a_damaged_file_changes_nothing(
     assert_eq!((r.added, r.changed, r.retired), (0, 1, 1));
     assert!(phases.contains(&"loaded") && phases.contains(&"merged"), "progress reported: {phases:?}");
     let retired: Option<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("SELECT retired_at FROM divisions WHERE code = '532901003002'").fetch_one(&s.pool).await.unwrap();
+        sqlx::query_scalar("SELECT retired_at FROM divisions WHERE code = '532901003002'")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
     assert!(retired.is_some(), "the vanished unit is retired, not deleted");
     let history: Vec<String> =
         sqlx::query_scalar("SELECT change FROM division_changes WHERE edition = '2024' ORDER BY change")
@@ -112,7 +117,12 @@ async fn grids_workers_and_location_resolution() {
     let village = "532901003001";
     let grid = s
         .client
-        .create_grid(CreateGridRequest { village_code: village.into(), name: "一网格".into(), kind: "grid".into(), ..Default::default() })
+        .create_grid(CreateGridRequest {
+            village_code: village.into(),
+            name: "一网格".into(),
+            kind: "grid".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -121,7 +131,12 @@ async fn grids_workers_and_location_resolution() {
     assert_eq!(grid.code, format!("{village}001"));
     let second = s
         .client
-        .create_grid(CreateGridRequest { village_code: village.into(), name: "二网格".into(), kind: "grid".into(), ..Default::default() })
+        .create_grid(CreateGridRequest {
+            village_code: village.into(),
+            name: "二网格".into(),
+            kind: "grid".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -130,7 +145,12 @@ async fn grids_workers_and_location_resolution() {
     assert_eq!(second.code, format!("{village}002"));
     let micro = s
         .client
-        .create_grid(CreateGridRequest { parent_grid_code: grid.code.clone(), name: "微网格".into(), kind: "micro_grid".into(), ..Default::default() })
+        .create_grid(CreateGridRequest {
+            parent_grid_code: grid.code.clone(),
+            name: "微网格".into(),
+            kind: "micro_grid".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -150,13 +170,24 @@ async fn grids_workers_and_location_resolution() {
     let a = s.client.create_person(person("李网格")).await.unwrap().into_inner().person.unwrap();
     assert_eq!(a.phone, "138****5678", "phone masked");
     assert_eq!(a.id_number, "1101**********002X", "id masked");
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT phone_sealed FROM persons WHERE name = '李网格'").fetch_one(&s.pool).await.unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT phone_sealed FROM persons WHERE name = '李网格'").fetch_one(&s.pool).await.unwrap();
     assert!(!stored.windows(11).any(|w| w == b"13812345678"), "phone stored encrypted");
     let b = s.client.create_person(person("王网格")).await.unwrap().into_inner().person.unwrap();
 
-    let r = s.client.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() }).await.unwrap().into_inner();
+    let r = s
+        .client
+        .assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.previous_worker_id, "");
-    let r = s.client.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: b.id.clone() }).await.unwrap().into_inner();
+    let r = s
+        .client
+        .assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: b.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.previous_worker_id, a.id, "the previous worker's assignment ended");
     assert_eq!(r.grid.unwrap().primary_worker_id, b.id);
 
@@ -170,11 +201,12 @@ async fn grids_workers_and_location_resolution() {
     for h in handles {
         h.await.unwrap().unwrap();
     }
-    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM grid_assignments WHERE grid_code = $1 AND ended_at IS NULL")
-        .bind(&second.code)
-        .fetch_one(&s.pool)
-        .await
-        .unwrap();
+    let active: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM grid_assignments WHERE grid_code = $1 AND ended_at IS NULL")
+            .bind(&second.code)
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
     assert_eq!(active, 1);
     let history: i64 = sqlx::query_scalar("SELECT count(*) FROM grid_assignments WHERE grid_code = $1")
         .bind(&second.code)
@@ -190,16 +222,35 @@ async fn grids_workers_and_location_resolution() {
         .await;
     assert_eq!(kit::db::violated_constraint(&dup.unwrap_err()), Some("one_active_worker_per_grid"));
 
-    let resolved = s.client.resolve_location(ResolveLocationRequest { location_code: grid.code.clone() }).await.unwrap().into_inner();
+    let resolved = s
+        .client
+        .resolve_location(ResolveLocationRequest { location_code: grid.code.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(resolved.village_code, village);
     assert_eq!(resolved.grid_worker_id, b.id);
     let path: Vec<&str> = resolved.path.iter().map(|n| n.code.as_str()).collect();
     assert_eq!(path, vec![village, "532901003000", "532901000000", "532900000000", "530000000000"]);
     assert!(resolved.path[0].has_center && !resolved.path[4].has_center);
 
-    let children = s.client.list_children(ListChildrenRequest { code: "532900000000".into(), page_size: 5, ..Default::default() }).await.unwrap().into_inner();
+    let children = s
+        .client
+        .list_children(ListChildrenRequest { code: "532900000000".into(), page_size: 5, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(children.children.len(), 5);
-    let rest = s.client.list_children(ListChildrenRequest { code: "532900000000".into(), page_size: 100, page_token: children.next_page_token }).await.unwrap().into_inner();
+    let rest = s
+        .client
+        .list_children(ListChildrenRequest {
+            code: "532900000000".into(),
+            page_size: 100,
+            page_token: children.next_page_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(rest.children.len(), 7, "12 counties over two pages");
     let node = s.client.get_node(GetNodeRequest { code: "532931000000".into() }).await.unwrap().into_inner();
     assert_eq!(node.node.unwrap().name, "剑川县");
@@ -214,25 +265,201 @@ async fn bad_inputs_name_their_field() {
     registry::import_dali(&s.pool).await.unwrap();
     let c = &mut s.client;
     let cases: Vec<(&str, tonic::Status, Code, &str)> = vec![
-        ("get_node short code", c.get_node(GetNodeRequest { code: "5329".into() }).await.unwrap_err(), Code::InvalidArgument, "code"),
-        ("get_node unknown", c.get_node(GetNodeRequest { code: "532999000000".into() }).await.unwrap_err(), Code::NotFound, ""),
-        ("resolve empty", c.resolve_location(ResolveLocationRequest::default()).await.unwrap_err(), Code::InvalidArgument, "location_code"),
-        ("resolve a county", c.resolve_location(ResolveLocationRequest { location_code: "532901000000".into() }).await.unwrap_err(), Code::InvalidArgument, "location_code"),
-        ("resolve unknown grid", c.resolve_location(ResolveLocationRequest { location_code: "532901003001999".into() }).await.unwrap_err(), Code::NotFound, ""),
-        ("grid kind", c.create_grid(CreateGridRequest { village_code: "532901003001".into(), name: "x".into(), kind: "zone".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "kind"),
-        ("grid under a township", c.create_grid(CreateGridRequest { village_code: "532901003000".into(), name: "x".into(), kind: "grid".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "village_code"),
-        ("grid name", c.create_grid(CreateGridRequest { village_code: "532901003001".into(), kind: "grid".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "name"),
-        ("person phone", c.create_person(CreatePersonRequest { name: "x".into(), role: "mediator".into(), phone: "1381234".into(), home_code: "532901003001".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "phone"),
-        ("person id number", c.create_person(CreatePersonRequest { name: "x".into(), role: "mediator".into(), id_number: "110105194912310021".into(), home_code: "532901003001".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "id_number"),
-        ("person role", c.create_person(CreatePersonRequest { name: "x".into(), role: "boss".into(), home_code: "532901003001".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "role"),
-        ("eligibility without source", c.create_person(CreatePersonRequest { name: "x".into(), role: "mediator".into(), home_code: "532901003001".into(), subsidy_eligible: true, ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "eligibility_source"),
-        ("get_person id", c.get_person(GetPersonRequest { id: "nope".into() }).await.unwrap_err(), Code::InvalidArgument, "id"),
-        ("get_person unknown", c.get_person(GetPersonRequest { id: uuid::Uuid::new_v4().to_string() }).await.unwrap_err(), Code::NotFound, ""),
-        ("assign person id", c.assign_grid_worker(AssignGridWorkerRequest { grid_code: "532901003001001".into(), person_id: "x".into() }).await.unwrap_err(), Code::InvalidArgument, "person_id"),
-        ("assign grid code", c.assign_grid_worker(AssignGridWorkerRequest { grid_code: "5329".into(), person_id: uuid::Uuid::new_v4().to_string() }).await.unwrap_err(), Code::InvalidArgument, "grid_code"),
-        ("department missing", c.put_department(PutDepartmentRequest::default()).await.unwrap_err(), Code::InvalidArgument, "department"),
-        ("department stationing", c.put_department(PutDepartmentRequest { department: Some(Department { code: "SFS".into(), name: "司法所".into(), center_code: "532901003000".into(), stationing: "sometimes".into(), ..Default::default() }) }).await.unwrap_err(), Code::InvalidArgument, "department.stationing"),
-        ("department without center", c.put_department(PutDepartmentRequest { department: Some(Department { code: "SFS".into(), name: "司法所".into(), center_code: "530000000000".into(), stationing: "resident".into(), ..Default::default() }) }).await.unwrap_err(), Code::InvalidArgument, "department.center_code"),
+        (
+            "get_node short code",
+            c.get_node(GetNodeRequest { code: "5329".into() }).await.unwrap_err(),
+            Code::InvalidArgument,
+            "code",
+        ),
+        (
+            "get_node unknown",
+            c.get_node(GetNodeRequest { code: "532999000000".into() }).await.unwrap_err(),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "resolve empty",
+            c.resolve_location(ResolveLocationRequest::default()).await.unwrap_err(),
+            Code::InvalidArgument,
+            "location_code",
+        ),
+        (
+            "resolve a county",
+            c.resolve_location(ResolveLocationRequest { location_code: "532901000000".into() }).await.unwrap_err(),
+            Code::InvalidArgument,
+            "location_code",
+        ),
+        (
+            "resolve unknown grid",
+            c.resolve_location(ResolveLocationRequest { location_code: "532901003001999".into() }).await.unwrap_err(),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "grid kind",
+            c.create_grid(CreateGridRequest {
+                village_code: "532901003001".into(),
+                name: "x".into(),
+                kind: "zone".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "kind",
+        ),
+        (
+            "grid under a township",
+            c.create_grid(CreateGridRequest {
+                village_code: "532901003000".into(),
+                name: "x".into(),
+                kind: "grid".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "village_code",
+        ),
+        (
+            "grid name",
+            c.create_grid(CreateGridRequest {
+                village_code: "532901003001".into(),
+                kind: "grid".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "name",
+        ),
+        (
+            "person phone",
+            c.create_person(CreatePersonRequest {
+                name: "x".into(),
+                role: "mediator".into(),
+                phone: "1381234".into(),
+                home_code: "532901003001".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "phone",
+        ),
+        (
+            "person id number",
+            c.create_person(CreatePersonRequest {
+                name: "x".into(),
+                role: "mediator".into(),
+                id_number: "110105194912310021".into(),
+                home_code: "532901003001".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "id_number",
+        ),
+        (
+            "person role",
+            c.create_person(CreatePersonRequest {
+                name: "x".into(),
+                role: "boss".into(),
+                home_code: "532901003001".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "role",
+        ),
+        (
+            "eligibility without source",
+            c.create_person(CreatePersonRequest {
+                name: "x".into(),
+                role: "mediator".into(),
+                home_code: "532901003001".into(),
+                subsidy_eligible: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "eligibility_source",
+        ),
+        (
+            "get_person id",
+            c.get_person(GetPersonRequest { id: "nope".into() }).await.unwrap_err(),
+            Code::InvalidArgument,
+            "id",
+        ),
+        (
+            "get_person unknown",
+            c.get_person(GetPersonRequest { id: uuid::Uuid::new_v4().to_string() }).await.unwrap_err(),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "assign person id",
+            c.assign_grid_worker(AssignGridWorkerRequest {
+                grid_code: "532901003001001".into(),
+                person_id: "x".into(),
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "person_id",
+        ),
+        (
+            "assign grid code",
+            c.assign_grid_worker(AssignGridWorkerRequest {
+                grid_code: "5329".into(),
+                person_id: uuid::Uuid::new_v4().to_string(),
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "grid_code",
+        ),
+        (
+            "department missing",
+            c.put_department(PutDepartmentRequest::default()).await.unwrap_err(),
+            Code::InvalidArgument,
+            "department",
+        ),
+        (
+            "department stationing",
+            c.put_department(PutDepartmentRequest {
+                department: Some(Department {
+                    code: "SFS".into(),
+                    name: "司法所".into(),
+                    center_code: "532901003000".into(),
+                    stationing: "sometimes".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "department.stationing",
+        ),
+        (
+            "department without center",
+            c.put_department(PutDepartmentRequest {
+                department: Some(Department {
+                    code: "SFS".into(),
+                    name: "司法所".into(),
+                    center_code: "530000000000".into(),
+                    stationing: "resident".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "department.center_code",
+        ),
     ];
     for (name, status, code, field) in cases {
         assert_eq!(status.code(), code, "{name}: {status:?}");
@@ -267,18 +494,30 @@ async fn grids_are_renamed_left_and_retired_with_their_micro_grids() {
     };
     let a = client.create_person(worker("甲")).await.unwrap().into_inner().person.unwrap();
     let b = client.create_person(worker("乙")).await.unwrap().into_inner().person.unwrap();
-    client.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() }).await.unwrap();
-    client.assign_grid_worker(AssignGridWorkerRequest { grid_code: micro.code.clone(), person_id: b.id.clone() }).await.unwrap();
+    client
+        .assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() })
+        .await
+        .unwrap();
+    client
+        .assign_grid_worker(AssignGridWorkerRequest { grid_code: micro.code.clone(), person_id: b.id.clone() })
+        .await
+        .unwrap();
 
-    let renamed = client.update_grid(UpdateGridRequest { code: grid.code.clone(), name: "滨河网格".into() }).await.unwrap();
+    let renamed =
+        client.update_grid(UpdateGridRequest { code: grid.code.clone(), name: "滨河网格".into() }).await.unwrap();
     assert_eq!(renamed.into_inner().grid.unwrap().name, "滨河网格");
 
     // A boundary around 下关 makes the grid answer location lookups, until it is retired.
     let square = [(100.22, 25.58), (100.24, 25.58), (100.24, 25.60), (100.22, 25.60), (100.22, 25.58)];
     let ring = Ring { points: square.iter().map(|&(lon, lat)| LonLat { lon, lat }).collect() };
-    geo.set_grid_geometry(SetGridGeometryRequest { grid_code: grid.code.clone(), boundary: vec![ring], centre: None, datum: "wgs84".into() })
-        .await
-        .unwrap();
+    geo.set_grid_geometry(SetGridGeometryRequest {
+        grid_code: grid.code.clone(),
+        boundary: vec![ring],
+        centre: None,
+        datum: "wgs84".into(),
+    })
+    .await
+    .unwrap();
     let here = ResolvePointRequest { lon: 100.23, lat: 25.59, datum: "wgs84".into() };
     assert_eq!(geo.resolve_point(here.clone()).await.unwrap().into_inner().resolved_by, "grid");
 
@@ -294,8 +533,17 @@ async fn grids_are_renamed_left_and_retired_with_their_micro_grids() {
     let gone = client.resolve_location(ResolveLocationRequest { location_code: micro.code.clone() }).await.unwrap_err();
     assert_eq!(gone.code(), Code::NotFound, "a retired micro-grid is no place for a new case");
     for (name, status) in [
-        ("assign", client.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() }).await.unwrap_err()),
-        ("rename", client.update_grid(UpdateGridRequest { code: grid.code.clone(), name: "x".into() }).await.unwrap_err()),
+        (
+            "assign",
+            client
+                .assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() })
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "rename",
+            client.update_grid(UpdateGridRequest { code: grid.code.clone(), name: "x".into() }).await.unwrap_err(),
+        ),
         ("retire twice", client.retire_grid(RetireGridRequest { code: grid.code.clone() }).await.unwrap_err()),
     ] {
         assert_eq!(status.code(), Code::FailedPrecondition, "{name} on a retired grid");
@@ -309,8 +557,15 @@ async fn grids_are_renamed_left_and_retired_with_their_micro_grids() {
     // A worker leaves without a successor.
     let other = client.create_grid(new_grid("grid", village)).await.unwrap().into_inner().grid.unwrap();
     assert_eq!(other.code, format!("{village}002"), "codes are never reused");
-    client.assign_grid_worker(AssignGridWorkerRequest { grid_code: other.code.clone(), person_id: a.id.clone() }).await.unwrap();
-    let left = client.end_grid_assignment(EndGridAssignmentRequest { grid_code: other.code.clone() }).await.unwrap().into_inner();
+    client
+        .assign_grid_worker(AssignGridWorkerRequest { grid_code: other.code.clone(), person_id: a.id.clone() })
+        .await
+        .unwrap();
+    let left = client
+        .end_grid_assignment(EndGridAssignmentRequest { grid_code: other.code.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((left.previous_worker_id.as_str(), left.grid.unwrap().primary_worker_id.as_str()), (a.id.as_str(), ""));
     let bad = client.update_grid(UpdateGridRequest { code: other.code.clone(), name: " ".into() }).await.unwrap_err();
     assert_eq!(kit::grpc::violated_fields(&bad), vec!["name"]);

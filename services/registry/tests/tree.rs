@@ -28,11 +28,21 @@ struct Started {
 
 async fn start(infra: &TestInfra) -> Started {
     let r = common::start(infra, false).await;
-    Started { tree: TreeClient::new(r.channel.clone()), registry: RegistryClient::new(r.channel), pool: r.pool, stop: r.stop }
+    Started {
+        tree: TreeClient::new(r.channel.clone()),
+        registry: RegistryClient::new(r.channel),
+        pool: r.pool,
+        stop: r.stop,
+    }
 }
 
 /// Streams a file in 8 KiB chunks, options on the first; returns every progress message, or the status.
-async fn import(tree: &mut TreeClient<Channel>, csv: &str, edition: &str, retire: bool) -> Result<Vec<ImportDivisionsProgress>, tonic::Status> {
+async fn import(
+    tree: &mut TreeClient<Channel>,
+    csv: &str,
+    edition: &str,
+    retire: bool,
+) -> Result<Vec<ImportDivisionsProgress>, tonic::Status> {
     let chunks: Vec<ImportDivisionsChunk> = csv
         .as_bytes()
         .chunks(8 << 10)
@@ -110,22 +120,52 @@ async fn descendants_page_by_code_and_search_stays_in_its_subtree() {
     }
     assert_eq!((pages, seen.len()), (3, 112), "112 townships over pages of 50");
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "in code order, no repeats");
-    let villages = s.tree.list_descendants(ListDescendantsRequest { code: DALI_CITY.into(), level: 5, page_size: 1000, ..Default::default() });
+    let villages = s.tree.list_descendants(ListDescendantsRequest {
+        code: DALI_CITY.into(),
+        level: 5,
+        page_size: 1000,
+        ..Default::default()
+    });
     assert_eq!(villages.await.unwrap().into_inner().nodes.len(), 144);
 
     // A name from 大理市 is found there, and a search of 漾濞县 never returns anything outside 漾濞县.
-    let (code, name): (String, String) =
-        sqlx::query_as("SELECT code, name FROM divisions WHERE code LIKE '532901%' AND level = 5 ORDER BY code LIMIT 1")
-            .fetch_one(&s.pool)
-            .await
-            .unwrap();
-    let inside = s.tree.search_names(SearchNamesRequest { code: DALI_CITY.into(), query: name.clone(), page_size: 200 }).await.unwrap().into_inner();
+    let (code, name): (String, String) = sqlx::query_as(
+        "SELECT code, name FROM divisions WHERE code LIKE '532901%' AND level = 5 ORDER BY code LIMIT 1",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    let inside = s
+        .tree
+        .search_names(SearchNamesRequest { code: DALI_CITY.into(), query: name.clone(), page_size: 200 })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(inside.nodes.iter().any(|n| n.code == code), "{name} found in its county");
-    let outside = s.tree.search_names(SearchNamesRequest { code: YANGBI.into(), query: name.clone(), page_size: 200 }).await.unwrap().into_inner();
-    assert!(outside.nodes.iter().all(|n| n.code.starts_with("532922") && n.name.contains(&name)), "{:?}", outside.nodes);
-    let broad = s.tree.search_names(SearchNamesRequest { code: YANGBI.into(), query: "村".into(), page_size: 200 }).await.unwrap().into_inner();
+    let outside = s
+        .tree
+        .search_names(SearchNamesRequest { code: YANGBI.into(), query: name.clone(), page_size: 200 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        outside.nodes.iter().all(|n| n.code.starts_with("532922") && n.name.contains(&name)),
+        "{:?}",
+        outside.nodes
+    );
+    let broad = s
+        .tree
+        .search_names(SearchNamesRequest { code: YANGBI.into(), query: "村".into(), page_size: 200 })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!broad.nodes.is_empty() && broad.nodes.iter().all(|n| n.code.starts_with("532922") && n.code != YANGBI));
-    let literal = s.tree.search_names(SearchNamesRequest { code: DALI.into(), query: "%".into(), page_size: 10 }).await.unwrap().into_inner();
+    let literal = s
+        .tree
+        .search_names(SearchNamesRequest { code: DALI.into(), query: "%".into(), page_size: 10 })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(literal.nodes.is_empty(), "a typed % is matched literally");
     s.stop.stop();
 }
@@ -168,8 +208,16 @@ async fn the_rollup_follows_a_newer_edition_that_retires_a_village() {
     assert_eq!(counts(&mut s.tree, "000000000000").await.last(), Some(&(5, 1158)));
     let after = counts(&mut s.tree, XIAGUAN).await;
     assert_eq!(after, vec![(5, township_before[0].1 - 1)], "the township lost one village");
-    let gone = s.tree.list_descendants(ListDescendantsRequest { code: XIAGUAN.into(), level: 5, page_size: 100, ..Default::default() });
-    assert!(gone.await.unwrap().into_inner().nodes.iter().all(|n| n.code != "532901003002"), "retired units are not listed");
+    let gone = s.tree.list_descendants(ListDescendantsRequest {
+        code: XIAGUAN.into(),
+        level: 5,
+        page_size: 100,
+        ..Default::default()
+    });
+    assert!(
+        gone.await.unwrap().into_inner().nodes.iter().all(|n| n.code != "532901003002"),
+        "retired units are not listed"
+    );
 
     // Brought back by the full table again: restored and counted again.
     let progress = import(&mut s.tree, registry::DALI_CSV, "2025", true).await.unwrap();
@@ -199,24 +247,46 @@ async fn a_rotating_department_is_on_duty_by_its_schedule() {
         s.registry.put_department(department(code, stationing)).await.unwrap();
     }
     let weekday = |d: u32| RotationEntry { weekday: d, stationed: true, ..Default::default() };
-    let holiday = RotationEntry { from_date: "2025-10-01".into(), to_date: "2025-10-07".into(), stationed: false, ..Default::default() };
+    let holiday = RotationEntry {
+        from_date: "2025-10-01".into(),
+        to_date: "2025-10-07".into(),
+        stationed: false,
+        ..Default::default()
+    };
     let entries = vec![weekday(1), weekday(3), holiday];
-    let saved = s.tree.set_rotation(SetRotationRequest { department_code: "RSJ".into(), entries: entries.clone() }).await.unwrap();
+    let saved = s
+        .tree
+        .set_rotation(SetRotationRequest { department_code: "RSJ".into(), entries: entries.clone() })
+        .await
+        .unwrap();
     assert_eq!(saved.into_inner().entries, entries);
 
     // 2025-09-29 Monday, 09-30 Tuesday, 10-01 Wednesday in the holiday, 10-08 Wednesday after it.
-    for (date, rotating_on) in [("2025-09-29", true), ("2025-09-30", false), ("2025-10-01", false), ("2025-10-08", true)] {
-        let r = s.tree.list_stationed_departments(ListStationedDepartmentsRequest { center_code: XIAGUAN.into(), date: date.into() });
+    for (date, rotating_on) in
+        [("2025-09-29", true), ("2025-09-30", false), ("2025-10-01", false), ("2025-10-08", true)]
+    {
+        let r = s.tree.list_stationed_departments(ListStationedDepartmentsRequest {
+            center_code: XIAGUAN.into(),
+            date: date.into(),
+        });
         let r = r.await.unwrap().into_inner();
         assert_eq!(r.date, date);
-        let duty: Vec<(String, bool)> = r.departments.iter().map(|d| (d.department.clone().unwrap().code, d.on_duty)).collect();
+        let duty: Vec<(String, bool)> =
+            r.departments.iter().map(|d| (d.department.clone().unwrap().code, d.on_duty)).collect();
         assert_eq!(duty, vec![("LS".into(), false), ("RSJ".into(), rotating_on), ("SFS".into(), true)], "{date}");
     }
     let today = chrono::Utc::now().with_timezone(&kit::time::shanghai()).date_naive().to_string();
-    let r = s.tree.list_stationed_departments(ListStationedDepartmentsRequest { center_code: XIAGUAN.into(), date: String::new() });
+    let r = s.tree.list_stationed_departments(ListStationedDepartmentsRequest {
+        center_code: XIAGUAN.into(),
+        date: String::new(),
+    });
     assert_eq!(r.await.unwrap().into_inner().date, today, "today in Asia/Shanghai by default");
 
-    let refused = s.tree.set_rotation(SetRotationRequest { department_code: "SFS".into(), entries: vec![weekday(2)] }).await.unwrap_err();
+    let refused = s
+        .tree
+        .set_rotation(SetRotationRequest { department_code: "SFS".into(), entries: vec![weekday(2)] })
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "a resident department has no rotation");
     s.stop.stop();
 }
@@ -274,13 +344,25 @@ async fn eligibility_changes_keep_their_history() {
         eligibility_source: source.into(),
         reason: "年度复核".into(),
     };
-    let p = s.tree.change_eligibility(change(false, "州综治办 2025-07 复核")).await.unwrap().into_inner().person.unwrap();
+    let p =
+        s.tree.change_eligibility(change(false, "州综治办 2025-07 复核")).await.unwrap().into_inner().person.unwrap();
     assert!(!p.subsidy_eligible && p.eligibility_source == "州综治办 2025-07 复核");
     s.tree.change_eligibility(change(false, "州综治办 2025-07 复核")).await.unwrap();
     s.tree.change_eligibility(change(true, "州综治办 2025-09 名册")).await.unwrap();
-    let history = s.tree.list_eligibility_changes(ListEligibilityChangesRequest { person_id: id.clone() }).await.unwrap().into_inner().changes;
-    let flips: Vec<(bool, bool, &str)> = history.iter().map(|c| (c.from_eligible, c.to_eligible, c.to_source.as_str())).collect();
-    assert_eq!(flips, vec![(true, false, "州综治办 2025-07 复核"), (false, true, "州综治办 2025-09 名册")], "a repeat records nothing");
+    let history = s
+        .tree
+        .list_eligibility_changes(ListEligibilityChangesRequest { person_id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let flips: Vec<(bool, bool, &str)> =
+        history.iter().map(|c| (c.from_eligible, c.to_eligible, c.to_source.as_str())).collect();
+    assert_eq!(
+        flips,
+        vec![(true, false, "州综治办 2025-07 复核"), (false, true, "州综治办 2025-09 名册")],
+        "a repeat records nothing"
+    );
     assert_eq!(history[0].from_source, "州综治办 2025-01 名册");
     assert!(history[0].changed_at.ends_with("+08:00"));
     s.stop.stop();
@@ -293,42 +375,237 @@ async fn bad_inputs_name_their_field() {
     registry::import_dali(&s.pool).await.unwrap();
     let t = &mut s.tree;
     let uuid = uuid::Uuid::new_v4().to_string();
-    let entry = |weekday: u32, from: &str, to: &str| RotationEntry { weekday, from_date: from.into(), to_date: to.into(), stationed: true };
+    let entry = |weekday: u32, from: &str, to: &str| RotationEntry {
+        weekday,
+        from_date: from.into(),
+        to_date: to.into(),
+        stationed: true,
+    };
     let rotation = |e: RotationEntry| SetRotationRequest { department_code: "RSJ".into(), entries: vec![e] };
-    let eligibility = |person_id: &str, source: &str| ChangeEligibilityRequest { person_id: person_id.into(), eligibility_source: source.into(), ..Default::default() };
+    let eligibility = |person_id: &str, source: &str| ChangeEligibilityRequest {
+        person_id: person_id.into(),
+        eligibility_source: source.into(),
+        ..Default::default()
+    };
     let cases: Vec<(&str, tonic::Status, Code, &str)> = vec![
-        ("descendants code", t.list_descendants(ListDescendantsRequest { code: "5329".into(), level: 4, ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "code"),
-        ("descendants no level", t.list_descendants(ListDescendantsRequest { code: DALI.into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "level"),
-        ("descendants level above", t.list_descendants(ListDescendantsRequest { code: DALI.into(), level: 2, ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "level"),
-        ("descendants level 6", t.list_descendants(ListDescendantsRequest { code: DALI.into(), level: 6, ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "level"),
-        ("descendants token", t.list_descendants(ListDescendantsRequest { code: DALI.into(), level: 4, page_token: "x".into(), ..Default::default() }).await.unwrap_err(), Code::InvalidArgument, "page_token"),
-        ("descendants unknown", t.list_descendants(ListDescendantsRequest { code: "532999000000".into(), level: 4, ..Default::default() }).await.unwrap_err(), Code::NotFound, ""),
-        ("count code", t.count_by_level(CountByLevelRequest { code: "".into() }).await.unwrap_err(), Code::InvalidArgument, "code"),
-        ("count unknown", t.count_by_level(CountByLevelRequest { code: "532999000000".into() }).await.unwrap_err(), Code::NotFound, ""),
-        ("search query", t.search_names(SearchNamesRequest { code: DALI.into(), query: " ".into(), page_size: 0 }).await.unwrap_err(), Code::InvalidArgument, "query"),
-        ("search long query", t.search_names(SearchNamesRequest { code: DALI.into(), query: "村".repeat(51), page_size: 0 }).await.unwrap_err(), Code::InvalidArgument, "query"),
-        ("search code", t.search_names(SearchNamesRequest { code: "abc".into(), query: "村".into(), page_size: 0 }).await.unwrap_err(), Code::InvalidArgument, "code"),
-        ("import no edition", import(t, registry::DALI_CSV, "", false).await.unwrap_err(), Code::InvalidArgument, "edition"),
+        (
+            "descendants code",
+            t.list_descendants(ListDescendantsRequest { code: "5329".into(), level: 4, ..Default::default() })
+                .await
+                .unwrap_err(),
+            Code::InvalidArgument,
+            "code",
+        ),
+        (
+            "descendants no level",
+            t.list_descendants(ListDescendantsRequest { code: DALI.into(), ..Default::default() }).await.unwrap_err(),
+            Code::InvalidArgument,
+            "level",
+        ),
+        (
+            "descendants level above",
+            t.list_descendants(ListDescendantsRequest { code: DALI.into(), level: 2, ..Default::default() })
+                .await
+                .unwrap_err(),
+            Code::InvalidArgument,
+            "level",
+        ),
+        (
+            "descendants level 6",
+            t.list_descendants(ListDescendantsRequest { code: DALI.into(), level: 6, ..Default::default() })
+                .await
+                .unwrap_err(),
+            Code::InvalidArgument,
+            "level",
+        ),
+        (
+            "descendants token",
+            t.list_descendants(ListDescendantsRequest {
+                code: DALI.into(),
+                level: 4,
+                page_token: "x".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "page_token",
+        ),
+        (
+            "descendants unknown",
+            t.list_descendants(ListDescendantsRequest { code: "532999000000".into(), level: 4, ..Default::default() })
+                .await
+                .unwrap_err(),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "count code",
+            t.count_by_level(CountByLevelRequest { code: "".into() }).await.unwrap_err(),
+            Code::InvalidArgument,
+            "code",
+        ),
+        (
+            "count unknown",
+            t.count_by_level(CountByLevelRequest { code: "532999000000".into() }).await.unwrap_err(),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "search query",
+            t.search_names(SearchNamesRequest { code: DALI.into(), query: " ".into(), page_size: 0 })
+                .await
+                .unwrap_err(),
+            Code::InvalidArgument,
+            "query",
+        ),
+        (
+            "search long query",
+            t.search_names(SearchNamesRequest { code: DALI.into(), query: "村".repeat(51), page_size: 0 })
+                .await
+                .unwrap_err(),
+            Code::InvalidArgument,
+            "query",
+        ),
+        (
+            "search code",
+            t.search_names(SearchNamesRequest { code: "abc".into(), query: "村".into(), page_size: 0 })
+                .await
+                .unwrap_err(),
+            Code::InvalidArgument,
+            "code",
+        ),
+        (
+            "import no edition",
+            import(t, registry::DALI_CSV, "", false).await.unwrap_err(),
+            Code::InvalidArgument,
+            "edition",
+        ),
         ("import empty", import(t, "", "2023", false).await.unwrap_err(), Code::InvalidArgument, "data"),
         ("import header", import(t, "a,b\n1,2\n", "2023", false).await.unwrap_err(), Code::InvalidArgument, "data"),
-        ("establish code", t.establish_center(EstablishCenterRequest { code: "53290".into() }).await.unwrap_err(), Code::InvalidArgument, "code"),
-        ("close code", t.close_center(CloseCenterRequest { code: "".into() }).await.unwrap_err(), Code::InvalidArgument, "code"),
-        ("rotation department", t.set_rotation(SetRotationRequest::default()).await.unwrap_err(), Code::InvalidArgument, "department_code"),
-        ("rotation weekday 8", t.set_rotation(rotation(entry(8, "", ""))).await.unwrap_err(), Code::InvalidArgument, "entries[0].weekday"),
-        ("rotation nothing", t.set_rotation(rotation(entry(0, "", ""))).await.unwrap_err(), Code::InvalidArgument, "entries[0].weekday"),
-        ("rotation both", t.set_rotation(rotation(entry(1, "2025-10-01", "2025-10-02"))).await.unwrap_err(), Code::InvalidArgument, "entries[0].weekday"),
-        ("rotation bad date", t.set_rotation(rotation(entry(0, "2025-13-01", "2025-10-02"))).await.unwrap_err(), Code::InvalidArgument, "entries[0].from_date"),
-        ("rotation missing end", t.set_rotation(rotation(entry(0, "2025-10-01", ""))).await.unwrap_err(), Code::InvalidArgument, "entries[0].to_date"),
-        ("rotation backwards", t.set_rotation(rotation(entry(0, "2025-10-05", "2025-10-01"))).await.unwrap_err(), Code::InvalidArgument, "entries[0].to_date"),
-        ("rotation unknown department", t.set_rotation(rotation(entry(1, "", ""))).await.unwrap_err(), Code::NotFound, ""),
-        ("stationed center", t.list_stationed_departments(ListStationedDepartmentsRequest { center_code: "x".into(), date: String::new() }).await.unwrap_err(), Code::InvalidArgument, "center_code"),
-        ("stationed date", t.list_stationed_departments(ListStationedDepartmentsRequest { center_code: XIAGUAN.into(), date: "10/01/2025".into() }).await.unwrap_err(), Code::InvalidArgument, "date"),
-        ("stationed no center", t.list_stationed_departments(ListStationedDepartmentsRequest { center_code: "530000000000".into(), date: String::new() }).await.unwrap_err(), Code::NotFound, ""),
-        ("eligibility person", t.change_eligibility(eligibility("x", "名册")).await.unwrap_err(), Code::InvalidArgument, "person_id"),
-        ("eligibility source", t.change_eligibility(eligibility(&uuid, "")).await.unwrap_err(), Code::InvalidArgument, "eligibility_source"),
-        ("eligibility unknown", t.change_eligibility(eligibility(&uuid, "名册")).await.unwrap_err(), Code::NotFound, ""),
-        ("history person", t.list_eligibility_changes(ListEligibilityChangesRequest { person_id: "".into() }).await.unwrap_err(), Code::InvalidArgument, "person_id"),
-        ("history unknown", t.list_eligibility_changes(ListEligibilityChangesRequest { person_id: uuid.clone() }).await.unwrap_err(), Code::NotFound, ""),
+        (
+            "establish code",
+            t.establish_center(EstablishCenterRequest { code: "53290".into() }).await.unwrap_err(),
+            Code::InvalidArgument,
+            "code",
+        ),
+        (
+            "close code",
+            t.close_center(CloseCenterRequest { code: "".into() }).await.unwrap_err(),
+            Code::InvalidArgument,
+            "code",
+        ),
+        (
+            "rotation department",
+            t.set_rotation(SetRotationRequest::default()).await.unwrap_err(),
+            Code::InvalidArgument,
+            "department_code",
+        ),
+        (
+            "rotation weekday 8",
+            t.set_rotation(rotation(entry(8, "", ""))).await.unwrap_err(),
+            Code::InvalidArgument,
+            "entries[0].weekday",
+        ),
+        (
+            "rotation nothing",
+            t.set_rotation(rotation(entry(0, "", ""))).await.unwrap_err(),
+            Code::InvalidArgument,
+            "entries[0].weekday",
+        ),
+        (
+            "rotation both",
+            t.set_rotation(rotation(entry(1, "2025-10-01", "2025-10-02"))).await.unwrap_err(),
+            Code::InvalidArgument,
+            "entries[0].weekday",
+        ),
+        (
+            "rotation bad date",
+            t.set_rotation(rotation(entry(0, "2025-13-01", "2025-10-02"))).await.unwrap_err(),
+            Code::InvalidArgument,
+            "entries[0].from_date",
+        ),
+        (
+            "rotation missing end",
+            t.set_rotation(rotation(entry(0, "2025-10-01", ""))).await.unwrap_err(),
+            Code::InvalidArgument,
+            "entries[0].to_date",
+        ),
+        (
+            "rotation backwards",
+            t.set_rotation(rotation(entry(0, "2025-10-05", "2025-10-01"))).await.unwrap_err(),
+            Code::InvalidArgument,
+            "entries[0].to_date",
+        ),
+        (
+            "rotation unknown department",
+            t.set_rotation(rotation(entry(1, "", ""))).await.unwrap_err(),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "stationed center",
+            t.list_stationed_departments(ListStationedDepartmentsRequest {
+                center_code: "x".into(),
+                date: String::new(),
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "center_code",
+        ),
+        (
+            "stationed date",
+            t.list_stationed_departments(ListStationedDepartmentsRequest {
+                center_code: XIAGUAN.into(),
+                date: "10/01/2025".into(),
+            })
+            .await
+            .unwrap_err(),
+            Code::InvalidArgument,
+            "date",
+        ),
+        (
+            "stationed no center",
+            t.list_stationed_departments(ListStationedDepartmentsRequest {
+                center_code: "530000000000".into(),
+                date: String::new(),
+            })
+            .await
+            .unwrap_err(),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "eligibility person",
+            t.change_eligibility(eligibility("x", "名册")).await.unwrap_err(),
+            Code::InvalidArgument,
+            "person_id",
+        ),
+        (
+            "eligibility source",
+            t.change_eligibility(eligibility(&uuid, "")).await.unwrap_err(),
+            Code::InvalidArgument,
+            "eligibility_source",
+        ),
+        (
+            "eligibility unknown",
+            t.change_eligibility(eligibility(&uuid, "名册")).await.unwrap_err(),
+            Code::NotFound,
+            "",
+        ),
+        (
+            "history person",
+            t.list_eligibility_changes(ListEligibilityChangesRequest { person_id: "".into() }).await.unwrap_err(),
+            Code::InvalidArgument,
+            "person_id",
+        ),
+        (
+            "history unknown",
+            t.list_eligibility_changes(ListEligibilityChangesRequest { person_id: uuid.clone() }).await.unwrap_err(),
+            Code::NotFound,
+            "",
+        ),
     ];
     for (name, status, code, field) in cases {
         assert_eq!(status.code(), code, "{name}: {status:?}");

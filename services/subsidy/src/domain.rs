@@ -1,7 +1,7 @@
 //! Subsidy's domain (以案定补): which follow-ups earn a credit, which tariff prices it, and what a ledger query
 //! is. Free of protobuf.
 
-use kit::{code_enum, field, FieldError};
+use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
 code_enum! {

@@ -2,8 +2,8 @@
 //! event (the inbox) and once per case (the credits' unique case id).
 
 use kit::events::Handler;
-use proto::events::v1::envelope::Body;
 use proto::events::v1::Envelope;
+use proto::events::v1::envelope::Body;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 

@@ -3,15 +3,15 @@
 
 use chrono::Utc;
 use kit::events::Outbox;
-use proto::events::v1::{envelope::Body, SubsidyCredited};
-use proto::registry::v1::registry_client::RegistryClient;
+use proto::events::v1::{SubsidyCredited, envelope::Body};
 use proto::registry::v1::GetPersonRequest;
+use proto::registry::v1::registry_client::RegistryClient;
 use sqlx::{PgConnection, PgPool};
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::db::{self, CreditRow};
-use crate::domain::{pick_tariff, CreditQuery, Decision, TariffRule};
+use crate::domain::{CreditQuery, Decision, TariffRule, pick_tariff};
 use crate::error::Result;
 
 #[derive(Clone)]

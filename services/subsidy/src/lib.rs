@@ -7,9 +7,9 @@ pub mod events;
 pub mod grpc;
 pub mod ledger;
 
+use kit::Config;
 use kit::app::Running;
 use kit::events::{Bus, Outbox};
-use kit::Config;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::subsidy::v1::subsidy_server::SubsidyServer;
 

@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 
 use kit::app::StopHandle;
-use kit::testing::{eventually, TestInfra};
+use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseFollowedUp, Envelope};
-use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::CreatePersonRequest;
+use proto::registry::v1::registry_client::RegistryClient;
 use proto::subsidy::v1::subsidy_client::SubsidyClient;
 use proto::subsidy::v1::{ListCreditsRequest, ListTariffRulesRequest};
 use tokio::task::JoinHandle;

@@ -67,16 +67,18 @@ impl Suite {
             registry::NAME,
             run(registry::build(cfg.service(registry::NAME, 3), registry::Peers::default()).await?),
         );
-        let routing =
-            keep(routing::NAME, run(routing::build(cfg.service(routing::NAME, 2), routing::Peers {}).await?));
+        let routing = keep(routing::NAME, run(routing::build(cfg.service(routing::NAME, 2), routing::Peers {}).await?));
         let intake = keep(
             intake::NAME,
             run(intake::build(cfg.service(intake::NAME, 1), intake::Peers { registry_url: url(registry) }).await?),
         );
         let supervision = keep(
             supervision::NAME,
-            run(supervision::build(cfg.service(supervision::NAME, 4), supervision::Peers { routing_url: url(routing) })
-                .await?),
+            run(supervision::build(
+                cfg.service(supervision::NAME, 4),
+                supervision::Peers { routing_url: url(routing) },
+            )
+            .await?),
         );
         let subsidy = keep(
             subsidy::NAME,

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use kit::config::{parse_or, string_or, NatsConfig};
+use kit::config::{NatsConfig, parse_or, string_or};
 use sqlx::Connection;
 
 #[tokio::main]
@@ -23,7 +23,11 @@ async fn run() -> anyhow::Result<()> {
     let nats_url = string_or("NATS_URL", "nats://127.0.0.1:4222");
     let cfg = suite::SuiteConfig {
         database_url: database_url.clone(),
-        nats: NatsConfig { url: nats_url.clone(), prefix: string_or("EVENT_PREFIX", "zongzhi"), stream: string_or("EVENT_STREAM", "ZONGZHI") },
+        nats: NatsConfig {
+            url: nats_url.clone(),
+            prefix: string_or("EVENT_PREFIX", "zongzhi"),
+            stream: string_or("EVENT_STREAM", "ZONGZHI"),
+        },
         host: parse_or("SUITE_HOST", IpAddr::from([127, 0, 0, 1]))?,
         base_port: parse_or("SUITE_BASE_PORT", 50060)?,
         http_port: parse_or("SUITE_HTTP_PORT", 8080)?,
@@ -33,16 +37,32 @@ async fn run() -> anyhow::Result<()> {
 
     let suite = suite::Suite::start(&cfg).await?;
     let registry_pool = registry::connect(&suite::Suite::registry_config(&cfg)).await?;
-    let demo = suite::seed::seed(&registry_pool, &format!("http://{}", suite.registry), &format!("http://{}", suite.routing), &mut |step| println!("seeded {step}"))
-        .await
-        .context("seeding the demo")?;
+    let demo = suite::seed::seed(
+        &registry_pool,
+        &format!("http://{}", suite.registry),
+        &format!("http://{}", suite.routing),
+        &mut |step| println!("seeded {step}"),
+    )
+    .await
+    .context("seeding the demo")?;
 
     println!();
     println!("Zongzhi is running. Point clients at the gateway:");
-    println!("  gRPC  {}   (zongzhi.gateway.v1.Desk; reflection on, try: grpcurl -plaintext {} list)", suite.gateway_grpc, suite.gateway_grpc);
+    println!(
+        "  gRPC  {}   (zongzhi.gateway.v1.Desk; reflection on, try: grpcurl -plaintext {} list)",
+        suite.gateway_grpc, suite.gateway_grpc
+    );
     println!("  HTTP  http://{}/v1/...", suite.gateway_http);
-    println!("Services: registry {}, routing {}, intake {}, supervision {}, subsidy {}", suite.registry, suite.routing, suite.intake, suite.supervision, suite.subsidy);
-    println!("Demo: center {} (下关街道), grids {}, grid workers {}", demo.center_code, demo.grids.join(" "), demo.grid_workers.join(" "));
+    println!(
+        "Services: registry {}, routing {}, intake {}, supervision {}, subsidy {}",
+        suite.registry, suite.routing, suite.intake, suite.supervision, suite.subsidy
+    );
+    println!(
+        "Demo: center {} (下关街道), grids {}, grid workers {}",
+        demo.center_code,
+        demo.grids.join(" "),
+        demo.grid_workers.join(" ")
+    );
     println!("Try:");
     println!(
         "  curl -s -XPOST http://{}/v1/cases -d '{{\"idempotency_key\":\"demo-1\",\"center_code\":\"{}\",\"channel\":\"walk_in\",\"kind\":\"dispute\",\"category_code\":\"0102\",\"urgency\":\"normal\",\"title\":\"邻里噪音纠纷\",\"location_code\":\"{}\",\"operator_id\":\"op-1\"}}' -H 'content-type: application/json'",
@@ -68,9 +88,15 @@ async fn ensure_database(url: &str) -> anyhow::Result<()> {
             "PostgreSQL does not answer at {} ({e}).\nStart it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\nor set DATABASE_URL.",
             kit::db::redact(&admin)
         ),
-        Err(_) => anyhow::bail!("PostgreSQL at {} did not answer within 5 s; is it running? Set DATABASE_URL to point elsewhere.", kit::db::redact(&admin)),
+        Err(_) => anyhow::bail!(
+            "PostgreSQL at {} did not answer within 5 s; is it running? Set DATABASE_URL to point elsewhere.",
+            kit::db::redact(&admin)
+        ),
     };
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(name).fetch_one(&mut conn).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?;
     if !exists {
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             anyhow::bail!("database name {name:?} must be letters, digits and underscores");

@@ -35,7 +35,9 @@ pub async fn seed(
     progress(&format!("division tree: {} rows ({} added)", report.rows, report.added));
     let mut registry = RegistryClient::connect(registry_url.to_owned()).await?;
     let mut demo = Demo { grids: vec![], grid_workers: vec![], center_code: DEMO_TOWNSHIP.into() };
-    for (seq, worker, phone) in [("001", "杨丽华", "13908720001"), ("002", "段志强", "13908720002"), ("003", "赵金花", "13908720003")] {
+    for (seq, worker, phone) in
+        [("001", "杨丽华", "13908720001"), ("002", "段志强", "13908720002"), ("003", "赵金花", "13908720003")]
+    {
         let (code, worker_id) = grid_with_worker(&mut registry, seq, worker, phone).await?;
         demo.grids.push(code);
         demo.grid_workers.push(worker_id);
@@ -93,7 +95,9 @@ async fn grid_with_worker(
         .into_inner()
         .person
         .unwrap_or_default();
-    registry.assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: person.id.clone() }).await?;
+    registry
+        .assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: person.id.clone() })
+        .await?;
     Ok((grid.code, person.id))
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use kit::events::Outbox;
-use proto::events::v1::{envelope::Body, CaseClosed, CaseFollowedUp, CaseReopened};
+use proto::events::v1::{CaseClosed, CaseFollowedUp, CaseReopened, envelope::Body};
 use proto::routing::v1::routing_client::RoutingClient;
 use proto::routing::v1::{ListTasksRequest, Task};
 use sqlx::{PgConnection, PgPool};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kit::events::Outbox;
 use kit::shutdown::Shutdown;
-use proto::events::v1::{envelope::Body, DeadlineMissed};
+use proto::events::v1::{DeadlineMissed, envelope::Body};
 use sqlx::PgPool;
 
 use crate::db;

@@ -2,7 +2,7 @@
 //! are, and the reasons a reopened case carries. Free of protobuf.
 
 use chrono::{DateTime, Utc};
-use kit::{code_enum, field, FieldError};
+use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
 code_enum! {

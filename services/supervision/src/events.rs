@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use kit::events::Handler;
-use proto::events::v1::envelope::Body;
 use proto::events::v1::Envelope;
+use proto::events::v1::envelope::Body;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::db::{self, CaseFacts};
-use crate::domain::{due_at, DeadlineState, Stage, Urgency};
+use crate::domain::{DeadlineState, Stage, Urgency, due_at};
 
 pub struct ProjectionHandler;
 
@@ -76,9 +76,5 @@ async fn start_clock(
 /// When the event happened; an envelope without a time counts from now rather than from 1970, which would
 /// fire its deadline at once.
 fn occurred_at(event: &Envelope) -> DateTime<Utc> {
-    if event.occurred_at_ms > 0 {
-        kit::time::from_ms(event.occurred_at_ms)
-    } else {
-        Utc::now()
-    }
+    if event.occurred_at_ms > 0 { kit::time::from_ms(event.occurred_at_ms) } else { Utc::now() }
 }

@@ -10,9 +10,9 @@ pub mod grpc;
 
 use std::time::Duration;
 
+use kit::Config;
 use kit::app::Running;
 use kit::events::{Bus, Outbox};
-use kit::Config;
 use proto::routing::v1::routing_client::RoutingClient;
 use proto::supervision::v1::supervision_server::SupervisionServer;
 

@@ -4,16 +4,16 @@
 
 mod common;
 
-use common::{await_event, client, routing, supervision, Node};
-use kit::testing::{eventually, TestInfra};
-use proto::events::v1::envelope::Body;
+use common::{Node, await_event, client, routing, supervision};
+use kit::testing::{TestInfra, eventually};
 use proto::events::v1::CaseRegistered;
+use proto::events::v1::envelope::Body;
 use proto::routing::v1::routing_client::RoutingClient;
 use proto::routing::v1::{AcceptTaskRequest, ListTasksRequest, ResolveTaskRequest, Task};
 use proto::supervision::v1::supervision_client::SupervisionClient;
 use proto::supervision::v1::{FollowUpRequest, VerifyCaseRequest};
-use tonic::transport::Channel;
 use tonic::Code;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 struct Suite {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{await_deadlines, bodies, client, deadline_states, set_policy, supervision};
-use kit::testing::{eventually, TestInfra};
+use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseAccepted, CaseDispatched, CaseResolved, CaseReturned};
 use proto::supervision::v1::ListDeadlinesRequest;

@@ -49,8 +49,7 @@ async fn run(db_url: &str, path: &str) -> anyhow::Result<()> {
     let pool = registry::connect(&config).await?;
     // The same COPY into a table shaped like the registry's own (its key, checks and indexes): what PostgreSQL
     // itself needs to store these rows so they can be queried.
-    let copy_secs =
-        raw_copy(db_url, path, "shaped", "(LIKE registry.divisions INCLUDING ALL)").await?;
+    let copy_secs = raw_copy(db_url, path, "shaped", "(LIKE registry.divisions INCLUDING ALL)").await?;
     let opts = ImportOptions { edition: "2023".into(), retire_missing: true, establish_centers: false };
     println!("registry import options: edition 2023, retire_missing, no centers");
     let (first, first_secs) = timed_import(&pool, path, &opts).await?;
@@ -80,7 +79,9 @@ async fn run(db_url: &str, path: &str) -> anyhow::Result<()> {
     let hits = tree_queries::search_names(&pool, PROVINCE, "新村", 50).await?.len();
     let ms = median_ms(|| async { tree_queries::search_names(&pool, PROVINCE, "新村", 50).await.map(|_| ()) }).await?;
     println!("    SearchNames \"新村\" in province ({hits} hits, limit 50) {ms:8.2} ms");
-    let ms = median_ms(|| async { tree_queries::search_names(&pool, PROVINCE, "不存在的名字", 50).await.map(|_| ()) }).await?;
+    let ms =
+        median_ms(|| async { tree_queries::search_names(&pool, PROVINCE, "不存在的名字", 50).await.map(|_| ()) })
+            .await?;
     println!("    SearchNames with no hit in province (whole subtree read) {ms:8.2} ms");
     pool.close().await;
     Ok(())
@@ -95,11 +96,14 @@ async fn raw_copy(db_url: &str, path: &str, name: &str, shape: &str) -> anyhow::
     let mut conn = sqlx::PgConnection::connect(db_url).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE TABLE public.{name} {shape}"))).execute(&mut conn).await?;
     // The file has no edition column; the registry's import supplies one.
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER TABLE public.{name} ALTER COLUMN edition SET DEFAULT '2023'")))
-        .execute(&mut conn)
-        .await;
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE public.{name} ALTER COLUMN edition SET DEFAULT '2023'"
+    )))
+    .execute(&mut conn)
+    .await;
     let started = Instant::now();
-    let statement = format!("COPY public.{name} (code, name, level, parent_code) FROM STDIN WITH (FORMAT csv, HEADER true)");
+    let statement =
+        format!("COPY public.{name} (code, name, level, parent_code) FROM STDIN WITH (FORMAT csv, HEADER true)");
     let mut copy = conn.copy_in_raw(&statement).await?;
     for chunk in csv.chunks(1 << 20) {
         copy.send(chunk).await?;
@@ -117,7 +121,8 @@ async fn timed_import(pool: &sqlx::PgPool, path: &str, opts: &ImportOptions) -> 
     let started = Instant::now();
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?;
     let reader = import::open_reader(file)?;
-    let rows = tokio::task::block_in_place(|| import::parse(reader, &mut |_| {})).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rows =
+        tokio::task::block_in_place(|| import::parse(reader, &mut |_| {})).map_err(|e| anyhow::anyhow!("{e}"))?;
     let parsed = started.elapsed().as_secs_f64();
     let mut phases = Vec::new();
     let report = import::import(pool, &rows, opts, &mut |p| phases.push((p.phase, started.elapsed().as_secs_f64())))

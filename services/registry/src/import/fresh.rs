@@ -9,7 +9,7 @@
 
 use sqlx::PgConnection;
 
-use super::{copy_rows, DivisionRow, ImportError, ImportOptions, ImportReport, Progress};
+use super::{DivisionRow, ImportError, ImportOptions, ImportReport, Progress, copy_rows};
 
 pub(super) async fn is_empty(conn: &mut PgConnection) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM divisions)").fetch_one(conn).await
@@ -38,9 +38,11 @@ pub(super) async fn load(
         sqlx::raw_sql(sqlx::AssertSqlSafe(definition.clone())).execute(&mut *conn).await?;
     }
     if opts.establish_centers {
-        sqlx::query("INSERT INTO centers (code) SELECT code FROM divisions WHERE level BETWEEN 2 AND 5 ON CONFLICT DO NOTHING")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO centers (code) SELECT code FROM divisions WHERE level BETWEEN 2 AND 5 ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     let total = rows.len() as u64;
     Ok(ImportReport { rows: total, added: total, ..Default::default() })

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use kit::app::StopHandle;
-use kit::testing::{eventually, TestInfra};
+use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::supervision::v1::supervision_client::SupervisionClient;
 use tokio::task::JoinHandle;
