@@ -195,8 +195,7 @@ async fn bad_registrations_name_their_field_and_write_nothing() {
         let mut req = request(&format!("bad-{name}"));
         edit(&mut req);
         let status = s.client.register_case(req).await.unwrap_err();
-        assert_eq!(status.code(), code, "{name}: {status:?}");
-        assert_eq!(kit::grpc::violated_fields(&status), vec![field.to_owned()], "{name}");
+        kit::testing::assert_refused(name, &status, code, field);
     }
     let missing = s.client.get_case(GetCaseRequest { case_ref: "532901003-20250101-00001".into() }).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);

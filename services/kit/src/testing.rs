@@ -202,3 +202,11 @@ pub fn spawn(app: crate::app::Running) -> (String, crate::app::StopHandle) {
     tokio::spawn(app.run_until(std::future::pending()));
     (url, stop)
 }
+
+/// Asserts a refusal: its code, and the one field its bad-request details name (`""`: none), with `case` in
+/// every failure message so a table of bad inputs says which row failed.
+pub fn assert_refused(case: &str, status: &tonic::Status, code: tonic::Code, field: &str) {
+    assert_eq!(status.code(), code, "{case}: {}", status.message());
+    let want: Vec<String> = if field.is_empty() { vec![] } else { vec![field.to_owned()] };
+    assert_eq!(crate::grpc::violated_fields(status), want, "{case}: {}", status.message());
+}

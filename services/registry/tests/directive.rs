@@ -253,9 +253,7 @@ async fn out_of_order_unknown_and_bad_input_are_refused_naming_the_field() {
     ];
     for (name, status, code, field) in cases {
         let status = status.unwrap_or_else(|| panic!("{name}: accepted"));
-        assert_eq!(status.code(), code, "{name}: {}", status.message());
-        let want: Vec<String> = if field.is_empty() { vec![] } else { vec![field.to_owned()] };
-        assert_eq!(kit::grpc::violated_fields(&status), want, "{name}");
+        kit::testing::assert_refused(name, &status, code, field);
     }
 
     // Refusals changed nothing: A answered once, B still pending, the rest untouched.

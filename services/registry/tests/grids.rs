@@ -20,52 +20,28 @@ async fn start(infra: &TestInfra) -> Started {
     Started { client: RegistryClient::new(r.channel), pool: r.pool, stop: r.stop }
 }
 
+/// Creates a grid under a village, or a micro-grid under a grid.
+async fn create(client: &mut RegistryClient<tonic::transport::Channel>, kind: &str, parent: &str, name: &str) -> Grid {
+    let grid = kind == "grid";
+    let request = CreateGridRequest {
+        village_code: if grid { parent.into() } else { String::new() },
+        parent_grid_code: if grid { String::new() } else { parent.into() },
+        name: name.into(),
+        kind: kind.into(),
+    };
+    client.create_grid(request).await.unwrap().into_inner().grid.unwrap()
+}
+
 #[tokio::test]
 async fn grids_workers_and_location_resolution() {
     let infra = TestInfra::new().await;
     let mut s = start(&infra).await;
     let village = "532901003001";
-    let grid = s
-        .client
-        .create_grid(CreateGridRequest {
-            village_code: village.into(),
-            name: "一网格".into(),
-            kind: "grid".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .grid
-        .unwrap();
+    let grid = create(&mut s.client, "grid", village, "一网格").await;
     assert_eq!(grid.code, format!("{village}001"));
-    let second = s
-        .client
-        .create_grid(CreateGridRequest {
-            village_code: village.into(),
-            name: "二网格".into(),
-            kind: "grid".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .grid
-        .unwrap();
+    let second = create(&mut s.client, "grid", village, "二网格").await;
     assert_eq!(second.code, format!("{village}002"));
-    let micro = s
-        .client
-        .create_grid(CreateGridRequest {
-            parent_grid_code: grid.code.clone(),
-            name: "微网格".into(),
-            kind: "micro_grid".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .grid
-        .unwrap();
+    let micro = create(&mut s.client, "micro_grid", &grid.code, "微网格").await;
     assert_eq!(micro.code, format!("{}001", grid.code));
 
     let person = |name: &str| CreatePersonRequest {
@@ -176,14 +152,8 @@ async fn grids_are_renamed_left_and_retired_with_their_micro_grids() {
     let mut client = RegistryClient::new(r.channel.clone());
     let mut geo = GeoClient::new(r.channel.clone());
     let village = "532901003001";
-    let new_grid = |kind: &str, parent: &str| CreateGridRequest {
-        village_code: if kind == "grid" { parent.into() } else { String::new() },
-        parent_grid_code: if kind == "grid" { String::new() } else { parent.into() },
-        name: "网格".into(),
-        kind: kind.into(),
-    };
-    let grid = client.create_grid(new_grid("grid", village)).await.unwrap().into_inner().grid.unwrap();
-    let micro = client.create_grid(new_grid("micro_grid", &grid.code)).await.unwrap().into_inner().grid.unwrap();
+    let grid = create(&mut client, "grid", village, "网格").await;
+    let micro = create(&mut client, "micro_grid", &grid.code, "网格").await;
     let worker = |name: &str| CreatePersonRequest {
         name: name.into(),
         role: "grid_worker".into(),
@@ -253,7 +223,7 @@ async fn grids_are_renamed_left_and_retired_with_their_micro_grids() {
     assert_eq!(history, 2, "the history keeps the ended assignments");
 
     // A worker leaves without a successor.
-    let other = client.create_grid(new_grid("grid", village)).await.unwrap().into_inner().grid.unwrap();
+    let other = create(&mut client, "grid", village, "网格").await;
     assert_eq!(other.code, format!("{village}002"), "codes are never reused");
     client
         .assign_grid_worker(AssignGridWorkerRequest { grid_code: other.code.clone(), person_id: a.id.clone() })

@@ -459,10 +459,7 @@ async fn bad_inputs_name_their_field() {
         ),
     ];
     for (name, status, code, field) in cases {
-        assert_eq!(status.code(), code, "{name}: {status:?}");
-        if !field.is_empty() {
-            assert_eq!(kit::grpc::violated_fields(&status), vec![field.to_owned()], "{name}");
-        }
+        kit::testing::assert_refused(name, &status, code, field);
     }
     s.stop.stop();
 }

@@ -18,8 +18,7 @@ fn expect_invalid<T>(case: &str, result: Result<Response<T>, Status>, field: &st
         Ok(_) => panic!("{case}: accepted, expected INVALID_ARGUMENT on {field}"),
         Err(s) => s,
     };
-    assert_eq!(status.code(), Code::InvalidArgument, "{case}: {status:?}");
-    assert_eq!(kit::grpc::violated_fields(&status), [field], "{case}: {}", status.message());
+    kit::testing::assert_refused(case, &status, Code::InvalidArgument, field);
 }
 
 #[tokio::test]

@@ -262,8 +262,7 @@ async fn list_credits_rejects_bad_input() {
     for (name, case_id, person_id, field) in cases {
         let request = ListCreditsRequest { case_id: case_id.into(), person_id: person_id.into() };
         let status = s.subsidy.list_credits(request).await.expect_err(name);
-        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{name}");
-        assert_eq!(kit::grpc::violated_fields(&status), [field], "{name}");
+        kit::testing::assert_refused(name, &status, tonic::Code::InvalidArgument, field);
     }
     s.stop().await;
 }

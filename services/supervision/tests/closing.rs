@@ -236,8 +236,7 @@ async fn verify_and_follow_up_reject_bad_input() {
     ];
     for (name, request, field) in cases {
         let status = client.verify_case(request).await.expect_err(name);
-        assert_eq!(status.code(), Code::InvalidArgument, "{name}");
-        assert_eq!(kit::grpc::violated_fields(&status), [field], "{name}");
+        kit::testing::assert_refused(name, &status, Code::InvalidArgument, field);
     }
     let follow = |case_id: &str, visitor: &str, satisfaction: &str| FollowUpRequest {
         case_id: case_id.into(),
@@ -254,8 +253,7 @@ async fn verify_and_follow_up_reject_bad_input() {
     ];
     for (name, request, field) in cases {
         let status = client.follow_up(request).await.expect_err(name);
-        assert_eq!(status.code(), Code::InvalidArgument, "{name}");
-        assert_eq!(kit::grpc::violated_fields(&status), [field], "{name}");
+        kit::testing::assert_refused(name, &status, Code::InvalidArgument, field);
     }
     s.stop().await;
 }

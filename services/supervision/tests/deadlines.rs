@@ -114,8 +114,7 @@ async fn list_deadlines_rejects_bad_input() {
     let mut client = client(&node).await;
     for (name, case_id) in [("empty", ""), ("blank", "  "), ("not a uuid", "532901-20250807-00042")] {
         let status = client.list_deadlines(ListDeadlinesRequest { case_id: case_id.into() }).await.expect_err(name);
-        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{name}");
-        assert_eq!(kit::grpc::violated_fields(&status), ["case_id"], "{name}");
+        kit::testing::assert_refused(name, &status, tonic::Code::InvalidArgument, "case_id");
     }
     node.stop().await;
 }
