@@ -6,7 +6,7 @@ pub mod http;
 use std::net::SocketAddr;
 
 use kit::app::Running;
-use kit::config::{ConfigError, parse_or, string_or};
+use kit::config::{ConfigError, parse_or, peer_url, ports};
 use proto::gateway::v1::desk_server::DeskServer;
 
 pub const NAME: &str = "gateway";
@@ -33,14 +33,14 @@ impl Config {
     /// SUPERVISION_URL, SUBSIDY_URL.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            grpc_addr: parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50060)))?,
+            grpc_addr: parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], ports::GATEWAY)))?,
             http_addr: parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
             backends: Backends {
-                intake: string_or("INTAKE_URL", "http://127.0.0.1:50061"),
-                routing: string_or("ROUTING_URL", "http://127.0.0.1:50062"),
-                registry: string_or("REGISTRY_URL", "http://127.0.0.1:50063"),
-                supervision: string_or("SUPERVISION_URL", "http://127.0.0.1:50064"),
-                subsidy: string_or("SUBSIDY_URL", "http://127.0.0.1:50065"),
+                intake: peer_url("INTAKE_URL", ports::INTAKE),
+                routing: peer_url("ROUTING_URL", ports::ROUTING),
+                registry: peer_url("REGISTRY_URL", ports::REGISTRY),
+                supervision: peer_url("SUPERVISION_URL", ports::SUPERVISION),
+                subsidy: peer_url("SUBSIDY_URL", ports::SUBSIDY),
             },
         })
     }

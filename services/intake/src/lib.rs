@@ -8,13 +8,12 @@ pub mod events;
 pub mod grpc;
 
 use kit::Config;
-use kit::app::Running;
-use kit::events::{Bus, Outbox};
+use kit::app::{Foundation, Running};
 use proto::intake::v1::intake_server::IntakeServer;
 use proto::registry::v1::registry_client::RegistryClient;
 
 pub const NAME: &str = "intake";
-pub const DEFAULT_PORT: u16 = 50061;
+pub const DEFAULT_PORT: u16 = kit::config::ports::INTAKE;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Where intake finds the services it calls.
@@ -25,17 +24,13 @@ pub struct Peers {
 
 impl Peers {
     pub fn from_env() -> Self {
-        Self { registry_url: kit::config::string_or("REGISTRY_URL", "http://127.0.0.1:50063") }
+        Self { registry_url: kit::config::peer_url("REGISTRY_URL", kit::config::ports::REGISTRY) }
     }
 }
 
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
-    let pool = kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await?;
-    let bus = Bus::connect(&config.nats).await?;
-    let listener = kit::grpc::bind(config.grpc_addr).await?;
-    let mut app = Running::new(NAME, listener.local_addr()?);
-    let outbox = Outbox::new();
+    let Foundation { pool, bus, listener, mut app, outbox } = Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let cases = cases::Cases {
         pool: pool.clone(),
         outbox: outbox.clone(),

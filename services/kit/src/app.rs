@@ -89,3 +89,27 @@ fn describe(joined: Result<(&'static str, anyhow::Result<()>), tokio::task::Join
         Err(e) => Err(anyhow::anyhow!("task panicked: {e}")),
     }
 }
+
+/// What every service starts from: its migrated pool, the bus, its bound listener, the running-service shell
+/// and an outbox. Services build their own parts on top and spawn their tasks.
+pub struct Foundation {
+    pub pool: sqlx::PgPool,
+    pub bus: crate::events::Bus,
+    pub listener: tokio::net::TcpListener,
+    pub app: Running,
+    pub outbox: crate::events::Outbox,
+}
+
+impl Foundation {
+    pub async fn start(
+        name: &'static str,
+        config: &crate::Config,
+        migrations: &sqlx::migrate::Migrator,
+    ) -> anyhow::Result<Self> {
+        let pool = crate::db::connect_and_migrate(&config.database, migrations).await?;
+        let bus = crate::events::Bus::connect(&config.nats).await?;
+        let listener = crate::grpc::bind(config.grpc_addr).await?;
+        let app = Running::new(name, listener.local_addr()?);
+        Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new() })
+    }
+}

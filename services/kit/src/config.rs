@@ -81,3 +81,19 @@ where
         _ => Ok(default),
     }
 }
+
+/// Default gRPC ports, in one place: each service listens on its own, and its peers dial it there unless
+/// told otherwise.
+pub mod ports {
+    pub const GATEWAY: u16 = 50060;
+    pub const INTAKE: u16 = 50061;
+    pub const ROUTING: u16 = 50062;
+    pub const REGISTRY: u16 = 50063;
+    pub const SUPERVISION: u16 = 50064;
+    pub const SUBSIDY: u16 = 50065;
+}
+
+/// A peer's URL from `var`, by default the peer's port on this host.
+pub fn peer_url(var: &str, port: u16) -> String {
+    string_or(var, &format!("http://127.0.0.1:{port}"))
+}

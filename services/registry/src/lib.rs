@@ -17,14 +17,14 @@ pub mod tree;
 pub mod tree_queries;
 
 use kit::Config;
-use kit::app::Running;
+use kit::app::{Foundation, Running};
 use proto::registry::v1::geo_server::GeoServer;
 use proto::registry::v1::ledger_server::LedgerServer;
 use proto::registry::v1::registry_server::RegistryServer;
 use proto::registry::v1::tree_server::TreeServer;
 
 pub const NAME: &str = "registry";
-pub const DEFAULT_PORT: u16 = 50063;
+pub const DEFAULT_PORT: u16 = kit::config::ports::REGISTRY;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The Dali extract shipped with the product, for the demo and tests (see data/README.md).
@@ -41,10 +41,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
 
 /// Connects, migrates, binds and starts serving; the caller runs it until shutdown.
 pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
-    let pool = connect(&config).await?;
-    let bus = kit::events::Bus::connect(&config.nats).await?;
-    let listener = kit::grpc::bind(config.grpc_addr).await?;
-    let mut app = Running::new(NAME, listener.local_addr()?);
+    // The registry publishes nothing: its outbox stays unused.
+    let Foundation { pool, bus, listener, mut app, outbox: _ } = Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let ledger = LedgerServer::new(grpc_ledger::LedgerService { pool: pool.clone() });
     let geo_index = geo::Geo::load(pool.clone()).await?;
     let registry = tree::Registry { pool: pool.clone(), sealer: kit::pii::Sealer::from_env()?, geo: geo_index.clone() };

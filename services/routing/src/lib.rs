@@ -8,12 +8,11 @@ pub mod grpc;
 pub mod tasks;
 
 use kit::Config;
-use kit::app::Running;
-use kit::events::{Bus, Outbox};
+use kit::app::{Foundation, Running};
 use proto::routing::v1::routing_server::RoutingServer;
 
 pub const NAME: &str = "routing";
-pub const DEFAULT_PORT: u16 = 50062;
+pub const DEFAULT_PORT: u16 = kit::config::ports::ROUTING;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Where routing finds the services it calls: none yet, since every input arrives as an event or a call.
@@ -29,11 +28,7 @@ impl Peers {
 
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
-    let pool = kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await?;
-    let bus = Bus::connect(&config.nats).await?;
-    let listener = kit::grpc::bind(config.grpc_addr).await?;
-    let mut app = Running::new(NAME, listener.local_addr()?);
-    let outbox = Outbox::new();
+    let Foundation { pool, bus, listener, mut app, outbox } = Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let tasks = tasks::Tasks { pool: pool.clone(), outbox: outbox.clone() };
     let routes = tonic::service::Routes::new(RoutingServer::new(grpc::RoutingService(tasks)));
     app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.routing.v1.Routing"], app.shutdown()));

@@ -34,7 +34,9 @@ pub struct Suite {
 }
 
 impl SuiteConfig {
-    fn service(&self, name: &'static str, offset: u16) -> Config {
+    /// The service's config, on its default port shifted by as much as the base port is from the gateway's.
+    fn service(&self, name: &'static str, default_port: u16) -> Config {
+        let offset = default_port - kit::config::ports::GATEWAY;
         let port = if self.base_port == 0 { 0 } else { self.base_port + offset };
         Config {
             service: name,
@@ -65,24 +67,36 @@ impl Suite {
         };
         let registry = keep(
             registry::NAME,
-            run(registry::build(cfg.service(registry::NAME, 3), registry::Peers::default()).await?),
+            run(registry::build(cfg.service(registry::NAME, registry::DEFAULT_PORT), registry::Peers::default())
+                .await?),
         );
-        let routing = keep(routing::NAME, run(routing::build(cfg.service(routing::NAME, 2), routing::Peers {}).await?));
+        let routing = keep(
+            routing::NAME,
+            run(routing::build(cfg.service(routing::NAME, routing::DEFAULT_PORT), routing::Peers {}).await?),
+        );
         let intake = keep(
             intake::NAME,
-            run(intake::build(cfg.service(intake::NAME, 1), intake::Peers { registry_url: url(registry) }).await?),
+            run(intake::build(
+                cfg.service(intake::NAME, intake::DEFAULT_PORT),
+                intake::Peers { registry_url: url(registry) },
+            )
+            .await?),
         );
         let supervision = keep(
             supervision::NAME,
             run(supervision::build(
-                cfg.service(supervision::NAME, 4),
+                cfg.service(supervision::NAME, supervision::DEFAULT_PORT),
                 supervision::Peers { routing_url: url(routing) },
             )
             .await?),
         );
         let subsidy = keep(
             subsidy::NAME,
-            run(subsidy::build(cfg.service(subsidy::NAME, 5), subsidy::Peers { registry_url: url(registry) }).await?),
+            run(subsidy::build(
+                cfg.service(subsidy::NAME, subsidy::DEFAULT_PORT),
+                subsidy::Peers { registry_url: url(registry) },
+            )
+            .await?),
         );
         let gw_port = |p: u16| if cfg.base_port == 0 { 0 } else { p };
         let gw = gateway::build(gateway::Config {
@@ -123,6 +137,6 @@ impl Suite {
 
     /// The registry's database, for seeding the tree.
     pub fn registry_config(cfg: &SuiteConfig) -> Config {
-        cfg.service(registry::NAME, 3)
+        cfg.service(registry::NAME, registry::DEFAULT_PORT)
     }
 }

@@ -11,13 +11,12 @@ pub mod grpc;
 use std::time::Duration;
 
 use kit::Config;
-use kit::app::Running;
-use kit::events::{Bus, Outbox};
+use kit::app::{Foundation, Running};
 use proto::routing::v1::routing_client::RoutingClient;
 use proto::supervision::v1::supervision_server::SupervisionServer;
 
 pub const NAME: &str = "supervision";
-pub const DEFAULT_PORT: u16 = 50064;
+pub const DEFAULT_PORT: u16 = kit::config::ports::SUPERVISION;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Where supervision finds the services it calls.
@@ -28,7 +27,7 @@ pub struct Peers {
 
 impl Peers {
     pub fn from_env() -> Self {
-        Self { routing_url: kit::config::string_or("ROUTING_URL", "http://127.0.0.1:50062") }
+        Self { routing_url: kit::config::peer_url("ROUTING_URL", kit::config::ports::ROUTING) }
     }
 }
 
@@ -36,11 +35,7 @@ impl Peers {
 /// (default 1000) sets how often due deadlines are looked for, so how late past due one may fire.
 pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
     let poll = Duration::from_millis(kit::config::parse_or("DEADLINE_POLL_MS", 1000u64)?.max(10));
-    let pool = kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await?;
-    let bus = Bus::connect(&config.nats).await?;
-    let listener = kit::grpc::bind(config.grpc_addr).await?;
-    let mut app = Running::new(NAME, listener.local_addr()?);
-    let outbox = Outbox::new();
+    let Foundation { pool, bus, listener, mut app, outbox } = Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let closing = closing::Closing {
         pool: pool.clone(),
         outbox: outbox.clone(),
