@@ -1,8 +1,11 @@
-//! The gRPC face of the gateway: every client-facing operation, forwarded to the service that owns it. This is
-//! the one place authentication and tree-scoped authorization will sit, in front of every method.
+//! The gRPC face of the gateway: every client-facing operation, forwarded to the service that owns it. The
+//! gateway checks the caller's token and role before forwarding (so a bad token goes no further), and forwards
+//! the token itself: each service verifies it again and decides on the object's place in the tree, which only
+//! it knows.
 
 use proto::gateway::v1::desk_server::Desk;
 use proto::intake::v1::intake_client::IntakeClient;
+use proto::registry::v1::auth_client::AuthClient;
 use proto::registry::v1::geo_client::GeoClient;
 use proto::registry::v1::ledger_client::LedgerClient;
 use proto::registry::v1::registry_client::RegistryClient;
@@ -12,6 +15,8 @@ use proto::subsidy::v1::subsidy_client::SubsidyClient;
 use proto::supervision::v1::supervision_client::SupervisionClient;
 use proto::{intake::v1 as intake, registry::v1 as registry, routing::v1 as routing};
 use proto::{subsidy::v1 as subsidy, supervision::v1 as supervision};
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use crate::Backends;
@@ -27,10 +32,12 @@ pub struct DeskService {
     tree: TreeClient<kit::grpc::Channel>,
     geo: GeoClient<kit::grpc::Channel>,
     ledger: LedgerClient<kit::grpc::Channel>,
+    auth: AuthClient<kit::grpc::Channel>,
+    verifier: Arc<kit::auth::Verifier>,
 }
 
 impl DeskService {
-    pub fn connect(b: &Backends) -> anyhow::Result<Self> {
+    pub fn connect(b: &Backends, verifier: Arc<kit::auth::Verifier>) -> anyhow::Result<Self> {
         Ok(Self {
             intake: IntakeClient::new(kit::grpc::channel(&b.intake)?),
             routing: RoutingClient::new(kit::grpc::channel(&b.routing)?),
@@ -40,20 +47,46 @@ impl DeskService {
             tree: TreeClient::new(kit::grpc::channel(&b.registry)?),
             geo: GeoClient::new(kit::grpc::channel(&b.registry)?),
             ledger: LedgerClient::new(kit::grpc::channel(&b.registry)?),
+            auth: AuthClient::new(kit::grpc::channel(&b.registry)?),
+            verifier,
         })
+    }
+
+    /// Admits a call to `method` (a Desk method name) as the backend would, and builds the request that
+    /// carries the caller's token (and address, for the backend's audit record) on.
+    fn admit<T>(&self, method: &str, request: Request<T>) -> Result<Request<T>, Status> {
+        let (metadata, extensions, message) = request.into_parts();
+        let headers = metadata.into_headers();
+        kit::auth::layer::admit(&self.verifier, &format!("/zongzhi.gateway.v1.Desk/{method}"), &headers)?;
+        let mut out = Request::new(message);
+        if let Some(token) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            out.metadata_mut()
+                .insert("authorization", token.parse().map_err(|_| Status::unauthenticated("malformed token"))?);
+        }
+        let client = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
+            extensions
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|i| i.remote_addr())
+                .map(|a| a.ip().to_string())
+        });
+        if let Some(addr) = client.and_then(|a| a.parse().ok()) {
+            out.metadata_mut().insert("x-forwarded-for", addr);
+        }
+        Ok(out)
     }
 }
 
 /// Each line forwards one method to one backend; the backend validates, so its statuses (and their field
 /// violations) reach the client unchanged.
 macro_rules! forward {
-    ($($backend:ident . $method:ident ( $req:ty ) -> $resp:ty;)*) => {
+    ($($backend:ident . $method:ident / $name:literal ( $req:ty ) -> $resp:ty;)*) => {
         #[tonic::async_trait]
         impl Desk for DeskService {
             $(
                 async fn $method(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
+                    let request = self.admit($name, request)?;
                     let mut client = self.$backend.clone();
-                    Ok(Response::new(client.$method(request.into_inner()).await?.into_inner()))
+                    Ok(Response::new(client.$method(request).await?.into_inner()))
                 }
             )*
         }
@@ -61,31 +94,37 @@ macro_rules! forward {
 }
 
 forward! {
-    intake.register_case(intake::RegisterCaseRequest) -> intake::RegisterCaseResponse;
-    intake.get_case(intake::GetCaseRequest) -> intake::GetCaseResponse;
-    intake.list_cases(intake::ListCasesRequest) -> intake::ListCasesResponse;
-    routing.get_task(routing::GetTaskRequest) -> routing::GetTaskResponse;
-    routing.list_tasks(routing::ListTasksRequest) -> routing::ListTasksResponse;
-    routing.accept_task(routing::AcceptTaskRequest) -> routing::AcceptTaskResponse;
-    routing.return_task(routing::ReturnTaskRequest) -> routing::ReturnTaskResponse;
-    routing.review_return(routing::ReviewReturnRequest) -> routing::ReviewReturnResponse;
-    routing.resolve_task(routing::ResolveTaskRequest) -> routing::ResolveTaskResponse;
-    supervision.verify_case(supervision::VerifyCaseRequest) -> supervision::VerifyCaseResponse;
-    supervision.follow_up(supervision::FollowUpRequest) -> supervision::FollowUpResponse;
-    supervision.list_deadlines(supervision::ListDeadlinesRequest) -> supervision::ListDeadlinesResponse;
-    subsidy.list_credits(subsidy::ListCreditsRequest) -> subsidy::ListCreditsResponse;
-    registry.get_node(registry::GetNodeRequest) -> registry::GetNodeResponse;
-    registry.list_children(registry::ListChildrenRequest) -> registry::ListChildrenResponse;
-    registry.get_person(registry::GetPersonRequest) -> registry::GetPersonResponse;
-    tree.list_descendants(registry::ListDescendantsRequest) -> registry::ListDescendantsResponse;
-    tree.count_by_level(registry::CountByLevelRequest) -> registry::CountByLevelResponse;
-    tree.search_names(registry::SearchNamesRequest) -> registry::SearchNamesResponse;
-    geo.resolve_point(registry::ResolvePointRequest) -> registry::ResolvePointResponse;
-    ledger.get_ledger(registry::GetLedgerRequest) -> registry::GetLedgerResponse;
-    ledger.list_ledger(registry::ListLedgerRequest) -> registry::ListLedgerResponse;
-    ledger.issue_directive(registry::IssueDirectiveRequest) -> registry::IssueDirectiveResponse;
-    ledger.acknowledge_directive(registry::AcknowledgeDirectiveRequest) -> registry::AcknowledgeDirectiveResponse;
-    ledger.answer_directive(registry::AnswerDirectiveRequest) -> registry::AnswerDirectiveResponse;
-    ledger.get_directive(registry::GetDirectiveRequest) -> registry::GetDirectiveResponse;
-    ledger.list_directive_recipients(registry::ListDirectiveRecipientsRequest) -> registry::ListDirectiveRecipientsResponse;
+    auth.sign_in / "SignIn" (registry::SignInRequest) -> registry::TokenResponse;
+    auth.refresh / "Refresh" (registry::RefreshRequest) -> registry::TokenResponse;
+    auth.sign_out / "SignOut" (registry::SignOutRequest) -> registry::SignOutResponse;
+    auth.client_token / "ClientToken" (registry::ClientTokenRequest) -> registry::TokenResponse;
+    auth.change_password / "ChangePassword" (registry::ChangePasswordRequest) -> registry::ChangePasswordResponse;
+    auth.who_am_i / "WhoAmI" (registry::WhoAmIRequest) -> registry::WhoAmIResponse;
+    intake.register_case / "RegisterCase" (intake::RegisterCaseRequest) -> intake::RegisterCaseResponse;
+    intake.get_case / "GetCase" (intake::GetCaseRequest) -> intake::GetCaseResponse;
+    intake.list_cases / "ListCases" (intake::ListCasesRequest) -> intake::ListCasesResponse;
+    routing.get_task / "GetTask" (routing::GetTaskRequest) -> routing::GetTaskResponse;
+    routing.list_tasks / "ListTasks" (routing::ListTasksRequest) -> routing::ListTasksResponse;
+    routing.accept_task / "AcceptTask" (routing::AcceptTaskRequest) -> routing::AcceptTaskResponse;
+    routing.return_task / "ReturnTask" (routing::ReturnTaskRequest) -> routing::ReturnTaskResponse;
+    routing.review_return / "ReviewReturn" (routing::ReviewReturnRequest) -> routing::ReviewReturnResponse;
+    routing.resolve_task / "ResolveTask" (routing::ResolveTaskRequest) -> routing::ResolveTaskResponse;
+    supervision.verify_case / "VerifyCase" (supervision::VerifyCaseRequest) -> supervision::VerifyCaseResponse;
+    supervision.follow_up / "FollowUp" (supervision::FollowUpRequest) -> supervision::FollowUpResponse;
+    supervision.list_deadlines / "ListDeadlines" (supervision::ListDeadlinesRequest) -> supervision::ListDeadlinesResponse;
+    subsidy.list_credits / "ListCredits" (subsidy::ListCreditsRequest) -> subsidy::ListCreditsResponse;
+    registry.get_node / "GetNode" (registry::GetNodeRequest) -> registry::GetNodeResponse;
+    registry.list_children / "ListChildren" (registry::ListChildrenRequest) -> registry::ListChildrenResponse;
+    registry.get_person / "GetPerson" (registry::GetPersonRequest) -> registry::GetPersonResponse;
+    tree.list_descendants / "ListDescendants" (registry::ListDescendantsRequest) -> registry::ListDescendantsResponse;
+    tree.count_by_level / "CountByLevel" (registry::CountByLevelRequest) -> registry::CountByLevelResponse;
+    tree.search_names / "SearchNames" (registry::SearchNamesRequest) -> registry::SearchNamesResponse;
+    geo.resolve_point / "ResolvePoint" (registry::ResolvePointRequest) -> registry::ResolvePointResponse;
+    ledger.get_ledger / "GetLedger" (registry::GetLedgerRequest) -> registry::GetLedgerResponse;
+    ledger.list_ledger / "ListLedger" (registry::ListLedgerRequest) -> registry::ListLedgerResponse;
+    ledger.issue_directive / "IssueDirective" (registry::IssueDirectiveRequest) -> registry::IssueDirectiveResponse;
+    ledger.acknowledge_directive / "AcknowledgeDirective" (registry::AcknowledgeDirectiveRequest) -> registry::AcknowledgeDirectiveResponse;
+    ledger.answer_directive / "AnswerDirective" (registry::AnswerDirectiveRequest) -> registry::AnswerDirectiveResponse;
+    ledger.get_directive / "GetDirective" (registry::GetDirectiveRequest) -> registry::GetDirectiveResponse;
+    ledger.list_directive_recipients / "ListDirectiveRecipients" (registry::ListDirectiveRecipientsRequest) -> registry::ListDirectiveRecipientsResponse;
 }

@@ -21,6 +21,12 @@ type Desk_ = State<Arc<DeskService>>;
 
 pub fn router(desk: DeskService) -> Router {
     Router::new()
+        .route("/v1/auth/sign-in", post(sign_in))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/sign-out", post(sign_out))
+        .route("/v1/auth/client-token", post(client_token))
+        .route("/v1/auth/change-password", post(change_password))
+        .route("/v1/auth/me", get(who_am_i))
         .route("/v1/cases", post(register_case).get(list_cases))
         .route("/v1/cases/{case_ref}", get(get_case))
         .route("/v1/cases/{case_id}/tasks", get(list_tasks))
@@ -49,6 +55,39 @@ pub fn router(desk: DeskService) -> Router {
         .route("/v1/directives/{id}/answer", post(answer_directive))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(desk))
+}
+
+/// The caller's credentials and address as the HTTP request carried them, put on the in-process gRPC call so
+/// the Desk admits it exactly as it admits a gRPC client.
+struct Caller {
+    authorization: Option<axum::http::HeaderValue>,
+    forwarded_for: Option<axum::http::HeaderValue>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        Ok(Caller {
+            authorization: parts.headers.get(axum::http::header::AUTHORIZATION).cloned(),
+            forwarded_for: peer.and_then(|ip| ip.to_string().parse().ok()),
+        })
+    }
+}
+
+impl Caller {
+    fn req<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        let metadata = request.metadata_mut().as_mut();
+        if let Some(v) = &self.authorization {
+            metadata.insert(axum::http::header::AUTHORIZATION, v.clone());
+        }
+        if let Some(v) = &self.forwarded_for {
+            metadata.insert("x-forwarded-for", v.clone());
+        }
+        request
+    }
 }
 
 /// A JSON body whose rejection (malformed JSON, a wrong type, no JSON content type) answers like every other
@@ -129,175 +168,212 @@ pub fn error_response(status: &Status) -> Response {
     (http, Json(body)).into_response()
 }
 
-async fn register_case(State(d): Desk_, Body(body): Body<intake::RegisterCaseRequest>) -> Response {
-    reply(d.register_case(Request::new(body)).await).await
+async fn sign_in(State(d): Desk_, c: Caller, Body(b): Body<registry::SignInRequest>) -> Response {
+    reply(d.sign_in(c.req(b)).await).await
 }
 
-async fn list_cases(State(d): Desk_, Params(q): Params<intake::ListCasesRequest>) -> Response {
-    reply(d.list_cases(Request::new(q)).await).await
+async fn refresh(State(d): Desk_, c: Caller, Body(b): Body<registry::RefreshRequest>) -> Response {
+    reply(d.refresh(c.req(b)).await).await
 }
 
-async fn get_case(State(d): Desk_, Path(case_ref): Path<String>) -> Response {
-    reply(d.get_case(Request::new(intake::GetCaseRequest { case_ref })).await).await
+async fn sign_out(State(d): Desk_, c: Caller, Body(b): Body<registry::SignOutRequest>) -> Response {
+    reply(d.sign_out(c.req(b)).await).await
 }
 
-async fn list_tasks(State(d): Desk_, Path(case_id): Path<String>) -> Response {
-    reply(d.list_tasks(Request::new(routing::ListTasksRequest { case_id })).await).await
+async fn client_token(State(d): Desk_, c: Caller, Body(b): Body<registry::ClientTokenRequest>) -> Response {
+    reply(d.client_token(c.req(b)).await).await
+}
+
+async fn change_password(State(d): Desk_, c: Caller, Body(b): Body<registry::ChangePasswordRequest>) -> Response {
+    reply(d.change_password(c.req(b)).await).await
+}
+
+async fn who_am_i(State(d): Desk_, c: Caller) -> Response {
+    reply(d.who_am_i(c.req(registry::WhoAmIRequest {})).await).await
+}
+
+async fn register_case(State(d): Desk_, c: Caller, Body(body): Body<intake::RegisterCaseRequest>) -> Response {
+    reply(d.register_case(c.req(body)).await).await
+}
+
+async fn list_cases(State(d): Desk_, c: Caller, Params(q): Params<intake::ListCasesRequest>) -> Response {
+    reply(d.list_cases(c.req(q)).await).await
+}
+
+async fn get_case(State(d): Desk_, c: Caller, Path(case_ref): Path<String>) -> Response {
+    reply(d.get_case(c.req(intake::GetCaseRequest { case_ref })).await).await
+}
+
+async fn list_tasks(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {
+    reply(d.list_tasks(c.req(routing::ListTasksRequest { case_id })).await).await
 }
 
 async fn verify_case(
     State(d): Desk_,
+    c: Caller,
     Path(id): Path<String>,
     Body(mut b): Body<supervision::VerifyCaseRequest>,
 ) -> Response {
     b.case_id = id;
-    reply(d.verify_case(Request::new(b)).await).await
+    reply(d.verify_case(c.req(b)).await).await
 }
 
 async fn follow_up(
     State(d): Desk_,
+    c: Caller,
     Path(id): Path<String>,
     Body(mut b): Body<supervision::FollowUpRequest>,
 ) -> Response {
     b.case_id = id;
-    reply(d.follow_up(Request::new(b)).await).await
+    reply(d.follow_up(c.req(b)).await).await
 }
 
-async fn list_deadlines(State(d): Desk_, Path(case_id): Path<String>) -> Response {
-    reply(d.list_deadlines(Request::new(supervision::ListDeadlinesRequest { case_id })).await).await
+async fn list_deadlines(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {
+    reply(d.list_deadlines(c.req(supervision::ListDeadlinesRequest { case_id })).await).await
 }
 
-async fn get_task(State(d): Desk_, Path(task_id): Path<String>) -> Response {
-    reply(d.get_task(Request::new(routing::GetTaskRequest { task_id })).await).await
+async fn get_task(State(d): Desk_, c: Caller, Path(task_id): Path<String>) -> Response {
+    reply(d.get_task(c.req(routing::GetTaskRequest { task_id })).await).await
 }
 
 async fn accept_task(
     State(d): Desk_,
+    c: Caller,
     Path(id): Path<String>,
     Body(mut b): Body<routing::AcceptTaskRequest>,
 ) -> Response {
     b.task_id = id;
-    reply(d.accept_task(Request::new(b)).await).await
+    reply(d.accept_task(c.req(b)).await).await
 }
 
 async fn return_task(
     State(d): Desk_,
+    c: Caller,
     Path(id): Path<String>,
     Body(mut b): Body<routing::ReturnTaskRequest>,
 ) -> Response {
     b.task_id = id;
-    reply(d.return_task(Request::new(b)).await).await
+    reply(d.return_task(c.req(b)).await).await
 }
 
 async fn review_return(
     State(d): Desk_,
+    c: Caller,
     Path(id): Path<String>,
     Body(mut b): Body<routing::ReviewReturnRequest>,
 ) -> Response {
     b.task_id = id;
-    reply(d.review_return(Request::new(b)).await).await
+    reply(d.review_return(c.req(b)).await).await
 }
 
 async fn resolve_task(
     State(d): Desk_,
+    c: Caller,
     Path(id): Path<String>,
     Body(mut b): Body<routing::ResolveTaskRequest>,
 ) -> Response {
     b.task_id = id;
-    reply(d.resolve_task(Request::new(b)).await).await
+    reply(d.resolve_task(c.req(b)).await).await
 }
 
-async fn list_credits(State(d): Desk_, Params(q): Params<subsidy::ListCreditsRequest>) -> Response {
-    reply(d.list_credits(Request::new(q)).await).await
+async fn list_credits(State(d): Desk_, c: Caller, Params(q): Params<subsidy::ListCreditsRequest>) -> Response {
+    reply(d.list_credits(c.req(q)).await).await
 }
 
-async fn get_node(State(d): Desk_, Path(code): Path<String>) -> Response {
-    reply(d.get_node(Request::new(registry::GetNodeRequest { code })).await).await
+async fn get_node(State(d): Desk_, c: Caller, Path(code): Path<String>) -> Response {
+    reply(d.get_node(c.req(registry::GetNodeRequest { code })).await).await
 }
 
 async fn list_children(
     State(d): Desk_,
+    c: Caller,
     Path(code): Path<String>,
     Params(mut q): Params<registry::ListChildrenRequest>,
 ) -> Response {
     q.code = code;
-    reply(d.list_children(Request::new(q)).await).await
+    reply(d.list_children(c.req(q)).await).await
 }
 
-async fn get_person(State(d): Desk_, Path(id): Path<String>) -> Response {
-    reply(d.get_person(Request::new(registry::GetPersonRequest { id })).await).await
+async fn get_person(State(d): Desk_, c: Caller, Path(id): Path<String>) -> Response {
+    reply(d.get_person(c.req(registry::GetPersonRequest { id })).await).await
 }
 
 async fn list_descendants(
     State(d): Desk_,
+    c: Caller,
     Path(code): Path<String>,
     Params(mut q): Params<registry::ListDescendantsRequest>,
 ) -> Response {
     q.code = code;
-    reply(d.list_descendants(Request::new(q)).await).await
+    reply(d.list_descendants(c.req(q)).await).await
 }
 
-async fn count_by_level(State(d): Desk_, Path(code): Path<String>) -> Response {
-    reply(d.count_by_level(Request::new(registry::CountByLevelRequest { code })).await).await
+async fn count_by_level(State(d): Desk_, c: Caller, Path(code): Path<String>) -> Response {
+    reply(d.count_by_level(c.req(registry::CountByLevelRequest { code })).await).await
 }
 
 async fn search_names(
     State(d): Desk_,
+    c: Caller,
     Path(code): Path<String>,
     Params(mut q): Params<registry::SearchNamesRequest>,
 ) -> Response {
     q.code = code;
-    reply(d.search_names(Request::new(q)).await).await
+    reply(d.search_names(c.req(q)).await).await
 }
 
-async fn resolve_point(State(d): Desk_, Params(q): Params<registry::ResolvePointRequest>) -> Response {
-    reply(d.resolve_point(Request::new(q)).await).await
+async fn resolve_point(State(d): Desk_, c: Caller, Params(q): Params<registry::ResolvePointRequest>) -> Response {
+    reply(d.resolve_point(c.req(q)).await).await
 }
 
-async fn get_ledger(State(d): Desk_, Path(code): Path<String>) -> Response {
-    reply(d.get_ledger(Request::new(registry::GetLedgerRequest { code })).await).await
+async fn get_ledger(State(d): Desk_, c: Caller, Path(code): Path<String>) -> Response {
+    reply(d.get_ledger(c.req(registry::GetLedgerRequest { code })).await).await
 }
 
 async fn list_ledger(
     State(d): Desk_,
+    c: Caller,
     Path(code): Path<String>,
     Params(mut q): Params<registry::ListLedgerRequest>,
 ) -> Response {
     q.code = code;
-    reply(d.list_ledger(Request::new(q)).await).await
+    reply(d.list_ledger(c.req(q)).await).await
 }
 
-async fn issue_directive(State(d): Desk_, Body(b): Body<registry::IssueDirectiveRequest>) -> Response {
-    reply(d.issue_directive(Request::new(b)).await).await
+async fn issue_directive(State(d): Desk_, c: Caller, Body(b): Body<registry::IssueDirectiveRequest>) -> Response {
+    reply(d.issue_directive(c.req(b)).await).await
 }
 
-async fn get_directive(State(d): Desk_, Path(id): Path<String>) -> Response {
-    reply(d.get_directive(Request::new(registry::GetDirectiveRequest { id })).await).await
+async fn get_directive(State(d): Desk_, c: Caller, Path(id): Path<String>) -> Response {
+    reply(d.get_directive(c.req(registry::GetDirectiveRequest { id })).await).await
 }
 
 async fn list_directive_recipients(
     State(d): Desk_,
+    c: Caller,
     Path(id): Path<String>,
     Params(mut q): Params<registry::ListDirectiveRecipientsRequest>,
 ) -> Response {
     q.directive_id = id;
-    reply(d.list_directive_recipients(Request::new(q)).await).await
+    reply(d.list_directive_recipients(c.req(q)).await).await
 }
 
 async fn acknowledge_directive(
     State(d): Desk_,
+    c: Caller,
     Path(id): Path<String>,
     Body(mut b): Body<registry::AcknowledgeDirectiveRequest>,
 ) -> Response {
     b.directive_id = id;
-    reply(d.acknowledge_directive(Request::new(b)).await).await
+    reply(d.acknowledge_directive(c.req(b)).await).await
 }
 
 async fn answer_directive(
     State(d): Desk_,
+    c: Caller,
     Path(id): Path<String>,
     Body(mut b): Body<registry::AnswerDirectiveRequest>,
 ) -> Response {
     b.directive_id = id;
-    reply(d.answer_directive(Request::new(b)).await).await
+    reply(d.answer_directive(c.req(b)).await).await
 }

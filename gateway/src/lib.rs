@@ -6,7 +6,7 @@ pub mod http;
 use std::net::SocketAddr;
 
 use kit::app::Running;
-use kit::config::{ConfigError, parse_or, peer_url, ports};
+use kit::config::{parse_or, peer_url, ports};
 use proto::gateway::v1::desk_server::DeskServer;
 
 pub const NAME: &str = "gateway";
@@ -17,6 +17,7 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub backends: Backends,
+    pub auth: kit::auth::AuthConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -30,8 +31,8 @@ pub struct Backends {
 
 impl Config {
     /// GRPC_ADDR (default 0.0.0.0:50060), HTTP_ADDR (0.0.0.0:8080), INTAKE_URL, ROUTING_URL, REGISTRY_URL,
-    /// SUPERVISION_URL, SUBSIDY_URL.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// SUPERVISION_URL, SUBSIDY_URL, and the trust settings of [`kit::auth::AuthConfig::from_env`].
+    pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
             grpc_addr: parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], ports::GATEWAY)))?,
             http_addr: parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
@@ -42,6 +43,7 @@ impl Config {
                 supervision: peer_url("SUPERVISION_URL", ports::SUPERVISION),
                 subsidy: peer_url("SUBSIDY_URL", ports::SUBSIDY),
             },
+            auth: kit::auth::AuthConfig::from_env()?,
         })
     }
 }
@@ -53,13 +55,14 @@ pub struct Gateway {
 }
 
 pub async fn build(config: Config) -> anyhow::Result<Gateway> {
-    let desk = desk::DeskService::connect(&config.backends)?;
+    let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&config.auth.trust)?);
+    let desk = desk::DeskService::connect(&config.backends, verifier.clone())?;
     let grpc = kit::grpc::bind(config.grpc_addr).await?;
     let http = kit::grpc::bind(config.http_addr).await?;
     let http_addr = http.local_addr()?;
     let mut app = Running::new(NAME, grpc.local_addr()?);
     let routes = tonic::service::Routes::new(DeskServer::new(desk.clone()));
-    app.spawn("grpc", kit::grpc::serve(grpc, routes, &["zongzhi.gateway.v1.Desk"], app.shutdown()));
+    app.spawn("grpc", kit::grpc::serve(grpc, routes, &["zongzhi.gateway.v1.Desk"], verifier, app.shutdown()));
     let mut shutdown = app.shutdown();
     let router = http::router(desk);
     // As for gRPC: no Nagle delay on small JSON replies.
@@ -67,7 +70,9 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         let _ = tcp.set_nodelay(true);
     });
     app.spawn("http", async move {
-        axum::serve(http, router).with_graceful_shutdown(async move { shutdown.wait().await }).await?;
+        axum::serve(http, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await?;
         Ok(())
     });
     Ok(Gateway { app, http_addr })

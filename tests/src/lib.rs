@@ -12,7 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct World {
     pub suite: Suite,
     pub demo: Demo,
-    pub desk: DeskClient<tonic::transport::Channel>,
+    /// The gateway as a test principal holding every role (for tests about something other than who may act).
+    pub desk: DeskClient<kit::testing::AuthedChannel>,
+    pub root_token: String,
     /// Dropped last: removes the database and stream.
     pub infra: TestInfra,
 }
@@ -27,6 +29,8 @@ impl World {
             host: [127, 0, 0, 1].into(),
             base_port: 0,
             http_port: 0,
+            keys: kit::testing::keys().set.clone(),
+            pii_key: kit::pii::DEV_KEY,
         };
         let suite = Suite::start(&cfg).await.expect("suite starts");
         let pool = registry::connect(&Suite::registry_config(&cfg)).await.expect("registry db");
@@ -34,12 +38,37 @@ impl World {
             &pool,
             &format!("http://{}", suite.registry),
             &format!("http://{}", suite.routing),
+            &kit::testing::keys().token("seed", &[("business_admin", "*")]),
             &mut |_| {},
         )
         .await
         .expect("seed");
-        let desk = DeskClient::connect(format!("http://{}", suite.gateway_grpc)).await.expect("gateway");
-        Self { suite, demo, desk, infra }
+        let root_token = kit::testing::keys().root();
+        let desk =
+            DeskClient::new(kit::testing::connect_as(&format!("http://{}", suite.gateway_grpc), &root_token).await);
+        Self { suite, demo, desk, root_token, infra }
+    }
+
+    /// The gateway as `username` after signing in with the demo password (and, for an administrator, the
+    /// current TOTP code), with the token it got.
+    pub async fn sign_in(&self, username: &str) -> (DeskClient<kit::testing::AuthedChannel>, String) {
+        let otp = self
+            .demo
+            .users
+            .iter()
+            .find(|u| u.username == username && !u.totp_secret.is_empty())
+            .map(|u| registry::auth::admin::current_otp(&u.totp_secret))
+            .unwrap_or_default();
+        let request = proto::registry::v1::SignInRequest {
+            username: username.into(),
+            password: suite::seed::DEMO_PASSWORD.into(),
+            otp,
+        };
+        let mut anonymous = DeskClient::connect(format!("http://{}", self.suite.gateway_grpc)).await.unwrap();
+        let token =
+            anonymous.sign_in(request).await.unwrap_or_else(|s| panic!("{username} signs in: {s:?}")).into_inner();
+        let url = format!("http://{}", self.suite.gateway_grpc);
+        (DeskClient::new(kit::testing::connect_as(&url, &token.access_token).await), token.access_token)
     }
 
     pub async fn stop(self) {
@@ -47,15 +76,28 @@ impl World {
     }
 
     /// Sends one HTTP/1.1 request to the gateway and returns the status code and the JSON body.
+    /// It carries the all-roles test token.
     pub async fn http(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
         self.http_raw(method, path, &body.map(|b| b.to_string()).unwrap_or_default()).await
     }
 
     /// The same with the body sent as given, for malformed input.
     pub async fn http_raw(&self, method: &str, path: &str, payload: &str) -> (u16, serde_json::Value) {
+        self.http_as(Some(&self.root_token), method, path, payload).await
+    }
+
+    /// One HTTP/1.1 request with `token` as its bearer (None: no Authorization header).
+    pub async fn http_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        payload: &str,
+    ) -> (u16, serde_json::Value) {
         let mut stream = tokio::net::TcpStream::connect(self.suite.gateway_http).await.unwrap();
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+            "{method} {path} HTTP/1.1\r\nHost: gateway\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
             payload.len()
         );
         stream.write_all(request.as_bytes()).await.unwrap();

@@ -30,15 +30,16 @@ impl Peers {
 
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
-    let Foundation { pool, bus, listener, mut app, outbox } = Foundation::start(NAME, &config, &MIGRATIONS).await?;
+    let Foundation { pool, bus, listener, mut app, outbox, verifier } =
+        Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let cases = cases::Cases {
         pool: pool.clone(),
         outbox: outbox.clone(),
-        registry: RegistryClient::new(kit::grpc::channel(&peers.registry_url)?),
-        sealer: kit::pii::Sealer::from_env()?,
+        registry: RegistryClient::new(kit::grpc::service_channel(&peers.registry_url, config.auth.identity(NAME)?)?),
+        sealer: kit::pii::Sealer::new(config.pii_key),
     };
     let routes = tonic::service::Routes::new(IntakeServer::new(grpc::IntakeService(cases)));
-    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.intake.v1.Intake"], app.shutdown()));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.intake.v1.Intake"], verifier, app.shutdown()));
     app.spawn("outbox", outbox.relay(pool.clone(), bus.clone(), app.shutdown()));
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::CaseFileHandler, app.shutdown()));
     Ok(app)

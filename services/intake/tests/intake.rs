@@ -14,7 +14,7 @@ const VILLAGE: &str = "532901003001";
 const TOWNSHIP: &str = "532901003000";
 
 struct Started {
-    client: IntakeClient<tonic::transport::Channel>,
+    client: IntakeClient<kit::testing::AuthedChannel>,
     stops: Vec<kit::app::StopHandle>,
 }
 
@@ -28,7 +28,7 @@ async fn start(infra: &TestInfra) -> Started {
     let stops = vec![reg.stop_handle(), app.stop_handle()];
     tokio::spawn(reg.run_until(std::future::pending()));
     tokio::spawn(app.run_until(std::future::pending()));
-    Started { client: IntakeClient::connect(url).await.unwrap(), stops }
+    Started { client: IntakeClient::new(kit::testing::connect(&url).await), stops }
 }
 
 fn request(key: &str) -> RegisterCaseRequest {

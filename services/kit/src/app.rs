@@ -98,6 +98,8 @@ pub struct Foundation {
     pub listener: tokio::net::TcpListener,
     pub app: Running,
     pub outbox: crate::events::Outbox,
+    /// Checks the bearer token of every call the service answers.
+    pub verifier: Arc<crate::auth::Verifier>,
 }
 
 impl Foundation {
@@ -106,10 +108,11 @@ impl Foundation {
         config: &crate::Config,
         migrations: &sqlx::migrate::Migrator,
     ) -> anyhow::Result<Self> {
+        let verifier = Arc::new(crate::auth::Verifier::new(&config.auth.trust)?);
         let pool = crate::db::connect_and_migrate(&config.database, migrations).await?;
         let bus = crate::events::Bus::connect(&config.nats).await?;
         let listener = crate::grpc::bind(config.grpc_addr).await?;
         let app = Running::new(name, listener.local_addr()?);
-        Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new() })
+        Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new(), verifier })
     }
 }

@@ -10,6 +10,9 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub database: DbConfig,
     pub nats: NatsConfig,
+    pub auth: crate::auth::AuthConfig,
+    /// The SM4 key sealing personal data (PII_KEY).
+    pub pii_key: [u8; 16],
 }
 
 #[derive(Debug, Clone)]
@@ -39,8 +42,8 @@ pub struct ConfigError {
 
 impl Config {
     /// Reads the common settings: GRPC_ADDR, DATABASE_URL, DATABASE_SCHEMA, DATABASE_MAX_CONNECTIONS,
-    /// NATS_URL, EVENT_PREFIX, EVENT_STREAM.
-    pub fn from_env(service: &'static str, default_port: u16) -> Result<Self, ConfigError> {
+    /// NATS_URL, EVENT_PREFIX, EVENT_STREAM, PII_KEY, and the trust settings of [`crate::auth::AuthConfig::from_env`].
+    pub fn from_env(service: &'static str, default_port: u16) -> anyhow::Result<Self> {
         Ok(Self {
             service,
             grpc_addr: parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)))?,
@@ -54,6 +57,8 @@ impl Config {
                 prefix: string_or("EVENT_PREFIX", "zongzhi"),
                 stream: string_or("EVENT_STREAM", "ZONGZHI"),
             },
+            auth: crate::auth::AuthConfig::from_env()?,
+            pii_key: crate::pii::Sealer::key_from_env()?,
         })
     }
 }

@@ -29,6 +29,12 @@ pub fn significant(code: &str) -> &str {
     &code[..end.min(code.len())]
 }
 
+/// Whether `ancestor` (a division code) is `code` or above it in the tree; `code` may be a division or a grid
+/// code, since every code starts with its ancestors' significant digits.
+pub fn is_ancestor_or_self(ancestor: &str, code: &str) -> bool {
+    is_code(ancestor) && code.starts_with(significant(ancestor))
+}
+
 fn prev_cut(cut: usize) -> usize {
     match cut {
         2 => 0,

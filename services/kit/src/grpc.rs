@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use tokio::net::TcpListener;
@@ -16,6 +17,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tracing::Instrument;
 
 use crate::FieldError;
+use crate::auth::layer::AuthLayer;
+use crate::auth::{ServiceIdentity, Verifier};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{HeaderExtractor, MetadataInjector};
 
@@ -25,6 +28,7 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     services: &[&str],
+    verifier: Arc<Verifier>,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -46,6 +50,7 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .layer(TraceLayer)
+        .layer(AuthLayer::new(verifier))
         .add_routes(routes)
         // Without TCP_NODELAY a reply written in pieces waits ~40 ms for the peer's delayed ACK (Nagle).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain)
@@ -58,28 +63,57 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
-/// A client channel that sends the caller's trace context with every call.
-pub type Channel = InterceptedService<tonic::transport::Channel, PropagateTrace>;
+/// A client channel that sends the caller's trace context with every call, and a token: the service's own,
+/// or (at the gateway) the one the client sent.
+pub type Channel = InterceptedService<tonic::transport::Channel, Outgoing>;
 
+/// A channel for calls made in the caller's name: the request must carry its `authorization` already (the
+/// gateway forwards the client's token, so each service decides on the client's own principal).
 /// Connects lazily, so services can start in any order; calls fail with UNAVAILABLE until the peer answers.
 pub fn channel(url: &str) -> anyhow::Result<Channel> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(|e| anyhow::anyhow!("bad gRPC endpoint {url:?}: {e}"))?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(30));
-    Ok(InterceptedService::new(endpoint.connect_lazy(), PropagateTrace))
+    Ok(InterceptedService::new(endpoint(url)?.connect_lazy(), Outgoing { identity: None, bearer: None }))
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct PropagateTrace;
+/// A channel that sends one fixed bearer token (benchmarks and operator tools acting as one principal).
+pub fn channel_with_token(url: &str, token: &str) -> anyhow::Result<Channel> {
+    let bearer = format!("Bearer {token}").parse().map_err(|_| anyhow::anyhow!("the token is not a header value"))?;
+    Ok(InterceptedService::new(endpoint(url)?.connect_lazy(), Outgoing { identity: None, bearer: Some(bearer) }))
+}
 
-impl tonic::service::Interceptor for PropagateTrace {
+/// A channel for calls a service makes in its own name (intake asking the registry where a place is).
+pub fn service_channel(url: &str, identity: Arc<ServiceIdentity>) -> anyhow::Result<Channel> {
+    Ok(InterceptedService::new(endpoint(url)?.connect_lazy(), Outgoing { identity: Some(identity), bearer: None }))
+}
+
+fn endpoint(url: &str) -> anyhow::Result<tonic::transport::Endpoint> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|e| anyhow::anyhow!("bad gRPC endpoint {url:?}: {e}"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30)))
+}
+
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    identity: Option<Arc<ServiceIdentity>>,
+    bearer: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl tonic::service::Interceptor for Outgoing {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         use tracing_opentelemetry::OpenTelemetrySpanExt;
         let cx = tracing::Span::current().context();
         opentelemetry::global::get_text_map_propagator(|p| {
             p.inject_context(&cx, &mut MetadataInjector(req.metadata_mut()));
         });
+        if let Some(identity) = &self.identity {
+            let value = format!("Bearer {}", identity.bearer()?)
+                .parse()
+                .map_err(|_| Status::internal("service token is not a header value"))?;
+            req.metadata_mut().insert("authorization", value);
+        }
+        if let Some(bearer) = &self.bearer {
+            req.metadata_mut().insert("authorization", bearer.clone());
+        }
         Ok(req)
     }
 }

@@ -5,6 +5,7 @@
 //! JetStream. The `testing` feature adds harnesses that give each test its own database and stream.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod division;

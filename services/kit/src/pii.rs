@@ -70,8 +70,8 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
-/// The key used when PII_KEY is unset: for development and tests only, and announced loudly at start-up.
-const DEV_KEY: [u8; 16] = *b"zongzhi-dev-key!";
+/// The development key: the demo suite and tests run with it, and say so; a deployment must set PII_KEY.
+pub const DEV_KEY: [u8; 16] = *b"zongzhi-dev-key!";
 
 impl Sealer {
     pub fn new(key: [u8; 16]) -> Self {
@@ -79,22 +79,19 @@ impl Sealer {
         Self { cipher: aes_gcm::AesGcm::new(&key.into()) }
     }
 
-    /// The key from PII_KEY (32 hex digits); without it, the development key with a warning.
-    pub fn from_env() -> anyhow::Result<Self> {
-        match std::env::var("PII_KEY") {
-            Ok(hex) if !hex.is_empty() => {
-                let bytes = decode_hex(hex.trim())
-                    .filter(|b| b.len() == 16)
-                    .ok_or_else(|| anyhow::anyhow!("environment variable PII_KEY: expected 32 hex digits"))?;
-                let mut key = [0u8; 16];
-                key.copy_from_slice(&bytes);
-                Ok(Self::new(key))
-            }
-            _ => {
-                tracing::warn!("PII_KEY is unset: personal data is encrypted with the development key");
-                Ok(Self::new(DEV_KEY))
-            }
+    /// The key from PII_KEY (32 hex digits); without it a service does not start, since personal data
+    /// sealed with a known key is not sealed at all.
+    pub fn key_from_env() -> anyhow::Result<[u8; 16]> {
+        let hex = std::env::var("PII_KEY").unwrap_or_default();
+        if hex.trim().is_empty() {
+            anyhow::bail!("PII_KEY is unset: set it to 32 hex digits (the SM4 key sealing phone and ID numbers)");
         }
+        let bytes = decode_hex(hex.trim())
+            .filter(|b| b.len() == 16)
+            .ok_or_else(|| anyhow::anyhow!("environment variable PII_KEY: expected 32 hex digits"))?;
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&bytes);
+        Ok(key)
     }
 
     pub fn seal(&self, plain: &str) -> Vec<u8> {

@@ -53,6 +53,8 @@ impl TestInfra {
             grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             database: self.db(service),
             nats: self.nats.clone(),
+            auth: keys().auth(service),
+            pii_key: crate::pii::DEV_KEY,
         }
     }
 
@@ -209,4 +211,108 @@ pub fn assert_refused(case: &str, status: &tonic::Status, code: tonic::Code, fie
     assert_eq!(status.code(), code, "{case}: {}", status.message());
     let want: Vec<String> = if field.is_empty() { vec![] } else { vec![field.to_owned()] };
     assert_eq!(crate::grpc::violated_fields(status), want, "{case}: {}", status.message());
+}
+
+/// Signing keys for tests: one key set per test process (the issuer's and each service's), and tokens signed
+/// by its issuer.
+pub struct TestKeys {
+    pub set: crate::auth::KeySet,
+    pub issuer: crate::auth::Signer,
+}
+
+pub const TEST_ISSUER: &str = "zongzhi";
+pub const TEST_AUDIENCE: &str = "zongzhi";
+
+pub fn keys() -> &'static TestKeys {
+    static KEYS: std::sync::OnceLock<TestKeys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let set = crate::auth::KeySet::generate("test-issuer", TEST_ISSUER, TEST_AUDIENCE).expect("test keys");
+        TestKeys { issuer: set.issuer_signer(), set }
+    })
+}
+
+impl TestKeys {
+    /// The trust settings and service key a service under test runs with.
+    pub fn auth(&self, service: &str) -> crate::auth::AuthConfig {
+        let mut auth = self.set.auth(service);
+        auth.trust.leeway_secs = 5;
+        auth
+    }
+
+    /// A person's access token with these grants (role, scope node), valid ten minutes, signed in with a
+    /// second factor so administrator grants count.
+    pub fn token(&self, person_id: &str, grants: &[(&str, &str)]) -> String {
+        let grants = grants.iter().map(|(r, s)| crate::auth::Grant {
+            role: (*r).into(),
+            scope: (*s).into(),
+            unit: if matches!(*r, "handler" | "unit_lead") && *s == "*" { "*".into() } else { String::new() },
+        });
+        self.token_with(person_id, grants.collect())
+    }
+
+    pub fn token_with(&self, person_id: &str, grants: Vec<crate::auth::Grant>) -> String {
+        let now = crate::auth::token::now_secs();
+        let claims = crate::auth::Claims {
+            iss: String::new(),
+            aud: String::new(),
+            sub: format!("person:{person_id}"),
+            exp: now + 600,
+            nbf: now - 5,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            person: person_id.to_owned(),
+            name: format!("测试用户 {person_id}"),
+            grants,
+            amr: vec!["pwd".into(), "otp".into()],
+            sid: String::new(),
+        };
+        self.issuer.sign(claims).expect("sign test token")
+    }
+
+    /// A token with every role over the whole deployment: for tests about something other than who may do
+    /// it. (No real person could hold it: the issuer keeps the administrators apart.)
+    pub fn root(&self) -> String {
+        let grants: Vec<(&str, &str)> = crate::auth::Role::ALL
+            .iter()
+            .filter(|r| **r != crate::auth::Role::Service)
+            .map(|r| (r.as_str(), "*"))
+            .collect();
+        self.token("00000000-0000-4000-8000-000000000000", &grants)
+    }
+}
+
+/// A channel that sends `token` as the bearer of every call, for typed clients in tests.
+pub type AuthedChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;
+
+#[derive(Clone)]
+pub struct Bearer(pub tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// Connects to `url` carrying `token`.
+pub async fn connect_as(url: &str, token: &str) -> AuthedChannel {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .expect("url")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let value = format!("Bearer {token}").parse().expect("token is a header value");
+    tonic::service::interceptor::InterceptedService::new(channel, Bearer(value))
+}
+
+/// Connects to `url` with the all-roles test token.
+pub async fn connect(url: &str) -> AuthedChannel {
+    connect_as(url, &keys().root()).await
+}
+
+/// Like [`connect`], but connecting on first use (for a peer that may start later or go away in the test).
+pub fn connect_lazy(url: &str) -> AuthedChannel {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url").connect_lazy();
+    let value = format!("Bearer {}", keys().root()).parse().expect("token is a header value");
+    tonic::service::interceptor::InterceptedService::new(channel, Bearer(value))
 }

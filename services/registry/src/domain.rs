@@ -8,6 +8,8 @@ code_enum! {
         HouseholdHead = "household_head",
         Mediator = "mediator",
         Handler = "handler",
+        /// Center staff and administrators: people who sign in but walk no grid.
+        Staff = "staff",
     }
 }
 

@@ -11,6 +11,10 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Denied(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -33,6 +37,8 @@ impl From<Error> for Status {
             Error::Invalid(f) => kit::grpc::invalid(&f),
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::FailedPrecondition(why) => Status::failed_precondition(why),
+            Error::Unauthenticated(why) => Status::unauthenticated(why),
+            Error::Denied(why) => Status::permission_denied(why),
             Error::Internal(cause) => kit::grpc::internal("registry failed", &cause),
         }
     }

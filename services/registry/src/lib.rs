@@ -1,5 +1,6 @@
 //! The grid registry: the administrative tree, grids, people and their assignments, centers, departments.
 
+pub mod auth;
 pub mod centers;
 pub mod db;
 pub mod directive;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod geo;
 pub mod grpc;
+pub mod grpc_auth;
 pub mod grpc_geo;
 pub mod grpc_ledger;
 pub mod grpc_tree;
@@ -18,6 +20,7 @@ pub mod tree_queries;
 
 use kit::Config;
 use kit::app::{Foundation, Running};
+use proto::registry::v1::auth_server::AuthServer;
 use proto::registry::v1::geo_server::GeoServer;
 use proto::registry::v1::ledger_server::LedgerServer;
 use proto::registry::v1::registry_server::RegistryServer;
@@ -42,14 +45,17 @@ pub async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
 /// Connects, migrates, binds and starts serving; the caller runs it until shutdown.
 pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
     // The registry publishes nothing: its outbox stays unused.
-    let Foundation { pool, bus, listener, mut app, outbox: _ } = Foundation::start(NAME, &config, &MIGRATIONS).await?;
+    let Foundation { pool, bus, listener, mut app, outbox: _, verifier } =
+        Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let ledger = LedgerServer::new(grpc_ledger::LedgerService { pool: pool.clone() });
     let geo_index = geo::Geo::load(pool.clone()).await?;
-    let registry = tree::Registry { pool: pool.clone(), sealer: kit::pii::Sealer::from_env()?, geo: geo_index.clone() };
+    let registry =
+        tree::Registry { pool: pool.clone(), sealer: kit::pii::Sealer::new(config.pii_key), geo: geo_index.clone() };
     let geo = GeoServer::new(grpc_geo::GeoService(geo_index));
     let routes = tonic::service::Routes::new(RegistryServer::new(grpc::RegistryService(registry))).add_service(ledger);
     let routes = routes.add_service(geo);
     let routes = routes.add_service(TreeServer::new(grpc_tree::TreeService(pool.clone())));
+    let routes = routes.add_service(AuthServer::new(grpc_auth::AuthService(issuer(&config, pool.clone())?)));
     app.spawn(
         "grpc",
         kit::grpc::serve(
@@ -60,13 +66,23 @@ pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
                 "zongzhi.registry.v1.Ledger",
                 "zongzhi.registry.v1.Geo",
                 "zongzhi.registry.v1.Tree",
+                "zongzhi.registry.v1.Auth",
             ],
+            verifier,
             app.shutdown(),
         ),
     );
     // Case events keep the tree ledger current; the durable consumer is named after the service.
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::LedgerHandler, app.shutdown()));
     Ok(app)
+}
+
+/// The embedded issuer, signing when this deployment has AUTH_SIGNING_KEY; it publishes its public key.
+fn issuer(config: &Config, pool: sqlx::PgPool) -> anyhow::Result<auth::Issuer> {
+    let signer = config.auth.issuer_signer();
+    let keys = signer.iter().map(|s| s.jwk()).collect::<anyhow::Result<Vec<_>>>()?;
+    let jwks_json = serde_json::to_string(&kit::auth::token::JwkSet { keys })?;
+    Ok(auth::Issuer { pool, signer, policy: auth::Policy::from_env()?, jwks_json })
 }
 
 /// Imports the shipped Dali extract with centers at every level-2..5 unit (the demo's tree).

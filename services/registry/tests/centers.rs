@@ -5,12 +5,12 @@
 
 mod common;
 
+use kit::testing::AuthedChannel as Channel;
 use kit::testing::TestInfra;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::tree_client::TreeClient;
 use proto::registry::v1::*;
 use tonic::Code;
-use tonic::transport::Channel;
 
 const XIAGUAN: &str = "532901003000";
 

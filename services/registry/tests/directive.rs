@@ -18,7 +18,7 @@ const A: &str = "532901003001";
 const B: &str = "532901003002";
 const ELSEWHERE: &str = "532901004001"; // a village of another township
 
-type Client = LedgerClient<tonic::transport::Channel>;
+type Client = LedgerClient<kit::testing::AuthedChannel>;
 
 async fn start(infra: &TestInfra) -> (Client, sqlx::PgPool, kit::app::StopHandle) {
     let r = common::start(infra, true).await;

@@ -5,13 +5,13 @@
 
 mod common;
 
+use kit::testing::AuthedChannel as Channel;
 use kit::testing::TestInfra;
 use proto::registry::v1::geo_client::GeoClient;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::*;
 use registry::geo::datum::gcj02_to_wgs84;
 use tonic::Code;
-use tonic::transport::Channel;
 
 const DALI_CITY: &str = "532901000000";
 const JIANCHUAN: &str = "532931000000";

@@ -10,7 +10,7 @@ use proto::registry::v1::*;
 use tonic::Code;
 
 struct Started {
-    client: RegistryClient<tonic::transport::Channel>,
+    client: RegistryClient<kit::testing::AuthedChannel>,
     pool: sqlx::PgPool,
     stop: kit::app::StopHandle,
 }
@@ -21,7 +21,12 @@ async fn start(infra: &TestInfra) -> Started {
 }
 
 /// Creates a grid under a village, or a micro-grid under a grid.
-async fn create(client: &mut RegistryClient<tonic::transport::Channel>, kind: &str, parent: &str, name: &str) -> Grid {
+async fn create(
+    client: &mut RegistryClient<kit::testing::AuthedChannel>,
+    kind: &str,
+    parent: &str,
+    name: &str,
+) -> Grid {
     let grid = kind == "grid";
     let request = CreateGridRequest {
         village_code: if grid { parent.into() } else { String::new() },

@@ -27,8 +27,8 @@ const PROVINCE: &str = "530000000000";
 async fn start(
     infra: &TestInfra,
 ) -> (
-    LedgerClient<tonic::transport::Channel>,
-    RegistryClient<tonic::transport::Channel>,
+    LedgerClient<kit::testing::AuthedChannel>,
+    RegistryClient<kit::testing::AuthedChannel>,
     sqlx::PgPool,
     kit::app::StopHandle,
 ) {
@@ -91,7 +91,7 @@ fn counts(row: &LedgerRow) -> Counts {
     (c(&row.risks), c(&row.cases))
 }
 
-async fn ledger_at(client: &mut LedgerClient<tonic::transport::Channel>, code: &str) -> Counts {
+async fn ledger_at(client: &mut LedgerClient<kit::testing::AuthedChannel>, code: &str) -> Counts {
     let row = client.get_ledger(GetLedgerRequest { code: code.into() }).await.expect("get ledger").into_inner().row;
     counts(&row.expect("row"))
 }

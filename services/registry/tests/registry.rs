@@ -10,7 +10,7 @@ use proto::registry::v1::*;
 use tonic::Code;
 
 struct Started {
-    client: RegistryClient<tonic::transport::Channel>,
+    client: RegistryClient<kit::testing::AuthedChannel>,
     pool: sqlx::PgPool,
     stop: kit::app::StopHandle,
 }

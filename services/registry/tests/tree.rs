@@ -6,12 +6,12 @@
 
 mod common;
 
+use kit::testing::AuthedChannel as Channel;
 use kit::testing::TestInfra;
 use proto::registry::v1::tree_client::TreeClient;
 use proto::registry::v1::*;
 use tonic::Code;
 use tonic::codegen::tokio_stream;
-use tonic::transport::Channel;
 
 const DALI: &str = "532900000000";
 const DALI_CITY: &str = "532901000000";

@@ -30,14 +30,15 @@ impl Peers {
 
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
-    let Foundation { pool, bus, listener, mut app, outbox } = Foundation::start(NAME, &config, &MIGRATIONS).await?;
+    let Foundation { pool, bus, listener, mut app, outbox, verifier } =
+        Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let ledger = ledger::Ledger {
         pool: pool.clone(),
         outbox: outbox.clone(),
-        registry: RegistryClient::new(kit::grpc::channel(&peers.registry_url)?),
+        registry: RegistryClient::new(kit::grpc::service_channel(&peers.registry_url, config.auth.identity(NAME)?)?),
     };
     let routes = tonic::service::Routes::new(SubsidyServer::new(grpc::SubsidyService(ledger.clone())));
-    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.subsidy.v1.Subsidy"], app.shutdown()));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.subsidy.v1.Subsidy"], verifier, app.shutdown()));
     app.spawn("outbox", outbox.relay(pool.clone(), bus.clone(), app.shutdown()));
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::FollowUpHandler(ledger), app.shutdown()));
     Ok(app)

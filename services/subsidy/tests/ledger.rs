@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use kit::app::StopHandle;
+use kit::testing::AuthedChannel as Channel;
 use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseFollowedUp, Envelope};
@@ -13,7 +14,6 @@ use proto::registry::v1::registry_client::RegistryClient;
 use proto::subsidy::v1::subsidy_client::SubsidyClient;
 use proto::subsidy::v1::{ListCreditsRequest, ListTariffRulesRequest};
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 struct Suite {
@@ -51,10 +51,8 @@ async fn boot_with(infra: TestInfra, registry_addr: SocketAddr) -> Suite {
     let peers = subsidy::Peers { registry_url: format!("http://{registry_addr}") };
     let (addr, run) = start(subsidy::build(infra.config(subsidy::NAME), peers).await.expect("subsidy starts"));
     Suite {
-        subsidy: SubsidyClient::connect(format!("http://{addr}")).await.expect("subsidy client"),
-        registry: RegistryClient::new(
-            Channel::from_shared(format!("http://{registry_addr}")).expect("url").connect_lazy(),
-        ),
+        subsidy: SubsidyClient::new(kit::testing::connect(&format!("http://{addr}")).await),
+        registry: RegistryClient::new(kit::testing::connect_lazy(&format!("http://{registry_addr}"))),
         infra,
         running: vec![run],
     }

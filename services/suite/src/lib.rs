@@ -19,6 +19,9 @@ pub struct SuiteConfig {
     /// Base port: the gateway's gRPC is `base`, intake `base + 1` … subsidy `base + 5`; 0 picks free ports.
     pub base_port: u16,
     pub http_port: u16,
+    /// The deployment's keys (made on the spot for the demo and tests).
+    pub keys: kit::auth::KeySet,
+    pub pii_key: [u8; 16],
 }
 
 /// The running suite.
@@ -43,6 +46,8 @@ impl SuiteConfig {
             grpc_addr: SocketAddr::new(self.host, port),
             database: DbConfig { url: self.database_url.clone(), schema: name.to_owned(), max_connections: 5 },
             nats: self.nats.clone(),
+            auth: self.keys.auth(name),
+            pii_key: self.pii_key,
         }
     }
 }
@@ -109,6 +114,7 @@ impl Suite {
                 supervision: url(supervision),
                 subsidy: url(subsidy),
             },
+            auth: cfg.keys.auth(gateway::NAME),
         })
         .await?;
         let gateway_http = gw.http_addr;

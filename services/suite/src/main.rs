@@ -31,16 +31,23 @@ async fn run() -> anyhow::Result<()> {
         host: parse_or("SUITE_HOST", IpAddr::from([127, 0, 0, 1]))?,
         base_port: parse_or("SUITE_BASE_PORT", 50060)?,
         http_port: parse_or("SUITE_HTTP_PORT", 8080)?,
+        // The demo makes its keys on the spot and seals personal data with the development key; a deployment
+        // runs each service with its own keys and PII_KEY (see deploy/), and refuses to start without them.
+        keys: kit::auth::KeySet::generate("zongzhi-demo", "zongzhi", "zongzhi")?,
+        pii_key: kit::pii::DEV_KEY,
     };
+    println!("DEMO MODE: signing keys made for this run only; personal data sealed with the development key.");
     ensure_database(&database_url).await?;
     ensure_nats(&nats_url).await?;
 
     let suite = suite::Suite::start(&cfg).await?;
     let registry_pool = registry::connect(&suite::Suite::registry_config(&cfg)).await?;
+    let seed_token = cfg.keys.token("demo-seed", &[(kit::auth::Role::BusinessAdmin, "*")])?;
     let demo = suite::seed::seed(
         &registry_pool,
         &format!("http://{}", suite.registry),
         &format!("http://{}", suite.routing),
+        &seed_token,
         &mut |step| println!("seeded {step}"),
     )
     .await
@@ -63,11 +70,22 @@ async fn run() -> anyhow::Result<()> {
         demo.grids.join(" "),
         demo.grid_workers.join(" ")
     );
-    println!("Try:");
+    println!("Demo users (password {}):", suite::seed::DEMO_PASSWORD);
+    for u in &demo.users {
+        let otp = if u.totp_secret.is_empty() { String::new() } else { format!("  TOTP secret {}", u.totp_secret) };
+        println!("  {:<14} {:<16} {}{otp}", u.username, u.role, u.scope);
+    }
+    let http = suite.gateway_http;
+    println!("Try (sign in, then the dispatcher's view of 下关街道's cases):");
     println!(
-        "  curl -s -XPOST http://{}/v1/cases -d '{{\"idempotency_key\":\"demo-1\",\"center_code\":\"{}\",\"channel\":\"walk_in\",\"kind\":\"dispute\",\"category_code\":\"0102\",\"urgency\":\"normal\",\"title\":\"邻里噪音纠纷\",\"location_code\":\"{}\",\"operator_id\":\"op-1\"}}' -H 'content-type: application/json'",
-        suite.gateway_http, demo.center_code, demo.grids[0]
+        "  TOKEN=$(curl -s -XPOST http://{http}/v1/auth/sign-in -H 'content-type: application/json' -d '{{\"username\":\"xg-dispatcher\",\"password\":\"{}\"}}' | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')",
+        suite::seed::DEMO_PASSWORD
     );
+    println!(
+        "  curl -s -XPOST http://{http}/v1/cases -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"idempotency_key\":\"demo-1\",\"center_code\":\"{}\",\"channel\":\"walk_in\",\"kind\":\"dispute\",\"category_code\":\"0102\",\"urgency\":\"normal\",\"title\":\"邻里噪音纠纷\",\"location_code\":\"{}\"}}'",
+        demo.center_code, demo.grids[0]
+    );
+    println!("  curl -s -H \"authorization: Bearer $TOKEN\" 'http://{http}/v1/cases?center_code={}'", demo.center_code);
     println!("Ctrl-C stops everything.");
 
     kit::shutdown::signal().await;

@@ -3,6 +3,7 @@
 //! departments stationed at centers; a routing table. Categories and the tariff come with the services'
 //! migrations. Seeding twice changes nothing.
 
+use kit::auth::Role;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::{
     AssignGridWorkerRequest, CreateGridRequest, CreatePersonRequest, Department, GetGridRequest, Person,
@@ -10,7 +11,6 @@ use proto::registry::v1::{
 };
 use proto::routing::v1::routing_client::RoutingClient;
 use proto::routing::v1::{PutRuleRequest, Rule};
-use tonic::transport::Channel;
 
 /// 下关街道's first community, where the demo grids are.
 pub const DEMO_VILLAGE: &str = "532901003001";
@@ -23,18 +23,32 @@ pub struct Demo {
     pub grids: Vec<String>,
     pub grid_workers: Vec<String>,
     pub center_code: String,
+    pub users: Vec<DemoUser>,
 }
+
+/// A demo account: its username, role and scope, and (administrators) the TOTP secret for the second factor.
+#[derive(Debug, Clone)]
+pub struct DemoUser {
+    pub username: String,
+    pub role: Role,
+    pub scope: String,
+    pub totp_secret: String,
+}
+
+/// Every demo account's password (it meets the policy: 8+ characters, three classes).
+pub const DEMO_PASSWORD: &str = "Zongzhi@2026";
 
 pub async fn seed(
     registry_pool: &sqlx::PgPool,
     registry_url: &str,
     routing_url: &str,
+    token: &str,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Demo> {
     let report = registry::import_dali(registry_pool).await?;
     progress(&format!("division tree: {} rows ({} added)", report.rows, report.added));
-    let mut registry = RegistryClient::connect(registry_url.to_owned()).await?;
-    let mut demo = Demo { grids: vec![], grid_workers: vec![], center_code: DEMO_TOWNSHIP.into() };
+    let mut registry = RegistryClient::new(kit::grpc::channel_with_token(registry_url, token)?);
+    let mut demo = Demo { grids: vec![], grid_workers: vec![], center_code: DEMO_TOWNSHIP.into(), users: vec![] };
     for (seq, worker, phone) in
         [("001", "杨丽华", "13908720001"), ("002", "段志强", "13908720002"), ("003", "赵金花", "13908720003")]
     {
@@ -46,17 +60,19 @@ pub async fn seed(
     for d in departments() {
         registry.put_department(PutDepartmentRequest { department: Some(d) }).await?;
     }
-    let mut routing = RoutingClient::connect(routing_url.to_owned()).await?;
+    let mut routing = RoutingClient::new(kit::grpc::channel_with_token(routing_url, token)?);
     for rule in rules() {
         routing.put_rule(PutRuleRequest { rule: Some(rule) }).await?;
     }
     progress("departments and routing table loaded");
+    demo.users = seed_users(registry_pool, &demo).await?;
+    progress(&format!("{} demo users, one per role (password {DEMO_PASSWORD})", demo.users.len()));
     Ok(demo)
 }
 
 /// The grid `village + seq` with a primary grid worker, created only if missing.
 async fn grid_with_worker(
-    registry: &mut RegistryClient<Channel>,
+    registry: &mut RegistryClient<kit::grpc::Channel>,
     seq: &str,
     worker: &str,
     phone: &str,
@@ -145,4 +161,40 @@ fn rules() -> Vec<Rule> {
         rule("dali-health", 10, "0107", "532901", "", &d[4]),
         rule("dali-lending", 5, "0111", "532901", "", &d[5]),
     ]
+}
+
+/// One account per role at 下关街道 (township) and 大理市 (county), the grid workers' own accounts (their grid
+/// grants follow their assignments), and the three separated administrators.
+async fn seed_users(pool: &sqlx::PgPool, demo: &Demo) -> anyhow::Result<Vec<DemoUser>> {
+    use registry::auth::admin::{seed_account, seed_staff};
+    let staff: &[(&str, &str, Role, &str, &str)] = &[
+        ("xg-clerk", "下关受理员", Role::IntakeClerk, DEMO_TOWNSHIP, ""),
+        ("xg-dispatcher", "下关调度员", Role::Dispatcher, DEMO_TOWNSHIP, ""),
+        ("xg-supervisor", "下关督办员", Role::Supervisor, DEMO_TOWNSHIP, ""),
+        ("xg-followup", "下关回访员", Role::FollowUpClerk, DEMO_TOWNSHIP, ""),
+        ("xg-leader", "下关中心主任", Role::CenterLeader, DEMO_TOWNSHIP, ""),
+        ("xg-sfs", "下关司法所承办人", Role::Handler, DEMO_TOWNSHIP, "532901003-SFS"),
+        ("dl-dispatcher", "大理市调度员", Role::Dispatcher, DEMO_COUNTY, ""),
+        ("dl-leader", "大理市中心主任", Role::CenterLeader, DEMO_COUNTY, ""),
+        ("dl-rsj", "大理市人社局承办人", Role::Handler, DEMO_COUNTY, "532901-RSJ"),
+        ("dl-zrzy", "大理市自然资源局承办人", Role::Handler, DEMO_COUNTY, "532901-ZRZYJ"),
+        ("dl-bizadmin", "大理市业务管理员", Role::BusinessAdmin, DEMO_COUNTY, ""),
+        ("sysadmin", "系统管理员", Role::SystemAdmin, "*", ""),
+        ("secadmin", "安全管理员", Role::SecurityAdmin, "*", ""),
+        ("auditor", "审计管理员", Role::AuditAdmin, "*", ""),
+    ];
+    let mut users = Vec::new();
+    for (username, name, role, scope, unit) in staff {
+        let home = if *scope == "*" { DEMO_COUNTY } else { scope };
+        let (_, totp) = seed_staff(pool, username, name, home, DEMO_PASSWORD, &[(*role, scope, unit)]).await?;
+        let totp_secret = if role.is_admin() { totp } else { String::new() };
+        users.push(DemoUser { username: (*username).into(), role: *role, scope: (*scope).into(), totp_secret });
+    }
+    for (i, (grid, worker)) in demo.grids.iter().zip(&demo.grid_workers).enumerate() {
+        let username = format!("gw-{:03}", i + 1);
+        let person = uuid::Uuid::parse_str(worker)?;
+        seed_account(pool, &username, person, &format!("网格员 {}", i + 1), DEMO_PASSWORD, &[]).await?;
+        users.push(DemoUser { username, role: Role::GridWorker, scope: grid.clone(), totp_secret: String::new() });
+    }
+    Ok(users)
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Node, await_event, client, routing, supervision};
+use kit::testing::AuthedChannel as Channel;
 use kit::testing::{TestInfra, eventually};
 use proto::events::v1::CaseRegistered;
 use proto::events::v1::envelope::Body;
@@ -13,7 +14,6 @@ use proto::routing::v1::{AcceptTaskRequest, ListTasksRequest, ResolveTaskRequest
 use proto::supervision::v1::supervision_client::SupervisionClient;
 use proto::supervision::v1::{FollowUpRequest, VerifyCaseRequest};
 use tonic::Code;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 struct Suite {
@@ -31,7 +31,7 @@ async fn boot() -> Suite {
     let routing_node = routing(&infra).await;
     let supervision_node = supervision(&infra, &routing_node.url()).await;
     Suite {
-        routing: RoutingClient::connect(routing_node.url()).await.expect("routing client"),
+        routing: RoutingClient::new(kit::testing::connect(&routing_node.url()).await),
         supervision: client(&supervision_node).await,
         infra,
         routing_node,

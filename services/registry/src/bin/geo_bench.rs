@@ -104,9 +104,9 @@ fn report(label: &str, mut lat: Vec<Duration>, wall: Duration) {
     );
 }
 
-async fn over_grpc(url: String, calls: usize) -> anyhow::Result<()> {
+async fn over_grpc(url: String, token: &str, calls: usize) -> anyhow::Result<()> {
     let pts = points(calls);
-    let mut client = GeoClient::connect(url.clone()).await?;
+    let mut client = GeoClient::new(kit::grpc::channel_with_token(&url, token)?);
     let request = |p: [f64; 2]| ResolvePointRequest { lon: p[0], lat: p[1], datum: "wgs84".into() };
     for p in pts.iter().take(200) {
         let _ = client.resolve_point(request(*p)).await; // warm-up
@@ -125,7 +125,7 @@ async fn over_grpc(url: String, calls: usize) -> anyhow::Result<()> {
     report("sequential (1 client)", lat, started.elapsed());
 
     let (workers, per) = (32usize, calls / 32);
-    let channel = tonic::transport::Endpoint::from_shared(url)?.connect().await?;
+    let channel = kit::grpc::channel_with_token(&url, token)?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..workers {
@@ -159,18 +159,31 @@ async fn main() -> anyhow::Result<()> {
         sqlx::PgConnection::connect(&admin_url).await.with_context(|| format!("PostgreSQL at {admin_url}"))?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&mut admin).await?;
     let base = admin_url.rfind('/').map(|i| &admin_url[..i]).context("BENCH_DATABASE_URL needs a database path")?;
-    let mut config = kit::Config::from_env(registry::NAME, 0)?;
-    config.grpc_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    config.database.url = format!("{base}/{db_name}");
-    config.nats.prefix = format!("zz_geo_bench_{}", std::process::id());
-    config.nats.stream = format!("ZZ_GEO_BENCH_{}", std::process::id());
+    let keys = kit::auth::KeySet::generate("bench", "zongzhi", "zongzhi")?;
+    let token = keys.token("bench", &[(kit::auth::Role::GridWorker, "*")])?;
+    let config = kit::Config {
+        service: registry::NAME,
+        grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        database: kit::config::DbConfig {
+            url: format!("{base}/{db_name}"),
+            schema: "registry".into(),
+            max_connections: 10,
+        },
+        nats: kit::config::NatsConfig {
+            url: kit::config::string_or("NATS_URL", "nats://127.0.0.1:4222"),
+            prefix: format!("zz_geo_bench_{}", std::process::id()),
+            stream: format!("ZZ_GEO_BENCH_{}", std::process::id()),
+        },
+        auth: keys.auth(registry::NAME),
+        pii_key: kit::pii::DEV_KEY,
+    };
     let nats = config.nats.clone();
     let result = async {
         let app = registry::build(config, registry::Peers::default()).await?;
         let url = format!("http://{}", app.addr());
         let stop = app.stop_handle();
         let running = tokio::spawn(app.run_until(std::future::pending()));
-        let outcome = over_grpc(url, calls).await;
+        let outcome = over_grpc(url, &token, calls).await;
         stop.stop();
         let _ = running.await;
         outcome

@@ -40,6 +40,8 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database: kit::config::DbConfig { url, schema: "registry".into(), max_connections: 4 },
         nats: kit::config::NatsConfig { url: String::new(), prefix: String::new(), stream: String::new() },
+        auth: keys()?.auth(registry::NAME),
+        pii_key: kit::pii::DEV_KEY,
     };
     let pool = registry::connect(&config).await?;
     registry::import_dali(&pool).await?;
@@ -105,7 +107,8 @@ async fn over_grpc(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     let (trigger, shutdown) = kit::shutdown::channel();
     let routes = tonic::service::Routes::new(service);
-    let server = tokio::spawn(kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Ledger"], shutdown));
+    let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&keys()?.auth(registry::NAME).trust)?);
+    let server = tokio::spawn(kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Ledger"], verifier, shutdown));
     time_client("over gRPC", &url).await?;
     trigger.fire();
     server.await??;
@@ -115,7 +118,8 @@ async fn over_grpc(pool: &sqlx::PgPool) -> anyhow::Result<()> {
 async fn time_client(label: &str, url: &str) -> anyhow::Result<()> {
     use proto::registry::v1::ledger_client::LedgerClient;
     use proto::registry::v1::{GetLedgerRequest, ListLedgerRequest};
-    let mut client = LedgerClient::connect(url.to_owned()).await?;
+    let token = keys()?.token("bench", &[(kit::auth::Role::CenterLeader, PREFECTURE)])?;
+    let mut client = LedgerClient::new(kit::grpc::channel_with_token(url, &token)?);
     let started = Instant::now();
     for _ in 0..QUERIES {
         client.get_ledger(GetLedgerRequest { code: PREFECTURE.into() }).await?;
@@ -188,4 +192,14 @@ fn synthetic(villages: &[Vec<String>], cases: usize) -> Vec<Envelope> {
         }
     }
     out
+}
+
+/// The bench's own keys: the server trusts them and the client's token is signed with them.
+fn keys() -> anyhow::Result<&'static kit::auth::KeySet> {
+    static KEYS: std::sync::OnceLock<kit::auth::KeySet> = std::sync::OnceLock::new();
+    if let Some(k) = KEYS.get() {
+        return Ok(k);
+    }
+    let set = kit::auth::KeySet::generate("bench", "zongzhi", "zongzhi")?;
+    Ok(KEYS.get_or_init(|| set))
 }

@@ -1,8 +1,8 @@
 //! What every registry test file starts with: a migrated registry on the test's own database, served on a
 //! loopback port.
 
+use kit::testing::AuthedChannel as Channel;
 use kit::testing::TestInfra;
-use tonic::transport::Channel;
 
 pub struct Registry {
     pub channel: Channel,
@@ -19,6 +19,6 @@ pub async fn start(infra: &TestInfra, dali: bool) -> Registry {
     }
     let app = registry::build(config, registry::Peers::default()).await.expect("build");
     let (url, stop) = kit::testing::spawn(app);
-    let channel = Channel::from_shared(url).expect("url").connect().await.expect("connect");
+    let channel = kit::testing::connect(&url).await;
     Registry { channel, pool, stop }
 }

@@ -3,12 +3,12 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use kit::testing::AuthedChannel as Channel;
 use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseRegistered, Envelope};
 use proto::routing::v1::routing_client::RoutingClient;
 use proto::routing::v1::{ListTasksRequest, PutRuleRequest, Rule, Task};
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub const CENTER: &str = "532901000000";
@@ -33,7 +33,7 @@ pub async fn boot() -> Harness {
     let addr = app.addr();
     let stop = app.stop_handle();
     tokio::spawn(app.run_until(std::future::pending()));
-    let client = RoutingClient::connect(format!("http://{addr}")).await.expect("connect to routing");
+    let client = RoutingClient::new(kit::testing::connect(&format!("http://{addr}")).await);
     Harness { client, stop, infra }
 }
 

@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 
 use kit::app::StopHandle;
+use kit::testing::AuthedChannel as Channel;
 use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::supervision::v1::supervision_client::SupervisionClient;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 /// A service running in this test, stoppable.
@@ -56,7 +56,7 @@ pub async fn routing(infra: &TestInfra) -> Node {
 }
 
 pub async fn client(node: &Node) -> SupervisionClient<Channel> {
-    SupervisionClient::connect(node.url()).await.expect("supervision client")
+    SupervisionClient::new(kit::testing::connect(&node.url()).await)
 }
 
 /// Sets the normal-urgency policy for a stage on supervision's schema.

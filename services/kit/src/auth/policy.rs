@@ -1,0 +1,264 @@
+//! Who may do what, where: the role × permission × scope matrix and the permission each gRPC method needs.
+//! One table in code, read by the services (to decide), the tests (to check every cell) and the README (to
+//! tell). It starts from ../shared/SECURITY.md; where it differs, the README says why.
+
+crate::code_enum! {
+    /// A role a grant gives. The three administrators (三权分立) and the business administrator read no cases.
+    pub enum Role {
+        GridWorker = "grid_worker",
+        IntakeClerk = "intake_clerk",
+        Dispatcher = "dispatcher",
+        Handler = "handler",
+        UnitLead = "unit_lead",
+        Supervisor = "supervisor",
+        FollowUpClerk = "follow_up_clerk",
+        CenterLeader = "center_leader",
+        BusinessAdmin = "business_admin",
+        SystemAdmin = "system_admin",
+        SecurityAdmin = "security_admin",
+        AuditAdmin = "audit_admin",
+        ExternalClient = "external_client",
+        /// A Zongzhi service calling another with its own identity (never granted to a person).
+        Service = "service",
+    }
+}
+
+impl Role {
+    /// Administrator roles sign in with a second factor, and no person holds two of them or one of them with
+    /// a business role.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Role::BusinessAdmin | Role::SystemAdmin | Role::SecurityAdmin | Role::AuditAdmin)
+    }
+}
+
+/// What a grant allows; P1…P13 of SECURITY.md, plus the tree reads every signed-in user needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// P1 受理登记.
+    Register,
+    /// P2 read a case file, its tasks and deadlines.
+    ReadCase,
+    /// P3 dispatch / re-dispatch.
+    Dispatch,
+    /// P4 approve or reject a return.
+    ReviewReturn,
+    /// P5 accept, return, resolve a task.
+    HandleTask,
+    /// P6 核查 / 销号.
+    Verify,
+    /// P7 回访.
+    FollowUp,
+    /// P8 unmask one party's personal data, with a reason.
+    Unmask,
+    /// P9 issue a directive down a subtree.
+    IssueDirective,
+    /// Acknowledge and answer a directive at a recipient center.
+    AnswerDirective,
+    /// P10 grids, persons, assignments, centers, departments and rotations, eligibility.
+    ManageGrids,
+    /// P11 routing rules, categories, tariffs, calendars.
+    ManageRules,
+    /// P12 read and verify the audit trail.
+    ViewAudit,
+    /// P13 accounts (system administrator).
+    ManageAccounts,
+    /// P13 grants and policy (security administrator).
+    ManageGrants,
+    /// Read credits (以案定补) in scope.
+    ReadCredits,
+}
+
+/// Where in the tree (or in which unit) a permission applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScopeKind {
+    /// G: the grant's grid and the micro-grids below it.
+    Grid,
+    /// C: the grant's center node and its subtree.
+    Center,
+    /// U: tasks of the grant's unit.
+    Unit,
+    /// S: assigned to or created by the principal.
+    OwnWork,
+    /// K: cases submitted through the principal's own client credential.
+    OwnClient,
+    /// A: the whole deployment.
+    All,
+}
+
+use Permission::*;
+use Role::*;
+use ScopeKind::*;
+
+/// The matrix: each row is one cell (role, permission, scope). A role has a permission only where a row says
+/// so; the grant's node (or unit) then bounds it.
+pub const MATRIX: &[(Role, Permission, ScopeKind)] = &[
+    (GridWorker, Register, Grid),
+    (GridWorker, ReadCase, Grid),
+    (GridWorker, HandleTask, OwnWork),
+    (GridWorker, ReadCredits, OwnWork),
+    (IntakeClerk, Register, Center),
+    (IntakeClerk, ReadCase, Center),
+    (IntakeClerk, AnswerDirective, Center),
+    (Dispatcher, Register, Center),
+    (Dispatcher, ReadCase, Center),
+    (Dispatcher, Dispatch, Center),
+    (Dispatcher, ReviewReturn, Center),
+    (Dispatcher, AnswerDirective, Center),
+    (Handler, ReadCase, Unit),
+    (Handler, HandleTask, Unit),
+    (UnitLead, ReadCase, Unit),
+    (UnitLead, HandleTask, Unit),
+    (Supervisor, ReadCase, Center),
+    (Supervisor, ReviewReturn, Center),
+    (Supervisor, Verify, Center),
+    (Supervisor, ReadCredits, Center),
+    (FollowUpClerk, ReadCase, Center),
+    (FollowUpClerk, FollowUp, Center),
+    (FollowUpClerk, Unmask, Center),
+    (CenterLeader, ReadCase, Center),
+    (CenterLeader, Dispatch, Center),
+    (CenterLeader, ReviewReturn, Center),
+    (CenterLeader, Verify, Center),
+    (CenterLeader, Unmask, Center),
+    (CenterLeader, IssueDirective, Center),
+    (CenterLeader, AnswerDirective, Center),
+    (CenterLeader, ReadCredits, Center),
+    (BusinessAdmin, ManageGrids, Center),
+    (BusinessAdmin, ManageRules, Center),
+    (SystemAdmin, ManageAccounts, All),
+    (SecurityAdmin, ManageGrants, All),
+    (AuditAdmin, ViewAudit, All),
+    (ExternalClient, Register, OwnClient),
+    (ExternalClient, ReadCase, OwnClient),
+];
+
+/// The scope a role has a permission at, if any.
+pub fn scope_of(role: Role, permission: Permission) -> Option<ScopeKind> {
+    MATRIX.iter().find(|(r, p, _)| *r == role && *p == permission).map(|(_, _, s)| *s)
+}
+
+/// What a method needs from its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token: health, reflection, sign-in and its siblings, the public keys.
+    Public,
+    /// Any verified principal (tree and code-table reads: the administrative tree is public data).
+    SignedIn,
+    /// A principal holding this permission through one of its grants; the service then checks the object's
+    /// place against the grant's scope.
+    Needs(Permission),
+    /// As `Needs`, or one of these Zongzhi services calling with its own identity.
+    NeedsOrService(Permission, &'static [&'static str]),
+}
+
+/// Every method of every service, by its gRPC path. A method missing here is refused (fail closed).
+pub const METHODS: &[(&str, Access)] = &[
+    ("/zongzhi.intake.v1.Intake/RegisterCase", Access::Needs(Register)),
+    ("/zongzhi.intake.v1.Intake/GetCase", Access::Needs(ReadCase)),
+    ("/zongzhi.intake.v1.Intake/ListCases", Access::Needs(ReadCase)),
+    ("/zongzhi.intake.v1.Intake/UnmaskParty", Access::Needs(Unmask)),
+    ("/zongzhi.routing.v1.Routing/GetTask", Access::Needs(ReadCase)),
+    ("/zongzhi.routing.v1.Routing/ListTasks", Access::NeedsOrService(ReadCase, &["supervision"])),
+    ("/zongzhi.routing.v1.Routing/AcceptTask", Access::Needs(HandleTask)),
+    ("/zongzhi.routing.v1.Routing/ReturnTask", Access::Needs(HandleTask)),
+    ("/zongzhi.routing.v1.Routing/ReviewReturn", Access::Needs(ReviewReturn)),
+    ("/zongzhi.routing.v1.Routing/ResolveTask", Access::Needs(HandleTask)),
+    ("/zongzhi.routing.v1.Routing/ListRules", Access::Needs(ManageRules)),
+    ("/zongzhi.routing.v1.Routing/PutRule", Access::Needs(ManageRules)),
+    ("/zongzhi.supervision.v1.Supervision/VerifyCase", Access::Needs(Verify)),
+    ("/zongzhi.supervision.v1.Supervision/FollowUp", Access::Needs(FollowUp)),
+    ("/zongzhi.supervision.v1.Supervision/ListDeadlines", Access::Needs(ReadCase)),
+    ("/zongzhi.subsidy.v1.Subsidy/ListCredits", Access::Needs(ReadCredits)),
+    ("/zongzhi.subsidy.v1.Subsidy/ListTariffRules", Access::SignedIn),
+    ("/zongzhi.registry.v1.Registry/GetNode", Access::SignedIn),
+    ("/zongzhi.registry.v1.Registry/ListChildren", Access::SignedIn),
+    ("/zongzhi.registry.v1.Registry/ResolveLocation", Access::NeedsOrService(Register, &["intake"])),
+    ("/zongzhi.registry.v1.Registry/CreateGrid", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Registry/GetGrid", Access::SignedIn),
+    ("/zongzhi.registry.v1.Registry/UpdateGrid", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Registry/RetireGrid", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Registry/CreatePerson", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Registry/GetPerson", Access::NeedsOrService(ManageGrids, &["subsidy"])),
+    ("/zongzhi.registry.v1.Registry/AssignGridWorker", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Registry/EndGridAssignment", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Registry/ListDepartments", Access::SignedIn),
+    ("/zongzhi.registry.v1.Registry/PutDepartment", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Tree/ListDescendants", Access::SignedIn),
+    ("/zongzhi.registry.v1.Tree/CountByLevel", Access::SignedIn),
+    ("/zongzhi.registry.v1.Tree/SearchNames", Access::SignedIn),
+    ("/zongzhi.registry.v1.Tree/ImportDivisions", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Tree/EstablishCenter", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Tree/CloseCenter", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Tree/SetRotation", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Tree/ListStationedDepartments", Access::SignedIn),
+    ("/zongzhi.registry.v1.Tree/ChangeEligibility", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Tree/ListEligibilityChanges", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Geo/ResolvePoint", Access::SignedIn),
+    ("/zongzhi.registry.v1.Geo/SetGridGeometry", Access::Needs(ManageGrids)),
+    ("/zongzhi.registry.v1.Ledger/GetLedger", Access::SignedIn),
+    ("/zongzhi.registry.v1.Ledger/ListLedger", Access::SignedIn),
+    ("/zongzhi.registry.v1.Ledger/IssueDirective", Access::Needs(IssueDirective)),
+    ("/zongzhi.registry.v1.Ledger/AcknowledgeDirective", Access::Needs(AnswerDirective)),
+    ("/zongzhi.registry.v1.Ledger/AnswerDirective", Access::Needs(AnswerDirective)),
+    ("/zongzhi.registry.v1.Ledger/GetDirective", Access::SignedIn),
+    ("/zongzhi.registry.v1.Ledger/ListDirectiveRecipients", Access::SignedIn),
+    ("/zongzhi.registry.v1.Auth/SignIn", Access::Public),
+    ("/zongzhi.registry.v1.Auth/Refresh", Access::Public),
+    ("/zongzhi.registry.v1.Auth/SignOut", Access::Public),
+    ("/zongzhi.registry.v1.Auth/ClientToken", Access::Public),
+    ("/zongzhi.registry.v1.Auth/ChangePassword", Access::Public),
+    ("/zongzhi.registry.v1.Auth/GetJwks", Access::Public),
+    ("/zongzhi.registry.v1.Auth/WhoAmI", Access::SignedIn),
+    ("/zongzhi.registry.v1.Auth/CreateAccount", Access::Needs(ManageAccounts)),
+    ("/zongzhi.registry.v1.Auth/DisableAccount", Access::Needs(ManageAccounts)),
+    ("/zongzhi.registry.v1.Auth/CreateClient", Access::Needs(ManageAccounts)),
+    ("/zongzhi.registry.v1.Auth/SetGrant", Access::Needs(ManageGrants)),
+    ("/zongzhi.registry.v1.Auth/RevokeGrant", Access::Needs(ManageGrants)),
+    ("/zongzhi.registry.v1.Auth/ListGrants", Access::Needs(ManageGrants)),
+    ("/zongzhi.audit.v1.Audit/ListRecords", Access::Needs(ViewAudit)),
+    ("/zongzhi.audit.v1.Audit/VerifyChain", Access::Needs(ViewAudit)),
+];
+
+/// The access a method path needs; `None` for a method nobody listed (refused).
+pub fn access(path: &str) -> Option<Access> {
+    if path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.") {
+        return Some(Access::Public);
+    }
+    // The gateway's Desk answers each method as the service that owns it would: same name, same access.
+    if let Some(name) = path.strip_prefix("/zongzhi.gateway.v1.Desk/") {
+        return METHODS.iter().find(|(p, _)| p.rsplit('/').next() == Some(name)).map(|(_, a)| *a);
+    }
+    METHODS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn administrators_read_no_cases_and_hold_nothing_else() {
+        for (role, permission, _) in MATRIX {
+            if role.is_admin() {
+                assert!(
+                    !matches!(permission, ReadCase | Register | HandleTask | Verify | FollowUp | Unmask),
+                    "{role} must not touch cases"
+                );
+            }
+        }
+        for admin in [SystemAdmin, SecurityAdmin, AuditAdmin] {
+            assert_eq!(MATRIX.iter().filter(|(r, _, _)| *r == admin).count(), 1, "{admin} holds one permission");
+        }
+    }
+
+    #[test]
+    fn every_method_is_listed_once_and_health_is_public() {
+        // Method names are unique across services, so the gateway's Desk maps each to one owner.
+        let mut seen = std::collections::HashSet::new();
+        for (path, _) in METHODS {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            assert!(seen.insert(name), "{name} listed twice");
+        }
+        assert_eq!(access("/grpc.health.v1.Health/Check"), Some(Access::Public));
+        assert_eq!(access("/zongzhi.intake.v1.Intake/Nope"), None);
+    }
+}

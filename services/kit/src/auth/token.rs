@@ -1,0 +1,266 @@
+//! Bearer tokens: JWTs verified against a JWKS (any OIDC issuer, the embedded one, and each service's own key),
+//! and signed with Ed25519 seeds from the environment.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::{AuthError, Principal};
+
+/// The claims Zongzhi reads and writes. An external issuer's tokens need `sub`, `iss`, `aud`, `exp` and the
+/// `grants` claim (a claim mapper in Keycloak and the like); the rest is optional.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default)]
+    pub nbf: u64,
+    #[serde(default)]
+    pub iat: u64,
+    #[serde(default)]
+    pub jti: String,
+    /// The registry person behind a person's account (the actor recorded on cases); empty for clients.
+    #[serde(default)]
+    pub person: String,
+    /// A display name for timelines (a staff member's name, never a citizen's).
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// Authentication methods: `pwd`, `otp` (or `mfa` from an external issuer).
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The sign-in session (refresh family) the token was issued in.
+    #[serde(default)]
+    pub sid: String,
+}
+
+/// A role over a node of the tree (a division or grid code; `*` for the whole deployment), or over a unit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Grant {
+    pub role: String,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+}
+
+/// What the verifier trusts: the keys, the issuers and the audience; clock skew allowed on `exp` and `nbf`.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    pub jwks: JwkSet,
+    pub issuers: Vec<String>,
+    pub audience: String,
+    pub leeway_secs: u64,
+}
+
+/// Only asymmetric algorithms: a verifier that holds public keys must never accept HMAC (whose "secret" would
+/// be the public key) or `none`.
+const ALLOWED: &[Algorithm] = &[
+    Algorithm::EdDSA,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+/// The longest bearer token looked at; anything longer is refused before parsing.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Verified tokens are remembered until they expire, so a client's repeated calls cost a lookup, not a
+/// signature check; the cache is emptied when it reaches this size.
+const CACHE_LIMIT: usize = 20_000;
+
+pub struct Verifier {
+    keys: HashMap<String, (DecodingKey, Validation)>,
+    cache: Mutex<HashMap<Box<str>, Arc<Principal>>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("kids", &self.keys.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Verifier {
+    /// Refuses a key set it cannot use safely: a key without `kid`, a symmetric key, an algorithm off the list.
+    pub fn new(trust: &Trust) -> anyhow::Result<Self> {
+        let mut keys = HashMap::new();
+        for jwk in &trust.jwks.keys {
+            let kid = jwk.common.key_id.clone().ok_or_else(|| anyhow::anyhow!("a JWKS key has no kid"))?;
+            let alg = key_algorithm(jwk).map_err(|e| anyhow::anyhow!("JWKS key {kid}: {e}"))?;
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| anyhow::anyhow!("JWKS key {kid}: {e}"))?;
+            let mut v = Validation::new(alg);
+            v.leeway = trust.leeway_secs;
+            v.validate_nbf = true;
+            v.set_audience(&[&trust.audience]);
+            v.set_issuer(&trust.issuers);
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            keys.insert(kid, (key, v));
+        }
+        if keys.is_empty() {
+            anyhow::bail!("the JWKS has no keys");
+        }
+        Ok(Self { keys, cache: Mutex::new(HashMap::new()) })
+    }
+
+    /// The principal a bearer token proves, or why not.
+    pub fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::Malformed);
+        }
+        let now = now_secs();
+        if let Some(p) = self.cached(token, now) {
+            return Ok(p);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let kid = header.kid.ok_or(AuthError::UnknownKey)?;
+        let (key, validation) = self.keys.get(&kid).ok_or(AuthError::UnknownKey)?;
+        if header.alg != validation.algorithms[0] {
+            return Err(AuthError::Algorithm);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => AuthError::Expired,
+                K::ImmatureSignature => AuthError::NotYetValid,
+                K::InvalidIssuer => AuthError::Issuer,
+                K::InvalidAudience => AuthError::Audience,
+                K::InvalidSignature => AuthError::Signature,
+                K::InvalidAlgorithm => AuthError::Algorithm,
+                _ => AuthError::Malformed,
+            }
+        })?;
+        let principal = Arc::new(Principal::from_claims(data.claims, &kid)?);
+        self.remember(token, principal.clone());
+        Ok(principal)
+    }
+
+    fn cached(&self, token: &str, now: u64) -> Option<Arc<Principal>> {
+        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A remembered token is still checked for expiry; skew is allowed only on the first check.
+        cache.get(token).filter(|p| p.expires_at > now).cloned()
+    }
+
+    fn remember(&self, token: &str, principal: Arc<Principal>) {
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(token.into(), principal);
+    }
+}
+
+/// A JWK's algorithm: its `alg` when given, else the only one its key type allows; never a symmetric one.
+fn key_algorithm(jwk: &Jwk) -> anyhow::Result<Algorithm> {
+    let derived = match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => Algorithm::ES384,
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        _ => anyhow::bail!("unsupported key type (symmetric keys are never trusted)"),
+    };
+    let alg = match jwk.common.key_algorithm {
+        Some(a) => Algorithm::try_from(a).map_err(|_| anyhow::anyhow!("unsupported alg"))?,
+        None => derived,
+    };
+    // A key's alg must match its type: an RSA `alg` on an Ed25519 key would only ever fail, or worse.
+    if alg.family() != derived.family() {
+        anyhow::bail!("alg {alg:?} does not fit the key type");
+    }
+    if !ALLOWED.contains(&alg) {
+        anyhow::bail!("algorithm {alg:?} is not allowed");
+    }
+    Ok(alg)
+}
+
+pub(crate) fn now_secs() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
+}
+
+/// Signs tokens with an Ed25519 key given as its 32-byte seed.
+#[derive(Clone)]
+pub struct Signer {
+    kid: String,
+    key: EncodingKey,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("kid", &self.kid).finish()
+    }
+}
+
+/// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): a fixed 16-byte prefix, then the 32 bytes.
+const ED25519_PKCS8_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+
+impl Signer {
+    pub fn from_seed(kid: &str, seed: &[u8; 32], issuer: &str, audience: &str) -> Self {
+        let mut der = ED25519_PKCS8_PREFIX.to_vec();
+        der.extend_from_slice(seed);
+        Self {
+            kid: kid.to_owned(),
+            key: EncodingKey::from_ed_der(&der),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public half, as the JWK others trust.
+    pub fn jwk(&self) -> anyhow::Result<Jwk> {
+        let mut jwk = Jwk::from_encoding_key(&self.key, Algorithm::EdDSA)?;
+        jwk.common.key_id = Some(self.kid.clone());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        Ok(jwk)
+    }
+
+    /// A token for `claims`, with this signer's issuer and audience filled in.
+    pub fn sign(&self, mut claims: Claims) -> anyhow::Result<String> {
+        claims.iss.clone_from(&self.issuer);
+        claims.aud.clone_from(&self.audience);
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.key)?)
+    }
+}
+
+/// A fresh random 32-byte seed (keys for the demo and tests; production keys come from the environment).
+pub fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    // getrandom fails only where the OS has no randomness source; nothing can be signed safely then.
+    getrandom::getrandom(&mut seed).expect("the operating system's random source");
+    seed
+}
+
+/// A 32-byte seed from 64 hex digits.
+pub fn parse_seed(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut seed = [0u8; 32];
+    for (i, byte) in seed.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(seed)
+}
+
+pub fn seed_hex(seed: &[u8; 32]) -> String {
+    seed.iter().map(|b| format!("{b:02x}")).collect()
+}
