@@ -84,13 +84,28 @@ impl tonic::service::Interceptor for PropagateTrace {
     }
 }
 
+/// The most of a field name or reason a status carries, in characters.
+const MAX_DETAIL_CHARS: usize = 300;
+
 /// INVALID_ARGUMENT with a bad-request field violation naming the field.
+///
+/// Message and details travel in HTTP/2 trailers, which peers cap at a few kilobytes: a longer status does not
+/// arrive as an error but breaks the call ("h2 protocol error"). Parsers already quote only short excerpts; the
+/// cut here is the last guard, so no parser's slip can turn a refusal into a broken connection.
 pub fn invalid(err: &FieldError) -> Status {
+    let (field, reason) = (shorten(&err.field), shorten(&err.reason));
     Status::with_error_details(
         Code::InvalidArgument,
-        format!("invalid {}: {}", err.field, err.reason),
-        ErrorDetails::with_bad_request_violation(err.field.clone(), err.reason.clone()),
+        format!("invalid {field}: {reason}"),
+        ErrorDetails::with_bad_request_violation(field, reason),
     )
+}
+
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(MAX_DETAIL_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
 }
 
 /// The fields named in a status's bad-request details (for clients and tests).
