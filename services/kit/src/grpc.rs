@@ -31,11 +31,10 @@ pub async fn serve(
     for name in services.iter().copied().chain([""]) {
         health.set_service_status(name, ServingStatus::Serving).await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let routes = routes.add_service(health_service).add_service(reflection);
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection(services).build_v1()?)
+        .add_service(reflection(services).build_v1alpha()?);
     let names: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
     let drain = async move {
         shutdown.wait().await;
@@ -51,6 +50,19 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain)
         .await?;
     Ok(())
+}
+
+/// Reflection over the whole suite's descriptors (so every type resolves) that advertises only what this port
+/// serves: its own services, health, and both reflection versions (grpcurl and older tools still ask v1alpha).
+fn reflection<'b>(services: &[&str]) -> tonic_reflection::server::Builder<'b> {
+    let own =
+        ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+    services.iter().copied().chain(own).fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+        |b, name| b.with_service_name(name),
+    )
 }
 
 /// Binds the configured address; port 0 picks a free port (tests).
