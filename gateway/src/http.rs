@@ -91,7 +91,7 @@ impl Caller {
 }
 
 /// A JSON body whose rejection (malformed JSON, a wrong type, no JSON content type) answers like every other
-/// error: 400, code InvalidArgument, field "body".
+/// error: 400, code INVALID_ARGUMENT, field "body".
 struct Body<T>(T);
 
 impl<T, S> FromRequest<S> for Body<T>
@@ -161,11 +161,34 @@ pub fn error_response(status: &Status) -> Response {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let body = ErrorBody {
-        code: format!("{:?}", status.code()),
+        code: code_name(status.code()).to_owned(),
         message: status.message().to_owned(),
         fields: kit::grpc::violated_fields(status),
     };
     (http, Json(body)).into_response()
+}
+
+/// The canonical name of a gRPC code, as the gRPC spec and google.rpc.Code spell it (`INVALID_ARGUMENT`).
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 async fn sign_in(State(d): Desk_, c: Caller, Body(b): Body<registry::SignInRequest>) -> Response {

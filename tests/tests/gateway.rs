@@ -48,11 +48,11 @@ async fn json_over_http_drives_the_same_operations() {
     // Errors carry the gRPC code, the message and the offending fields.
     let (status, err) = world.http("POST", "/v1/cases", Some(json!({"idempotency_key": "x", "kind": "dispute"}))).await;
     assert_eq!(status, 400);
-    assert_eq!(err["code"], "InvalidArgument");
+    assert_eq!(err["code"], "INVALID_ARGUMENT");
     assert_eq!(err["fields"], json!(["center_code"]));
     let (status, err) =
         world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({"handler_id": "h"}))).await;
-    assert_eq!((status, err["code"].as_str()), (409, Some("FailedPrecondition")), "accepting twice");
+    assert_eq!((status, err["code"].as_str()), (409, Some("FAILED_PRECONDITION")), "accepting twice");
     let (status, err) = world.http_raw("POST", "/v1/cases", "{\"kind\": ").await;
     assert_eq!((status, err["fields"].clone()), (400, json!(["body"])), "malformed JSON: {err}");
     let (status, err) = world.http("GET", "/v1/locate?lon=east&lat=25", None).await;
@@ -95,17 +95,64 @@ async fn health_and_reflection_answer_on_every_service() {
             assert_eq!(r.status(), ServingStatus::Serving, "{name} / {service:?}");
         }
     }
-    let mut reflection =
-        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel(s.gateway_grpc).await);
-    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut answers = reflection.server_reflection_info(futures::stream::iter([request])).await.unwrap().into_inner();
-    let answer = answers.message().await.unwrap().unwrap();
-    let listed = format!("{answer:?}");
-    assert!(listed.contains("zongzhi.gateway.v1.Desk") && listed.contains("grpc.health.v1.Health"), "{listed}");
+    // Each port lists exactly what it serves, through both reflection versions.
+    let common =
+        ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+    let registry = [
+        "zongzhi.registry.v1.Registry",
+        "zongzhi.registry.v1.Tree",
+        "zongzhi.registry.v1.Geo",
+        "zongzhi.registry.v1.Ledger",
+    ];
+    for (addr, own) in [
+        (s.gateway_grpc, &["zongzhi.gateway.v1.Desk"][..]),
+        (s.intake, &["zongzhi.intake.v1.Intake"][..]),
+        (s.registry, &registry[..]),
+    ] {
+        let mut want: Vec<String> = own.iter().chain(&common).map(|n| (*n).to_owned()).collect();
+        want.sort();
+        assert_eq!(list_v1(addr).await, want, "v1 on {addr}");
+        assert_eq!(list_v1alpha(addr).await, want, "v1alpha on {addr}");
+    }
     world.stop().await;
+}
+
+async fn list_v1(addr: std::net::SocketAddr) -> Vec<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut client = ServerReflectionClient::new(channel(addr).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = client.server_reflection_info(futures::stream::iter([request])).await.unwrap().into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list from {addr}")
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
+}
+
+async fn list_v1alpha(addr: std::net::SocketAddr) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let mut client = ServerReflectionClient::new(channel(addr).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = client.server_reflection_info(futures::stream::iter([request])).await.unwrap().into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list from {addr}")
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
 }

@@ -33,7 +33,8 @@ pub struct CaseFile {
 impl Cases {
     /// Registers the case, or returns the one first registered with the same idempotency key (`true`).
     pub async fn register(&self, new: NewCase) -> Result<(CaseFile, bool)> {
-        if let Some(existing) = self.replay(&new).await? {
+        let digest = fingerprint(&self.sealer, &new);
+        if let Some(existing) = self.replay(&new, &digest).await? {
             return Ok((existing, true));
         }
         let place = self.resolve(&new).await?;
@@ -46,11 +47,16 @@ impl Cases {
         let seq = db::next_seq(&mut tx, prefix, &kit::time::local_date(now)).await?;
         let number = case_no(prefix, &kit::time::local_date(now), seq);
         let id = Uuid::new_v4();
-        let reg = Registration { id, case_no: &number, category_version, at: now, new: &new, place: &place };
+        let reg =
+            Registration { id, digest: &digest, case_no: &number, category_version, at: now, new: &new, place: &place };
         if !db::insert_case(&mut tx, &reg).await? {
             // A concurrent registration with the same key won; this one writes nothing.
             drop(tx);
-            return self.replay(&new).await?.map(|f| (f, true)).ok_or(Error::NotFound(new.idempotency_key));
+            return self
+                .replay(&new, &digest)
+                .await?
+                .map(|f| (f, true))
+                .ok_or_else(|| Error::NotFound(new.idempotency_key.clone()));
         }
         for (i, p) in new.parties.iter().enumerate() {
             let party = SealedParty {
@@ -95,12 +101,22 @@ impl Cases {
         Ok((self.file(id.to_string().as_str()).await?, false))
     }
 
-    async fn replay(&self, new: &NewCase) -> Result<Option<CaseFile>> {
-        let mut conn = self.pool.acquire().await?;
-        let Some(case) = db::case_by_key(&mut conn, &new.idempotency_key).await? else {
+    /// The case first registered under the key, if this registration is identical to it; ALREADY_EXISTS if it
+    /// differs in anything.
+    async fn replay(&self, new: &NewCase, digest: &[u8]) -> Result<Option<CaseFile>> {
+        // The connection goes back before `file` takes one, so a burst of replays cannot exhaust the pool.
+        let keyed = {
+            let mut conn = self.pool.acquire().await?;
+            db::keyed_case(&mut conn, &new.idempotency_key).await?
+        };
+        let Some(case) = keyed else {
             return Ok(None);
         };
-        if case.center_code != new.center_code || case.category_code != new.category_code {
+        let same = match &case.registration_digest {
+            Some(stored) => stored.as_slice() == digest,
+            None => case.center_code == new.center_code && case.category_code == new.category_code,
+        };
+        if !same {
             return Err(Error::KeyReused);
         }
         Ok(Some(self.file(&case.id.to_string()).await?))
@@ -152,6 +168,33 @@ impl Cases {
         };
         Ok((rows, next))
     }
+}
+
+/// The registration as parsed (trimmed, normalized), every field but the key, as one keyed digest.
+fn fingerprint(sealer: &Sealer, n: &NewCase) -> Vec<u8> {
+    let count = n.parties.len().to_string();
+    let mut parts = vec![
+        n.center_code.as_str(),
+        n.channel.as_str(),
+        n.kind.as_str(),
+        &n.category_code,
+        n.urgency.as_str(),
+        &n.title,
+        &n.description,
+        &n.location_code,
+        &n.reporter_id,
+        &n.operator_id,
+        &count,
+    ];
+    for p in &n.parties {
+        parts.extend([
+            p.name.as_str(),
+            p.role.as_str(),
+            p.phone.as_deref().unwrap_or_default(),
+            p.id_number.as_deref().unwrap_or_default(),
+        ]);
+    }
+    sealer.fingerprint(&parts)
 }
 
 fn decode_token(token: &str) -> Result<(chrono::DateTime<Utc>, Uuid)> {

@@ -76,6 +76,8 @@ pub async fn next_seq(conn: &mut PgConnection, center_prefix: &str, local_day: &
 
 pub struct Registration<'a> {
     pub id: Uuid,
+    /// The registration's fingerprint, compared when the idempotency key comes again.
+    pub digest: &'a [u8],
     pub case_no: &'a str,
     pub category_version: i32,
     pub at: DateTime<Utc>,
@@ -89,8 +91,8 @@ pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx:
     let inserted = sqlx::query(
         "INSERT INTO cases (id, case_no, idempotency_key, center_code, channel, kind, category_code, \
          category_version, urgency, title, description, grid_code, village_code, area_path, reporter_id, \
-         operator_id, state, registered_at, updated_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$18) \
+         operator_id, state, registered_at, updated_at, registration_digest) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$18,$19) \
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(r.id)
@@ -111,6 +113,7 @@ pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx:
     .bind(&n.operator_id)
     .bind(CaseState::Registered.as_str())
     .bind(r.at)
+    .bind(r.digest)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -181,8 +184,18 @@ pub async fn append_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Resu
     Ok(())
 }
 
-pub async fn case_by_key(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<CaseRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE idempotency_key = $1")))
+/// What a replay is checked against: the case registered under a key, as first registered.
+#[derive(Debug, sqlx::FromRow)]
+pub struct KeyedCase {
+    pub id: Uuid,
+    pub center_code: String,
+    pub category_code: String,
+    /// None for cases registered before digests were kept (migration 1002).
+    pub registration_digest: Option<Vec<u8>>,
+}
+
+pub async fn keyed_case(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<KeyedCase>> {
+    sqlx::query_as("SELECT id, center_code, category_code, registration_digest FROM cases WHERE idempotency_key = $1")
         .bind(key)
         .fetch_optional(conn)
         .await

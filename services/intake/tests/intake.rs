@@ -73,6 +73,34 @@ async fn registration_numbers_cases_and_replays_by_key() {
     other.category_code = "0102".into();
     let reused = s.client.register_case(other).await.unwrap_err();
     assert_eq!(reused.code(), Code::AlreadyExists, "a key reused for a different case");
+    // Any difference at all is another registration, not a retry.
+    type Edit = fn(&mut RegisterCaseRequest);
+    let differences: Vec<(&str, Edit)> = vec![
+        ("title", |r| r.title = "另一件事".into()),
+        ("description", |r| r.description.push('!')),
+        ("channel", |r| r.channel = "hotline".into()),
+        ("urgency", |r| r.urgency = "urgent".into()),
+        ("operator", |r| r.operator_id = "op-2".into()),
+        ("reporter", |r| r.reporter_id = "p-9".into()),
+        ("party name", |r| r.parties[0].name = "王六".into()),
+        ("party phone", |r| r.parties[0].phone = "13700002222".into()),
+        ("party role", |r| r.parties[0].role = "respondent".into()),
+        ("no parties", |r| r.parties.clear()),
+        ("one more party", |r| r.parties.push(r.parties[0].clone())),
+    ];
+    for (what, edit) in differences {
+        let mut r = request("k-1");
+        edit(&mut r);
+        let status = s.client.register_case(r).await.unwrap_err();
+        assert_eq!(status.code(), Code::AlreadyExists, "key reused with another {what}: {}", status.message());
+    }
+    // Normalization is not a difference: the same registration with padding and a lower-case check letter.
+    let mut padded = request("k-1");
+    padded.title = format!("  {}  ", padded.title);
+    padded.parties[0].id_number = padded.parties[0].id_number.to_lowercase();
+    let again = s.client.register_case(padded).await.unwrap().into_inner();
+    assert!(again.replayed);
+    assert_eq!(again.case.unwrap().case_no, a.case_no);
 
     // Concurrent registrations with one key: one case, the others replay it.
     let mut handles = Vec::new();
@@ -216,6 +244,60 @@ async fn bad_registrations_name_their_field_and_write_nothing() {
     .await
     .unwrap();
     assert_eq!(written, 0, "nothing half-written by a refused registration");
+    for stop in s.stops {
+        stop.stop();
+    }
+}
+
+#[tokio::test]
+async fn huge_and_nul_bearing_values_are_refused_by_name() {
+    let infra = TestInfra::new().await;
+    let mut s = start(&infra).await;
+    // A 10 KB value used to be echoed whole into the status, whose trailer then broke the HTTP/2 connection.
+    let mut req = request("k-huge");
+    req.channel = "\u{1f4a5}garbage".repeat(1000);
+    let status = s.client.register_case(req).await.unwrap_err();
+    kit::testing::assert_refused("10 KB channel", &status, Code::InvalidArgument, "channel");
+    assert!(status.message().len() < 300, "a short message: {} bytes", status.message().len());
+
+    type Edit = fn(&mut RegisterCaseRequest);
+    let nul: Vec<(&str, Edit)> = vec![
+        ("idempotency_key", |r| r.idempotency_key.push('\0')),
+        ("center_code", |r| r.center_code.push('\0')),
+        ("channel", |r| r.channel.push('\0')),
+        ("kind", |r| r.kind = "\0".into()),
+        ("category_code", |r| r.category_code.insert(0, '\0')),
+        ("urgency", |r| r.urgency.push('\0')),
+        ("title", |r| r.title.push_str("\0漏水")),
+        ("description", |r| r.description.push('\0')),
+        ("location_code", |r| r.location_code.push('\0')),
+        ("parties[0].name", |r| r.parties[0].name.push('\0')),
+        ("parties[0].role", |r| r.parties[0].role.push('\0')),
+        ("parties[0].phone", |r| r.parties[0].phone.push('\0')),
+        ("parties[0].id_number", |r| r.parties[0].id_number.push('\0')),
+        ("reporter_id", |r| r.reporter_id = "a\0".into()),
+        ("operator_id", |r| r.operator_id.push('\0')),
+    ];
+    for (field, edit) in nul {
+        let mut req = request(&format!("nul-{field}"));
+        edit(&mut req);
+        let status = s.client.register_case(req).await.unwrap_err();
+        kit::testing::assert_refused(&format!("NUL in {field}"), &status, Code::InvalidArgument, field);
+    }
+    let status = s.client.get_case(GetCaseRequest { case_ref: "532901003-\0".into() }).await.unwrap_err();
+    kit::testing::assert_refused("NUL in case_ref", &status, Code::InvalidArgument, "case_ref");
+    let list = |token: &str| ListCasesRequest { center_code: TOWNSHIP.into(), page_size: 5, page_token: token.into() };
+    for token in ["1|\0", "\0", &"9".repeat(10_000)] {
+        let status = s.client.list_cases(list(token)).await.unwrap_err();
+        kit::testing::assert_refused("bad page_token", &status, Code::InvalidArgument, "page_token");
+    }
+
+    // Emoji are text like any other.
+    let mut emoji = request("k-emoji");
+    emoji.title = "漏水 🚰💧".into();
+    emoji.parties[0].name = "王五🙂".into();
+    let case = s.client.register_case(emoji).await.unwrap().into_inner().case.unwrap();
+    assert_eq!((case.title.as_str(), case.parties[0].name.as_str()), ("漏水 🚰💧", "王五🙂"));
     for stop in s.stops {
         stop.stop();
     }

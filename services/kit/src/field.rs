@@ -1,19 +1,50 @@
 //! Parsing request fields into domain values ("parse, don't validate"): each helper names the field it
 //! rejects, so every INVALID_ARGUMENT says which field and why.
+//!
+//! Every helper refuses a NUL character (PostgreSQL cannot store one in text, so it would otherwise surface as
+//! an internal error) and never echoes more than a short excerpt of what it refuses: a status message travels
+//! in an HTTP/2 trailer, and an echoed value of a few kilobytes breaks the connection instead of answering.
 
 use uuid::Uuid;
 
 use crate::FieldError;
 
+/// The longest value any helper looks at, in bytes, whatever its own limit: larger values are refused before
+/// anything else is done with them.
+pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// How much of a refused value an error may quote, in characters.
+pub const EXCERPT_CHARS: usize = 32;
+
+/// A short, quoted, escaped prefix of `value` for an error message: at most [`EXCERPT_CHARS`] characters (cut on
+/// a character boundary), with `…` when cut.
+pub fn excerpt(value: &str) -> String {
+    match value.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &value[..cut]),
+        None => format!("{value:?}"),
+    }
+}
+
+/// Refuses NUL characters and values beyond [`MAX_FIELD_BYTES`]; the checks every text field gets first.
+pub fn clean<'a>(field: &str, value: &'a str) -> Result<&'a str, FieldError> {
+    if value.len() > MAX_FIELD_BYTES {
+        return Err(FieldError::new(field, format!("is longer than {MAX_FIELD_BYTES} bytes")));
+    }
+    if value.contains('\0') {
+        return Err(FieldError::new(field, "must not contain a NUL character"));
+    }
+    Ok(value)
+}
+
 /// The trimmed value, which must not be empty.
 pub fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, FieldError> {
-    let v = value.trim();
+    let v = clean(field, value)?.trim();
     if v.is_empty() { Err(FieldError::new(field, "is required")) } else { Ok(v) }
 }
 
 /// The trimmed value, at most `max` characters (it may be empty).
 pub fn bounded<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, FieldError> {
-    let v = value.trim();
+    let v = clean(field, value)?.trim();
     if v.chars().count() > max {
         return Err(FieldError::new(field, format!("is longer than {max} characters")));
     }
@@ -35,6 +66,30 @@ pub fn division_code<'a>(field: &str, value: &'a str) -> Result<&'a str, FieldEr
     if crate::division::is_code(v) { Ok(v) } else { Err(FieldError::new(field, "must be a 12-digit division code")) }
 }
 
+/// A page token that is the code of the last item of the previous page, checked to be one this service could
+/// have issued for the listing under `parent_prefix`: empty (the first page), or 12, 15 or 18 ASCII digits
+/// starting with the prefix. Anything else is refused rather than paged from, so a client never silently gets
+/// a page that starts somewhere arbitrary.
+pub fn code_page_token<'a>(field: &str, token: &'a str, parent_prefix: &str) -> Result<&'a str, FieldError> {
+    let bad = || FieldError::new(field, "is not a token this service issued");
+    let t = clean(field, token).map_err(|_| bad())?.trim();
+    if t.is_empty() {
+        return Ok(t);
+    }
+    let digits = [12, 15, 18].contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+    if digits && t.starts_with(parent_prefix) && t != parent_prefix { Ok(t) } else { Err(bad()) }
+}
+
+/// The code of a [`code_enum!`] value, as `parse` reads it: refused without looking further when it is longer
+/// than any code could be, so a huge value costs nothing and is never echoed.
+#[doc(hidden)]
+pub fn code_candidate<'a>(field: &str, value: &'a str) -> Result<&'a str, FieldError> {
+    if value.len() > 64 {
+        return Err(FieldError::new(field, format!("unknown value {}", excerpt(value))));
+    }
+    Ok(clean(field, value)?.trim())
+}
+
 /// Declares an enum of string codes as clients send them, with `as_str`, `parse` (naming the field on
 /// error) and `ALL`.
 #[macro_export]
@@ -52,12 +107,16 @@ macro_rules! code_enum {
             }
 
             pub fn parse(field: &str, value: &str) -> ::std::result::Result<Self, $crate::FieldError> {
-                match value.trim() {
+                match $crate::field::code_candidate(field, value)? {
                     $($code => ::std::result::Result::Ok($name::$var),)+
                     "" => ::std::result::Result::Err($crate::FieldError::new(field, "is required")),
                     other => ::std::result::Result::Err($crate::FieldError::new(
                         field,
-                        format!("unknown value {other:?}; expected one of: {}", [$($code),+].join(", ")),
+                        format!(
+                            "unknown value {}; expected one of: {}",
+                            $crate::field::excerpt(other),
+                            [$($code),+].join(", ")
+                        ),
                     )),
                 }
             }
@@ -69,4 +128,50 @@ macro_rules! code_enum {
             }
         }
     };
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    crate::code_enum! {
+        pub enum Colour { Red = "red", Blue = "blue" }
+    }
+
+    #[test]
+    fn a_refusal_quotes_only_a_short_prefix_cut_on_a_char_boundary() {
+        let huge = "界".repeat(10_000);
+        let err = Colour::parse("colour", &huge).unwrap_err();
+        assert_eq!(err.field, "colour");
+        assert!(err.reason.len() < 200, "{}", err.reason);
+        let err = Colour::parse("colour", &format!("{}x", "é".repeat(40))).unwrap_err();
+        assert!(err.reason.contains(&format!("\"{}\"…", "é".repeat(EXCERPT_CHARS))), "{}", err.reason);
+        assert_eq!(Colour::parse("colour", " blue ").unwrap(), Colour::Blue);
+        assert_eq!(Colour::ALL, &[Colour::Red, Colour::Blue]);
+        assert_eq!(excerpt("short"), "\"short\"");
+    }
+
+    #[test]
+    fn nul_is_refused_everywhere_and_emoji_are_text() {
+        let nul = "a\0b";
+        for err in [required("t", nul), bounded("t", nul, 100), text("t", nul, 100)] {
+            assert_eq!(err.unwrap_err().reason, "must not contain a NUL character");
+        }
+        assert!(Colour::parse("colour", "red\0").is_err());
+        assert!(uuid("id", "\0").is_err());
+        assert_eq!(text("title", "漏水 🚰💧", 100).unwrap(), "漏水 🚰💧");
+        assert!(bounded("d", &"x".repeat(MAX_FIELD_BYTES + 1), usize::MAX).is_err());
+    }
+
+    #[test]
+    fn code_page_tokens_are_children_of_the_parent_or_refused() {
+        assert_eq!(code_page_token("page_token", "", "5329").unwrap(), "");
+        assert_eq!(code_page_token("page_token", "532901000000", "5329").unwrap(), "532901000000");
+        assert_eq!(code_page_token("page_token", "532901003001002", "532901003001").unwrap(), "532901003001002");
+        for bad in ["!!garbage!!", "530100000000", "5329010", "532900000000\0", "53290100000x"] {
+            assert!(code_page_token("page_token", bad, "5329").is_err(), "{bad:?}");
+        }
+        assert!(code_page_token("page_token", "532901003001", "532901003001").is_err(), "the parent itself");
+    }
 }

@@ -35,11 +35,10 @@ pub async fn serve(
     for name in services.iter().copied().chain([""]) {
         health.set_service_status(name, ServingStatus::Serving).await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let routes = routes.add_service(health_service).add_service(reflection);
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection(services).build_v1()?)
+        .add_service(reflection(services).build_v1alpha()?);
     let names: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
     let drain = async move {
         shutdown.wait().await;
@@ -56,6 +55,19 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain)
         .await?;
     Ok(())
+}
+
+/// Reflection over the whole suite's descriptors (so every type resolves) that advertises only what this port
+/// serves: its own services, health, and both reflection versions (grpcurl and older tools still ask v1alpha).
+fn reflection<'b>(services: &[&str]) -> tonic_reflection::server::Builder<'b> {
+    let own =
+        ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+    services.iter().copied().chain(own).fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+        |b, name| b.with_service_name(name),
+    )
 }
 
 /// Binds the configured address; port 0 picks a free port (tests).
@@ -118,13 +130,28 @@ impl tonic::service::Interceptor for Outgoing {
     }
 }
 
+/// The most of a field name or reason a status carries, in characters.
+const MAX_DETAIL_CHARS: usize = 300;
+
 /// INVALID_ARGUMENT with a bad-request field violation naming the field.
+///
+/// Message and details travel in HTTP/2 trailers, which peers cap at a few kilobytes: a longer status does not
+/// arrive as an error but breaks the call ("h2 protocol error"). Parsers already quote only short excerpts; the
+/// cut here is the last guard, so no parser's slip can turn a refusal into a broken connection.
 pub fn invalid(err: &FieldError) -> Status {
+    let (field, reason) = (shorten(&err.field), shorten(&err.reason));
     Status::with_error_details(
         Code::InvalidArgument,
-        format!("invalid {}: {}", err.field, err.reason),
-        ErrorDetails::with_bad_request_violation(err.field.clone(), err.reason.clone()),
+        format!("invalid {field}: {reason}"),
+        ErrorDetails::with_bad_request_violation(field, reason),
     )
+}
+
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(MAX_DETAIL_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
 }
 
 /// The fields named in a status's bad-request details (for clients and tests).

@@ -207,7 +207,14 @@ pub async fn recipients(
     after: &str,
     limit: i64,
 ) -> Result<Vec<RecipientRow>> {
-    directive(pool, id).await?;
+    let target = directive(pool, id).await?.target_code;
+    // Recipients are village centers, so a token is a 12-digit code below the target (or the target itself,
+    // when the target is a village).
+    let after = after.trim();
+    let issued = kit::division::is_code(after) && after.starts_with(crate::domain::child_prefix(&target));
+    if !after.is_empty() && !issued {
+        return Err(FieldError::new("page_token", "is not a token this service issued").into());
+    }
     let sql = format!(
         "SELECT {RECIPIENT} FROM directive_recipients r JOIN divisions d ON d.code = r.center_code \
          WHERE r.directive_id = $1 AND ($2 = '' OR r.status = $2) AND r.center_code > $3 \

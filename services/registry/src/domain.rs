@@ -41,3 +41,20 @@ pub const MICRO_GRID_LEVEL: u32 = 7;
 pub fn is_grid_code(code: &str) -> bool {
     (code.len() == 15 || code.len() == 18) && code.bytes().all(|b| b.is_ascii_digit())
 }
+
+/// The prefix every code below `parent` starts with: a grid's micro-grids and a village's grids extend its
+/// whole code; a division's descendants share its significant digits; the nation's are every code.
+pub fn child_prefix(parent: &str) -> &str {
+    if is_grid_code(parent) {
+        parent
+    } else if parent == crate::tree_queries::NATION {
+        ""
+    } else {
+        kit::division::significant(parent)
+    }
+}
+
+/// A listing's page token (the last code of the previous page), checked to lie below `parent`.
+pub fn page_token<'a>(token: &'a str, parent: &str) -> Result<&'a str, kit::FieldError> {
+    kit::field::code_page_token("page_token", token, child_prefix(parent))
+}

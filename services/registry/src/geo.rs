@@ -27,6 +27,8 @@ const COUNTY_CELL_DEG: f64 = 0.1;
 const GRID_CELL_DEG: f64 = 0.01;
 const MAX_RINGS: usize = 64;
 const MAX_RING_POINTS: usize = 10_000;
+/// All rings together: bounds a geometry's index and the (at worst quadratic) self-intersection check.
+const MAX_GEOMETRY_POINTS: usize = 20_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Datum {
@@ -38,10 +40,15 @@ pub enum Datum {
 impl Datum {
     /// Empty means the default, WGS84; names are case-insensitive.
     pub fn parse(field: &str, value: &str) -> std::result::Result<Datum, FieldError> {
-        match value.trim().to_ascii_lowercase().as_str() {
+        let v = kit::field::bounded(field, value, 16)
+            .map_err(|_| FieldError::new(field, "is not a known datum; expected wgs84 or gcj02"))?;
+        match v.to_ascii_lowercase().as_str() {
             "" | "wgs84" | "cgcs2000" => Ok(Datum::Wgs84),
             "gcj02" => Ok(Datum::Gcj02),
-            other => Err(FieldError::new(field, format!("unknown datum {other:?}; expected wgs84 or gcj02"))),
+            other => Err(FieldError::new(
+                field,
+                format!("unknown datum {}; expected wgs84 or gcj02", kit::field::excerpt(other)),
+            )),
         }
     }
 
@@ -80,10 +87,14 @@ pub struct GridGeometry {
 
 impl GridGeometry {
     /// Checks rings that are already converted point by point (see [`point`]): each closed with at least 4
-    /// points and some area, and every hole within the outer ring's box. Self-intersection is not checked.
+    /// points, some area and no self-intersection, every hole within the outer ring's box, and no more points
+    /// than the index can afford. Rings crossing each other are not checked.
     pub fn new(boundary: Vec<Ring>, centre: Option<Pt>) -> std::result::Result<Self, FieldError> {
         if boundary.len() > MAX_RINGS {
             return Err(FieldError::new("boundary", format!("has more than {MAX_RINGS} rings")));
+        }
+        if boundary.iter().map(Vec::len).sum::<usize>() > MAX_GEOMETRY_POINTS {
+            return Err(FieldError::new("boundary", format!("has more than {MAX_GEOMETRY_POINTS} points in all")));
         }
         for (i, ring) in boundary.iter().enumerate() {
             let field = format!("boundary[{i}]");
@@ -98,6 +109,12 @@ impl GridGeometry {
             }
             if i > 0 && !BBox::of(&boundary[0]).covers(&BBox::of(ring)) {
                 return Err(FieldError::new(field, "is a hole but lies outside the outer ring"));
+            }
+            if !ring.iter().flatten().all(|v| v.is_finite()) {
+                return Err(FieldError::new(field, "has a coordinate that is not a finite number"));
+            }
+            if shape::self_intersects(ring) {
+                return Err(FieldError::new(field, "crosses or touches itself"));
             }
         }
         Ok(GridGeometry { boundary, centre })
@@ -222,8 +239,20 @@ impl Geo {
         let rows = store::grid_boundaries(&self.pool).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
-            let rings: Vec<Ring> = serde_json::from_str(&row.boundary)
-                .map_err(|e| anyhow::anyhow!("grid {} has an unreadable boundary: {e}", row.code))?;
+            // Stored data never stops a start: a boundary that is unreadable or fails today's bounds (stored
+            // before they existed, or edited by hand) is left out of the index with a warning, and its grid
+            // resolves as if it had none until its geometry is set again.
+            let checked = serde_json::from_str::<Vec<Ring>>(&row.boundary)
+                .map_err(|e| e.to_string())
+                .and_then(|rings| GridGeometry::new(rings, None).map_err(|e| e.to_string()));
+            let rings = match checked {
+                Ok(g) if !g.boundary.is_empty() => g.boundary,
+                Ok(_) => continue,
+                Err(reason) => {
+                    tracing::warn!(grid = %row.code, %reason, "stored grid boundary left out of the location index");
+                    continue;
+                }
+            };
             let depth = if row.kind == "micro_grid" { 2 } else { 1 };
             let place = Place { code: row.code, name: row.name, village_code: Some(row.village_code), depth };
             items.push((Shape::new(&[rings]), place));

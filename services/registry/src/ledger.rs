@@ -195,6 +195,7 @@ pub async fn get(pool: &PgPool, code: &str) -> Result<LedgerRow> {
 /// A page of the node's children with their counts, in code order after `after`: child divisions down to the
 /// village, then a village's grids, then a grid's micro-grids.
 pub async fn children(pool: &PgPool, parent: &LedgerRow, after: &str, limit: i64) -> Result<Vec<LedgerRow>> {
+    let after = crate::domain::page_token(after, &parent.code)?;
     let nodes = match parent.level {
         ..=4 => "SELECT code, name, level::int AS level FROM divisions \
                  WHERE parent_code = $1 AND retired_at IS NULL AND code > $2 ORDER BY code LIMIT $3"

@@ -55,6 +55,7 @@ impl Registry {
     }
 
     pub async fn children(&self, code: &str, after: &str, limit: i64) -> Result<(Vec<NodeRow>, Vec<GridRow>)> {
+        let after = crate::domain::page_token(after, code)?;
         let mut conn = self.pool.acquire().await?;
         if is_grid_code(code) {
             db::grid(&mut conn, code).await?.ok_or_else(|| Error::NotFound(format!("grid {code}")))?;
@@ -202,6 +203,7 @@ impl Registry {
     }
 
     pub async fn put_department(&self, d: DepartmentRow) -> Result<DepartmentRow> {
+        check_category_prefixes(&d.category_prefixes)?;
         let mut conn = self.pool.acquire().await?;
         if !db::is_center(&mut conn, &d.center_code).await? {
             return Err(FieldError::new("department.center_code", "has no center").into());
@@ -209,4 +211,21 @@ impl Registry {
         db::put_department(&mut conn, &d).await?;
         Ok(d)
     }
+}
+
+/// The categories a department handles arrive unparsed inside the department message: at most 64 prefixes of
+/// 1 to 6 digits, so nothing unbounded (or a NUL, which PostgreSQL refuses) reaches the table.
+fn check_category_prefixes(prefixes: &[String]) -> std::result::Result<(), FieldError> {
+    if prefixes.len() > 64 {
+        return Err(FieldError::new("department.category_prefixes", "has more than 64 entries"));
+    }
+    for (i, p) in prefixes.iter().enumerate() {
+        if p.is_empty() || p.len() > 6 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FieldError::new(
+                format!("department.category_prefixes[{i}]"),
+                "must be a category code prefix of 1 to 6 digits",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -37,6 +37,7 @@ const NODE_COLUMNS: &str = "SELECT d.code, d.name, d.level, d.parent_code, \
 
 /// Descendants of `code` at `level`, after the code `after`, in code order.
 pub async fn descendants(pool: &PgPool, code: &str, level: u32, after: &str, limit: i64) -> Result<Vec<NodeRow>> {
+    let after = crate::domain::page_token(after, code)?;
     let mut conn = pool.acquire().await?;
     let own = level_of(&mut conn, code).await?;
     let level = i16::try_from(level).unwrap_or(i16::MAX);

@@ -222,3 +222,92 @@ async fn bad_input_names_the_field() {
     }
     s.stop.stop();
 }
+
+/// A comb of `points` teeth spanning the whole height of a box of half-side `d` around `c`: each edge spans the
+/// box, so an unbounded band index would grow with edges × bands.
+fn sawtooth(c: (f64, f64), d: f64, points: usize) -> Ring {
+    let step = 2.0 * d / points as f64;
+    let mut pts: Vec<(f64, f64)> =
+        (0..points).map(|i| (c.0 - d + i as f64 * step, if i % 2 == 0 { c.1 - d } else { c.1 + d })).collect();
+    let end = pts.last().unwrap().0;
+    pts.extend([(end, c.1 - d - 0.001), (c.0 - d, c.1 - d - 0.001), (c.0 - d, c.1 - d)]);
+    Ring { points: pts.into_iter().map(|(lon, lat)| LonLat { lon, lat }).collect() }
+}
+
+#[tokio::test]
+async fn geometry_is_bounded_and_a_start_skips_stored_boundaries_that_fail_the_bounds() {
+    let infra = TestInfra::new().await;
+    let mut s = start(&infra).await;
+    registry::import_dali(&s.pool).await.expect("import");
+    let mut grids = Vec::new();
+    for name in ["comb", "bowtie", "garbage"] {
+        let req = CreateGridRequest {
+            village_code: VILLAGE.into(),
+            name: name.into(),
+            kind: "grid".into(),
+            ..Default::default()
+        };
+        grids.push(s.registry.create_grid(req).await.unwrap().into_inner().grid.unwrap().code);
+    }
+    let here = gcj02_to_wgs84(XIAGUAN_GCJ.0, XIAGUAN_GCJ.1);
+    let set = |boundary: Vec<Ring>| SetGridGeometryRequest {
+        grid_code: grids[0].clone(),
+        boundary,
+        centre: None,
+        datum: String::new(),
+    };
+
+    // The 9,999-point comb (the most a ring may hold) is a simple ring: accepted, indexed in bounded memory,
+    // and it answers.
+    let started = std::time::Instant::now();
+    let comb = sawtooth(here, 0.01, 9_996);
+    let tooth = comb.points[5001];
+    s.geo.set_grid_geometry(set(vec![comb])).await.expect("the comb is accepted");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    let r = s.geo.resolve_point(at(tooth.lon, here.1, "")).await.unwrap().into_inner();
+    assert_eq!(r.grid_code, grids[0], "a point inside a tooth");
+
+    // Two edges cross; unlike a symmetric bowtie it has some area, so only the crossing check can refuse it.
+    let bowtie = |c: (f64, f64)| Ring {
+        points: [(0.0, 0.0), (1.0, 1.0), (1.0, 0.2), (0.0, 1.0), (0.0, 0.0)]
+            .iter()
+            .map(|(x, y)| LonLat { lon: c.0 + x * 0.01, lat: c.1 + y * 0.01 })
+            .collect(),
+    };
+    let cases: Vec<(&str, Vec<Ring>, &str)> = vec![
+        ("a bowtie", vec![bowtie(here)], "boundary[0]"),
+        ("a self-crossing hole", vec![square(here, 0.02), bowtie(here)], "boundary[1]"),
+        (
+            "27,009 points in all",
+            vec![sawtooth(here, 0.01, 9_000), sawtooth(here, 0.005, 9_000), sawtooth(here, 0.002, 9_000)],
+            "boundary",
+        ),
+        ("a ring of 10,004 points", vec![sawtooth(here, 0.01, 10_001)], "boundary[0]"),
+        ("65 rings", vec![square(here, 0.01); 65], "boundary"),
+    ];
+    for (what, boundary, field) in cases {
+        let status = s.geo.set_grid_geometry(set(boundary)).await.unwrap_err();
+        kit::testing::assert_refused(what, &status, Code::InvalidArgument, field);
+    }
+
+    // Boundaries stored before today's checks (or by hand) must not stop a start: they are left out.
+    let away = (here.0 + 0.05, here.1);
+    let stored: Vec<[f64; 2]> = bowtie(away).points.iter().map(|p| [p.lon, p.lat]).collect();
+    let bad_json = serde_json::to_string(&[stored]).unwrap();
+    for (code, boundary) in [(&grids[1], bad_json.as_str()), (&grids[2], r#"[["not", "a", "ring"]]"#)] {
+        sqlx::query("UPDATE grids SET boundary = $2::jsonb WHERE code = $1")
+            .bind(code)
+            .bind(boundary)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+    }
+    s.stop.stop();
+    let again = common::start(&infra, false).await;
+    let mut geo = GeoClient::new(again.channel);
+    let r = geo.resolve_point(at(tooth.lon, here.1, "")).await.unwrap().into_inner();
+    assert_eq!(r.grid_code, grids[0], "the good grid is indexed after the restart");
+    let crossing = at(away.0 + 0.002, away.1 + 0.005, "");
+    assert_eq!(resolved(&mut geo, crossing).await.0, "county", "the bowtie grid is out of the index");
+    again.stop.stop();
+}

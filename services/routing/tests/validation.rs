@@ -26,7 +26,10 @@ async fn bad_inputs_name_the_field_for_every_rpc() {
     let h = boot().await;
     let mut client = h.client.clone();
 
-    for (case, task_id, field) in [("empty id", "", "task_id"), ("not a uuid", "T-1", "task_id")] {
+    let nul_id = "6f1c2d3e-4a5b-4c6d-8e7f-0123456789a\0";
+    for (case, task_id, field) in
+        [("empty id", "", "task_id"), ("not a uuid", "T-1", "task_id"), ("NUL", nul_id, "task_id")]
+    {
         expect_invalid(case, client.get_task(GetTaskRequest { task_id: task_id.into() }).await, field);
     }
     for (case, case_id) in [("empty case id", ""), ("case number instead of id", "532901-20250807-00001")] {
@@ -55,6 +58,13 @@ async fn bad_inputs_name_the_field_for_every_rpc() {
         ("return: no reason code", ReturnTaskRequest { reason_code: String::new(), ..ok.clone() }, "reason_code"),
         ("return: unknown reason code", ReturnTaskRequest { reason_code: "busy".into(), ..ok.clone() }, "reason_code"),
         ("return: no reason text", ReturnTaskRequest { reason: " ".into(), ..ok.clone() }, "reason"),
+        ("return: NUL in reason", ReturnTaskRequest { reason: "不在\0本辖区".into(), ..ok.clone() }, "reason"),
+        ("return: NUL in handler", ReturnTaskRequest { handler_id: "h\0".into(), ..ok.clone() }, "handler_id"),
+        (
+            "return: 10 KB reason code",
+            ReturnTaskRequest { reason_code: "x".repeat(10 << 10), ..ok.clone() },
+            "reason_code",
+        ),
     ];
     for (case, request, field) in returns {
         expect_invalid(case, client.return_task(request).await, field);
@@ -71,6 +81,7 @@ async fn bad_inputs_name_the_field_for_every_rpc() {
         ("review: no reviewer", ReviewReturnRequest { reviewer_id: String::new(), ..ok.clone() }, "reviewer_id"),
         ("review: rejection without a note", ReviewReturnRequest { note: String::new(), ..ok.clone() }, "note"),
         ("review: note too long", ReviewReturnRequest { note: "长".repeat(1001), ..ok.clone() }, "note"),
+        ("review: NUL in note", ReviewReturnRequest { note: "请\0办理".into(), ..ok.clone() }, "note"),
     ];
     for (case, request, field) in reviews {
         expect_invalid(case, client.review_return(request).await, field);
@@ -87,6 +98,10 @@ async fn bad_inputs_name_the_field_for_every_rpc() {
         ("resolve: no resolver", ResolveTaskRequest { resolver_id: String::new(), ..ok.clone() }, "resolver_id"),
         ("resolve: no outcome", ResolveTaskRequest { outcome: String::new(), ..ok.clone() }, "outcome"),
         ("resolve: unknown outcome", ResolveTaskRequest { outcome: "done".into(), ..ok.clone() }, "outcome"),
+        ("resolve: 10 KB outcome", ResolveTaskRequest { outcome: "y".repeat(10 << 10), ..ok.clone() }, "outcome"),
+        ("resolve: NUL in outcome", ResolveTaskRequest { outcome: "handled\0".into(), ..ok.clone() }, "outcome"),
+        ("resolve: NUL in note", ResolveTaskRequest { note: "办结\0".into(), ..ok.clone() }, "note"),
+        ("resolve: NUL in resolver", ResolveTaskRequest { resolver_id: "\0".into(), ..ok.clone() }, "resolver_id"),
         (
             "resolve: 不予受理 without a reason",
             ResolveTaskRequest { outcome: "not_accepted".into(), ..ok.clone() },
@@ -124,6 +139,8 @@ async fn bad_rules_name_the_field_and_are_not_saved() {
         ("unknown unit kind", Rule { unit_kind: "bureau".into(), ..ok.clone() }, "rule.unit_kind"),
         ("no unit code", Rule { unit_code: String::new(), ..ok.clone() }, "rule.unit_code"),
         ("no unit name", Rule { unit_name: " ".into(), ..ok.clone() }, "rule.unit_name"),
+        ("NUL in unit name", Rule { unit_name: "市人社局\0".into(), ..ok.clone() }, "rule.unit_name"),
+        ("NUL in unit code", Rule { unit_code: "hrss\0".into(), ..ok.clone() }, "rule.unit_code"),
     ];
     for (case, rule, field) in rules {
         expect_invalid(case, client.put_rule(PutRuleRequest { rule: Some(rule) }).await, field);

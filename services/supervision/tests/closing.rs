@@ -233,6 +233,9 @@ async fn verify_and_follow_up_reject_bad_input() {
         ("unknown reason", verify(&id, "v", true, "fixed", ""), "closure_reason"),
         ("failed without note", verify(&id, "v", false, "", ""), "note"),
         ("note too long", verify(&id, "v", true, "resolved", &"长".repeat(2001)), "note"),
+        ("NUL in note", verify(&id, "v", false, "", "核查\0不过"), "note"),
+        ("NUL in verifier", verify(&id, "v\0", true, "resolved", ""), "verifier_id"),
+        ("10 KB reason", verify(&id, "v", true, &"r".repeat(10 << 10), ""), "closure_reason"),
     ];
     for (name, request, field) in cases {
         let status = client.verify_case(request).await.expect_err(name);
@@ -250,6 +253,10 @@ async fn verify_and_follow_up_reject_bad_input() {
         ("no visitor", follow(&id, "", "satisfied"), "visitor_id"),
         ("no satisfaction", follow(&id, "v", ""), "satisfaction"),
         ("unknown satisfaction", follow(&id, "v", "happy"), "satisfaction"),
+        ("10 KB satisfaction", follow(&id, "v", &"满意".repeat(2000)), "satisfaction"),
+        ("NUL in satisfaction", follow(&id, "v", "satisfied\0"), "satisfaction"),
+        ("NUL in visitor", follow(&id, "\0", "satisfied"), "visitor_id"),
+        ("NUL in note", FollowUpRequest { note: "很好\0".into(), ..follow(&id, "v", "satisfied") }, "note"),
     ];
     for (name, request, field) in cases {
         let status = client.follow_up(request).await.expect_err(name);

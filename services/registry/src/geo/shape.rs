@@ -76,10 +76,23 @@ impl Shape {
                 }
             }
         }
-        // About four edges per band keeps each lookup to a handful of crossing tests.
-        let bands = (edges.len() / 4).clamp(1, 1 << 16);
+        // About four edges per band keeps each lookup to a handful of crossing tests. An edge is listed in every
+        // band it spans, so edges that each span most of the height (a zig-zag across the box) would make the
+        // index edges × bands; fewer bands are taken until it holds at most MAX_ENTRIES_PER_EDGE per edge.
         let height = bbox.max[1] - bbox.min[1];
-        let band_scale = if height > 0.0 { bands as f64 / height } else { 0.0 };
+        let cap = edges.len() * MAX_ENTRIES_PER_EDGE + 64;
+        let mut bands = (edges.len() / 4).clamp(1, 1 << 16);
+        let band_scale = loop {
+            let scale = if height > 0.0 { bands as f64 / height } else { 0.0 };
+            let entries: usize = edges
+                .iter()
+                .map(|e| band_of(e.y1, bbox.min[1], scale, bands) - band_of(e.y0, bbox.min[1], scale, bands) + 1)
+                .sum();
+            if entries <= cap || bands == 1 {
+                break scale;
+            }
+            bands /= 2;
+        };
         let mut shape = Shape {
             bbox,
             area,
@@ -93,10 +106,13 @@ impl Shape {
         shape
     }
 
+    /// Entries in the band index, for bounding and testing its size.
+    pub fn index_entries(&self) -> usize {
+        self.band_edges.len()
+    }
+
     fn band(&self, y: f64) -> usize {
-        let last = self.band_start.len() - 2;
-        let b = ((y - self.band_min) * self.band_scale).floor();
-        if b <= 0.0 { 0 } else { (b as usize).min(last) }
+        band_of(y, self.band_min, self.band_scale, self.band_start.len() - 1)
     }
 
     /// Counting sort of edges into every band their latitude range touches.
@@ -139,6 +155,90 @@ impl Shape {
         }
         inside
     }
+}
+
+/// The band index holds at most this many entries per edge (plus a little), whatever the shape.
+const MAX_ENTRIES_PER_EDGE: usize = 8;
+
+fn band_of(y: f64, min: f64, scale: f64, bands: usize) -> usize {
+    let b = ((y - min) * scale).floor();
+    if b <= 0.0 { 0 } else { (b as usize).min(bands - 1) }
+}
+
+/// Whether a closed ring crosses or touches itself anywhere but at the shared vertex of consecutive edges
+/// (an edge that doubles back along the previous one counts as touching). Consecutive repeated points are
+/// ignored. A sweep along the ring's longer side tests only edges whose extents overlap on both axes: linear
+/// for real boundaries, whose edges are short; quadratic at worst, which the caller's vertex limit bounds.
+pub fn self_intersects(ring: &[Pt]) -> bool {
+    let mut pts: Vec<Pt> = Vec::with_capacity(ring.len());
+    for &p in ring {
+        if pts.last() != Some(&p) {
+            pts.push(p);
+        }
+    }
+    let b = BBox::of(&pts);
+    if b.max[1] - b.min[1] > b.max[0] - b.min[0] {
+        for p in &mut pts {
+            p.swap(0, 1);
+        }
+    }
+    let m = pts.len().saturating_sub(1);
+    if m < 3 {
+        return false;
+    }
+    let seg = |i: usize| (pts[i], pts[i + 1]);
+    let lo_x = |i: usize| pts[i][0].min(pts[i + 1][0]);
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| lo_x(a).total_cmp(&lo_x(b)));
+    let mut active: Vec<usize> = Vec::new();
+    for &i in &order {
+        let (a0, a1) = seg(i);
+        let x = lo_x(i);
+        active.retain(|&j| pts[j][0].max(pts[j + 1][0]) >= x);
+        let (ylo, yhi) = (a0[1].min(a1[1]), a0[1].max(a1[1]));
+        for &j in &active {
+            let (b0, b1) = seg(j);
+            if b0[1].max(b1[1]) < ylo || b0[1].min(b1[1]) > yhi {
+                continue;
+            }
+            let adjacent = j + 1 == i || i + 1 == j || (i == 0 && j == m - 1) || (j == 0 && i == m - 1);
+            if if adjacent { doubles_back(i, j, &pts, m) } else { segments_meet(a0, a1, b0, b1) } {
+                return true;
+            }
+        }
+        active.push(i);
+    }
+    false
+}
+
+/// Consecutive edges i and j meet at their shared vertex; they overlap beyond it only when collinear and
+/// pointing back along each other.
+fn doubles_back(i: usize, j: usize, pts: &[Pt], m: usize) -> bool {
+    let (first, second) = if (i + 1) % m == j { (i, j) } else { (j, i) };
+    let d1 = [pts[first + 1][0] - pts[first][0], pts[first + 1][1] - pts[first][1]];
+    let d2 = [pts[second + 1][0] - pts[second][0], pts[second + 1][1] - pts[second][1]];
+    d1[0] * d2[1] - d1[1] * d2[0] == 0.0 && d1[0] * d2[0] + d1[1] * d2[1] < 0.0
+}
+
+fn orient(a: Pt, b: Pt, c: Pt) -> f64 {
+    (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+}
+
+fn on_segment(a: Pt, b: Pt, p: Pt) -> bool {
+    p[0] >= a[0].min(b[0]) && p[0] <= a[0].max(b[0]) && p[1] >= a[1].min(b[1]) && p[1] <= a[1].max(b[1])
+}
+
+/// Whether two segments share any point (crossing, touching or overlapping).
+fn segments_meet(a0: Pt, a1: Pt, b0: Pt, b1: Pt) -> bool {
+    let (d1, d2) = (orient(b0, b1, a0), orient(b0, b1, a1));
+    let (d3, d4) = (orient(a0, a1, b0), orient(a0, a1, b1));
+    if ((d1 > 0.0 && d2 < 0.0) || (d1 < 0.0 && d2 > 0.0)) && ((d3 > 0.0 && d4 < 0.0) || (d3 < 0.0 && d4 > 0.0)) {
+        return true;
+    }
+    (d1 == 0.0 && on_segment(b0, b1, a0))
+        || (d2 == 0.0 && on_segment(b0, b1, a1))
+        || (d3 == 0.0 && on_segment(a0, a1, b0))
+        || (d4 == 0.0 && on_segment(a0, a1, b1))
 }
 
 /// Unsigned shoelace area in square degrees.
@@ -209,6 +309,47 @@ mod tests {
                 assert!(left.contains(p) != right.contains(p), "point {p:?} in exactly one");
             }
         }
+    }
+
+    /// A comb of `teeth` spikes spanning the whole height: every edge spans every band.
+    fn sawtooth(points: usize) -> Ring {
+        let mut ring: Ring = (0..points).map(|i| [i as f64 * 0.001, if i % 2 == 0 { 0.0 } else { 1.0 }]).collect();
+        let end = ring.last().map_or(0.0, |p| p[0]);
+        ring.extend([[end, -0.1], [0.0, -0.1], [0.0, 0.0]]);
+        ring
+    }
+
+    #[test]
+    fn an_edge_spanning_zigzag_keeps_the_band_index_linear() {
+        let ring = sawtooth(10_000);
+        assert!(!self_intersects(&ring), "a comb is a simple ring");
+        let s = Shape::new(&[vec![ring]]);
+        assert!(s.index_entries() <= 10_003 * MAX_ENTRIES_PER_EDGE + 64, "{} entries", s.index_entries());
+        assert!(s.contains([0.001, 0.5]), "inside a tooth");
+        assert!(!s.contains([0.002, 0.5]), "between teeth");
+    }
+
+    #[test]
+    fn self_intersections_are_found_and_simple_rings_pass() {
+        assert!(!self_intersects(&square(0.0, 0.0, 1.0, 1.0)));
+        let bowtie = vec![[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]];
+        assert!(self_intersects(&bowtie));
+        let pinched = vec![[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [2.0, 2.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0]];
+        assert!(self_intersects(&pinched), "touching at a vertex");
+        let spike = vec![[0.0, 0.0], [2.0, 0.0], [3.0, 0.0], [2.5, 0.0], [2.0, 1.0], [0.0, 1.0], [0.0, 0.0]];
+        assert!(self_intersects(&spike), "doubling back along itself");
+        let repeated = vec![[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]];
+        assert!(!self_intersects(&repeated), "a repeated point is not a crossing");
+        let mut star: Ring = (0..=200)
+            .map(|i| {
+                let t = f64::from(i % 200) / 200.0 * std::f64::consts::TAU;
+                let r = if i % 2 == 0 { 1.0 } else { 0.4 };
+                [r * t.cos(), r * t.sin()]
+            })
+            .collect();
+        assert!(!self_intersects(&star));
+        star.swap(10, 110);
+        assert!(self_intersects(&star));
     }
 
     #[test]
