@@ -1,13 +1,23 @@
 //! `registry` serves the grid registry; `registry import FILE [--edition E] [--retire-missing]
-//! [--establish-centers]` imports a division table (CSV or gzip CSV) and prints progress.
+//! [--establish-centers]` imports a division table (CSV or gzip CSV) and prints progress; `registry keygen KID`
+//! prints a new Ed25519 signing key (64 hex digits, for SERVICE_KEY or AUTH_SIGNING_KEY) and its public JWK (for
+//! the JWKS every service trusts). A service's key must have the kid `service:<name>`.
 
 use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     kit::telemetry::init(registry::NAME);
-    let config = kit::Config::from_env(registry::NAME, registry::DEFAULT_PORT).context("configuration")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("keygen") {
+        let kid = args.get(1).context("usage: registry keygen KID (e.g. service:intake, zongzhi-1)")?;
+        let seed = kit::auth::token::random_seed();
+        let jwk = kit::auth::Signer::from_seed(kid, &seed, "", "").jwk()?;
+        println!("private key (keep secret): {}", kit::auth::token::seed_hex(&seed));
+        println!("public JWK (add to the JWKS): {}", serde_json::to_string(&jwk)?);
+        return Ok(());
+    }
+    let config = kit::Config::from_env(registry::NAME, registry::DEFAULT_PORT).context("configuration")?;
     if args.first().map(String::as_str) == Some("import") {
         return import(&config, &args[1..]).await;
     }
