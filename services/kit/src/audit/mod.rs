@@ -1,0 +1,62 @@
+//! The tamper-evident audit trail (全过程留痕).
+//!
+//! Every audited action becomes one record in the service's `audit_log`, chained to the record before it by an
+//! HMAC-SM3 over the previous hash and every field. The database refuses updates, truncation and deletion of
+//! records younger than 180 days (triggers, see `migrations/2_audit.sql`); the chain catches what a superuser
+//! does around the triggers. If a record cannot be written, `append` fails and so must the action it guards.
+//!
+//! - [`AuditLog`]: the writer handle; appends are group-committed, many records per transaction.
+//! - [`verify`]: walks the chain and names the first broken link.
+//! - [`grpc::AuditService`]: `zongzhi.audit.v1.Audit`, listing and verifying over gRPC.
+
+mod chain;
+pub mod grpc;
+mod store;
+mod verify;
+mod writer;
+
+pub use chain::{AuditKey, GENESIS, HASH_LEN};
+pub use verify::{Break, BreakKind, VerifyReport, verify};
+pub use writer::AuditLog;
+
+/// One audited action, as the caller knows it. The writer adds the sequence number, the server time and the
+/// chain hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditEntry {
+    /// The principal's subject.
+    pub actor: String,
+    /// The role of the grant used.
+    pub role: String,
+    /// The scope of the grant used (a division code or the like).
+    pub scope: String,
+    /// The full gRPC method path, e.g. `/zongzhi.intake.v1.Intake/GetCase`.
+    pub action: String,
+    /// The ids of the objects acted on.
+    pub target: String,
+    /// `ok`, `denied`, or a gRPC code name.
+    pub outcome: String,
+    /// Why it was denied or failed; empty when ok.
+    pub reason: String,
+    pub client_addr: String,
+    pub trace_id: String,
+    /// Anything else worth keeping, e.g. for an unmask the field and purpose (JSON by convention).
+    pub detail: String,
+}
+
+/// Why an entry was not recorded. Cloneable because one failed group commit answers every waiter in it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit writer has stopped")]
+    Closed,
+    #[error("the audit record could not be written: {0}")]
+    Write(std::sync::Arc<sqlx::Error>),
+}
+
+impl From<AuditError> for tonic::Status {
+    /// UNAVAILABLE: the action was refused because it could not be recorded, which may succeed on retry. The
+    /// cause is logged, never sent.
+    fn from(err: AuditError) -> Self {
+        tracing::error!(error = %err, "audit write failed; refusing the action");
+        tonic::Status::unavailable("the audit trail cannot be written, so the action is refused")
+    }
+}
