@@ -16,7 +16,7 @@ mod verify;
 mod writer;
 
 pub use chain::{AuditKey, GENESIS, HASH_LEN};
-pub use verify::{Break, BreakKind, VerifyReport, verify};
+pub use verify::{Break, BreakKind, PROGRESS_EVERY, VerifyReport, verify};
 pub use writer::AuditLog;
 
 /// One audited action, as the caller knows it. The writer adds the sequence number, the server time and the
