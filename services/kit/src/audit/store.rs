@@ -72,15 +72,19 @@ pub(crate) async fn append(
         }
     }
     let [actor, role, scope, action, target, outcome, reason, client_addr, trace_id, detail] = text;
+    // The insert and the head move in one statement: one round trip fewer per batch, and round trips, not
+    // fsyncs, are what a commit mostly waits for here.
     sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, role, scope, action, target, outcome, reason, client_addr, \
-         trace_id, detail, prev_hash, hash) \
-         SELECT u.seq, $2, u.actor, u.role, u.scope, u.action, u.target, u.outcome, u.reason, u.client_addr, \
-                u.trace_id, u.detail, u.prev_hash, u.hash \
-         FROM UNNEST($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-                     $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[]) \
-           AS u(seq, actor, role, scope, action, target, outcome, reason, client_addr, trace_id, detail, \
-                prev_hash, hash)",
+        "WITH inserted AS ( \
+           INSERT INTO audit_log (seq, at, actor, role, scope, action, target, outcome, reason, client_addr, \
+                                  trace_id, detail, prev_hash, hash) \
+           SELECT u.seq, $2, u.actor, u.role, u.scope, u.action, u.target, u.outcome, u.reason, u.client_addr, \
+                  u.trace_id, u.detail, u.prev_hash, u.hash \
+           FROM UNNEST($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+                       $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[]) \
+             AS u(seq, actor, role, scope, action, target, outcome, reason, client_addr, trace_id, detail, \
+                  prev_hash, hash)) \
+         UPDATE audit_head SET seq = $15, hash = $16",
     )
     .bind(&seqs)
     .bind(at)
@@ -96,9 +100,10 @@ pub(crate) async fn append(
     .bind(&detail)
     .bind(&prevs)
     .bind(&hashes)
+    .bind(seq)
+    .bind(&prev)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2").bind(seq).bind(&prev).execute(&mut *tx).await?;
     Ok((seq, prev))
 }
 
