@@ -30,6 +30,11 @@ pub mod subsidy {
         tonic::include_proto!("zongzhi.subsidy.v1");
     }
 }
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("zongzhi.audit.v1");
+    }
+}
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("zongzhi.events.v1");

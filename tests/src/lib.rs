@@ -31,6 +31,7 @@ impl World {
             http_port: 0,
             keys: kit::testing::keys().set.clone(),
             pii_key: kit::pii::DEV_KEY,
+            audit_key: kit::audit::AuditKey::dev(),
         };
         let suite = Suite::start(&cfg).await.expect("suite starts");
         let pool = registry::connect(&Suite::registry_config(&cfg)).await.expect("registry db");

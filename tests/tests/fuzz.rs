@@ -161,7 +161,7 @@ async fn mutated_json_requests_never_get_a_server_error() {
     let register = json!({
         "idempotency_key": "fuzz-0", "center_code": center, "channel": "web", "kind": "dispute",
         "category_code": "0106", "urgency": "normal", "title": "工资", "description": "拖欠",
-        "location_code": grid, "operator_id": "op",
+        "location_code": grid,
         "parties": [{"name": "王五", "phone": "13700001111", "role": "applicant"}]
     });
     let (status, created) = world.http("POST", "/v1/cases", Some(register.clone())).await;

@@ -20,7 +20,7 @@ async fn json_over_http_drives_the_same_operations() {
         "urgency": "urgent",
         "title": "独居老人求助",
         "location_code": world.demo.grids[1],
-        "operator_id": "web-portal",
+
         "parties": [{"name": "赵六", "phone": "13611112222", "role": "applicant"}]
     });
     let (status, created) = world.http("POST", "/v1/cases", Some(body.clone())).await;
@@ -103,10 +103,13 @@ async fn health_and_reflection_answer_on_every_service() {
         "zongzhi.registry.v1.Tree",
         "zongzhi.registry.v1.Geo",
         "zongzhi.registry.v1.Ledger",
+        "zongzhi.registry.v1.Auth",
+        "zongzhi.audit.v1.Audit",
     ];
+    // The gateway keeps no audit trail of its own; every service answers for its own.
     for (addr, own) in [
         (s.gateway_grpc, &["zongzhi.gateway.v1.Desk"][..]),
-        (s.intake, &["zongzhi.intake.v1.Intake"][..]),
+        (s.intake, &["zongzhi.intake.v1.Intake", "zongzhi.audit.v1.Audit"][..]),
         (s.registry, &registry[..]),
     ] {
         let mut want: Vec<String> = own.iter().chain(&common).map(|n| (*n).to_owned()).collect();

@@ -41,7 +41,7 @@ fn registration(world: &World, key: &str) -> RegisterCaseRequest {
             },
         ],
         reporter_id: world.demo.grid_workers[0].clone(),
-        operator_id: "op-xiaguan-01".into(),
+        operator_id: String::new(),
     }
 }
 

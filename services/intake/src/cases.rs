@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use kit::FieldError;
+use kit::auth::{Permission, Principal, ScopeSet};
 use kit::events::Outbox;
 use kit::pii::{Sealer, mask_id_number, mask_phone};
 use proto::events::v1::{CaseRegistered, envelope::Body};
@@ -31,13 +32,18 @@ pub struct CaseFile {
 }
 
 impl Cases {
-    /// Registers the case, or returns the one first registered with the same idempotency key (`true`).
-    pub async fn register(&self, new: NewCase) -> Result<(CaseFile, bool)> {
+    /// Registers the case, or returns the one first registered with the same idempotency key (`true`). The
+    /// operator is the principal; the place must be within its registration scope.
+    pub async fn register(&self, new: NewCase, who: &Principal) -> Result<(CaseFile, bool)> {
         let digest = fingerprint(&self.sealer, &new);
-        if let Some(existing) = self.replay(&new, &digest).await? {
+        let readable = who.scope(Permission::ReadCase);
+        if let Some(existing) = self.replay(&new, &digest, &readable).await? {
             return Ok((existing, true));
         }
         let place = self.resolve(&new).await?;
+        if !who.scope(Permission::Register).covers_place(&place.area_path, &place.grid_code) {
+            return Err(Error::Denied("the case's place is outside your registration scope".into()));
+        }
         let mut tx = self.pool.begin().await?;
         let category_version = db::category_version(&mut tx, &new.category_code, new.kind.category_kind())
             .await?
@@ -53,7 +59,7 @@ impl Cases {
             // A concurrent registration with the same key won; this one writes nothing.
             drop(tx);
             return self
-                .replay(&new, &digest)
+                .replay(&new, &digest, &readable)
                 .await?
                 .map(|f| (f, true))
                 .ok_or_else(|| Error::NotFound(new.idempotency_key.clone()));
@@ -98,12 +104,12 @@ impl Cases {
         tx.commit().await?;
         self.outbox.wake();
         tracing::info!(case_id = %id, case_no = %number, "case registered");
-        Ok((self.file(id.to_string().as_str()).await?, false))
+        Ok((self.file(id.to_string().as_str(), &ScopeSet { all: true, ..ScopeSet::default() }).await?, false))
     }
 
     /// The case first registered under the key, if this registration is identical to it; ALREADY_EXISTS if it
     /// differs in anything.
-    async fn replay(&self, new: &NewCase, digest: &[u8]) -> Result<Option<CaseFile>> {
+    async fn replay(&self, new: &NewCase, digest: &[u8], readable: &ScopeSet) -> Result<Option<CaseFile>> {
         // The connection goes back before `file` takes one, so a burst of replays cannot exhaust the pool.
         let keyed = {
             let mut conn = self.pool.acquire().await?;
@@ -119,7 +125,12 @@ impl Cases {
         if !same {
             return Err(Error::KeyReused);
         }
-        Ok(Some(self.file(&case.id.to_string()).await?))
+        // The operator is part of the digest, so only the same principal replays; reading it back still takes
+        // read scope (a client that may register but not read gets the case through its own-client scope).
+        match self.file(&case.id.to_string(), readable).await {
+            Err(Error::NotFound(_)) => Err(Error::KeyReused),
+            other => other.map(Some),
+        }
     }
 
     /// Asks the registry where the case happened and checks the registering center is over that place.
@@ -147,19 +158,29 @@ impl Cases {
         Ok(place)
     }
 
-    pub async fn file(&self, case_ref: &str) -> Result<CaseFile> {
+    /// The case file, if `scope` reaches it; a case outside scope is NOT_FOUND, exactly like a missing one.
+    pub async fn file(&self, case_ref: &str, scope: &ScopeSet) -> Result<CaseFile> {
         let mut conn = self.pool.acquire().await?;
-        let case = db::case_by_ref(&mut conn, case_ref).await?.ok_or_else(|| Error::NotFound(case_ref.into()))?;
+        let case = db::case_by_ref(&mut conn, case_ref)
+            .await?
+            .filter(|c| crate::scope::covers(scope, c))
+            .ok_or_else(|| Error::NotFound(case_ref.into()))?;
         let parties = db::parties(&mut conn, case.id).await?;
         let timeline = db::timeline(&mut conn, case.id).await?;
         Ok(CaseFile { case, parties, timeline })
     }
 
-    pub async fn list(&self, center_code: &str, page_size: u32, token: &str) -> Result<(Vec<CaseRow>, String)> {
+    pub async fn list(
+        &self,
+        center_code: &str,
+        scope: &ScopeSet,
+        page_size: u32,
+        token: &str,
+    ) -> Result<(Vec<CaseRow>, String)> {
         let after = if token.is_empty() { None } else { Some(decode_token(token)?) };
         let limit = i64::from(page_size.clamp(1, 200));
         let mut conn = self.pool.acquire().await?;
-        let rows = db::list_cases(&mut conn, center_code, after, limit).await?;
+        let rows = db::list_cases(&mut conn, center_code, &scope.into(), after, limit).await?;
         let next = match rows.last() {
             Some(last) if rows.len() as i64 == limit => {
                 format!("{}|{}", last.registered_at.timestamp_micros(), last.id)
@@ -167,6 +188,33 @@ impl Cases {
             _ => String::new(),
         };
         Ok((rows, next))
+    }
+}
+
+impl Cases {
+    /// One party's phone or ID number in full. The case must be within the caller's unmask scope (else it is
+    /// NOT_FOUND, or PERMISSION_DENIED when the caller can read it); a follow-up clerk sees phones only.
+    pub async fn unmask(&self, who: &Principal, case_id: Uuid, party: u32, id_number: bool) -> Result<String> {
+        let case_ref = case_id.to_string();
+        let case = self.file(&case_ref, &who.scope(Permission::ReadCase)).await?.case;
+        if !crate::scope::covers(&who.scope(Permission::Unmask), &case) {
+            return Err(Error::Denied("unmasking this case's parties".into()));
+        }
+        let only_phone = who
+            .grants
+            .iter()
+            .filter(|g| kit::auth::policy::scope_of(g.role, Permission::Unmask).is_some())
+            .all(|g| g.role == kit::auth::Role::FollowUpClerk);
+        if id_number && only_phone {
+            return Err(Error::Denied("a follow-up clerk sees phone numbers only".into()));
+        }
+        let ordinal = i32::try_from(party).unwrap_or(i32::MAX) - 1;
+        let mut conn = self.pool.acquire().await?;
+        let sealed = db::sealed_party_field(&mut conn, case_id, ordinal, id_number)
+            .await?
+            .ok_or_else(|| FieldError::new("party", "no such party in the case"))?
+            .ok_or_else(|| FieldError::new("field", "the party gave none"))?;
+        Ok(self.sealer.open(&sealed)?)
     }
 }
 

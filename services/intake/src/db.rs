@@ -27,6 +27,8 @@ pub struct CaseRow {
     pub current_unit_code: String,
     pub registered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub operator_id: String,
+    pub units: Vec<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -50,7 +52,7 @@ pub struct TimelineRow {
 
 const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code, channel, kind, category_code, urgency, title, \
     description, grid_code, village_code, area_path, reporter_id, state, current_task_id, current_unit_code, \
-    registered_at, updated_at";
+    registered_at, updated_at, operator_id, units";
 
 /// The current version of an active category of the given kind, if there is one.
 pub async fn category_version(conn: &mut PgConnection, code: &str, kind: &str) -> sqlx::Result<Option<i32>> {
@@ -233,7 +235,8 @@ pub async fn set_state(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE cases SET state = $2, updated_at = $3, \
-         current_task_id = COALESCE($4, current_task_id), current_unit_code = COALESCE($5, current_unit_code) \
+         current_task_id = COALESCE($4, current_task_id), current_unit_code = COALESCE($5, current_unit_code), \
+         units = CASE WHEN $5 IS NULL OR $5 = '' OR $5 = ANY(units) THEN units ELSE array_append(units, $5) END \
          WHERE id = $1",
     )
     .bind(case_id)
@@ -265,10 +268,12 @@ pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Ve
     .await
 }
 
-/// A page of a center's cases, newest first, after the (registered_at, id) cursor.
+/// A page of a center's cases that `scope` may read, newest first, after the (registered_at, id) cursor. The
+/// scope is applied here, in SQL, so a page is never short of what the reader may see.
 pub async fn list_cases(
     conn: &mut PgConnection,
     center_code: &str,
+    scope: &crate::scope::Filter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<CaseRow>> {
@@ -276,12 +281,33 @@ pub async fn list_cases(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CASE_COLUMNS} FROM cases WHERE center_code = $1 \
          AND ($2::timestamptz IS NULL OR (registered_at, id) < ($2, $3)) \
+         AND ($5 OR area_path && $6 OR EXISTS (SELECT 1 FROM unnest($6::text[]) n WHERE left(grid_code, length(n)) = n) \
+              OR units && $7 OR ($8 <> '' AND (operator_id = $8 OR reporter_id = $8))) \
          ORDER BY registered_at DESC, id DESC LIMIT $4"
     )))
     .bind(center_code)
     .bind(at)
     .bind(id)
     .bind(limit)
+    .bind(scope.all)
+    .bind(&scope.nodes)
+    .bind(&scope.units)
+    .bind(&scope.actor)
     .fetch_all(conn)
     .await
+}
+
+/// One party's sealed phone or ID number.
+pub async fn sealed_party_field(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    ordinal: i32,
+    id_number: bool,
+) -> sqlx::Result<Option<Option<Vec<u8>>>> {
+    let sql = if id_number {
+        "SELECT id_number_sealed FROM case_parties WHERE case_id = $1 AND ordinal = $2"
+    } else {
+        "SELECT phone_sealed FROM case_parties WHERE case_id = $1 AND ordinal = $2"
+    };
+    sqlx::query_scalar(sql).bind(case_id).bind(ordinal).fetch_optional(conn).await
 }

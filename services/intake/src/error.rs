@@ -11,6 +11,9 @@ pub enum Error {
     NotFound(String),
     #[error("idempotency_key was already used for a different registration")]
     KeyReused,
+    /// A write outside the caller's role or scope.
+    #[error("not permitted: {0}")]
+    Denied(String),
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
     #[error(transparent)]
@@ -29,6 +32,7 @@ impl From<Error> for Status {
             Error::Invalid(f) => kit::grpc::invalid(&f),
             Error::NotFound(what) => Status::not_found(format!("case {what} not found")),
             Error::KeyReused => Status::already_exists(e.to_string()),
+            Error::Denied(why) => kit::auth::denied(&why),
             Error::Unavailable(what) => Status::unavailable(format!("{what} is unavailable; retry")),
             Error::Internal(cause) => kit::grpc::internal("intake failed", &cause),
         }

@@ -1,5 +1,6 @@
 //! The gRPC face: request → parsed domain value → one call → response.
 
+use kit::auth::Permission;
 use kit::{FieldError, field};
 use proto::intake::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -15,25 +16,57 @@ impl pb::intake_server::Intake for IntakeService {
         &self,
         request: Request<pb::RegisterCaseRequest>,
     ) -> Result<Response<pb::RegisterCaseResponse>, Status> {
-        let new = parse_registration(request.into_inner()).map_err(|e| kit::grpc::invalid(&e))?;
-        let (file, replayed) = self.0.register(new).await?;
-        Ok(Response::new(pb::RegisterCaseResponse { case: Some(to_case(file)), replayed }))
+        let who = kit::auth::principal(&request)?;
+        let mut new = parse_registration(request.into_inner()).map_err(|e| kit::grpc::invalid(&e))?;
+        // The operator is whoever signed in; a request may say so, but may not name someone else.
+        if !new.operator_id.is_empty() && new.operator_id != who.actor() {
+            return Err(kit::auth::denied("registering in someone else's name"));
+        }
+        new.operator_id = who.actor().to_owned();
+        let (file, replayed) = self.0.register(new, &who).await?;
+        let target = format!("case:{}", file.case.id);
+        Ok(kit::audit::target(Response::new(pb::RegisterCaseResponse { case: Some(to_case(file)), replayed }), target))
     }
 
     async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::GetCaseResponse>, Status> {
+        let who = kit::auth::principal(&request)?;
         let case_ref = field::text("case_ref", &request.get_ref().case_ref, 64).map_err(|e| kit::grpc::invalid(&e))?;
-        let file = self.0.file(case_ref).await?;
-        Ok(Response::new(pb::GetCaseResponse { case: Some(to_case(file)) }))
+        let file = self.0.file(case_ref, &who.scope(Permission::ReadCase)).await?;
+        let target = format!("case:{}", file.case.id);
+        Ok(kit::audit::target(Response::new(pb::GetCaseResponse { case: Some(to_case(file)) }), target))
+    }
+
+    async fn unmask_party(
+        &self,
+        request: Request<pb::UnmaskPartyRequest>,
+    ) -> Result<Response<pb::UnmaskPartyResponse>, Status> {
+        let who = kit::auth::principal(&request)?;
+        let r = request.into_inner();
+        let case_id = field::uuid("case_id", &r.case_id).map_err(|e| kit::grpc::invalid(&e))?;
+        if r.party == 0 {
+            return Err(kit::grpc::invalid(&FieldError::new("party", "counts from 1")));
+        }
+        let id_number = match r.field.as_str() {
+            "phone" => false,
+            "id_number" => true,
+            _ => return Err(kit::grpc::invalid(&FieldError::new("field", "must be phone or id_number"))),
+        };
+        let reason = field::text("reason", &r.reason, 200).map_err(|e| kit::grpc::invalid(&e))?.to_owned();
+        let value = self.0.unmask(&who, case_id, r.party, id_number).await?;
+        let target = format!("case:{case_id} party:{} field:{}", r.party, r.field);
+        let response = Response::new(pb::UnmaskPartyResponse { value });
+        Ok(kit::audit::target_with_detail(response, target, format!("unmask purpose: {reason}")))
     }
 
     async fn list_cases(
         &self,
         request: Request<pb::ListCasesRequest>,
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
+        let scope = kit::auth::principal(&request)?.scope(Permission::ReadCase);
         let req = request.into_inner();
         let center = field::division_code("center_code", &req.center_code).map_err(|e| kit::grpc::invalid(&e))?;
         let page_size = if req.page_size == 0 { 50 } else { req.page_size };
-        let (rows, next_page_token) = self.0.list(center, page_size, &req.page_token).await?;
+        let (rows, next_page_token) = self.0.list(center, &scope, page_size, &req.page_token).await?;
         let cases =
             rows.into_iter().map(|case| to_case(CaseFile { case, parties: vec![], timeline: vec![] })).collect();
         Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
@@ -78,7 +111,7 @@ fn parse_registration(r: pb::RegisterCaseRequest) -> Result<NewCase, FieldError>
         location_code: location_code.to_owned(),
         parties,
         reporter_id: field::bounded("reporter_id", &r.reporter_id, 64)?.to_owned(),
-        operator_id: field::text("operator_id", &r.operator_id, 64)?.to_owned(),
+        operator_id: field::bounded("operator_id", &r.operator_id, 64)?.to_owned(),
     })
 }
 

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod scope;
 
 use kit::Config;
 use kit::app::{Foundation, Running};
@@ -30,7 +31,7 @@ impl Peers {
 
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
-    let Foundation { pool, bus, listener, mut app, outbox, verifier } =
+    let Foundation { pool, bus, listener, mut app, outbox, guard } =
         Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let cases = cases::Cases {
         pool: pool.clone(),
@@ -39,7 +40,7 @@ pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
         sealer: kit::pii::Sealer::new(config.pii_key),
     };
     let routes = tonic::service::Routes::new(IntakeServer::new(grpc::IntakeService(cases)));
-    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.intake.v1.Intake"], verifier, app.shutdown()));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.intake.v1.Intake"], guard, app.shutdown()));
     app.spawn("outbox", outbox.relay(pool.clone(), bus.clone(), app.shutdown()));
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::CaseFileHandler, app.shutdown()));
     Ok(app)

@@ -49,7 +49,8 @@ fn request(key: &str) -> RegisterCaseRequest {
             role: "applicant".into(),
         }],
         reporter_id: String::new(),
-        operator_id: "op-1".into(),
+        // Empty: the operator is the signed-in principal.
+        operator_id: String::new(),
     }
 }
 
@@ -80,7 +81,6 @@ async fn registration_numbers_cases_and_replays_by_key() {
         ("description", |r| r.description.push('!')),
         ("channel", |r| r.channel = "hotline".into()),
         ("urgency", |r| r.urgency = "urgent".into()),
-        ("operator", |r| r.operator_id = "op-2".into()),
         ("reporter", |r| r.reporter_id = "p-9".into()),
         ("party name", |r| r.parties[0].name = "王六".into()),
         ("party phone", |r| r.parties[0].phone = "13700002222".into()),
@@ -217,7 +217,7 @@ async fn bad_registrations_name_their_field_and_write_nothing() {
             "parties[0].id_number",
         ),
         ("party name", |r| r.parties[0].name.clear(), Code::InvalidArgument, "parties[0].name"),
-        ("operator", |r| r.operator_id.clear(), Code::InvalidArgument, "operator_id"),
+        ("someone else as operator", |r| r.operator_id = "op-2".into(), Code::PermissionDenied, ""),
     ];
     for (name, edit, code, field) in cases {
         let mut req = request(&format!("bad-{name}"));

@@ -98,8 +98,8 @@ pub struct Foundation {
     pub listener: tokio::net::TcpListener,
     pub app: Running,
     pub outbox: crate::events::Outbox,
-    /// Checks the bearer token of every call the service answers.
-    pub verifier: Arc<crate::auth::Verifier>,
+    /// Checks the bearer token of every call the service answers, and records each in the audit trail.
+    pub guard: crate::auth::layer::Guard,
 }
 
 impl Foundation {
@@ -112,7 +112,11 @@ impl Foundation {
         let pool = crate::db::connect_and_migrate(&config.database, migrations).await?;
         let bus = crate::events::Bus::connect(&config.nats).await?;
         let listener = crate::grpc::bind(config.grpc_addr).await?;
-        let app = Running::new(name, listener.local_addr()?);
-        Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new(), verifier })
+        let mut app = Running::new(name, listener.local_addr()?);
+        let (audit, writer) = crate::audit::AuditLog::start(pool.clone(), config.audit_key.clone(), app.shutdown());
+        app.spawn("audit", writer);
+        let guard =
+            crate::auth::layer::Guard { verifier, audit: Some((audit, config.audit_key.clone(), pool.clone())) };
+        Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new(), guard })
     }
 }

@@ -139,7 +139,14 @@ impl Principal {
                 Some(ScopeKind::Unit) if g.unit == "*" => set.all = true,
                 Some(ScopeKind::Unit) => set.units.push(g.unit.clone()),
                 Some(ScopeKind::OwnWork) => set.own = Some(self.actor().to_owned()),
-                Some(ScopeKind::OwnClient) => set.client = Some(self.subject.clone()),
+                Some(ScopeKind::OwnClient) => {
+                    set.client = Some(self.subject.clone());
+                    // A client registers within the subtree its credential was issued for, and reads back only
+                    // what it registered.
+                    if permission == Permission::Register {
+                        set.nodes.push(g.scope.clone());
+                    }
+                }
             }
         }
         set.nodes.retain(|n| !n.is_empty());

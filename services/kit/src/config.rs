@@ -13,6 +13,8 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     /// The SM4 key sealing personal data (PII_KEY).
     pub pii_key: [u8; 16],
+    /// The key of the audit hash chain (AUDIT_KEY).
+    pub audit_key: crate::audit::AuditKey,
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +44,7 @@ pub struct ConfigError {
 
 impl Config {
     /// Reads the common settings: GRPC_ADDR, DATABASE_URL, DATABASE_SCHEMA, DATABASE_MAX_CONNECTIONS,
-    /// NATS_URL, EVENT_PREFIX, EVENT_STREAM, PII_KEY, and the trust settings of [`crate::auth::AuthConfig::from_env`].
+    /// NATS_URL, EVENT_PREFIX, EVENT_STREAM, PII_KEY, AUDIT_KEY, and the trust settings of [`crate::auth::AuthConfig::from_env`].
     pub fn from_env(service: &'static str, default_port: u16) -> anyhow::Result<Self> {
         Ok(Self {
             service,
@@ -59,6 +61,7 @@ impl Config {
             },
             auth: crate::auth::AuthConfig::from_env()?,
             pii_key: crate::pii::Sealer::key_from_env()?,
+            audit_key: crate::audit::AuditKey::from_env()?,
         })
     }
 }

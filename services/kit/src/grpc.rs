@@ -17,8 +17,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tracing::Instrument;
 
 use crate::FieldError;
-use crate::auth::layer::AuthLayer;
-use crate::auth::{ServiceIdentity, Verifier};
+use crate::auth::ServiceIdentity;
+use crate::auth::layer::{AuthLayer, Guard};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{HeaderExtractor, MetadataInjector};
 
@@ -28,9 +28,19 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     services: &[&str],
-    verifier: Arc<Verifier>,
+    guard: Guard,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    // A service with an audit trail also answers for it (zongzhi.audit.v1.Audit, for the audit administrator).
+    let mut services = services.to_vec();
+    let routes = match &guard.audit {
+        Some((_, key, pool)) => {
+            services.push(crate::audit::grpc::SERVICE_NAME);
+            routes.add_service(crate::audit::grpc::AuditService::new(pool.clone(), key.clone()).server())
+        }
+        None => routes,
+    };
+    let services = services.as_slice();
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in services.iter().copied().chain([""]) {
         health.set_service_status(name, ServingStatus::Serving).await;
@@ -49,7 +59,7 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .layer(TraceLayer)
-        .layer(AuthLayer::new(verifier))
+        .layer(AuthLayer::new(guard))
         .add_routes(routes)
         // Without TCP_NODELAY a reply written in pieces waits ~40 ms for the peer's delayed ACK (Nagle).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain)

@@ -1,10 +1,11 @@
 //! The shared service library: what every Zongzhi service needs and nothing else.
 //!
 //! Configuration from the environment, telemetry with W3C trace context, the gRPC server scaffold (health,
-//! reflection, tracing), shutdown, the PostgreSQL pool and migrations, and the outbox/inbox plumbing to
-//! JetStream. The `testing` feature adds harnesses that give each test its own database and stream.
+//! reflection, tracing), shutdown, the PostgreSQL pool and migrations, the outbox/inbox plumbing to
+//! JetStream, and the tamper-evident audit trail. The `testing` feature adds harnesses that give each test its own database and stream.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -85,7 +85,7 @@ impl Sealer {
     /// without storing it: a plain hash of a record whose only unknowns are a phone or ID number could be
     /// reversed by trying every number. Each part is length-prefixed, so no two part lists collide.
     pub fn fingerprint(&self, parts: &[&str]) -> Vec<u8> {
-        use hmac::Mac;
+        use hmac::{KeyInit, Mac};
         let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key) else {
             unreachable!("HMAC takes a key of any length")
         };

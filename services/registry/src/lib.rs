@@ -45,7 +45,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
 /// Connects, migrates, binds and starts serving; the caller runs it until shutdown.
 pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
     // The registry publishes nothing: its outbox stays unused.
-    let Foundation { pool, bus, listener, mut app, outbox: _, verifier } =
+    let Foundation { pool, bus, listener, mut app, outbox: _, guard } =
         Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let ledger = LedgerServer::new(grpc_ledger::LedgerService { pool: pool.clone() });
     let geo_index = geo::Geo::load(pool.clone()).await?;
@@ -68,7 +68,7 @@ pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
                 "zongzhi.registry.v1.Tree",
                 "zongzhi.registry.v1.Auth",
             ],
-            verifier,
+            guard,
             app.shutdown(),
         ),
     );

@@ -28,11 +28,11 @@ impl Peers {
 
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
-    let Foundation { pool, bus, listener, mut app, outbox, verifier } =
+    let Foundation { pool, bus, listener, mut app, outbox, guard } =
         Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let tasks = tasks::Tasks { pool: pool.clone(), outbox: outbox.clone() };
     let routes = tonic::service::Routes::new(RoutingServer::new(grpc::RoutingService(tasks)));
-    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.routing.v1.Routing"], verifier, app.shutdown()));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.routing.v1.Routing"], guard, app.shutdown()));
     app.spawn("outbox", outbox.clone().relay(pool.clone(), bus.clone(), app.shutdown()));
     let handler = events::DispatchHandler { outbox };
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, handler, app.shutdown()));

@@ -30,7 +30,7 @@ impl Peers {
 
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
-    let Foundation { pool, bus, listener, mut app, outbox, verifier } =
+    let Foundation { pool, bus, listener, mut app, outbox, guard } =
         Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let ledger = ledger::Ledger {
         pool: pool.clone(),
@@ -38,7 +38,7 @@ pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
         registry: RegistryClient::new(kit::grpc::service_channel(&peers.registry_url, config.auth.identity(NAME)?)?),
     };
     let routes = tonic::service::Routes::new(SubsidyServer::new(grpc::SubsidyService(ledger.clone())));
-    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.subsidy.v1.Subsidy"], verifier, app.shutdown()));
+    app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.subsidy.v1.Subsidy"], guard, app.shutdown()));
     app.spawn("outbox", outbox.relay(pool.clone(), bus.clone(), app.shutdown()));
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::FollowUpHandler(ledger), app.shutdown()));
     Ok(app)

@@ -22,6 +22,7 @@ pub struct SuiteConfig {
     /// The deployment's keys (made on the spot for the demo and tests).
     pub keys: kit::auth::KeySet,
     pub pii_key: [u8; 16],
+    pub audit_key: kit::audit::AuditKey,
 }
 
 /// The running suite.
@@ -48,6 +49,7 @@ impl SuiteConfig {
             nats: self.nats.clone(),
             auth: self.keys.auth(name),
             pii_key: self.pii_key,
+            audit_key: self.audit_key.clone(),
         }
     }
 }

@@ -35,8 +35,11 @@ async fn run() -> anyhow::Result<()> {
         // runs each service with its own keys and PII_KEY (see deploy/), and refuses to start without them.
         keys: kit::auth::KeySet::generate("zongzhi-demo", "zongzhi", "zongzhi")?,
         pii_key: kit::pii::DEV_KEY,
+        audit_key: kit::audit::AuditKey::dev(),
     };
-    println!("DEMO MODE: signing keys made for this run only; personal data sealed with the development key.");
+    println!(
+        "DEMO MODE: signing keys made for this run only; personal data and the audit chain keyed with the development keys."
+    );
     ensure_database(&database_url).await?;
     ensure_nats(&nats_url).await?;
 

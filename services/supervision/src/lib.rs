@@ -35,7 +35,7 @@ impl Peers {
 /// (default 1000) sets how often due deadlines are looked for, so how late past due one may fire.
 pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
     let poll = Duration::from_millis(kit::config::parse_or("DEADLINE_POLL_MS", 1000u64)?.max(10));
-    let Foundation { pool, bus, listener, mut app, outbox, verifier } =
+    let Foundation { pool, bus, listener, mut app, outbox, guard } =
         Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let closing = closing::Closing {
         pool: pool.clone(),
@@ -45,7 +45,7 @@ pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
     let routes = tonic::service::Routes::new(SupervisionServer::new(grpc::SupervisionService(closing)));
     app.spawn(
         "grpc",
-        kit::grpc::serve(listener, routes, &["zongzhi.supervision.v1.Supervision"], verifier, app.shutdown()),
+        kit::grpc::serve(listener, routes, &["zongzhi.supervision.v1.Supervision"], guard, app.shutdown()),
     );
     app.spawn("outbox", outbox.clone().relay(pool.clone(), bus.clone(), app.shutdown()));
     app.spawn("deadlines", deadlines::run(pool.clone(), outbox, poll, app.shutdown()));

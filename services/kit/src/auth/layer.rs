@@ -1,7 +1,9 @@
 //! The tower layer every gRPC server runs: it verifies the bearer token of every call except the public ones
 //! (health, reflection, sign-in), refuses a caller whose grants give no permission the method needs, and hands
 //! the verified principal to the handler in the request's extensions. Handlers then check the object's place
-//! against the principal's scope, which only they can see.
+//! against the principal's scope, which only they can see. Every call but health and reflection, refused or
+//! not, ends as one audit record (who, grant, method, target, outcome, address, trace); a call whose record
+//! cannot be written answers UNAVAILABLE.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,29 +14,37 @@ use tonic::Status;
 
 use super::policy::{self, Access};
 use super::{AuthError, Principal, Verifier};
+use crate::audit::{AuditEntry, AuditKey, AuditLog, AuditTarget};
+
+/// What guards a server: the token verifier and, for a service with a database, its audit trail.
+#[derive(Clone)]
+pub struct Guard {
+    pub verifier: Arc<Verifier>,
+    pub audit: Option<(AuditLog, AuditKey, sqlx::PgPool)>,
+}
 
 #[derive(Clone)]
 pub struct AuthLayer {
-    verifier: Arc<Verifier>,
+    guard: Guard,
 }
 
 impl AuthLayer {
-    pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier }
+    pub fn new(guard: Guard) -> Self {
+        Self { guard }
     }
 }
 
 impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, verifier: self.verifier.clone() }
+        AuthService { inner, guard: self.guard.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
-    verifier: Arc<Verifier>,
+    guard: Guard,
 }
 
 /// The token in `authorization: Bearer …`, if the header is there and well-formed.
@@ -79,17 +89,124 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        match admit(&self.verifier, req.uri().path(), req.headers()) {
+        let decision = admit(&self.guard.verifier, req.uri().path(), req.headers());
+        let audit = self.guard.audit.as_ref().map(|(log, _, _)| log.clone()).filter(|_| audited(req.uri().path()));
+        let mut entry = audit.as_ref().map(|_| entry_for(&req, decision.as_ref().ok().and_then(Option::as_ref)));
+        match decision {
             Ok(principal) => {
                 if let Some(p) = principal {
                     req.extensions_mut().insert(p);
                 }
-                Box::pin(self.inner.call(req))
+                let call = self.inner.call(req);
+                Box::pin(async move {
+                    let response = call.await?;
+                    let (Some(log), Some(mut e)) = (audit, entry.take()) else { return Ok(response) };
+                    e.outcome = outcome(response.headers());
+                    if let Some(t) = response.extensions().get::<AuditTarget>() {
+                        e.target.clone_from(&t.target);
+                        e.detail.clone_from(&t.detail);
+                    }
+                    match log.append(e).await {
+                        Ok(()) => Ok(response),
+                        Err(err) => Ok(Status::from(err).into_http()),
+                    }
+                })
             }
             Err(status) => {
                 tracing::info!(method = %req.uri().path(), code = ?status.code(), reason = status.message(), "call refused");
-                Box::pin(std::future::ready(Ok(status.into_http())))
+                Box::pin(async move {
+                    if let (Some(log), Some(mut e)) = (audit, entry.take()) {
+                        e.outcome = code_name(status.code()).into();
+                        e.reason = status.message().to_owned();
+                        // The call is refused either way; a lost record of a refusal is logged, not answered.
+                        if let Err(err) = log.append(e).await {
+                            tracing::error!(error = %err, "audit record of a refused call not written");
+                        }
+                    }
+                    Ok(status.into_http())
+                })
             }
         }
+    }
+}
+
+/// Health, reflection and the public keys are asked constantly by probes and tools and act on nothing.
+fn audited(path: &str) -> bool {
+    !(path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.") || path.ends_with("/GetJwks"))
+}
+
+/// The record of a call before its outcome: who (and under which grant), what, from where, in which trace.
+fn entry_for<B>(req: &http::Request<B>, principal: Option<&Arc<Principal>>) -> AuditEntry {
+    let path = req.uri().path();
+    let grant = principal.and_then(|p| match policy::access(path) {
+        Some(Access::Needs(perm) | Access::NeedsOrService(perm, _)) => p.grant_for(perm).or(p.grants.first()),
+        _ => p.grants.first(),
+    });
+    let peer = req
+        .extensions()
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(|i| i.remote_addr())
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    // A forwarded address is what the caller says; it is kept beside the peer, never instead of it.
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let client_addr = if forwarded.is_empty() { peer } else { format!("{peer} for {}", truncate(forwarded, 64)) };
+    AuditEntry {
+        actor: principal.map(|p| p.subject.clone()).unwrap_or_else(|| "anonymous".into()),
+        role: grant.map(|g| g.role.as_str().to_owned()).unwrap_or_default(),
+        scope: grant
+            .map(|g| if g.unit.is_empty() { g.scope.clone() } else { format!("{} unit {}", g.scope, g.unit) })
+            .unwrap_or_default(),
+        action: path.to_owned(),
+        client_addr,
+        trace_id: trace_id(),
+        ..AuditEntry::default()
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn trace_id() -> String {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = tracing::Span::current().context();
+    let id = cx.span().span_context().trace_id();
+    if id == opentelemetry::trace::TraceId::INVALID { String::new() } else { id.to_string() }
+}
+
+/// A unary reply that failed carries its status in the headers (trailers-only); one that succeeded does not.
+fn outcome(headers: &http::HeaderMap) -> String {
+    match headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
+        None | Some(0) => "ok".into(),
+        Some(code) => code_name(tonic::Code::from_i32(code)).into(),
+    }
+}
+
+/// The canonical name of a gRPC code (`PERMISSION_DENIED`).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "OK",
+        C::Cancelled => "CANCELLED",
+        C::Unknown => "UNKNOWN",
+        C::InvalidArgument => "INVALID_ARGUMENT",
+        C::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        C::NotFound => "NOT_FOUND",
+        C::AlreadyExists => "ALREADY_EXISTS",
+        C::PermissionDenied => "PERMISSION_DENIED",
+        C::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        C::FailedPrecondition => "FAILED_PRECONDITION",
+        C::Aborted => "ABORTED",
+        C::OutOfRange => "OUT_OF_RANGE",
+        C::Unimplemented => "UNIMPLEMENTED",
+        C::Internal => "INTERNAL",
+        C::Unavailable => "UNAVAILABLE",
+        C::DataLoss => "DATA_LOSS",
+        C::Unauthenticated => "UNAUTHENTICATED",
     }
 }

@@ -3,7 +3,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
-use hmac::Mac as _;
+use hmac::{KeyInit as _, Mac as _};
 use sha2::Digest as _;
 
 /// An argon2id hash (PHC string) with the crate's default cost (19 MiB, 2 passes), as OWASP recommends.

@@ -48,6 +48,7 @@ async fn run(db_url: &str, path: &str) -> anyhow::Result<()> {
         // Only the database is used; nothing here listens, but a config carries its keys.
         auth: kit::auth::KeySet::generate("bench", "zongzhi", "zongzhi")?.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
+        audit_key: kit::audit::AuditKey::dev(),
     };
     let pool = registry::connect(&config).await?;
     // The same COPY into a table shaped like the registry's own (its key, checks and indexes): what PostgreSQL

@@ -42,6 +42,7 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
         nats: kit::config::NatsConfig { url: String::new(), prefix: String::new(), stream: String::new() },
         auth: keys()?.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
+        audit_key: kit::audit::AuditKey::dev(),
     };
     let pool = registry::connect(&config).await?;
     registry::import_dali(&pool).await?;
@@ -108,7 +109,9 @@ async fn over_grpc(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let (trigger, shutdown) = kit::shutdown::channel();
     let routes = tonic::service::Routes::new(service);
     let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&keys()?.auth(registry::NAME).trust)?);
-    let server = tokio::spawn(kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Ledger"], verifier, shutdown));
+    // Queries only, and no audit trail: this measures the ledger, not the audit writer.
+    let guard = kit::auth::layer::Guard { verifier, audit: None };
+    let server = tokio::spawn(kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Ledger"], guard, shutdown));
     time_client("over gRPC", &url).await?;
     trigger.fire();
     server.await??;

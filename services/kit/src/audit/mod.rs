@@ -1,0 +1,84 @@
+//! The tamper-evident audit trail (全过程留痕).
+//!
+//! Every audited action becomes one record in the service's `audit_log`, chained to the record before it by an
+//! HMAC-SM3 over the previous hash and every field. The database refuses updates, truncation and deletion of
+//! records younger than 180 days (triggers, see `migrations/2_audit.sql`); the chain catches what a superuser
+//! does around the triggers. If a record cannot be written, `append` fails and so must the action it guards.
+//!
+//! - [`AuditLog`]: the writer handle; appends are group-committed, many records per transaction.
+//! - [`verify`]: walks the chain and names the first broken link.
+//! - [`grpc::AuditService`]: `zongzhi.audit.v1.Audit`, listing and verifying over gRPC.
+
+mod chain;
+pub mod grpc;
+mod store;
+mod verify;
+mod writer;
+
+pub use chain::{AuditKey, DEV_KEY, GENESIS, HASH_LEN};
+pub use verify::{Break, BreakKind, PROGRESS_EVERY, VerifyReport, verify};
+pub use writer::AuditLog;
+
+/// One audited action, as the caller knows it. The writer adds the sequence number, the server time and the
+/// chain hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditEntry {
+    /// The principal's subject.
+    pub actor: String,
+    /// The role of the grant used.
+    pub role: String,
+    /// The scope of the grant used (a division code or the like).
+    pub scope: String,
+    /// The full gRPC method path, e.g. `/zongzhi.intake.v1.Intake/GetCase`.
+    pub action: String,
+    /// The ids of the objects acted on.
+    pub target: String,
+    /// `ok`, `denied`, or a gRPC code name.
+    pub outcome: String,
+    /// Why it was denied or failed; empty when ok.
+    pub reason: String,
+    pub client_addr: String,
+    pub trace_id: String,
+    /// Anything else worth keeping, e.g. for an unmask the field and purpose (JSON by convention).
+    pub detail: String,
+}
+
+/// The object a call acted on (and anything else worth keeping, such as an unmask's purpose), set by the
+/// handler on its response so the audit record names it.
+#[derive(Debug, Clone)]
+pub struct AuditTarget {
+    pub target: String,
+    pub detail: String,
+}
+
+/// Names the object of a response for the audit record (`case:…`, `task:…`).
+pub fn target<T>(response: tonic::Response<T>, target: impl Into<String>) -> tonic::Response<T> {
+    target_with_detail(response, target, String::new())
+}
+
+pub fn target_with_detail<T>(
+    mut response: tonic::Response<T>,
+    target: impl Into<String>,
+    detail: impl Into<String>,
+) -> tonic::Response<T> {
+    response.extensions_mut().insert(AuditTarget { target: target.into(), detail: detail.into() });
+    response
+}
+
+/// Why an entry was not recorded. Cloneable because one failed group commit answers every waiter in it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit writer has stopped")]
+    Closed,
+    #[error("the audit record could not be written: {0}")]
+    Write(std::sync::Arc<sqlx::Error>),
+}
+
+impl From<AuditError> for tonic::Status {
+    /// UNAVAILABLE: the action was refused because it could not be recorded, which may succeed on retry. The
+    /// cause is logged, never sent.
+    fn from(err: AuditError) -> Self {
+        tracing::error!(error = %err, "audit write failed; refusing the action");
+        tonic::Status::unavailable("the audit trail cannot be written, so the action is refused")
+    }
+}

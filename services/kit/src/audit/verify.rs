@@ -1,0 +1,129 @@
+//! Verification: walks the chain in order a page at a time and names the first broken link.
+
+use sqlx::PgPool;
+
+use super::chain::{AuditKey, GENESIS};
+use super::store;
+
+/// Records fetched per query while walking.
+const PAGE: i64 = 1000;
+
+/// How often `verify` reports progress, in records.
+pub const PROGRESS_EVERY: u64 = 10_000;
+
+/// The outcome of a walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records whose hash was recomputed (up to and including a broken one).
+    pub checked: u64,
+    /// The first record present: 1 unless a retention purge removed older ones, in which case its prev_hash
+    /// is the anchor the rest is verified from.
+    pub first_seq: Option<i64>,
+    /// The head's sequence number when the walk began; records appended during the walk are left for the next.
+    pub head_seq: i64,
+    /// The first broken link; None when the chain is intact.
+    pub broken: Option<Break>,
+}
+
+impl VerifyReport {
+    pub fn intact(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+/// Where and how the chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    /// The record at fault: the altered one, the first missing one of a gap, or the last one for a head mismatch.
+    pub seq: i64,
+    pub kind: BreakKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BreakKind {
+    /// The stored hash is not the HMAC of the record's fields: a field, or the hash, was altered.
+    HashMismatch,
+    /// Records `seq` up to `next_present - 1` are missing.
+    Gap { next_present: i64 },
+    /// The record's prev_hash is not the previous record's hash (or, for record 1, not the genesis link).
+    PrevMismatch,
+    /// The head does not point at the last record: records were removed from the end or the head was moved.
+    HeadMismatch { last_seq: Option<i64> },
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seq = self.seq;
+        match &self.kind {
+            BreakKind::HashMismatch => write!(f, "seq {seq}: hash mismatch (the record was altered)"),
+            BreakKind::Gap { next_present } => {
+                write!(f, "seq {seq}: gap (records {seq}..{} are missing)", next_present - 1)
+            }
+            BreakKind::PrevMismatch => write!(f, "seq {seq}: prev_hash does not link to the record before"),
+            BreakKind::HeadMismatch { last_seq } => match last_seq {
+                Some(last) => write!(f, "seq {seq}: head mismatch (the last record is {last})"),
+                None => write!(f, "seq {seq}: head mismatch (no records)"),
+            },
+        }
+    }
+}
+
+/// Recomputes every hash from the first record present to the head, checking that sequence numbers are
+/// contiguous and each prev_hash is the hash before it. Memory stays one page however long the chain;
+/// `progress` is called with the number checked every [`PROGRESS_EVERY`] records and at the end.
+pub async fn verify(pool: &PgPool, key: &AuditKey, mut progress: impl FnMut(u64)) -> anyhow::Result<VerifyReport> {
+    let (head_seq, head_hash) = store::head(pool).await?;
+    let mut report = VerifyReport { checked: 0, first_seq: None, head_seq, broken: None };
+    // The last record checked: its seq and hash.
+    let mut last: Option<(i64, Vec<u8>)> = None;
+    loop {
+        let after = last.as_ref().map_or(0, |(seq, _)| *seq);
+        let page = store::page(pool, after, head_seq, PAGE).await?;
+        if page.is_empty() {
+            break;
+        }
+        for record in page {
+            let seq = record.seq;
+            let broken = match &last {
+                Some((prev_seq, _)) if seq != prev_seq + 1 => {
+                    Some(Break { seq: prev_seq + 1, kind: BreakKind::Gap { next_present: seq } })
+                }
+                Some((_, prev_hash)) if &record.prev_hash != prev_hash => {
+                    Some(Break { seq, kind: BreakKind::PrevMismatch })
+                }
+                // A first record above 1 follows a retention purge: its prev_hash is taken as the anchor.
+                None if seq == 1 && record.prev_hash != GENESIS => Some(Break { seq, kind: BreakKind::PrevMismatch }),
+                _ => None,
+            };
+            if broken.is_some() {
+                report.broken = broken;
+                progress(report.checked);
+                return Ok(report);
+            }
+            report.first_seq.get_or_insert(seq);
+            report.checked += 1;
+            if key.record_hash(&record.prev_hash, seq, record.at, &record.entry)[..] != record.hash[..] {
+                report.broken = Some(Break { seq, kind: BreakKind::HashMismatch });
+                progress(report.checked);
+                return Ok(report);
+            }
+            if report.checked.is_multiple_of(PROGRESS_EVERY) {
+                progress(report.checked);
+            }
+            last = Some((seq, record.hash));
+        }
+    }
+    progress(report.checked);
+    report.broken = head_break(head_seq, &head_hash, last);
+    Ok(report)
+}
+
+/// The head must name the last record and its hash. An empty table is intact only at the genesis head: the
+/// purge trigger never removes the newest record, so records behind a later head cannot all be gone.
+fn head_break(head_seq: i64, head_hash: &[u8], last: Option<(i64, Vec<u8>)>) -> Option<Break> {
+    match last {
+        Some((seq, hash)) if seq == head_seq && hash == head_hash => None,
+        None if head_seq == 0 && head_hash == GENESIS => None,
+        last_seq => Some(Break { seq: head_seq, kind: BreakKind::HeadMismatch { last_seq: last_seq.map(|l| l.0) } }),
+    }
+}

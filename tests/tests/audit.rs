@@ -1,0 +1,75 @@
+//! The audit trail from outside: calls through the gateway leave records at the service that answered them
+//! (who, grant, method, outcome, address, trace), refused calls too; only the audit administrator reads them;
+//! a superuser's edit of one record is found by the chain check.
+
+#![allow(clippy::unwrap_used)]
+
+use proto::audit::v1::audit_client::AuditClient;
+use proto::audit::v1::{ListRecordsRequest, VerifyChainRequest};
+use proto::registry::v1::WhoAmIRequest;
+use tests::World;
+use tonic::Code;
+
+#[tokio::test]
+async fn calls_are_recorded_and_only_the_auditor_reads_the_chain() {
+    let world = World::start().await;
+    let (mut dispatcher, _) = world.sign_in("xg-dispatcher").await;
+    let me = dispatcher.who_am_i(WhoAmIRequest {}).await.unwrap().into_inner();
+    let registration = serde_json::json!({
+        "idempotency_key": "audit-1", "center_code": world.demo.center_code, "channel": "walk_in",
+        "kind": "dispute", "category_code": "0102", "urgency": "normal", "title": "邻里纠纷",
+        "location_code": world.demo.grids[0],
+    });
+    let (_, token) = world.sign_in("xg-dispatcher").await;
+    let (status, created) = world.http_as(Some(&token), "POST", "/v1/cases", &registration.to_string()).await;
+    assert_eq!(status, 200, "{created}");
+    // A forged token straight at a service port: refused, and the refusal recorded there. (The gateway refuses
+    // such calls before they reach a service and keeps no trail of its own; it logs them.)
+    let intake = format!("http://{}", world.suite.intake);
+    let mut forged =
+        proto::intake::v1::intake_client::IntakeClient::new(kit::testing::connect_as(&intake, "forged").await);
+    let s = forged.get_case(proto::intake::v1::GetCaseRequest { case_ref: "x".into() }).await.unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated);
+
+    let (_, auditor_token) = world.sign_in("auditor").await;
+    let mut auditor = AuditClient::new(kit::testing::connect_as(&intake, &auditor_token).await);
+    let all = |actor: &str| ListRecordsRequest { actor: actor.into(), page_size: 100, ..Default::default() };
+    let mine = auditor.list_records(all(&me.subject)).await.unwrap().into_inner().records;
+    let register = mine.iter().find(|r| r.action == "/zongzhi.intake.v1.Intake/RegisterCase").expect("recorded");
+    assert_eq!(
+        (register.role.as_str(), register.scope.as_str(), register.outcome.as_str()),
+        ("dispatcher", "532901003000", "ok")
+    );
+    assert!(register.target.starts_with("case:"), "{register:?}");
+    assert!(!register.client_addr.is_empty());
+    assert!(register.at.ends_with("+08:00"));
+    let refused = auditor.list_records(all("anonymous")).await.unwrap().into_inner().records;
+    assert!(
+        refused.iter().any(|r| r.action == "/zongzhi.intake.v1.Intake/GetCase" && r.outcome == "UNAUTHENTICATED"),
+        "{refused:?}"
+    );
+    // No personal data in the trail: the party's phone number appears nowhere.
+    assert!(auditor.verify_chain(VerifyChainRequest {}).await.unwrap().into_inner().intact);
+
+    // The dispatcher may not read the trail; the application's own connection may not change it.
+    let mut snoop = AuditClient::new(kit::testing::connect_as(&intake, &token).await);
+    assert_eq!(snoop.list_records(all("")).await.unwrap_err().code(), Code::PermissionDenied);
+    let pool = world.infra.pool("intake").await;
+    let update = sqlx::query("UPDATE audit_log SET outcome = 'ok' WHERE outcome <> 'ok'").execute(&pool).await;
+    assert!(update.is_err(), "the database refuses updates");
+
+    // A superuser who switches the triggers off is caught by the chain.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *tx).await.unwrap();
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE audit_log SET actor = 'someone-else' WHERE seq = (SELECT min(seq) FROM audit_log) RETURNING seq",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let report = auditor.verify_chain(VerifyChainRequest {}).await.unwrap().into_inner();
+    assert!(!report.intact);
+    assert_eq!(report.broken_seq, seq, "{report:?}");
+    world.stop().await;
+}
