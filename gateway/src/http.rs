@@ -1,6 +1,8 @@
 //! The same operations as JSON over HTTP, served by calling the gRPC face in-process, so both faces behave
 //! identically. A gRPC status becomes an HTTP status with a JSON body naming the code and any bad fields.
 
+mod admin;
+
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -54,6 +56,7 @@ pub fn router(desk: DeskService) -> Router {
         .route("/v1/directives/{id}/acknowledge", post(acknowledge_directive))
         .route("/v1/directives/{id}/answer", post(answer_directive))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(admin::routes())
         .with_state(Arc::new(desk))
 }
 

@@ -225,6 +225,10 @@ pub async fn departments(conn: &mut PgConnection, center: &str) -> sqlx::Result<
     .await
 }
 
+pub async fn department_center(conn: &mut PgConnection, code: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT center_code FROM departments WHERE code = $1").bind(code).fetch_optional(conn).await
+}
+
 pub async fn put_department(conn: &mut PgConnection, d: &DepartmentRow) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO departments (code, name, center_code, stationing, category_prefixes) VALUES ($1,$2,$3,$4,$5) \

@@ -20,6 +20,8 @@ kit::code_enum! {
 }
 
 pub struct NewDirective<'a> {
+    /// The signed-in caller who issues it (see `kit::auth::Principal::actor`).
+    pub issued_by: &'a str,
     pub issuer: &'a str,
     pub target: &'a str,
     pub title: &'a str,
@@ -94,8 +96,8 @@ pub async fn issue(pool: &PgPool, new: &NewDirective<'_>) -> Result<(DirectiveRo
     }
     let id = Uuid::new_v4();
     let row: DirectiveRow = sqlx::query_as(
-        "INSERT INTO directives (id, issuer_center_code, target_code, title, body, due_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO directives (id, issuer_center_code, target_code, title, body, due_at, issued_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
          RETURNING id, issuer_center_code, target_code, title, body, due_at, issued_at",
     )
     .bind(id)
@@ -104,6 +106,7 @@ pub async fn issue(pool: &PgPool, new: &NewDirective<'_>) -> Result<(DirectiveRo
     .bind(new.title)
     .bind(new.body)
     .bind(new.due_at)
+    .bind(new.issued_by)
     .fetch_one(&mut *tx)
     .await?;
     let recipients = sqlx::query(INSERT_RECIPIENTS).bind(id).bind(new.target).execute(&mut *tx).await?.rows_affected();
@@ -115,28 +118,36 @@ pub async fn issue(pool: &PgPool, new: &NewDirective<'_>) -> Result<(DirectiveRo
     Ok((row, recipients))
 }
 
-/// pending → acknowledged.
-pub async fn acknowledge(pool: &PgPool, id: Uuid, center: &str) -> Result<RecipientRow> {
+/// pending → acknowledged, by the signed-in `actor`.
+pub async fn acknowledge(pool: &PgPool, id: Uuid, center: &str, actor: &str) -> Result<RecipientRow> {
     let sql = format!(
-        "UPDATE directive_recipients r SET status = 'acknowledged', acknowledged_at = now() FROM divisions d \
+        "UPDATE directive_recipients r SET status = 'acknowledged', acknowledged_at = now(), acknowledged_by = $3 \
+         FROM divisions d \
          WHERE d.code = r.center_code AND r.directive_id = $1 AND r.center_code = $2 AND r.status = 'pending' \
          RETURNING {RECIPIENT}"
     );
-    let row = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(center).fetch_optional(pool).await?;
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(center).bind(actor).fetch_optional(pool).await?;
     match row {
         Some(r) => Ok(r),
         None => Err(refusal(pool, id, center, RecipientStatus::Pending).await),
     }
 }
 
-/// acknowledged → answered, with the report.
-pub async fn answer(pool: &PgPool, id: Uuid, center: &str, report: &str) -> Result<RecipientRow> {
+/// acknowledged → answered, with the report, by the signed-in `actor`.
+pub async fn answer(pool: &PgPool, id: Uuid, center: &str, report: &str, actor: &str) -> Result<RecipientRow> {
     let sql = format!(
-        "UPDATE directive_recipients r SET status = 'answered', answered_at = now(), report = $3 FROM divisions d \
+        "UPDATE directive_recipients r SET status = 'answered', answered_at = now(), report = $3, answered_by = $4 \
+         FROM divisions d \
          WHERE d.code = r.center_code AND r.directive_id = $1 AND r.center_code = $2 \
          AND r.status = 'acknowledged' RETURNING {RECIPIENT}"
     );
-    let row = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(center).bind(report).fetch_optional(pool).await?;
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(center)
+        .bind(report)
+        .bind(actor)
+        .fetch_optional(pool)
+        .await?;
     match row {
         Some(r) => Ok(r),
         None => Err(refusal(pool, id, center, RecipientStatus::Acknowledged).await),
@@ -170,6 +181,21 @@ pub async fn directive(pool: &PgPool, id: Uuid) -> Result<DirectiveRow> {
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| Error::NotFound(format!("directive {id}")))
+}
+
+/// Whether a recipient center of directive `id` lies under one of the code prefixes (`None`: anywhere).
+pub async fn has_recipient_under(pool: &PgPool, id: Uuid, prefixes: Option<&[String]>) -> Result<bool> {
+    let Some(prefixes) = prefixes else { return Ok(true) };
+    if prefixes.is_empty() {
+        return Ok(false);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM directive_recipients WHERE directive_id = $1 AND center_code LIKE ANY ($2))",
+    )
+    .bind(id)
+    .bind(prefixes)
+    .fetch_one(pool)
+    .await?)
 }
 
 /// The directive, its overall totals, and totals per child of the target.

@@ -6,7 +6,9 @@ use tonic::{Request, Response, Status};
 
 use crate::db::{DepartmentRow, GridRow, NodeRow, PersonRow};
 use crate::domain::{GRID_LEVEL, GridKind, MICRO_GRID_LEVEL, PersonRole, Stationing, is_grid_code};
-use crate::tree::{PersonInput, Registry};
+use crate::error::Error;
+use crate::scope;
+use crate::tree::{self, PersonInput, Registry};
 
 pub struct RegistryService(pub Registry);
 
@@ -75,6 +77,7 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         request: Request<pb::CreateGridRequest>,
     ) -> Result<Response<pb::CreateGridResponse>, Status> {
+        let scope = scope::manage(&request)?;
         let req = request.into_inner();
         let kind = GridKind::parse("kind", &req.kind).map_err(bad)?;
         let name = field::text("name", &req.name, 64).map_err(bad)?;
@@ -88,6 +91,8 @@ impl pb::registry_server::Registry for RegistryService {
                 p
             }
         };
+        let parent_kind = if kind == GridKind::Grid { "village" } else { "grid" };
+        scope::write(&scope, parent, &format!("{parent_kind} {parent}"))?;
         let grid = self.0.create_grid(parent, name, kind).await?;
         Ok(Response::new(pb::CreateGridResponse { grid: Some(to_grid(grid)) }))
     }
@@ -102,9 +107,11 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         request: Request<pb::UpdateGridRequest>,
     ) -> Result<Response<pb::UpdateGridResponse>, Status> {
+        let scope = scope::manage(&request)?;
         let req = request.into_inner();
         let code = grid_code("code", &req.code).map_err(bad)?;
         let name = field::text("name", &req.name, 64).map_err(bad)?;
+        scope::write(&scope, code, &format!("grid {code}"))?;
         let grid = self.0.rename_grid(code, name).await?;
         Ok(Response::new(pb::UpdateGridResponse { grid: Some(to_grid(grid)) }))
     }
@@ -114,6 +121,7 @@ impl pb::registry_server::Registry for RegistryService {
         request: Request<pb::RetireGridRequest>,
     ) -> Result<Response<pb::RetireGridResponse>, Status> {
         let code = grid_code("code", &request.get_ref().code).map_err(bad)?;
+        scope::write(&scope::manage(&request)?, code, &format!("grid {code}"))?;
         let r = self.0.retire_grid(code).await?;
         Ok(Response::new(pb::RetireGridResponse {
             grid: Some(to_grid(r.grid)),
@@ -127,6 +135,7 @@ impl pb::registry_server::Registry for RegistryService {
         request: Request<pb::EndGridAssignmentRequest>,
     ) -> Result<Response<pb::EndGridAssignmentResponse>, Status> {
         let code = grid_code("grid_code", &request.get_ref().grid_code).map_err(bad)?;
+        scope::write(&scope::manage(&request)?, code, &format!("grid {code}"))?;
         let (grid, previous) = self.0.end_assignment(code).await?;
         Ok(Response::new(pb::EndGridAssignmentResponse {
             grid: Some(to_grid(grid)),
@@ -138,6 +147,7 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         request: Request<pb::CreatePersonRequest>,
     ) -> Result<Response<pb::CreatePersonResponse>, Status> {
+        let scope = scope::manage(&request)?;
         let r = request.into_inner();
         let phone = r.phone.trim();
         if !phone.is_empty() && !kit::pii::valid_phone(phone) {
@@ -163,6 +173,7 @@ impl pb::registry_server::Registry for RegistryService {
             subsidy_eligible: r.subsidy_eligible,
             eligibility_source,
         };
+        scope::write(&scope, input.home_code, &format!("home {}", input.home_code))?;
         let person = self.0.create_person(input).await?;
         Ok(Response::new(pb::CreatePersonResponse { person: Some(to_person(person)) }))
     }
@@ -171,8 +182,12 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         request: Request<pb::GetPersonRequest>,
     ) -> Result<Response<pb::GetPersonResponse>, Status> {
+        let (principal, scope) = scope::reach(&request, kit::auth::Permission::ManageGrids)?;
         let id = field::uuid("id", &request.get_ref().id).map_err(bad)?;
         let person = self.0.person(id).await?;
+        if !scope::person_visible(&principal, &scope, &person.home_code) {
+            return Err(Error::NotFound(format!("person {id}")).into());
+        }
         Ok(Response::new(pb::GetPersonResponse { person: Some(to_person(person)) }))
     }
 
@@ -180,9 +195,13 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         request: Request<pb::AssignGridWorkerRequest>,
     ) -> Result<Response<pb::AssignGridWorkerResponse>, Status> {
+        let scope = scope::manage(&request)?;
         let req = request.into_inner();
         let grid = grid_code("grid_code", &req.grid_code).map_err(bad)?;
         let person = field::uuid("person_id", &req.person_id).map_err(bad)?;
+        scope::write(&scope, grid, &format!("grid {grid}"))?;
+        // A worker from outside the administrator's subtree cannot be drawn into it.
+        scope::write(&scope, &tree::person_home(&self.0.pool, person).await?, &format!("person {person}"))?;
         let (grid, previous) = self.0.assign(grid, person).await?;
         Ok(Response::new(pb::AssignGridWorkerResponse {
             grid: Some(to_grid(grid)),
@@ -203,6 +222,7 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         request: Request<pb::PutDepartmentRequest>,
     ) -> Result<Response<pb::PutDepartmentResponse>, Status> {
+        let scope = scope::manage(&request)?;
         let d = request.into_inner().department.ok_or_else(|| bad(FieldError::new("department", "is required")))?;
         let row = DepartmentRow {
             code: field::text("department.code", &d.code, 64).map_err(bad)?.to_owned(),
@@ -211,6 +231,11 @@ impl pb::registry_server::Registry for RegistryService {
             stationing: Stationing::parse("department.stationing", &d.stationing).map_err(bad)?.as_str().to_owned(),
             category_prefixes: d.category_prefixes,
         };
+        scope::write(&scope, &row.center_code, &format!("center {}", row.center_code))?;
+        // The department code is the key of an upsert: one stationed elsewhere is not taken over from outside.
+        if let Some(current) = tree::department_center(&self.0.pool, &row.code).await? {
+            scope::write(&scope, &current, &format!("department {}", row.code))?;
+        }
         let saved = self.0.put_department(row).await?;
         Ok(Response::new(pb::PutDepartmentResponse { department: Some(to_department(saved)) }))
     }

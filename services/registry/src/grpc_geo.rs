@@ -48,11 +48,13 @@ impl pb::geo_server::Geo for GeoService {
         &self,
         request: Request<pb::SetGridGeometryRequest>,
     ) -> Result<Response<pb::SetGridGeometryResponse>, Status> {
+        let scope = crate::scope::manage(&request)?;
         let req = request.into_inner();
         let code = field::required("grid_code", &req.grid_code).map_err(bad)?;
         if !is_grid_code(code) {
             return Err(bad(FieldError::new("grid_code", "must be a 15- or 18-digit grid code")));
         }
+        crate::scope::write(&scope, code, &format!("grid {code}"))?;
         let datum = Datum::parse("datum", &req.datum).map_err(bad)?;
         let geometry = parse_geometry(&req.boundary, req.centre.as_ref(), datum).map_err(bad)?;
         self.0.set_grid_geometry(code, &geometry).await?;

@@ -1,6 +1,12 @@
 //! The Ledger gRPC face: the tree ledger and directives. Request → parsed values → one call → response.
+//!
+//! Ledger reads stay open to every signed-in caller: a row is counts of open, overdue and closed cases per
+//! node, with no case, party or person in it, and the tree it hangs on is public. Directives are scoped: the
+//! issuing center and the target lie in the issuer's IssueDirective scope, a recipient center in the
+//! answerer's AnswerDirective scope, and a directive is seen only from its issuing side or a receiving side.
 
 use chrono::{DateTime, Utc};
+use kit::auth::Permission;
 use kit::{FieldError, field};
 use proto::registry::v1 as pb;
 use sqlx::PgPool;
@@ -8,7 +14,9 @@ use tonic::{Request, Response, Status};
 
 use crate::directive::{self, DirectiveRow, NewDirective, RecipientRow, RecipientStatus, Totals};
 use crate::domain::is_grid_code;
+use crate::error::Error;
 use crate::ledger::{self, LedgerRow};
+use crate::scope;
 
 pub struct LedgerService {
     pub pool: PgPool,
@@ -41,6 +49,22 @@ fn due_at(value: &str) -> Result<DateTime<Utc>, FieldError> {
         return Err(FieldError::new("due_at", "must be in the future"));
     }
     Ok(at)
+}
+
+impl LedgerService {
+    /// A directive outside the caller's issuing and receiving sides is not found, as a missing one is.
+    async fn visible<T>(&self, request: &Request<T>, id: uuid::Uuid) -> Result<(), Status> {
+        let (_, issue) = scope::reach(request, Permission::IssueDirective)?;
+        let (_, answer) = scope::reach(request, Permission::AnswerDirective)?;
+        let d = directive::directive(&self.pool, id).await?;
+        let prefixes = scope::node_prefixes(&answer);
+        let received = directive::has_recipient_under(&self.pool, id, prefixes.as_deref()).await?;
+        if scope::directive_visible(&issue, &d, received) {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("directive {id}")).into())
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -78,14 +102,18 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::IssueDirectiveRequest>,
     ) -> Result<Response<pb::IssueDirectiveResponse>, Status> {
+        let (principal, scope) = scope::reach(&request, Permission::IssueDirective)?;
         let r = request.into_inner();
         let new = NewDirective {
+            issued_by: principal.actor(),
             issuer: field::division_code("issuer_center_code", &r.issuer_center_code).map_err(bad)?,
             target: field::division_code("target_code", &r.target_code).map_err(bad)?,
             title: field::text("title", &r.title, 100).map_err(bad)?,
             body: field::text("body", &r.body, 4000).map_err(bad)?,
             due_at: due_at(&r.due_at).map_err(bad)?,
         };
+        scope::write(&scope, new.issuer, &format!("issuer center {}", new.issuer))?;
+        scope::write(&scope, new.target, &format!("target {}", new.target))?;
         let (d, recipients) = directive::issue(&self.pool, &new).await?;
         Ok(Response::new(pb::IssueDirectiveResponse { directive: Some(to_directive(d)), recipients }))
     }
@@ -94,10 +122,12 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::AcknowledgeDirectiveRequest>,
     ) -> Result<Response<pb::AcknowledgeDirectiveResponse>, Status> {
+        let (principal, scope) = scope::reach(&request, Permission::AnswerDirective)?;
         let r = request.get_ref();
         let id = field::uuid("directive_id", &r.directive_id).map_err(bad)?;
         let center = field::division_code("center_code", &r.center_code).map_err(bad)?;
-        let row = directive::acknowledge(&self.pool, id, center).await?;
+        scope::write(&scope, center, &format!("center {center}"))?;
+        let row = directive::acknowledge(&self.pool, id, center, principal.actor()).await?;
         tracing::info!(directive_id = %id, center, "directive acknowledged");
         Ok(Response::new(pb::AcknowledgeDirectiveResponse { recipient: Some(to_recipient(row)) }))
     }
@@ -106,11 +136,13 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::AnswerDirectiveRequest>,
     ) -> Result<Response<pb::AnswerDirectiveResponse>, Status> {
+        let (principal, scope) = scope::reach(&request, Permission::AnswerDirective)?;
         let r = request.get_ref();
         let id = field::uuid("directive_id", &r.directive_id).map_err(bad)?;
         let center = field::division_code("center_code", &r.center_code).map_err(bad)?;
         let report = field::text("report", &r.report, 4000).map_err(bad)?;
-        let row = directive::answer(&self.pool, id, center, report).await?;
+        scope::write(&scope, center, &format!("center {center}"))?;
+        let row = directive::answer(&self.pool, id, center, report, principal.actor()).await?;
         // The report may name people; only that it arrived is logged.
         tracing::info!(directive_id = %id, center, "directive answered");
         Ok(Response::new(pb::AnswerDirectiveResponse { recipient: Some(to_recipient(row)) }))
@@ -121,6 +153,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::GetDirectiveRequest>,
     ) -> Result<Response<pb::GetDirectiveResponse>, Status> {
         let id = field::uuid("id", &request.get_ref().id).map_err(bad)?;
+        self.visible(&request, id).await?;
         let (d, totals, branches) = directive::get(&self.pool, id).await?;
         Ok(Response::new(pb::GetDirectiveResponse {
             directive: Some(to_directive(d)),
@@ -136,8 +169,9 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::ListDirectiveRecipientsRequest>,
     ) -> Result<Response<pb::ListDirectiveRecipientsResponse>, Status> {
+        let id = field::uuid("directive_id", &request.get_ref().directive_id).map_err(bad)?;
+        self.visible(&request, id).await?;
         let r = request.into_inner();
-        let id = field::uuid("directive_id", &r.directive_id).map_err(bad)?;
         let status = match r.status.trim() {
             "" => None,
             s => Some(RecipientStatus::parse("status", s).map_err(bad)?),

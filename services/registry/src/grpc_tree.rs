@@ -9,9 +9,10 @@ use tonic::codegen::tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::centers::{self, Rotation, When};
+use crate::error::Error;
 use crate::grpc::{to_department, to_node, to_person};
 use crate::import::{ImportError, ImportOptions, ImportReport, Progress};
-use crate::tree_queries;
+use crate::{scope, tree, tree_queries};
 
 pub struct TreeService(pub PgPool);
 
@@ -194,6 +195,7 @@ impl pb::tree_server::Tree for TreeService {
         &self,
         request: Request<Streaming<pb::ImportDivisionsChunk>>,
     ) -> Result<Response<Self::ImportDivisionsStream>, Status> {
+        scope::whole_tree(&scope::manage(&request)?)?;
         let (out, rx) = mpsc::unbounded_channel();
         let (pool, input) = (self.0.clone(), request.into_inner());
         // The import runs to its end (commit or rollback) even if the caller goes away, so a half-sent answer
@@ -210,6 +212,7 @@ impl pb::tree_server::Tree for TreeService {
         request: Request<pb::EstablishCenterRequest>,
     ) -> Result<Response<pb::EstablishCenterResponse>, Status> {
         let code = field::division_code("code", &request.get_ref().code).map_err(bad)?;
+        scope::write(&scope::manage(&request)?, code, &format!("center {code}"))?;
         let (node, established) = centers::establish(&self.0, code).await?;
         Ok(Response::new(pb::EstablishCenterResponse { node: Some(to_node(node)), established }))
     }
@@ -219,6 +222,7 @@ impl pb::tree_server::Tree for TreeService {
         request: Request<pb::CloseCenterRequest>,
     ) -> Result<Response<pb::CloseCenterResponse>, Status> {
         let code = field::division_code("code", &request.get_ref().code).map_err(bad)?;
+        scope::write(&scope::manage(&request)?, code, &format!("center {code}"))?;
         let node = centers::close(&self.0, code).await?;
         Ok(Response::new(pb::CloseCenterResponse { node: Some(to_node(node)) }))
     }
@@ -227,6 +231,7 @@ impl pb::tree_server::Tree for TreeService {
         &self,
         request: Request<pb::SetRotationRequest>,
     ) -> Result<Response<pb::SetRotationResponse>, Status> {
+        let scope = scope::manage(&request)?;
         let req = request.into_inner();
         let department = field::text("department_code", &req.department_code, 64).map_err(bad)?;
         if req.entries.len() > MAX_ROTATION_LINES {
@@ -239,6 +244,10 @@ impl pb::tree_server::Tree for TreeService {
             .map(|(i, e)| rotation_line(i, e))
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?;
+        let center = tree::department_center(&self.0, department)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("department {department}")))?;
+        scope::write(&scope, &center, &format!("department {department}"))?;
         let saved = centers::set_rotation(&self.0, department, &lines).await?;
         Ok(Response::new(pb::SetRotationResponse { entries: saved.iter().map(to_entry).collect() }))
     }
@@ -270,10 +279,12 @@ impl pb::tree_server::Tree for TreeService {
         &self,
         request: Request<pb::ChangeEligibilityRequest>,
     ) -> Result<Response<pb::ChangeEligibilityResponse>, Status> {
+        let scope = scope::manage(&request)?;
         let req = request.into_inner();
         let person = field::uuid("person_id", &req.person_id).map_err(bad)?;
         let source = field::text("eligibility_source", &req.eligibility_source, 200).map_err(bad)?;
         let reason = field::bounded("reason", &req.reason, 200).map_err(bad)?;
+        scope::write(&scope, &tree::person_home(&self.0, person).await?, &format!("person {person}"))?;
         let row = centers::change_eligibility(&self.0, person, req.subsidy_eligible, source, reason).await?;
         Ok(Response::new(pb::ChangeEligibilityResponse { person: Some(to_person(row)) }))
     }
@@ -283,6 +294,10 @@ impl pb::tree_server::Tree for TreeService {
         request: Request<pb::ListEligibilityChangesRequest>,
     ) -> Result<Response<pb::ListEligibilityChangesResponse>, Status> {
         let person = field::uuid("person_id", &request.get_ref().person_id).map_err(bad)?;
+        // A read: a person outside scope is not found, as a missing one is.
+        if !scope::manage(&request)?.covers_node(&tree::person_home(&self.0, person).await?) {
+            return Err(Error::NotFound(format!("person {person}")).into());
+        }
         let changes = centers::eligibility_changes(&self.0, person)
             .await?
             .into_iter()

@@ -15,6 +15,7 @@ pub mod grpc_ledger;
 pub mod grpc_tree;
 pub mod import;
 pub mod ledger;
+pub mod scope;
 pub mod tree;
 pub mod tree_queries;
 

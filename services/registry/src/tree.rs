@@ -213,6 +213,20 @@ impl Registry {
     }
 }
 
+/// The division or grid a person lives in, which decides whose scope the person is in. A person's home is set
+/// once, at registration, so a check made before the write stays true during it.
+pub async fn person_home(pool: &PgPool, id: Uuid) -> Result<String> {
+    let mut conn = pool.acquire().await?;
+    let person = db::person(&mut conn, id).await?.ok_or_else(|| Error::NotFound(format!("person {id}")))?;
+    Ok(person.home_code)
+}
+
+/// The center a department is stationed at, if the department exists.
+pub async fn department_center(pool: &PgPool, code: &str) -> Result<Option<String>> {
+    let mut conn = pool.acquire().await?;
+    Ok(db::department_center(&mut conn, code).await?)
+}
+
 /// The categories a department handles arrive unparsed inside the department message: at most 64 prefixes of
 /// 1 to 6 digits, so nothing unbounded (or a NUL, which PostgreSQL refuses) reaches the table.
 fn check_category_prefixes(prefixes: &[String]) -> std::result::Result<(), FieldError> {

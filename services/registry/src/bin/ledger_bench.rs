@@ -141,6 +141,7 @@ async fn time_client(label: &str, url: &str) -> anyhow::Result<()> {
 async fn directive_to_dali(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     use registry::directive::{self, NewDirective};
     let new = NewDirective {
+        issued_by: "bench",
         issuer: PREFECTURE,
         target: PREFECTURE,
         title: "bench",

@@ -6,6 +6,9 @@ use kit::testing::TestInfra;
 
 pub struct Registry {
     pub channel: Channel,
+    /// Where it listens, for connecting with another principal's token.
+    #[allow(dead_code)] // each test file compiles this module; only some connect as someone else
+    pub url: String,
     pub pool: sqlx::PgPool,
     pub stop: kit::app::StopHandle,
 }
@@ -20,5 +23,5 @@ pub async fn start(infra: &TestInfra, dali: bool) -> Registry {
     let app = registry::build(config, registry::Peers::default()).await.expect("build");
     let (url, stop) = kit::testing::spawn(app);
     let channel = kit::testing::connect(&url).await;
-    Registry { channel, pool, stop }
+    Registry { channel, url, pool, stop }
 }
