@@ -44,9 +44,14 @@ pub fn whole_tree(scope: &ScopeSet) -> Result<(), Status> {
 }
 
 /// A person's record (masked phone and ID number, eligibility) is read by administrators whose scope holds
-/// the person's home, and by the subsidy service, which checks a resolver's eligibility before crediting.
+/// the person's home, and by the services the policy lets call GetPerson in their own name: subsidy checks a
+/// resolver's eligibility before crediting, routing checks who may be credited as resolver.
 pub fn person_visible(principal: &Principal, scope: &ScopeSet, home_code: &str) -> bool {
-    principal.is_service("subsidy") || scope.covers_node(home_code)
+    let callers = match kit::auth::policy::access("/zongzhi.registry.v1.Registry/GetPerson") {
+        Some(kit::auth::Access::NeedsOrService(_, services)) => services,
+        _ => &[],
+    };
+    callers.iter().any(|s| principal.is_service(s)) || scope.covers_node(home_code)
 }
 
 /// Who may read a directive: the issuing side (an IssueDirective scope holding the issuer center) or a

@@ -14,6 +14,7 @@ pub struct CaseRow {
     pub urgency: String,
     pub village_code: String,
     pub area_path: Vec<String>,
+    pub grid_code: String,
     pub center_code: String,
     pub round: i32,
     pub registered_at: DateTime<Utc>,
@@ -42,18 +43,22 @@ pub struct TaskRow {
     pub dispatched_at: DateTime<Utc>,
     pub accepted_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The case's place, which decides who may see the task.
+    pub area_path: Vec<String>,
+    pub grid_code: String,
 }
 
 /// Task columns qualified for a join with `cases c` (the case number lives on the case).
 const TASK_COLUMNS: &str = "t.id, t.case_id, c.case_no, t.round, t.attempt, t.slip_no, t.unit_kind, t.unit_code, \
     t.unit_name, t.rule_id, t.state, t.category_code, t.return_reason_code, t.return_reason, t.outcome, \
-    t.outcome_note, t.handler_id, t.resolver_id, t.dispatched_at, t.accepted_at, t.resolved_at";
+    t.outcome_note, t.handler_id, t.resolver_id, t.dispatched_at, t.accepted_at, t.resolved_at, c.area_path, \
+    c.grid_code";
 
 /// Records a case from case.registered; false when routing already knew it (nothing written).
 pub async fn insert_case(conn: &mut PgConnection, c: &CaseRow) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO cases (id, case_no, category_code, urgency, village_code, area_path, center_code, round, \
-         registered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO cases (id, case_no, category_code, urgency, village_code, area_path, grid_code, center_code, \
+         round, registered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING",
     )
     .bind(c.id)
     .bind(&c.case_no)
@@ -61,6 +66,7 @@ pub async fn insert_case(conn: &mut PgConnection, c: &CaseRow) -> sqlx::Result<b
     .bind(&c.urgency)
     .bind(&c.village_code)
     .bind(&c.area_path)
+    .bind(&c.grid_code)
     .bind(&c.center_code)
     .bind(c.round)
     .bind(c.registered_at)
@@ -73,8 +79,8 @@ pub async fn insert_case(conn: &mut PgConnection, c: &CaseRow) -> sqlx::Result<b
 /// The case, locked for the rest of the transaction so its dispatches happen one after another.
 pub async fn lock_case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<CaseRow>> {
     sqlx::query_as(
-        "SELECT id, case_no, category_code, urgency, village_code, area_path, center_code, round, registered_at \
-         FROM cases WHERE id = $1 FOR UPDATE",
+        "SELECT id, case_no, category_code, urgency, village_code, area_path, grid_code, center_code, round, \
+         registered_at FROM cases WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(conn)
@@ -142,6 +148,26 @@ pub async fn rules(conn: &mut PgConnection) -> anyhow::Result<Vec<Rule>> {
     .fetch_all(conn)
     .await?;
     rows.into_iter().map(Rule::try_from).collect()
+}
+
+/// The rules whose area lies under one of `prefixes` (significant division codes), or all of them; in the
+/// order [`rules`] gives.
+pub async fn rules_within(conn: &mut PgConnection, all: bool, prefixes: &[String]) -> anyhow::Result<Vec<Rule>> {
+    let rows: Vec<RuleRow> = sqlx::query_as(
+        "SELECT id, priority, category_prefix, area_prefix, urgency, unit_kind, unit_code, unit_name FROM rules \
+         WHERE $1 OR EXISTS (SELECT 1 FROM unnest($2::text[]) p WHERE starts_with(area_prefix, p)) \
+         ORDER BY priority DESC, length(category_prefix) DESC, length(area_prefix) DESC, id",
+    )
+    .bind(all)
+    .bind(prefixes)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Rule::try_from).collect()
+}
+
+/// The area prefix of the rule with this id, locked until the transaction ends; None for a new id.
+pub async fn lock_rule_area(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT area_prefix FROM rules WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await
 }
 
 pub async fn put_rule(conn: &mut PgConnection, r: &Rule, at: DateTime<Utc>) -> sqlx::Result<()> {
@@ -255,12 +281,32 @@ pub async fn case_of_task(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Opt
     sqlx::query_scalar("SELECT case_id FROM tasks WHERE id = $1").bind(id).fetch_optional(conn).await
 }
 
-/// The case's tasks, oldest first.
-pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TaskRow>> {
+/// Which tasks a reader may see, as SQL parameters: everything, the cases placed under one of `nodes` (on the
+/// area path, or the grid at or under a grid node), or the tasks of one of `units`. Mirrors
+/// `kit::auth::ScopeSet::covers_place` and `covers_unit`, which decide a single task the same way.
+#[derive(Debug, Clone, Default)]
+pub struct Visible {
+    pub all: bool,
+    pub nodes: Vec<String>,
+    pub units: Vec<String>,
+}
+
+/// The case's tasks the reader may see, oldest first (filtered here, never after fetching).
+pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid, v: &Visible) -> sqlx::Result<Vec<TaskRow>> {
     let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.case_id = $1 ORDER BY t.attempt"
+        "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.case_id = $1 \
+         AND ($2 OR c.area_path && $3::text[] \
+              OR (c.grid_code <> '' AND EXISTS (SELECT 1 FROM unnest($3::text[]) n WHERE starts_with(c.grid_code, n))) \
+              OR t.unit_code = ANY($4::text[])) \
+         ORDER BY t.attempt"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_all(conn).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(case_id)
+        .bind(v.all)
+        .bind(&v.nodes)
+        .bind(&v.units)
+        .fetch_all(conn)
+        .await
 }
 
 /// What one transition writes onto the task; fields left None keep their value. The state's own timestamp

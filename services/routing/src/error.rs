@@ -9,6 +9,12 @@ pub enum Error {
     Invalid(#[from] FieldError),
     #[error("{0} not found")]
     NotFound(String),
+    /// Outside the caller's role or scope, for something they may see.
+    #[error("not permitted: {0}")]
+    Denied(String),
+    /// A peer routing must ask did not answer.
+    #[error("{0} is unavailable")]
+    Unavailable(&'static str),
     /// The task's state does not allow what was asked.
     #[error("{0}")]
     WrongState(String),
@@ -27,7 +33,9 @@ impl From<Error> for Status {
         match e {
             Error::Invalid(f) => kit::grpc::invalid(&f),
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
+            Error::Denied(what) => kit::auth::denied(&what),
             Error::WrongState(why) => Status::failed_precondition(why),
+            Error::Unavailable(what) => Status::unavailable(format!("{what} is unavailable; retry")),
             Error::Internal(cause) => kit::grpc::internal("routing failed", &cause),
         }
     }

@@ -50,6 +50,7 @@ impl DispatchHandler {
             urgency: e.urgency.clone(),
             village_code: e.village_code.clone(),
             area_path: e.area_path.clone(),
+            grid_code: e.grid_code.clone(),
             center_code: e.center_code.clone(),
             round: 1,
             registered_at: kit::time::from_ms(event.occurred_at_ms),

@@ -17,8 +17,9 @@ fn parsed<T>(r: Result<T, FieldError>) -> Result<T, Status> {
 #[tonic::async_trait]
 impl pb::routing_server::Routing for RoutingService {
     async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
         let id = parsed(field::uuid("task_id", &request.get_ref().task_id))?;
-        let task = self.0.get(id).await?;
+        let task = self.0.get(&p, id).await?;
         Ok(Response::new(pb::GetTaskResponse { task: Some(to_task(task)) }))
     }
 
@@ -26,8 +27,9 @@ impl pb::routing_server::Routing for RoutingService {
         &self,
         request: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
         let case_id = parsed(field::uuid("case_id", &request.get_ref().case_id))?;
-        let tasks = self.0.of_case(case_id).await?;
+        let tasks = self.0.of_case(&p, case_id).await?;
         Ok(Response::new(pb::ListTasksResponse { tasks: tasks.into_iter().map(to_task).collect() }))
     }
 
@@ -35,9 +37,9 @@ impl pb::routing_server::Routing for RoutingService {
         &self,
         request: Request<pb::AcceptTaskRequest>,
     ) -> Result<Response<pb::AcceptTaskResponse>, Status> {
-        let r = request.into_inner();
-        let accept = parsed(parse_accept(&r))?;
-        let task = self.0.accept(accept).await?;
+        let p = kit::auth::principal(&request)?;
+        let accept = parsed(parse_accept(request.get_ref()))?;
+        let task = self.0.accept(&p, accept).await?;
         Ok(Response::new(pb::AcceptTaskResponse { task: Some(to_task(task)) }))
     }
 
@@ -45,9 +47,9 @@ impl pb::routing_server::Routing for RoutingService {
         &self,
         request: Request<pb::ReturnTaskRequest>,
     ) -> Result<Response<pb::ReturnTaskResponse>, Status> {
-        let r = request.into_inner();
-        let ret = parsed(parse_return(&r))?;
-        let task = self.0.return_task(ret).await?;
+        let p = kit::auth::principal(&request)?;
+        let ret = parsed(parse_return(request.get_ref()))?;
+        let task = self.0.return_task(&p, ret).await?;
         Ok(Response::new(pb::ReturnTaskResponse { task: Some(to_task(task)) }))
     }
 
@@ -55,9 +57,9 @@ impl pb::routing_server::Routing for RoutingService {
         &self,
         request: Request<pb::ReviewReturnRequest>,
     ) -> Result<Response<pb::ReviewReturnResponse>, Status> {
-        let r = request.into_inner();
-        let review = parsed(parse_review(&r))?;
-        let (task, next) = self.0.review(review).await?;
+        let p = kit::auth::principal(&request)?;
+        let review = parsed(parse_review(request.get_ref()))?;
+        let (task, next) = self.0.review(&p, review).await?;
         Ok(Response::new(pb::ReviewReturnResponse { task: Some(to_task(task)), next_task: next.map(to_task) }))
     }
 
@@ -65,21 +67,23 @@ impl pb::routing_server::Routing for RoutingService {
         &self,
         request: Request<pb::ResolveTaskRequest>,
     ) -> Result<Response<pb::ResolveTaskResponse>, Status> {
-        let r = request.into_inner();
-        let resolve = parsed(parse_resolve(&r))?;
-        let task = self.0.resolve(resolve).await?;
+        let p = kit::auth::principal(&request)?;
+        let resolve = parsed(parse_resolve(request.get_ref()))?;
+        let task = self.0.resolve(&p, resolve).await?;
         Ok(Response::new(pb::ResolveTaskResponse { task: Some(to_task(task)) }))
     }
 
     async fn list_rules(
         &self,
-        _request: Request<pb::ListRulesRequest>,
+        request: Request<pb::ListRulesRequest>,
     ) -> Result<Response<pb::ListRulesResponse>, Status> {
-        let rules = self.0.rules().await?;
+        let p = kit::auth::principal(&request)?;
+        let rules = self.0.rules(&p).await?;
         Ok(Response::new(pb::ListRulesResponse { rules: rules.into_iter().map(to_rule).collect() }))
     }
 
     async fn put_rule(&self, request: Request<pb::PutRuleRequest>) -> Result<Response<pb::PutRuleResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
         let r = parsed(request.into_inner().rule.ok_or_else(|| FieldError::new("rule", "is required")))?;
         let rule = parsed(Rule::parse(
             "rule.",
@@ -92,7 +96,7 @@ impl pb::routing_server::Routing for RoutingService {
             &r.unit_code,
             &r.unit_name,
         ))?;
-        let rule = self.0.put_rule(rule).await?;
+        let rule = self.0.put_rule(&p, rule).await?;
         Ok(Response::new(pb::PutRuleResponse { rule: Some(to_rule(rule)) }))
     }
 }
@@ -100,14 +104,14 @@ impl pb::routing_server::Routing for RoutingService {
 fn parse_accept(r: &pb::AcceptTaskRequest) -> Result<Accept, FieldError> {
     Ok(Accept {
         task_id: field::uuid("task_id", &r.task_id)?,
-        handler_id: field::text("handler_id", &r.handler_id, 64)?.to_owned(),
+        handler_id: field::bounded("handler_id", &r.handler_id, 64)?.to_owned(),
     })
 }
 
 fn parse_return(r: &pb::ReturnTaskRequest) -> Result<Return, FieldError> {
     Ok(Return {
         task_id: field::uuid("task_id", &r.task_id)?,
-        handler_id: field::text("handler_id", &r.handler_id, 64)?.to_owned(),
+        handler_id: field::bounded("handler_id", &r.handler_id, 64)?.to_owned(),
         reason_code: ReturnReason::parse("reason_code", &r.reason_code)?,
         reason: field::text("reason", &r.reason, 1000)?.to_owned(),
     })
@@ -115,7 +119,7 @@ fn parse_return(r: &pb::ReturnTaskRequest) -> Result<Return, FieldError> {
 
 fn parse_review(r: &pb::ReviewReturnRequest) -> Result<Review, FieldError> {
     let task_id = field::uuid("task_id", &r.task_id)?;
-    let reviewer_id = field::text("reviewer_id", &r.reviewer_id, 64)?.to_owned();
+    let reviewer_id = field::bounded("reviewer_id", &r.reviewer_id, 64)?.to_owned();
     // A rejection sends the task back to a unit that said it is not theirs: it must be told why.
     let note = if r.approve { field::bounded("note", &r.note, 1000)? } else { field::text("note", &r.note, 1000)? };
     Ok(Review { task_id, reviewer_id, approve: r.approve, note: note.to_owned() })
@@ -123,7 +127,7 @@ fn parse_review(r: &pb::ReviewReturnRequest) -> Result<Review, FieldError> {
 
 fn parse_resolve(r: &pb::ResolveTaskRequest) -> Result<Resolve, FieldError> {
     let task_id = field::uuid("task_id", &r.task_id)?;
-    let resolver_id = field::text("resolver_id", &r.resolver_id, 64)?.to_owned();
+    let resolver_id = field::bounded("resolver_id", &r.resolver_id, 64)?.to_owned();
     let outcome = Outcome::parse("outcome", &r.outcome)?;
     // 不予受理 must give its reason (DOMAIN.md: "不予受理 with reason").
     let note = match outcome {

@@ -2,22 +2,30 @@
 //! 签收, 退单, review and 办结. Each change and its event commit in one transaction.
 
 use chrono::Utc;
+use kit::auth::Principal;
 use kit::events::Outbox;
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseAccepted, CaseDispatched, CaseResolved, CaseReturned, ReturnRejected};
+use proto::registry::v1::GetPersonRequest;
+use proto::registry::v1::registry_client::RegistryClient;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tonic::Code;
 use uuid::Uuid;
 
 use crate::db::{self, CaseRow, Change, NewTask, TaskRow};
 use crate::domain::{CaseFacts, Move, Outcome, ReturnReason, Rule, TaskState, route, slip_no};
 use crate::error::{Error, Result};
+use crate::scope::{self, acting, allow};
 
 #[derive(Clone)]
 pub struct Tasks {
     pub pool: PgPool,
     pub outbox: Outbox,
+    /// Asked who a resolution credits, when that is not the resolver themselves.
+    pub registry: RegistryClient<kit::grpc::Channel>,
 }
 
+/// The id fields name the actor as the request gave them: empty means the caller.
 pub struct Accept {
     pub task_id: Uuid,
     pub handler_id: String,
@@ -39,54 +47,75 @@ pub struct Review {
 
 pub struct Resolve {
     pub task_id: Uuid,
+    /// Who is credited with the result: empty means the caller; anyone else is checked with the registry.
     pub resolver_id: String,
     pub outcome: Outcome,
     pub note: String,
 }
 
 impl Tasks {
-    pub async fn get(&self, id: Uuid) -> Result<TaskRow> {
+    pub async fn get(&self, p: &Principal, id: Uuid) -> Result<TaskRow> {
         let mut conn = self.pool.acquire().await?;
-        db::task(&mut conn, id, false).await?.ok_or_else(|| not_found(id))
+        let task = db::task(&mut conn, id, false).await?.ok_or_else(|| not_found(id))?;
+        if scope::can_read(p, &task) { Ok(task) } else { Err(not_found(id)) }
     }
 
-    /// The case's tasks, oldest first; empty for a case routing has not dispatched (yet).
-    pub async fn of_case(&self, case_id: Uuid) -> Result<Vec<TaskRow>> {
+    /// The case's tasks the caller may see, oldest first. Routing records a case and dispatches it in one
+    /// transaction, so a case it knows has a task: none visible means unknown (or not yet registered here) or
+    /// outside the caller's scope, and both answer the same NOT_FOUND.
+    pub async fn of_case(&self, p: &Principal, case_id: Uuid) -> Result<Vec<TaskRow>> {
         let mut conn = self.pool.acquire().await?;
-        Ok(db::tasks_of_case(&mut conn, case_id).await?)
+        let tasks = db::tasks_of_case(&mut conn, case_id, &scope::readable(p)).await?;
+        if tasks.is_empty() { Err(Error::NotFound(format!("case {case_id}"))) } else { Ok(tasks) }
     }
 
-    pub async fn rules(&self) -> Result<Vec<Rule>> {
+    /// The rules within the caller's rule-managing scope.
+    pub async fn rules(&self, p: &Principal) -> Result<Vec<Rule>> {
         let mut conn = self.pool.acquire().await?;
-        Ok(db::rules(&mut conn).await?)
+        let (all, prefixes) = scope::rule_prefixes(p);
+        Ok(db::rules_within(&mut conn, all, &prefixes).await?)
     }
 
     /// Creates or replaces the rule. Tasks already dispatched keep their unit; the rule applies from the next
-    /// dispatch on.
-    pub async fn put_rule(&self, rule: Rule) -> Result<Rule> {
-        let mut conn = self.pool.acquire().await?;
-        db::put_rule(&mut conn, &rule, Utc::now()).await?;
-        tracing::info!(rule_id = %rule.id, unit_code = %rule.unit_code, "rule saved");
+    /// dispatch on. Both the new area and, when replacing, the old one must lie within the caller's scope, or
+    /// one county could take over another's rule by its id.
+    pub async fn put_rule(&self, p: &Principal, rule: Rule) -> Result<Rule> {
+        allow(scope::rule_in_scope(p, &rule.area_prefix), "the rule's area is outside your scope")?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(old) = db::lock_rule_area(&mut tx, &rule.id).await? {
+            allow(scope::rule_in_scope(p, &old), "the rule being replaced is outside your scope")?;
+        }
+        db::put_rule(&mut tx, &rule, Utc::now()).await?;
+        tx.commit().await?;
+        tracing::info!(rule_id = %rule.id, unit_code = %rule.unit_code, actor = p.actor(), "rule saved");
         Ok(rule)
     }
 
-    /// 签收: the handling clock starts now.
-    pub async fn accept(&self, a: Accept) -> Result<TaskRow> {
+    /// 签收: the handling clock starts now, with the caller as the handler.
+    pub async fn accept(&self, p: &Principal, a: Accept) -> Result<TaskRow> {
+        let handler = acting("handler_id", &a.handler_id, p)?;
         let mut tx = self.pool.begin().await?;
-        let (task, to) = locked(&mut tx, a.task_id, Move::Accept).await?;
-        let change = Change { state: to.as_str(), handler_id: Some(&a.handler_id), ..Default::default() };
+        let (task, to) = locked(&mut tx, a.task_id, Move::Accept, |t| {
+            scope::gate(p, t, allow(scope::can_handle(p, t), "the task is not your unit's"))
+        })
+        .await?;
+        let change = Change { state: to.as_str(), handler_id: Some(&handler), ..Default::default() };
         db::apply(&mut tx, task.id, &change, Utc::now()).await?;
-        let body = Body::CaseAccepted(CaseAccepted { task_id: task.id.to_string(), handler_id: a.handler_id.clone() });
-        self.finish(tx, &task, &a.handler_id, body).await
+        let body = Body::CaseAccepted(CaseAccepted { task_id: task.id.to_string(), handler_id: handler.clone() });
+        self.finish(tx, &task, &handler, body).await
     }
 
     /// 退单: the task waits for the center's review.
-    pub async fn return_task(&self, r: Return) -> Result<TaskRow> {
+    pub async fn return_task(&self, p: &Principal, r: Return) -> Result<TaskRow> {
+        let handler = acting("handler_id", &r.handler_id, p)?;
         let mut tx = self.pool.begin().await?;
-        let (task, to) = locked(&mut tx, r.task_id, Move::Return).await?;
+        let (task, to) = locked(&mut tx, r.task_id, Move::Return, |t| {
+            scope::gate(p, t, allow(scope::can_handle(p, t), "the task is not your unit's"))
+        })
+        .await?;
         let change = Change {
             state: to.as_str(),
-            handler_id: Some(&r.handler_id),
+            handler_id: Some(&handler),
             return_reason: Some((r.reason_code.as_str(), &r.reason)),
             ..Default::default()
         };
@@ -96,27 +125,28 @@ impl Tasks {
             reason_code: r.reason_code.as_str().into(),
             reason: r.reason.clone(),
         });
-        self.finish(tx, &task, &r.handler_id, body).await
+        self.finish(tx, &task, &handler, body).await
     }
 
     /// Approving supersedes the task, excludes its unit for the round and dispatches the case again in the
     /// same transaction; rejecting sends the task back to the unit. Returns the reviewed task and, when
     /// approved, the new one.
-    pub async fn review(&self, r: Review) -> Result<(TaskRow, Option<TaskRow>)> {
+    pub async fn review(&self, p: &Principal, r: Review) -> Result<(TaskRow, Option<TaskRow>)> {
+        let reviewer = acting("reviewer_id", &r.reviewer_id, p)?;
         let mut tx = self.pool.begin().await?;
         // The case is locked before the task, in the same order as a reopening, so the two cannot deadlock.
         let case_id = db::case_of_task(&mut tx, r.task_id).await?.ok_or_else(|| not_found(r.task_id))?;
         let case = db::lock_case(&mut tx, case_id).await?.ok_or_else(|| not_found(r.task_id))?;
         let mv = if r.approve { Move::ApproveReturn } else { Move::RejectReturn };
-        let (task, to) = locked(&mut tx, r.task_id, mv).await?;
-        let change = Change { state: to.as_str(), review: Some((&r.reviewer_id, &r.note)), ..Default::default() };
+        let (task, to) = locked(&mut tx, r.task_id, mv, |t| scope::gate(p, t, scope::can_review(p, t))).await?;
+        let change = Change { state: to.as_str(), review: Some((&reviewer, &r.note)), ..Default::default() };
         db::apply(&mut tx, task.id, &change, Utc::now()).await?;
         if !r.approve {
             let body = Body::ReturnRejected(ReturnRejected { task_id: task.id.to_string(), note: r.note.clone() });
-            return Ok((self.finish(tx, &task, &r.reviewer_id, body).await?, None));
+            return Ok((self.finish(tx, &task, &reviewer, body).await?, None));
         }
         db::exclude(&mut tx, case.id, case.round, &task.unit_kind, &task.unit_code).await?;
-        let next = dispatch(&mut tx, &self.outbox, &case, &r.reviewer_id).await?;
+        let next = dispatch(&mut tx, &self.outbox, &case, &reviewer).await?;
         let reviewed = db::task(&mut tx, task.id, false).await?.ok_or_else(|| not_found(task.id))?;
         tx.commit().await?;
         self.outbox.wake();
@@ -124,22 +154,53 @@ impl Tasks {
         Ok((reviewed, Some(next)))
     }
 
-    /// 办结: the unit reports the outcome and who is credited with it.
-    pub async fn resolve(&self, r: Resolve) -> Result<TaskRow> {
+    /// 办结: the unit reports the outcome and who is credited with it. The caller becomes the task's handler
+    /// (the one who resolved it, kept apart from supervision); the credited resolver is the caller unless the
+    /// request names a grid worker or mediator of the case's place.
+    pub async fn resolve(&self, p: &Principal, r: Resolve) -> Result<TaskRow> {
+        let actor = p.actor().to_owned();
+        let resolver = if r.resolver_id.is_empty() { actor.clone() } else { r.resolver_id.clone() };
+        if resolver != actor {
+            // Decided before the remote call, so a caller outside scope learns nothing and costs no lookup.
+            let mut conn = self.pool.acquire().await?;
+            let task = db::task(&mut conn, r.task_id, false).await?.ok_or_else(|| not_found(r.task_id))?;
+            drop(conn);
+            scope::gate(p, &task, allow(scope::can_resolve(p, &task), "only the accepting handler or its unit"))?;
+            self.check_creditable(&resolver, &task).await?;
+        }
         let mut tx = self.pool.begin().await?;
-        let (task, to) = locked(&mut tx, r.task_id, Move::Resolve).await?;
+        let (task, to) = locked(&mut tx, r.task_id, Move::Resolve, |t| {
+            scope::gate(p, t, allow(scope::can_resolve(p, t), "only the accepting handler or its unit"))
+        })
+        .await?;
         let change = Change {
             state: to.as_str(),
-            outcome: Some((r.outcome.as_str(), &r.note, &r.resolver_id)),
+            handler_id: Some(&actor),
+            outcome: Some((r.outcome.as_str(), &r.note, &resolver)),
             ..Default::default()
         };
         db::apply(&mut tx, task.id, &change, Utc::now()).await?;
         let body = Body::CaseResolved(CaseResolved {
             task_id: task.id.to_string(),
             outcome: r.outcome.as_str().into(),
-            resolver_id: r.resolver_id.clone(),
+            resolver_id: resolver.clone(),
         });
-        self.finish(tx, &task, &r.resolver_id, body).await
+        self.finish(tx, &task, &actor, body).await
+    }
+
+    /// Asks the registry (with routing's own identity) whether `person` may be credited with the task's case.
+    async fn check_creditable(&self, person: &str, task: &TaskRow) -> Result<()> {
+        let request = GetPersonRequest { id: person.to_owned() };
+        let found = match self.registry.clone().get_person(request).await {
+            Ok(r) => r.into_inner().person,
+            Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => None,
+            Err(s) => {
+                tracing::warn!(status = %s, "registry call failed");
+                return Err(Error::Unavailable("the grid registry"));
+            }
+        };
+        let ok = found.is_some_and(|p| scope::creditable(&p.role, &p.home_code, task));
+        allow(ok, "resolver_id must be you or a grid worker or mediator of the case's place")
     }
 
     /// Writes the transition's event, commits both, wakes the relay and returns the task as committed.
@@ -160,10 +221,18 @@ impl Tasks {
     }
 }
 
-/// The task locked for the transaction, and the state `mv` takes it to; FAILED_PRECONDITION when its state
-/// does not allow the move (which also makes the loser of two racing calls fail, once the winner commits).
-async fn locked(conn: &mut PgConnection, id: Uuid, mv: Move) -> Result<(TaskRow, TaskState)> {
+/// The task locked for the transaction, and the state `mv` takes it to. `allowed` decides the caller's right
+/// on the locked row first, so someone outside scope never learns the task's state; then FAILED_PRECONDITION
+/// when its state does not allow the move (which also makes the loser of two racing calls fail, once the
+/// winner commits).
+async fn locked(
+    conn: &mut PgConnection,
+    id: Uuid,
+    mv: Move,
+    allowed: impl FnOnce(&TaskRow) -> Result<()>,
+) -> Result<(TaskRow, TaskState)> {
     let task = db::task(conn, id, true).await?.ok_or_else(|| not_found(id))?;
+    allowed(&task)?;
     let state =
         TaskState::parse("state", &task.state).map_err(|e| anyhow::anyhow!("task {id} has a bad state: {e}"))?;
     let to =
@@ -171,7 +240,8 @@ async fn locked(conn: &mut PgConnection, id: Uuid, mv: Move) -> Result<(TaskRow,
     Ok((task, to))
 }
 
-fn not_found(id: Uuid) -> Error {
+/// The one answer for a task that is not there or not the caller's to see.
+pub(crate) fn not_found(id: Uuid) -> Error {
     Error::NotFound(format!("task {id}"))
 }
 

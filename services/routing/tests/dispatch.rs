@@ -84,11 +84,11 @@ async fn a_reopened_case_is_dispatched_again_in_a_new_round_without_old_exclusio
     h.put_rule("first-choice", 9, "01", "", "judicial-office").await;
     h.put_rule("second-choice", 1, "01", "", "mediation").await;
     let (case_id, first) = h.register("0102", "normal").await;
-    let mut client = h.client.clone();
-    client
+    let (mut client, mut officer) = (h.client.clone(), h.officer().await);
+    officer
         .return_task(ReturnTaskRequest {
             task_id: first.id.clone(),
-            handler_id: "officer-1".into(),
+            handler_id: String::new(),
             reason_code: "overlapping_duties".into(),
             reason: "调解组织更合适".into(),
         })
@@ -96,23 +96,23 @@ async fn a_reopened_case_is_dispatched_again_in_a_new_round_without_old_exclusio
         .expect("return");
     let review = ReviewReturnRequest {
         task_id: first.id.clone(),
-        reviewer_id: "center-op".into(),
+        reviewer_id: String::new(),
         approve: true,
         note: String::new(),
     };
     let second = client.review_return(review).await.expect("approve").into_inner().next_task.expect("next task");
     assert_eq!(second.unit_code, "mediation");
-    client
-        .accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: "mediator-3".into() })
+    officer
+        .accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: String::new() })
         .await
         .expect("accept");
     let resolve = ResolveTaskRequest {
         task_id: second.id.clone(),
-        resolver_id: "mediator-3".into(),
+        resolver_id: String::new(),
         outcome: "dispute_resolved".into(),
         note: String::new(),
     };
-    client.resolve_task(resolve).await.expect("resolve");
+    officer.resolve_task(resolve).await.expect("resolve");
 
     h.infra
         .publish(case_id, "supervision", Body::CaseReopened(CaseReopened { round: 2, reason: "回访不满意".into() }))

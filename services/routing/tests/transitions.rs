@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{CENTER, boot};
+use common::{CENTER, OFFICER, boot};
 use proto::events::v1::envelope::Body;
 use proto::routing::v1::{
     AcceptTaskRequest, GetTaskRequest, ResolveTaskRequest, ReturnTaskRequest, ReviewReturnRequest,
@@ -12,28 +12,26 @@ use proto::routing::v1::{
 use tonic::Code;
 
 fn accept(task_id: &str) -> AcceptTaskRequest {
-    AcceptTaskRequest { task_id: task_id.into(), handler_id: "officer-1".into() }
+    AcceptTaskRequest { task_id: task_id.into(), handler_id: String::new() }
 }
 
 fn give_back(task_id: &str) -> ReturnTaskRequest {
     ReturnTaskRequest {
         task_id: task_id.into(),
-        handler_id: "officer-1".into(),
+        handler_id: String::new(),
         reason_code: "not_local".into(),
         reason: "不在本辖区".into(),
     }
 }
 
 fn review(task_id: &str, approve: bool) -> ReviewReturnRequest {
-    ReviewReturnRequest {
-        task_id: task_id.into(), reviewer_id: "center-op".into(), approve, note: "按职责办理".into()
-    }
+    ReviewReturnRequest { task_id: task_id.into(), reviewer_id: String::new(), approve, note: "按职责办理".into() }
 }
 
 fn resolve(task_id: &str) -> ResolveTaskRequest {
     ResolveTaskRequest {
         task_id: task_id.into(),
-        resolver_id: "mediator-3".into(),
+        resolver_id: String::new(),
         outcome: "dispute_resolved".into(),
         note: "达成调解协议".into(),
     }
@@ -43,15 +41,15 @@ fn resolve(task_id: &str) -> ResolveTaskRequest {
 async fn an_accepted_task_is_resolved_and_credits_the_resolver() {
     let h = boot().await;
     let (_, task) = h.register("0102", "normal").await;
-    let mut client = h.client.clone();
+    let mut client = h.officer().await;
 
     let accepted = client.accept_task(accept(&task.id)).await.expect("accept").into_inner().task.expect("task");
-    assert_eq!((accepted.state.as_str(), accepted.handler_id.as_str()), ("accepted", "officer-1"));
+    assert_eq!((accepted.state.as_str(), accepted.handler_id.as_str()), ("accepted", OFFICER));
     assert!(!accepted.accepted_at.is_empty(), "签收 starts the clock");
 
     let resolved = client.resolve_task(resolve(&task.id)).await.expect("resolve").into_inner().task.expect("task");
     assert_eq!((resolved.state.as_str(), resolved.outcome.as_str()), ("resolved", "dispute_resolved"));
-    assert_eq!((resolved.resolver_id.as_str(), resolved.outcome_note.as_str()), ("mediator-3", "达成调解协议"));
+    assert_eq!((resolved.resolver_id.as_str(), resolved.outcome_note.as_str()), (OFFICER, "达成调解协议"));
     assert!(!resolved.resolved_at.is_empty());
 
     let fetched = client.get_task(GetTaskRequest { task_id: task.id.clone() }).await.expect("get").into_inner().task;
@@ -60,7 +58,7 @@ async fn an_accepted_task_is_resolved_and_credits_the_resolver() {
         Body::CaseAccepted(e) => Some(e),
         _ => None,
     });
-    assert_eq!(accepted_event.await.handler_id, "officer-1");
+    assert_eq!(accepted_event.await.handler_id, OFFICER);
     let event = h.event("case.resolved", |b| match b {
         Body::CaseResolved(e) => Some(e),
         _ => None,
@@ -68,7 +66,7 @@ async fn an_accepted_task_is_resolved_and_credits_the_resolver() {
     let event = event.await;
     assert_eq!(
         (event.task_id.as_str(), event.outcome.as_str(), event.resolver_id.as_str()),
-        (task.id.as_str(), "dispute_resolved", "mediator-3")
+        (task.id.as_str(), "dispute_resolved", OFFICER)
     );
 }
 
@@ -79,9 +77,9 @@ async fn an_approved_return_re_dispatches_to_the_next_unit_then_the_center() {
     h.put_rule("mediation", 1, "01", "", "mediation").await;
     let (case_id, first) = h.register("0102", "normal").await;
     assert_eq!(first.unit_code, "court");
-    let mut client = h.client.clone();
+    let (mut client, mut officer) = (h.client.clone(), h.officer().await);
 
-    let returned = client.return_task(give_back(&first.id)).await.expect("return").into_inner().task.expect("task");
+    let returned = officer.return_task(give_back(&first.id)).await.expect("return").into_inner().task.expect("task");
     assert_eq!((returned.state.as_str(), returned.return_reason_code.as_str()), ("returned", "not_local"));
     assert_eq!(returned.return_reason, "不在本辖区");
     let reviewed = client.review_return(review(&first.id, true)).await.expect("approve").into_inner();
@@ -95,7 +93,7 @@ async fn an_approved_return_re_dispatches_to_the_next_unit_then_the_center() {
     let event = h.dispatched_event(&next.id).await;
     assert_eq!((event.unit_code.as_str(), event.attempt), ("mediation", 2));
 
-    client.return_task(give_back(&next.id)).await.expect("second return");
+    officer.return_task(give_back(&next.id)).await.expect("second return");
     let last = client.review_return(review(&next.id, true)).await.expect("approve again").into_inner().next_task;
     let last = last.expect("next task");
     assert_eq!(
@@ -111,8 +109,8 @@ async fn an_approved_return_re_dispatches_to_the_next_unit_then_the_center() {
 async fn a_rejected_return_goes_back_to_the_unit() {
     let h = boot().await;
     let (case_id, task) = h.register("0102", "normal").await;
-    let mut client = h.client.clone();
-    client.return_task(give_back(&task.id)).await.expect("return");
+    let (mut client, mut officer) = (h.client.clone(), h.officer().await);
+    officer.return_task(give_back(&task.id)).await.expect("return");
 
     let reviewed = client.review_return(review(&task.id, false)).await.expect("reject").into_inner();
     assert!(reviewed.next_task.is_none(), "a rejection dispatches nothing new");
@@ -122,7 +120,7 @@ async fn a_rejected_return_goes_back_to_the_unit() {
         _ => None,
     });
     assert_eq!(event.await.note, "按职责办理");
-    client.accept_task(accept(&task.id)).await.expect("the unit must now accept it");
+    officer.accept_task(accept(&task.id)).await.expect("the unit must now accept it");
     assert_eq!(h.tasks(case_id).await.len(), 1);
 }
 
@@ -167,11 +165,14 @@ async fn moves_the_state_does_not_allow_fail_the_precondition() {
 async fn of_racing_moves_on_one_task_exactly_one_wins() {
     let h = boot().await;
     let (_, task) = h.register("0102", "normal").await;
-    let (mut a, mut b, mut c) = (h.client.clone(), h.client.clone(), h.client.clone());
-    let other = AcceptTaskRequest { task_id: task.id.clone(), handler_id: "officer-2".into() };
+    let other = kit::testing::keys().token("officer-2", &[("handler", "*")]);
+    let (mut a, mut b, mut c) = (h.officer().await, h.as_(&other).await, h.officer().await);
 
-    let (x, y, z) =
-        tokio::join!(a.accept_task(accept(&task.id)), b.accept_task(other), c.return_task(give_back(&task.id)));
+    let (x, y, z) = tokio::join!(
+        a.accept_task(accept(&task.id)),
+        b.accept_task(accept(&task.id)),
+        c.return_task(give_back(&task.id))
+    );
 
     let codes = [code(x), code(y), code(z)];
     assert_eq!(codes.iter().filter(|c| c.is_none()).count(), 1, "exactly one wins: {codes:?}");

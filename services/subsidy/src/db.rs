@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::{CreditQuery, Decision, TariffRule};
+use crate::scope::Reach;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CreditRow {
@@ -69,15 +70,34 @@ pub async fn record_decision(
     Ok(())
 }
 
-/// Credits matching every given criterion, oldest first.
-pub async fn credits(conn: &mut PgConnection, q: &CreditQuery) -> sqlx::Result<Vec<CreditRow>> {
+/// Records where a case is, from case.registered; a repeated registration changes nothing.
+pub async fn insert_case(conn: &mut PgConnection, case_id: Uuid, area_path: &[String], grid: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO cases (case_id, area_path, grid_code) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(case_id)
+        .bind(area_path)
+        .bind(grid)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Credits matching every given criterion and within the caller's reach, oldest first. The reach mirrors
+/// `kit::auth::ScopeSet::covers_place` (a scope node on the case's area path, or the case's grid at or under a
+/// grid node) and `covers_actor` (the credited person is the caller).
+pub async fn credits(conn: &mut PgConnection, q: &CreditQuery, r: &Reach) -> sqlx::Result<Vec<CreditRow>> {
     sqlx::query_as(
-        "SELECT id, case_id, case_no, person_id, amount_fen, tariff_rule_id, tariff_version, credited_at \
-         FROM credits WHERE ($1::uuid IS NULL OR case_id = $1) AND ($2::text IS NULL OR person_id = $2) \
-         ORDER BY credited_at, id",
+        "SELECT cr.id, cr.case_id, cr.case_no, cr.person_id, cr.amount_fen, cr.tariff_rule_id, cr.tariff_version, \
+         cr.credited_at FROM credits cr LEFT JOIN cases c ON c.case_id = cr.case_id \
+         WHERE ($1::uuid IS NULL OR cr.case_id = $1) AND ($2::text IS NULL OR cr.person_id = $2) \
+         AND ($3 OR cr.person_id = $4 OR c.area_path && $5::text[] \
+              OR (c.grid_code <> '' AND EXISTS (SELECT 1 FROM unnest($5::text[]) n WHERE starts_with(c.grid_code, n)))) \
+         ORDER BY cr.credited_at, cr.id",
     )
     .bind(q.case_id)
     .bind(q.person_id.as_deref())
+    .bind(r.all)
+    .bind(r.own.as_deref())
+    .bind(&r.nodes)
     .fetch_all(conn)
     .await
 }

@@ -1,5 +1,6 @@
-//! The follow-up consumer: a case the citizen confirmed (满意 / 基本满意) credits its resolver, once per
-//! event (the inbox) and once per case (the credits' unique case id).
+//! The consumer: a registered case's place is kept (for scoped reads of credits), and a case the citizen
+//! confirmed (满意 / 基本满意) credits its resolver, once per event (the inbox) and once per case (the
+//! credits' unique case id).
 
 use kit::events::Handler;
 use proto::events::v1::Envelope;
@@ -14,7 +15,11 @@ pub struct FollowUpHandler(pub Ledger);
 
 impl Handler for FollowUpHandler {
     async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
-        let Some(Body::CaseFollowedUp(f)) = &event.body else { return Ok(()) };
+        let f = match &event.body {
+            Some(Body::CaseFollowedUp(f)) => f,
+            Some(Body::CaseRegistered(_)) => return registered(tx, event).await,
+            _ => return Ok(()),
+        };
         let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
             tracing::warn!(event_id = %event.event_id, "follow-up without a valid case id; ignored");
             return Ok(());
@@ -36,4 +41,15 @@ impl Handler for FollowUpHandler {
     fn committed(&self) {
         self.0.outbox.wake();
     }
+}
+
+/// Keeps where the case is, so a center reads the credits of its own area.
+async fn registered(tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
+    let Some(Body::CaseRegistered(r)) = &event.body else { return Ok(()) };
+    let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
+        tracing::warn!(event_id = %event.event_id, "registration without a valid case id; ignored");
+        return Ok(());
+    };
+    crate::db::insert_case(tx, case_id, &r.area_path, &r.grid_code).await?;
+    Ok(())
 }

@@ -15,9 +15,10 @@ impl pb::subsidy_server::Subsidy for SubsidyService {
         &self,
         request: Request<pb::ListCreditsRequest>,
     ) -> Result<Response<pb::ListCreditsResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
         let r = request.get_ref();
         let query = CreditQuery::parse(&r.case_id, &r.person_id).map_err(|e| kit::grpc::invalid(&e))?;
-        let (rows, total_fen) = self.0.credits(&query).await?;
+        let (rows, total_fen) = self.0.credits(&p, &query).await?;
         Ok(Response::new(pb::ListCreditsResponse { credits: rows.into_iter().map(to_credit).collect(), total_fen }))
     }
 

@@ -2,6 +2,7 @@
 //! of protobuf except the registry client it asks who is eligible.
 
 use chrono::Utc;
+use kit::auth::Principal;
 use kit::events::Outbox;
 use proto::events::v1::{SubsidyCredited, envelope::Body};
 use proto::registry::v1::GetPersonRequest;
@@ -129,10 +130,10 @@ impl Ledger {
         Ok(Decision::Credited)
     }
 
-    /// The matching credits and their sum in fen.
-    pub async fn credits(&self, q: &CreditQuery) -> Result<(Vec<CreditRow>, i64)> {
+    /// The matching credits within the caller's reach and their sum in fen.
+    pub async fn credits(&self, p: &Principal, q: &CreditQuery) -> Result<(Vec<CreditRow>, i64)> {
         let mut conn = self.pool.acquire().await?;
-        let rows = db::credits(&mut conn, q).await?;
+        let rows = db::credits(&mut conn, q, &crate::scope::reach(p)).await?;
         let total = rows.iter().map(|c| c.amount_fen).sum();
         Ok((rows, total))
     }

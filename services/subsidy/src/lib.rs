@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod ledger;
+pub mod scope;
 
 use kit::Config;
 use kit::app::{Foundation, Running};

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 struct Suite {
     infra: TestInfra,
+    subsidy_url: String,
     subsidy: SubsidyClient<Channel>,
     registry: RegistryClient<Channel>,
     running: Vec<(StopHandle, JoinHandle<anyhow::Result<()>>)>,
@@ -51,6 +52,7 @@ async fn boot_with(infra: TestInfra, registry_addr: SocketAddr) -> Suite {
     let peers = subsidy::Peers { registry_url: format!("http://{registry_addr}") };
     let (addr, run) = start(subsidy::build(infra.config(subsidy::NAME), peers).await.expect("subsidy starts"));
     Suite {
+        subsidy_url: format!("http://{addr}"),
         subsidy: SubsidyClient::new(kit::testing::connect(&format!("http://{addr}")).await),
         registry: RegistryClient::new(kit::testing::connect_lazy(&format!("http://{registry_addr}"))),
         infra,
@@ -262,5 +264,75 @@ async fn list_credits_rejects_bad_input() {
         let status = s.subsidy.list_credits(request).await.expect_err(name);
         kit::testing::assert_refused(name, &status, tonic::Code::InvalidArgument, field);
     }
+    s.stop().await;
+}
+
+/// Publishes the registration of a case at `area_path` (village first) in `grid`.
+async fn register(infra: &TestInfra, case_id: Uuid, grid: &str, area_path: &[&str]) {
+    let registered = proto::events::v1::CaseRegistered {
+        case_no: "532901-20250807-00042".into(),
+        grid_code: grid.into(),
+        village_code: area_path[0].into(),
+        area_path: area_path.iter().map(|a| (*a).to_owned()).collect(),
+        ..Default::default()
+    };
+    infra.publish(case_id, "intake", Body::CaseRegistered(registered)).await;
+}
+
+#[tokio::test]
+async fn credits_are_read_only_within_the_reader_s_reach() {
+    let mut s = boot().await;
+    let (here, elsewhere, unplaced) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let (mine, theirs) = (s.person(true).await, s.person(true).await);
+    let dali = ["532901003001", "532901003000", "532901000000", "532900000000", "530000000000"];
+    register(&s.infra, here, "532901003001001", &dali).await;
+    register(&s.infra, elsewhere, "532922001001001", &["532922001001", "532922001000", "532922000000"]).await;
+    s.followed_up(here, &mine, "satisfied", "0301").await;
+    s.followed_up(elsewhere, &theirs, "satisfied", "0301").await;
+    s.followed_up(unplaced, &mine, "satisfied", "0301").await;
+    s.drain().await;
+
+    let by_person = |p: &str| ListCreditsRequest { case_id: String::new(), person_id: p.into() };
+    let by_case = |c: Uuid| ListCreditsRequest { case_id: c.to_string(), person_id: String::new() };
+    // (row, person, grants, query, the cases whose credits it sees)
+    type Row<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, ListCreditsRequest, Vec<Uuid>);
+    let rows: Vec<Row> = vec![
+        (
+            "grid worker, own credits",
+            &mine,
+            vec![("grid_worker", "532901003001001")],
+            by_person(&mine),
+            vec![here, unplaced],
+        ),
+        ("grid worker, someone else's", &mine, vec![("grid_worker", "532901003001001")], by_person(&theirs), vec![]),
+        ("grid worker, another case", &mine, vec![("grid_worker", "532901003001001")], by_case(elsewhere), vec![]),
+        ("supervisor, same village", "sup", vec![("supervisor", "532901003001")], by_person(&mine), vec![here]),
+        (
+            "center leader, parent township",
+            "lead",
+            vec![("center_leader", "532901003000")],
+            by_person(&mine),
+            vec![here],
+        ),
+        ("supervisor, sibling village", "sup", vec![("supervisor", "532901003002")], by_person(&mine), vec![]),
+        ("supervisor, other county", "sup", vec![("supervisor", "532922000000")], by_person(&theirs), vec![elsewhere]),
+        ("supervisor, other county, a case here", "sup", vec![("supervisor", "532922000000")], by_case(here), vec![]),
+        ("whole deployment", "root", vec![("supervisor", "*")], by_person(&mine), vec![here, unplaced]),
+    ];
+    for (row, person, grants, request, want) in rows {
+        let token = kit::testing::keys().token(person, &grants);
+        let mut client = SubsidyClient::new(kit::testing::connect_as(&s.subsidy_url, &token).await);
+        let r = client.list_credits(request).await.unwrap_or_else(|e| panic!("{row}: {e:?}")).into_inner();
+        let mut got: Vec<Uuid> = r.credits.iter().map(|c| c.case_id.parse().unwrap()).collect();
+        let mut want = want;
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{row}");
+        assert_eq!(r.total_fen, 10000 * i64::try_from(want.len()).unwrap(), "{row}: the total counts only those");
+    }
+    let token = kit::testing::keys().token("h-1", &[("handler", "*")]);
+    let mut handler = SubsidyClient::new(kit::testing::connect_as(&s.subsidy_url, &token).await);
+    let status = handler.list_credits(by_person(&mine)).await.unwrap_err();
+    kit::testing::assert_refused("a handler reading credits", &status, tonic::Code::PermissionDenied, "");
     s.stop().await;
 }

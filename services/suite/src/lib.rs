@@ -79,7 +79,11 @@ impl Suite {
         );
         let routing = keep(
             routing::NAME,
-            run(routing::build(cfg.service(routing::NAME, routing::DEFAULT_PORT), routing::Peers {}).await?),
+            run(routing::build(
+                cfg.service(routing::NAME, routing::DEFAULT_PORT),
+                routing::Peers { registry_url: url(registry) },
+            )
+            .await?),
         );
         let intake = keep(
             intake::NAME,

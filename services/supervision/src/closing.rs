@@ -2,6 +2,7 @@
 //! protobuf except the routing client it asks how the case was handled.
 
 use chrono::Utc;
+use kit::auth::{Permission, Principal};
 use kit::events::Outbox;
 use proto::events::v1::{CaseClosed, CaseFollowedUp, CaseReopened, envelope::Body};
 use proto::routing::v1::routing_client::RoutingClient;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use crate::db::{self, CaseFacts, ClosureRow, DeadlineRow, FollowUpRecord};
 use crate::domain::{self, ClosureState, FollowUp, Satisfaction, Verdict, Verification};
 use crate::error::{Error, Result};
+use crate::scope::{self, acting};
 
 #[derive(Clone)]
 pub struct Closing {
@@ -23,9 +25,17 @@ pub struct Closing {
 
 impl Closing {
     /// Verifies the current round against the case's latest task: a pass closes it off the ledger, a failure
-    /// reopens it into the next round.
-    pub async fn verify(&self, v: Verification) -> Result<ClosureRow> {
-        let task = self.latest_task(v.case_id).await?;
+    /// reopens it into the next round. The caller is the verifier, within their area, and neither the case's
+    /// reporter nor anyone who handled or was credited with one of its tasks.
+    pub async fn verify(&self, p: &Principal, v: Verification) -> Result<ClosureRow> {
+        let v = Verification { verifier_id: acting("verifier_id", &v.verifier_id, p)?, ..v };
+        let known = db::case(&mut *self.pool.acquire().await?, v.case_id).await?;
+        scope::gate(p, Permission::Verify, v.case_id, known.as_ref())?;
+        let tasks = self.tasks(v.case_id).await?;
+        let reporter = known.as_ref().map_or("", |c| c.reporter_id.as_str());
+        let hands = tasks.iter().flat_map(|t| [t.handler_id.as_str(), t.resolver_id.as_str()]);
+        scope::apart(&v.verifier_id, reporter, hands)?;
+        let task = tasks.into_iter().last().ok_or_else(|| Error::NotFound(v.case_id.to_string()))?;
         if task.state != "resolved" {
             return Err(Error::Precondition(format!(
                 "the case's latest task is {}: closing a case never resolved",
@@ -57,6 +67,7 @@ impl Closing {
             closure_reason: reason.into(),
             task_id: task.id.clone(),
             resolver_id: task.resolver_id.clone(),
+            handler_id: task.handler_id.clone(),
             category_code: case.category_code.clone(),
             case_no: case.case_no.clone(),
             verifier_id: v.verifier_id.clone(),
@@ -87,10 +98,15 @@ impl Closing {
         Ok(closure)
     }
 
-    /// Records the citizen's satisfaction with the closed round; unsatisfied reopens the case (重办).
-    pub async fn follow_up(&self, f: FollowUp) -> Result<(ClosureRow, bool)> {
+    /// Records the citizen's satisfaction with the closed round; unsatisfied reopens the case (重办). The
+    /// caller is the visitor, within their area, and neither the reporter nor the round's handler or resolver
+    /// (the visit decides whether the resolver is paid).
+    pub async fn follow_up(&self, p: &Principal, f: FollowUp) -> Result<(ClosureRow, bool)> {
+        let f = FollowUp { visitor_id: acting("visitor_id", &f.visitor_id, p)?, ..f };
         let mut tx = self.pool.begin().await?;
-        let case = db::lock_case(&mut tx, f.case_id).await?.ok_or_else(|| Error::NotFound(f.case_id.to_string()))?;
+        let case = db::lock_case(&mut tx, f.case_id).await?;
+        scope::gate(p, Permission::FollowUp, f.case_id, case.as_ref())?;
+        let case = case.ok_or_else(|| Error::NotFound(f.case_id.to_string()))?;
         let closure = db::closure(&mut tx, f.case_id, case.round).await?;
         match closure.as_ref().map(|c| c.state.as_str()) {
             Some(s) if s == ClosureState::Closed.as_str() => {}
@@ -98,6 +114,9 @@ impl Closing {
                 return Err(Error::Precondition(format!("round {} was already followed up", case.round)));
             }
             _ => return Err(Error::Precondition(format!("round {} is not closed", case.round))),
+        }
+        if let Some(c) = &closure {
+            scope::apart(&f.visitor_id, &case.reporter_id, [c.resolver_id.as_str(), c.handler_id.as_str()])?;
         }
         let record = FollowUpRecord {
             case_id: f.case_id,
@@ -125,8 +144,11 @@ impl Closing {
         Ok((closure, reopened))
     }
 
-    pub async fn deadlines(&self, case_id: Uuid) -> Result<Vec<DeadlineRow>> {
+    /// The case's deadlines, for a caller who may read the case; NOT_FOUND alike for an unknown case and for
+    /// one outside the caller's scope.
+    pub async fn deadlines(&self, p: &Principal, case_id: Uuid) -> Result<Vec<DeadlineRow>> {
         let mut conn = self.pool.acquire().await?;
+        scope::readable(p, case_id, db::case(&mut conn, case_id).await?.as_ref())?;
         Ok(db::deadlines(&mut conn, case_id).await?)
     }
 
@@ -146,18 +168,18 @@ impl Closing {
         Ok(())
     }
 
-    /// The case's latest task, as routing has it now (an answer needed now, so asked, not projected).
-    async fn latest_task(&self, case_id: Uuid) -> Result<Task> {
+    /// The case's tasks, oldest first, as routing has them now (an answer needed now, so asked, not
+    /// projected); routing shows supervision's own identity every task of the case.
+    async fn tasks(&self, case_id: Uuid) -> Result<Vec<Task>> {
         let request = ListTasksRequest { case_id: case_id.to_string() };
-        let tasks = match self.routing.clone().list_tasks(request).await {
-            Ok(r) => r.into_inner().tasks,
-            Err(s) if s.code() == Code::NotFound => vec![],
+        match self.routing.clone().list_tasks(request).await {
+            Ok(r) => Ok(r.into_inner().tasks),
+            Err(s) if s.code() == Code::NotFound => Ok(vec![]),
             Err(s) => {
                 tracing::warn!(status = %s, "routing call failed");
-                return Err(Error::Unavailable("routing"));
+                Err(Error::Unavailable("routing"))
             }
-        };
-        tasks.into_iter().last().ok_or_else(|| Error::NotFound(case_id.to_string()))
+        }
     }
 }
 

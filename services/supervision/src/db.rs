@@ -13,6 +13,10 @@ pub struct CaseRow {
     pub category_code: String,
     pub urgency: String,
     pub round: i32,
+    /// Village first; empty until case.registered is seen.
+    pub area_path: Vec<String>,
+    pub grid_code: String,
+    pub reporter_id: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,6 +38,8 @@ pub struct ClosureRow {
     pub closure_reason: String,
     pub task_id: String,
     pub resolver_id: String,
+    /// Who handled (accepted, then resolved) the verified task.
+    pub handler_id: String,
     pub category_code: String,
     pub case_no: String,
     pub verifier_id: String,
@@ -69,9 +75,39 @@ pub async fn upsert_case(conn: &mut PgConnection, f: &CaseFacts<'_>) -> sqlx::Re
     Ok(())
 }
 
+/// Records where the case is and who reported it, from case.registered.
+pub async fn set_place(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    area_path: &[String],
+    grid_code: &str,
+    reporter_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE cases SET area_path = $2, grid_code = $3, reporter_id = $4, updated_at = now() WHERE case_id = $1",
+    )
+    .bind(case_id)
+    .bind(area_path)
+    .bind(grid_code)
+    .bind(reporter_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+const CASE_COLUMNS: &str = "case_id, case_no, category_code, urgency, round, area_path, grid_code, reporter_id";
+
+/// The case as projected, unlocked: for deciding who may see it before any work is done.
+pub async fn case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<CaseRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1")))
+        .bind(case_id)
+        .fetch_optional(conn)
+        .await
+}
+
 /// The case, locked for the rest of the transaction so verifications and follow-ups apply one at a time.
 pub async fn lock_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<CaseRow>> {
-    sqlx::query_as("SELECT case_id, case_no, category_code, urgency, round FROM cases WHERE case_id = $1 FOR UPDATE")
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1 FOR UPDATE")))
         .bind(case_id)
         .fetch_optional(conn)
         .await
@@ -164,8 +200,8 @@ pub async fn deadlines(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<V
     .await
 }
 
-const CLOSURE_COLUMNS: &str = "case_id, round, state, closure_reason, task_id, resolver_id, category_code, case_no, \
-    verifier_id, note, satisfaction, closed_at";
+const CLOSURE_COLUMNS: &str = "case_id, round, state, closure_reason, task_id, resolver_id, handler_id, \
+    category_code, case_no, verifier_id, note, satisfaction, closed_at";
 
 pub async fn closure(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<Option<ClosureRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -184,7 +220,7 @@ pub async fn task_verified(conn: &mut PgConnection, task_id: &str) -> sqlx::Resu
 pub async fn insert_closure(conn: &mut PgConnection, c: &ClosureRow) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO closures (case_id, round, state, closure_reason, task_id, resolver_id, category_code, case_no, \
-         verifier_id, note, closed_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+         verifier_id, note, closed_at, handler_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
     )
     .bind(c.case_id)
     .bind(c.round)
@@ -197,6 +233,7 @@ pub async fn insert_closure(conn: &mut PgConnection, c: &ClosureRow) -> sqlx::Re
     .bind(&c.verifier_id)
     .bind(&c.note)
     .bind(c.closed_at)
+    .bind(&c.handler_id)
     .execute(conn)
     .await?;
     Ok(())

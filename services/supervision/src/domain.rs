@@ -97,7 +97,8 @@ impl Verification {
     /// A passed verification names its closure reason; a failed one says why in its note.
     pub fn parse(case_id: &str, verifier_id: &str, passed: bool, reason: &str, note: &str) -> Result<Self, FieldError> {
         let case_id = field::uuid("case_id", case_id)?;
-        let verifier_id = field::text("verifier_id", verifier_id, 64)?.to_owned();
+        // Empty means the caller; the service refuses anyone else.
+        let verifier_id = field::bounded("verifier_id", verifier_id, 64)?.to_owned();
         let note = field::bounded("note", note, 2000)?.to_owned();
         let verdict = if passed {
             Verdict::Close(ClosureReason::parse("closure_reason", reason)?)
@@ -123,7 +124,7 @@ impl FollowUp {
     pub fn parse(case_id: &str, visitor_id: &str, satisfaction: &str, note: &str) -> Result<Self, FieldError> {
         Ok(Self {
             case_id: field::uuid("case_id", case_id)?,
-            visitor_id: field::text("visitor_id", visitor_id, 64)?.to_owned(),
+            visitor_id: field::bounded("visitor_id", visitor_id, 64)?.to_owned(),
             satisfaction: Satisfaction::parse("satisfaction", satisfaction)?,
             note: field::bounded("note", note, 2000)?.to_owned(),
         })
@@ -139,7 +140,7 @@ mod tests {
         let id = Uuid::new_v4().to_string();
         let bad = [
             ("x", "v", true, "resolved", "", "case_id"),
-            (id.as_str(), "", true, "resolved", "", "verifier_id"),
+            (id.as_str(), &*"v".repeat(65), true, "resolved", "", "verifier_id"),
             (id.as_str(), "v", true, "", "", "closure_reason"),
             (id.as_str(), "v", true, "fixed", "", "closure_reason"),
             (id.as_str(), "v", false, "", " ", "note"),

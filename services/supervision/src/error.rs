@@ -9,6 +9,9 @@ pub enum Error {
     Invalid(#[from] FieldError),
     #[error("case {0} not found")]
     NotFound(String),
+    /// Outside the caller's scope or duties, for a case they may see.
+    #[error("not permitted: {0}")]
+    Denied(String),
     #[error("{0}")]
     Precondition(String),
     #[error("{0} is unavailable")]
@@ -28,6 +31,7 @@ impl From<Error> for Status {
         match e {
             Error::Invalid(f) => kit::grpc::invalid(&f),
             Error::NotFound(what) => Status::not_found(format!("case {what} not found")),
+            Error::Denied(what) => kit::auth::denied(&what),
             Error::Precondition(why) => Status::failed_precondition(why),
             Error::Unavailable(what) => Status::unavailable(format!("{what} is unavailable; retry")),
             Error::Internal(cause) => kit::grpc::internal("supervision failed", &cause),

@@ -26,6 +26,7 @@ impl Handler for ProjectionHandler {
                 let facts =
                     CaseFacts { case_id, case_no: &r.case_no, category_code: &r.category_code, urgency: &r.urgency };
                 db::upsert_case(tx, &facts).await?;
+                db::set_place(tx, case_id, &r.area_path, &r.grid_code, &r.reporter_id).await?;
             }
             Body::CaseDispatched(d) => {
                 let facts =

@@ -16,18 +16,20 @@ impl pb::supervision_server::Supervision for SupervisionService {
         &self,
         request: Request<pb::VerifyCaseRequest>,
     ) -> Result<Response<pb::VerifyCaseResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
         let r = request.get_ref();
         let v = Verification::parse(&r.case_id, &r.verifier_id, r.passed, &r.closure_reason, &r.note)
             .map_err(|e| kit::grpc::invalid(&e))?;
-        let closure = self.0.verify(v).await?;
+        let closure = self.0.verify(&p, v).await?;
         Ok(Response::new(pb::VerifyCaseResponse { closure: Some(to_closure(closure)) }))
     }
 
     async fn follow_up(&self, request: Request<pb::FollowUpRequest>) -> Result<Response<pb::FollowUpResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
         let r = request.get_ref();
         let f =
             FollowUp::parse(&r.case_id, &r.visitor_id, &r.satisfaction, &r.note).map_err(|e| kit::grpc::invalid(&e))?;
-        let (closure, reopened) = self.0.follow_up(f).await?;
+        let (closure, reopened) = self.0.follow_up(&p, f).await?;
         Ok(Response::new(pb::FollowUpResponse { closure: Some(to_closure(closure)), reopened }))
     }
 
@@ -35,8 +37,9 @@ impl pb::supervision_server::Supervision for SupervisionService {
         &self,
         request: Request<pb::ListDeadlinesRequest>,
     ) -> Result<Response<pb::ListDeadlinesResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
         let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
-        let rows = self.0.deadlines(case_id).await?;
+        let rows = self.0.deadlines(&p, case_id).await?;
         Ok(Response::new(pb::ListDeadlinesResponse { deadlines: rows.into_iter().map(to_deadline).collect() }))
     }
 }

@@ -21,10 +21,12 @@ struct Suite {
     routing_node: Node,
     supervision_node: Node,
     routing: RoutingClient<Channel>,
+    /// A handler of every unit, who accepts and resolves (and so is credited): never the verifier.
+    handler: RoutingClient<Channel>,
     supervision: SupervisionClient<Channel>,
 }
 
-const RESOLVER: &str = "mediator-7";
+const RESOLVER: &str = "handler-3";
 
 async fn boot() -> Suite {
     let infra = TestInfra::new().await;
@@ -32,6 +34,10 @@ async fn boot() -> Suite {
     let supervision_node = supervision(&infra, &routing_node.url()).await;
     Suite {
         routing: RoutingClient::new(kit::testing::connect(&routing_node.url()).await),
+        handler: RoutingClient::new(
+            kit::testing::connect_as(&routing_node.url(), &kit::testing::keys().token(RESOLVER, &[("handler", "*")]))
+                .await,
+        ),
         supervision: client(&supervision_node).await,
         infra,
         routing_node,
@@ -77,15 +83,15 @@ impl Suite {
     /// A case that routing has dispatched, accepted and resolved.
     async fn resolved(&mut self) -> (Uuid, Task) {
         let (case_id, task) = self.registered().await;
-        let accept = AcceptTaskRequest { task_id: task.id.clone(), handler_id: "handler-3".into() };
-        self.routing.accept_task(accept).await.expect("accept");
+        let accept = AcceptTaskRequest { task_id: task.id.clone(), handler_id: String::new() };
+        self.handler.accept_task(accept).await.expect("accept");
         let resolve = ResolveTaskRequest {
             task_id: task.id.clone(),
-            resolver_id: RESOLVER.into(),
+            resolver_id: String::new(),
             outcome: "dispute_resolved".into(),
             note: "双方达成调解协议".into(),
         };
-        let task = self.routing.resolve_task(resolve).await.expect("resolve").into_inner().task.expect("task");
+        let task = self.handler.resolve_task(resolve).await.expect("resolve").into_inner().task.expect("task");
         (case_id, task)
     }
 
@@ -98,7 +104,7 @@ impl Suite {
     ) -> Result<proto::supervision::v1::Closure, tonic::Status> {
         let request = VerifyCaseRequest {
             case_id: case_id.to_string(),
-            verifier_id: "verifier-1".into(),
+            verifier_id: String::new(),
             passed,
             closure_reason: reason.into(),
             note: note.into(),
@@ -113,7 +119,7 @@ impl Suite {
     ) -> Result<(proto::supervision::v1::Closure, bool), tonic::Status> {
         let request = FollowUpRequest {
             case_id: case_id.to_string(),
-            visitor_id: "visitor-1".into(),
+            visitor_id: String::new(),
             satisfaction: satisfaction.into(),
             note: String::new(),
         };
@@ -228,7 +234,7 @@ async fn verify_and_follow_up_reject_bad_input() {
     let cases = [
         ("no case", verify("", "v", true, "resolved", ""), "case_id"),
         ("bad case", verify("x", "v", true, "resolved", ""), "case_id"),
-        ("no verifier", verify(&id, " ", true, "resolved", ""), "verifier_id"),
+        ("verifier too long", verify(&id, &"v".repeat(65), true, "resolved", ""), "verifier_id"),
         ("no reason", verify(&id, "v", true, "", ""), "closure_reason"),
         ("unknown reason", verify(&id, "v", true, "fixed", ""), "closure_reason"),
         ("failed without note", verify(&id, "v", false, "", ""), "note"),
@@ -250,7 +256,7 @@ async fn verify_and_follow_up_reject_bad_input() {
     let cases = [
         ("no case", follow("", "v", "satisfied"), "case_id"),
         ("bad case", follow("42", "v", "satisfied"), "case_id"),
-        ("no visitor", follow(&id, "", "satisfied"), "visitor_id"),
+        ("visitor too long", follow(&id, &"v".repeat(65), "satisfied"), "visitor_id"),
         ("no satisfaction", follow(&id, "v", ""), "satisfaction"),
         ("unknown satisfaction", follow(&id, "v", "happy"), "satisfaction"),
         ("10 KB satisfaction", follow(&id, "v", &"满意".repeat(2000)), "satisfaction"),

@@ -178,7 +178,7 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/zongzhi.registry.v1.Registry/UpdateGrid", Access::Needs(ManageGrids)),
     ("/zongzhi.registry.v1.Registry/RetireGrid", Access::Needs(ManageGrids)),
     ("/zongzhi.registry.v1.Registry/CreatePerson", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Registry/GetPerson", Access::NeedsOrService(ManageGrids, &["subsidy"])),
+    ("/zongzhi.registry.v1.Registry/GetPerson", Access::NeedsOrService(ManageGrids, &["subsidy", "routing"])),
     ("/zongzhi.registry.v1.Registry/AssignGridWorker", Access::Needs(ManageGrids)),
     ("/zongzhi.registry.v1.Registry/EndGridAssignment", Access::Needs(ManageGrids)),
     ("/zongzhi.registry.v1.Registry/ListDepartments", Access::SignedIn),
