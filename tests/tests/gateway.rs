@@ -42,7 +42,7 @@ async fn json_over_http_drives_the_same_operations() {
     assert_eq!(task["task"]["unit_kind"], "center");
     assert_eq!(task["task"]["unit_code"], world.demo.center_code);
     let (status, accepted) =
-        world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({"handler_id": "h-center-1"}))).await;
+        world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({}))).await;
     assert_eq!((status, accepted["task"]["state"].as_str()), (200, Some("accepted")));
 
     // Errors carry the gRPC code, the message and the offending fields.
@@ -50,9 +50,11 @@ async fn json_over_http_drives_the_same_operations() {
     assert_eq!(status, 400);
     assert_eq!(err["code"], "INVALID_ARGUMENT");
     assert_eq!(err["fields"], json!(["center_code"]));
-    let (status, err) =
-        world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({"handler_id": "h"}))).await;
+    let (status, err) = world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({}))).await;
     assert_eq!((status, err["code"].as_str()), (409, Some("FAILED_PRECONDITION")), "accepting twice");
+    let (status, err) =
+        world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({"handler_id": "h-someone-else"}))).await;
+    assert_eq!((status, err["code"].as_str()), (403, Some("PERMISSION_DENIED")), "naming another handler");
     let (status, err) = world.http_raw("POST", "/v1/cases", "{\"kind\": ").await;
     assert_eq!((status, err["fields"].clone()), (400, json!(["body"])), "malformed JSON: {err}");
     let (status, err) = world.http("GET", "/v1/locate?lon=east&lat=25", None).await;

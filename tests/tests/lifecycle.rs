@@ -1,6 +1,8 @@
-//! One case driven around the whole closed loop through the gateway only: register, dispatch by rule, 退单 and
-//! re-dispatch, 签收, 办结, 核查/销号, an unsatisfied 回访 that reopens it, the second round, a satisfied 回访,
-//! and the single 以案定补 credit — with the timeline checked step by step.
+//! One case driven around the whole closed loop through the gateway only, each step by the person whose job it
+//! is, signed in with the demo accounts: the grid worker registers, the 司法所 handler returns it, the
+//! dispatcher approves the return, the 自然资源局 handler accepts and resolves, the supervisor verifies, the
+//! follow-up clerk's unsatisfied 回访 reopens it, the second round closes with a satisfied 回访, and the single
+//! 以案定补 credit goes to the grid worker — with the timeline and its actors checked step by step.
 
 #![allow(clippy::unwrap_used)]
 
@@ -62,23 +64,33 @@ async fn case_when(world: &World, id: &str, what: &str, ok: impl Fn(&Case) -> bo
 #[tokio::test]
 async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     let world = World::start().await;
-    let mut desk = world.desk.clone();
+    let desk = world.desk.clone();
     let worker = world.demo.grid_workers[0].clone();
+    let (mut grid_worker, _) = world.sign_in("gw-001").await;
+    let (mut dispatcher, _) = world.sign_in("xg-dispatcher").await;
+    let (mut sfs, _) = world.sign_in("xg-sfs").await;
+    let (mut zrzy, _) = world.sign_in("dl-zrzy").await;
+    let (mut supervisor, _) = world.sign_in("xg-supervisor").await;
+    let (mut follow_up, _) = world.sign_in("xg-followup").await;
+    let person = |mut d: proto::gateway::v1::desk_client::DeskClient<kit::testing::AuthedChannel>| async move {
+        d.who_am_i(proto::registry::v1::WhoAmIRequest {}).await.unwrap().into_inner().person_id
+    };
+    let (zrzy_id, supervisor_id) = (person(zrzy.clone()).await, person(supervisor.clone()).await);
 
     // 受理登记 from a client that sends W3C trace context, and an idempotent replay that writes nothing new.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut traced = tonic::Request::new(registration(&world, "app-7f3a"));
     traced.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
-    let first = desk.register_case(traced).await.unwrap().into_inner();
+    let first = grid_worker.register_case(traced).await.unwrap().into_inner();
     let case = first.case.unwrap();
     assert!(!first.replayed);
     assert!(case.case_no.starts_with("532901003-") && case.case_no.ends_with("-00001"), "{}", case.case_no);
     assert_eq!(case.parties[0].phone, "138****5678", "phone masked");
     assert_eq!(case.parties[0].id_number, "1101**********002X", "ID number masked");
-    let replay = desk.register_case(registration(&world, "app-7f3a")).await.unwrap().into_inner();
+    let replay = grid_worker.register_case(registration(&world, "app-7f3a")).await.unwrap().into_inner();
     assert!(replay.replayed);
     assert_eq!(replay.case.unwrap().id, case.id);
-    let listed = desk
+    let listed = dispatcher
         .list_cases(ListCasesRequest { center_code: world.demo.center_code.clone(), ..Default::default() })
         .await
         .unwrap()
@@ -88,7 +100,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     // 分流交办 by rule: a neighbour dispute in 下关 goes to the 司法所.
     let c = case_when(&world, &case.id, "first dispatch", |c| c.state == "dispatched").await;
     let task =
-        desk.get_task(GetTaskRequest { task_id: c.current_task_id.clone() }).await.unwrap().into_inner().task.unwrap();
+        sfs.get_task(GetTaskRequest { task_id: c.current_task_id.clone() }).await.unwrap().into_inner().task.unwrap();
     assert_eq!(task.unit_code, "532901003-SFS");
     assert!(task.slip_no.starts_with("JB-532901003-"), "{}", task.slip_no);
 
@@ -103,10 +115,10 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     }
 
     // Closing a case never resolved is refused.
-    let refused = desk
+    let refused = supervisor
         .verify_case(VerifyCaseRequest {
             case_id: case.id.clone(),
-            verifier_id: "sup-1".into(),
+            verifier_id: String::new(),
             passed: true,
             closure_reason: "resolved".into(),
             note: String::new(),
@@ -116,18 +128,18 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     assert_eq!(refused.code(), Code::FailedPrecondition);
 
     // 退单 with a reason; the center approves and the case goes to the next unit by rule.
-    desk.return_task(ReturnTaskRequest {
+    sfs.return_task(ReturnTaskRequest {
         task_id: task.id.clone(),
-        handler_id: "h-sfs-1".into(),
+        handler_id: String::new(),
         reason_code: "ownership_unclear".into(),
         reason: "涉及房屋产权, 非调解范围".into(),
     })
     .await
     .unwrap();
-    let reviewed = desk
+    let reviewed = dispatcher
         .review_return(ReviewReturnRequest {
             task_id: task.id.clone(),
-            reviewer_id: "op-xiaguan-01".into(),
+            reviewer_id: String::new(),
             approve: true,
             note: "转自然资源局".into(),
         })
@@ -139,13 +151,16 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     assert_eq!(second.attempt, 2);
 
     // 签收 → 办结 → 核查/销号.
-    desk.accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: "h-zr-7".into() }).await.unwrap();
-    let early = desk
-        .accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: "h-zr-7".into() })
+    // The 司法所's handler cannot touch another unit's task.
+    let other = sfs.accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: String::new() }).await;
+    assert_eq!(other.unwrap_err().code(), Code::NotFound, "another unit's task is invisible");
+    zrzy.accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: String::new() }).await.unwrap();
+    let early = zrzy
+        .accept_task(AcceptTaskRequest { task_id: second.id.clone(), handler_id: String::new() })
         .await
         .unwrap_err();
     assert_eq!(early.code(), Code::FailedPrecondition, "accepting twice");
-    desk.resolve_task(ResolveTaskRequest {
+    zrzy.resolve_task(ResolveTaskRequest {
         task_id: second.id.clone(),
         resolver_id: worker.clone(),
         outcome: "dispute_resolved".into(),
@@ -153,21 +168,22 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     })
     .await
     .unwrap();
-    desk.verify_case(VerifyCaseRequest {
-        case_id: case.id.clone(),
-        verifier_id: "sup-1".into(),
-        passed: true,
-        closure_reason: "mediated".into(),
-        note: String::new(),
-    })
-    .await
-    .unwrap();
+    supervisor
+        .verify_case(VerifyCaseRequest {
+            case_id: case.id.clone(),
+            verifier_id: String::new(),
+            passed: true,
+            closure_reason: "mediated".into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap();
 
     // 回访 unsatisfied → reopened and dispatched again.
-    let visit = desk
+    let visit = follow_up
         .follow_up(FollowUpRequest {
             case_id: case.id.clone(),
-            visitor_id: "sup-2".into(),
+            visitor_id: String::new(),
             satisfaction: "unsatisfied".into(),
             note: "漏水仍未修复".into(),
         })
@@ -182,8 +198,8 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     let third = c.current_task_id.clone();
 
     // The second round, closed with a satisfied 回访.
-    desk.accept_task(AcceptTaskRequest { task_id: third.clone(), handler_id: "h-sfs-2".into() }).await.unwrap();
-    desk.resolve_task(ResolveTaskRequest {
+    sfs.accept_task(AcceptTaskRequest { task_id: third.clone(), handler_id: String::new() }).await.unwrap();
+    sfs.resolve_task(ResolveTaskRequest {
         task_id: third.clone(),
         resolver_id: worker.clone(),
         outcome: "dispute_resolved".into(),
@@ -191,19 +207,20 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     })
     .await
     .unwrap();
-    desk.verify_case(VerifyCaseRequest {
-        case_id: case.id.clone(),
-        verifier_id: "sup-1".into(),
-        passed: true,
-        closure_reason: "resolved".into(),
-        note: String::new(),
-    })
-    .await
-    .unwrap();
-    let visit = desk
+    supervisor
+        .verify_case(VerifyCaseRequest {
+            case_id: case.id.clone(),
+            verifier_id: String::new(),
+            passed: true,
+            closure_reason: "resolved".into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap();
+    let visit = follow_up
         .follow_up(FollowUpRequest {
             case_id: case.id.clone(),
-            visitor_id: "sup-2".into(),
+            visitor_id: String::new(),
             satisfaction: "satisfied".into(),
             note: String::new(),
         })
@@ -217,7 +234,9 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
         c.timeline.iter().any(|t| t.action == "credited")
     })
     .await;
-    let credits = desk
+    let credits = world
+        .desk
+        .clone()
         .list_credits(ListCreditsRequest { case_id: case.id.clone(), person_id: String::new() })
         .await
         .unwrap()
@@ -256,6 +275,11 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
         );
     }
     assert_eq!(c.state, "closed");
+    // The actors are the people who signed in, never what a request said.
+    let actor = |action: &str| c.timeline.iter().find(|t| t.action == action).map(|t| t.actor.clone()).unwrap();
+    assert_eq!(actor("registered"), worker);
+    assert_eq!(actor("accepted"), zrzy_id);
+    assert_eq!(actor("closed"), supervisor_id);
     assert!(c.timeline.iter().all(|t| t.at.ends_with("+08:00")), "times shown in Asia/Shanghai");
     assert!(!format!("{c:?}").contains("13812345678"), "no full phone number anywhere in the case file");
 
@@ -276,8 +300,11 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
 
     // Still exactly one credit a moment later.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let credits =
-        desk.list_credits(ListCreditsRequest { case_id: String::new(), person_id: worker }).await.unwrap().into_inner();
+    let credits = grid_worker
+        .list_credits(ListCreditsRequest { case_id: String::new(), person_id: worker })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(credits.credits.len(), 1);
     world.stop().await;
 }
