@@ -103,6 +103,7 @@ forward! {
     intake.register_case / "RegisterCase" (intake::RegisterCaseRequest) -> intake::RegisterCaseResponse;
     intake.get_case / "GetCase" (intake::GetCaseRequest) -> intake::GetCaseResponse;
     intake.list_cases / "ListCases" (intake::ListCasesRequest) -> intake::ListCasesResponse;
+    intake.unmask_party / "UnmaskParty" (intake::UnmaskPartyRequest) -> intake::UnmaskPartyResponse;
     routing.get_task / "GetTask" (routing::GetTaskRequest) -> routing::GetTaskResponse;
     routing.list_tasks / "ListTasks" (routing::ListTasksRequest) -> routing::ListTasksResponse;
     routing.accept_task / "AcceptTask" (routing::AcceptTaskRequest) -> routing::AcceptTaskResponse;

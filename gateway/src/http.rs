@@ -31,6 +31,7 @@ pub fn router(desk: DeskService) -> Router {
         .route("/v1/auth/me", get(who_am_i))
         .route("/v1/cases", post(register_case).get(list_cases))
         .route("/v1/cases/{case_ref}", get(get_case))
+        .route("/v1/cases/{case_id}/parties/{party}/unmask", post(unmask_party))
         .route("/v1/cases/{case_id}/tasks", get(list_tasks))
         .route("/v1/cases/{case_id}/verify", post(verify_case))
         .route("/v1/cases/{case_id}/follow-up", post(follow_up))
@@ -220,6 +221,17 @@ async fn who_am_i(State(d): Desk_, c: Caller) -> Response {
 
 async fn register_case(State(d): Desk_, c: Caller, Body(body): Body<intake::RegisterCaseRequest>) -> Response {
     reply(d.register_case(c.req(body)).await).await
+}
+
+async fn unmask_party(
+    State(d): Desk_,
+    c: Caller,
+    Path((case_id, party)): Path<(String, u32)>,
+    Body(mut b): Body<intake::UnmaskPartyRequest>,
+) -> Response {
+    b.case_id = case_id;
+    b.party = party;
+    reply(d.unmask_party(c.req(b)).await).await
 }
 
 async fn list_cases(State(d): Desk_, c: Caller, Params(q): Params<intake::ListCasesRequest>) -> Response {

@@ -73,3 +73,50 @@ async fn calls_are_recorded_and_only_the_auditor_reads_the_chain() {
     assert_eq!(report.broken_seq, seq, "{report:?}");
     world.stop().await;
 }
+
+#[tokio::test]
+async fn unmasking_a_phone_takes_a_role_a_reason_and_leaves_a_record() {
+    let world = World::start().await;
+    let registration = serde_json::json!({
+        "idempotency_key": "unmask-1", "center_code": world.demo.center_code, "channel": "hotline",
+        "kind": "dispute", "category_code": "0102", "urgency": "normal", "title": "邻里纠纷",
+        "location_code": world.demo.grids[0],
+        "parties": [{"name": "张三", "phone": "13812345678", "id_number": "11010519491231002X", "role": "applicant"}],
+    });
+    let (status, created) = world.http("POST", "/v1/cases", Some(registration)).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["case"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/cases/{id}/parties/1/unmask");
+    let ask = |field: &str, reason: &str| serde_json::json!({"field": field, "reason": reason}).to_string();
+
+    let (_, follow_up) = world.sign_in("xg-followup").await;
+    let (status, body) = world.http_as(Some(&follow_up), "POST", &path, &ask("phone", "回访")).await;
+    assert_eq!((status, body["value"].as_str()), (200, Some("13812345678")), "{body}");
+    let (status, _) = world.http_as(Some(&follow_up), "POST", &path, &ask("id_number", "回访")).await;
+    assert_eq!(status, 403, "a follow-up clerk sees phone numbers only");
+    let (status, body) = world.http_as(Some(&follow_up), "POST", &path, &ask("phone", "")).await;
+    assert_eq!((status, body["fields"].clone()), (400, serde_json::json!(["reason"])));
+    let (_, dispatcher) = world.sign_in("xg-dispatcher").await;
+    let (status, _) = world.http_as(Some(&dispatcher), "POST", &path, &ask("phone", "好奇")).await;
+    assert_eq!(status, 403, "a dispatcher has no unmask permission");
+    let (_, county_leader) = world.sign_in("dl-leader").await;
+    let (status, _) = world.http_as(Some(&county_leader), "POST", &path, &ask("phone", "核实")).await;
+    assert_eq!(status, 200, "the county's leader is over the township");
+
+    // The read is on the record with the field and the purpose, and the number itself is nowhere in it.
+    let intake = format!("http://{}", world.suite.intake);
+    let (_, auditor_token) = world.sign_in("auditor").await;
+    let mut auditor = AuditClient::new(kit::testing::connect_as(&intake, &auditor_token).await);
+    let request = ListRecordsRequest {
+        action: "/zongzhi.intake.v1.Intake/UnmaskParty".into(),
+        page_size: 50,
+        ..Default::default()
+    };
+    let records = auditor.list_records(request).await.unwrap().into_inner().records;
+    let ok: Vec<_> = records.iter().filter(|r| r.outcome == "ok").collect();
+    assert_eq!(ok.len(), 2, "{records:?}");
+    assert!(ok.iter().any(|r| r.target == format!("case:{id} party:1 field:phone") && r.detail.contains("回访")));
+    assert!(records.iter().any(|r| r.outcome == "PERMISSION_DENIED"));
+    assert!(!format!("{records:?}").contains("13812345678"));
+    world.stop().await;
+}

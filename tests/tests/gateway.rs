@@ -41,8 +41,7 @@ async fn json_over_http_drives_the_same_operations() {
     assert_eq!(status, 200);
     assert_eq!(task["task"]["unit_kind"], "center");
     assert_eq!(task["task"]["unit_code"], world.demo.center_code);
-    let (status, accepted) =
-        world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({}))).await;
+    let (status, accepted) = world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({}))).await;
     assert_eq!((status, accepted["task"]["state"].as_str()), (200, Some("accepted")));
 
     // Errors carry the gRPC code, the message and the offending fields.
