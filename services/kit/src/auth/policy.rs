@@ -231,6 +231,70 @@ pub fn access(path: &str) -> Option<Access> {
     METHODS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a)
 }
 
+/// Every permission in the README's column order, with its column heading.
+pub const PERMISSIONS: &[(Permission, &str)] = &[
+    (Register, "register"),
+    (ReadCase, "read case"),
+    (Dispatch, "dispatch"),
+    (ReviewReturn, "review return"),
+    (HandleTask, "handle task"),
+    (Verify, "verify"),
+    (FollowUp, "follow up"),
+    (Unmask, "unmask"),
+    (IssueDirective, "issue directive"),
+    (AnswerDirective, "answer directive"),
+    (ManageGrids, "manage grids"),
+    (ManageRules, "manage rules"),
+    (ReadCredits, "read credits"),
+    (ViewAudit, "view audit"),
+    (ManageAccounts, "accounts"),
+    (ManageGrants, "grants"),
+];
+
+fn letter(scope: ScopeKind) -> &'static str {
+    match scope {
+        Grid => "G",
+        Center => "C",
+        Unit => "U",
+        OwnWork => "S",
+        OwnClient => "K",
+        All => "A",
+    }
+}
+
+/// The matrix and the methods each permission opens, as the README shows them (a test keeps the two equal).
+pub fn markdown() -> String {
+    let mut out = String::from("| role |");
+    for (_, name) in PERMISSIONS {
+        out.push_str(&format!(" {name} |"));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(PERMISSIONS.len()));
+    for role in Role::ALL.iter().filter(|r| **r != Role::Service) {
+        out.push_str(&format!("\n| `{role}` |"));
+        for (p, _) in PERMISSIONS {
+            out.push_str(&format!(" {} |", scope_of(*role, *p).map(letter).unwrap_or("")));
+        }
+    }
+    out.push_str("\n\n| permission | methods (service/Method) |\n|---|---|");
+    let short = |path: &str| path.trim_start_matches("/zongzhi.").replace(".v1.", ".").to_owned();
+    for (p, name) in PERMISSIONS {
+        let methods: Vec<String> = METHODS
+            .iter()
+            .filter_map(|(path, a)| match a {
+                Access::Needs(q) if q == p => Some(short(path)),
+                Access::NeedsOrService(q, s) if q == p => Some(format!("{} (+ service {})", short(path), s.join(", "))),
+                _ => None,
+            })
+            .collect();
+        out.push_str(&format!("\n| {name} | {} |", methods.join(", ")));
+    }
+    let open = |want: Access| METHODS.iter().filter(|(_, a)| *a == want).map(|(p, _)| short(p)).collect::<Vec<_>>().join(", ");
+    out.push_str(&format!("\n| any signed-in principal | {} |", open(Access::SignedIn)));
+    out.push_str(&format!("\n| public (no token) | {}, health, reflection |", open(Access::Public)));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +312,13 @@ mod tests {
         for admin in [SystemAdmin, SecurityAdmin, AuditAdmin] {
             assert_eq!(MATRIX.iter().filter(|(r, _, _)| *r == admin).count(), 1, "{admin} holds one permission");
         }
+    }
+
+    #[test]
+    fn the_readme_shows_this_matrix() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+        let table = markdown();
+        assert!(readme.contains(&table), "README's role table differs from the code; put this in it:\n{table}");
     }
 
     #[test]
