@@ -5,7 +5,7 @@ use chrono::Utc;
 use kit::FieldError;
 use kit::auth::{Permission, Principal, ScopeSet};
 use kit::events::Outbox;
-use kit::pii::{Sealer, mask_id_number, mask_phone};
+use kit::pii::{Binding, Sealer, mask_id_number, mask_phone};
 use proto::events::v1::{CaseRegistered, envelope::Body};
 use proto::registry::v1::ResolveLocationRequest;
 use proto::registry::v1::registry_client::RegistryClient;
@@ -65,12 +65,14 @@ impl Cases {
                 .ok_or_else(|| Error::NotFound(new.idempotency_key.clone()));
         }
         for (i, p) in new.parties.iter().enumerate() {
+            let row = party_row(id, i32::try_from(i).unwrap_or(i32::MAX));
+            let at = |column| Binding { table: "case_parties", column, row: &row };
             let party = SealedParty {
                 name: &p.name,
                 role: p.role.as_str(),
-                phone_sealed: p.phone.as_deref().map(|v| self.sealer.seal(v)),
+                phone_sealed: p.phone.as_deref().map(|v| self.sealer.seal(v, &at("phone"))),
                 phone_masked: p.phone.as_deref().map(mask_phone).unwrap_or_default(),
-                id_number_sealed: p.id_number.as_deref().map(|v| self.sealer.seal(v)),
+                id_number_sealed: p.id_number.as_deref().map(|v| self.sealer.seal(v, &at("id_number"))),
                 id_number_masked: p.id_number.as_deref().map(mask_id_number).unwrap_or_default(),
             };
             db::insert_party(&mut tx, id, i32::try_from(i).unwrap_or(i32::MAX), &party).await?;
@@ -214,8 +216,15 @@ impl Cases {
             .await?
             .ok_or_else(|| FieldError::new("party", "no such party in the case"))?
             .ok_or_else(|| FieldError::new("field", "the party gave none"))?;
-        Ok(self.sealer.open(&sealed)?)
+        let row = party_row(case_id, ordinal);
+        let column = if id_number { "id_number" } else { "phone" };
+        Ok(self.sealer.open(&sealed, &Binding { table: "case_parties", column, row: &row })?)
     }
+}
+
+/// A party's row as its sealed values are bound to it: the case and the party's position.
+fn party_row(case_id: Uuid, ordinal: i32) -> String {
+    format!("{case_id}/{ordinal}")
 }
 
 /// The registration as parsed (trimmed, normalized), every field but the key, as one keyed digest.

@@ -37,7 +37,7 @@ pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
         pool: pool.clone(),
         outbox: outbox.clone(),
         registry: RegistryClient::new(kit::grpc::service_channel(&peers.registry_url, config.auth.identity(NAME)?)?),
-        sealer: kit::pii::Sealer::new(config.pii_key),
+        sealer: kit::pii::Sealer::new(config.pii_key).with_retired(&config.pii_retired),
     };
     let routes = tonic::service::Routes::new(IntakeServer::new(grpc::IntakeService(cases)));
     app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.intake.v1.Intake"], guard, app.shutdown()));

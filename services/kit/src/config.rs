@@ -11,8 +11,10 @@ pub struct Config {
     pub database: DbConfig,
     pub nats: NatsConfig,
     pub auth: crate::auth::AuthConfig,
-    /// The SM4 key sealing personal data (PII_KEY).
+    /// The SM4 key sealing personal data (PII_KEY), and earlier keys that still open old values
+    /// (PII_RETIRED_KEYS).
     pub pii_key: [u8; 16],
+    pub pii_retired: Vec<[u8; 16]>,
     /// The key of the audit hash chain (AUDIT_KEY).
     pub audit_key: crate::audit::AuditKey,
 }
@@ -44,7 +46,7 @@ pub struct ConfigError {
 
 impl Config {
     /// Reads the common settings: GRPC_ADDR, DATABASE_URL, DATABASE_SCHEMA, DATABASE_MAX_CONNECTIONS,
-    /// NATS_URL, EVENT_PREFIX, EVENT_STREAM, PII_KEY, AUDIT_KEY, and the trust settings of [`crate::auth::AuthConfig::from_env`].
+    /// NATS_URL, EVENT_PREFIX, EVENT_STREAM, PII_KEY, PII_RETIRED_KEYS, AUDIT_KEY, and the trust settings of [`crate::auth::AuthConfig::from_env`].
     pub fn from_env(service: &'static str, default_port: u16) -> anyhow::Result<Self> {
         Ok(Self {
             service,
@@ -61,6 +63,7 @@ impl Config {
             },
             auth: crate::auth::AuthConfig::from_env()?,
             pii_key: crate::pii::Sealer::key_from_env()?,
+            pii_retired: crate::pii::Sealer::retired_from_env()?,
             audit_key: crate::audit::AuditKey::from_env()?,
         })
     }

@@ -58,12 +58,46 @@ mod tests {
 }
 
 /// Encrypts personal data at rest with SM4 (GB/T 32907) in GCM mode, so a row copied out of the database
-/// reveals nothing and a tampered one fails to open. The stored form is nonce (12 bytes) ‖ ciphertext ‖ tag.
+/// reveals nothing and a tampered one fails to open. The stored form is a format byte, the key's id (4 bytes, so
+/// keys can rotate: values sealed under a retired key still open while it is kept), the nonce (12 bytes), then
+/// ciphertext and tag. Each value is bound to its table, column and row as associated data: copied to another
+/// row or column it no longer opens.
 #[derive(Clone)]
 pub struct Sealer {
-    cipher: aes_gcm::AesGcm<sm4::Sm4, aes_gcm::aead::consts::U12>,
-    /// Keys [`Sealer::fingerprint`]; the same secret as the cipher's.
+    current: SealKey,
+    retired: Vec<SealKey>,
+    /// Keys [`Sealer::fingerprint`]; the current key's secret.
     key: [u8; 16],
+}
+
+#[derive(Clone)]
+struct SealKey {
+    id: [u8; 4],
+    cipher: aes_gcm::AesGcm<sm4::Sm4, aes_gcm::aead::consts::U12>,
+}
+
+impl SealKey {
+    fn new(key: [u8; 16]) -> Self {
+        use aes_gcm::KeyInit;
+        use sha2::Digest;
+        // The id names the key without revealing it: a hash of it under a fixed label.
+        let digest = sha2::Sha256::new().chain_update(b"zongzhi.pii.key-id").chain_update(key).finalize();
+        Self { id: [digest[0], digest[1], digest[2], digest[3]], cipher: aes_gcm::AesGcm::new(&key.into()) }
+    }
+}
+
+/// Where a sealed value lives; authenticated with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    pub table: &'a str,
+    pub column: &'a str,
+    pub row: &'a str,
+}
+
+impl Binding<'_> {
+    fn aad(&self) -> Vec<u8> {
+        format!("zongzhi.pii.v1|{}|{}|{}", self.table, self.column, self.row).into_bytes()
+    }
 }
 
 impl std::fmt::Debug for Sealer {
@@ -75,10 +109,18 @@ impl std::fmt::Debug for Sealer {
 /// The development key: the demo suite and tests run with it, and say so; a deployment must set PII_KEY.
 pub const DEV_KEY: [u8; 16] = *b"zongzhi-dev-key!";
 
+/// The first byte of every sealed value in this format.
+const FORMAT: u8 = 1;
+
 impl Sealer {
     pub fn new(key: [u8; 16]) -> Self {
-        use aes_gcm::KeyInit;
-        Self { cipher: aes_gcm::AesGcm::new(&key.into()), key }
+        Self { current: SealKey::new(key), retired: vec![], key }
+    }
+
+    /// Also opens values sealed under these earlier keys (after a rotation, until every value is resealed).
+    pub fn with_retired(mut self, keys: &[[u8; 16]]) -> Self {
+        self.retired = keys.iter().map(|k| SealKey::new(*k)).collect();
+        self
     }
 
     /// A keyed digest (HMAC-SHA-256 under the PII key) of `parts`, to compare records that hold personal data
@@ -104,35 +146,56 @@ impl Sealer {
         if hex.trim().is_empty() {
             anyhow::bail!("PII_KEY is unset: set it to 32 hex digits (the SM4 key sealing phone and ID numbers)");
         }
-        let bytes = decode_hex(hex.trim())
-            .filter(|b| b.len() == 16)
-            .ok_or_else(|| anyhow::anyhow!("environment variable PII_KEY: expected 32 hex digits"))?;
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&bytes);
-        Ok(key)
+        parse_key("PII_KEY", hex.trim())
     }
 
-    pub fn seal(&self, plain: &str) -> Vec<u8> {
-        use aes_gcm::aead::{Aead, AeadCore, OsRng};
+    /// PII_RETIRED_KEYS: earlier keys (comma-separated, 32 hex digits each) that still open old values.
+    pub fn retired_from_env() -> anyhow::Result<Vec<[u8; 16]>> {
+        let list = std::env::var("PII_RETIRED_KEYS").unwrap_or_default();
+        list.split(',').map(str::trim).filter(|k| !k.is_empty()).map(|k| parse_key("PII_RETIRED_KEYS", k)).collect()
+    }
+
+    pub fn seal(&self, plain: &str, at: &Binding<'_>) -> Vec<u8> {
+        use aes_gcm::aead::{Aead, AeadCore, OsRng, Payload};
         let nonce = aes_gcm::AesGcm::<sm4::Sm4, aes_gcm::aead::consts::U12>::generate_nonce(&mut OsRng);
-        let mut out = nonce.to_vec();
+        let mut out = vec![FORMAT];
+        out.extend_from_slice(&self.current.id);
+        out.extend_from_slice(&nonce);
+        let aad = at.aad();
         // Encryption into a Vec cannot fail for inputs of this size.
-        out.extend(self.cipher.encrypt(&nonce, plain.as_bytes()).unwrap_or_default());
+        out.extend(
+            self.current.cipher.encrypt(&nonce, Payload { msg: plain.as_bytes(), aad: &aad }).unwrap_or_default(),
+        );
         out
     }
 
-    pub fn open(&self, sealed: &[u8]) -> anyhow::Result<String> {
-        use aes_gcm::aead::Aead;
-        if sealed.len() < 12 {
-            anyhow::bail!("sealed value too short");
+    pub fn open(&self, sealed: &[u8], at: &Binding<'_>) -> anyhow::Result<String> {
+        use aes_gcm::aead::{Aead, Payload};
+        if sealed.len() < 1 + 4 + 12 + 16 || sealed[0] != FORMAT {
+            anyhow::bail!("sealed value in an unknown format");
         }
-        let (nonce, ct) = sealed.split_at(12);
-        let plain = self
+        let (id, rest) = sealed[1..].split_at(4);
+        let (nonce, ct) = rest.split_at(12);
+        let key = std::iter::once(&self.current)
+            .chain(&self.retired)
+            .find(|k| k.id == id)
+            .ok_or_else(|| anyhow::anyhow!("sealed under a key this service no longer holds"))?;
+        let aad = at.aad();
+        let plain = key
             .cipher
-            .decrypt(nonce.into(), ct)
-            .map_err(|_| anyhow::anyhow!("sealed value does not open with this key"))?;
+            .decrypt(nonce.into(), Payload { msg: ct, aad: &aad })
+            .map_err(|_| anyhow::anyhow!("sealed value does not open here (wrong key, row or column, or tampered)"))?;
         Ok(String::from_utf8(plain)?)
     }
+}
+
+fn parse_key(var: &str, hex: &str) -> anyhow::Result<[u8; 16]> {
+    let bytes = decode_hex(hex)
+        .filter(|b| b.len() == 16)
+        .ok_or_else(|| anyhow::anyhow!("environment variable {var}: expected 32 hex digits"))?;
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&bytes);
+    Ok(key)
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -147,16 +210,31 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 mod sealer_tests {
     use super::*;
 
+    const AT: Binding<'static> = Binding { table: "case_parties", column: "phone", row: "case-1/0" };
+
     #[test]
     fn seals_and_opens_and_detects_tampering() {
         let s = Sealer::new(*b"0123456789abcdef");
-        let sealed = s.seal("13812345678");
+        let sealed = s.seal("13812345678", &AT);
         assert!(!sealed.windows(11).any(|w| w == b"13812345678"));
-        assert_eq!(s.open(&sealed).unwrap(), "13812345678");
+        assert_eq!(s.open(&sealed, &AT).unwrap(), "13812345678");
         let mut bad = sealed.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert!(s.open(&bad).is_err());
-        assert!(Sealer::new(*b"fedcba9876543210").open(&sealed).is_err());
+        assert!(s.open(&bad, &AT).is_err());
+        assert!(Sealer::new(*b"fedcba9876543210").open(&sealed, &AT).is_err());
+    }
+
+    #[test]
+    fn a_value_is_bound_to_its_row_and_column_and_keys_rotate() {
+        let old = Sealer::new(*b"0123456789abcdef");
+        let sealed = old.seal("13812345678", &AT);
+        assert!(old.open(&sealed, &Binding { row: "case-2/0", ..AT }).is_err(), "copied to another row");
+        assert!(old.open(&sealed, &Binding { column: "id_number", ..AT }).is_err(), "copied to another column");
+        let rotated = Sealer::new(*b"fedcba9876543210").with_retired(&[*b"0123456789abcdef"]);
+        assert_eq!(rotated.open(&sealed, &AT).unwrap(), "13812345678", "a retired key still opens");
+        let fresh = rotated.seal("13812345678", &AT);
+        assert_ne!(fresh[1..5], sealed[1..5], "new values name the new key");
+        assert!(old.open(&fresh, &AT).is_err());
     }
 
     #[test]

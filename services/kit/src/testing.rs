@@ -55,6 +55,7 @@ impl TestInfra {
             nats: self.nats.clone(),
             auth: keys().auth(service),
             pii_key: crate::pii::DEV_KEY,
+            pii_retired: vec![],
             audit_key: crate::audit::AuditKey::dev(),
         }
     }

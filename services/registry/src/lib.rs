@@ -50,8 +50,11 @@ pub async fn build(config: Config, _peers: Peers) -> anyhow::Result<Running> {
         Foundation::start(NAME, &config, &MIGRATIONS).await?;
     let ledger = LedgerServer::new(grpc_ledger::LedgerService { pool: pool.clone() });
     let geo_index = geo::Geo::load(pool.clone()).await?;
-    let registry =
-        tree::Registry { pool: pool.clone(), sealer: kit::pii::Sealer::new(config.pii_key), geo: geo_index.clone() };
+    let registry = tree::Registry {
+        pool: pool.clone(),
+        sealer: kit::pii::Sealer::new(config.pii_key).with_retired(&config.pii_retired),
+        geo: geo_index.clone(),
+    };
     let geo = GeoServer::new(grpc_geo::GeoService(geo_index));
     let routes = tonic::service::Routes::new(RegistryServer::new(grpc::RegistryService(registry))).add_service(ledger);
     let routes = routes.add_service(geo);

@@ -118,6 +118,7 @@ impl Registry {
 
     pub async fn create_person(&self, p: PersonInput<'_>) -> Result<PersonRow> {
         let id = Uuid::new_v4();
+        let row_id = id.to_string();
         let mut conn = self.pool.acquire().await?;
         if db::node(&mut conn, p.home_code).await?.is_none() && !is_grid_code(p.home_code) {
             return Err(FieldError::new("home_code", "is not a known division").into());
@@ -126,9 +127,9 @@ impl Registry {
             id,
             name: p.name,
             role: p.role.as_str(),
-            phone_sealed: p.phone.map(|v| self.sealer.seal(v)),
+            phone_sealed: p.phone.map(|v| self.sealer.seal(v, &sealed_at("phone", &row_id))),
             phone_masked: p.phone.map(mask_phone).unwrap_or_default(),
-            id_number_sealed: p.id_number.map(|v| self.sealer.seal(v)),
+            id_number_sealed: p.id_number.map(|v| self.sealer.seal(v, &sealed_at("id_number", &row_id))),
             id_number_masked: p.id_number.map(mask_id_number).unwrap_or_default(),
             home_code: p.home_code,
             subsidy_eligible: p.subsidy_eligible,
@@ -242,4 +243,9 @@ fn check_category_prefixes(prefixes: &[String]) -> std::result::Result<(), Field
         }
     }
     Ok(())
+}
+
+/// Where a person's sealed value lives, bound into the seal.
+fn sealed_at<'a>(column: &'a str, row: &'a str) -> kit::pii::Binding<'a> {
+    kit::pii::Binding { table: "persons", column, row }
 }

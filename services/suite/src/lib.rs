@@ -49,6 +49,7 @@ impl SuiteConfig {
             nats: self.nats.clone(),
             auth: self.keys.auth(name),
             pii_key: self.pii_key,
+            pii_retired: vec![],
             audit_key: self.audit_key.clone(),
         }
     }

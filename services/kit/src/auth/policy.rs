@@ -289,7 +289,8 @@ pub fn markdown() -> String {
             .collect();
         out.push_str(&format!("\n| {name} | {} |", methods.join(", ")));
     }
-    let open = |want: Access| METHODS.iter().filter(|(_, a)| *a == want).map(|(p, _)| short(p)).collect::<Vec<_>>().join(", ");
+    let open =
+        |want: Access| METHODS.iter().filter(|(_, a)| *a == want).map(|(p, _)| short(p)).collect::<Vec<_>>().join(", ");
     out.push_str(&format!("\n| any signed-in principal | {} |", open(Access::SignedIn)));
     out.push_str(&format!("\n| public (no token) | {}, health, reflection |", open(Access::Public)));
     out

@@ -176,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
         },
         auth: keys.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
+        pii_retired: vec![],
         audit_key: kit::audit::AuditKey::dev(),
     };
     let nats = config.nats.clone();

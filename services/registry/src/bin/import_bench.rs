@@ -48,6 +48,7 @@ async fn run(db_url: &str, path: &str) -> anyhow::Result<()> {
         // Only the database is used; nothing here listens, but a config carries its keys.
         auth: kit::auth::KeySet::generate("bench", "zongzhi", "zongzhi")?.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
+        pii_retired: vec![],
         audit_key: kit::audit::AuditKey::dev(),
     };
     let pool = registry::connect(&config).await?;

@@ -42,6 +42,7 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
         nats: kit::config::NatsConfig { url: String::new(), prefix: String::new(), stream: String::new() },
         auth: keys()?.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
+        pii_retired: vec![],
         audit_key: kit::audit::AuditKey::dev(),
     };
     let pool = registry::connect(&config).await?;
