@@ -186,5 +186,20 @@ async fn password_sign_in_locks_rotates_detects_reuse_and_signs_out() {
     // An unknown user is refused with the same message as a wrong password.
     let unknown = desk.sign_in(sign_in("nobody", password, "")).await.unwrap_err();
     assert_eq!(unknown.message(), s.message());
+
+    // An account unused for 90 days is disabled at its next sign-in.
+    let registry = world.infra.pool("registry").await;
+    sqlx::query("UPDATE accounts SET last_sign_in_at = now() - interval '91 days' WHERE username = 'xg-leader'")
+        .execute(&registry)
+        .await
+        .unwrap();
+    let s = desk.sign_in(sign_in("xg-leader", password, "")).await.unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated, "dormant");
+    let disabled: bool =
+        sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM accounts WHERE username = 'xg-leader'")
+            .fetch_one(&registry)
+            .await
+            .unwrap();
+    assert!(disabled);
     world.stop().await;
 }

@@ -23,12 +23,14 @@ pub struct Policy {
     pub idle_minutes: i64,
     pub session_hours: i64,
     pub access_secs: u64,
+    pub dormant_days: i64,
 }
 
 impl Policy {
     /// AUTH_PASSWORD_MIN_LENGTH (8), AUTH_PASSWORD_CLASSES (3), AUTH_PASSWORD_HISTORY (5),
     /// AUTH_PASSWORD_MAX_AGE_DAYS (90), AUTH_LOCK_AFTER (5 failures), AUTH_LOCK_MINUTES (30),
-    /// AUTH_IDLE_MINUTES (30), AUTH_SESSION_HOURS (12), AUTH_ACCESS_TOKEN_SECS (300).
+    /// AUTH_IDLE_MINUTES (30), AUTH_SESSION_HOURS (12), AUTH_ACCESS_TOKEN_SECS (300), AUTH_DORMANT_DAYS (90: an
+    /// account unused that long is disabled at its next sign-in).
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
             min_length: parse_or("AUTH_PASSWORD_MIN_LENGTH", 8)?,
@@ -40,6 +42,7 @@ impl Policy {
             idle_minutes: parse_or("AUTH_IDLE_MINUTES", 30)?,
             session_hours: parse_or("AUTH_SESSION_HOURS", 12)?,
             access_secs: parse_or("AUTH_ACCESS_TOKEN_SECS", 300)?,
+            dormant_days: parse_or("AUTH_DORMANT_DAYS", 90)?,
         })
     }
 }
@@ -78,6 +81,8 @@ struct AccountRow {
     failed_count: i32,
     locked_until: Option<DateTime<Utc>>,
     disabled_at: Option<DateTime<Utc>>,
+    /// The last sign-in, or the account's creation if it never signed in.
+    last_active_at: DateTime<Utc>,
 }
 
 impl Issuer {
@@ -121,7 +126,8 @@ impl Issuer {
     async fn check_password(&self, username: &str, password: &str) -> Result<AccountRow> {
         let row: Option<AccountRow> = sqlx::query_as(
             "SELECT id, person_id, display_name, password_hash, password_changed_at, must_change, totp_secret, \
-             totp_last_step, failed_count, locked_until, disabled_at FROM accounts WHERE username = $1",
+             totp_last_step, failed_count, locked_until, disabled_at, COALESCE(last_sign_in_at, created_at) AS last_active_at \
+             FROM accounts WHERE username = $1",
         )
         .bind(username)
         .fetch_optional(&self.pool)
@@ -138,6 +144,15 @@ impl Issuer {
         }
         if !ok {
             self.count_failure(account.id, account.failed_count).await?;
+            return Err(Error::Unauthenticated(FAILED.into()));
+        }
+        if account.last_active_at + Duration::days(self.policy.dormant_days) < Utc::now() {
+            // 等保: an account unused for the dormancy period is disabled; the system administrator re-enables it.
+            sqlx::query("UPDATE accounts SET disabled_at = now() WHERE id = $1 AND disabled_at IS NULL")
+                .bind(account.id)
+                .execute(&self.pool)
+                .await?;
+            tracing::warn!(account = %account.id, "dormant account disabled at sign-in");
             return Err(Error::Unauthenticated(FAILED.into()));
         }
         Ok(account)
@@ -261,7 +276,8 @@ impl Issuer {
         tx.commit().await?;
         let account: AccountRow = sqlx::query_as(
             "SELECT id, person_id, display_name, password_hash, password_changed_at, must_change, totp_secret, \
-             totp_last_step, failed_count, locked_until, disabled_at FROM accounts WHERE id = $1",
+             totp_last_step, failed_count, locked_until, disabled_at, COALESCE(last_sign_in_at, created_at) AS last_active_at \
+             FROM accounts WHERE id = $1",
         )
         .bind(account_id)
         .fetch_one(&self.pool)
