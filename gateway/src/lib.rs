@@ -55,12 +55,13 @@ pub struct Gateway {
 }
 
 pub async fn build(config: Config) -> anyhow::Result<Gateway> {
-    let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&config.auth.trust)?);
+    let verifier = std::sync::Arc::new(kit::auth::Verifier::load(&config.auth.trust).await?);
     let desk = desk::DeskService::connect(&config.backends, verifier.clone())?;
     let grpc = kit::grpc::bind(config.grpc_addr).await?;
     let http = kit::grpc::bind(config.http_addr).await?;
     let http_addr = http.local_addr()?;
     let mut app = Running::new(NAME, grpc.local_addr()?);
+    app.spawn("jwks", verifier.clone().follow(app.shutdown()));
     let routes = tonic::service::Routes::new(DeskServer::new(desk.clone()));
     app.spawn(
         "grpc",

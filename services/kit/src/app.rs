@@ -108,13 +108,14 @@ impl Foundation {
         config: &crate::Config,
         migrations: &sqlx::migrate::Migrator,
     ) -> anyhow::Result<Self> {
-        let verifier = Arc::new(crate::auth::Verifier::new(&config.auth.trust)?);
+        let verifier = Arc::new(crate::auth::Verifier::load(&config.auth.trust).await?);
         let pool = crate::db::connect_and_migrate(&config.database, migrations).await?;
         let bus = crate::events::Bus::connect(&config.nats).await?;
         let listener = crate::grpc::bind(config.grpc_addr).await?;
         let mut app = Running::new(name, listener.local_addr()?);
         let (audit, writer) = crate::audit::AuditLog::start(pool.clone(), config.audit_key.clone(), app.shutdown());
         app.spawn("audit", writer);
+        app.spawn("jwks", verifier.clone().follow(app.shutdown()));
         let guard =
             crate::auth::layer::Guard { verifier, audit: Some((audit, config.audit_key.clone(), pool.clone())) };
         Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new(), guard })

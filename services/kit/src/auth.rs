@@ -1,6 +1,7 @@
 //! Who is calling, and over which part of the tree: bearer tokens verified at every service, the principal
 //! they prove, and the scope each permission reaches. The matrix itself is in [`policy`].
 
+pub mod jwks;
 pub mod layer;
 pub mod policy;
 pub mod token;
@@ -242,18 +243,21 @@ impl std::fmt::Debug for AuthConfig {
 }
 
 impl AuthConfig {
-    /// AUTH_JWKS_FILE (a JWKS document) or AUTH_JWKS (the same inline), AUTH_ISSUER (default `zongzhi`),
+    /// AUTH_JWKS_FILE (a JWKS document) or AUTH_JWKS (the same inline) and/or AUTH_JWKS_URL (fetched at start
+    /// and every AUTH_JWKS_REFRESH_SECS, 300), AUTH_ISSUER (default `zongzhi`),
     /// AUTH_TRUSTED_ISSUERS (more issuers, comma-separated), AUTH_AUDIENCE (`zongzhi`), AUTH_LEEWAY_SECS (60,
     /// at most 300), SERVICE_KEY (64 hex digits), and for the registry's embedded sign-in AUTH_SIGNING_KEY (64
     /// hex digits) with AUTH_SIGNING_KID (`zongzhi-1`). Without trusted keys the service does not start.
     pub fn from_env() -> anyhow::Result<Self> {
         use crate::config::{parse_or, string_or};
+        let jwks_url = Some(string_or("AUTH_JWKS_URL", "")).filter(|u| !u.is_empty());
         let jwks_text = match (std::env::var("AUTH_JWKS_FILE"), std::env::var("AUTH_JWKS")) {
             (Ok(path), _) if !path.trim().is_empty() => std::fs::read_to_string(path.trim())
                 .map_err(|e| anyhow::anyhow!("environment variable AUTH_JWKS_FILE: cannot read {path:?}: {e}"))?,
             (_, Ok(inline)) if !inline.trim().is_empty() => inline,
+            _ if jwks_url.is_some() => r#"{"keys":[]}"#.to_owned(),
             _ => anyhow::bail!(
-                "no trusted signing keys: set AUTH_JWKS_FILE (or AUTH_JWKS) to a JWKS; `registry keygen` makes keys"
+                "no trusted signing keys: set AUTH_JWKS_FILE (or AUTH_JWKS, AUTH_JWKS_URL) to a JWKS; `registry keygen` makes keys"
             ),
         };
         let jwks = serde_json::from_str(&jwks_text).map_err(|e| anyhow::anyhow!("the JWKS does not parse: {e}"))?;
@@ -282,7 +286,14 @@ impl AuthConfig {
             _ => None,
         };
         Ok(Self {
-            trust: Trust { jwks, issuers, audience: string_or("AUTH_AUDIENCE", "zongzhi"), leeway_secs },
+            trust: Trust {
+                jwks,
+                jwks_url,
+                refresh_secs: parse_or("AUTH_JWKS_REFRESH_SECS", 300)?,
+                issuers,
+                audience: string_or("AUTH_AUDIENCE", "zongzhi"),
+                leeway_secs,
+            },
             issuer,
             service_seed,
             issuer_key,
@@ -417,6 +428,8 @@ impl KeySet {
         AuthConfig {
             trust: Trust {
                 jwks: self.jwks.clone(),
+                jwks_url: None,
+                refresh_secs: 300,
                 issuers: vec![self.issuer.clone()],
                 audience: self.audience.clone(),
                 leeway_secs: 30,

@@ -55,6 +55,10 @@ pub struct Grant {
 #[derive(Debug, Clone)]
 pub struct Trust {
     pub jwks: JwkSet,
+    /// A JWKS document to fetch as well (an identity provider's), re-read every `refresh_secs` so its key
+    /// rotations are followed; `http://` only (put a TLS provider's JWKS in AUTH_JWKS_FILE).
+    pub jwks_url: Option<String>,
+    pub refresh_secs: u64,
     pub issuers: Vec<String>,
     pub audience: String,
     pub leeway_secs: u64,
@@ -80,22 +84,83 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// signature check; the cache is emptied when it reaches this size.
 const CACHE_LIMIT: usize = 20_000;
 
+type Keys = HashMap<String, (DecodingKey, Validation)>;
+
 pub struct Verifier {
-    keys: HashMap<String, (DecodingKey, Validation)>,
+    trust: Trust,
+    keys: std::sync::RwLock<Arc<Keys>>,
     cache: Mutex<HashMap<Box<str>, Arc<Principal>>>,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("kids", &self.keys.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Verifier").field("kids", &self.keys().keys().collect::<Vec<_>>()).finish()
     }
 }
 
 impl Verifier {
     /// Refuses a key set it cannot use safely: a key without `kid`, a symmetric key, an algorithm off the list.
+    /// With a JWKS URL, the keys there are added by [`Verifier::load`].
     pub fn new(trust: &Trust) -> anyhow::Result<Self> {
-        let mut keys = HashMap::new();
-        for jwk in &trust.jwks.keys {
+        let keys = decode_keys(trust, &trust.jwks)?;
+        if keys.is_empty() && trust.jwks_url.is_none() {
+            anyhow::bail!("the JWKS has no keys");
+        }
+        Ok(Self {
+            trust: trust.clone(),
+            keys: std::sync::RwLock::new(Arc::new(keys)),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A verifier with the JWKS URL's keys fetched once (the service does not start without them).
+    pub async fn load(trust: &Trust) -> anyhow::Result<Self> {
+        let verifier = Self::new(trust)?;
+        verifier.refresh().await?;
+        Ok(verifier)
+    }
+
+    /// Re-reads the JWKS URL (if any): its keys replace the URL's previous ones, the configured ones stay, and
+    /// remembered tokens are forgotten so a withdrawn key stops counting at once.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        let Some(url) = &self.trust.jwks_url else { return Ok(()) };
+        let fetched = super::jwks::fetch(url).await?;
+        let mut keys = decode_keys(&self.trust, &self.trust.jwks)?;
+        keys.extend(decode_keys(&self.trust, &fetched)?);
+        if keys.is_empty() {
+            anyhow::bail!("no keys at {url}");
+        }
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        Ok(())
+    }
+
+    /// Keeps the URL's keys current until shutdown; a failed fetch keeps the keys it had, with a warning.
+    pub async fn follow(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) -> anyhow::Result<()> {
+        if self.trust.jwks_url.is_none() {
+            return Ok(());
+        }
+        let every = std::time::Duration::from_secs(self.trust.refresh_secs.max(10));
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return Ok(()),
+                () = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys in hand");
+            }
+        }
+    }
+
+    fn keys(&self) -> Arc<Keys> {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+fn decode_keys(trust: &Trust, jwks: &JwkSet) -> anyhow::Result<Keys> {
+    let mut keys = HashMap::new();
+    {
+        for jwk in &jwks.keys {
             let kid = jwk.common.key_id.clone().ok_or_else(|| anyhow::anyhow!("a JWKS key has no kid"))?;
             let alg = key_algorithm(jwk).map_err(|e| anyhow::anyhow!("JWKS key {kid}: {e}"))?;
             let key = DecodingKey::from_jwk(jwk).map_err(|e| anyhow::anyhow!("JWKS key {kid}: {e}"))?;
@@ -107,12 +172,11 @@ impl Verifier {
             v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             keys.insert(kid, (key, v));
         }
-        if keys.is_empty() {
-            anyhow::bail!("the JWKS has no keys");
-        }
-        Ok(Self { keys, cache: Mutex::new(HashMap::new()) })
     }
+    Ok(keys)
+}
 
+impl Verifier {
     /// The principal a bearer token proves, or why not.
     pub fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
@@ -124,7 +188,8 @@ impl Verifier {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let kid = header.kid.ok_or(AuthError::UnknownKey)?;
-        let (key, validation) = self.keys.get(&kid).ok_or(AuthError::UnknownKey)?;
+        let keys = self.keys();
+        let (key, validation) = keys.get(&kid).ok_or(AuthError::UnknownKey)?;
         if header.alg != validation.algorithms[0] {
             return Err(AuthError::Algorithm);
         }
