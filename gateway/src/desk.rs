@@ -153,4 +153,6 @@ forward! {
     auth.set_grant / "SetGrant" (registry::SetGrantRequest) -> registry::SetGrantResponse;
     auth.revoke_grant / "RevokeGrant" (registry::RevokeGrantRequest) -> registry::RevokeGrantResponse;
     auth.list_grants / "ListGrants" (registry::ListGrantsRequest) -> registry::ListGrantsResponse;
+    intake.list_case_board / "ListCaseBoard" (intake::ListCaseBoardRequest) -> intake::ListCaseBoardResponse;
+    routing.list_task_queue / "ListTaskQueue" (routing::ListTaskQueueRequest) -> routing::ListTaskQueueResponse;
 }

@@ -2,6 +2,7 @@
 //! identically. A gRPC status becomes an HTTP status with a JSON body naming the code and any bad fields.
 
 mod admin;
+mod queues;
 
 use std::sync::Arc;
 
@@ -58,6 +59,7 @@ pub fn router(desk: DeskService) -> Router {
         .route("/v1/directives/{id}/answer", post(answer_directive))
         .route("/healthz", get(|| async { "ok" }))
         .merge(admin::routes())
+        .merge(queues::routes())
         .with_state(Arc::new(desk))
 }
 

@@ -29,6 +29,8 @@ pub struct CaseRow {
     pub updated_at: DateTime<Utc>,
     pub operator_id: String,
     pub units: Vec<String>,
+    pub overdue: bool,
+    pub awaiting_follow_up: bool,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -50,9 +52,9 @@ pub struct TimelineRow {
     pub source: String,
 }
 
-const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code, channel, kind, category_code, urgency, title, \
+pub(crate) const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code, channel, kind, category_code, urgency, title, \
     description, grid_code, village_code, area_path, reporter_id, state, current_task_id, current_unit_code, \
-    registered_at, updated_at, operator_id, units";
+    registered_at, updated_at, operator_id, units, overdue, awaiting_follow_up";
 
 /// The current version of an active category of the given kind, if there is one.
 pub async fn category_version(conn: &mut PgConnection, code: &str, kind: &str) -> sqlx::Result<Option<i32>> {
@@ -244,6 +246,20 @@ pub async fn set_state(
     .bind(at)
     .bind(task.map(|t| t.0))
     .bind(task.map(|t| t.1))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies the board's flags an event moves (after the state it moved), so a closed case is never overdue.
+pub async fn set_flags(conn: &mut PgConnection, case_id: Uuid, f: crate::domain::Flags) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE cases SET overdue = COALESCE($2, overdue) AND state <> 'closed', \
+         awaiting_follow_up = COALESCE($3, awaiting_follow_up) WHERE id = $1",
+    )
+    .bind(case_id)
+    .bind(f.overdue)
+    .bind(f.awaiting_follow_up)
     .execute(conn)
     .await?;
     Ok(())

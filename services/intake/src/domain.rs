@@ -182,9 +182,44 @@ pub fn step_for(body: &Body) -> Option<Step> {
     })
 }
 
+/// How an event moves the board's two flags; None leaves a flag as it is. A missed deadline makes the case
+/// overdue (the store keeps a closed case never overdue); closing or reopening ends the open period, and with
+/// it the overdue flag, as the tree ledger counts it. Closing makes a case await its 回访; the visit, or a
+/// reopening, ends the wait.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub overdue: Option<bool>,
+    pub awaiting_follow_up: Option<bool>,
+}
+
+pub fn flags_for(body: &Body) -> Flags {
+    match body {
+        Body::DeadlineMissed(_) => Flags { overdue: Some(true), awaiting_follow_up: None },
+        Body::CaseClosed(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(true) },
+        Body::CaseFollowedUp(_) => Flags { overdue: None, awaiting_follow_up: Some(false) },
+        Body::CaseReopened(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(false) },
+        _ => Flags::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_move_the_board_flags() {
+        use proto::events::v1::{CaseClosed, CaseFollowedUp, CaseReopened, CaseResolved, DeadlineMissed};
+        let f = |o, a| Flags { overdue: o, awaiting_follow_up: a };
+        for (name, body, want) in [
+            ("overdue", Body::DeadlineMissed(DeadlineMissed::default()), f(Some(true), None)),
+            ("closed", Body::CaseClosed(CaseClosed::default()), f(Some(false), Some(true))),
+            ("followed up", Body::CaseFollowedUp(CaseFollowedUp::default()), f(None, Some(false))),
+            ("reopened", Body::CaseReopened(CaseReopened::default()), f(Some(false), Some(false))),
+            ("resolved keeps both", Body::CaseResolved(CaseResolved::default()), f(None, None)),
+        ] {
+            assert_eq!(flags_for(&body), want, "{name}");
+        }
+    }
 
     #[test]
     fn case_numbers_are_padded() {

@@ -7,7 +7,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::db::{self, NewStep};
-use crate::domain::step_for;
+use crate::domain::{flags_for, step_for};
 
 pub struct CaseFileHandler;
 
@@ -27,6 +27,10 @@ impl Handler for CaseFileHandler {
         let at = kit::time::from_ms(event.occurred_at_ms);
         let task = step.task.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
         db::set_state(tx, case_id, &to, task, at).await?;
+        let flags = flags_for(body);
+        if flags != crate::domain::Flags::default() {
+            db::set_flags(tx, case_id, flags).await?;
+        }
         let new = NewStep {
             case_id,
             at,

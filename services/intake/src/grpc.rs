@@ -5,6 +5,7 @@ use kit::{FieldError, field};
 use proto::intake::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::board::{Board, BoardInput};
 use crate::cases::{CaseFile, Cases};
 use crate::domain::{Channel, Kind, NewCase, NewParty, Urgency};
 
@@ -70,6 +71,43 @@ impl pb::intake_server::Intake for IntakeService {
         let cases =
             rows.into_iter().map(|case| to_case(CaseFile { case, parties: vec![], timeline: vec![] })).collect();
         Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
+    }
+
+    async fn list_case_board(
+        &self,
+        request: Request<pb::ListCaseBoardRequest>,
+    ) -> Result<Response<pb::ListCaseBoardResponse>, Status> {
+        let scope = kit::auth::principal(&request)?.scope(Permission::ReadCase);
+        let r = request.get_ref();
+        let board = Board::parse(&BoardInput {
+            center_code: &r.center_code,
+            queue: &r.queue,
+            state: &r.state,
+            category_prefix: &r.category_prefix,
+            registered_after: &r.registered_after,
+            registered_before: &r.registered_before,
+            overdue_only: r.overdue_only,
+            page_size: r.page_size,
+            page_token: &r.page_token,
+        })
+        .map_err(|e| kit::grpc::invalid(&e))?;
+        let page = self.0.board(&scope, &board).await?;
+        Ok(Response::new(pb::ListCaseBoardResponse {
+            cases: page
+                .cases
+                .into_iter()
+                .map(|case| to_case(CaseFile { case, parties: vec![], timeline: vec![] }))
+                .collect(),
+            next_page_token: page.next_page_token,
+            counts: page
+                .counts
+                .into_iter()
+                .map(|(s, count)| pb::StateCount { state: s.as_str().to_owned(), count })
+                .collect(),
+            overdue: page.overdue,
+            awaiting_verification: page.awaiting_verification,
+            awaiting_follow_up: page.awaiting_follow_up,
+        }))
     }
 }
 
@@ -138,6 +176,8 @@ fn to_case(f: CaseFile) -> pb::Case {
         current_task_id: c.current_task_id,
         current_unit_code: c.current_unit_code,
         reporter_id: c.reporter_id,
+        overdue: c.overdue,
+        awaiting_follow_up: c.awaiting_follow_up,
         registered_at: kit::time::local(c.registered_at),
         updated_at: kit::time::local(c.updated_at),
         timeline: f

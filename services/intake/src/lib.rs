@@ -1,11 +1,13 @@
 //! Intake: registration (受理登记) and the case file.
 
+pub mod board;
 pub mod cases;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod page;
 pub mod scope;
 
 use kit::Config;

@@ -46,13 +46,17 @@ pub struct TaskRow {
     /// The case's place, which decides who may see the task.
     pub area_path: Vec<String>,
     pub grid_code: String,
+    /// A deadline of the task was missed; `due_at` is the earliest missed one's due time, of `overdue_stage`.
+    pub overdue: bool,
+    pub due_at: Option<DateTime<Utc>>,
+    pub overdue_stage: String,
 }
 
 /// Task columns qualified for a join with `cases c` (the case number lives on the case).
-const TASK_COLUMNS: &str = "t.id, t.case_id, c.case_no, t.round, t.attempt, t.slip_no, t.unit_kind, t.unit_code, \
+pub(crate) const TASK_COLUMNS: &str = "t.id, t.case_id, c.case_no, t.round, t.attempt, t.slip_no, t.unit_kind, t.unit_code, \
     t.unit_name, t.rule_id, t.state, t.category_code, t.return_reason_code, t.return_reason, t.outcome, \
     t.outcome_note, t.handler_id, t.resolver_id, t.dispatched_at, t.accepted_at, t.resolved_at, c.area_path, \
-    c.grid_code";
+    c.grid_code, t.overdue, t.due_at, t.overdue_stage";
 
 /// Records a case from case.registered; false when routing already knew it (nothing written).
 pub async fn insert_case(conn: &mut PgConnection, c: &CaseRow) -> sqlx::Result<bool> {
@@ -275,6 +279,23 @@ pub async fn task(conn: &mut PgConnection, id: Uuid, lock: bool) -> sqlx::Result
         if lock { " FOR UPDATE OF t" } else { "" }
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+}
+
+/// Marks the task overdue from supervision's case.overdue, keeping the earliest missed due time and its stage;
+/// a repeat changes nothing. False when routing does not know the task.
+pub async fn mark_overdue(conn: &mut PgConnection, id: Uuid, stage: &str, due: DateTime<Utc>) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE tasks SET overdue = TRUE, \
+         overdue_stage = CASE WHEN due_at IS NULL OR $3 < due_at THEN $2 ELSE overdue_stage END, \
+         due_at = LEAST(due_at, $3) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(stage)
+    .bind(due)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }
 
 pub async fn case_of_task(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Uuid>> {

@@ -1,9 +1,10 @@
 //! The dispatch consumer: a registered case is dispatched, a reopened one starts a new round and is
-//! dispatched again. Every other event is someone else's business.
+//! dispatched again, and a missed deadline marks its task overdue for the task queue. Every other event is
+//! someone else's business.
 
 use kit::events::{Handler, Outbox};
 use proto::events::v1::envelope::Body;
-use proto::events::v1::{CaseRegistered, CaseReopened, Envelope};
+use proto::events::v1::{CaseRegistered, CaseReopened, DeadlineMissed, Envelope};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -16,7 +17,8 @@ pub struct DispatchHandler {
 
 impl Handler for DispatchHandler {
     async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
-        let Some(body @ (Body::CaseRegistered(_) | Body::CaseReopened(_))) = &event.body else {
+        let Some(body @ (Body::CaseRegistered(_) | Body::CaseReopened(_) | Body::DeadlineMissed(_))) = &event.body
+        else {
             return Ok(());
         };
         let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
@@ -26,6 +28,7 @@ impl Handler for DispatchHandler {
         match body {
             Body::CaseRegistered(e) => self.registered(tx, case_id, event, e).await,
             Body::CaseReopened(e) => self.reopened(tx, case_id, e).await,
+            Body::DeadlineMissed(e) => overdue(tx, case_id, e).await,
             _ => Ok(()),
         }
     }
@@ -88,4 +91,18 @@ impl DispatchHandler {
         dispatch(tx, &self.outbox, &case, "routing").await?;
         Ok(())
     }
+}
+
+/// case.overdue: the task's deadline was missed. The inbox makes a redelivery a no-op, and marking is itself
+/// idempotent (the earliest due time wins), so a repeat under another event id changes nothing either.
+async fn overdue(tx: &mut Transaction<'static, Postgres>, case_id: Uuid, e: &DeadlineMissed) -> anyhow::Result<()> {
+    let Ok(task_id) = Uuid::parse_str(&e.task_id) else {
+        tracing::warn!(%case_id, task_id = %e.task_id, "overdue notice without a valid task id; ignored");
+        return Ok(());
+    };
+    let due = if e.due_ms > 0 { kit::time::from_ms(e.due_ms) } else { chrono::Utc::now() };
+    if !db::mark_overdue(tx, task_id, &e.stage, due).await? {
+        tracing::warn!(%case_id, %task_id, "overdue notice for a task routing does not know; ignored");
+    }
+    Ok(())
 }

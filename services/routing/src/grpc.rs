@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 
 use crate::db::TaskRow;
 use crate::domain::{Outcome, ReturnReason, Rule};
+use crate::queue::Queue;
 use crate::tasks::{Accept, Resolve, Return, Review, Tasks};
 
 pub struct RoutingService(pub Tasks);
@@ -99,6 +100,26 @@ impl pb::routing_server::Routing for RoutingService {
         let rule = self.0.put_rule(&p, rule).await?;
         Ok(Response::new(pb::PutRuleResponse { rule: Some(to_rule(rule)) }))
     }
+
+    async fn list_task_queue(
+        &self,
+        request: Request<pb::ListTaskQueueRequest>,
+    ) -> Result<Response<pb::ListTaskQueueResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let q = parsed(Queue::parse(&r.state, r.mine, &r.unit_code, r.overdue_only, r.page_size, &r.page_token))?;
+        let page = self.0.queue(&p, &q).await?;
+        Ok(Response::new(pb::ListTaskQueueResponse {
+            tasks: page.tasks.into_iter().map(to_task).collect(),
+            next_page_token: page.next_page_token,
+            counts: page
+                .counts
+                .into_iter()
+                .map(|(s, count)| pb::StateCount { state: s.as_str().to_owned(), count })
+                .collect(),
+            overdue: page.overdue,
+        }))
+    }
 }
 
 fn parse_accept(r: &pb::AcceptTaskRequest) -> Result<Accept, FieldError> {
@@ -160,6 +181,9 @@ fn to_task(t: TaskRow) -> pb::Task {
         resolved_at: kit::time::local_opt(t.resolved_at),
         round: u32::try_from(t.round).unwrap_or_default(),
         return_reason_code: t.return_reason_code,
+        overdue: t.overdue,
+        due_at: kit::time::local_opt(t.due_at),
+        overdue_stage: t.overdue_stage,
     }
 }
 

@@ -5,6 +5,8 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod page;
+pub mod queue;
 pub mod scope;
 pub mod tasks;
 
