@@ -18,8 +18,8 @@ use crate::cases::Cases;
 use crate::db::{CASE_COLUMNS, CaseRow};
 use crate::domain::CaseState;
 use crate::error::Result;
-use crate::page;
 use crate::scope::Filter;
+use kit::page;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;

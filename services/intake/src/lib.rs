@@ -7,7 +7,6 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
-pub mod page;
 pub mod scope;
 
 use kit::Config;

@@ -13,6 +13,7 @@ pub mod division;
 pub mod events;
 pub mod field;
 pub mod grpc;
+pub mod page;
 pub mod pii;
 pub mod shutdown;
 pub mod telemetry;

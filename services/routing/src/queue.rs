@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::db::{TASK_COLUMNS, TaskRow};
 use crate::domain::TaskState;
 use crate::error::Result;
-use crate::page;
 use crate::tasks::Tasks;
+use kit::page;
 
 /// The states a task waits in: for the unit's 签收, for its 办结, or (returned) for the center's review.
 pub const OPEN: [TaskState; 3] = [TaskState::Dispatched, TaskState::Accepted, TaskState::Returned];

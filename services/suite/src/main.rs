@@ -79,7 +79,7 @@ async fn run() -> anyhow::Result<()> {
         println!("  {:<14} {:<16} {}{otp}", u.username, u.role, u.scope);
     }
     let http = suite.gateway_http;
-    println!("Try (sign in, then the dispatcher's view of 下关街道's cases):");
+    println!("Try (sign in as the 下关 dispatcher, register a case, then open the dispatch board):");
     println!(
         "  TOKEN=$(curl -s -XPOST http://{http}/v1/auth/sign-in -H 'content-type: application/json' -d '{{\"username\":\"xg-dispatcher\",\"password\":\"{}\"}}' | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')",
         suite::seed::DEMO_PASSWORD
@@ -88,7 +88,10 @@ async fn run() -> anyhow::Result<()> {
         "  curl -s -XPOST http://{http}/v1/cases -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"idempotency_key\":\"demo-1\",\"center_code\":\"{}\",\"channel\":\"walk_in\",\"kind\":\"dispute\",\"category_code\":\"0102\",\"urgency\":\"normal\",\"title\":\"邻里噪音纠纷\",\"location_code\":\"{}\"}}'",
         demo.center_code, demo.grids[0]
     );
-    println!("  curl -s -H \"authorization: Bearer $TOKEN\" 'http://{http}/v1/cases?center_code={}'", demo.center_code);
+    println!(
+        "  curl -s -H \"authorization: Bearer $TOKEN\" 'http://{http}/v1/queues/board?center_code={}'",
+        demo.center_code
+    );
     println!("Ctrl-C stops everything.");
 
     kit::shutdown::signal().await;

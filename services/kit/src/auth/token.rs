@@ -138,6 +138,8 @@ impl Verifier {
     /// Keeps the URL's keys current until shutdown; a failed fetch keeps the keys it had, with a warning.
     pub async fn follow(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) -> anyhow::Result<()> {
         if self.trust.jwks_url.is_none() {
+            // Nothing to follow, but a task that ends early reads as a failure to the running service.
+            shutdown.wait().await;
             return Ok(());
         }
         let every = std::time::Duration::from_secs(self.trust.refresh_secs.max(10));

@@ -4,10 +4,10 @@
 //! page starting somewhere arbitrary. The token is not a secret: it only positions a read that scope still
 //! filters.
 
+use crate::FieldError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use kit::FieldError;
 use uuid::Uuid;
 
 const FIELD: &str = "page_token";
