@@ -396,7 +396,7 @@ async fn random_principals_see_a_case_iff_a_scope_node_is_on_its_path() {
     let mut rng = Rng(0x5eed_2026_cafe_f00d);
     let mut pairs = Vec::with_capacity(PAIRS);
     for i in 0..PAIRS {
-        let count = 1 + usize::from(rng.next() % 4 == 0);
+        let count = 1 + usize::from(rng.next().is_multiple_of(4));
         let grants: Vec<_> =
             (0..count).map(|_| (*rng.pick(TREE_READERS), rng.pick(&nodes).clone(), String::new())).collect();
         let label =
