@@ -6,28 +6,8 @@
 
 use kit::testing::eventually;
 use serde_json::json;
-use tests::World;
+use tests::{Rng, World};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// xorshift64*: deterministic, so a failure names a seed and an iteration that reproduce it.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Fragments that have broken services before or could: NUL, a long value, non-ASCII, JSON and URL syntax.
 fn spikes() -> Vec<Vec<u8>> {

@@ -14,7 +14,7 @@ use proto::gateway::v1::desk_client::DeskClient;
 use proto::intake::v1::{Case, GetCaseRequest, ListCasesRequest, PartyInput, RegisterCaseRequest};
 use proto::routing::v1::ReviewReturnRequest;
 use proto::supervision::v1::VerifyCaseRequest;
-use tests::World;
+use tests::{Rng, World};
 use tonic::Code;
 
 type Desk = DeskClient<kit::testing::AuthedChannel>;
@@ -362,22 +362,6 @@ async fn every_role_at_every_relation_reads_lists_and_acts_within_its_scope_only
         failures.join("\n")
     );
     world.stop().await;
-}
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[usize::try_from(self.next() % items.len() as u64).unwrap()]
-    }
 }
 
 const PAIRS: usize = 300;

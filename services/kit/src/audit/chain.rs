@@ -89,18 +89,7 @@ impl AuditKey {
 /// The canonical encoding: fixed-width integers and length-prefixed byte strings in a fixed order, so no two
 /// different records encode alike (moving a character from one field to the next changes the lengths).
 pub fn canonical(prev_hash: &[u8], seq: i64, at: DateTime<Utc>, e: &AuditEntry) -> Vec<u8> {
-    let fields: [&str; 10] = [
-        &e.actor,
-        &e.role,
-        &e.scope,
-        &e.action,
-        &e.target,
-        &e.outcome,
-        &e.reason,
-        &e.client_addr,
-        &e.trace_id,
-        &e.detail,
-    ];
+    let fields = e.fields();
     let size = RECORD_DOMAIN.len() + 4 + prev_hash.len() + 16 + fields.iter().map(|f| 4 + f.len()).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     put(&mut out, RECORD_DOMAIN);

@@ -65,6 +65,24 @@ pub fn target_with_detail<T>(
     response
 }
 
+impl AuditEntry {
+    /// The text fields in their one canonical order (hashed, stored and listed in it).
+    pub fn fields(&self) -> [&str; 10] {
+        [
+            &self.actor,
+            &self.role,
+            &self.scope,
+            &self.action,
+            &self.target,
+            &self.outcome,
+            &self.reason,
+            &self.client_addr,
+            &self.trace_id,
+            &self.detail,
+        ]
+    }
+}
+
 /// Why an entry was not recorded. Cloneable because one failed group commit answers every waiter in it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {

@@ -55,20 +55,8 @@ pub(crate) async fn append(
         seqs.push(seq);
         prevs.push(std::mem::replace(&mut prev, hash.clone()));
         hashes.push(hash);
-        let fields = [
-            &e.actor,
-            &e.role,
-            &e.scope,
-            &e.action,
-            &e.target,
-            &e.outcome,
-            &e.reason,
-            &e.client_addr,
-            &e.trace_id,
-            &e.detail,
-        ];
-        for (column, value) in text.iter_mut().zip(fields) {
-            column.push(value.as_str());
+        for (column, value) in text.iter_mut().zip(e.fields()) {
+            column.push(value);
         }
     }
     let [actor, role, scope, action, target, outcome, reason, client_addr, trace_id, detail] = text;
