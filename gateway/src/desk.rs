@@ -147,6 +147,9 @@ forward! {
     routing.list_rules / "ListRules" (routing::ListRulesRequest) -> routing::ListRulesResponse;
     routing.put_rule / "PutRule" (routing::PutRuleRequest) -> routing::PutRuleResponse;
     subsidy.list_tariff_rules / "ListTariffRules" (subsidy::ListTariffRulesRequest) -> subsidy::ListTariffRulesResponse;
+    subsidy.put_tariff_rule / "PutTariffRule" (subsidy::PutTariffRuleRequest) -> subsidy::PutTariffRuleResponse;
+    intake.list_categories / "ListCategories" (intake::ListCategoriesRequest) -> intake::ListCategoriesResponse;
+    intake.put_category / "PutCategory" (intake::PutCategoryRequest) -> intake::PutCategoryResponse;
     auth.create_account / "CreateAccount" (registry::CreateAccountRequest) -> registry::CreateAccountResponse;
     auth.disable_account / "DisableAccount" (registry::DisableAccountRequest) -> registry::DisableAccountResponse;
     auth.create_client / "CreateClient" (registry::CreateClientRequest) -> registry::CreateClientResponse;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use proto::intake::v1::PutCategoryRequest;
 use proto::registry::v1::{
     AssignGridWorkerRequest, CreateGridRequest, CreatePersonRequest, GetPersonRequest, ListGrantsRequest,
     SetGrantRequest,
@@ -170,11 +171,63 @@ async fn a_dispatcher_administers_nothing() {
         ("POST", "/v1/admin/grids", body.as_str()),
         ("POST", "/v1/admin/persons", "{}"),
         ("PUT", "/v1/admin/rules", "{}"),
+        ("PUT", "/v1/admin/categories", "{}"),
+        ("PUT", "/v1/admin/tariffs", "{}"),
         ("POST", "/v1/admin/grants", "{}"),
         ("GET", "/v1/admin/grants?username=dl-dispatcher", ""),
     ] {
         let (code, refused) = world.http_as(Some(&token), method, path, payload).await;
         assert_eq!((code, refused["code"].as_str()), (403, Some("PERMISSION_DENIED")), "{method} {path}: {refused}");
     }
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn the_code_tables_take_new_versions_from_a_prefecture_admin_only() {
+    let world = World::start().await;
+    // A county's business administrator: the tables are deployment-wide, so refused over gRPC and JSON.
+    let (mut desk, county) = world.sign_in("dl-bizadmin").await;
+    let put = PutCategoryRequest { code: "0102".into(), kind: "dispute".into(), name: "邻里".into(), active: None };
+    let status = desk.put_category(put).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{}", status.message());
+    let category = json!({"code": "0102", "kind": "dispute", "name": "邻里纠纷（含噪音）"}).to_string();
+    let tariff = json!({"id": "major-land", "category_prefix": "0104", "amount_fen": 35000,
+                        "description": "重大 土地山林水利权属纠纷: 350 元"})
+    .to_string();
+    for (path, body) in [("/v1/admin/categories", &category), ("/v1/admin/tariffs", &tariff)] {
+        let (code, refused) = world.http_as(Some(&county), "PUT", path, body).await;
+        assert_eq!((code, refused["code"].as_str()), (403, Some("PERMISSION_DENIED")), "{path}: {refused}");
+    }
+    // Every signed-in user reads the category table (to register).
+    let (code, listed) = world.http_as(Some(&county), "GET", "/v1/admin/categories", "").await;
+    assert_eq!(code, 200, "{listed}");
+    let current = |listed: &serde_json::Value| {
+        listed["categories"].as_array().unwrap().iter().find(|c| c["code"] == "0102").cloned().unwrap()
+    };
+    assert_eq!(current(&listed)["version"], 1, "{listed}");
+
+    // A prefecture's business administrator adds the next versions.
+    let prefecture = kit::testing::keys().token("p", &[("business_admin", "532900000000")]);
+    let t = Some(prefecture.as_str());
+    let (code, saved) = world.http_as(t, "PUT", "/v1/admin/categories", &category).await;
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!((saved["category"]["version"].as_u64(), saved["category"]["created_by"].as_str()), (Some(2), Some("p")));
+    let (code, listed) = world.http_as(t, "GET", "/v1/admin/categories", "").await;
+    assert_eq!((code, current(&listed)["version"].as_u64()), (200, Some(2)), "{listed}");
+    let (code, saved) = world.http_as(t, "PUT", "/v1/admin/tariffs", &tariff).await;
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!((saved["rule"]["version"].as_u64(), saved["rule"]["amount_fen"].as_i64()), (Some(2), Some(35000)));
+    let (code, tariffs) = world.http_as(t, "GET", "/v1/admin/tariffs", "").await;
+    assert_eq!(code, 200, "{tariffs}");
+    let land: Vec<_> = tariffs["rules"].as_array().unwrap().iter().filter(|r| r["id"] == "major-land").collect();
+    assert_eq!((land.len(), land[0]["version"].as_u64()), (1, Some(2)), "{tariffs}");
+    // Bad input names its field.
+    let bad = json!({"code": "12", "kind": "dispute", "name": "x"}).to_string();
+    let (code, refused) = world.http_as(t, "PUT", "/v1/admin/categories", &bad).await;
+    assert_eq!((code, refused["code"].as_str()), (400, Some("INVALID_ARGUMENT")), "{refused}");
+    assert_eq!(refused["fields"], json!(["code"]), "{refused}");
+    let bad = json!({"id": "x", "amount_fen": -5, "description": "x"}).to_string();
+    let (code, refused) = world.http_as(t, "PUT", "/v1/admin/tariffs", &bad).await;
+    assert_eq!((code, &refused["fields"]), (400, &json!(["amount_fen"])), "{refused}");
     world.stop().await;
 }

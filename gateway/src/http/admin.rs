@@ -1,5 +1,5 @@
 //! Administration as JSON over HTTP, under `/v1/admin`: grids and 一格一员, persons and eligibility, centers,
-//! departments and rotations, routing rules, tariffs, accounts and grants. Each handler calls the Desk method
+//! departments and rotations, routing rules, tariffs, categories, accounts and grants. Each handler calls the Desk method
 //! of the same name, so the roles and scopes that decide are the owning service's.
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use proto::gateway::v1::desk_server::Desk;
-use proto::{registry::v1 as registry, routing::v1 as routing, subsidy::v1 as subsidy};
+use proto::{intake::v1 as intake, registry::v1 as registry, routing::v1 as routing, subsidy::v1 as subsidy};
 
 use super::{Body, Caller, Desk_, Params, reply};
 use crate::desk::DeskService;
@@ -28,7 +28,8 @@ pub(super) fn routes() -> Router<Arc<DeskService>> {
         .route("/v1/admin/departments", get(list_departments).put(put_department))
         .route("/v1/admin/departments/{code}/rotation", put(set_rotation))
         .route("/v1/admin/rules", get(list_rules).put(put_rule))
-        .route("/v1/admin/tariffs", get(list_tariff_rules))
+        .route("/v1/admin/tariffs", get(list_tariff_rules).put(put_tariff_rule))
+        .route("/v1/admin/categories", get(list_categories).put(put_category))
         .route("/v1/admin/accounts", post(create_account))
         .route("/v1/admin/accounts/{username}/disable", post(disable_account))
         .route("/v1/admin/clients", post(create_client))
@@ -146,6 +147,18 @@ async fn put_rule(State(d): Desk_, c: Caller, Body(b): Body<routing::PutRuleRequ
 
 async fn list_tariff_rules(State(d): Desk_, c: Caller) -> Response {
     reply(d.list_tariff_rules(c.req(subsidy::ListTariffRulesRequest {})).await).await
+}
+
+async fn put_tariff_rule(State(d): Desk_, c: Caller, Body(b): Body<subsidy::PutTariffRuleRequest>) -> Response {
+    reply(d.put_tariff_rule(c.req(b)).await).await
+}
+
+async fn list_categories(State(d): Desk_, c: Caller, Params(q): Params<intake::ListCategoriesRequest>) -> Response {
+    reply(d.list_categories(c.req(q)).await).await
+}
+
+async fn put_category(State(d): Desk_, c: Caller, Body(b): Body<intake::PutCategoryRequest>) -> Response {
+    reply(d.put_category(c.req(b)).await).await
 }
 
 async fn create_account(State(d): Desk_, c: Caller, Body(b): Body<registry::CreateAccountRequest>) -> Response {

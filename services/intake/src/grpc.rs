@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use crate::board::{Board, BoardInput};
 use crate::cases::{CaseFile, Cases};
+use crate::categories::{CategoryRow, NewCategory};
 use crate::domain::{Channel, Kind, NewCase, NewParty, Urgency};
 
 pub struct IntakeService(pub Cases);
@@ -108,6 +109,39 @@ impl pb::intake_server::Intake for IntakeService {
             awaiting_verification: page.awaiting_verification,
             awaiting_follow_up: page.awaiting_follow_up,
         }))
+    }
+
+    async fn list_categories(
+        &self,
+        request: Request<pb::ListCategoriesRequest>,
+    ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
+        kit::auth::principal(&request)?;
+        let rows = self.0.categories(request.get_ref().include_inactive).await?;
+        Ok(Response::new(pb::ListCategoriesResponse { categories: rows.into_iter().map(to_category).collect() }))
+    }
+
+    /// Adds the next version of a category; see [`crate::categories::may_write_code_table`] for who may.
+    async fn put_category(
+        &self,
+        request: Request<pb::PutCategoryRequest>,
+    ) -> Result<Response<pb::PutCategoryResponse>, Status> {
+        let who = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let new = NewCategory::parse(&r.code, &r.kind, &r.name, r.active).map_err(|e| kit::grpc::invalid(&e))?;
+        let row = self.0.put_category(&who, new).await?;
+        let target = format!("category:{} version:{}", row.code, row.version);
+        Ok(kit::audit::target(Response::new(pb::PutCategoryResponse { category: Some(to_category(row)) }), target))
+    }
+}
+
+fn to_category(c: CategoryRow) -> pb::Category {
+    pb::Category {
+        code: c.code,
+        version: u32::try_from(c.version).unwrap_or_default(),
+        kind: c.kind,
+        name: c.name,
+        active: c.active,
+        created_by: c.created_by,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod board;
 pub mod cases;
+pub mod categories;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -15,6 +15,7 @@ const TOWNSHIP: &str = "532901003000";
 
 struct Started {
     client: IntakeClient<kit::testing::AuthedChannel>,
+    addr: String,
     stops: Vec<kit::app::StopHandle>,
 }
 
@@ -28,7 +29,7 @@ async fn start(infra: &TestInfra) -> Started {
     let stops = vec![reg.stop_handle(), app.stop_handle()];
     tokio::spawn(reg.run_until(std::future::pending()));
     tokio::spawn(app.run_until(std::future::pending()));
-    Started { client: IntakeClient::new(kit::testing::connect(&url).await), stops }
+    Started { client: IntakeClient::new(kit::testing::connect(&url).await), addr: url, stops }
 }
 
 fn request(key: &str) -> RegisterCaseRequest {
@@ -298,6 +299,102 @@ async fn huge_and_nul_bearing_values_are_refused_by_name() {
     emoji.parties[0].name = "王五🙂".into();
     let case = s.client.register_case(emoji).await.unwrap().into_inner().case.unwrap();
     assert_eq!((case.title.as_str(), case.parties[0].name.as_str()), ("漏水 🚰💧", "王五🙂"));
+    for stop in s.stops {
+        stop.stop();
+    }
+}
+
+async fn case_version(pool: &sqlx::PgPool, id: &str) -> i32 {
+    let id = uuid::Uuid::parse_str(id).unwrap();
+    sqlx::query_scalar("SELECT category_version FROM cases WHERE id = $1").bind(id).fetch_one(pool).await.unwrap()
+}
+
+fn put(code: &str, kind: &str, name: &str, active: Option<bool>) -> PutCategoryRequest {
+    PutCategoryRequest { code: code.into(), kind: kind.into(), name: name.into(), active }
+}
+
+#[tokio::test]
+async fn a_category_put_adds_a_version_and_registered_cases_keep_theirs() {
+    let infra = TestInfra::new().await;
+    let mut s = start(&infra).await;
+    let before = s.client.register_case(request("k-cat-1")).await.unwrap().into_inner().case.unwrap();
+
+    let saved = s.client.put_category(put("0106", "dispute", "劳资纠纷(欠薪)", None)).await.unwrap().into_inner();
+    let saved = saved.category.unwrap();
+    assert_eq!((saved.code.as_str(), saved.version, saved.active), ("0106", 2, true));
+    assert_eq!(saved.created_by, "00000000-0000-4000-8000-000000000000", "the actor is the signed-in principal");
+    let fresh = s.client.put_category(put("0901", "risk", "新类别", None)).await.unwrap().into_inner();
+    assert_eq!(fresh.category.unwrap().version, 1, "a new code starts at 1");
+
+    let after = s.client.register_case(request("k-cat-2")).await.unwrap().into_inner().case.unwrap();
+    let pool = infra.pool("intake").await;
+    assert_eq!(case_version(&pool, &before.id).await, 1, "the earlier case keeps the version it was registered under");
+    assert_eq!(case_version(&pool, &after.id).await, 2, "a new case takes the current version");
+    let rows: Vec<(i32, String, bool)> =
+        sqlx::query_as("SELECT version, name, active FROM categories WHERE code = '0106' ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows[0], (1, "劳资纠纷".to_owned(), true), "version 1 is never edited");
+
+    let listed = s.client.list_categories(ListCategoriesRequest { include_inactive: false }).await.unwrap();
+    let listed = listed.into_inner().categories;
+    let c = listed.iter().find(|c| c.code == "0106").unwrap();
+    assert_eq!((c.version, c.name.as_str()), (2, "劳资纠纷(欠薪)"), "the list shows the current version only");
+    assert_eq!(listed.iter().filter(|c| c.code == "0106").count(), 1);
+
+    // Withdrawing: a newer inactive version, not an edit; new registrations refuse the code, lists hide it.
+    s.client.put_category(put("0106", "dispute", "劳资纠纷(欠薪)", Some(false))).await.unwrap();
+    let refused = s.client.register_case(request("k-cat-3")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("category_code"), "{}", refused.message());
+    let listed = s.client.list_categories(ListCategoriesRequest { include_inactive: false }).await.unwrap();
+    assert!(listed.into_inner().categories.iter().all(|c| c.code != "0106"));
+    let all = s.client.list_categories(ListCategoriesRequest { include_inactive: true }).await.unwrap();
+    let c = all.into_inner().categories.into_iter().find(|c| c.code == "0106").unwrap();
+    assert_eq!((c.version, c.active), (3, false));
+    // The replay of a case registered under version 1 still finds it.
+    let replay = s.client.register_case(request("k-cat-1")).await.unwrap().into_inner();
+    assert!(replay.replayed);
+    for stop in s.stops {
+        stop.stop();
+    }
+}
+
+#[tokio::test]
+async fn bad_categories_name_their_field_and_narrow_admins_are_refused() {
+    let infra = TestInfra::new().await;
+    let mut s = start(&infra).await;
+    let cases = [
+        ("short code", put("012", "dispute", "x", None), "code"),
+        ("letters", put("01a2", "dispute", "x", None), "code"),
+        ("inquiry is not a table", put("0102", "inquiry", "x", None), "kind"),
+        ("no name", put("0102", "dispute", " ", None), "name"),
+        ("long name", put("0102", "dispute", &"名".repeat(65), None), "name"),
+        ("NUL", put("0102", "dispute", "a\0b", None), "name"),
+    ];
+    for (case, r, field) in cases {
+        let status = s.client.put_category(r).await.unwrap_err();
+        kit::testing::assert_refused(case, &status, Code::InvalidArgument, field);
+    }
+
+    let keys = kit::testing::keys();
+    let county = keys.token("county-admin", &[("business_admin", "532901000000")]);
+    let prefecture = keys.token("pref-admin", &[("business_admin", "532900000000")]);
+    let clerk = keys.token("clerk", &[("intake_clerk", "532901003000")]);
+    let addr = s.addr.clone();
+    let mut as_county = IntakeClient::new(kit::testing::connect_as(&addr, &county).await);
+    let status = as_county.put_category(put("0102", "dispute", "邻里", None)).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "a county's admin may not edit the deployment's table");
+    let mut as_clerk = IntakeClient::new(kit::testing::connect_as(&addr, &clerk).await);
+    let status = as_clerk.put_category(put("0102", "dispute", "邻里", None)).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "a clerk holds no ManageRules");
+    let listed = as_clerk.list_categories(ListCategoriesRequest::default()).await.unwrap().into_inner();
+    assert!(listed.categories.iter().any(|c| c.code == "0102"), "every signed-in user reads the table");
+    let mut as_prefecture = IntakeClient::new(kit::testing::connect_as(&addr, &prefecture).await);
+    let saved = as_prefecture.put_category(put("0102", "dispute", "邻里", None)).await.unwrap().into_inner();
+    let saved = saved.category.unwrap();
+    assert_eq!((saved.version, saved.created_by.as_str()), (2, "pref-admin"));
     for stop in s.stops {
         stop.stop();
     }

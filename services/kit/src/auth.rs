@@ -198,6 +198,12 @@ impl ScopeSet {
         self.all || self.nodes.iter().any(|n| n == code || crate::division::is_ancestor_or_self(n, code))
     }
 
+    /// Whether the scope is the whole deployment or holds a node at `level` or above (1 province, 2
+    /// prefecture, …): what a deployment-wide code table asks of whoever edits it.
+    pub fn reaches_level(&self, level: u8) -> bool {
+        self.all || self.nodes.iter().any(|n| crate::division::is_code(n) && crate::division::level(n) <= level)
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.all && self.nodes.is_empty() && self.units.is_empty() && self.own.is_none() && self.client.is_none()
     }

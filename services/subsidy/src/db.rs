@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{CreditQuery, Decision, TariffRule};
+use crate::domain::{CreditQuery, Decision, NewTariffRule, TariffRule};
 use crate::scope::Reach;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -19,12 +19,38 @@ pub struct CreditRow {
     pub credited_at: DateTime<Utc>,
 }
 
+const TARIFF_COLUMNS: &str = "id, version, category_prefix, amount_fen, description, active, created_by";
+
+/// The tariffs in force: the latest version of each rule id, when that version is active (a newer inactive
+/// version withdraws the rule; older versions stay only for the credits they priced).
 pub async fn active_tariffs(conn: &mut PgConnection) -> sqlx::Result<Vec<TariffRule>> {
-    sqlx::query_as(
-        "SELECT id, version, category_prefix, amount_fen, description FROM tariff_rules WHERE active \
-         ORDER BY category_prefix, id, version",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TARIFF_COLUMNS} FROM (SELECT DISTINCT ON (id) {TARIFF_COLUMNS} FROM tariff_rules \
+         ORDER BY id, version DESC) t WHERE active ORDER BY category_prefix, id, version"
+    )))
     .fetch_all(conn)
+    .await
+}
+
+/// Inserts version max + 1 of the rule id (1 for a new id), never touching earlier versions. Concurrent puts of
+/// one id queue on a transaction-scoped advisory lock, so neither fails on the primary key.
+pub async fn insert_next_tariff(conn: &mut PgConnection, r: &NewTariffRule, actor: &str) -> sqlx::Result<TariffRule> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('subsidy.tariff_rules'), hashtext($1))")
+        .bind(&r.id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO tariff_rules (id, version, category_prefix, amount_fen, description, active, created_by) \
+         SELECT $1, COALESCE(max(version), 0) + 1, $2, $3, $4, $5, $6 FROM tariff_rules WHERE id = $1 \
+         RETURNING {TARIFF_COLUMNS}"
+    )))
+    .bind(&r.id)
+    .bind(&r.category_prefix)
+    .bind(r.amount_fen)
+    .bind(&r.description)
+    .bind(r.active)
+    .bind(actor)
+    .fetch_one(conn)
     .await
 }
 

@@ -38,6 +38,53 @@ pub struct TariffRule {
     pub category_prefix: String,
     pub amount_fen: i64,
     pub description: String,
+    pub active: bool,
+    /// Who wrote this version; empty for the seeded tariffs.
+    pub created_by: String,
+}
+
+/// The largest tariff, in fen (100,000 元): a guard against a slip of the keyboard, not a policy.
+pub const MAX_AMOUNT_FEN: i64 = 10_000_000;
+
+/// A tariff rule version to add, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTariffRule {
+    pub id: String,
+    pub category_prefix: String,
+    pub amount_fen: i64,
+    pub description: String,
+    pub active: bool,
+}
+
+impl NewTariffRule {
+    /// Parses the fields in the message's order; `active` defaults to true.
+    pub fn parse(
+        id: &str,
+        category_prefix: &str,
+        amount_fen: i64,
+        description: &str,
+        active: Option<bool>,
+    ) -> Result<Self, FieldError> {
+        let id = field::text("id", id, 64)?;
+        if !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(FieldError::new("id", "may hold only lower-case letters, digits and '-'"));
+        }
+        let category_prefix = field::bounded("category_prefix", category_prefix, 4)?;
+        if !category_prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FieldError::new("category_prefix", "must be up to 4 digits of a category code"));
+        }
+        if !(0..=MAX_AMOUNT_FEN).contains(&amount_fen) {
+            return Err(FieldError::new("amount_fen", format!("must be 0 ..= {MAX_AMOUNT_FEN} fen")));
+        }
+        let description = field::text("description", description, 200)?;
+        Ok(Self {
+            id: id.to_owned(),
+            category_prefix: category_prefix.to_owned(),
+            amount_fen,
+            description: description.to_owned(),
+            active: active.unwrap_or(true),
+        })
+    }
 }
 
 /// The rule that prices a case of `category_code`: among active rules whose prefix the code starts with, the
@@ -79,6 +126,8 @@ mod tests {
             category_prefix: prefix.into(),
             amount_fen: fen,
             description: String::new(),
+            active: true,
+            created_by: String::new(),
         }
     }
 
@@ -109,5 +158,30 @@ mod tests {
         }
         assert!(CreditQuery::parse(&id, "").is_ok());
         assert!(CreditQuery::parse("", "p-1").is_ok());
+    }
+
+    #[test]
+    fn bad_tariff_rules_name_their_field() {
+        let cases = [
+            ("", "01", 1, "d", "id"),
+            ("Major Land", "01", 1, "d", "id"),
+            ("x\0", "01", 1, "d", "id"),
+            ("ok", "01a", 1, "d", "category_prefix"),
+            ("ok", "01021", 1, "d", "category_prefix"),
+            ("ok", "01", -1, "d", "amount_fen"),
+            ("ok", "01", MAX_AMOUNT_FEN + 1, "d", "amount_fen"),
+            ("ok", "01", 1, "", "description"),
+            ("ok", "01", 1, "a\0b", "description"),
+        ];
+        for (id, prefix, fen, description, field) in cases {
+            let e = NewTariffRule::parse(id, prefix, fen, description, None).unwrap_err();
+            assert_eq!(e.field, field, "{id:?} {prefix:?} {fen} {description:?}");
+        }
+        let long = "元".repeat(201);
+        assert_eq!(NewTariffRule::parse("ok", "", 0, &long, None).unwrap_err().field, "description");
+        let ok = NewTariffRule::parse(" major-land ", "", MAX_AMOUNT_FEN, " 重大 ", None).unwrap();
+        assert_eq!((ok.id.as_str(), ok.category_prefix.as_str(), ok.description.as_str()), ("major-land", "", "重大"));
+        assert!(ok.active);
+        assert!(!NewTariffRule::parse("ok", "01", 0, "d", Some(false)).unwrap().active);
     }
 }

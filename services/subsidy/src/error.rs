@@ -7,6 +7,9 @@ use tonic::Status;
 pub enum Error {
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    /// A write outside the caller's role or scope.
+    #[error("not permitted: {0}")]
+    Denied(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -21,6 +24,7 @@ impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
             Error::Invalid(f) => kit::grpc::invalid(&f),
+            Error::Denied(why) => kit::auth::denied(&why),
             Error::Internal(cause) => kit::grpc::internal("subsidy failed", &cause),
         }
     }

@@ -4,7 +4,7 @@ use proto::subsidy::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::db::CreditRow;
-use crate::domain::{CreditQuery, TariffRule};
+use crate::domain::{CreditQuery, NewTariffRule, TariffRule};
 use crate::ledger::Ledger;
 
 pub struct SubsidyService(pub Ledger);
@@ -29,6 +29,19 @@ impl pb::subsidy_server::Subsidy for SubsidyService {
         let rules = self.0.tariffs().await?;
         Ok(Response::new(pb::ListTariffRulesResponse { rules: rules.into_iter().map(to_rule).collect() }))
     }
+
+    async fn put_tariff_rule(
+        &self,
+        request: Request<pb::PutTariffRuleRequest>,
+    ) -> Result<Response<pb::PutTariffRuleResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let rule = NewTariffRule::parse(&r.id, &r.category_prefix, r.amount_fen, &r.description, r.active)
+            .map_err(|e| kit::grpc::invalid(&e))?;
+        let saved = self.0.put_tariff(&p, rule).await?;
+        let target = format!("tariff:{} version:{}", saved.id, saved.version);
+        Ok(kit::audit::target(Response::new(pb::PutTariffRuleResponse { rule: Some(to_rule(saved)) }), target))
+    }
 }
 
 fn to_credit(c: CreditRow) -> pb::Credit {
@@ -51,5 +64,7 @@ fn to_rule(r: TariffRule) -> pb::TariffRule {
         category_prefix: r.category_prefix,
         amount_fen: r.amount_fen,
         description: r.description,
+        active: r.active,
+        created_by: r.created_by,
     }
 }

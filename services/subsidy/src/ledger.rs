@@ -12,8 +12,8 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::db::{self, CreditRow};
-use crate::domain::{CreditQuery, Decision, TariffRule, pick_tariff};
-use crate::error::Result;
+use crate::domain::{CreditQuery, Decision, NewTariffRule, TariffRule, pick_tariff};
+use crate::error::{Error, Result};
 
 #[derive(Clone)]
 pub struct Ledger {
@@ -141,5 +141,20 @@ impl Ledger {
     pub async fn tariffs(&self) -> Result<Vec<TariffRule>> {
         let mut conn = self.pool.acquire().await?;
         Ok(db::active_tariffs(&mut conn).await?)
+    }
+
+    /// Adds the next version of the tariff rule, recording the caller as its author; see
+    /// [`crate::scope::may_write_tariffs`] for who may.
+    pub async fn put_tariff(&self, p: &Principal, rule: NewTariffRule) -> Result<TariffRule> {
+        if !crate::scope::may_write_tariffs(p) {
+            return Err(Error::Denied(
+                "tariffs are deployment-wide: they need a grant over the whole deployment or a prefecture".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let saved = db::insert_next_tariff(&mut tx, &rule, p.actor()).await?;
+        tx.commit().await?;
+        tracing::info!(rule_id = %saved.id, version = saved.version, actor = p.actor(), "tariff version added");
+        Ok(saved)
     }
 }

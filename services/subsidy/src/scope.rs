@@ -18,3 +18,14 @@ pub fn reach(p: &Principal) -> Reach {
     let s = p.scope(Permission::ReadCredits);
     Reach { all: s.all, nodes: s.nodes, own: s.own }
 }
+
+/// The highest division level (1 province, 2 prefecture) a grant must reach to write the tariffs.
+pub const TARIFF_LEVEL: u8 = 2;
+
+/// Whether `p` may write the tariffs. The business administrator's scope normally bounds where their rules
+/// apply, but a tariff has no place: one rule prices credits everywhere. So rather than let a county's
+/// administrator change what every other county pays, the grant must be the whole deployment (`*`) or a node
+/// at prefecture level or above (`kit::division::level(scope) <= 2`).
+pub fn may_write_tariffs(p: &Principal) -> bool {
+    p.scope(Permission::ManageRules).reaches_level(TARIFF_LEVEL)
+}

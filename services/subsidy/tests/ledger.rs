@@ -12,7 +12,7 @@ use proto::events::v1::{CaseFollowedUp, Envelope};
 use proto::registry::v1::CreatePersonRequest;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::subsidy::v1::subsidy_client::SubsidyClient;
-use proto::subsidy::v1::{ListCreditsRequest, ListTariffRulesRequest};
+use proto::subsidy::v1::{ListCreditsRequest, ListTariffRulesRequest, PutTariffRuleRequest};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -334,5 +334,87 @@ async fn credits_are_read_only_within_the_reader_s_reach() {
     let mut handler = SubsidyClient::new(kit::testing::connect_as(&s.subsidy_url, &token).await);
     let status = handler.list_credits(by_person(&mine)).await.unwrap_err();
     kit::testing::assert_refused("a handler reading credits", &status, tonic::Code::PermissionDenied, "");
+    s.stop().await;
+}
+
+fn tariff(id: &str, prefix: &str, fen: i64, active: Option<bool>) -> PutTariffRuleRequest {
+    PutTariffRuleRequest {
+        id: id.into(),
+        category_prefix: prefix.into(),
+        amount_fen: fen,
+        description: "测试 tariff".into(),
+        active,
+    }
+}
+
+#[tokio::test]
+async fn a_tariff_put_adds_a_version_and_earlier_credits_keep_theirs() {
+    let mut s = boot().await;
+    let person = s.person(true).await;
+    let first = Uuid::new_v4();
+    let event = s.followed_up(first, &person, "satisfied", "0104").await;
+    s.handled(&event.event_id).await;
+
+    let saved = s.subsidy.put_tariff_rule(tariff("major-land", "0104", 40000, None)).await.expect("put");
+    let saved = saved.into_inner().rule.expect("rule");
+    assert_eq!((saved.version, saved.amount_fen, saved.active), (2, 40000, true));
+    assert_eq!(saved.created_by, "00000000-0000-4000-8000-000000000000", "the actor is the signed-in principal");
+    let second = Uuid::new_v4();
+    let event = s.followed_up(second, &person, "satisfied", "0104").await;
+    s.handled(&event.event_id).await;
+    let (c1, _) = s.credits(first).await;
+    let (c2, _) = s.credits(second).await;
+    assert_eq!((c1[0].amount_fen, c1[0].tariff_version), (30000, 1), "an earlier credit keeps its rule version");
+    assert_eq!((c2[0].amount_fen, c2[0].tariff_version), (40000, 2), "a later one is priced by the new version");
+    let pool = s.infra.pool(subsidy::NAME).await;
+    let v1: i64 = sqlx::query_scalar("SELECT amount_fen FROM tariff_rules WHERE id = 'major-land' AND version = 1")
+        .fetch_one(&pool)
+        .await
+        .expect("v1");
+    assert_eq!(v1, 30000, "version 1 is never edited");
+    let rules = s.subsidy.list_tariff_rules(ListTariffRulesRequest {}).await.expect("rules").into_inner().rules;
+    let land: Vec<(u32, i64)> =
+        rules.iter().filter(|r| r.id == "major-land").map(|r| (r.version, r.amount_fen)).collect();
+    assert_eq!(land, [(2, 40000)], "only the version in force is listed");
+
+    // Withdrawing the rule is a newer inactive version: the case falls back to the default tariff.
+    s.subsidy.put_tariff_rule(tariff("major-land", "0104", 40000, Some(false))).await.expect("withdraw");
+    let third = Uuid::new_v4();
+    let event = s.followed_up(third, &person, "satisfied", "0104").await;
+    s.handled(&event.event_id).await;
+    let (c3, _) = s.credits(third).await;
+    assert_eq!((c3[0].tariff_rule_id.as_str(), c3[0].amount_fen), ("default", 10000));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tariffs_name_their_field_and_narrow_admins_are_refused() {
+    let mut s = boot().await;
+    let cases = [
+        ("no id", tariff("", "01", 1, None), "id"),
+        ("upper case id", tariff("Land", "01", 1, None), "id"),
+        ("letters in prefix", tariff("x", "01a", 1, None), "category_prefix"),
+        ("negative", tariff("x", "01", -1, None), "amount_fen"),
+        ("too much", tariff("x", "01", 10_000_001, None), "amount_fen"),
+    ];
+    for (case, r, field) in cases {
+        let status = s.subsidy.put_tariff_rule(r).await.expect_err(case);
+        kit::testing::assert_refused(case, &status, tonic::Code::InvalidArgument, field);
+    }
+    let mut nul = tariff("x", "01", 1, None);
+    nul.description = "a\0b".into();
+    let status = s.subsidy.put_tariff_rule(nul).await.expect_err("NUL");
+    kit::testing::assert_refused("NUL", &status, tonic::Code::InvalidArgument, "description");
+
+    let keys = kit::testing::keys();
+    let county = keys.token("county-admin", &[("business_admin", "532901000000")]);
+    let prefecture = keys.token("pref-admin", &[("business_admin", "532900000000")]);
+    let mut as_county = SubsidyClient::new(kit::testing::connect_as(&s.subsidy_url, &county).await);
+    let status = as_county.put_tariff_rule(tariff("county-rule", "01", 1, None)).await.expect_err("county");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "a county's admin may not set deployment-wide tariffs");
+    let mut as_prefecture = SubsidyClient::new(kit::testing::connect_as(&s.subsidy_url, &prefecture).await);
+    let saved = as_prefecture.put_tariff_rule(tariff("pref-rule", "01", 1, None)).await.expect("prefecture");
+    let saved = saved.into_inner().rule.expect("rule");
+    assert_eq!((saved.version, saved.created_by.as_str()), (1, "pref-admin"));
     s.stop().await;
 }
