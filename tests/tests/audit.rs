@@ -118,5 +118,13 @@ async fn unmasking_a_phone_takes_a_role_a_reason_and_leaves_a_record() {
     assert!(ok.iter().any(|r| r.target == format!("case:{id} party:1 field:phone") && r.detail.contains("回访")));
     assert!(records.iter().any(|r| r.outcome == "PERMISSION_DENIED"));
     assert!(!format!("{records:?}").contains("13812345678"));
+
+    // Rate-limited: at most UNMASK_PER_HOUR (30) reads an hour per person, counted from the trail.
+    for _ in 1..30 {
+        let (status, _) = world.http_as(Some(&follow_up), "POST", &path, &ask("phone", "回访")).await;
+        assert_eq!(status, 200);
+    }
+    let (status, body) = world.http_as(Some(&follow_up), "POST", &path, &ask("phone", "回访")).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("RESOURCE_EXHAUSTED")), "{body}");
     world.stop().await;
 }

@@ -23,6 +23,8 @@ pub struct Cases {
     pub outbox: Outbox,
     pub registry: RegistryClient<kit::grpc::Channel>,
     pub sealer: Sealer,
+    /// How many parties' fields one principal may unmask in an hour (UNMASK_PER_HOUR).
+    pub unmask_per_hour: i64,
 }
 
 pub struct CaseFile {
@@ -212,6 +214,17 @@ impl Cases {
         }
         let ordinal = i32::try_from(party).unwrap_or(i32::MAX) - 1;
         let mut conn = self.pool.acquire().await?;
+        // Counted from the audit trail itself: the reads that succeeded are exactly the records with outcome ok.
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_log WHERE actor = $1 AND action = '/zongzhi.intake.v1.Intake/UnmaskParty' \
+             AND outcome = 'ok' AND at > now() - interval '1 hour'",
+        )
+        .bind(&who.subject)
+        .fetch_one(&mut *conn)
+        .await?;
+        if recent >= self.unmask_per_hour {
+            return Err(Error::RateLimited("unmasking: the hourly limit is reached".into()));
+        }
         let sealed = db::sealed_party_field(&mut conn, case_id, ordinal, id_number)
             .await?
             .ok_or_else(|| FieldError::new("party", "no such party in the case"))?

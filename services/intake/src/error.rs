@@ -14,6 +14,9 @@ pub enum Error {
     /// A write outside the caller's role or scope.
     #[error("not permitted: {0}")]
     Denied(String),
+    /// Too many of one kind of request from one principal.
+    #[error("{0}")]
+    RateLimited(String),
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
     #[error(transparent)]
@@ -33,6 +36,7 @@ impl From<Error> for Status {
             Error::NotFound(what) => Status::not_found(format!("case {what} not found")),
             Error::KeyReused => Status::already_exists(e.to_string()),
             Error::Denied(why) => kit::auth::denied(&why),
+            Error::RateLimited(why) => Status::resource_exhausted(why),
             Error::Unavailable(what) => Status::unavailable(format!("{what} is unavailable; retry")),
             Error::Internal(cause) => kit::grpc::internal("intake failed", &cause),
         }
