@@ -32,6 +32,7 @@ impl Handler for ProjectionHandler {
                 let facts =
                     CaseFacts { case_id, case_no: &d.case_no, category_code: &d.category_code, urgency: &d.urgency };
                 db::upsert_case(tx, &facts).await?;
+                db::record_task_unit(tx, case_id, &d.task_id, &d.unit_code).await?;
                 start_clock(tx, case_id, &d.task_id, Stage::Accept, at).await?;
             }
             Body::CaseAccepted(a) => {

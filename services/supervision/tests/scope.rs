@@ -263,3 +263,41 @@ async fn a_hidden_case_answers_exactly_as_an_unknown_one() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_unit_sees_the_deadlines_of_its_own_tasks_only() {
+    let s = boot().await;
+    let case_id = s.registered().await;
+    // No rule in this test: the registering center keeps the case (兜底), so the task's unit is the center.
+    let root = s.routing_as(&keys().root()).await;
+    let unit = eventually("the task is dispatched", 20, || {
+        let mut routing = root.clone();
+        async move {
+            let tasks = routing.list_tasks(ListTasksRequest { case_id: case_id.to_string() }).await.ok()?;
+            tasks.into_inner().tasks.first().map(|t| t.unit_code.clone())
+        }
+    })
+    .await;
+    let handler = |u: &str| {
+        keys()
+            .token_with("h-1", vec![kit::auth::Grant { role: "handler".into(), scope: String::new(), unit: u.into() }])
+    };
+    let mut own = SupervisionClient::new(kit::testing::connect_as(&s.supervision.url(), &handler(&unit)).await);
+    let deadlines = eventually("the accept deadline", 20, || {
+        let mut own = own.clone();
+        async move {
+            let d = own.list_deadlines(ListDeadlinesRequest { case_id: case_id.to_string() }).await.ok()?;
+            let d = d.into_inner().deadlines;
+            (!d.is_empty()).then_some(d)
+        }
+    })
+    .await;
+    assert!(deadlines.iter().all(|d| d.stage == "accept"), "{deadlines:?}");
+    let mut other =
+        SupervisionClient::new(kit::testing::connect_as(&s.supervision.url(), &handler("532901-RSJ")).await);
+    let refused = other.list_deadlines(ListDeadlinesRequest { case_id: case_id.to_string() }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound, "another unit sees nothing of the case");
+    let unknown = own.list_deadlines(ListDeadlinesRequest { case_id: Uuid::new_v4().to_string() }).await.unwrap_err();
+    assert_eq!((unknown.code(), unknown.message().len() > 10), (Code::NotFound, true));
+    s.stop().await;
+}
