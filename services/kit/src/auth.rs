@@ -150,7 +150,9 @@ impl Principal {
                 }
             }
         }
-        set.nodes.retain(|n| !n.is_empty());
+        // Only well-formed nodes count: a division code or a grid code. A grant from an outside issuer saying "5"
+        // would otherwise prefix-match every grid of a province.
+        set.nodes.retain(|n| [12, 15, 18].contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()));
         set.units.retain(|u| !u.is_empty());
         set
     }
@@ -444,5 +446,51 @@ impl KeySet {
             service_seed: self.services.get(service).copied(),
             issuer_key: (service == "registry").then(|| (self.issuer_kid.clone(), self.issuer_seed)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(grants: &[(&str, &str)]) -> Principal {
+        let claims = Claims {
+            iss: String::new(),
+            aud: String::new(),
+            sub: "person:p".into(),
+            exp: 0,
+            nbf: 0,
+            iat: 0,
+            jti: String::new(),
+            person: "p".into(),
+            name: String::new(),
+            grants: grants
+                .iter()
+                .map(|(r, s)| Grant { role: (*r).into(), scope: (*s).into(), unit: String::new() })
+                .collect(),
+            amr: vec![],
+            sid: String::new(),
+        };
+        Principal::from_claims(claims, "issuer").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn scope_follows_the_path_and_ignores_malformed_nodes() {
+        let path: Vec<String> =
+            ["532901003001", "532901003000", "532901000000", "532900000000", "530000000000"].map(String::from).into();
+        let grid = "532901003001002";
+        let at =
+            |scope: &str| principal(&[("dispatcher", scope)]).scope(Permission::ReadCase).covers_place(&path, grid);
+        assert!(at("532901003000"), "parent township");
+        assert!(at("530000000000"), "province");
+        assert!(!at("532901004000"), "another township");
+        assert!(!at("5"), "a malformed node from an outside issuer counts for nothing");
+        assert!(!at(""), "nor does an empty one");
+        let worker = |scope: &str| principal(&[("grid_worker", scope)]).scope(Permission::ReadCase);
+        assert!(worker("532901003001002").covers_place(&path, "532901003001002001"), "a micro-grid below");
+        assert!(!worker("532901003001001").covers_place(&path, grid), "a sibling grid");
+        // Administrators count only with a second factor; the service role never comes from a person's token.
+        assert!(!principal(&[("audit_admin", "*")]).has(Permission::ViewAudit));
+        assert!(principal(&[("service", "*")]).grants.is_empty());
     }
 }
