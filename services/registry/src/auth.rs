@@ -65,6 +65,11 @@ pub struct Issuer {
     pub jwks_json: String,
 }
 
+/// An account as sign-in reads it (the columns of [`AccountRow`]).
+const ACCOUNT: &str = "SELECT id, person_id, display_name, password_hash, password_changed_at, must_change, \
+     totp_secret, totp_last_step, failed_count, locked_until, disabled_at, \
+     COALESCE(last_sign_in_at, created_at) AS last_active_at FROM accounts";
+
 /// One message for every failed sign-in, so nobody learns whether a username exists or is locked.
 const FAILED: &str = "sign-in failed";
 
@@ -124,14 +129,10 @@ impl Issuer {
 
     /// The account if the password is right and the account may sign in; counts failures and locks.
     async fn check_password(&self, username: &str, password: &str) -> Result<AccountRow> {
-        let row: Option<AccountRow> = sqlx::query_as(
-            "SELECT id, person_id, display_name, password_hash, password_changed_at, must_change, totp_secret, \
-             totp_last_step, failed_count, locked_until, disabled_at, COALESCE(last_sign_in_at, created_at) AS last_active_at \
-             FROM accounts WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{ACCOUNT} WHERE username = $1")))
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
         let phc = row.as_ref().map_or_else(|| secrets::decoy_hash().to_owned(), |a| a.password_hash.clone());
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &phc))
@@ -274,14 +275,10 @@ impl Issuer {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let account: AccountRow = sqlx::query_as(
-            "SELECT id, person_id, display_name, password_hash, password_changed_at, must_change, totp_secret, \
-             totp_last_step, failed_count, locked_until, disabled_at, COALESCE(last_sign_in_at, created_at) AS last_active_at \
-             FROM accounts WHERE id = $1",
-        )
-        .bind(account_id)
-        .fetch_one(&self.pool)
-        .await?;
+        let account: AccountRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{ACCOUNT} WHERE id = $1")))
+            .bind(account_id)
+            .fetch_one(&self.pool)
+            .await?;
         if account.disabled_at.is_some() {
             return Err(Error::Unauthenticated("session ended".into()));
         }

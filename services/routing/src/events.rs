@@ -17,10 +17,7 @@ pub struct DispatchHandler {
 
 impl Handler for DispatchHandler {
     async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
-        let Some(body @ (Body::CaseRegistered(_) | Body::CaseReopened(_) | Body::DeadlineMissed(_))) = &event.body
-        else {
-            return Ok(());
-        };
+        let Some(body) = &event.body else { return Ok(()) };
         let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
             tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
             return Ok(());
@@ -29,7 +26,15 @@ impl Handler for DispatchHandler {
             Body::CaseRegistered(e) => self.registered(tx, case_id, event, e).await,
             Body::CaseReopened(e) => self.reopened(tx, case_id, e).await,
             Body::DeadlineMissed(e) => overdue(tx, case_id, e).await,
-            _ => Ok(()),
+            // Routing's own events, and supervision's and subsidy's outcomes, change nothing it decides on.
+            Body::CaseDispatched(_)
+            | Body::CaseAccepted(_)
+            | Body::CaseReturned(_)
+            | Body::ReturnRejected(_)
+            | Body::CaseResolved(_)
+            | Body::CaseClosed(_)
+            | Body::CaseFollowedUp(_)
+            | Body::SubsidyCredited(_) => Ok(()),
         }
     }
 

@@ -15,10 +15,20 @@ pub struct FollowUpHandler(pub Ledger);
 
 impl Handler for FollowUpHandler {
     async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
-        let f = match &event.body {
-            Some(Body::CaseFollowedUp(f)) => f,
-            Some(Body::CaseRegistered(_)) => return registered(tx, event).await,
-            _ => return Ok(()),
+        let Some(body) = &event.body else { return Ok(()) };
+        let f = match body {
+            Body::CaseFollowedUp(f) => f,
+            Body::CaseRegistered(r) => return registered(tx, event, r).await,
+            // Nothing else pays or changes where a case is.
+            Body::CaseDispatched(_)
+            | Body::CaseAccepted(_)
+            | Body::CaseReturned(_)
+            | Body::ReturnRejected(_)
+            | Body::CaseResolved(_)
+            | Body::CaseClosed(_)
+            | Body::CaseReopened(_)
+            | Body::DeadlineMissed(_)
+            | Body::SubsidyCredited(_) => return Ok(()),
         };
         let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
             tracing::warn!(event_id = %event.event_id, "follow-up without a valid case id; ignored");
@@ -44,8 +54,11 @@ impl Handler for FollowUpHandler {
 }
 
 /// Keeps where the case is, so a center reads the credits of its own area.
-async fn registered(tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
-    let Some(Body::CaseRegistered(r)) = &event.body else { return Ok(()) };
+async fn registered(
+    tx: &mut Transaction<'static, Postgres>,
+    event: &Envelope,
+    r: &proto::events::v1::CaseRegistered,
+) -> anyhow::Result<()> {
     let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
         tracing::warn!(event_id = %event.event_id, "registration without a valid case id; ignored");
         return Ok(());

@@ -48,7 +48,13 @@ impl Handler for ProjectionHandler {
                 db::advance_round(tx, case_id, i32::try_from(r.round).unwrap_or(i32::MAX)).await?;
                 db::cancel_pending(tx, case_id).await?;
             }
-            _ => {}
+            // Outcomes supervision wrote itself, a rejected return (the unit must handle it: its clock runs on), an
+            // overdue it fired itself and a credit change no deadline.
+            Body::ReturnRejected(_)
+            | Body::CaseClosed(_)
+            | Body::CaseFollowedUp(_)
+            | Body::DeadlineMissed(_)
+            | Body::SubsidyCredited(_) => {}
         }
         Ok(())
     }

@@ -230,10 +230,23 @@ pub fn access(path: &str) -> Option<Access> {
         return Some(Access::Public);
     }
     // The gateway's Desk answers each method as the service that owns it would: same name, same access.
-    if let Some(name) = path.strip_prefix("/zongzhi.gateway.v1.Desk/") {
-        return METHODS.iter().find(|(p, _)| p.rsplit('/').next() == Some(name)).map(|(_, a)| *a);
+    let (by_path, by_name) = index();
+    match path.strip_prefix("/zongzhi.gateway.v1.Desk/") {
+        Some(name) => by_name.get(name).copied(),
+        None => by_path.get(path).copied(),
     }
-    METHODS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a)
+}
+
+type Index = (std::collections::HashMap<&'static str, Access>, std::collections::HashMap<&'static str, Access>);
+
+/// METHODS by path and by bare method name, built once: every call looks its method up.
+fn index() -> &'static Index {
+    static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let by_path = METHODS.iter().map(|(p, a)| (*p, *a)).collect();
+        let by_name = METHODS.iter().map(|(p, a)| (p.rsplit('/').next().unwrap_or(p), *a)).collect();
+        (by_path, by_name)
+    })
 }
 
 /// Every permission in the README's column order, with its column heading.
