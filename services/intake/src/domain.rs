@@ -198,7 +198,14 @@ pub fn flags_for(body: &Body) -> Flags {
         Body::CaseClosed(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(true) },
         Body::CaseFollowedUp(_) => Flags { overdue: None, awaiting_follow_up: Some(false) },
         Body::CaseReopened(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(false) },
-        _ => Flags::default(),
+        // The handling steps and a credit neither miss a deadline nor close the case.
+        Body::CaseRegistered(_)
+        | Body::CaseDispatched(_)
+        | Body::CaseAccepted(_)
+        | Body::CaseReturned(_)
+        | Body::ReturnRejected(_)
+        | Body::CaseResolved(_)
+        | Body::SubsidyCredited(_) => Flags::default(),
     }
 }
 
