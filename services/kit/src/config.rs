@@ -34,6 +34,8 @@ pub struct NatsConfig {
     /// Every subject starts with this prefix; tests use their own to stay apart.
     pub prefix: String,
     pub stream: String,
+    /// Retries and retention of the event backbone.
+    pub events: crate::events::Settings,
 }
 
 /// A variable that is missing or does not parse, named so the operator knows what to fix.
@@ -60,6 +62,7 @@ impl Config {
                 url: string_or("NATS_URL", "nats://127.0.0.1:4222"),
                 prefix: string_or("EVENT_PREFIX", "zongzhi"),
                 stream: string_or("EVENT_STREAM", "ZONGZHI"),
+                events: crate::events::Settings::from_env()?,
             },
             auth: crate::auth::AuthConfig::from_env()?,
             pii_key: crate::pii::Sealer::key_from_env()?,

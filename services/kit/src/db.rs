@@ -15,6 +15,14 @@ static EVENT_TABLES: Migrator = sqlx::migrate!("./migrations");
 /// event-table and service migrations. sqlx takes an advisory lock while migrating, so replicas starting
 /// together are safe.
 pub async fn connect_and_migrate(cfg: &DbConfig, service: &Migrator) -> anyhow::Result<PgPool> {
+    let pool = connect(cfg).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {}", cfg.schema))).execute(&pool).await?;
+    migrator(service).run(&pool).await?;
+    Ok(pool)
+}
+
+/// Connects with the service's schema first on the search path, without migrating (operator commands).
+pub async fn connect(cfg: &DbConfig) -> anyhow::Result<PgPool> {
     let schema = &cfg.schema;
     if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
         anyhow::bail!("DATABASE_SCHEMA must be lowercase letters, digits and underscores, got {schema:?}");
@@ -31,8 +39,6 @@ pub async fn connect_and_migrate(cfg: &DbConfig, service: &Migrator) -> anyhow::
         .connect_with(options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", redact(&cfg.url)))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&pool).await?;
-    migrator(service).run(&pool).await?;
     Ok(pool)
 }
 

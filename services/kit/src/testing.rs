@@ -38,7 +38,18 @@ impl TestInfra {
             admin_url,
             db_name,
             db_url,
-            nats: NatsConfig { url: nats_url, prefix: format!("zzt_{tag}"), stream: format!("ZZT_{tag}") },
+            nats: NatsConfig {
+                url: nats_url,
+                prefix: format!("zzt_{tag}"),
+                stream: format!("ZZT_{tag}"),
+                // Retries fast enough that a test sees a poison event become a dead letter in about six seconds,
+                // and slow enough that a peer restarting within a few seconds is waited for.
+                events: crate::events::Settings {
+                    max_attempts: 6,
+                    retry_base: std::time::Duration::from_millis(200),
+                    ..Default::default()
+                },
+            },
         }
     }
 
@@ -160,6 +171,37 @@ impl TestInfra {
             out.push(proto::events::v1::Envelope::decode(msg.payload.as_ref()).expect("envelope"));
         }
         out
+    }
+}
+
+impl TestInfra {
+    /// Waits until the service's consumer has applied everything on the stream: every partition's consumer
+    /// exists with nothing pending or unacknowledged, and nothing is parked for a retry (dead letters stay).
+    pub async fn drained(&self, service: &str) {
+        let pool = self.pool(service).await;
+        let bus = crate::events::Bus::connect(&self.nats).await.expect("bus");
+        eventually(&format!("{service}'s consumer drained"), 30, || async {
+            let s = crate::events::ops::status(&pool, &bus, service).await.ok()?;
+            (s.partitions.iter().all(|p| p.exists) && s.lag() == 0 && s.parked == 0).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until the service's consumer has applied the event (recorded it and not parked it).
+    pub async fn handled(&self, service: &str, event_id: &str) {
+        let pool = self.pool(service).await;
+        eventually(&format!("event {event_id} applied by {service}"), 30, || async {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM inbox WHERE message_id = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM parked_event WHERE event_id = $1)",
+            )
+            .bind(event_id)
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            (n > 0).then_some(())
+        })
+        .await;
     }
 }
 

@@ -173,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
             url: kit::config::string_or("NATS_URL", "nats://127.0.0.1:4222"),
             prefix: format!("zz_geo_bench_{}", std::process::id()),
             stream: format!("ZZ_GEO_BENCH_{}", std::process::id()),
+            events: Default::default(),
         },
         auth: keys.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
