@@ -49,3 +49,11 @@ async fn the_endpoint_reports_pool_use_and_the_outbox_backlog() {
     server.await.unwrap().unwrap();
     pool.close().await;
 }
+
+#[test]
+fn the_readme_lists_every_metric() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for (name, _) in kit::metrics::HELP {
+        assert!(readme.contains(&format!("`{name}`")), "README's metrics table lacks `{name}`");
+    }
+}
