@@ -8,6 +8,8 @@ use std::str::FromStr;
 pub struct Config {
     pub service: &'static str,
     pub grpc_addr: SocketAddr,
+    /// Where GET /metrics is served (METRICS_ADDR; by default the gRPC port plus 1000).
+    pub metrics_addr: SocketAddr,
     pub database: DbConfig,
     pub nats: NatsConfig,
     pub auth: crate::auth::AuthConfig,
@@ -47,12 +49,14 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads the common settings: GRPC_ADDR, DATABASE_URL, DATABASE_SCHEMA, DATABASE_MAX_CONNECTIONS,
+    /// Reads the common settings: GRPC_ADDR, METRICS_ADDR, DATABASE_URL, DATABASE_SCHEMA, DATABASE_MAX_CONNECTIONS,
     /// NATS_URL, EVENT_PREFIX, EVENT_STREAM, PII_KEY, PII_RETIRED_KEYS, AUDIT_KEY, and the trust settings of [`crate::auth::AuthConfig::from_env`].
     pub fn from_env(service: &'static str, default_port: u16) -> anyhow::Result<Self> {
+        let grpc_addr = parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)))?;
         Ok(Self {
             service,
-            grpc_addr: parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)))?,
+            grpc_addr,
+            metrics_addr: parse_or("METRICS_ADDR", crate::metrics::default_addr(grpc_addr))?,
             database: DbConfig {
                 url: string_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zongzhi"),
                 schema: string_or("DATABASE_SCHEMA", service),

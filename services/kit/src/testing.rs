@@ -62,6 +62,7 @@ impl TestInfra {
         Config {
             service,
             grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             database: self.db(service),
             nats: self.nats.clone(),
             auth: keys().auth(service),
@@ -359,4 +360,25 @@ pub fn connect_lazy(url: &str) -> AuthedChannel {
     let channel = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url").connect_lazy();
     let value = format!("Bearer {}", keys().root()).parse().expect("token is a header value");
     tonic::service::interceptor::InterceptedService::new(channel, Bearer(value))
+}
+
+/// GET /metrics at `addr`: the body of the Prometheus text exposition.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    let request = "GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.expect("send the scrape");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read the scrape");
+    let text = String::from_utf8(raw).expect("the exposition is UTF-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP reply");
+    assert!(head.starts_with("HTTP/1.1 200"), "scrape of {addr}: {head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    body.to_owned()
+}
+
+/// The value of the series written exactly as `series` (name and label set as the exposition spells them,
+/// labels sorted by name), if the scrape has it.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -164,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
     let config = kit::Config {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database: kit::config::DbConfig {
             url: format!("{base}/{db_name}"),
             schema: "registry".into(),

@@ -43,6 +43,7 @@ async fn run(db_url: &str, path: &str) -> anyhow::Result<()> {
     let config = kit::Config {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database: kit::config::DbConfig { url: db_url.to_owned(), schema: "registry".into(), max_connections: 4 },
         nats: kit::config::NatsConfig {
             url: String::new(),

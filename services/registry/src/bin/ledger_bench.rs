@@ -38,6 +38,7 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
     let config = kit::Config {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database: kit::config::DbConfig { url, schema: "registry".into(), max_connections: 4 },
         nats: kit::config::NatsConfig {
             url: String::new(),
