@@ -68,10 +68,10 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Connects and makes sure the stream for `<prefix>.>` exists.
+    /// Connects as the configured user (over TLS when configured) and makes sure the stream for `<prefix>.>`
+    /// exists.
     pub async fn connect(cfg: &NatsConfig) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(5))
+        let client = connect_options(cfg)
             .connect(&cfg.url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {}: {e}", cfg.url))?;
@@ -81,6 +81,7 @@ impl Bus {
             subjects: vec![format!("{}.>", cfg.prefix)],
             storage: stream::StorageType::File,
             duplicate_window: Duration::from_secs(120),
+            num_replicas: cfg.replicas,
             ..Default::default()
         })
         .await
@@ -99,6 +100,24 @@ impl Bus {
     pub fn stream_name(&self) -> &str {
         &self.stream
     }
+}
+
+/// The connection options of a configured user: its credentials and its own inbox prefix (the only subjects
+/// the bus lets it subscribe to, see [`crate::bus_access`]), and TLS.
+pub fn connect_options(cfg: &NatsConfig) -> async_nats::ConnectOptions {
+    let mut opts = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5));
+    if let Some(c) = &cfg.credentials {
+        opts = opts
+            .user_and_password(c.user.clone(), c.password.clone())
+            .custom_inbox_prefix(crate::bus_access::inbox_prefix(&c.user));
+    }
+    if let Some(ca) = &cfg.tls.ca {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = &cfg.tls.client {
+        opts = opts.add_client_certificate(cert.clone(), key.clone());
+    }
+    opts.require_tls(cfg.tls.required)
 }
 
 /// Writes events into the outbox inside the caller's transaction, and wakes the relay after commit.
