@@ -14,7 +14,11 @@ use tokio::task::JoinHandle;
 #[derive(Debug, Clone)]
 pub struct SuiteConfig {
     pub database_url: String,
+    /// The bus; every service connects with these credentials unless `nats_passwords` has its own.
     pub nats: NatsConfig,
+    /// Each service's own password on the bus (user = the service's name), for a server running
+    /// deploy/nats/nats.conf; empty for the demo's open local server.
+    pub nats_passwords: std::collections::BTreeMap<String, String>,
     pub host: IpAddr,
     /// Base port: the gateway's gRPC is `base`, intake `base + 1` … subsidy `base + 5`; 0 picks free ports.
     pub base_port: u16,
@@ -46,7 +50,10 @@ impl SuiteConfig {
             service: name,
             grpc_addr: SocketAddr::new(self.host, port),
             database: DbConfig { url: self.database_url.clone(), schema: name.to_owned(), max_connections: 5 },
-            nats: self.nats.clone(),
+            nats: match self.nats_passwords.get(name) {
+                Some(password) => self.nats.as_user(name, password),
+                None => self.nats.clone(),
+            },
             auth: self.keys.auth(name),
             pii_key: self.pii_key,
             pii_retired: vec![],
