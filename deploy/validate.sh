@@ -22,4 +22,4 @@ if bad:
 print("kustomizations: all references resolve")
 PY
 python3 -m kubernetes_validate --strict --kubernetes-version 1.30.0 base/config.yaml base/intake.yaml base/routing.yaml \
-  base/registry.yaml base/supervision.yaml base/subsidy.yaml base/gateway.yaml
+  base/registry.yaml base/supervision.yaml base/subsidy.yaml base/gateway.yaml nats/nats.yaml
