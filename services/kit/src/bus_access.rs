@@ -20,7 +20,9 @@ pub const PUBLISHERS: &[(&str, &[&str])] = &[
 ];
 
 /// The environment variable the NATS server reads a user's password from (`$NATS_PASSWORD_INTAKE` in the
-/// configuration), so passwords live in secrets, never in the configuration file.
+/// configuration), so passwords live in secrets, never in the configuration file. NATS parses the value as
+/// a configuration value: a password must be letters and digits starting with a letter (`p` + 64 hex
+/// digits), or the server reads a number or fails to start.
 pub fn password_var(user: &str) -> String {
     format!("NATS_PASSWORD_{}", user.to_ascii_uppercase())
 }
@@ -69,7 +71,8 @@ pub fn render_users_conf() -> String {
          #   UPDATE_NATS_USERS=1 cargo test -p kit users_conf\n\
          #\n\
          # One user per service, passwords from the server's environment ($NATS_PASSWORD_<USER>, fed from Secrets):\n\
-         # a missing one stops the server at start rather than leaving a user without a password. A service may\n\
+         # a missing one stops the server at start rather than leaving a user without a password. NATS parses the\n\
+         # value, so a password is letters and digits starting with a letter (p + 64 hex digits). A service may\n\
          # publish its own event kinds and the JetStream requests for its own consumers, and subscribe to its own\n\
          # inbox only. Subjects are <prefix>.<kind>.<partition>; the prefix is a wildcard because tests run each on\n\
          # its own prefix (zzt_<tag>) against this same file.\n\

@@ -155,8 +155,10 @@ fn start_nats() -> TestNats {
     } else {
         std::fs::write(conf.join("durability.conf"), "# NATS 2.9 knows no sync_interval\n").expect("durability.conf");
     }
+    // NATS parses a variable's value as a configuration value, so a password must read as a string:
+    // starting with a letter (a leading digit makes it a number, or a parse error).
     let passwords: BTreeMap<String, String> =
-        TestNats::users().map(|u| (u.to_owned(), uuid::Uuid::new_v4().simple().to_string())).collect();
+        TestNats::users().map(|u| (u.to_owned(), format!("p{}", uuid::Uuid::new_v4().simple()))).collect();
 
     // The server gets /dev/null as stdin and not fd 3, so the shell's copy of the pipe is the only reader.
     const LIFELINE: &str = r#"exec 3<&0 </dev/null
