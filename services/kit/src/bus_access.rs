@@ -49,6 +49,9 @@ pub fn publish_allow(service: &str, kinds: &[&str]) -> Vec<String> {
     // lets it publish into the stream, delete it or change it.
     allow.push("$JS.API.STREAM.INFO.*".into());
     allow.push("$JS.API.STREAM.CREATE.*".into());
+    // The whole-stream consumer `<service>` of earlier releases is deleted by the service when it moves to
+    // per-partition consumers; it may delete that one and no other.
+    allow.push(format!("$JS.API.CONSUMER.DELETE.*.{service}"));
     for name in consumer_names(service) {
         // CONSUMER.CREATE.<stream>.<name>[.<filter>] is what async-nats sends (NATS 2.9 and later);
         // DURABLE.CREATE is the older form other clients still use. Then info, pulling and acknowledging,
@@ -158,7 +161,9 @@ mod tests {
         assert!(!intake.iter().any(|s| s.contains("followed_up")), "{intake:?}");
         assert!(intake.contains(&"$JS.API.CONSUMER.MSG.NEXT.*.intake-15".to_owned()));
         assert!(!intake.iter().any(|s| s.contains("subsidy")), "no other service's consumer");
-        assert!(!intake.iter().any(|s| s.contains("DELETE") || s.contains("UPDATE") || s.contains("PURGE")));
+        let deletes: Vec<&String> = intake.iter().filter(|s| s.contains("DELETE")).collect();
+        assert_eq!(deletes, ["$JS.API.CONSUMER.DELETE.*.intake"], "only its own legacy consumer");
+        assert!(!intake.iter().any(|s| s.contains("UPDATE") || s.contains("PURGE")));
     }
 
     /// deploy/nats/users.conf is what [`render_users_conf`] renders; `UPDATE_NATS_USERS=1` rewrites it.
