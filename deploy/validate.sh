@@ -17,9 +17,12 @@ for root, _, files in os.walk("."):
         for ref in k.get(key, []):
             if not os.path.exists(os.path.join(root, ref)):
                 bad.append(f"{root}/kustomization.yaml: {key} entry {ref} does not exist")
+    for patch in k.get("patches", []):
+        if isinstance(patch, dict) and "path" in patch and not os.path.exists(os.path.join(root, patch["path"])):
+            bad.append(f"{root}/kustomization.yaml: patch {patch['path']} does not exist")
 if bad:
     print("\n".join(bad)); sys.exit(1)
 print("kustomizations: all references resolve")
 PY
 python3 -m kubernetes_validate --strict --kubernetes-version 1.30.0 base/config.yaml base/intake.yaml base/routing.yaml \
-  base/registry.yaml base/supervision.yaml base/subsidy.yaml base/gateway.yaml
+  base/registry.yaml base/supervision.yaml base/subsidy.yaml base/gateway.yaml nats/nats.yaml

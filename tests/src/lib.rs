@@ -26,6 +26,10 @@ impl World {
         let cfg = SuiteConfig {
             database_url: infra.db_url.clone(),
             nats: infra.nats.clone(),
+            nats_passwords: kit::testing::TestNats::users()
+                .filter(|u| *u != kit::bus_access::OPS_USER)
+                .map(|u| (u.to_owned(), kit::testing::test_nats().password(u).to_owned()))
+                .collect(),
             host: [127, 0, 0, 1].into(),
             base_port: 0,
             http_port: 0,

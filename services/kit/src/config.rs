@@ -38,6 +38,101 @@ pub struct NatsConfig {
     pub stream: String,
     /// Retries and retention of the event backbone.
     pub events: crate::events::Settings,
+    /// Who the service is on the bus (NATS_USER, NATS_PASSWORD). The server's configuration
+    /// (deploy/nats/users.conf) lets each user publish only its own event kinds and read only through its own
+    /// consumers; `None` connects anonymously, which only the demo's local server accepts.
+    pub credentials: Option<NatsCredentials>,
+    pub tls: NatsTls,
+    /// Copies of the stream kept by a NATS cluster (NATS_STREAM_REPLICAS); 1 on a single server, 3 in
+    /// production so the loss of one server loses no acknowledged event. Applied when the stream is created.
+    pub replicas: usize,
+}
+
+impl NatsConfig {
+    /// An anonymous, plain-text connection with one stream replica: the local development server.
+    pub fn local(url: impl Into<String>, prefix: impl Into<String>, stream: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: prefix.into(),
+            stream: stream.into(),
+            credentials: None,
+            tls: NatsTls::default(),
+            replicas: 1,
+            events: crate::events::Settings::default(),
+        }
+    }
+
+    /// The same bus with other retry and retention settings.
+    pub fn with_events(self, events: crate::events::Settings) -> Self {
+        Self { events, ..self }
+    }
+
+    /// The same bus as another user.
+    pub fn as_user(&self, user: &str, password: &str) -> Self {
+        Self {
+            credentials: Some(NatsCredentials { user: user.to_owned(), password: password.to_owned() }),
+            ..self.clone()
+        }
+    }
+
+    /// Reads NATS_URL, EVENT_PREFIX, EVENT_STREAM, NATS_USER (default: the service's name), NATS_PASSWORD,
+    /// NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY, NATS_TLS_REQUIRED and NATS_STREAM_REPLICAS. Without a
+    /// password the service refuses to start: an anonymous connection could publish any event. NATS_ANONYMOUS=true
+    /// connects without one, for a development server that has no users.
+    pub fn from_env(service: &str) -> anyhow::Result<Self> {
+        let password = string_or("NATS_PASSWORD", "");
+        let credentials = match (password.is_empty(), parse_or("NATS_ANONYMOUS", false)?) {
+            (false, _) => Some(NatsCredentials { user: string_or("NATS_USER", service), password }),
+            (true, true) => None,
+            (true, false) => Err(ConfigError {
+                name: "NATS_PASSWORD".into(),
+                reason: "required: the service's own password on the bus (or NATS_ANONYMOUS=true for a development server without users)".into(),
+            })?,
+        };
+        let path = |name: &str| Some(string_or(name, "")).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        let (ca, cert, key) = (path("NATS_TLS_CA"), path("NATS_TLS_CERT"), path("NATS_TLS_KEY"));
+        if cert.is_some() != key.is_some() {
+            Err(ConfigError {
+                name: "NATS_TLS_CERT".into(),
+                reason: "NATS_TLS_CERT and NATS_TLS_KEY go together".into(),
+            })?;
+        }
+        let any_tls = ca.is_some() || cert.is_some();
+        let client = cert.zip(key);
+        Ok(Self {
+            url: string_or("NATS_URL", "nats://127.0.0.1:4222"),
+            prefix: string_or("EVENT_PREFIX", "zongzhi"),
+            stream: string_or("EVENT_STREAM", "ZONGZHI"),
+            credentials,
+            tls: NatsTls { ca, client, required: parse_or("NATS_TLS_REQUIRED", any_tls)? },
+            replicas: parse_or("NATS_STREAM_REPLICAS", 1)?,
+            events: crate::events::Settings::from_env()?,
+        })
+    }
+}
+
+/// A user and password on the bus; the password is never logged.
+#[derive(Clone)]
+pub struct NatsCredentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for NatsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsCredentials").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+/// TLS to the bus: the CA that signed the server's certificate (NATS_TLS_CA, else the system's roots), a
+/// client certificate and key for servers that verify clients (NATS_TLS_CERT, NATS_TLS_KEY), and whether
+/// plain text is refused (NATS_TLS_REQUIRED, on whenever a CA or client certificate is given; a `tls://` URL
+/// also requires it).
+#[derive(Debug, Clone, Default)]
+pub struct NatsTls {
+    pub ca: Option<std::path::PathBuf>,
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    pub required: bool,
 }
 
 /// A variable that is missing or does not parse, named so the operator knows what to fix.
@@ -62,12 +157,7 @@ impl Config {
                 schema: string_or("DATABASE_SCHEMA", service),
                 max_connections: parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
             },
-            nats: NatsConfig {
-                url: string_or("NATS_URL", "nats://127.0.0.1:4222"),
-                prefix: string_or("EVENT_PREFIX", "zongzhi"),
-                stream: string_or("EVENT_STREAM", "ZONGZHI"),
-                events: crate::events::Settings::from_env()?,
-            },
+            nats: NatsConfig::from_env(service)?,
             auth: crate::auth::AuthConfig::from_env()?,
             pii_key: crate::pii::Sealer::key_from_env()?,
             pii_retired: crate::pii::Sealer::retired_from_env()?,

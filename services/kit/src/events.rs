@@ -95,6 +95,9 @@ pub struct Settings {
     /// must remember a message at least as long as the stream can deliver it again.
     pub outbox_keep: Duration,
     pub inbox_keep: Duration,
+    /// Pooled connections the consumer's partitions use at once (EVENT_CONSUMER_CONNECTIONS): batches make a
+    /// few enough, and the rest of the pool stays free for the service's RPCs.
+    pub consumer_connections: usize,
 }
 
 impl Settings {
@@ -108,6 +111,7 @@ impl Settings {
             stream_max_bytes: parse_or("EVENT_STREAM_MAX_BYTES", 8 << 30)?,
             outbox_keep: hours(parse_or("OUTBOX_KEEP_HOURS", 3 * 24)?),
             inbox_keep: hours(parse_or("INBOX_KEEP_HOURS", 8 * 24)?),
+            consumer_connections: parse_or("EVENT_CONSUMER_CONNECTIONS", 3)?,
         };
         settings.check()?;
         Ok(settings)
@@ -142,25 +146,45 @@ impl Default for Settings {
             stream_max_bytes: 8 << 30,
             outbox_keep: Duration::from_secs(3 * 24 * 3600),
             inbox_keep: Duration::from_secs(8 * 24 * 3600),
+            consumer_connections: 3,
         }
     }
 }
 
 impl Bus {
-    /// Connects and makes sure the stream for `<prefix>.>` exists with the configured limits.
+    /// Connects as the configured user (over TLS when configured) and makes sure the stream for `<prefix>.>`
+    /// exists, created with the limits in code. A service may create the stream but not change it (its bus
+    /// user has no update right, so no one service can alter what all rely on): when the stream's limits
+    /// differ from the code's, it says so, and an operator applies them with `<service> events setup` as `ops`.
     pub async fn connect(cfg: &NatsConfig) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(5))
+        let client = connect_options(cfg)
             .connect(&cfg.url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {}: {e}", cfg.url))?;
         let js = jetstream::new(client);
         let settings = cfg.events.clone();
         settings.check()?;
-        js.create_or_update_stream(stream_config(cfg, &settings))
+        let wanted = stream_config(cfg, &settings);
+        let mut stream = js
+            .get_or_create_stream(wanted.clone())
             .await
-            .map_err(|e| anyhow::anyhow!("cannot create or update JetStream stream {}: {e}", cfg.stream))?;
+            .map_err(|e| anyhow::anyhow!("cannot create JetStream stream {}: {e}", cfg.stream))?;
+        if let Ok(info) = stream.info().await {
+            let have = &info.config;
+            if (have.max_age, have.max_bytes, have.discard) != (wanted.max_age, wanted.max_bytes, wanted.discard) {
+                tracing::warn!(stream = %cfg.stream, "the stream's limits differ from the configured ones; run `events setup` as ops");
+            }
+        }
         Ok(Self { js, prefix: cfg.prefix.clone(), stream: cfg.stream.clone(), settings })
+    }
+
+    /// Applies the configured limits to an existing stream (the `ops` user's right).
+    pub async fn apply_stream_config(&self, cfg: &NatsConfig) -> anyhow::Result<()> {
+        self.js
+            .create_or_update_stream(stream_config(cfg, &self.settings))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot update JetStream stream {}: {e}", cfg.stream))?;
+        Ok(())
     }
 
     pub fn subject(&self, name: &str) -> String {
@@ -195,8 +219,27 @@ fn stream_config(cfg: &NatsConfig, settings: &Settings) -> stream::Config {
         max_age: settings.stream_max_age,
         max_bytes: settings.stream_max_bytes,
         discard: stream::DiscardPolicy::New,
+        num_replicas: cfg.replicas,
         ..Default::default()
     }
+}
+
+/// The connection options of a configured user: its credentials and its own inbox prefix (the only subjects
+/// the bus lets it subscribe to, see [`crate::bus_access`]), and TLS.
+pub fn connect_options(cfg: &NatsConfig) -> async_nats::ConnectOptions {
+    let mut opts = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5));
+    if let Some(c) = &cfg.credentials {
+        opts = opts
+            .user_and_password(c.user.clone(), c.password.clone())
+            .custom_inbox_prefix(crate::bus_access::inbox_prefix(&c.user));
+    }
+    if let Some(ca) = &cfg.tls.ca {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = &cfg.tls.client {
+        opts = opts.add_client_certificate(cert.clone(), key.clone());
+    }
+    opts.require_tls(cfg.tls.required)
 }
 
 /// Writes events into the outbox inside the caller's transaction, and wakes the relay after commit.

@@ -1,5 +1,13 @@
 //! Test harnesses: every test gets its own database and its own stream and subject prefix, both removed when
 //! the harness is dropped (even when the test panics), so tests never see each other's data or leftovers.
+//! The bus is a nats-server that the test process starts with the project's own configuration
+//! (deploy/nats/nats.conf), so every service under test connects as its own user with its own permissions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, DbConfig, NatsConfig};
 
@@ -9,16 +17,17 @@ pub struct TestInfra {
     admin_url: String,
     pub db_name: String,
     pub db_url: String,
+    /// The test's stream, as the `ops` user (who may do everything): for injecting and reading events.
     pub nats: NatsConfig,
 }
 
 impl TestInfra {
     /// Creates a fresh database and names a fresh stream (services create it on connect).
-    /// TEST_DATABASE_URL (an existing database to connect to for CREATE DATABASE) and TEST_NATS_URL override
-    /// the local defaults.
+    /// TEST_DATABASE_URL (an existing database to connect to for CREATE DATABASE) overrides the local default;
+    /// for the bus see [`test_nats`].
     pub async fn new() -> Self {
         let admin_url = crate::config::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
-        let nats_url = crate::config::string_or("TEST_NATS_URL", "nats://127.0.0.1:4222");
+        let bus = test_nats();
         let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let db_name = format!("zz_test_{tag}");
         let mut admin = sqlx::PgConnection::connect_with(
@@ -34,37 +43,38 @@ impl TestInfra {
             Some(i) => format!("{}/{db_name}", &admin_url[..i]),
             None => panic!("TEST_DATABASE_URL needs a database path"),
         };
-        Self {
-            admin_url,
-            db_name,
-            db_url,
-            nats: NatsConfig {
-                url: nats_url,
-                prefix: format!("zzt_{tag}"),
-                stream: format!("ZZT_{tag}"),
-                // Retries fast enough that a test sees a poison event become a dead letter in about six seconds,
-                // and slow enough that a peer restarting within a few seconds is waited for.
-                events: crate::events::Settings {
-                    max_attempts: 6,
-                    retry_base: std::time::Duration::from_millis(200),
-                    ..Default::default()
-                },
-            },
-        }
+        let nats = NatsConfig::local(bus.url.clone(), format!("zzt_{tag}"), format!("ZZT_{tag}"))
+            .as_user(crate::bus_access::OPS_USER, bus.password(crate::bus_access::OPS_USER))
+            // Retries fast enough that a test sees a poison event become a dead letter in about six seconds,
+            // and slow enough that a peer restarting within a few seconds is waited for.
+            .with_events(crate::events::Settings {
+                max_attempts: 6,
+                retry_base: std::time::Duration::from_millis(200),
+                // Many suites run side by side in one test process; each consumer keeps to two connections.
+                consumer_connections: 2,
+                ..Default::default()
+            });
+        Self { admin_url, db_name, db_url, nats }
     }
 
     pub fn db(&self, schema: &str) -> DbConfig {
         DbConfig { url: self.db_url.clone(), schema: schema.to_owned(), max_connections: 5 }
     }
 
-    /// A service configuration on this infrastructure, listening on a free loopback port.
+    /// This test's stream as `user` (a service's name, or `ops`), with that user's password.
+    pub fn nats_as(&self, user: &str) -> NatsConfig {
+        self.nats.as_user(user, test_nats().password(user))
+    }
+
+    /// A service configuration on this infrastructure, listening on a free loopback port, on the bus as the
+    /// service's own user.
     pub fn config(&self, service: &'static str) -> Config {
         Config {
             service,
             grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             database: self.db(service),
-            nats: self.nats.clone(),
+            nats: self.nats_as(service),
             auth: keys().auth(service),
             pii_key: crate::pii::DEV_KEY,
             pii_retired: vec![],
@@ -83,6 +93,159 @@ impl TestInfra {
     }
 }
 
+/// The bus every test of this process uses: its URL and each user's password.
+#[derive(Debug)]
+pub struct TestNats {
+    pub url: String,
+    passwords: BTreeMap<String, String>,
+}
+
+impl TestNats {
+    /// The password of `user` (`ops` or a service's name).
+    pub fn password(&self, user: &str) -> &str {
+        self.passwords.get(user).unwrap_or_else(|| panic!("no NATS user {user} in deploy/nats/users.conf"))
+    }
+
+    /// The services' users and `ops`, as users.conf has them.
+    pub fn users() -> impl Iterator<Item = &'static str> {
+        std::iter::once(crate::bus_access::OPS_USER).chain(crate::bus_access::PUBLISHERS.iter().map(|(s, _)| *s))
+    }
+}
+
+/// The process's bus, started on first use. By default a nats-server child runs deploy/nats/nats.conf on a
+/// free loopback port with a fresh store and random passwords (see [`start_nats`]). TEST_NATS_URL points the
+/// tests at a server already running that configuration instead, with the passwords taken from this
+/// process's NATS_PASSWORD_<USER> variables (the same ones that server reads).
+pub fn test_nats() -> &'static TestNats {
+    static NATS: OnceLock<TestNats> = OnceLock::new();
+    NATS.get_or_init(|| {
+        let url = crate::config::string_or("TEST_NATS_URL", "");
+        if url.is_empty() {
+            return start_nats();
+        }
+        let passwords = TestNats::users()
+            .map(|u| (u.to_owned(), crate::config::string_or(&crate::bus_access::password_var(u), "")))
+            .collect();
+        TestNats { url, passwords }
+    })
+}
+
+/// The running server's stdin, held (never written) for the life of the process: see [`start_nats`].
+static NATS_LIFELINE: Mutex<Option<ChildStdin>> = Mutex::new(None);
+
+/// Starts nats-server (NATS_SERVER, else `nats-server` on the PATH, else /usr/sbin/nats-server) with the
+/// project's configuration, under a small shell that stops it when this process ends.
+///
+/// A static is never dropped, so no destructor could stop the server; and a test process also ends by
+/// panic=abort, a signal or `kill -9`, where no Rust code runs at all. Instead the shell holds the read end
+/// of a pipe whose only write end is this process's: when the process ends, however it ends, the kernel
+/// closes the write end, the shell's `read` sees end of file, and it stops the server and removes its store.
+///
+/// The configuration directory links nats.conf and users.conf from deploy/nats, byte for byte. Its
+/// durability.conf is the project's too on NATS 2.10 and later; on 2.9, which does not know `sync_interval`,
+/// it is empty.
+fn start_nats() -> TestNats {
+    let binary = nats_binary();
+    let version = nats_version(&binary);
+    let dir = std::env::temp_dir().join(format!(
+        "zongzhi-nats-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).expect("nats test directory");
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nats");
+    let project = project.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", project.display()));
+    for file in ["nats.conf", "users.conf"] {
+        std::os::unix::fs::symlink(project.join(file), conf.join(file)).expect("link nats config");
+    }
+    if version >= (2, 10) {
+        std::os::unix::fs::symlink(project.join("durability.conf"), conf.join("durability.conf"))
+            .expect("link durability.conf");
+    } else {
+        std::fs::write(conf.join("durability.conf"), "# NATS 2.9 knows no sync_interval\n").expect("durability.conf");
+    }
+    // NATS parses a variable's value as a configuration value, so a password must read as a string:
+    // starting with a letter (a leading digit makes it a number, or a parse error).
+    let passwords: BTreeMap<String, String> =
+        TestNats::users().map(|u| (u.to_owned(), format!("p{}", uuid::Uuid::new_v4().simple()))).collect();
+
+    // The server gets /dev/null as stdin and not fd 3, so the shell's copy of the pipe is the only reader.
+    const LIFELINE: &str = r#"exec 3<&0 </dev/null
+"$@" 3<&- &
+pid=$!
+( read -r _ <&3; touch "$ZZ_NATS_DIR/stopping"; kill "$pid" 2>/dev/null ) &
+wait "$pid"
+# A server that stopped on its own keeps its directory (and log) for a look; one we stopped is removed.
+if [ -e "$ZZ_NATS_DIR/stopping" ]; then rm -rf "$ZZ_NATS_DIR"; fi
+"#;
+    let log = std::fs::File::create(dir.join("nats.log")).expect("nats log");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(LIFELINE)
+        .arg("sh")
+        .arg(&binary)
+        .args(["-c", &conf.join("nats.conf").to_string_lossy(), "-a", "127.0.0.1", "-p", "-1", "-n"])
+        .arg(format!("zongzhi-test-{}", std::process::id()))
+        .arg("--ports_file_dir")
+        .arg(&dir)
+        .env("ZZ_NATS_DIR", &dir)
+        .env("NATS_STORE_DIR", dir.join("store"))
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    for (user, password) in &passwords {
+        cmd.env(crate::bus_access::password_var(user), password);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    *NATS_LIFELINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = child.stdin.take();
+    let url = wait_for_ports_file(&dir, &mut child);
+    TestNats { url, passwords }
+}
+
+fn nats_binary() -> PathBuf {
+    let configured = crate::config::string_or("NATS_SERVER", "");
+    if !configured.is_empty() {
+        return configured.into();
+    }
+    let on_path = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
+    if on_path { "nats-server".into() } else { "/usr/sbin/nats-server".into() }
+}
+
+/// (major, minor) from `nats-server --version`, e.g. "nats-server: v2.9.10".
+fn nats_version(binary: &Path) -> (u32, u32) {
+    let out = Command::new(binary).arg("--version").output().unwrap_or_else(|e| {
+        panic!("nats-server must be installed (NATS_SERVER, PATH or /usr/sbin): {}: {e}", binary.display())
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.trim().rsplit('v').next().unwrap_or_default();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// The client URL from the server's ports file, written once it listens.
+fn wait_for_ports_file(dir: &Path, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ports = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))
+            .and_then(|e| std::fs::read_to_string(e.path()).ok())
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        if let Some(url) = ports.as_ref().and_then(|p| p["nats"][0].as_str()) {
+            return url.to_owned();
+        }
+        let log = || std::fs::read_to_string(dir.join("nats.log")).unwrap_or_default();
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the test nats-server exited ({status}):\n{}", log());
+        }
+        assert!(Instant::now() < deadline, "the test nats-server did not start within 15 s:\n{}", log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 use sqlx::Connection as _;
 
 impl Drop for TestInfra {
@@ -95,7 +258,7 @@ impl Drop for TestInfra {
         let cleanup = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
-                if let Ok(client) = async_nats::connect(&nats.url).await {
+                if let Ok(client) = crate::events::connect_options(&nats).connect(&nats.url).await {
                     let _ = async_nats::jetstream::new(client).delete_stream(&nats.stream).await;
                 }
                 if let Ok(opts) = admin_url.parse::<sqlx::postgres::PgConnectOptions>()
@@ -111,6 +274,11 @@ impl Drop for TestInfra {
 }
 
 impl TestInfra {
+    /// A client as `ops`.
+    pub async fn connect(&self) -> async_nats::Client {
+        crate::events::connect_options(&self.nats).connect(&self.nats.url).await.expect("nats as ops")
+    }
+
     /// Publishes an event as an upstream service would (its id as the message id), so a consumer can be
     /// tested without that service running. Returns the envelope's event id.
     pub async fn publish(&self, case_id: uuid::Uuid, actor: &str, body: proto::events::v1::envelope::Body) -> String {
@@ -129,17 +297,26 @@ impl TestInfra {
     /// Publishes a given envelope (again, to test redelivery: JetStream's own de-duplication is bypassed by
     /// giving each publish a fresh message id, so the consumer's inbox is what must catch it).
     pub async fn publish_envelope(&self, envelope: &proto::events::v1::Envelope) {
+        self.publish_envelope_as(crate::bus_access::OPS_USER, envelope).await.expect("publish as ops");
+    }
+
+    /// Publishes an envelope on the bus as `user` (a service's name, or `ops`), as that service's relay would.
+    /// Err when the bus refuses it: a refused message is dropped without an answer, so the acknowledgement
+    /// is given up on after two seconds.
+    pub async fn publish_envelope_as(&self, user: &str, envelope: &proto::events::v1::Envelope) -> Result<(), String> {
         use prost::Message as _;
         let Some(body) = &envelope.body else { panic!("envelope without body") };
         let subject = format!("{}.{}", self.nats.prefix, crate::events::subject_for(body, &envelope.case_id));
-        let js = async_nats::jetstream::new(async_nats::connect(&self.nats.url).await.expect("nats"));
+        let cfg = self.nats_as(user);
+        let client = crate::events::connect_options(&cfg).connect(&cfg.url).await.map_err(|e| e.to_string())?;
+        let js = async_nats::jetstream::ContextBuilder::new()
+            .timeout(std::time::Duration::from_secs(2))
+            .ack_timeout(std::time::Duration::from_secs(2))
+            .build(client);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, uuid::Uuid::new_v4().to_string().as_str());
-        js.publish_with_headers(subject, headers, envelope.encode_to_vec().into())
-            .await
-            .expect("publish")
-            .await
-            .expect("publish ack");
+        let ack = js.publish_with_headers(subject, headers, envelope.encode_to_vec().into()).await;
+        ack.map_err(|e| e.to_string())?.await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Every envelope on this test's stream so far, in order (read with an ephemeral consumer).
@@ -147,7 +324,7 @@ impl TestInfra {
         use async_nats::jetstream::consumer::pull;
         use futures::StreamExt;
         use prost::Message as _;
-        let js = async_nats::jetstream::new(async_nats::connect(&self.nats.url).await.expect("nats"));
+        let js = async_nats::jetstream::new(self.connect().await);
         let Ok(stream) = js.get_stream(&self.nats.stream).await else { return vec![] };
         let consumer = stream
             .create_consumer(pull::Config {

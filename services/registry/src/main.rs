@@ -1,7 +1,8 @@
 //! `registry` serves the grid registry; `registry import FILE [--edition E] [--retire-missing]
 //! [--establish-centers]` imports a division table (CSV or gzip CSV) and prints progress; `registry keygen KID`
 //! prints a new Ed25519 signing key (64 hex digits, for SERVICE_KEY or AUTH_SIGNING_KEY) and its public JWK (for
-//! the JWKS every service trusts). A service's key must have the kid `service:<name>`.
+//! the JWKS every service trusts). A service's key must have the kid `service:<name>`. `registry events …` runs
+//! the operator's commands on the registry's consumer (kit::events::ops).
 
 use anyhow::Context;
 
@@ -20,6 +21,9 @@ async fn main() -> anyhow::Result<()> {
     let config = kit::Config::from_env(registry::NAME, registry::DEFAULT_PORT).context("configuration")?;
     if args.first().map(String::as_str) == Some("import") {
         return import(&config, &args[1..]).await;
+    }
+    if args.first().map(String::as_str) == Some("events") {
+        return kit::events::ops::cli(registry::NAME, &config, &args[1..]).await;
     }
     let app = registry::build(config, registry::Peers::default()).await?;
     tracing::info!(addr = %app.addr(), "registry listening");

@@ -194,6 +194,40 @@ async fn a_second_follow_up_after_a_reopen_credits_nothing_more() {
     s.stop().await;
 }
 
+/// The forged credit of issue 7: another service's user cannot publish a follow-up, so no credit; the same
+/// event from supervision's user (its real publisher) is credited, so the refusal is what made the difference.
+#[tokio::test]
+async fn a_follow_up_forged_with_another_service_s_credentials_credits_nothing() {
+    let mut s = boot().await;
+    let person = s.person(true).await;
+    let case_id = Uuid::new_v4();
+    let forged = Envelope {
+        event_id: Uuid::new_v4().to_string(),
+        case_id: case_id.to_string(),
+        occurred_at_ms: chrono::Utc::now().timestamp_millis(),
+        actor: "visitor-1".into(),
+        body: Some(Body::CaseFollowedUp(CaseFollowedUp {
+            round: 1,
+            satisfaction: "satisfied".into(),
+            resolver_id: person.clone(),
+            category_code: "0104".into(),
+            case_no: "532901-20250807-00043".into(),
+        })),
+    };
+    for user in ["intake", "routing", "registry", "subsidy"] {
+        let refused = s.infra.publish_envelope_as(user, &forged).await;
+        assert!(refused.is_err(), "{user}'s user published a case.followed_up");
+    }
+    s.drain().await;
+    assert_eq!(s.credits(case_id).await, (vec![], 0), "no credit from a forged follow-up");
+    assert!(s.decisions(case_id).await.is_empty(), "the forged follow-up never reached subsidy");
+
+    s.infra.publish_envelope_as("supervision", &forged).await.expect("supervision publishes follow-ups");
+    s.handled(&forged.event_id).await;
+    assert_eq!(s.credits(case_id).await.1, 30000, "the real publisher's follow-up is credited");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn an_unsatisfied_follow_up_credits_nothing() {
     let mut s = boot().await;

@@ -2,6 +2,7 @@
 //! their binaries start them, and the demo data seeded through their APIs. `cargo run -p suite` uses it for
 //! local work; the end-to-end tests use it on their own database and stream.
 
+pub mod bench;
 pub mod seed;
 
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +15,11 @@ use tokio::task::JoinHandle;
 #[derive(Debug, Clone)]
 pub struct SuiteConfig {
     pub database_url: String,
+    /// The bus; every service connects with these credentials unless `nats_passwords` has its own.
     pub nats: NatsConfig,
+    /// Each service's own password on the bus (user = the service's name), for a server running
+    /// deploy/nats/nats.conf; empty for the demo's open local server.
+    pub nats_passwords: std::collections::BTreeMap<String, String>,
     pub host: IpAddr,
     /// Base port: the gateway's gRPC is `base`, intake `base + 1` … subsidy `base + 5`; 0 picks free ports.
     pub base_port: u16,
@@ -50,7 +55,10 @@ impl SuiteConfig {
             grpc_addr,
             metrics_addr: kit::metrics::default_addr(grpc_addr),
             database: DbConfig { url: self.database_url.clone(), schema: name.to_owned(), max_connections: 5 },
-            nats: self.nats.clone(),
+            nats: match self.nats_passwords.get(name) {
+                Some(password) => self.nats.as_user(name, password),
+                None => self.nats.clone(),
+            },
             auth: self.keys.auth(name),
             pii_key: self.pii_key,
             pii_retired: vec![],

@@ -23,12 +23,14 @@ async fn run() -> anyhow::Result<()> {
     let nats_url = string_or("NATS_URL", "nats://127.0.0.1:4222");
     let cfg = suite::SuiteConfig {
         database_url: database_url.clone(),
-        nats: NatsConfig {
-            url: nats_url.clone(),
-            prefix: string_or("EVENT_PREFIX", "zongzhi"),
-            stream: string_or("EVENT_STREAM", "ZONGZHI"),
-            events: kit::events::Settings::from_env()?,
-        },
+        // The demo runs on the open local server (README: `nats-server -js`), anonymously.
+        nats: NatsConfig::local(
+            nats_url.clone(),
+            string_or("EVENT_PREFIX", "zongzhi"),
+            string_or("EVENT_STREAM", "ZONGZHI"),
+        )
+        .with_events(kit::events::Settings::from_env()?),
+        nats_passwords: Default::default(),
         host: parse_or("SUITE_HOST", IpAddr::from([127, 0, 0, 1]))?,
         base_port: parse_or("SUITE_BASE_PORT", 50060)?,
         http_port: parse_or("SUITE_HTTP_PORT", 8080)?,

@@ -31,6 +31,9 @@ struct Ctx<H> {
     pool: PgPool,
     bus: Bus,
     handler: H,
+    /// Batches in flight at once across the partitions: each holds a pooled connection, and the pool is the
+    /// service's, shared with its RPCs.
+    slots: tokio::sync::Semaphore,
 }
 
 /// Runs the service's consumers until shutdown: one per partition, each applying its partition's events in
@@ -49,7 +52,8 @@ pub async fn consume<H: Handler>(
         let _ = stream.delete_consumer(name).await;
         tracing::info!(consumer = name, "removed the pre-partition consumer");
     }
-    let ctx = Arc::new(Ctx { name: name.to_owned(), pool, bus, handler });
+    let slots = tokio::sync::Semaphore::new(bus.settings.consumer_connections.max(1));
+    let ctx = Arc::new(Ctx { name: name.to_owned(), pool, bus, handler, slots });
     let mut tasks = JoinSet::new();
     for part in 0..PARTITIONS {
         tasks.spawn(partition(ctx.clone(), part, shutdown.clone()));
@@ -65,6 +69,8 @@ enum Stop {
     /// Another replica holds the partition (or took it over).
     NotHeld,
     Failed(anyhow::Error),
+    /// A pull was cut short (the connection to NATS broke).
+    PullBroken(String),
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Stop {
@@ -86,6 +92,12 @@ async fn partition<H: Handler>(ctx: Arc<Ctx<H>>, part: u32, mut shutdown: Shutdo
                 tracing::warn!(consumer = %ctx.name, part, error = %e, "partition consumer failed; restarting");
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+            Err(Stop::PullBroken(e)) => {
+                // Messages delivered to a pull that broke come back after the ack wait; resuming sooner could
+                // apply a newer event of their case first.
+                tracing::warn!(consumer = %ctx.name, part, error = %e, "a pull broke; resuming after the ack wait");
+                backoff = lease::ACK_WAIT + Duration::from_secs(1);
+            }
         }
         tokio::select! {
             () = shutdown.wait() => return Ok(()),
@@ -96,10 +108,15 @@ async fn partition<H: Handler>(ctx: Arc<Ctx<H>>, part: u32, mut shutdown: Shutdo
 
 async fn run_partition<H: Handler>(ctx: &Ctx<H>, part: u32, holder: Uuid, shutdown: &mut Shutdown) -> Result<(), Stop> {
     let part_no = i32::try_from(part).unwrap_or(i32::MAX);
-    if !lease::acquire(&ctx.pool, &ctx.name, part_no, holder).await? {
+    let held = {
+        let _slot = ctx.slots.acquire().await?;
+        lease::acquire(&ctx.pool, &ctx.name, part_no, holder).await?
+    };
+    if !held {
         return Err(Stop::NotHeld);
     }
     let durable = format!("{}-{part:02}", ctx.name);
+    let metrics = crate::metrics::consumer(&ctx.name, format!("{part:02}"));
     let stream = ctx.bus.js.get_stream(&ctx.bus.stream).await?;
     let consumer: jetstream::consumer::Consumer<pull::Config> = stream
         .get_or_create_consumer(
@@ -123,6 +140,7 @@ async fn run_partition<H: Handler>(ctx: &Ctx<H>, part: u32, holder: Uuid, shutdo
             return Ok(());
         }
         if renewed.elapsed() >= lease::RENEW {
+            let _slot = ctx.slots.acquire().await?;
             if !lease::renew(&mut *ctx.pool.acquire().await?, &ctx.name, part_no, holder).await? {
                 return Err(Stop::NotHeld);
             }
@@ -131,40 +149,49 @@ async fn run_partition<H: Handler>(ctx: &Ctx<H>, part: u32, holder: Uuid, shutdo
         // What is there now, up to a batch; when nothing is, wait up to a second for the next message. Pulls
         // are never abandoned halfway (no prefetch, no cancelled wait), so nothing is ever delivered to this
         // replica that it does not hold in hand.
-        let mut batch = pull_now(&consumer).await?;
-        if batch.is_empty() {
-            batch = pull_one(&consumer).await?;
+        let (mut batch, mut broken) = pull_now(&consumer).await?;
+        if batch.is_empty() && broken.is_none() {
+            (batch, broken) = pull_one(&consumer).await?;
         }
         if !batch.is_empty() {
-            run_batch(ctx, part_no, holder, batch, shutdown).await?;
+            run_batch(ctx, part_no, holder, batch, shutdown, &metrics).await?;
             renewed = tokio::time::Instant::now();
+        }
+        if let Some(e) = broken {
+            // A pull cut short may have had messages delivered that never arrived; pulling again at once could
+            // take newer ones of the same case before those come back (see `partition`).
+            return Err(Stop::PullBroken(e));
         }
     }
 }
 
 type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
 
-async fn pull_now(consumer: &PullConsumer) -> Result<Vec<jetstream::Message>, Stop> {
+/// The messages a pull brought, and the error that cut it short, if any.
+type Pulled = (Vec<jetstream::Message>, Option<String>);
+
+async fn pull_now(consumer: &PullConsumer) -> Result<Pulled, Stop> {
     let stream = consumer.fetch().max_messages(BATCH).messages().await?;
-    collect(stream).await
+    Ok(collect(stream).await)
 }
 
-async fn pull_one(consumer: &PullConsumer) -> Result<Vec<jetstream::Message>, Stop> {
+async fn pull_one(consumer: &PullConsumer) -> Result<Pulled, Stop> {
     let stream = consumer.batch().max_messages(1).expires(Duration::from_secs(1)).messages().await?;
-    collect(stream).await
+    Ok(collect(stream).await)
 }
 
+/// Every message of a pull; the end of a pull (nothing there, or its wait expired) ends the stream cleanly.
 async fn collect(
     mut stream: impl futures::Stream<Item = Result<jetstream::Message, impl std::fmt::Display>> + Unpin,
-) -> Result<Vec<jetstream::Message>, Stop> {
+) -> Pulled {
     let mut out = Vec::new();
     while let Some(m) = stream.next().await {
         match m {
             Ok(m) => out.push(m),
-            Err(e) => tracing::debug!(error = %e, "pull status"),
+            Err(e) => return (out, Some(e.to_string())),
         }
     }
-    Ok(out)
+    (out, None)
 }
 
 /// One message and what it carries.
@@ -182,7 +209,13 @@ async fn run_batch<H: Handler>(
     holder: Uuid,
     batch: Vec<jetstream::Message>,
     shutdown: &Shutdown,
+    metrics: &crate::metrics::ConsumerMetrics,
 ) -> Result<(), Stop> {
+    if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
+        metrics.lag.set(info.pending as f64);
+    }
+    let redelivered = batch.iter().filter(|m| m.info().is_ok_and(|i| i.delivered > 1)).count();
+    metrics.redelivered.inc_by(redelivered as u64);
     let items: Vec<Item> = batch
         .into_iter()
         .map(|msg| {
@@ -193,8 +226,19 @@ async fn run_batch<H: Handler>(
         .collect();
     let mut backoff = Duration::from_millis(200);
     loop {
-        match apply_batch(ctx, part, holder, &items).await {
-            Ok(applied) => {
+        let started = std::time::Instant::now();
+        let slot = ctx.slots.acquire().await?;
+        let outcome = apply_batch(ctx, part, holder, &items).await;
+        drop(slot);
+        match outcome {
+            Ok(Tally { applied, skipped, parked, dead }) => {
+                metrics.handled.inc_by(applied as u64);
+                metrics.skipped.inc_by(skipped as u64);
+                metrics.failed.inc_by(parked as u64);
+                metrics.dead_lettered.inc_by(dead as u64);
+                if !items.is_empty() {
+                    metrics.handling.observe(started.elapsed().as_secs_f64() / items.len() as f64);
+                }
                 for it in &items {
                     if let Err(e) = it.msg.ack().await {
                         tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
@@ -205,7 +249,7 @@ async fn run_batch<H: Handler>(
                 }
                 return Ok(());
             }
-            Err(Stop::NotHeld) => return Err(Stop::NotHeld),
+            Err(stop @ (Stop::NotHeld | Stop::PullBroken(_))) => return Err(stop),
             Err(Stop::Failed(e)) => {
                 tracing::warn!(consumer = %ctx.name, part, error = %e, "batch failed; retrying it");
                 if shutdown.is_down() {
@@ -223,8 +267,18 @@ async fn run_batch<H: Handler>(
     }
 }
 
-/// The batch in one transaction; returns how many events took effect.
-async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &[Item]) -> Result<usize, Stop> {
+/// What a batch did: events applied, skipped (seen before, or waiting behind their case), parked after
+/// failing, and dead at once.
+#[derive(Default)]
+struct Tally {
+    applied: usize,
+    skipped: usize,
+    parked: usize,
+    dead: usize,
+}
+
+/// The batch in one transaction.
+async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &[Item]) -> Result<Tally, Stop> {
     // Remote work first, outside the transaction.
     let mut prepared = Vec::with_capacity(items.len());
     for it in items {
@@ -247,23 +301,26 @@ async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &
             .await?
             .into_iter()
             .collect();
-    let mut applied = 0;
+    let mut tally = Tally::default();
     for (it, prep) in items.iter().zip(prepared) {
         let Some(env) = &it.envelope else {
             // Never readable, so never retried: a dead letter at once, kept with the raw bytes.
             let id = format!("seq:{}", it.seq);
             if fresh.contains(&id) {
                 park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&id, ""), Parking::Dead, "undecodable event").await?;
+                tally.dead += 1;
             }
             continue;
         };
         if !fresh.contains(&env.event_id) {
+            tally.skipped += 1;
             continue;
         }
         if parked.contains(&env.case_id) {
             let why = "waits behind an earlier event of its case";
             park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&env.event_id, &env.case_id), Parking::Behind, why)
                 .await?;
+            tally.skipped += 1;
             continue;
         }
         let span = event_span(&ctx.name, &it.msg);
@@ -282,18 +339,19 @@ async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &
             None => continue,
         };
         match outcome {
-            Ok(()) => applied += 1,
+            Ok(()) => tally.applied += 1,
             Err(e) => {
                 tracing::warn!(consumer = %ctx.name, event_id = %env.event_id, error = %e, "event failed; parked for a retry");
                 let why = format!("{e:#}");
                 park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&env.event_id, &env.case_id), Parking::Failed, &why)
                     .await?;
                 parked.insert(env.case_id.clone());
+                tally.parked += 1;
             }
         }
     }
     tx.commit().await?;
-    Ok(applied)
+    Ok(tally)
 }
 
 /// Records the batch in the inbox in one statement and returns the ids that were new.
@@ -489,6 +547,9 @@ async fn apply_parked_case<H: Handler>(ctx: &Ctx<H>, case_id: &str) -> anyhow::R
                 .execute(&ctx.pool)
                 .await?;
                 if dead {
+                    crate::metrics::consumer(&ctx.name, format!("{:02}", super::partition_of(case_id)))
+                        .dead_lettered
+                        .inc();
                     tracing::error!(consumer = %ctx.name, event_id = %first.event_id, attempts, error = %e,
                         "event is a dead letter; its case waits for an operator");
                 } else {

@@ -236,7 +236,8 @@ const USAGE: &str = "usage: <service> events status
        <service> events retry EVENT_ID | --all
        <service> events discard EVENT_ID
        <service> events replay --case CASE_ID | --from RFC3339 --to RFC3339 [--no-wait]
-       <service> events prune";
+       <service> events prune
+       <service> events setup   (as NATS_USER=ops: apply the stream limits in code)";
 
 /// `<service> events …`: the operator's commands, run with the service's own configuration (its schema, its
 /// bus credentials). Changes are recorded in the service's audit trail as actor `ops:<OPERATOR or USER>`.
@@ -309,6 +310,12 @@ pub async fn cli(service: &'static str, config: &crate::Config, args: &[String])
             Ok(())
         }
         Some("replay") => replay_cli(&pool, &bus, service, &args[1..], record).await,
+        Some("setup") => {
+            bus.apply_stream_config(&config.nats).await?;
+            record("setup", bus.stream_name().to_owned(), "ok".into()).await?;
+            println!("stream {} has the configured limits", bus.stream_name());
+            Ok(())
+        }
         Some("prune") => {
             let (outbox, inbox) = super::prune(&pool, bus.settings()).await?;
             println!("pruned {outbox} outbox rows and {inbox} inbox rows");

@@ -170,12 +170,11 @@ async fn main() -> anyhow::Result<()> {
             schema: "registry".into(),
             max_connections: 10,
         },
-        nats: kit::config::NatsConfig {
-            url: kit::config::string_or("NATS_URL", "nats://127.0.0.1:4222"),
-            prefix: format!("zz_geo_bench_{}", std::process::id()),
-            stream: format!("ZZ_GEO_BENCH_{}", std::process::id()),
-            events: Default::default(),
-        },
+        nats: kit::config::NatsConfig::local(
+            kit::config::string_or("NATS_URL", "nats://127.0.0.1:4222"),
+            format!("zz_geo_bench_{}", std::process::id()),
+            format!("ZZ_GEO_BENCH_{}", std::process::id()),
+        ),
         auth: keys.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
         pii_retired: vec![],

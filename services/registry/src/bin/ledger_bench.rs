@@ -40,12 +40,7 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database: kit::config::DbConfig { url, schema: "registry".into(), max_connections: 4 },
-        nats: kit::config::NatsConfig {
-            url: String::new(),
-            prefix: String::new(),
-            stream: String::new(),
-            events: Default::default(),
-        },
+        nats: kit::config::NatsConfig::local("", "", ""),
         auth: keys()?.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
         pii_retired: vec![],

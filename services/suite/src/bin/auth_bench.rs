@@ -32,12 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let nats_url = kit::config::string_or("TEST_NATS_URL", "nats://127.0.0.1:4222");
     let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let db = format!("zz_bench_{tag}");
-    let nats = kit::config::NatsConfig {
-        url: nats_url,
-        prefix: format!("zzb_{tag}"),
-        stream: format!("ZZB_{tag}"),
-        events: Default::default(),
-    };
+    let nats = kit::config::NatsConfig::local(nats_url, format!("zzb_{tag}"), format!("ZZB_{tag}"));
     let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await?;
     let result = through_gateway(&admin_url, &db, &nats, &keys, Duration::from_secs(seconds)).await;
@@ -119,6 +114,8 @@ async fn through_gateway(
     let cfg = SuiteConfig {
         database_url,
         nats: nats.clone(),
+        // The bench runs on the open local server, like the demo.
+        nats_passwords: Default::default(),
         host: [127, 0, 0, 1].into(),
         base_port: 0,
         http_port: 0,

@@ -1,0 +1,246 @@
+//! `cargo run --release -p suite --bin loop_bench [HOLD_SECONDS] [RATE ...]`: how fast the event backbone
+//! carries the loop, on a scratch database and stream it removes afterwards.
+//!
+//! 1. Events handled per second by one consumer (a one-row insert per event, so the figure is the backbone's
+//!    own cost): every event in one partition, then spread over all partitions.
+//! 2. The full loop through the gateway: registrations offered at each RATE per second (default 100 200 300
+//!    400 500 600 800) for HOLD_SECONDS (default 60) each, stopping at the first rate not kept; for each, the
+//!    lag from registration to `dispatched` in intake's case file (p50, p99) once every case got there. A
+//!    rate is kept when the offered rate was achieved (95 %), every case reached `dispatched`, and lag p99 is
+//!    at most 1 s. Then the lag at half the highest kept rate.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kit::auth::{KeySet, Role};
+use kit::events::{Bus, Handler};
+use prost::Message as _;
+use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseAccepted, Envelope};
+use sqlx::{PgConnection, PgPool};
+use suite::bench::{Desk, Scratch, desks, percentile, registration};
+
+const EVENTS: usize = 20_000;
+const CLIENTS: usize = 64;
+const IN_FLIGHT: usize = 512;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let hold: u64 = args.next().map_or(Ok(60), |a| a.parse())?;
+    let mut rates: Vec<usize> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
+    if rates.is_empty() {
+        rates = vec![100, 200, 300, 400, 500, 600, 800];
+    }
+    println!(
+        "$ cargo run --release -p suite --bin loop_bench {hold} {}",
+        rates.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+    );
+    let one = consumer_rate(false).await?;
+    let all = consumer_rate(true).await?;
+    println!(
+        "consumer, {EVENTS} events: one partition {one:.0} events/s; all {} partitions {all:.0} events/s ({:.1}x)",
+        kit::events::PARTITIONS,
+        all / one
+    );
+
+    let scratch = Scratch::create("loop_bench").await?;
+    let result = full_loop(&scratch, Duration::from_secs(hold), &rates).await;
+    scratch.drop_all().await?;
+    result
+}
+
+/// A consumer whose handler inserts one row per event.
+struct Insert;
+
+impl Handler for Insert {
+    type Prepared = ();
+
+    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn handle(&self, conn: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO applied (case_id) VALUES ($1)").bind(&event.case_id).execute(conn).await?;
+        Ok(())
+    }
+}
+
+/// Events per second one consumer applies from a stream filled beforehand.
+async fn consumer_rate(spread: bool) -> anyhow::Result<f64> {
+    let scratch = Scratch::create("consumer_bench").await?;
+    let result = async {
+        let pool = kit::db::connect_and_migrate(
+            &kit::config::DbConfig { url: scratch.database_url.clone(), schema: "bench".into(), max_connections: 10 },
+            &sqlx::migrate::Migrator::DEFAULT,
+        )
+        .await?;
+        sqlx::query("CREATE TABLE applied (id BIGSERIAL PRIMARY KEY, case_id TEXT NOT NULL)").execute(&pool).await?;
+        let bus = Bus::connect(&scratch.nats).await?;
+        // 1,000 cases, all in partition 0 or anywhere.
+        let cases: Vec<String> = std::iter::repeat_with(|| uuid::Uuid::new_v4().to_string())
+            .filter(|c| spread || kit::events::partition_of(c) == 0)
+            .take(1000)
+            .collect();
+        let mut acks = Vec::with_capacity(EVENTS);
+        for i in 0..EVENTS {
+            let case_id = &cases[i % cases.len()];
+            let body = Body::CaseAccepted(CaseAccepted { task_id: i.to_string(), handler_id: "bench".into() });
+            let subject = bus.subject(&kit::events::subject_for(&body, case_id));
+            let envelope = Envelope {
+                event_id: uuid::Uuid::new_v4().to_string(),
+                case_id: case_id.clone(),
+                occurred_at_ms: 0,
+                actor: "bench".into(),
+                body: Some(body),
+            };
+            acks.push(bus.jetstream().publish(subject, envelope.encode_to_vec().into()).await?);
+        }
+        for ack in acks {
+            ack.await?;
+        }
+        let (stop, shutdown) = kit::shutdown::channel();
+        let started = Instant::now();
+        let task = tokio::spawn(kit::events::consume("bench", pool.clone(), bus.clone(), Insert, shutdown));
+        loop {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM applied").fetch_one(&pool).await?;
+            if n as usize >= EVENTS {
+                break;
+            }
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "only {n} of {EVENTS} applied in 300 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+        stop.fire();
+        task.await??;
+        anyhow::Ok(rate)
+    }
+    .await;
+    scratch.drop_all().await?;
+    result
+}
+
+async fn full_loop(scratch: &Scratch, hold: Duration, rates: &[usize]) -> anyhow::Result<()> {
+    let keys = KeySet::generate("bench-issuer", "zongzhi", "zongzhi")?;
+    let (suite, _) = scratch.suite(&keys).await?;
+    let result = async {
+        let clerks = desks(suite.gateway_grpc, &keys, Role::IntakeClerk, CLIENTS).await?;
+        let intake = scratch.pool("intake", 4).await?;
+        println!(
+            "{:>6} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8}",
+            "offer/s", "achieved", "errors", "dispatched", "lag p50", "lag p99", "kept"
+        );
+        let mut best = None;
+        for &rate in rates {
+            let r = run_at(&clerks, &intake, rate, hold).await?;
+            r.print(rate);
+            if !r.kept(rate) {
+                break;
+            }
+            best = Some(rate);
+        }
+        match best {
+            Some(best) => {
+                println!("highest rate kept for {} s: {best} registrations/s", hold.as_secs());
+                let half = (best / 2).max(1);
+                let r = run_at(&clerks, &intake, half, hold).await?;
+                r.print(half);
+                println!("at half that rate ({half}/s): lag p50 {:.3} s, p99 {:.3} s", r.p50, r.p99);
+            }
+            None => println!("no rate was kept"),
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    suite.stop().await?;
+    result
+}
+
+struct RunResult {
+    achieved: f64,
+    errors: usize,
+    registered: usize,
+    dispatched: usize,
+    p50: f64,
+    p99: f64,
+}
+
+impl RunResult {
+    fn kept(&self, rate: usize) -> bool {
+        self.achieved >= 0.95 * rate as f64 && self.dispatched == self.registered && self.p99 <= 1.0 && self.errors == 0
+    }
+
+    fn print(&self, rate: usize) {
+        println!(
+            "{rate:>6} {:>9.0} {:>7} {:>5}/{:<5} {:>7.3}s {:>7.3}s {:>8}",
+            self.achieved,
+            self.errors,
+            self.dispatched,
+            self.registered,
+            self.p50,
+            self.p99,
+            if self.kept(rate) { "yes" } else { "no" }
+        );
+    }
+}
+
+/// Offers `rate` registrations a second for `hold` (open loop: a registration starts on every tick whether or
+/// not earlier ones finished, up to IN_FLIGHT at once), then waits up to 60 s for every case to be dispatched.
+async fn run_at(clerks: &[Desk], intake: &PgPool, rate: usize, hold: Duration) -> anyhow::Result<RunResult> {
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, Ordering::SeqCst);
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let total = (rate as f64 * hold.as_secs_f64()) as usize;
+    for n in 0..total {
+        tick.tick().await;
+        let slot = slots.clone().acquire_owned().await?;
+        let mut desk = clerks[n % clerks.len()].clone();
+        let errors = errors.clone();
+        tasks.spawn(async move {
+            let _slot = slot;
+            match desk.register_case(registration(&format!("loop-{run}-{n}"))).await {
+                Ok(r) => r.into_inner().case.map(|c| c.id),
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        });
+    }
+    let mut ids = Vec::with_capacity(total);
+    while let Some(done) = tasks.join_next().await {
+        ids.extend(done?);
+    }
+    let achieved = ids.len() as f64 / started.elapsed().as_secs_f64();
+    let ids: Vec<uuid::Uuid> = ids.iter().filter_map(|i| i.parse().ok()).collect();
+    let waited = Instant::now();
+    let lags = loop {
+        let lags: Vec<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM t.recorded_at - c.registered_at)::float8 FROM cases c \
+             JOIN timeline t ON t.case_id = c.id AND t.action = 'dispatched' WHERE c.id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(intake)
+        .await?;
+        if lags.len() >= ids.len() || waited.elapsed() > Duration::from_secs(60) {
+            break lags;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut sorted = lags.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(RunResult {
+        achieved,
+        errors: errors.load(Ordering::Relaxed),
+        registered: ids.len(),
+        dispatched: lags.len(),
+        p50: percentile(&sorted, 50),
+        p99: percentile(&sorted, 99),
+    })
+}
