@@ -50,8 +50,8 @@ impl TestInfra {
             .with_events(crate::events::Settings {
                 max_attempts: 6,
                 retry_base: std::time::Duration::from_millis(200),
-                // Many suites run side by side in one test process; each consumer keeps to two connections.
-                consumer_connections: 2,
+                // Many suites run side by side in one test process; each consumer keeps to one connection.
+                consumer_connections: 1,
                 ..Default::default()
             });
         Self { admin_url, db_name, db_url, nats }
