@@ -306,13 +306,13 @@ async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &
         let Some(env) = &it.envelope else {
             // Never readable, so never retried: a dead letter at once, kept with the raw bytes.
             let id = format!("seq:{}", it.seq);
-            if fresh.contains(&id) {
+            if fresh.remove(&id) {
                 park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&id, ""), Parking::Dead, "undecodable event").await?;
                 tally.dead += 1;
             }
             continue;
         };
-        if !fresh.contains(&env.event_id) {
+        if !fresh.remove(&env.event_id) {
             tally.skipped += 1;
             continue;
         }
