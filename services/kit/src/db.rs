@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use sqlx::migrate::{Migration, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection as _, PgPool};
 
 use crate::config::DbConfig;
 
@@ -14,6 +14,11 @@ static EVENT_TABLES: Migrator = sqlx::migrate!("./migrations");
 /// Connects with the service's schema first on the search path, creates the schema if needed and runs the
 /// event-table and service migrations. sqlx takes an advisory lock while migrating, so replicas starting
 /// together are safe.
+///
+/// Pooled connections carry the statement and idle-in-transaction timeouts, and the pool refuses after the
+/// acquire timeout (answered UNAVAILABLE, see [`crate::grpc::database`]). Migrations run on a connection of
+/// their own without the timeouts: waiting for another replica's migration, or building an index, may
+/// rightly take longer than any call should.
 pub async fn connect_and_migrate(cfg: &DbConfig, service: &Migrator) -> anyhow::Result<PgPool> {
     let schema = &cfg.schema;
     if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
@@ -25,14 +30,20 @@ pub async fn connect_and_migrate(cfg: &DbConfig, service: &Migrator) -> anyhow::
         .map_err(|e| anyhow::anyhow!("DATABASE_URL does not parse: {e}"))?
         .options([("search_path", schema.as_str())])
         .log_statements(tracing::log::LevelFilter::Trace);
+    let cannot = |e: sqlx::Error| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", redact(&cfg.url));
+    let mut migrating = options.connect().await.map_err(cannot)?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&mut migrating).await?;
+    migrator(service).run(&mut migrating).await?;
+    migrating.close().await?;
     let pool = PgPoolOptions::new()
         .max_connections(cfg.max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect_with(options)
+        .acquire_timeout(cfg.acquire_timeout)
+        .connect_with(options.options([
+            ("statement_timeout", cfg.statement_timeout.as_millis()),
+            ("idle_in_transaction_session_timeout", cfg.idle_in_transaction_timeout.as_millis()),
+        ]))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", redact(&cfg.url)))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&pool).await?;
-    migrator(service).run(&pool).await?;
+        .map_err(cannot)?;
     Ok(pool)
 }
 
@@ -50,6 +61,22 @@ pub fn redact(url: &str) -> String {
             format!("{}://{}@{}", &url[..s], user, &url[at + 1..])
         }
         _ => url.to_owned(),
+    }
+}
+
+/// True when the error says the database cannot serve the call now but may on a retry: the pool had no
+/// connection within its acquire timeout or is closed (shutting down), the connection broke, the statement
+/// was cancelled by `statement_timeout`, or the server is shutting down or out of connections. Anything else
+/// is a fault of the call or of the code.
+pub fn retryable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        // 57014 query_canceled (statement_timeout), 57P01–57P03 admin/crash shutdown and cannot connect now,
+        // 53300 too_many_connections, 25P03 idle_in_transaction_session_timeout.
+        _ => err
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| matches!(code.as_ref(), "57014" | "57P01" | "57P02" | "57P03" | "53300" | "25P03")),
     }
 }
 

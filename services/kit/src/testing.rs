@@ -43,7 +43,7 @@ impl TestInfra {
     }
 
     pub fn db(&self, schema: &str) -> DbConfig {
-        DbConfig { url: self.db_url.clone(), schema: schema.to_owned(), max_connections: 5 }
+        DbConfig::new(self.db_url.clone(), schema, 5)
     }
 
     /// A service configuration on this infrastructure, listening on a free loopback port.

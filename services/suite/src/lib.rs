@@ -3,6 +3,7 @@
 //! local work; the end-to-end tests use it on their own database and stream.
 
 pub mod seed;
+pub mod storm;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -45,7 +46,7 @@ impl SuiteConfig {
         Config {
             service: name,
             grpc_addr: SocketAddr::new(self.host, port),
-            database: DbConfig { url: self.database_url.clone(), schema: name.to_owned(), max_connections: 5 },
+            database: DbConfig::new(self.database_url.clone(), name, 5),
             nats: self.nats.clone(),
             auth: self.keys.auth(name),
             pii_key: self.pii_key,

@@ -38,7 +38,7 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
     let config = kit::Config {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        database: kit::config::DbConfig { url, schema: "registry".into(), max_connections: 4 },
+        database: kit::config::DbConfig::new(url, "registry", 4),
         nats: kit::config::NatsConfig { url: String::new(), prefix: String::new(), stream: String::new() },
         auth: keys()?.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
