@@ -22,7 +22,8 @@ use crate::desk::DeskService;
 
 type Desk_ = State<Arc<DeskService>>;
 
-pub fn router(desk: DeskService) -> Router {
+/// Every route but `/healthz` counts against `limit`.
+pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
     Router::new()
         .route("/v1/auth/sign-in", post(sign_in))
         .route("/v1/auth/refresh", post(refresh))
@@ -57,9 +58,10 @@ pub fn router(desk: DeskService) -> Router {
         .route("/v1/directives/{id}/recipients", get(list_directive_recipients))
         .route("/v1/directives/{id}/acknowledge", post(acknowledge_directive))
         .route("/v1/directives/{id}/answer", post(answer_directive))
-        .route("/healthz", get(|| async { "ok" }))
         .merge(admin::routes())
         .merge(queues::routes())
+        .layer(axum::middleware::from_fn_with_state(limit, crate::limit::http))
+        .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(desk))
 }
 

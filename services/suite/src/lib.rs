@@ -123,6 +123,7 @@ impl Suite {
                 subsidy: url(subsidy),
             },
             auth: cfg.keys.auth(gateway::NAME),
+            max_in_flight: gateway::DEFAULT_MAX_IN_FLIGHT,
         })
         .await?;
         let gateway_http = gw.http_addr;
