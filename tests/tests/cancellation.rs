@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prost::Message as _;
+use proto::events::v1::envelope::Body;
 use proto::intake::v1::{PartyInput, RegisterCaseRequest};
 use tests::World;
 
@@ -90,12 +91,14 @@ async fn whole_cases(world: &World) -> usize {
     let mut tx = intake.begin().await.unwrap();
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await.unwrap();
     let ids: Vec<sqlx::types::Uuid> = sqlx::query_scalar("SELECT id FROM cases").fetch_all(&mut *tx).await.unwrap();
-    let payloads: Vec<Vec<u8>> = sqlx::query_scalar("SELECT payload FROM outbox WHERE subject LIKE '%case.registered'")
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap();
-    let events: Vec<String> =
-        payloads.iter().map(|p| proto::events::v1::Envelope::decode(p.as_slice()).unwrap().case_id).collect();
+    // Told apart by the envelope's body, not by subject, which may carry more than the kind.
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar("SELECT payload FROM outbox").fetch_all(&mut *tx).await.unwrap();
+    let events: Vec<String> = payloads
+        .iter()
+        .map(|p| proto::events::v1::Envelope::decode(p.as_slice()).unwrap())
+        .filter(|e| matches!(e.body, Some(Body::CaseRegistered(_))))
+        .map(|e| e.case_id)
+        .collect();
     for id in &ids {
         let (parties, steps): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM case_parties WHERE case_id = $1), \

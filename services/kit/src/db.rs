@@ -89,3 +89,22 @@ pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    #[test]
+    fn an_exhausted_pool_is_unavailable_and_a_fault_is_internal() {
+        let status = |e: anyhow::Error| crate::grpc::failure("test", &e).code();
+        assert_eq!(status(sqlx::Error::PoolTimedOut.into()), Code::Unavailable);
+        assert_eq!(status(sqlx::Error::PoolClosed.into()), Code::Unavailable);
+        // Found however deep in the chain a service's context put it.
+        assert_eq!(
+            status(anyhow::Error::from(sqlx::Error::PoolTimedOut).context("reading the case")),
+            Code::Unavailable
+        );
+        assert_eq!(status(sqlx::Error::RowNotFound.into()), Code::Internal);
+        assert_eq!(status(anyhow::anyhow!("a bug")), Code::Internal);
+    }
+}
