@@ -56,8 +56,8 @@ async fn a_same_key_storm_makes_one_case_and_answers_every_call() {
     let intake = world.infra.pool("intake").await;
     let cases: i64 = sqlx::query_scalar("SELECT count(*) FROM cases").fetch_one(&intake).await.unwrap();
     assert_eq!(cases, 1, "one case in the database");
-    // Each call takes a connection or two for well under a millisecond; none should wait anywhere near the
-    // acquire timeout.
-    assert!(storm.slowest < std::time::Duration::from_secs(5), "{storm}");
+    // No call stalls the way a deadlocked pool did (ten seconds, then INTERNAL); the margin is for a loaded
+    // debug build, where 200 calls take two or three seconds of CPU between them.
+    assert!(storm.slowest < std::time::Duration::from_secs(8), "{storm}");
     world.stop().await;
 }
