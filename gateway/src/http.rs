@@ -2,6 +2,7 @@
 //! identically. A gRPC status becomes an HTTP status with a JSON body naming the code and any bad fields.
 
 mod admin;
+mod observe;
 mod queues;
 
 use std::sync::Arc;
@@ -62,6 +63,9 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .merge(queues::routes())
         .layer(axum::middleware::from_fn_with_state(limit, crate::limit::http))
         .route("/healthz", get(|| async { "ok" }))
+        // Last, so it wraps every route above (a layer applies to the routes present when it is added), the
+        // calls the limit sheds included.
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(Arc::new(desk))
 }
 
@@ -169,34 +173,11 @@ pub fn error_response(status: &Status) -> Response {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let body = ErrorBody {
-        code: code_name(status.code()).to_owned(),
+        code: kit::grpc::code_name(status.code()).to_owned(),
         message: status.message().to_owned(),
         fields: kit::grpc::violated_fields(status),
     };
     (http, Json(body)).into_response()
-}
-
-/// The canonical name of a gRPC code, as the gRPC spec and google.rpc.Code spell it (`INVALID_ARGUMENT`).
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 async fn sign_in(State(d): Desk_, c: Caller, Body(b): Body<registry::SignInRequest>) -> Response {

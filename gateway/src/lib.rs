@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 pub struct Config {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where GET /metrics is served (METRICS_ADDR; by default the gRPC port plus 1000).
+    pub metrics_addr: SocketAddr,
     pub backends: Backends,
     pub auth: kit::auth::AuthConfig,
     /// The most calls in flight across both faces before more are shed (see [`limit`]).
@@ -37,11 +39,13 @@ pub struct Backends {
 }
 
 impl Config {
-    /// GRPC_ADDR (default 0.0.0.0:50060), HTTP_ADDR (0.0.0.0:8080), INTAKE_URL, ROUTING_URL, REGISTRY_URL,
+    /// GRPC_ADDR (default 0.0.0.0:50060), HTTP_ADDR (0.0.0.0:8080), METRICS_ADDR (0.0.0.0:51060), INTAKE_URL, ROUTING_URL, REGISTRY_URL,
     /// SUPERVISION_URL, SUBSIDY_URL, GATEWAY_MAX_INFLIGHT (256), and the trust settings of [`kit::auth::AuthConfig::from_env`].
     pub fn from_env() -> anyhow::Result<Self> {
+        let grpc_addr = parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], ports::GATEWAY)))?;
         Ok(Self {
-            grpc_addr: parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], ports::GATEWAY)))?,
+            grpc_addr,
+            metrics_addr: parse_or("METRICS_ADDR", kit::metrics::default_addr(grpc_addr))?,
             http_addr: parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
             backends: Backends {
                 intake: peer_url("INTAKE_URL", ports::INTAKE),
@@ -69,6 +73,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let http = kit::grpc::bind(config.http_addr).await?;
     let http_addr = http.local_addr()?;
     let mut app = Running::new(NAME, grpc.local_addr()?);
+    app.serve_metrics(kit::grpc::bind(config.metrics_addr).await?)?;
     app.spawn("jwks", verifier.clone().follow(app.shutdown()));
     let limit = limit::InFlight::new(config.max_in_flight);
     // The limit wraps the Desk's routes only: health and reflection, added by the scaffold, are never shed.

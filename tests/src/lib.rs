@@ -95,10 +95,23 @@ impl World {
         path: &str,
         payload: &str,
     ) -> (u16, serde_json::Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        self.http_with(&headers, method, path, payload).await
+    }
+
+    /// One HTTP/1.1 request with exactly `headers` (besides Host, Content-Type and Content-Length).
+    pub async fn http_with(
+        &self,
+        headers: &[(&str, &str)],
+        method: &str,
+        path: &str,
+        payload: &str,
+    ) -> (u16, serde_json::Value) {
         let mut stream = tokio::net::TcpStream::connect(self.suite.gateway_http).await.unwrap();
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: gateway\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+            "{method} {path} HTTP/1.1\r\nHost: gateway\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
             payload.len()
         );
         stream.write_all(request.as_bytes()).await.unwrap();

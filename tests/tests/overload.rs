@@ -63,6 +63,7 @@ async fn an_overloaded_gateway_sheds_calls_at_once_and_recovers() {
     let url = |addr| format!("http://{addr}");
     let gw = gateway::build(gateway::Config {
         grpc_addr: ([127, 0, 0, 1], 0).into(),
+        metrics_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),
         backends: gateway::Backends {
             intake: hole.url.clone(),

@@ -228,8 +228,21 @@ pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Resul
 }
 
 /// The case's state, locked for the rest of the transaction so concurrent events apply one after another.
-pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("SELECT state FROM cases WHERE id = $1 FOR UPDATE").bind(case_id).fetch_optional(conn).await
+/// The case's state and current task, locked for the consumer's transaction.
+pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as("SELECT state, current_task_id FROM cases WHERE id = $1 FOR UPDATE")
+        .bind(case_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Whether the case file already shows the event (a replay, or the same event under a second delivery).
+pub async fn has_step(conn: &mut PgConnection, case_id: Uuid, event_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM timeline WHERE case_id = $1 AND event_id = $2)")
+        .bind(case_id)
+        .bind(event_id)
+        .fetch_one(conn)
+        .await
 }
 
 pub async fn set_state(

@@ -12,9 +12,12 @@ use crate::shutdown::{self, Shutdown, Trigger};
 pub struct Running {
     name: &'static str,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     trigger: Arc<Trigger>,
     shutdown: Shutdown,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+    /// Kept alive while the service runs and dropped when it stops (metrics collectors unregister then).
+    held: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 /// Stops a running service from elsewhere (tests, the suite).
@@ -30,7 +33,33 @@ impl StopHandle {
 impl Running {
     pub fn new(name: &'static str, addr: SocketAddr) -> Self {
         let (trigger, shutdown) = shutdown::channel();
-        Self { name, addr, trigger: Arc::new(trigger), shutdown, tasks: JoinSet::new() }
+        Self {
+            name,
+            addr,
+            metrics_addr: None,
+            trigger: Arc::new(trigger),
+            shutdown,
+            tasks: JoinSet::new(),
+            held: Vec::new(),
+        }
+    }
+
+    /// Serves GET /metrics on `listener` for as long as the service runs.
+    pub fn serve_metrics(&mut self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+        self.metrics_addr = Some(listener.local_addr()?);
+        let shutdown = self.shutdown();
+        self.spawn("metrics", crate::metrics::serve(listener, shutdown));
+        Ok(())
+    }
+
+    /// Where GET /metrics answers, once [`Running::serve_metrics`] has started it.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Keeps `thing` (a metrics collector) until the service stops.
+    pub fn hold(&mut self, thing: impl std::any::Any + Send) {
+        self.held.push(Box::new(thing));
     }
 
     /// The token a task watches to know when to finish.
@@ -113,6 +142,8 @@ impl Foundation {
         let bus = crate::events::Bus::connect(&config.nats).await?;
         let listener = crate::grpc::bind(config.grpc_addr).await?;
         let mut app = Running::new(name, listener.local_addr()?);
+        app.serve_metrics(crate::grpc::bind(config.metrics_addr).await?)?;
+        app.hold(crate::metrics::service_collector(name, pool.clone()));
         let (audit, writer) = crate::audit::AuditLog::start(pool.clone(), config.audit_key.clone(), app.shutdown());
         app.spawn("audit", writer);
         app.spawn("jwks", verifier.clone().follow(app.shutdown()));

@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct Config {
     pub service: &'static str,
     pub grpc_addr: SocketAddr,
+    /// Where GET /metrics is served (METRICS_ADDR; by default the gRPC port plus 1000).
+    pub metrics_addr: SocketAddr,
     pub database: DbConfig,
     pub nats: NatsConfig,
     pub auth: crate::auth::AuthConfig,
@@ -87,6 +89,8 @@ pub struct NatsConfig {
     /// Every subject starts with this prefix; tests use their own to stay apart.
     pub prefix: String,
     pub stream: String,
+    /// Retries and retention of the event backbone.
+    pub events: crate::events::Settings,
 }
 
 /// A variable that is missing or does not parse, named so the operator knows what to fix.
@@ -98,17 +102,20 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads the common settings: GRPC_ADDR, the database's ([`DbConfig::from_env`]),
+    /// Reads the common settings: GRPC_ADDR, METRICS_ADDR, the database's ([`DbConfig::from_env`]),
     /// NATS_URL, EVENT_PREFIX, EVENT_STREAM, PII_KEY, PII_RETIRED_KEYS, AUDIT_KEY, and the trust settings of [`crate::auth::AuthConfig::from_env`].
     pub fn from_env(service: &'static str, default_port: u16) -> anyhow::Result<Self> {
+        let grpc_addr = parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)))?;
         Ok(Self {
             service,
-            grpc_addr: parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)))?,
+            grpc_addr,
+            metrics_addr: parse_or("METRICS_ADDR", crate::metrics::default_addr(grpc_addr))?,
             database: DbConfig::from_env(service)?,
             nats: NatsConfig {
                 url: string_or("NATS_URL", "nats://127.0.0.1:4222"),
                 prefix: string_or("EVENT_PREFIX", "zongzhi"),
                 stream: string_or("EVENT_STREAM", "ZONGZHI"),
+                events: crate::events::Settings::from_env()?,
             },
             auth: crate::auth::AuthConfig::from_env()?,
             pii_key: crate::pii::Sealer::key_from_env()?,

@@ -15,36 +15,50 @@ static EVENT_TABLES: Migrator = sqlx::migrate!("./migrations");
 /// event-table and service migrations. sqlx takes an advisory lock while migrating, so replicas starting
 /// together are safe.
 ///
-/// Pooled connections carry the statement and idle-in-transaction timeouts, and the pool refuses after the
-/// acquire timeout (answered UNAVAILABLE, see [`crate::grpc::database`]). Migrations run on a connection of
-/// their own without the timeouts: waiting for another replica's migration, or building an index, may
-/// rightly take longer than any call should.
+/// Migrations run on a connection of their own without the pool's timeouts: waiting for another replica's
+/// migration, or building an index, may rightly take longer than any call should.
 pub async fn connect_and_migrate(cfg: &DbConfig, service: &Migrator) -> anyhow::Result<PgPool> {
+    let options = options(cfg)?;
+    let mut migrating = options.connect().await.map_err(|e| cannot(cfg, &e))?;
     let schema = &cfg.schema;
-    if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        anyhow::bail!("DATABASE_SCHEMA must be lowercase letters, digits and underscores, got {schema:?}");
-    }
-    let options: PgConnectOptions = cfg
-        .url
-        .parse::<PgConnectOptions>()
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL does not parse: {e}"))?
-        .options([("search_path", schema.as_str())])
-        .log_statements(tracing::log::LevelFilter::Trace);
-    let cannot = |e: sqlx::Error| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", redact(&cfg.url));
-    let mut migrating = options.connect().await.map_err(cannot)?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&mut migrating).await?;
     migrator(service).run(&mut migrating).await?;
     migrating.close().await?;
+    connect(cfg).await
+}
+
+/// Connects with the service's schema first on the search path, without migrating (operator commands).
+/// Pooled connections carry the statement and idle-in-transaction timeouts, and the pool refuses after the
+/// acquire timeout (answered UNAVAILABLE, see [`crate::grpc::failure`]).
+pub async fn connect(cfg: &DbConfig) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(cfg.max_connections)
         .acquire_timeout(cfg.acquire_timeout)
-        .connect_with(options.options([
+        .connect_with(options(cfg)?.options([
             ("statement_timeout", cfg.statement_timeout.as_millis()),
             ("idle_in_transaction_session_timeout", cfg.idle_in_transaction_timeout.as_millis()),
         ]))
         .await
-        .map_err(cannot)?;
+        .map_err(|e| cannot(cfg, &e))?;
     Ok(pool)
+}
+
+/// The connection options: the URL with the service's schema first on the search path.
+fn options(cfg: &DbConfig) -> anyhow::Result<PgConnectOptions> {
+    let schema = &cfg.schema;
+    if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        anyhow::bail!("DATABASE_SCHEMA must be lowercase letters, digits and underscores, got {schema:?}");
+    }
+    Ok(cfg
+        .url
+        .parse::<PgConnectOptions>()
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL does not parse: {e}"))?
+        .options([("search_path", schema.as_str())])
+        .log_statements(tracing::log::LevelFilter::Trace))
+}
+
+fn cannot(cfg: &DbConfig, e: &sqlx::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", redact(&cfg.url))
 }
 
 fn migrator(service: &Migrator) -> Migrator {

@@ -2,19 +2,30 @@
 //! JetStream with the outbox id as message id (JetStream drops a duplicate within its window), and durable
 //! consumers that record each handled message in an inbox in the same transaction as their effect, so a
 //! redelivered message changes nothing.
+//!
+//! At scale: subjects carry the case's partition, each consumer reads every partition through its own durable
+//! consumer in batches (one commit per batch, a savepoint per event), so one case's events apply in order and
+//! different cases in parallel ([`consume`]). An event that fails is parked with its error and retried with
+//! backoff; a case with a parked event parks its later events too, so order holds; after the last attempt it is
+//! a dead letter an operator lists, retries or discards ([`ops`]). Leases keep one replica on each partition and
+//! on the relay.
+
+mod consume;
+mod lease;
+pub mod ops;
+
+pub use consume::{BATCH, consume};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer::pull, stream};
-use futures::StreamExt;
+use async_nats::jetstream::{self, stream};
 use prost::Message as _;
 use proto::events::v1::Envelope;
 use proto::events::v1::envelope::Body;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::NatsConfig;
@@ -37,16 +48,106 @@ pub fn subject_of(body: &Body) -> &'static str {
     }
 }
 
-/// The JetStream side: a connection, the suite's stream and its subject prefix.
+/// How many partitions the stream's subjects are split into. A case's events all carry its partition as the
+/// last subject token, so each consumer reads every partition through its own ordered consumer: one case's
+/// events in order, different partitions in parallel. Fixed in code because every producer and consumer of a
+/// deployment must agree on it; changing it means draining the stream first.
+pub const PARTITIONS: u32 = 16;
+
+/// The partition of a case: FNV-1a over the case id as written in the envelope, so every service (and any
+/// other system publishing for us) computes the same one without sharing state.
+pub fn partition_of(case_id: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in case_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % PARTITIONS
+}
+
+/// The subject of an event below the prefix: `<kind>.<partition>`, e.g. `case.registered.07`.
+pub fn subject_for(body: &Body, case_id: &str) -> String {
+    format!("{}.{:02}", subject_of(body), partition_of(case_id))
+}
+
+/// The JetStream side: a connection, the suite's stream and its subject prefix, and the backbone's settings.
 #[derive(Clone, Debug)]
 pub struct Bus {
     js: jetstream::Context,
     prefix: String,
     stream: String,
+    settings: Settings,
+}
+
+/// Retries and retention, from the environment (see README, "The event backbone").
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Attempts at applying one event before it becomes a dead letter (EVENT_MAX_ATTEMPTS).
+    pub max_attempts: i32,
+    /// The first retry's delay; each further one doubles it, up to five minutes (EVENT_RETRY_BASE_MS).
+    pub retry_base: Duration,
+    /// How long the stream keeps a message (EVENT_STREAM_MAX_AGE_HOURS) and how many bytes it may hold
+    /// (EVENT_STREAM_MAX_BYTES). When full it refuses new messages rather than dropping old ones: the outbox
+    /// keeps them and the relay retries, so a full stream delays events and loses none.
+    pub stream_max_age: Duration,
+    pub stream_max_bytes: i64,
+    /// How long published outbox rows and inbox rows are kept (OUTBOX_KEEP_HOURS, INBOX_KEEP_HOURS). The inbox
+    /// must remember a message at least as long as the stream can deliver it again.
+    pub outbox_keep: Duration,
+    pub inbox_keep: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        use crate::config::parse_or;
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        let settings = Self {
+            max_attempts: parse_or("EVENT_MAX_ATTEMPTS", 8)?,
+            retry_base: Duration::from_millis(parse_or("EVENT_RETRY_BASE_MS", 1000)?),
+            stream_max_age: hours(parse_or("EVENT_STREAM_MAX_AGE_HOURS", 7 * 24)?),
+            stream_max_bytes: parse_or("EVENT_STREAM_MAX_BYTES", 8 << 30)?,
+            outbox_keep: hours(parse_or("OUTBOX_KEEP_HOURS", 3 * 24)?),
+            inbox_keep: hours(parse_or("INBOX_KEEP_HOURS", 8 * 24)?),
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.max_attempts < 1 {
+            anyhow::bail!("EVENT_MAX_ATTEMPTS must be at least 1");
+        }
+        if self.inbox_keep < self.stream_max_age {
+            anyhow::bail!(
+                "INBOX_KEEP_HOURS must be at least EVENT_STREAM_MAX_AGE_HOURS: an inbox that forgets a message the \
+                 stream can still deliver would apply it twice"
+            );
+        }
+        Ok(())
+    }
+
+    /// The delay before attempt `attempts + 1`.
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(16);
+        (self.retry_base * 2u32.pow(doublings)).min(Duration::from_secs(300))
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            retry_base: Duration::from_secs(1),
+            stream_max_age: Duration::from_secs(7 * 24 * 3600),
+            stream_max_bytes: 8 << 30,
+            outbox_keep: Duration::from_secs(3 * 24 * 3600),
+            inbox_keep: Duration::from_secs(8 * 24 * 3600),
+        }
+    }
 }
 
 impl Bus {
-    /// Connects and makes sure the stream for `<prefix>.>` exists.
+    /// Connects and makes sure the stream for `<prefix>.>` exists with the configured limits.
     pub async fn connect(cfg: &NatsConfig) -> anyhow::Result<Self> {
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
@@ -54,16 +155,12 @@ impl Bus {
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {}: {e}", cfg.url))?;
         let js = jetstream::new(client);
-        js.get_or_create_stream(stream::Config {
-            name: cfg.stream.clone(),
-            subjects: vec![format!("{}.>", cfg.prefix)],
-            storage: stream::StorageType::File,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create JetStream stream {}: {e}", cfg.stream))?;
-        Ok(Self { js, prefix: cfg.prefix.clone(), stream: cfg.stream.clone() })
+        let settings = cfg.events.clone();
+        settings.check()?;
+        js.create_or_update_stream(stream_config(cfg, &settings))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create or update JetStream stream {}: {e}", cfg.stream))?;
+        Ok(Self { js, prefix: cfg.prefix.clone(), stream: cfg.stream.clone(), settings })
     }
 
     pub fn subject(&self, name: &str) -> String {
@@ -76,6 +173,29 @@ impl Bus {
 
     pub fn stream_name(&self) -> &str {
         &self.stream
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+/// The stream, as code: file storage, the duplicate window the relay's message ids rely on, and limits that
+/// refuse rather than drop (`DiscardPolicy::New`).
+fn stream_config(cfg: &NatsConfig, settings: &Settings) -> stream::Config {
+    stream::Config {
+        name: cfg.stream.clone(),
+        subjects: vec![format!("{}.>", cfg.prefix)],
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        max_age: settings.stream_max_age,
+        max_bytes: settings.stream_max_bytes,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
     }
 }
 
@@ -99,7 +219,7 @@ impl Outbox {
     /// Adds one event to the transaction; it is published only if the transaction commits.
     pub async fn add(&self, tx: &mut PgConnection, case_id: Uuid, actor: &str, body: Body) -> sqlx::Result<Uuid> {
         let id = Uuid::new_v4();
-        let subject = subject_of(&body);
+        let subject = subject_for(&body, &case_id.to_string());
         let envelope = Envelope {
             event_id: id.to_string(),
             case_id: case_id.to_string(),
@@ -123,25 +243,47 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Publishes unpublished rows in order until shutdown. Rows are claimed with SKIP LOCKED so replicas
-    /// share the work, marked published only after JetStream acknowledged them; a crash in between
-    /// republishes with the same message id, which JetStream drops as a duplicate.
+    /// Publishes unpublished rows in outbox order until shutdown, and prunes what retention lets go.
+    ///
+    /// Only the replica holding the relay lease publishes: two relays claiming adjacent batches would publish
+    /// one case's events out of order. No connection is held while JetStream answers: rows are read, published
+    /// and awaited, then marked in a second statement. A crash in between republishes with the same message
+    /// id, which JetStream drops as a duplicate.
     pub async fn relay(self, pool: PgPool, bus: Bus, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let holder = Uuid::new_v4();
         let mut backoff = Duration::from_millis(100);
+        let mut pruned_at = tokio::time::Instant::now();
         loop {
-            match relay_batch(&pool, &bus).await {
-                Ok(n) if n > 0 => {
-                    backoff = Duration::from_millis(100);
-                    continue;
-                }
-                Ok(_) => backoff = Duration::from_millis(100),
+            let held = lease::acquire(&pool, "relay", 0, holder).await;
+            match held {
+                Ok(true) => match relay_batch(&pool, &bus).await {
+                    Ok(n) if n > 0 => {
+                        backoff = Duration::from_millis(100);
+                        continue;
+                    }
+                    Ok(_) => backoff = Duration::from_millis(100),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox relay failed; retrying");
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                },
+                // Another replica relays; this one waits to take over if that one stops renewing.
+                Ok(false) => backoff = lease::RENEW,
                 Err(e) => {
-                    tracing::warn!(error = %e, "outbox relay failed; retrying");
+                    tracing::warn!(error = %e, "relay lease unavailable; retrying");
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
+            if pruned_at.elapsed() >= PRUNE_EVERY {
+                pruned_at = tokio::time::Instant::now();
+                if let Err(e) = prune(&pool, bus.settings()).await {
+                    tracing::warn!(error = %e, "pruning the outbox and inbox failed; next time");
+                }
+            }
             if shutdown.is_down() {
-                // One last pass above published what was committed before shutdown.
+                // One last pass above published what was committed before shutdown; a successor may take
+                // over at once.
+                let _ = lease::release(&pool, "relay", 0, holder).await;
                 return Ok(());
             }
             tokio::select! {
@@ -153,19 +295,22 @@ impl Outbox {
     }
 }
 
+const RELAY_BATCH: i64 = 512;
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Rows deleted per statement when pruning, so pruning never holds a long lock.
+const PRUNE_CHUNK: i64 = 5_000;
+
 async fn relay_batch(pool: &PgPool, bus: &Bus) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await?;
     let rows: Vec<(Uuid, String, Vec<u8>, serde_json::Value)> = sqlx::query_as(
-        "SELECT id, subject, payload, trace FROM outbox WHERE published_at IS NULL \
-         ORDER BY seq LIMIT 128 FOR UPDATE SKIP LOCKED",
+        "SELECT id, subject, payload, trace FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
     )
-    .fetch_all(&mut *tx)
+    .bind(RELAY_BATCH)
+    .fetch_all(pool)
     .await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut acks = Vec::with_capacity(rows.len());
-    let mut ids = Vec::with_capacity(rows.len());
+    let mut pending = Vec::with_capacity(rows.len());
     for (id, subject, payload, trace) in rows {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, id.to_string().as_str());
@@ -174,135 +319,119 @@ async fn relay_batch(pool: &PgPool, bus: &Bus) -> anyhow::Result<usize> {
                 headers.insert(k.as_str(), v.as_str());
             }
         }
-        let ack = bus.js.publish_with_headers(bus.subject(&subject), headers, payload.into()).await?;
-        acks.push(ack);
-        ids.push(id);
-    }
-    for ack in acks {
-        ack.await?;
-    }
-    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
-    tx.commit().await?;
-    tracing::debug!(count = ids.len(), "outbox relayed");
-    Ok(ids.len())
-}
-
-/// What a consumer does with one event, inside the transaction that also records it in the inbox. An error
-/// rolls both back and the message is redelivered later.
-pub trait Handler: Send + Sync + 'static {
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Postgres>,
-        event: &'a Envelope,
-    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'a;
-
-    /// Called after the transaction committed: a handler that wrote to its outbox wakes the relay here.
-    fn committed(&self) {}
-}
-
-/// Runs a durable pull consumer named after the service over every subject of the stream, handling one
-/// message at a time in stream order (max one unacknowledged), until shutdown.
-pub async fn consume<H: Handler>(
-    name: &str,
-    pool: PgPool,
-    bus: Bus,
-    handler: H,
-    mut shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let stream = bus.js.get_stream(&bus.stream).await?;
-    let consumer: jetstream::consumer::Consumer<pull::Config> = stream
-        .get_or_create_consumer(
-            name,
-            pull::Config {
-                durable_name: Some(name.to_owned()),
-                filter_subject: format!("{}.>", bus.prefix),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: 1,
-                ..Default::default()
-            },
-        )
-        .await?;
-    let mut messages = consumer.messages().await?;
-    loop {
-        let msg = tokio::select! {
-            () = shutdown.wait() => return Ok(()),
-            next = messages.next() => match next {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => {
-                    tracing::warn!(consumer = name, error = %e, "consumer stream error");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                None => anyhow::bail!("consumer {name}: message stream ended"),
-            },
-        };
-        // The message in hand is finished even when shutdown begins meanwhile: it is not raced.
-        handle_one(name, &pool, &handler, &msg).await;
-    }
-}
-
-async fn handle_one<H: Handler>(name: &str, pool: &PgPool, handler: &H, msg: &jetstream::Message) {
-    let pairs: Vec<(&str, &str)> = msg
-        .headers
-        .iter()
-        .flat_map(|h| h.iter())
-        .filter_map(|(k, vs)| vs.first().map(|v| (k.as_ref(), v.as_str())))
-        .collect();
-    let span = tracing::info_span!("consume", otel.name = %msg.subject, otel.kind = "consumer", consumer = name);
-    crate::telemetry::set_parent(&span, crate::telemetry::context_from(pairs));
-    async {
-        let envelope = match Envelope::decode(msg.payload.as_ref()) {
-            Ok(e) => e,
+        match bus.js.publish_with_headers(bus.subject(&subject), headers, payload.into()).await {
+            Ok(ack) => pending.push((id, ack)),
             Err(e) => {
-                // A message that can never be read is terminated rather than redelivered forever.
-                tracing::error!(subject = %msg.subject, error = %e, "undecodable event; terminated");
-                let _ = msg.ack_with(AckKind::Term).await;
-                return;
-            }
-        };
-        match apply(name, pool, handler, &msg.subject, &envelope).await {
-            Ok(applied) => {
-                if !applied {
-                    tracing::debug!(event_id = %envelope.event_id, "duplicate event skipped");
-                }
-                if let Err(e) = msg.ack().await {
-                    tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(event_id = %envelope.event_id, error = %e, "event handling failed; redelivering");
-                let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                tracing::warn!(error = %e, "publish failed; the rest of the batch waits");
+                break;
             }
         }
     }
-    .instrument(span)
-    .await;
+    // Only the acknowledged prefix is marked: a row after a failure is published again (a duplicate JetStream
+    // drops), never skipped.
+    let mut ids = Vec::with_capacity(pending.len());
+    let mut failed = None;
+    for (id, ack) in pending {
+        match ack.await {
+            Ok(_) => ids.push(id),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    if !ids.is_empty() {
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)").bind(&ids).execute(pool).await?;
+        tracing::debug!(count = ids.len(), "outbox relayed");
+    }
+    if let Some(e) = failed {
+        anyhow::bail!("JetStream did not acknowledge a publish: {e}");
+    }
+    Ok(ids.len())
 }
 
-/// Records the event in the inbox and applies it, in one transaction. Returns false for a duplicate.
-pub async fn apply<H: Handler>(
-    name: &str,
-    pool: &PgPool,
-    handler: &H,
-    subject: &str,
-    envelope: &Envelope,
-) -> anyhow::Result<bool> {
-    let mut tx = pool.begin().await?;
-    let fresh =
-        sqlx::query("INSERT INTO inbox (consumer, message_id, subject) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(name)
-            .bind(&envelope.event_id)
-            .bind(subject)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-    if !fresh {
-        return Ok(false);
+/// Deletes published outbox rows and inbox rows older than their retention, a chunk at a time.
+pub async fn prune(pool: &PgPool, settings: &Settings) -> anyhow::Result<(u64, u64)> {
+    let secs = |d: Duration| d.as_secs_f64();
+    let mut outbox = 0;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) \
+             LIMIT $2)",
+        )
+        .bind(secs(settings.outbox_keep))
+        .bind(PRUNE_CHUNK)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        outbox += n;
+        if n < PRUNE_CHUNK as u64 {
+            break;
+        }
     }
-    handler.handle(&mut tx, envelope).await?;
-    tx.commit().await?;
-    handler.committed();
-    Ok(true)
+    let mut inbox = 0;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE handled_at < now() - make_interval(secs => $1) \
+             LIMIT $2)",
+        )
+        .bind(secs(settings.inbox_keep))
+        .bind(PRUNE_CHUNK)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        inbox += n;
+        if n < PRUNE_CHUNK as u64 {
+            break;
+        }
+    }
+    if outbox + inbox > 0 {
+        tracing::info!(outbox, inbox, "pruned published outbox rows and old inbox rows");
+    }
+    Ok((outbox, inbox))
+}
+
+/// What a consumer does with one event.
+///
+/// `prepare` runs first, outside any transaction: whatever the effect needs from another service is asked
+/// there, so no pooled connection waits on a remote call. `handle` then runs inside the transaction that also
+/// records the event in the inbox; an error rolls its effect back and the event is parked for a retry, while
+/// other cases flow on.
+pub trait Handler: Send + Sync + 'static {
+    type Prepared: Send;
+
+    fn prepare<'a>(
+        &'a self,
+        event: &'a Envelope,
+    ) -> impl std::future::Future<Output = anyhow::Result<Self::Prepared>> + Send + 'a;
+
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a Envelope,
+        prepared: Self::Prepared,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'a;
+
+    /// Called after a transaction that applied events committed: a handler that wrote to its outbox wakes the
+    /// relay here.
+    fn committed(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_keeps_its_partition_everywhere() {
+        // A golden value: every deployed producer and consumer computes this, so it must never change.
+        assert_eq!(partition_of("6f1c2a3e-0000-4000-8000-000000000001"), 11);
+        assert_eq!(
+            subject_for(&Body::CaseClosed(Default::default()), "6f1c2a3e-0000-4000-8000-000000000001"),
+            "case.closed.11"
+        );
+        assert_eq!(partition_of(""), 0x811c_9dc5 % PARTITIONS);
+        let spread: std::collections::HashSet<u32> =
+            (0..1000).map(|_| partition_of(&Uuid::new_v4().to_string())).collect();
+        assert_eq!(spread.len(), PARTITIONS as usize, "1,000 random cases reach every partition");
+    }
 }

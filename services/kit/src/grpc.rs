@@ -58,7 +58,10 @@ pub async fn serve(
         }
     };
     tonic::transport::Server::builder()
+        // Outermost, so every call runs to its end in a task of its own, whatever its client does.
         .layer(DetachLayer)
+        // Next, so calls the auth layer refuses are counted and timed too.
+        .layer(crate::metrics::layer::GrpcMetricsLayer)
         .layer(TraceLayer)
         .layer(AuthLayer::new(guard))
         .add_routes(routes)
@@ -171,6 +174,29 @@ pub fn violated_fields(status: &Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// The canonical name of a gRPC code, as the gRPC spec and google.rpc.Code spell it (`INVALID_ARGUMENT`).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// Logs an internal cause with its context and returns a status that reveals nothing of it.

@@ -1,7 +1,7 @@
 //! The shared service library: what every Zongzhi service needs and nothing else.
 //!
 //! Configuration from the environment, telemetry with W3C trace context, the gRPC server scaffold (health,
-//! reflection, tracing), shutdown, the PostgreSQL pool and migrations, the outbox/inbox plumbing to
+//! reflection, tracing), Prometheus metrics, shutdown, the PostgreSQL pool and migrations, the outbox/inbox plumbing to
 //! JetStream, and the tamper-evident audit trail. The `testing` feature adds harnesses that give each test its own database and stream.
 
 pub mod app;
@@ -13,6 +13,7 @@ pub mod division;
 pub mod events;
 pub mod field;
 pub mod grpc;
+pub mod metrics;
 pub mod page;
 pub mod pii;
 pub mod shutdown;

@@ -20,15 +20,22 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// many): RUST_LOG filters (default `info`), LOG_FORMAT=json gives JSON lines, OTEL_EXPORTER_OTLP_ENDPOINT turns
 /// on export. Later calls do nothing.
 pub fn init(service: &'static str) {
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|v| !v.is_empty());
+    init_with(service, endpoint.as_deref());
+}
+
+/// The same with the OTLP endpoint given rather than read (tests point it at their own collector; the
+/// environment is process-wide and changing it is unsafe).
+pub fn init_with(service: &'static str, otlp_endpoint: Option<&str>) {
+    use opentelemetry_otlp::WithExportConfig;
     if PROVIDER.get().is_some() {
         return;
     }
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let mut builder = SdkTracerProvider::builder()
         .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service).build());
-    let otlp_on = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
-    if otlp_on {
-        match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+    if let Some(endpoint) = otlp_endpoint {
+        match opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build() {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(e) => eprintln!("otlp exporter disabled: {e}"),
         }
@@ -71,6 +78,12 @@ pub fn current_headers() -> HashMap<String, String> {
 pub fn context_from<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Context {
     let map: HashMap<String, String> = pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned())).collect();
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&map))
+}
+
+/// A parent context read from HTTP headers (`traceparent`, `tracestate`); an empty context when they are
+/// absent or malformed, so the span starts a new trace.
+pub fn context_from_headers(headers: &http::HeaderMap) -> Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
 }
 
 /// Makes `span` a child of the context carried by `headers`.

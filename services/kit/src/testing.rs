@@ -38,7 +38,18 @@ impl TestInfra {
             admin_url,
             db_name,
             db_url,
-            nats: NatsConfig { url: nats_url, prefix: format!("zzt_{tag}"), stream: format!("ZZT_{tag}") },
+            nats: NatsConfig {
+                url: nats_url,
+                prefix: format!("zzt_{tag}"),
+                stream: format!("ZZT_{tag}"),
+                // Retries fast enough that a test sees a poison event become a dead letter in about six seconds,
+                // and slow enough that a peer restarting within a few seconds is waited for.
+                events: crate::events::Settings {
+                    max_attempts: 6,
+                    retry_base: std::time::Duration::from_millis(200),
+                    ..Default::default()
+                },
+            },
         }
     }
 
@@ -51,6 +62,7 @@ impl TestInfra {
         Config {
             service,
             grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             database: self.db(service),
             nats: self.nats.clone(),
             auth: keys().auth(service),
@@ -119,7 +131,7 @@ impl TestInfra {
     pub async fn publish_envelope(&self, envelope: &proto::events::v1::Envelope) {
         use prost::Message as _;
         let Some(body) = &envelope.body else { panic!("envelope without body") };
-        let subject = format!("{}.{}", self.nats.prefix, crate::events::subject_of(body));
+        let subject = format!("{}.{}", self.nats.prefix, crate::events::subject_for(body, &envelope.case_id));
         let js = async_nats::jetstream::new(async_nats::connect(&self.nats.url).await.expect("nats"));
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, uuid::Uuid::new_v4().to_string().as_str());
@@ -160,6 +172,37 @@ impl TestInfra {
             out.push(proto::events::v1::Envelope::decode(msg.payload.as_ref()).expect("envelope"));
         }
         out
+    }
+}
+
+impl TestInfra {
+    /// Waits until the service's consumer has applied everything on the stream: every partition's consumer
+    /// exists with nothing pending or unacknowledged, and nothing is parked for a retry (dead letters stay).
+    pub async fn drained(&self, service: &str) {
+        let pool = self.pool(service).await;
+        let bus = crate::events::Bus::connect(&self.nats).await.expect("bus");
+        eventually(&format!("{service}'s consumer drained"), 30, || async {
+            let s = crate::events::ops::status(&pool, &bus, service).await.ok()?;
+            (s.partitions.iter().all(|p| p.exists) && s.lag() == 0 && s.parked == 0).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until the service's consumer has applied the event (recorded it and not parked it).
+    pub async fn handled(&self, service: &str, event_id: &str) {
+        let pool = self.pool(service).await;
+        eventually(&format!("event {event_id} applied by {service}"), 30, || async {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM inbox WHERE message_id = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM parked_event WHERE event_id = $1)",
+            )
+            .bind(event_id)
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            (n > 0).then_some(())
+        })
+        .await;
     }
 }
 
@@ -317,4 +360,25 @@ pub fn connect_lazy(url: &str) -> AuthedChannel {
     let channel = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url").connect_lazy();
     let value = format!("Bearer {}", keys().root()).parse().expect("token is a header value");
     tonic::service::interceptor::InterceptedService::new(channel, Bearer(value))
+}
+
+/// GET /metrics at `addr`: the body of the Prometheus text exposition.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    let request = "GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.expect("send the scrape");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read the scrape");
+    let text = String::from_utf8(raw).expect("the exposition is UTF-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP reply");
+    assert!(head.starts_with("HTTP/1.1 200"), "scrape of {addr}: {head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    body.to_owned()
+}
+
+/// The value of the series written exactly as `series` (name and label set as the exposition spells them,
+/// labels sorted by name), if the scrape has it.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -3,15 +3,21 @@
 
 use kit::events::Handler;
 use proto::events::v1::Envelope;
-use sqlx::{Postgres, Transaction};
+use sqlx::PgConnection;
 
 use crate::ledger::{self, Applied};
 
 pub struct LedgerHandler;
 
 impl Handler for LedgerHandler {
-    async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
-        match ledger::apply_event(tx, event).await? {
+    type Prepared = ();
+
+    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn handle(&self, conn: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
+        match ledger::apply_event(conn, event).await? {
             // Case ids are not personal data; the event carries no parties here, and none is logged.
             Applied::UnknownCase => {
                 tracing::warn!(event_id = %event.event_id, case_id = %event.case_id, "ledger event for an unknown case; ignored");

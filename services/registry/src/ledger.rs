@@ -80,7 +80,17 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
         Some(Body::DeadlineMissed(_)) => Move::Overdue,
         Some(Body::CaseClosed(_)) => Move::Close,
         Some(Body::CaseReopened(_)) => Move::Reopen,
-        _ => return Ok(Applied::NotLedger),
+        // Handling steps and outcomes that do not open, close or make a case overdue.
+        Some(
+            Body::CaseDispatched(_)
+            | Body::CaseAccepted(_)
+            | Body::CaseReturned(_)
+            | Body::ReturnRejected(_)
+            | Body::CaseResolved(_)
+            | Body::CaseFollowedUp(_)
+            | Body::SubsidyCredited(_),
+        )
+        | None => return Ok(Applied::NotLedger),
     };
     let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(Applied::UnknownCase) };
     let row: Option<(String, Vec<String>, String, bool)> =

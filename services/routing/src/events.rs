@@ -5,7 +5,7 @@
 use kit::events::{Handler, Outbox};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseRegistered, CaseReopened, DeadlineMissed, Envelope};
-use sqlx::{Postgres, Transaction};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::{self, CaseRow};
@@ -16,7 +16,13 @@ pub struct DispatchHandler {
 }
 
 impl Handler for DispatchHandler {
-    async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
+    type Prepared = ();
+
+    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
         let Some(body) = &event.body else { return Ok(()) };
         let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
             tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
@@ -46,7 +52,7 @@ impl Handler for DispatchHandler {
 impl DispatchHandler {
     async fn registered(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PgConnection,
         case_id: Uuid,
         event: &Envelope,
         e: &CaseRegistered,
@@ -72,12 +78,7 @@ impl DispatchHandler {
         Ok(())
     }
 
-    async fn reopened(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        case_id: Uuid,
-        e: &CaseReopened,
-    ) -> anyhow::Result<()> {
+    async fn reopened(&self, tx: &mut PgConnection, case_id: Uuid, e: &CaseReopened) -> anyhow::Result<()> {
         let Some(mut case) = db::lock_case(tx, case_id).await? else {
             tracing::warn!(%case_id, "reopening of a case routing does not know; ignored");
             return Ok(());
@@ -100,7 +101,7 @@ impl DispatchHandler {
 
 /// case.overdue: the task's deadline was missed. The inbox makes a redelivery a no-op, and marking is itself
 /// idempotent (the earliest due time wins), so a repeat under another event id changes nothing either.
-async fn overdue(tx: &mut Transaction<'static, Postgres>, case_id: Uuid, e: &DeadlineMissed) -> anyhow::Result<()> {
+async fn overdue(tx: &mut PgConnection, case_id: Uuid, e: &DeadlineMissed) -> anyhow::Result<()> {
     let Ok(task_id) = Uuid::parse_str(&e.task_id) else {
         tracing::warn!(%case_id, task_id = %e.task_id, "overdue notice without a valid task id; ignored");
         return Ok(());

@@ -3,21 +3,44 @@
 //! credits' unique case id).
 
 use kit::events::Handler;
+use proto::events::v1::CaseFollowedUp;
 use proto::events::v1::Envelope;
 use proto::events::v1::envelope::Body;
-use sqlx::{Postgres, Transaction};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::Satisfaction;
-use crate::ledger::{Confirmed, Ledger};
+use crate::ledger::{Confirmed, Ledger, Standing};
 
 pub struct FollowUpHandler(pub Ledger);
 
+/// The follow-up if it confirms the result (满意 / 基本满意), the only event that pays.
+fn confirming(event: &Envelope) -> Option<&CaseFollowedUp> {
+    let Some(Body::CaseFollowedUp(f)) = &event.body else { return None };
+    match Satisfaction::parse("satisfaction", &f.satisfaction) {
+        Ok(s) if s.confirms_result() => Some(f),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(event_id = %event.event_id, error = %e, "follow-up with an unknown satisfaction; ignored");
+            None
+        }
+    }
+}
+
 impl Handler for FollowUpHandler {
-    async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
+    /// The resolver's standing in the registry, for a confirming follow-up.
+    type Prepared = Option<Standing>;
+
+    async fn prepare(&self, event: &Envelope) -> anyhow::Result<Option<Standing>> {
+        let Some(f) = confirming(event) else { return Ok(None) };
+        let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(None) };
+        Ok(Some(self.0.standing_for(case_id, &f.resolver_id).await?))
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope, standing: Option<Standing>) -> anyhow::Result<()> {
         let Some(body) = &event.body else { return Ok(()) };
-        let f = match body {
-            Body::CaseFollowedUp(f) => f,
+        match body {
+            Body::CaseFollowedUp(_) => {}
             Body::CaseRegistered(r) => return registered(tx, event, r).await,
             // Nothing else pays or changes where a case is.
             Body::CaseDispatched(_)
@@ -29,22 +52,15 @@ impl Handler for FollowUpHandler {
             | Body::CaseReopened(_)
             | Body::DeadlineMissed(_)
             | Body::SubsidyCredited(_) => return Ok(()),
-        };
+        }
+        let (Some(f), Some(standing)) = (confirming(event), standing) else { return Ok(()) };
         let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
             tracing::warn!(event_id = %event.event_id, "follow-up without a valid case id; ignored");
             return Ok(());
         };
-        match Satisfaction::parse("satisfaction", &f.satisfaction) {
-            Ok(s) if s.confirms_result() => {}
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(event_id = %event.event_id, error = %e, "follow-up with an unknown satisfaction; ignored");
-                return Ok(());
-            }
-        }
         let confirmed =
             Confirmed { case_id, case_no: &f.case_no, category_code: &f.category_code, resolver_id: &f.resolver_id };
-        self.0.credit(tx, &confirmed).await?;
+        self.0.credit(tx, &confirmed, standing).await?;
         Ok(())
     }
 
@@ -55,7 +71,7 @@ impl Handler for FollowUpHandler {
 
 /// Keeps where the case is, so a center reads the credits of its own area.
 async fn registered(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     event: &Envelope,
     r: &proto::events::v1::CaseRegistered,
 ) -> anyhow::Result<()> {

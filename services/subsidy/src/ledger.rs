@@ -36,18 +36,36 @@ enum Verdict {
     Skip(Decision, String),
 }
 
-enum Standing {
+/// What the registry says of a resolver, asked before the consumer's transaction opens.
+#[derive(Debug, Clone)]
+pub enum Standing {
     Eligible,
     Ineligible(String),
     Unknown(String),
+    /// Not asked: the case was credited already.
+    NotAsked,
 }
 
 impl Ledger {
+    /// The resolver's standing, asked before any transaction opens so no pooled connection waits on the
+    /// registry. A case already credited costs no remote call. An unreachable registry is an error, so the
+    /// event is retried rather than decided without it.
+    pub async fn standing_for(&self, case_id: Uuid, resolver_id: &str) -> anyhow::Result<Standing> {
+        if db::is_credited(&mut *self.pool.acquire().await?, case_id).await? {
+            return Ok(Standing::NotAsked);
+        }
+        self.standing(resolver_id).await
+    }
+
     /// Credits the resolver inside the caller's transaction (the consumer's, with its inbox row), writing
-    /// `subsidy.credited` to the outbox, or records why not. An unreachable registry is an error, so the
-    /// event is redelivered rather than decided without it.
-    pub async fn credit(&self, tx: &mut PgConnection, c: &Confirmed<'_>) -> anyhow::Result<Decision> {
-        match self.decide(tx, c).await? {
+    /// `subsidy.credited` to the outbox, or records why not.
+    pub async fn credit(
+        &self,
+        tx: &mut PgConnection,
+        c: &Confirmed<'_>,
+        standing: Standing,
+    ) -> anyhow::Result<Decision> {
+        match self.decide(tx, c, standing).await? {
             Verdict::Skip(decision, reason) => {
                 db::record_decision(tx, c.case_id, c.resolver_id, decision, &reason).await?;
                 tracing::info!(case_id = %c.case_id, %decision, "case not credited");
@@ -57,16 +75,16 @@ impl Ledger {
         }
     }
 
-    async fn decide(&self, tx: &mut PgConnection, c: &Confirmed<'_>) -> anyhow::Result<Verdict> {
-        // Checked before asking the registry, so a repeated follow-up costs no remote call; the unique
-        // constraint still decides under a race.
+    async fn decide(&self, tx: &mut PgConnection, c: &Confirmed<'_>, standing: Standing) -> anyhow::Result<Verdict> {
+        // Checked again inside the transaction; the unique constraint still decides under a race.
         if db::is_credited(tx, c.case_id).await? {
             return Ok(Verdict::Skip(Decision::AlreadyCredited, "the case was credited before".into()));
         }
-        match self.standing(c.resolver_id).await? {
+        match standing {
             Standing::Eligible => {}
             Standing::Ineligible(why) => return Ok(Verdict::Skip(Decision::Ineligible, why)),
             Standing::Unknown(why) => return Ok(Verdict::Skip(Decision::UnknownPerson, why)),
+            Standing::NotAsked => anyhow::bail!("the resolver's standing was not asked; retrying"),
         }
         let rules = db::active_tariffs(tx).await?;
         match pick_tariff(&rules, c.category_code) {

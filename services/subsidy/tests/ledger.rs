@@ -103,22 +103,12 @@ impl Suite {
 
     /// Waits until the consumer has handled the event (it handles in stream order, so everything before too).
     async fn handled(&self, event_id: &str) {
-        let pool = self.infra.pool(subsidy::NAME).await;
-        eventually(&format!("event {event_id} handled"), 20, || async {
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE message_id = $1")
-                .bind(event_id)
-                .fetch_one(&pool)
-                .await
-                .ok()?;
-            (n == 1).then_some(())
-        })
-        .await;
+        self.infra.handled(subsidy::NAME, event_id).await;
     }
 
-    /// Publishes an unrelated event and waits for it: whatever was published before has been handled.
+    /// Waits until subsidy has applied everything published so far.
     async fn drain(&self) {
-        let marker = self.followed_up(Uuid::new_v4(), "nobody", "unsatisfied", "0101").await;
-        self.handled(&marker.event_id).await;
+        self.infra.drained(subsidy::NAME).await;
     }
 
     async fn credits(&mut self, case_id: Uuid) -> (Vec<proto::subsidy::v1::Credit>, i64) {

@@ -35,6 +35,8 @@ pub struct Suite {
     pub intake: SocketAddr,
     pub supervision: SocketAddr,
     pub subsidy: SocketAddr,
+    /// Each part's GET /metrics address, by name.
+    pub metrics: Vec<(&'static str, SocketAddr)>,
     parts: Vec<(&'static str, StopHandle, JoinHandle<anyhow::Result<()>>)>,
 }
 
@@ -43,9 +45,11 @@ impl SuiteConfig {
     fn service(&self, name: &'static str, default_port: u16) -> Config {
         let offset = default_port - kit::config::ports::GATEWAY;
         let port = if self.base_port == 0 { 0 } else { self.base_port + offset };
+        let grpc_addr = SocketAddr::new(self.host, port);
         Config {
             service: name,
-            grpc_addr: SocketAddr::new(self.host, port),
+            grpc_addr,
+            metrics_addr: kit::metrics::default_addr(grpc_addr),
             database: DbConfig::new(self.database_url.clone(), name, 5),
             nats: self.nats.clone(),
             auth: self.keys.auth(name),
@@ -64,14 +68,19 @@ impl Suite {
     /// Starts the registry first and the gateway last, each pointed at the addresses the others got.
     pub async fn start(cfg: &SuiteConfig) -> anyhow::Result<Self> {
         let mut parts = Vec::new();
+        let mut metrics = Vec::new();
         let run = |app: Running| {
             let addr = app.addr();
+            let metrics = app.metrics_addr();
             let stop = app.stop_handle();
             let join = tokio::spawn(app.run_until(std::future::pending()));
-            (addr, stop, join)
+            (addr, metrics, stop, join)
         };
-        let mut keep = |name, (addr, stop, join)| {
+        let mut keep = |name, (addr, metrics_addr, stop, join)| {
             parts.push((name, stop, join));
+            if let Some(m) = metrics_addr {
+                metrics.push((name, m));
+            }
             addr
         };
         let registry = keep(
@@ -112,8 +121,10 @@ impl Suite {
             .await?),
         );
         let gw_port = |p: u16| if cfg.base_port == 0 { 0 } else { p };
+        let gw_grpc = SocketAddr::new(cfg.host, gw_port(cfg.base_port));
         let gw = gateway::build(gateway::Config {
-            grpc_addr: SocketAddr::new(cfg.host, gw_port(cfg.base_port)),
+            grpc_addr: gw_grpc,
+            metrics_addr: kit::metrics::default_addr(gw_grpc),
             http_addr: SocketAddr::new(cfg.host, gw_port(cfg.http_port)),
             backends: gateway::Backends {
                 intake: url(intake),
@@ -128,7 +139,7 @@ impl Suite {
         .await?;
         let gateway_http = gw.http_addr;
         let gateway_grpc = keep(gateway::NAME, run(gw.app));
-        Ok(Self { gateway_grpc, gateway_http, registry, routing, intake, supervision, subsidy, parts })
+        Ok(Self { gateway_grpc, gateway_http, registry, routing, intake, supervision, subsidy, metrics, parts })
     }
 
     /// Stops the gateway first (no new calls), then the services in reverse start order, each draining.

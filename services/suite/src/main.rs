@@ -27,6 +27,7 @@ async fn run() -> anyhow::Result<()> {
             url: nats_url.clone(),
             prefix: string_or("EVENT_PREFIX", "zongzhi"),
             stream: string_or("EVENT_STREAM", "ZONGZHI"),
+            events: kit::events::Settings::from_env()?,
         },
         host: parse_or("SUITE_HOST", IpAddr::from([127, 0, 0, 1]))?,
         base_port: parse_or("SUITE_BASE_PORT", 50060)?,

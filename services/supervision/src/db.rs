@@ -188,6 +188,11 @@ pub async fn settle(conn: &mut PgConnection, task_id: &str, stage: Stage, to: De
     Ok(())
 }
 
+/// The states of the task's deadlines, by stage.
+pub async fn task_deadline_states(conn: &mut PgConnection, task_id: &str) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT stage, state FROM deadlines WHERE task_id = $1").bind(task_id).fetch_all(conn).await
+}
+
 pub async fn cancel_pending(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<()> {
     sqlx::query("UPDATE deadlines SET state = 'cancelled' WHERE case_id = $1 AND state = 'pending'")
         .bind(case_id)

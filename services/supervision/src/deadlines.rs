@@ -53,5 +53,22 @@ pub async fn fire_due(pool: &PgPool, outbox: &Outbox) -> anyhow::Result<usize> {
             tracing::info!(case_id = %d.case_id, deadline_id = %d.id, stage = %d.stage, "deadline missed");
         }
     }
+    kit::metrics::counter("zongzhi_deadlines_fired_total", &[]).inc_by(fired.len() as u64);
     Ok(fired.len())
+}
+
+/// Reports, at each scrape, the pending deadlines already past due: more than a poll's worth means the
+/// scheduler is stalled or behind.
+pub fn due_collector(pool: PgPool) -> kit::metrics::Collector {
+    kit::metrics::collector(move || {
+        let pool = pool.clone();
+        async move {
+            // The partial index deadlines_due holds only pending rows, so this reads the due ones alone.
+            let (due,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM deadlines WHERE state = 'pending' AND due_at <= now()")
+                    .fetch_one(&pool)
+                    .await?;
+            Ok(vec![kit::metrics::Sample::new("zongzhi_deadlines_due", &[], due as f64)])
+        }
+    })
 }

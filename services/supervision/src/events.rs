@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use kit::events::Handler;
 use proto::events::v1::Envelope;
 use proto::events::v1::envelope::Body;
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::{self, CaseFacts};
@@ -14,7 +14,13 @@ use crate::domain::{DeadlineState, Stage, Urgency, due_at};
 pub struct ProjectionHandler;
 
 impl Handler for ProjectionHandler {
-    async fn handle(&self, tx: &mut Transaction<'static, Postgres>, event: &Envelope) -> anyhow::Result<()> {
+    type Prepared = ();
+
+    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
         let Some(body) = &event.body else { return Ok(()) };
         let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
             tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
@@ -33,12 +39,21 @@ impl Handler for ProjectionHandler {
                     CaseFacts { case_id, case_no: &d.case_no, category_code: &d.category_code, urgency: &d.urgency };
                 db::upsert_case(tx, &facts).await?;
                 db::record_task_unit(tx, case_id, &d.task_id, &d.unit_code).await?;
-                start_clock(tx, case_id, &d.task_id, Stage::Accept, at).await?;
+                // A dispatch seen again after its task moved on (a replay) starts no clock: any deadline of the
+                // task means the accept stage was already reached.
+                if db::task_deadline_states(tx, &d.task_id).await?.is_empty() {
+                    start_clock(tx, case_id, &d.task_id, Stage::Accept, at).await?;
+                }
             }
             Body::CaseAccepted(a) => {
                 db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met).await?;
-                // 签收 starts the handling clock.
-                start_clock(tx, case_id, &a.task_id, Stage::Resolve, at).await?;
+                // 签收 starts the handling clock, unless the task was cancelled meanwhile (returned, or its round
+                // reopened): an acceptance seen late never starts a clock for a stage already passed.
+                let states = db::task_deadline_states(tx, &a.task_id).await?;
+                let cancelled = states.iter().any(|(_, state)| state == DeadlineState::Cancelled.as_str());
+                if !cancelled {
+                    start_clock(tx, case_id, &a.task_id, Stage::Resolve, at).await?;
+                }
             }
             Body::CaseReturned(r) => db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled).await?,
             Body::CaseResolved(r) => db::settle(tx, &r.task_id, Stage::Resolve, DeadlineState::Met).await?,

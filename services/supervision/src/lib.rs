@@ -49,6 +49,7 @@ pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
         kit::grpc::serve(listener, routes, &["zongzhi.supervision.v1.Supervision"], guard, app.shutdown()),
     );
     app.spawn("outbox", outbox.clone().relay(pool.clone(), bus.clone(), app.shutdown()));
+    app.hold(deadlines::due_collector(pool.clone()));
     app.spawn("deadlines", deadlines::run(pool.clone(), outbox, poll, app.shutdown()));
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::ProjectionHandler, app.shutdown()));
     Ok(app)

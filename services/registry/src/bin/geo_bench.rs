@@ -164,11 +164,13 @@ async fn main() -> anyhow::Result<()> {
     let config = kit::Config {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database: kit::config::DbConfig::new(format!("{base}/{db_name}"), "registry", 10),
         nats: kit::config::NatsConfig {
             url: kit::config::string_or("NATS_URL", "nats://127.0.0.1:4222"),
             prefix: format!("zz_geo_bench_{}", std::process::id()),
             stream: format!("ZZ_GEO_BENCH_{}", std::process::id()),
+            events: Default::default(),
         },
         auth: keys.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,

@@ -43,8 +43,14 @@ async fn run(db_url: &str, path: &str) -> anyhow::Result<()> {
     let config = kit::Config {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database: kit::config::DbConfig::new(db_url, "registry", 4),
-        nats: kit::config::NatsConfig { url: String::new(), prefix: String::new(), stream: String::new() },
+        nats: kit::config::NatsConfig {
+            url: String::new(),
+            prefix: String::new(),
+            stream: String::new(),
+            events: Default::default(),
+        },
         // Only the database is used; nothing here listens, but a config carries its keys.
         auth: kit::auth::KeySet::generate("bench", "zongzhi", "zongzhi")?.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,

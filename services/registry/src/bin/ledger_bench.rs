@@ -38,8 +38,14 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
     let config = kit::Config {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database: kit::config::DbConfig::new(url, "registry", 4),
-        nats: kit::config::NatsConfig { url: String::new(), prefix: String::new(), stream: String::new() },
+        nats: kit::config::NatsConfig {
+            url: String::new(),
+            prefix: String::new(),
+            stream: String::new(),
+            events: Default::default(),
+        },
         auth: keys()?.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,
         pii_retired: vec![],

@@ -23,7 +23,12 @@ async fn main() -> anyhow::Result<()> {
     let nats_url = kit::config::string_or("TEST_NATS_URL", "nats://127.0.0.1:4222");
     let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let db = format!("zz_bench_{tag}");
-    let nats = kit::config::NatsConfig { url: nats_url, prefix: format!("zzb_{tag}"), stream: format!("ZZB_{tag}") };
+    let nats = kit::config::NatsConfig {
+        url: nats_url,
+        prefix: format!("zzb_{tag}"),
+        stream: format!("ZZB_{tag}"),
+        events: Default::default(),
+    };
     let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await?;
     let result = run(&admin_url, &db, &nats, calls, rounds).await;

@@ -1,0 +1,502 @@
+//! The consuming side: one durable pull consumer per partition, batches applied in one transaction with a
+//! savepoint per event, and a retrier that applies parked events in case order.
+//!
+//! Why batches: one commit per event capped a consumer at about a hundred events a second on this box; a
+//! commit per batch is what lets every consumer keep pace with intake. Why savepoints: one event that fails
+//! must not undo the others of its batch, so it is rolled back alone and parked.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures::StreamExt;
+use prost::Message as _;
+use proto::events::v1::Envelope;
+use sqlx::{PgConnection, PgPool};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::{Bus, Handler, PARTITIONS, lease};
+use crate::shutdown::Shutdown;
+
+/// Messages in flight per partition: the batch a partition applies in one transaction.
+pub const BATCH: usize = 256;
+/// The longest error text kept with a parked event.
+const ERROR_CHARS: usize = 2_000;
+
+struct Ctx<H> {
+    name: String,
+    pool: PgPool,
+    bus: Bus,
+    handler: H,
+}
+
+/// Runs the service's consumers until shutdown: one per partition, each applying its partition's events in
+/// stream order, plus the retrier of parked events.
+pub async fn consume<H: Handler>(
+    name: &str,
+    pool: PgPool,
+    bus: Bus,
+    handler: H,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let stream = bus.js.get_stream(&bus.stream).await?;
+    // Before partitions there was one consumer named after the service; left alone it would keep every message
+    // pending forever, so it goes.
+    if stream.consumer_info(name).await.is_ok() {
+        let _ = stream.delete_consumer(name).await;
+        tracing::info!(consumer = name, "removed the pre-partition consumer");
+    }
+    let ctx = Arc::new(Ctx { name: name.to_owned(), pool, bus, handler });
+    let mut tasks = JoinSet::new();
+    for part in 0..PARTITIONS {
+        tasks.spawn(partition(ctx.clone(), part, shutdown.clone()));
+    }
+    tasks.spawn(retrier(ctx.clone(), shutdown.clone()));
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+enum Stop {
+    /// Another replica holds the partition (or took it over).
+    NotHeld,
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Stop {
+    fn from(e: E) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+/// Works one partition while this replica holds its lease; waits to take it over otherwise. Errors are retried
+/// here with backoff, so a partition never stops for good while the service runs.
+async fn partition<H: Handler>(ctx: Arc<Ctx<H>>, part: u32, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    let holder = Uuid::new_v4();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match run_partition(&ctx, part, holder, &mut shutdown).await {
+            Ok(()) => return Ok(()),
+            Err(Stop::NotHeld) => backoff = lease::RENEW,
+            Err(Stop::Failed(e)) => {
+                tracing::warn!(consumer = %ctx.name, part, error = %e, "partition consumer failed; restarting");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        tokio::select! {
+            () = shutdown.wait() => return Ok(()),
+            () = tokio::time::sleep(backoff) => {}
+        }
+    }
+}
+
+async fn run_partition<H: Handler>(ctx: &Ctx<H>, part: u32, holder: Uuid, shutdown: &mut Shutdown) -> Result<(), Stop> {
+    let part_no = i32::try_from(part).unwrap_or(i32::MAX);
+    if !lease::acquire(&ctx.pool, &ctx.name, part_no, holder).await? {
+        return Err(Stop::NotHeld);
+    }
+    let durable = format!("{}-{part:02}", ctx.name);
+    let stream = ctx.bus.js.get_stream(&ctx.bus.stream).await?;
+    let consumer: jetstream::consumer::Consumer<pull::Config> = stream
+        .get_or_create_consumer(
+            &durable,
+            pull::Config {
+                durable_name: Some(durable.clone()),
+                filter_subject: format!("{}.*.*.{part:02}", ctx.bus.prefix),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: lease::ACK_WAIT,
+                max_ack_pending: BATCH as i64,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        if shutdown.is_down() {
+            // Every message this replica pulled is acknowledged (pulls are explicit and finished), so a
+            // successor may start at once.
+            lease::release(&ctx.pool, &ctx.name, part_no, holder).await?;
+            return Ok(());
+        }
+        if renewed.elapsed() >= lease::RENEW {
+            if !lease::renew(&mut *ctx.pool.acquire().await?, &ctx.name, part_no, holder).await? {
+                return Err(Stop::NotHeld);
+            }
+            renewed = tokio::time::Instant::now();
+        }
+        // What is there now, up to a batch; when nothing is, wait up to a second for the next message. Pulls
+        // are never abandoned halfway (no prefetch, no cancelled wait), so nothing is ever delivered to this
+        // replica that it does not hold in hand.
+        let mut batch = pull_now(&consumer).await?;
+        if batch.is_empty() {
+            batch = pull_one(&consumer).await?;
+        }
+        if !batch.is_empty() {
+            run_batch(ctx, part_no, holder, batch, shutdown).await?;
+            renewed = tokio::time::Instant::now();
+        }
+    }
+}
+
+type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
+
+async fn pull_now(consumer: &PullConsumer) -> Result<Vec<jetstream::Message>, Stop> {
+    let stream = consumer.fetch().max_messages(BATCH).messages().await?;
+    collect(stream).await
+}
+
+async fn pull_one(consumer: &PullConsumer) -> Result<Vec<jetstream::Message>, Stop> {
+    let stream = consumer.batch().max_messages(1).expires(Duration::from_secs(1)).messages().await?;
+    collect(stream).await
+}
+
+async fn collect(
+    mut stream: impl futures::Stream<Item = Result<jetstream::Message, impl std::fmt::Display>> + Unpin,
+) -> Result<Vec<jetstream::Message>, Stop> {
+    let mut out = Vec::new();
+    while let Some(m) = stream.next().await {
+        match m {
+            Ok(m) => out.push(m),
+            Err(e) => tracing::debug!(error = %e, "pull status"),
+        }
+    }
+    Ok(out)
+}
+
+/// One message and what it carries.
+struct Item {
+    msg: jetstream::Message,
+    seq: i64,
+    envelope: Option<Envelope>,
+}
+
+/// Applies a batch, retrying the whole transaction until it commits: nothing is acknowledged before that, and
+/// nothing later of this partition is pulled meanwhile, so a database outage delays events and reorders none.
+async fn run_batch<H: Handler>(
+    ctx: &Ctx<H>,
+    part: i32,
+    holder: Uuid,
+    batch: Vec<jetstream::Message>,
+    shutdown: &Shutdown,
+) -> Result<(), Stop> {
+    let items: Vec<Item> = batch
+        .into_iter()
+        .map(|msg| {
+            let seq = msg.info().map(|i| i64::try_from(i.stream_sequence).unwrap_or(i64::MAX)).unwrap_or(0);
+            let envelope = Envelope::decode(msg.payload.as_ref()).ok();
+            Item { msg, seq, envelope }
+        })
+        .collect();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match apply_batch(ctx, part, holder, &items).await {
+            Ok(applied) => {
+                for it in &items {
+                    if let Err(e) = it.msg.ack().await {
+                        tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
+                    }
+                }
+                if applied > 0 {
+                    ctx.handler.committed();
+                }
+                return Ok(());
+            }
+            Err(Stop::NotHeld) => return Err(Stop::NotHeld),
+            Err(Stop::Failed(e)) => {
+                tracing::warn!(consumer = %ctx.name, part, error = %e, "batch failed; retrying it");
+                if shutdown.is_down() {
+                    // Unacknowledged, the batch is redelivered to whoever holds the partition next; the lease
+                    // is left to expire so that happens before the successor pulls anything newer.
+                    return Err(Stop::NotHeld);
+                }
+                for it in &items {
+                    let _ = it.msg.ack_with(AckKind::Progress).await;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// The batch in one transaction; returns how many events took effect.
+async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &[Item]) -> Result<usize, Stop> {
+    // Remote work first, outside the transaction.
+    let mut prepared = Vec::with_capacity(items.len());
+    for it in items {
+        prepared.push(match &it.envelope {
+            Some(env) => Some(ctx.handler.prepare(env).await),
+            None => None,
+        });
+    }
+    let mut tx = ctx.pool.begin().await?;
+    if !lease::renew(&mut tx, &ctx.name, part, holder).await? {
+        return Err(Stop::NotHeld);
+    }
+    let fresh = record_in_inbox(&mut tx, &ctx.name, items).await?;
+    let cases: Vec<&str> = items.iter().filter_map(|it| it.envelope.as_ref()).map(|e| e.case_id.as_str()).collect();
+    let mut parked: HashSet<String> =
+        sqlx::query_scalar("SELECT DISTINCT case_id FROM parked_event WHERE consumer = $1 AND case_id = ANY($2)")
+            .bind(&ctx.name)
+            .bind(&cases)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut applied = 0;
+    for (it, prep) in items.iter().zip(prepared) {
+        let Some(env) = &it.envelope else {
+            // Never readable, so never retried: a dead letter at once, kept with the raw bytes.
+            let id = format!("seq:{}", it.seq);
+            if fresh.contains(&id) {
+                park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&id, ""), Parking::Dead, "undecodable event").await?;
+            }
+            continue;
+        };
+        if !fresh.contains(&env.event_id) {
+            continue;
+        }
+        if parked.contains(&env.case_id) {
+            let why = "waits behind an earlier event of its case";
+            park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&env.event_id, &env.case_id), Parking::Behind, why)
+                .await?;
+            continue;
+        }
+        let span = event_span(&ctx.name, &it.msg);
+        let outcome = match prep {
+            Some(Ok(p)) => {
+                sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
+                let r = ctx.handler.handle(&mut tx, env, p).instrument(span).await;
+                if r.is_ok() {
+                    sqlx::query("RELEASE SAVEPOINT event").execute(&mut *tx).await?;
+                } else {
+                    sqlx::query("ROLLBACK TO SAVEPOINT event").execute(&mut *tx).await?;
+                }
+                r
+            }
+            Some(Err(e)) => Err(e),
+            None => continue,
+        };
+        match outcome {
+            Ok(()) => applied += 1,
+            Err(e) => {
+                tracing::warn!(consumer = %ctx.name, event_id = %env.event_id, error = %e, "event failed; parked for a retry");
+                let why = format!("{e:#}");
+                park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&env.event_id, &env.case_id), Parking::Failed, &why)
+                    .await?;
+                parked.insert(env.case_id.clone());
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Records the batch in the inbox in one statement and returns the ids that were new.
+async fn record_in_inbox(conn: &mut PgConnection, consumer: &str, items: &[Item]) -> sqlx::Result<HashSet<String>> {
+    let (ids, subjects): (Vec<String>, Vec<String>) = items
+        .iter()
+        .map(|it| {
+            let id = it.envelope.as_ref().map_or_else(|| format!("seq:{}", it.seq), |e| e.event_id.clone());
+            (id, it.msg.subject.to_string())
+        })
+        .unzip();
+    let fresh: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO inbox (consumer, message_id, subject) SELECT $1, * FROM UNNEST($2::text[], $3::text[]) \
+         ON CONFLICT DO NOTHING RETURNING message_id",
+    )
+    .bind(consumer)
+    .bind(&ids)
+    .bind(&subjects)
+    .fetch_all(conn)
+    .await?;
+    Ok(fresh.into_iter().collect())
+}
+
+/// How an event is parked.
+#[derive(Clone, Copy)]
+enum Parking {
+    /// Behind an earlier parked event of its case; applied when it becomes the head.
+    Behind,
+    /// It failed once; retried after the first backoff, or dead if one attempt is all there is.
+    Failed,
+    /// It can never apply (undecodable): dead at once.
+    Dead,
+}
+
+async fn park(
+    conn: &mut PgConnection,
+    settings: &super::Settings,
+    consumer: &str,
+    it: &Item,
+    (event_id, case_id): (&str, &str),
+    how: Parking,
+    error: &str,
+) -> sqlx::Result<()> {
+    let (attempts, dead, delay) = match how {
+        Parking::Behind => (0, false, 0.0),
+        Parking::Failed => (1, settings.max_attempts <= 1, settings.backoff(1).as_secs_f64()),
+        Parking::Dead => (1, true, 0.0),
+    };
+    sqlx::query(
+        "INSERT INTO parked_event (consumer, event_id, case_id, stream_seq, subject, payload, attempts, next_at, \
+         last_error, dead) VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9, $10) \
+         ON CONFLICT (consumer, event_id) DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(event_id)
+    .bind(case_id)
+    .bind(it.seq)
+    .bind(it.msg.subject.as_str())
+    .bind(it.msg.payload.as_ref())
+    .bind(attempts)
+    .bind(delay)
+    .bind(truncate(error))
+    .bind(dead)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(ERROR_CHARS).collect()
+}
+
+/// A consumer span that joins the producer's trace (the relay copied it into the message headers).
+fn event_span(consumer: &str, msg: &jetstream::Message) -> tracing::Span {
+    let pairs: Vec<(&str, &str)> = msg
+        .headers
+        .iter()
+        .flat_map(|h| h.iter())
+        .filter_map(|(k, vs)| vs.first().map(|v| (k.as_ref(), v.as_str())))
+        .collect();
+    let span = tracing::info_span!("consume", otel.name = %msg.subject, otel.kind = "consumer", consumer);
+    crate::telemetry::set_parent(&span, crate::telemetry::context_from(pairs));
+    span
+}
+
+/// Applies due parked events, each case's in stream order, until shutdown.
+async fn retrier<H: Handler>(ctx: Arc<Ctx<H>>, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if let Err(e) = retry_due(&ctx).await {
+            tracing::warn!(consumer = %ctx.name, error = %e, "retrying parked events failed; next round");
+        }
+    }
+}
+
+async fn retry_due<H: Handler>(ctx: &Ctx<H>) -> anyhow::Result<()> {
+    let due: Vec<String> = sqlx::query_scalar(
+        "SELECT case_id FROM (SELECT DISTINCT ON (case_id) case_id, dead, next_at FROM parked_event \
+         WHERE consumer = $1 ORDER BY case_id, stream_seq) head WHERE NOT dead AND next_at <= now() LIMIT 512",
+    )
+    .bind(&ctx.name)
+    .fetch_all(&ctx.pool)
+    .await?;
+    for case_id in due {
+        apply_parked_case(ctx, &case_id).await?;
+    }
+    Ok(())
+}
+
+struct Head {
+    event_id: String,
+    payload: Vec<u8>,
+    attempts: i32,
+    dead: bool,
+    due: bool,
+}
+
+async fn head(conn: &mut PgConnection, consumer: &str, case_id: &str) -> sqlx::Result<Option<Head>> {
+    let row: Option<(String, Vec<u8>, i32, bool, bool)> = sqlx::query_as(
+        "SELECT event_id, payload, attempts, dead, next_at <= now() FROM parked_event \
+         WHERE consumer = $1 AND case_id = $2 ORDER BY stream_seq LIMIT 1",
+    )
+    .bind(consumer)
+    .bind(case_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(event_id, payload, attempts, dead, due)| Head { event_id, payload, attempts, dead, due }))
+}
+
+/// Applies the case's head event while it is due and succeeds; a failure counts an attempt, sets the next
+/// retry, and after the last attempt leaves a dead letter that stops the case here until an operator acts.
+async fn apply_parked_case<H: Handler>(ctx: &Ctx<H>, case_id: &str) -> anyhow::Result<()> {
+    loop {
+        let Some(first) = head(&mut *ctx.pool.acquire().await?, &ctx.name, case_id).await? else { return Ok(()) };
+        if first.dead || !first.due {
+            return Ok(());
+        }
+        let envelope = Envelope::decode(first.payload.as_slice());
+        let prepared = match &envelope {
+            Ok(env) => Some(ctx.handler.prepare(env).await),
+            Err(_) => None,
+        };
+        let mut tx = ctx.pool.begin().await?;
+        // Two replicas' retriers never work one case at once.
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("parked/{}/{case_id}", ctx.name))
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(());
+        }
+        match head(&mut tx, &ctx.name, case_id).await? {
+            Some(h) if h.event_id == first.event_id && !h.dead => {}
+            _ => continue,
+        }
+        let outcome = match (envelope, prepared) {
+            (Ok(env), Some(Ok(p))) => {
+                let span = tracing::info_span!("consume parked", consumer = %ctx.name, event_id = %env.event_id);
+                ctx.handler.handle(&mut tx, &env, p).instrument(span).await
+            }
+            (Ok(_), Some(Err(e))) => Err(e),
+            (Err(e), _) => Err(anyhow::anyhow!("undecodable event: {e}")),
+            (Ok(_), None) => Err(anyhow::anyhow!("not prepared")),
+        };
+        match outcome {
+            Ok(()) => {
+                sqlx::query("DELETE FROM parked_event WHERE consumer = $1 AND event_id = $2")
+                    .bind(&ctx.name)
+                    .bind(&first.event_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                ctx.handler.committed();
+                tracing::info!(consumer = %ctx.name, event_id = %first.event_id, "parked event applied");
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                let attempts = first.attempts.saturating_add(1);
+                let dead = attempts >= ctx.bus.settings.max_attempts;
+                sqlx::query(
+                    "UPDATE parked_event SET attempts = $3, next_at = now() + make_interval(secs => $4), \
+                     last_error = $5, dead = $6 WHERE consumer = $1 AND event_id = $2",
+                )
+                .bind(&ctx.name)
+                .bind(&first.event_id)
+                .bind(attempts)
+                .bind(ctx.bus.settings.backoff(attempts).as_secs_f64())
+                .bind(truncate(&format!("{e:#}")))
+                .bind(dead)
+                .execute(&ctx.pool)
+                .await?;
+                if dead {
+                    tracing::error!(consumer = %ctx.name, event_id = %first.event_id, attempts, error = %e,
+                        "event is a dead letter; its case waits for an operator");
+                } else {
+                    tracing::warn!(consumer = %ctx.name, event_id = %first.event_id, attempts, error = %e,
+                        "parked event failed again");
+                }
+                return Ok(());
+            }
+        }
+    }
+}
