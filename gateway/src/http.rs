@@ -23,7 +23,8 @@ use crate::desk::DeskService;
 
 type Desk_ = State<Arc<DeskService>>;
 
-pub fn router(desk: DeskService) -> Router {
+/// Every route but `/healthz` counts against `limit`.
+pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
     Router::new()
         .route("/v1/auth/sign-in", post(sign_in))
         .route("/v1/auth/refresh", post(refresh))
@@ -58,10 +59,12 @@ pub fn router(desk: DeskService) -> Router {
         .route("/v1/directives/{id}/recipients", get(list_directive_recipients))
         .route("/v1/directives/{id}/acknowledge", post(acknowledge_directive))
         .route("/v1/directives/{id}/answer", post(answer_directive))
-        .route("/healthz", get(|| async { "ok" }))
         .merge(admin::routes())
         .merge(queues::routes())
-        // Last, so it wraps every route above (a layer applies to the routes present when it is added).
+        .layer(axum::middleware::from_fn_with_state(limit, crate::limit::http))
+        .route("/healthz", get(|| async { "ok" }))
+        // Last, so it wraps every route above (a layer applies to the routes present when it is added), the
+        // calls the limit sheds included.
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(Arc::new(desk))
 }

@@ -2,6 +2,7 @@
 
 pub mod desk;
 pub mod http;
+pub mod limit;
 
 use std::net::SocketAddr;
 
@@ -10,6 +11,10 @@ use kit::config::{parse_or, peer_url, ports};
 use proto::gateway::v1::desk_server::DeskServer;
 
 pub const NAME: &str = "gateway";
+
+/// Room for a busy county's bursts (a call takes milliseconds, so this many in flight is thousands of calls a
+/// second), small enough that the last admitted call still answers well within a client's deadline.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// Where the gateway listens and where each backend is.
 #[derive(Debug, Clone)]
@@ -20,6 +25,8 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     pub backends: Backends,
     pub auth: kit::auth::AuthConfig,
+    /// The most calls in flight across both faces before more are shed (see [`limit`]).
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -33,7 +40,7 @@ pub struct Backends {
 
 impl Config {
     /// GRPC_ADDR (default 0.0.0.0:50060), HTTP_ADDR (0.0.0.0:8080), METRICS_ADDR (0.0.0.0:51060), INTAKE_URL, ROUTING_URL, REGISTRY_URL,
-    /// SUPERVISION_URL, SUBSIDY_URL, and the trust settings of [`kit::auth::AuthConfig::from_env`].
+    /// SUPERVISION_URL, SUBSIDY_URL, GATEWAY_MAX_INFLIGHT (256), and the trust settings of [`kit::auth::AuthConfig::from_env`].
     pub fn from_env() -> anyhow::Result<Self> {
         let grpc_addr = parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], ports::GATEWAY)))?;
         Ok(Self {
@@ -48,6 +55,7 @@ impl Config {
                 subsidy: peer_url("SUBSIDY_URL", ports::SUBSIDY),
             },
             auth: kit::auth::AuthConfig::from_env()?,
+            max_in_flight: parse_or("GATEWAY_MAX_INFLIGHT", DEFAULT_MAX_IN_FLIGHT)?,
         })
     }
 }
@@ -67,7 +75,13 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let mut app = Running::new(NAME, grpc.local_addr()?);
     app.serve_metrics(kit::grpc::bind(config.metrics_addr).await?)?;
     app.spawn("jwks", verifier.clone().follow(app.shutdown()));
-    let routes = tonic::service::Routes::new(DeskServer::new(desk.clone()));
+    let limit = limit::InFlight::new(config.max_in_flight);
+    // The limit wraps the Desk's routes only: health and reflection, added by the scaffold, are never shed.
+    let routes = tonic::service::Routes::from(
+        tonic::service::Routes::new(DeskServer::new(desk.clone()))
+            .into_axum_router()
+            .layer(axum::middleware::from_fn_with_state(limit.clone(), limit::grpc)),
+    );
     app.spawn(
         "grpc",
         kit::grpc::serve(
@@ -80,7 +94,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         ),
     );
     let mut shutdown = app.shutdown();
-    let router = http::router(desk);
+    let router = http::router(desk, limit);
     // As for gRPC: no Nagle delay on small JSON replies.
     let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
         let _ = tcp.set_nodelay(true);

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::db::{self, CaseRow, NewStep, PartyRow, Registration, SealedParty, TimelineRow};
 use crate::domain::{CaseState, NewCase, Place, case_no};
 use crate::error::{Error, Result};
+use crate::inflight::{InFlight, Turn};
 
 #[derive(Clone)]
 pub struct Cases {
@@ -25,6 +26,8 @@ pub struct Cases {
     pub sealer: Sealer,
     /// How many parties' fields one principal may unmask in an hour (UNMASK_PER_HOUR).
     pub unmask_per_hour: i64,
+    /// Registrations under way here, by idempotency key.
+    pub inflight: InFlight,
 }
 
 pub struct CaseFile {
@@ -41,6 +44,14 @@ impl Cases {
         let readable = who.scope(Permission::ReadCase);
         if let Some(existing) = self.replay(&new, &digest, &readable).await? {
             return Ok((existing, true));
+        }
+        let turn = self.inflight.enter(&new.idempotency_key);
+        if matches!(turn, Turn::Follower(_)) {
+            turn.wait().await;
+            if let Some(existing) = self.replay(&new, &digest, &readable).await? {
+                return Ok((existing, true));
+            }
+            // The other registration failed; this one tries for itself, and the database's unique key decides.
         }
         let place = self.resolve(&new).await?;
         if !who.scope(Permission::Register).covers_place(&place.area_path, &place.grid_code) {

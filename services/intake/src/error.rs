@@ -38,7 +38,7 @@ impl From<Error> for Status {
             Error::Denied(why) => kit::auth::denied(&why),
             Error::RateLimited(why) => Status::resource_exhausted(why),
             Error::Unavailable(what) => Status::unavailable(format!("{what} is unavailable; retry")),
-            Error::Internal(cause) => kit::grpc::internal("intake failed", &cause),
+            Error::Internal(cause) => kit::grpc::failure("intake failed", &cause),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod inflight;
 pub mod scope;
 
 use kit::Config;
@@ -41,6 +42,7 @@ pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
         registry: RegistryClient::new(kit::grpc::service_channel(&peers.registry_url, config.auth.identity(NAME)?)?),
         sealer: kit::pii::Sealer::new(config.pii_key).with_retired(&config.pii_retired),
         unmask_per_hour: kit::config::parse_or("UNMASK_PER_HOUR", 30)?,
+        inflight: inflight::InFlight::default(),
     };
     let routes = tonic::service::Routes::new(IntakeServer::new(grpc::IntakeService(cases)));
     app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.intake.v1.Intake"], guard, app.shutdown()));

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// What every service needs to run: where to listen, its database, its broker.
 #[derive(Debug, Clone)]
@@ -28,7 +29,59 @@ pub struct DbConfig {
     /// The schema the service owns; its tables, outbox and migration history live there.
     pub schema: String,
     pub max_connections: u32,
+    /// How long a call waits for a pooled connection before it is answered UNAVAILABLE. Short, so an
+    /// exhausted pool refuses at once and the client retries (perhaps at another replica) instead of stalling.
+    pub acquire_timeout: Duration,
+    /// The longest one statement may run (PostgreSQL `statement_timeout`): a runaway query is cancelled rather
+    /// than holding its connection and locks indefinitely.
+    pub statement_timeout: Duration,
+    /// The longest a transaction may sit idle between statements (`idle_in_transaction_session_timeout`):
+    /// PostgreSQL ends the session of a transaction left open, releasing its locks and its connection.
+    pub idle_in_transaction_timeout: Duration,
 }
+
+impl DbConfig {
+    /// The settings with the default timeouts.
+    pub fn new(url: impl Into<String>, schema: impl Into<String>, max_connections: u32) -> Self {
+        Self {
+            url: url.into(),
+            schema: schema.into(),
+            max_connections,
+            acquire_timeout: Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
+            statement_timeout: Duration::from_secs(DEFAULT_STATEMENT_TIMEOUT_SECS),
+            idle_in_transaction_timeout: Duration::from_secs(DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS),
+        }
+    }
+
+    /// Reads DATABASE_URL, DATABASE_SCHEMA (default: the service's name), DATABASE_MAX_CONNECTIONS (10),
+    /// DATABASE_ACQUIRE_TIMEOUT_MS (2000), DATABASE_STATEMENT_TIMEOUT_SECS (30) and
+    /// DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS (60).
+    pub fn from_env(service: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            acquire_timeout: Duration::from_millis(parse_or(
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                DEFAULT_ACQUIRE_TIMEOUT_MS,
+            )?),
+            statement_timeout: Duration::from_secs(parse_or(
+                "DATABASE_STATEMENT_TIMEOUT_SECS",
+                DEFAULT_STATEMENT_TIMEOUT_SECS,
+            )?),
+            idle_in_transaction_timeout: Duration::from_secs(parse_or(
+                "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS",
+                DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS,
+            )?),
+            ..Self::new(
+                string_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zongzhi"),
+                string_or("DATABASE_SCHEMA", service),
+                parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
+            )
+        })
+    }
+}
+
+const DEFAULT_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
+const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 30;
+const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS: u64 = 60;
 
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
@@ -144,7 +197,7 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads the common settings: GRPC_ADDR, METRICS_ADDR, DATABASE_URL, DATABASE_SCHEMA, DATABASE_MAX_CONNECTIONS,
+    /// Reads the common settings: GRPC_ADDR, METRICS_ADDR, the database's ([`DbConfig::from_env`]),
     /// NATS_URL, EVENT_PREFIX, EVENT_STREAM, PII_KEY, PII_RETIRED_KEYS, AUDIT_KEY, and the trust settings of [`crate::auth::AuthConfig::from_env`].
     pub fn from_env(service: &'static str, default_port: u16) -> anyhow::Result<Self> {
         let grpc_addr = parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)))?;
@@ -152,11 +205,7 @@ impl Config {
             service,
             grpc_addr,
             metrics_addr: parse_or("METRICS_ADDR", crate::metrics::default_addr(grpc_addr))?,
-            database: DbConfig {
-                url: string_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zongzhi"),
-                schema: string_or("DATABASE_SCHEMA", service),
-                max_connections: parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
-            },
+            database: DbConfig::from_env(service)?,
             nats: NatsConfig::from_env(service)?,
             auth: crate::auth::AuthConfig::from_env()?,
             pii_key: crate::pii::Sealer::key_from_env()?,

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use sqlx::migrate::{Migration, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection as _, PgPool};
 
 use crate::config::DbConfig;
 
@@ -14,32 +14,51 @@ static EVENT_TABLES: Migrator = sqlx::migrate!("./migrations");
 /// Connects with the service's schema first on the search path, creates the schema if needed and runs the
 /// event-table and service migrations. sqlx takes an advisory lock while migrating, so replicas starting
 /// together are safe.
+///
+/// Migrations run on a connection of their own without the pool's timeouts: waiting for another replica's
+/// migration, or building an index, may rightly take longer than any call should.
 pub async fn connect_and_migrate(cfg: &DbConfig, service: &Migrator) -> anyhow::Result<PgPool> {
-    let pool = connect(cfg).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {}", cfg.schema))).execute(&pool).await?;
-    migrator(service).run(&pool).await?;
-    Ok(pool)
+    let options = options(cfg)?;
+    let mut migrating = options.connect().await.map_err(|e| cannot(cfg, &e))?;
+    let schema = &cfg.schema;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&mut migrating).await?;
+    migrator(service).run(&mut migrating).await?;
+    migrating.close().await?;
+    connect(cfg).await
 }
 
 /// Connects with the service's schema first on the search path, without migrating (operator commands).
+/// Pooled connections carry the statement and idle-in-transaction timeouts, and the pool refuses after the
+/// acquire timeout (answered UNAVAILABLE, see [`crate::grpc::failure`]).
 pub async fn connect(cfg: &DbConfig) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .acquire_timeout(cfg.acquire_timeout)
+        .connect_with(options(cfg)?.options([
+            ("statement_timeout", cfg.statement_timeout.as_millis()),
+            ("idle_in_transaction_session_timeout", cfg.idle_in_transaction_timeout.as_millis()),
+        ]))
+        .await
+        .map_err(|e| cannot(cfg, &e))?;
+    Ok(pool)
+}
+
+/// The connection options: the URL with the service's schema first on the search path.
+fn options(cfg: &DbConfig) -> anyhow::Result<PgConnectOptions> {
     let schema = &cfg.schema;
     if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
         anyhow::bail!("DATABASE_SCHEMA must be lowercase letters, digits and underscores, got {schema:?}");
     }
-    let options: PgConnectOptions = cfg
+    Ok(cfg
         .url
         .parse::<PgConnectOptions>()
         .map_err(|e| anyhow::anyhow!("DATABASE_URL does not parse: {e}"))?
         .options([("search_path", schema.as_str())])
-        .log_statements(tracing::log::LevelFilter::Trace);
-    let pool = PgPoolOptions::new()
-        .max_connections(cfg.max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect_with(options)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", redact(&cfg.url)))?;
-    Ok(pool)
+        .log_statements(tracing::log::LevelFilter::Trace))
+}
+
+fn cannot(cfg: &DbConfig, e: &sqlx::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", redact(&cfg.url))
 }
 
 fn migrator(service: &Migrator) -> Migrator {
@@ -59,6 +78,22 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// True when the error says the database cannot serve the call now but may on a retry: the pool had no
+/// connection within its acquire timeout or is closed (shutting down), the connection broke, the statement
+/// was cancelled by `statement_timeout`, or the server is shutting down or out of connections. Anything else
+/// is a fault of the call or of the code.
+pub fn retryable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        // 57014 query_canceled (statement_timeout), 57P01–57P03 admin/crash shutdown and cannot connect now,
+        // 53300 too_many_connections, 25P03 idle_in_transaction_session_timeout.
+        _ => err
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| matches!(code.as_ref(), "57014" | "57P01" | "57P02" | "57P03" | "53300" | "25P03")),
+    }
+}
+
 /// The constraint a statement violated, when it was a unique (23505), foreign-key (23503) or check (23514)
 /// violation: services map these to domain errors by constraint name.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
@@ -66,5 +101,24 @@ pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
     match db.code().as_deref() {
         Some("23505" | "23503" | "23514" | "23P01") => db.constraint(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    #[test]
+    fn an_exhausted_pool_is_unavailable_and_a_fault_is_internal() {
+        let status = |e: anyhow::Error| crate::grpc::failure("test", &e).code();
+        assert_eq!(status(sqlx::Error::PoolTimedOut.into()), Code::Unavailable);
+        assert_eq!(status(sqlx::Error::PoolClosed.into()), Code::Unavailable);
+        // Found however deep in the chain a service's context put it.
+        assert_eq!(
+            status(anyhow::Error::from(sqlx::Error::PoolTimedOut).context("reading the case")),
+            Code::Unavailable
+        );
+        assert_eq!(status(sqlx::Error::RowNotFound.into()), Code::Internal);
+        assert_eq!(status(anyhow::anyhow!("a bug")), Code::Internal);
     }
 }

@@ -58,7 +58,9 @@ pub async fn serve(
         }
     };
     tonic::transport::Server::builder()
-        // Outermost, so calls the auth layer refuses are counted and timed too.
+        // Outermost, so every call runs to its end in a task of its own, whatever its client does.
+        .layer(DetachLayer)
+        // Next, so calls the auth layer refuses are counted and timed too.
         .layer(crate::metrics::layer::GrpcMetricsLayer)
         .layer(TraceLayer)
         .layer(AuthLayer::new(guard))
@@ -201,6 +203,64 @@ pub fn code_name(code: Code) -> &'static str {
 pub fn internal(context: &str, err: &dyn std::fmt::Display) -> Status {
     tracing::error!(error = %err, "{context}");
     Status::internal("internal error; see the service log")
+}
+
+/// The status for a failure the caller cannot fix: UNAVAILABLE with "retry" when its cause is the database
+/// being busy or briefly gone ([`crate::db::retryable`]: no pooled connection within the acquire timeout, a
+/// statement timeout, a broken connection), since a retry shortly, or at another replica, will likely succeed;
+/// otherwise INTERNAL, logged with its context as [`internal`]. Every service's error mapping ends here, so an
+/// exhausted pool answers the same everywhere.
+pub fn failure(context: &str, cause: &anyhow::Error) -> Status {
+    if cause.chain().filter_map(|e| e.downcast_ref::<sqlx::Error>()).any(crate::db::retryable) {
+        tracing::warn!(error = %cause, "{context}: database unavailable");
+        return Status::unavailable("the database is busy or unreachable; retry");
+    }
+    internal(context, cause)
+}
+
+/// Runs each call in a task of its own. A client that disconnects or gives up makes the server drop the call's
+/// future; without this, a handler dropped mid-transaction never runs its commit or rollback to the end (a
+/// COMMIT in flight is followed by a stray ROLLBACK: "there is no transaction in progress"), and a call's
+/// effects could outlive its audit record or miss waking the relay. Detached, the call finishes exactly as if
+/// the client had waited, and only its answer is discarded. A panicking handler answers INTERNAL instead of
+/// breaking the connection.
+#[derive(Debug, Clone, Copy)]
+struct DetachLayer;
+
+impl<S> tower::Layer<S> for DetachLayer {
+    type Service = Detach<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Detach(inner)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Detach<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for Detach<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path().to_owned();
+        let call = tokio::spawn(self.0.call(req));
+        Box::pin(async move {
+            match call.await {
+                Ok(answer) => answer,
+                Err(e) => Ok(internal(&format!("call to {path} failed"), &e).into_http()),
+            }
+        })
+    }
 }
 
 /// Opens a server span per call, a child of the trace context the caller sent.

@@ -58,7 +58,7 @@ impl TestInfra {
     }
 
     pub fn db(&self, schema: &str) -> DbConfig {
-        DbConfig { url: self.db_url.clone(), schema: schema.to_owned(), max_connections: 5 }
+        DbConfig::new(self.db_url.clone(), schema, 5)
     }
 
     /// This test's stream as `user` (a service's name, or `ops`), with that user's password.

@@ -39,7 +39,7 @@ impl From<Error> for Status {
             Error::FailedPrecondition(why) => Status::failed_precondition(why),
             Error::Unauthenticated(why) => Status::unauthenticated(why),
             Error::Denied(why) => Status::permission_denied(why),
-            Error::Internal(cause) => kit::grpc::internal("registry failed", &cause),
+            Error::Internal(cause) => kit::grpc::failure("registry failed", &cause),
         }
     }
 }

@@ -131,7 +131,7 @@ async fn receive_and_import(
     };
     tree_queries::import_bytes(&pool, data, opts, progress).await.map_err(|e| match e {
         ImportError::Malformed { line, reason } => bad(FieldError::new("data", format!("line {line}: {reason}"))),
-        ImportError::Db(cause) => kit::grpc::internal("division import failed", &cause),
+        ImportError::Db(cause) => kit::grpc::failure("division import failed", &cause.into()),
     })
 }
 

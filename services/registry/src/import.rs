@@ -236,6 +236,9 @@ pub async fn import(
 ) -> Result<ImportReport, ImportError> {
     let total = rows.len() as u64;
     let mut tx = pool.begin().await?;
+    // A national import's statements (COPY, the merge, the count rebuild) run longer than any call's
+    // statement_timeout allows; the import bounds itself instead, waiting for another import included.
+    sqlx::query("SET LOCAL statement_timeout = '15min'").execute(&mut *tx).await?;
     // One import at a time: the merge compares the whole table and then writes it.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('zongzhi.registry.import')::bigint)").execute(&mut *tx).await?;
     // The merge's hash joins and aggregates over 664k rows should stay in memory rather than spill to disk, and

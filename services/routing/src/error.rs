@@ -36,7 +36,7 @@ impl From<Error> for Status {
             Error::Denied(what) => kit::auth::denied(&what),
             Error::WrongState(why) => Status::failed_precondition(why),
             Error::Unavailable(what) => Status::unavailable(format!("{what} is unavailable; retry")),
-            Error::Internal(cause) => kit::grpc::internal("routing failed", &cause),
+            Error::Internal(cause) => kit::grpc::failure("routing failed", &cause),
         }
     }
 }

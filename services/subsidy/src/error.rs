@@ -25,7 +25,7 @@ impl From<Error> for Status {
         match e {
             Error::Invalid(f) => kit::grpc::invalid(&f),
             Error::Denied(why) => kit::auth::denied(&why),
-            Error::Internal(cause) => kit::grpc::internal("subsidy failed", &cause),
+            Error::Internal(cause) => kit::grpc::failure("subsidy failed", &cause),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod seed;
+pub mod storm;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -54,7 +55,7 @@ impl SuiteConfig {
             service: name,
             grpc_addr,
             metrics_addr: kit::metrics::default_addr(grpc_addr),
-            database: DbConfig { url: self.database_url.clone(), schema: name.to_owned(), max_connections: 5 },
+            database: DbConfig::new(self.database_url.clone(), name, 5),
             nats: match self.nats_passwords.get(name) {
                 Some(password) => self.nats.as_user(name, password),
                 None => self.nats.clone(),
@@ -141,6 +142,7 @@ impl Suite {
                 subsidy: url(subsidy),
             },
             auth: cfg.keys.auth(gateway::NAME),
+            max_in_flight: gateway::DEFAULT_MAX_IN_FLIGHT,
         })
         .await?;
         let gateway_http = gw.http_addr;

@@ -34,7 +34,7 @@ impl From<Error> for Status {
             Error::Denied(what) => kit::auth::denied(&what),
             Error::Precondition(why) => Status::failed_precondition(why),
             Error::Unavailable(what) => Status::unavailable(format!("{what} is unavailable; retry")),
-            Error::Internal(cause) => kit::grpc::internal("supervision failed", &cause),
+            Error::Internal(cause) => kit::grpc::failure("supervision failed", &cause),
         }
     }
 }

@@ -97,6 +97,6 @@ impl From<AuditError> for tonic::Status {
     /// cause is logged, never sent.
     fn from(err: AuditError) -> Self {
         tracing::error!(error = %err, "audit write failed; refusing the action");
-        tonic::Status::unavailable("the audit trail cannot be written, so the action is refused")
+        tonic::Status::unavailable("the audit trail cannot be written, so the action is refused; retry")
     }
 }

@@ -291,7 +291,7 @@ async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &
     if !lease::renew(&mut tx, &ctx.name, part, holder).await? {
         return Err(Stop::NotHeld);
     }
-    let fresh = record_in_inbox(&mut tx, &ctx.name, items).await?;
+    let mut fresh = record_in_inbox(&mut tx, &ctx.name, items).await?;
     let cases: Vec<&str> = items.iter().filter_map(|it| it.envelope.as_ref()).map(|e| e.case_id.as_str()).collect();
     let mut parked: HashSet<String> =
         sqlx::query_scalar("SELECT DISTINCT case_id FROM parked_event WHERE consumer = $1 AND case_id = ANY($2)")

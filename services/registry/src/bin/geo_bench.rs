@@ -165,11 +165,7 @@ async fn main() -> anyhow::Result<()> {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        database: kit::config::DbConfig {
-            url: format!("{base}/{db_name}"),
-            schema: "registry".into(),
-            max_connections: 10,
-        },
+        database: kit::config::DbConfig::new(format!("{base}/{db_name}"), "registry", 10),
         nats: kit::config::NatsConfig::local(
             kit::config::string_or("NATS_URL", "nats://127.0.0.1:4222"),
             format!("zz_geo_bench_{}", std::process::id()),

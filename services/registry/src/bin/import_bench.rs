@@ -44,7 +44,7 @@ async fn run(db_url: &str, path: &str) -> anyhow::Result<()> {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        database: kit::config::DbConfig { url: db_url.to_owned(), schema: "registry".into(), max_connections: 4 },
+        database: kit::config::DbConfig::new(db_url, "registry", 4),
         nats: kit::config::NatsConfig::local("", "", ""),
         // Only the database is used; nothing here listens, but a config carries its keys.
         auth: kit::auth::KeySet::generate("bench", "zongzhi", "zongzhi")?.auth(registry::NAME),

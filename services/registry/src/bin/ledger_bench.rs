@@ -39,7 +39,7 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
         service: registry::NAME,
         grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        database: kit::config::DbConfig { url, schema: "registry".into(), max_connections: 4 },
+        database: kit::config::DbConfig::new(url, "registry", 4),
         nats: kit::config::NatsConfig::local("", "", ""),
         auth: keys()?.auth(registry::NAME),
         pii_key: kit::pii::DEV_KEY,

@@ -33,7 +33,7 @@ async fn run(admin_url: &str, db: &str, records: usize) -> anyhow::Result<()> {
         Some(i) => format!("{}/{db}", &admin_url[..i]),
         None => anyhow::bail!("TEST_DATABASE_URL needs a database path"),
     };
-    let cfg = kit::config::DbConfig { url, schema: "bench".into(), max_connections: 4 };
+    let cfg = kit::config::DbConfig::new(url, "bench", 4);
     let pool = kit::db::connect_and_migrate(&cfg, &NO_MIGRATIONS).await?;
     let key = AuditKey::new([7; 32]);
     let (_stop, shutdown) = kit::shutdown::channel();

@@ -72,7 +72,7 @@ async fn consumer_rate(spread: bool) -> anyhow::Result<f64> {
     let scratch = Scratch::create("consumer_bench").await?;
     let result = async {
         let pool = kit::db::connect_and_migrate(
-            &kit::config::DbConfig { url: scratch.database_url.clone(), schema: "bench".into(), max_connections: 10 },
+            &kit::config::DbConfig::new(scratch.database_url.clone(), "bench", 10),
             &sqlx::migrate::Migrator::DEFAULT,
         )
         .await?;
