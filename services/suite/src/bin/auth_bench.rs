@@ -9,14 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kit::auth::{KeySet, Permission, Role, Verifier};
-use proto::gateway::v1::desk_client::DeskClient;
-use proto::intake::v1::{GetCaseRequest, PartyInput, RegisterCaseRequest};
-use sqlx::Connection as _;
-use suite::{Suite, SuiteConfig};
+use proto::intake::v1::GetCaseRequest;
+use suite::Suite;
+use suite::bench::{Desk, GRID, Scratch, TOWNSHIP, desks, registration};
 use tonic::codegen::http;
-
-const TOWNSHIP: &str = "532901003000";
-const GRID: &str = "532901003001001";
 const CLIENTS: usize = 64;
 /// The target for verifying a token and checking its scope, per call on this 2-core box.
 const TARGET_MICROS: f64 = 50.0;
@@ -28,22 +24,10 @@ async fn main() -> anyhow::Result<()> {
     let keys = KeySet::generate("bench-issuer", "zongzhi", "zongzhi")?;
     in_process(&keys)?;
 
-    let admin_url = kit::config::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
-    let nats_url = kit::config::string_or("TEST_NATS_URL", "nats://127.0.0.1:4222");
-    let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let db = format!("zz_bench_{tag}");
-    let nats = kit::config::NatsConfig::local(nats_url, format!("zzb_{tag}"), format!("ZZB_{tag}"));
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await?;
-    let result = through_gateway(&admin_url, &db, &nats, &keys, Duration::from_secs(seconds)).await;
+    let scratch = Scratch::create("auth_bench").await?;
+    let result = through_gateway(&scratch, &keys, Duration::from_secs(seconds)).await;
     // The scratch database and stream go whatever happened.
-    if let Ok(client) = async_nats::connect(&nats.url).await {
-        let _ = async_nats::jetstream::new(client).delete_stream(&nats.stream).await;
-    }
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
-        .execute(&mut admin)
-        .await?;
-    println!("dropped scratch database {db} and stream {}", nats.stream);
+    scratch.drop_all().await?;
     result
 }
 
@@ -100,43 +84,15 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-async fn through_gateway(
-    admin_url: &str,
-    db: &str,
-    nats: &kit::config::NatsConfig,
-    keys: &KeySet,
-    duration: Duration,
-) -> anyhow::Result<()> {
-    let database_url = match admin_url.rfind('/') {
-        Some(i) => format!("{}/{db}", &admin_url[..i]),
-        None => anyhow::bail!("TEST_DATABASE_URL needs a database path"),
-    };
-    let cfg = SuiteConfig {
-        database_url,
-        nats: nats.clone(),
-        // The bench runs on the open local server, like the demo.
-        nats_passwords: Default::default(),
-        host: [127, 0, 0, 1].into(),
-        base_port: 0,
-        http_port: 0,
-        keys: keys.clone(),
-        pii_key: kit::pii::DEV_KEY,
-        audit_key: kit::audit::AuditKey::new([7; 32]),
-    };
-    let suite = Suite::start(&cfg).await?;
-    let result = drive(&suite, &cfg, keys, duration).await;
+async fn through_gateway(scratch: &Scratch, keys: &KeySet, duration: Duration) -> anyhow::Result<()> {
+    let (suite, _) = scratch.suite(keys).await?;
+    let result = drive(&suite, keys, duration).await;
     suite.stop().await?;
     result
 }
 
-async fn drive(suite: &Suite, cfg: &SuiteConfig, keys: &KeySet, duration: Duration) -> anyhow::Result<()> {
-    let pool = registry::connect(&Suite::registry_config(cfg)).await?;
-    let seeder = keys.token("seed", &[(Role::BusinessAdmin, "*")])?;
-    let (registry, routing) = (format!("http://{}", suite.registry), format!("http://{}", suite.routing));
-    suite::seed::seed(&pool, &registry, &routing, &seeder, &mut |_| {}).await?;
-    let gateway = format!("http://{}", suite.gateway_grpc);
-
-    let clerks = clients(&gateway, keys, Role::IntakeClerk).await?;
+async fn drive(suite: &Suite, keys: &KeySet, duration: Duration) -> anyhow::Result<()> {
+    let clerks = desks(suite.gateway_grpc, keys, Role::IntakeClerk, CLIENTS).await?;
     let (registered, ids) = run(clerks, duration, |mut desk, client, n| async move {
         let response = desk.register_case(registration(&format!("bench-{client}-{n}"))).await?;
         Ok(response.into_inner().case.map(|c| c.id))
@@ -146,7 +102,7 @@ async fn drive(suite: &Suite, cfg: &SuiteConfig, keys: &KeySet, duration: Durati
 
     let ids = Arc::new(ids);
     anyhow::ensure!(!ids.is_empty(), "nothing was registered");
-    let dispatchers = clients(&gateway, keys, Role::Dispatcher).await?;
+    let dispatchers = desks(suite.gateway_grpc, keys, Role::Dispatcher, CLIENTS).await?;
     let (read, _) = run(dispatchers, duration, move |mut desk, client, n| {
         let id = ids[(client * 7919 + n * 104_729) % ids.len()].clone();
         async move {
@@ -157,30 +113,6 @@ async fn drive(suite: &Suite, cfg: &SuiteConfig, keys: &KeySet, duration: Durati
     .await?;
     read.print("GetCase");
     Ok(())
-}
-
-type Desk = DeskClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>>;
-
-#[derive(Clone)]
-struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-/// One connection per client, each a different person with `role` over the township.
-async fn clients(gateway: &str, keys: &KeySet, role: Role) -> anyhow::Result<Vec<Desk>> {
-    let mut out = Vec::with_capacity(CLIENTS);
-    for i in 0..CLIENTS {
-        let token = keys.token(&format!("{role}-{i}"), &[(role, TOWNSHIP)])?;
-        let channel = tonic::transport::Endpoint::from_shared(gateway.to_owned())?.connect().await?;
-        let bearer = Bearer(format!("Bearer {token}").parse()?);
-        out.push(DeskClient::new(tonic::service::interceptor::InterceptedService::new(channel, bearer)));
-    }
-    Ok(out)
 }
 
 struct Figures {
@@ -237,26 +169,4 @@ where
     let elapsed = started.elapsed();
     anyhow::ensure!(!latencies.is_empty(), "no calls completed");
     Ok((Figures { calls: latencies.len(), elapsed, latencies }, ids))
-}
-
-fn registration(key: &str) -> RegisterCaseRequest {
-    RegisterCaseRequest {
-        idempotency_key: key.into(),
-        center_code: TOWNSHIP.into(),
-        channel: "walk_in".into(),
-        kind: "dispute".into(),
-        category_code: "0102".into(),
-        urgency: "normal".into(),
-        title: "楼上漏水引发邻里纠纷".into(),
-        description: "三楼住户反映楼上长期漏水, 协商未果".into(),
-        location_code: GRID.into(),
-        parties: vec![PartyInput {
-            name: "张三".into(),
-            phone: "13812345678".into(),
-            id_number: String::new(),
-            role: "applicant".into(),
-        }],
-        reporter_id: String::new(),
-        operator_id: String::new(),
-    }
 }
