@@ -3,8 +3,8 @@
 -- is down, and a resolution counts once case.resolved has reached supervision.
 --
 -- task_units (task → unit, from case.dispatched) becomes the projection. Rows from before this migration
--- only know their unit and start as 'dispatched'; replaying the period's events to supervision
--- (kit::events::ops::replay) fills in their state, people and order.
+-- only know their unit and start as 'dispatched'; `supervision events replay --from T --to T` over the
+-- period fills in their state, people and order.
 ALTER TABLE task_units RENAME TO tasks;
 ALTER INDEX task_units_by_case RENAME TO tasks_by_case;
 ALTER TABLE tasks RENAME CONSTRAINT task_units_pkey TO tasks_pkey;
@@ -31,6 +31,10 @@ ALTER TABLE tasks
     ADD COLUMN outcome       TEXT NOT NULL DEFAULT '',
     ADD COLUMN dispatched_at TIMESTAMPTZ,
     ADD COLUMN resolved_at   TIMESTAMPTZ,
+    -- When the event behind the task's last move happened. The moves that can go back and forth (returned,
+    -- then dispatched again by a rejected return) are taken only from an event at least this recent, so a
+    -- replayed period that ends between a return and its rejection cannot leave the task returned.
+    ADD COLUMN moved_at      TIMESTAMPTZ,
     ADD COLUMN updated_at    TIMESTAMPTZ NOT NULL DEFAULT now();
 
 -- The order the projection first saw each task in: within one attempt number (events published by hand, or

@@ -56,7 +56,7 @@ impl Handler for ProjectionHandler {
                 }
             }
             Body::CaseAccepted(a) => {
-                db::accept_task(tx, case_id, &a.task_id, &a.handler_id).await?;
+                db::accept_task(tx, case_id, &a.task_id, &a.handler_id, at).await?;
                 db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met).await?;
                 // 签收 starts the handling clock, unless the task was cancelled meanwhile (returned, or its round
                 // reopened): an acceptance seen late never starts a clock for a stage already passed.
@@ -67,11 +67,11 @@ impl Handler for ProjectionHandler {
                 }
             }
             Body::CaseReturned(r) => {
-                db::set_returned(tx, case_id, &r.task_id, true).await?;
+                db::set_returned(tx, case_id, &r.task_id, true, at).await?;
                 db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled).await?;
             }
             // The task goes back to its unit; no deadline changes (the unit must handle it: its clock runs on).
-            Body::ReturnRejected(r) => db::set_returned(tx, case_id, &r.task_id, false).await?,
+            Body::ReturnRejected(r) => db::set_returned(tx, case_id, &r.task_id, false, at).await?,
             Body::CaseResolved(r) => {
                 // The envelope's actor is who resolved it; routing records them as the task's handler.
                 let resolution = db::Resolution {

@@ -328,6 +328,8 @@ async fn the_task_projection_follows_routing_s_moves() {
         ("return rejected", rejected(&first), ["dispatched", "", ""]),
         ("rejection seen again", rejected(&first), ["dispatched", "", ""]),
         ("returned again", returned(&first), ["returned", "", ""]),
+        ("return rejected again", rejected(&first), ["dispatched", "", ""]),
+        ("returned a third time", returned(&first), ["returned", "", ""]),
         ("return approved: next dispatch", dispatched(&second, "532901-ZRZYJ", 2), ["superseded", "dispatched", ""]),
         ("accepted", accepted(&second, "handler-9"), ["superseded", "accepted", ""]),
         ("a return after acceptance", returned(&second), ["superseded", "accepted", ""]),
@@ -339,6 +341,11 @@ async fn the_task_projection_follows_routing_s_moves() {
     for (step, body, want) in steps {
         let id = s.infra.publish(case_id, "routing", body).await;
         await_handled(&s.infra, &id).await;
+        if step == "return rejected again" {
+            // A return from before that rejection, replayed after it: the rejection stands.
+            let stale = publish_stale(&s.infra, case_id, "routing", returned(&first), 30_000).await;
+            await_handled(&s.infra, &stale).await;
+        }
         let mut got = Vec::new();
         for t in [&first, &second, &third] {
             got.push(task_view(&s.infra, t).await.map(|v| v.state).unwrap_or_default());

@@ -90,33 +90,55 @@ pub async fn supersede_returned(
     Ok(())
 }
 
-/// 签收: a dispatched task becomes accepted by `handler`. Any other state stays (a stale acceptance never
-/// moves a resolved or superseded task back), though a handler not yet known is still recorded, since
-/// separation of duties needs every hand.
-pub async fn accept_task(conn: &mut PgConnection, case_id: Uuid, task_id: &str, handler: &str) -> sqlx::Result<()> {
+/// 签收: a dispatched task becomes accepted by `handler`, unless a later move was already seen. Any other
+/// state stays (a stale acceptance never moves a resolved or superseded task back), though a handler not yet
+/// known is still recorded, since separation of duties needs every hand.
+pub async fn accept_task(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    task_id: &str,
+    handler: &str,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
     ensure_task(conn, case_id, task_id).await?;
     sqlx::query(
-        "UPDATE tasks SET state = CASE WHEN state = 'dispatched' THEN 'accepted' ELSE state END, \
+        "UPDATE tasks SET \
+           state = CASE WHEN state = 'dispatched' AND (moved_at IS NULL OR moved_at <= $3) \
+                        THEN 'accepted' ELSE state END, \
+           moved_at = CASE WHEN state = 'dispatched' AND (moved_at IS NULL OR moved_at <= $3) \
+                           THEN $3 ELSE moved_at END, \
            handler_id = COALESCE(NULLIF(handler_id, ''), $2), updated_at = now() WHERE task_id = $1",
     )
     .bind(task_id)
     .bind(handler)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// 退单 (`returned` true) and a rejected return (false, back to the unit): the only moves between
-/// `dispatched` and `returned`, each taken only from the state routing takes it from.
-pub async fn set_returned(conn: &mut PgConnection, case_id: Uuid, task_id: &str, returned: bool) -> sqlx::Result<()> {
+/// `dispatched` and `returned`, each taken only from the state routing takes it from and only by an event not
+/// older than the task's last move.
+pub async fn set_returned(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    task_id: &str,
+    returned: bool,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
     ensure_task(conn, case_id, task_id).await?;
     let (from, to) = if returned { ("dispatched", "returned") } else { ("returned", "dispatched") };
-    sqlx::query("UPDATE tasks SET state = $3, updated_at = now() WHERE task_id = $1 AND state = $2")
-        .bind(task_id)
-        .bind(from)
-        .bind(to)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE tasks SET state = $3, moved_at = $4, updated_at = now() \
+         WHERE task_id = $1 AND state = $2 AND (moved_at IS NULL OR moved_at <= $4)",
+    )
+    .bind(task_id)
+    .bind(from)
+    .bind(to)
+    .bind(at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -136,7 +158,7 @@ pub async fn resolve_task(conn: &mut PgConnection, r: &Resolution<'_>) -> sqlx::
     ensure_task(conn, r.case_id, r.task_id).await?;
     sqlx::query(
         "UPDATE tasks SET state = 'resolved', resolved_by = $2, resolver_id = $3, outcome = $4, resolved_at = $5, \
-           updated_at = now() WHERE task_id = $1 AND state NOT IN ('resolved', 'superseded')",
+           moved_at = $5, updated_at = now() WHERE task_id = $1 AND state NOT IN ('resolved', 'superseded')",
     )
     .bind(r.task_id)
     .bind(r.resolved_by)
