@@ -80,6 +80,21 @@ impl World {
         self.suite.stop().await.expect("clean stop");
     }
 
+    /// Waits until supervision has seen the task resolved. Supervision verifies on what routing's events told
+    /// it, so right after 办结, until case.resolved reaches it, a verification is refused as "not resolved yet".
+    pub async fn resolution_seen(&self, task_id: &str) {
+        let pool = self.infra.pool("supervision").await;
+        kit::testing::eventually(&format!("supervision sees task {task_id} resolved"), 20, || async {
+            let state: Option<String> = sqlx::query_scalar("SELECT state FROM tasks WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_optional(&pool)
+                .await
+                .ok()?;
+            (state.as_deref() == Some("resolved")).then_some(())
+        })
+        .await;
+    }
+
     /// Sends one HTTP/1.1 request to the gateway and returns the status code and the JSON body.
     /// It carries the all-roles test token.
     pub async fn http(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {

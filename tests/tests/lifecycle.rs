@@ -168,6 +168,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     })
     .await
     .unwrap();
+    world.resolution_seen(&second.id).await;
     supervisor
         .verify_case(VerifyCaseRequest {
             case_id: case.id.clone(),
@@ -207,6 +208,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     })
     .await
     .unwrap();
+    world.resolution_seen(&third).await;
     supervisor
         .verify_case(VerifyCaseRequest {
             case_id: case.id.clone(),

@@ -167,6 +167,9 @@ async fn each_person_sees_their_own_queue_in_order_with_counts() {
         accept(&mut sfs, &task(case)).await;
         resolve(&mut sfs, &task(case)).await;
     }
+    for case in [&e, &f] {
+        world.resolution_seen(&task(case)).await;
+    }
     verify(&mut supervisor, &e.id).await;
     verify(&mut supervisor, &f.id).await;
     let visit = FollowUpRequest {

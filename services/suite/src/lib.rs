@@ -114,11 +114,7 @@ impl Suite {
         );
         let supervision = keep(
             supervision::NAME,
-            run(supervision::build(
-                cfg.service(supervision::NAME, supervision::DEFAULT_PORT),
-                supervision::Peers { routing_url: url(routing) },
-            )
-            .await?),
+            run(supervision::build(cfg.service(supervision::NAME, supervision::DEFAULT_PORT)).await?),
         );
         let subsidy = keep(
             subsidy::NAME,

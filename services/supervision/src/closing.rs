@@ -1,17 +1,14 @@
 //! Verification and closure (核查/销号) and the follow-up visit (回访): the work behind the RPCs, free of
-//! protobuf except the routing client it asks how the case was handled.
+//! protobuf; how the case was handled comes from supervision's own projection of routing's events.
 
 use chrono::Utc;
 use kit::auth::{Permission, Principal};
 use kit::events::Outbox;
 use proto::events::v1::{CaseClosed, CaseFollowedUp, CaseReopened, envelope::Body};
-use proto::routing::v1::routing_client::RoutingClient;
-use proto::routing::v1::{ListTasksRequest, Task};
 use sqlx::{PgConnection, PgPool};
-use tonic::Code;
 use uuid::Uuid;
 
-use crate::db::{self, CaseFacts, ClosureRow, DeadlineRow, FollowUpRecord};
+use crate::db::{self, ClosureRow, DeadlineRow, FollowUpRecord, TaskRow};
 use crate::domain::{self, ClosureState, FollowUp, Satisfaction, Verdict, Verification};
 use crate::error::{Error, Result};
 use crate::scope::{self, acting};
@@ -20,7 +17,6 @@ use crate::scope::{self, acting};
 pub struct Closing {
     pub pool: PgPool,
     pub outbox: Outbox,
-    pub routing: RoutingClient<kit::grpc::Channel>,
 }
 
 impl Closing {
@@ -31,27 +27,18 @@ impl Closing {
         let v = Verification { verifier_id: acting("verifier_id", &v.verifier_id, p)?, ..v };
         let known = db::case(&mut *self.pool.acquire().await?, v.case_id).await?;
         scope::gate(p, Permission::Verify, v.case_id, known.as_ref())?;
-        let tasks = self.tasks(v.case_id).await?;
-        let reporter = known.as_ref().map_or("", |c| c.reporter_id.as_str());
-        let hands = tasks.iter().flat_map(|t| [t.handler_id.as_str(), t.resolver_id.as_str()]);
-        scope::apart(&v.verifier_id, reporter, hands)?;
-        let task = tasks.into_iter().last().ok_or_else(|| Error::NotFound(v.case_id.to_string()))?;
-        if task.state != "resolved" {
-            return Err(Error::Precondition(format!(
-                "the case's latest task is {}: closing a case never resolved",
-                task.state
-            )));
-        }
         let mut tx = self.pool.begin().await?;
-        let facts =
-            CaseFacts { case_id: v.case_id, case_no: &task.case_no, category_code: &task.category_code, urgency: "" };
-        db::upsert_case(&mut tx, &facts).await?;
         let case = db::lock_case(&mut tx, v.case_id).await?.ok_or_else(|| Error::NotFound(v.case_id.to_string()))?;
+        // The tasks as supervision's consumer has seen them (routing's events), read under the case lock.
+        let tasks = db::case_tasks(&mut tx, v.case_id).await?;
+        let hands = tasks.iter().flat_map(|t| [t.handler_id.as_str(), t.resolved_by.as_str(), t.resolver_id.as_str()]);
+        scope::apart(&v.verifier_id, &case.reporter_id, hands)?;
         if db::closure(&mut tx, v.case_id, case.round).await?.is_some() {
             return Err(Error::Precondition(format!("round {} was already verified", case.round)));
         }
-        if db::task_verified(&mut tx, &task.id).await? {
-            // The round was reopened and routing has not had the case resolved again.
+        let task = latest_resolved(tasks)?;
+        if db::task_verified(&mut tx, &task.task_id).await? {
+            // The round was reopened and its new task has not been resolved (or not yet seen).
             return Err(Error::Precondition(
                 "the reopened case was not resolved again: closing a case never resolved".into(),
             ));
@@ -65,9 +52,10 @@ impl Closing {
             round: case.round,
             state: state.as_str().into(),
             closure_reason: reason.into(),
-            task_id: task.id.clone(),
+            task_id: task.task_id.clone(),
             resolver_id: task.resolver_id.clone(),
-            handler_id: task.handler_id.clone(),
+            // Whoever resolved it, as routing records the task's handler at 办结; the acceptor if unknown.
+            handler_id: if task.resolved_by.is_empty() { task.handler_id.clone() } else { task.resolved_by.clone() },
             category_code: case.category_code.clone(),
             case_no: case.case_no.clone(),
             verifier_id: v.verifier_id.clone(),
@@ -176,20 +164,25 @@ impl Closing {
         self.outbox.add(tx, case_id, actor, Body::CaseReopened(event)).await?;
         Ok(())
     }
+}
 
-    /// The case's tasks, oldest first, as routing has them now (an answer needed now, so asked, not
-    /// projected); routing shows supervision's own identity every task of the case.
-    async fn tasks(&self, case_id: Uuid) -> Result<Vec<Task>> {
-        let request = ListTasksRequest { case_id: case_id.to_string() };
-        match self.routing.clone().list_tasks(request).await {
-            Ok(r) => Ok(r.into_inner().tasks),
-            Err(s) if s.code() == Code::NotFound => Ok(vec![]),
-            Err(s) => {
-                tracing::warn!(status = %s, "routing call failed");
-                Err(Error::Unavailable("routing"))
-            }
-        }
+/// The case's latest task, which must be resolved for the round to be verified. Supervision knows a task is
+/// resolved once routing's case.resolved has reached it, so right after 办结 the answer may briefly be "not
+/// resolved yet"; asking again shortly after succeeds.
+fn latest_resolved(tasks: Vec<TaskRow>) -> Result<TaskRow> {
+    let Some(task) = tasks.into_iter().last() else {
+        return Err(Error::Precondition(
+            "supervision has seen no task of the case yet: closing a case never dispatched".into(),
+        ));
+    };
+    if task.state != "resolved" {
+        return Err(Error::Precondition(format!(
+            "the case's latest task is {}, not resolved yet as far as supervision has seen: closing a case never \
+             resolved",
+            task.state
+        )));
     }
+    Ok(task)
 }
 
 fn round_u32(round: i32) -> u32 {

@@ -6,6 +6,9 @@ use uuid::Uuid;
 
 use crate::domain::{DeadlineState, Stage};
 
+mod tasks;
+pub use tasks::*;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CaseRow {
     pub case_id: Uuid,
@@ -133,26 +136,6 @@ pub async fn policy_seconds(conn: &mut PgConnection, urgency: &str, stage: Stage
     .bind(stage.as_str())
     .fetch_optional(conn)
     .await
-}
-
-/// Remembers which unit a task went to (a redelivery changes nothing).
-pub async fn record_task_unit(conn: &mut PgConnection, case_id: Uuid, task_id: &str, unit: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO task_units (task_id, case_id, unit_code) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(task_id)
-        .bind(case_id)
-        .bind(unit)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// The tasks of the case dispatched to one of `units`.
-pub async fn tasks_of_units(conn: &mut PgConnection, case_id: Uuid, units: &[String]) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT task_id FROM task_units WHERE case_id = $1 AND unit_code = ANY($2)")
-        .bind(case_id)
-        .bind(units)
-        .fetch_all(conn)
-        .await
 }
 
 /// Adds a pending deadline unless the task already has one for the stage.

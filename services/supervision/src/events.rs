@@ -1,5 +1,5 @@
-//! The projection: case events become supervision's view of each case and its deadlines (督办), exactly once
-//! per event (the inbox), and once per task and stage (the deadlines' unique key).
+//! The projection: case events become supervision's view of each case, its tasks and its deadlines (督办),
+//! exactly once per event (the inbox), and once per task and stage (the deadlines' unique key).
 
 use chrono::{DateTime, Utc};
 use kit::events::Handler;
@@ -38,7 +38,17 @@ impl Handler for ProjectionHandler {
                 let facts =
                     CaseFacts { case_id, case_no: &d.case_no, category_code: &d.category_code, urgency: &d.urgency };
                 db::upsert_case(tx, &facts).await?;
-                db::record_task_unit(tx, case_id, &d.task_id, &d.unit_code).await?;
+                let dispatch = db::Dispatch {
+                    case_id,
+                    task_id: &d.task_id,
+                    unit_code: &d.unit_code,
+                    attempt: i32::try_from(d.attempt).unwrap_or(i32::MAX),
+                    case_no: &d.case_no,
+                    category_code: &d.category_code,
+                    at,
+                };
+                db::record_dispatch(tx, &dispatch).await?;
+                db::supersede_returned(tx, case_id, &d.task_id, dispatch.attempt).await?;
                 // A dispatch seen again after its task moved on (a replay) starts no clock: any deadline of the
                 // task means the accept stage was already reached.
                 if db::task_deadline_states(tx, &d.task_id).await?.is_empty() {
@@ -46,6 +56,7 @@ impl Handler for ProjectionHandler {
                 }
             }
             Body::CaseAccepted(a) => {
+                db::accept_task(tx, case_id, &a.task_id, &a.handler_id, at).await?;
                 db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met).await?;
                 // 签收 starts the handling clock, unless the task was cancelled meanwhile (returned, or its round
                 // reopened): an acceptance seen late never starts a clock for a stage already passed.
@@ -55,21 +66,35 @@ impl Handler for ProjectionHandler {
                     start_clock(tx, case_id, &a.task_id, Stage::Resolve, at).await?;
                 }
             }
-            Body::CaseReturned(r) => db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled).await?,
-            Body::CaseResolved(r) => db::settle(tx, &r.task_id, Stage::Resolve, DeadlineState::Met).await?,
+            Body::CaseReturned(r) => {
+                db::set_returned(tx, case_id, &r.task_id, true, at).await?;
+                db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled).await?;
+            }
+            // The task goes back to its unit; no deadline changes (the unit must handle it: its clock runs on).
+            Body::ReturnRejected(r) => db::set_returned(tx, case_id, &r.task_id, false, at).await?,
+            Body::CaseResolved(r) => {
+                // The envelope's actor is who resolved it; routing records them as the task's handler.
+                let resolution = db::Resolution {
+                    case_id,
+                    task_id: &r.task_id,
+                    resolved_by: &event.actor,
+                    resolver_id: &r.resolver_id,
+                    outcome: &r.outcome,
+                    at,
+                };
+                db::resolve_task(tx, &resolution).await?;
+                db::settle(tx, &r.task_id, Stage::Resolve, DeadlineState::Met).await?;
+            }
             Body::CaseReopened(r) => {
                 // Supervision's own reopenings come back here too; advancing to a round is idempotent.
+                let round = i32::try_from(r.round).unwrap_or(i32::MAX);
                 db::upsert_case(tx, &CaseFacts { case_id, case_no: "", category_code: "", urgency: "" }).await?;
-                db::advance_round(tx, case_id, i32::try_from(r.round).unwrap_or(i32::MAX)).await?;
+                db::advance_round(tx, case_id, round).await?;
+                db::supersede_open(tx, case_id, round).await?;
                 db::cancel_pending(tx, case_id).await?;
             }
-            // Outcomes supervision wrote itself, a rejected return (the unit must handle it: its clock runs on), an
-            // overdue it fired itself and a credit change no deadline.
-            Body::ReturnRejected(_)
-            | Body::CaseClosed(_)
-            | Body::CaseFollowedUp(_)
-            | Body::DeadlineMissed(_)
-            | Body::SubsidyCredited(_) => {}
+            // Outcomes supervision wrote itself, an overdue it fired itself and a credit change no deadline.
+            Body::CaseClosed(_) | Body::CaseFollowedUp(_) | Body::DeadlineMissed(_) | Body::SubsidyCredited(_) => {}
         }
         Ok(())
     }

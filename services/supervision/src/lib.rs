@@ -13,36 +13,19 @@ use std::time::Duration;
 
 use kit::Config;
 use kit::app::{Foundation, Running};
-use proto::routing::v1::routing_client::RoutingClient;
 use proto::supervision::v1::supervision_server::SupervisionServer;
 
 pub const NAME: &str = "supervision";
 pub const DEFAULT_PORT: u16 = kit::config::ports::SUPERVISION;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Where supervision finds the services it calls.
-#[derive(Debug, Clone)]
-pub struct Peers {
-    pub routing_url: String,
-}
-
-impl Peers {
-    pub fn from_env() -> Self {
-        Self { routing_url: kit::config::peer_url("ROUTING_URL", kit::config::ports::ROUTING) }
-    }
-}
-
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown. DEADLINE_POLL_MS
 /// (default 1000) sets how often due deadlines are looked for, so how late past due one may fire.
-pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
+pub async fn build(config: Config) -> anyhow::Result<Running> {
     let poll = Duration::from_millis(kit::config::parse_or("DEADLINE_POLL_MS", 1000u64)?.max(10));
     let Foundation { pool, bus, listener, mut app, outbox, guard } =
         Foundation::start(NAME, &config, &MIGRATIONS).await?;
-    let closing = closing::Closing {
-        pool: pool.clone(),
-        outbox: outbox.clone(),
-        routing: RoutingClient::new(kit::grpc::service_channel(&peers.routing_url, config.auth.identity(NAME)?)?),
-    };
+    let closing = closing::Closing { pool: pool.clone(), outbox: outbox.clone() };
     let routes = tonic::service::Routes::new(SupervisionServer::new(grpc::SupervisionService(closing)));
     app.spawn(
         "grpc",

@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("events") {
         return kit::events::ops::cli(supervision::NAME, &config, &args[1..]).await;
     }
-    let app = supervision::build(config, supervision::Peers::from_env()).await?;
+    let app = supervision::build(config).await?;
     tracing::info!(addr = %app.addr(), "supervision listening");
     let result = app.run_until(kit::shutdown::signal()).await;
     kit::telemetry::flush();

@@ -1,16 +1,19 @@
-//! Verification (核查/销号) and follow-up (回访) against a real routing service, PostgreSQL and NATS.
+//! Verification (核查/销号) and follow-up (回访) on real PostgreSQL and NATS. Routing's side of each case is
+//! published as events, as routing would publish it; no routing service runs, since supervision decides on
+//! its own projection of the case's tasks.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{Node, await_event, client, routing, supervision};
+use common::{
+    Node, accepted, await_event, await_handled, await_task, client, dispatched, publish_stale, resolved, supervision,
+    task_view,
+};
 use kit::testing::AuthedChannel as Channel;
-use kit::testing::{TestInfra, eventually};
-use proto::events::v1::CaseRegistered;
+use kit::testing::TestInfra;
 use proto::events::v1::envelope::Body;
-use proto::routing::v1::routing_client::RoutingClient;
-use proto::routing::v1::{AcceptTaskRequest, ListTasksRequest, ResolveTaskRequest, Task};
+use proto::events::v1::{CaseRegistered, CaseReopened, CaseReturned, ReturnRejected};
 use proto::supervision::v1::supervision_client::SupervisionClient;
 use proto::supervision::v1::{FollowUpRequest, VerifyCaseRequest};
 use tonic::Code;
@@ -18,36 +21,24 @@ use uuid::Uuid;
 
 struct Suite {
     infra: TestInfra,
-    routing_node: Node,
     supervision_node: Node,
-    routing: RoutingClient<Channel>,
-    /// A handler of every unit, who accepts and resolves (and so is credited): never the verifier.
-    handler: RoutingClient<Channel>,
     supervision: SupervisionClient<Channel>,
 }
 
+/// Accepts and resolves (and so is credited): never the verifier, who is the all-roles test principal.
 const RESOLVER: &str = "handler-3";
+const UNIT: &str = "532901003-SFS";
 
 async fn boot() -> Suite {
     let infra = TestInfra::new().await;
-    let routing_node = routing(&infra).await;
-    let supervision_node = supervision(&infra, &routing_node.url()).await;
-    Suite {
-        routing: RoutingClient::new(kit::testing::connect(&routing_node.url()).await),
-        handler: RoutingClient::new(
-            kit::testing::connect_as(&routing_node.url(), &kit::testing::keys().token(RESOLVER, &[("handler", "*")]))
-                .await,
-        ),
-        supervision: client(&supervision_node).await,
-        infra,
-        routing_node,
-        supervision_node,
-    }
+    let supervision_node = supervision(&infra).await;
+    Suite { supervision: client(&supervision_node).await, infra, supervision_node }
 }
 
 impl Suite {
-    /// Registers a case as intake would and waits for routing to dispatch it.
-    async fn registered(&mut self) -> (Uuid, Task) {
+    /// Registers a case as intake would and dispatches its first task as routing would; returns once
+    /// supervision has seen the dispatch.
+    async fn registered(&mut self) -> (Uuid, String) {
         let case_id = Uuid::new_v4();
         let registered = CaseRegistered {
             case_no: "532901-20250807-00042".into(),
@@ -62,37 +53,19 @@ impl Suite {
             reporter_id: String::new(),
         };
         self.infra.publish(case_id, "operator-1", Body::CaseRegistered(registered)).await;
-        let task = self.task_in(case_id, "dispatched", 1).await;
-        (case_id, task)
+        let task_id = Uuid::new_v4().to_string();
+        self.infra.publish(case_id, "routing", dispatched(&task_id, UNIT, 1)).await;
+        await_task(&self.infra, &task_id, "dispatched").await;
+        (case_id, task_id)
     }
 
-    /// Waits until the case has `count` tasks, the latest in `state`.
-    async fn task_in(&mut self, case_id: Uuid, state: &str, count: usize) -> Task {
-        let routing = self.routing.clone();
-        eventually(&format!("task {count} {state}"), 20, || {
-            let mut routing = routing.clone();
-            async move {
-                let tasks = routing.list_tasks(ListTasksRequest { case_id: case_id.to_string() }).await.ok()?;
-                let tasks = tasks.into_inner().tasks;
-                tasks.last().filter(|t| tasks.len() == count && t.state == state).cloned()
-            }
-        })
-        .await
-    }
-
-    /// A case that routing has dispatched, accepted and resolved.
-    async fn resolved(&mut self) -> (Uuid, Task) {
-        let (case_id, task) = self.registered().await;
-        let accept = AcceptTaskRequest { task_id: task.id.clone(), handler_id: String::new() };
-        self.handler.accept_task(accept).await.expect("accept");
-        let resolve = ResolveTaskRequest {
-            task_id: task.id.clone(),
-            resolver_id: String::new(),
-            outcome: "dispute_resolved".into(),
-            note: "双方达成调解协议".into(),
-        };
-        let task = self.handler.resolve_task(resolve).await.expect("resolve").into_inner().task.expect("task");
-        (case_id, task)
+    /// A case whose task RESOLVER accepted and resolved, once supervision has seen the resolution.
+    async fn resolved(&mut self) -> (Uuid, String) {
+        let (case_id, task_id) = self.registered().await;
+        self.infra.publish(case_id, RESOLVER, accepted(&task_id, RESOLVER)).await;
+        self.infra.publish(case_id, RESOLVER, resolved(&task_id, RESOLVER)).await;
+        await_task(&self.infra, &task_id, "resolved").await;
+        (case_id, task_id)
     }
 
     async fn verify(
@@ -129,7 +102,6 @@ impl Suite {
 
     async fn stop(self) {
         self.supervision_node.stop().await;
-        self.routing_node.stop().await;
     }
 }
 
@@ -195,10 +167,17 @@ async fn an_unsatisfied_follow_up_reopens_the_case_for_another_round() {
     })
     .await;
     assert_eq!((reopen.round, reopen.reason.as_str()), (2, "回访不满意"));
+    // Until routing dispatches the new round, the latest task is the one already verified.
+    let status = s.verify(case_id, true, "resolved", "").await.expect_err("round 2 has no task yet");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("not resolved again"), "{}", status.message());
     // Routing dispatches the reopened case again; the new round is not closable until it is resolved.
-    s.task_in(case_id, "dispatched", 2).await;
+    let second = Uuid::new_v4().to_string();
+    s.infra.publish(case_id, "routing", dispatched(&second, UNIT, 2)).await;
+    assert_eq!(await_task(&s.infra, &second, "dispatched").await.round, 2, "dispatched in the reopened round");
     let status = s.verify(case_id, true, "resolved", "").await.expect_err("round 2 not resolved");
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("latest task is dispatched"), "{}", status.message());
     s.stop().await;
 }
 
@@ -268,5 +247,117 @@ async fn verify_and_follow_up_reject_bad_input() {
         let status = client.follow_up(request).await.expect_err(name);
         kit::testing::assert_refused(name, &status, Code::InvalidArgument, field);
     }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn verification_waits_for_the_resolution_to_be_seen_and_needs_no_routing() {
+    // No routing service exists in this test at all: what supervision knows comes from the events alone.
+    let mut s = boot().await;
+    let (case_id, task_id) = s.registered().await;
+    s.infra.publish(case_id, "handler-1", accepted(&task_id, "handler-1")).await;
+    await_task(&s.infra, &task_id, "accepted").await;
+    // Routing may already have resolved the task; until case.resolved reaches supervision it is not closable.
+    let status = s.verify(case_id, true, "mediated", "").await.expect_err("resolution not seen yet");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("latest task is accepted, not resolved yet"), "{}", status.message());
+
+    // Resolved by another member of the unit, crediting a grid worker.
+    s.infra.publish(case_id, "handler-2", resolved(&task_id, "grid-worker-7")).await;
+    let task = await_task(&s.infra, &task_id, "resolved").await;
+    assert_eq!(
+        (task.handler_id.as_str(), task.resolved_by.as_str(), task.resolver_id.as_str()),
+        ("handler-1", "handler-2", "grid-worker-7")
+    );
+    let closure = s.verify(case_id, true, "mediated", "").await.expect("verified once the resolution is seen");
+    assert_eq!((closure.state.as_str(), closure.resolver_id.as_str()), ("closed", "grid-worker-7"));
+    // The closure names the verified task and whoever resolved it, whom the follow-up keeps apart.
+    let pool = s.infra.pool(supervision::NAME).await;
+    let recorded: (String, String, String) =
+        sqlx::query_as("SELECT task_id, handler_id, case_no FROM closures WHERE case_id = $1 AND round = 1")
+            .bind(case_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, (task_id, "handler-2".to_owned(), "532901-20250807-00042".to_owned()));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn stale_events_after_the_resolution_do_not_move_the_task_back() {
+    let mut s = boot().await;
+    let (case_id, task_id) = s.resolved().await;
+    let before = task_view(&s.infra, &task_id).await.unwrap();
+    // Copies from before the resolution under new event ids (the inbox does not recognise them): an
+    // acceptance by someone else, a return, and the dispatch again with other values.
+    let stale = [
+        publish_stale(&s.infra, case_id, "late-handler", accepted(&task_id, "late-handler"), 60_000).await,
+        publish_stale(
+            &s.infra,
+            case_id,
+            RESOLVER,
+            Body::CaseReturned(CaseReturned { task_id: task_id.clone(), ..Default::default() }),
+            60_000,
+        )
+        .await,
+        publish_stale(&s.infra, case_id, "routing", dispatched(&task_id, "532901-RSJ", 7), 120_000).await,
+    ];
+    for id in &stale {
+        await_handled(&s.infra, id).await;
+    }
+    let after = task_view(&s.infra, &task_id).await.unwrap();
+    assert_eq!(after, before, "stale events changed the resolved task");
+    assert_eq!((after.state.as_str(), after.handler_id.as_str(), after.attempt), ("resolved", RESOLVER, 1));
+    let closure = s.verify(case_id, true, "resolved", "").await.expect("still verifiable");
+    assert_eq!(closure.resolver_id, RESOLVER);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_task_projection_follows_routing_s_moves() {
+    let mut s = boot().await;
+    let (case_id, first) = s.registered().await;
+    let second = Uuid::new_v4().to_string();
+    let third = Uuid::new_v4().to_string();
+    let returned = |t: &str| Body::CaseReturned(CaseReturned { task_id: t.into(), ..Default::default() });
+    let rejected = |t: &str| Body::ReturnRejected(ReturnRejected { task_id: t.into(), note: String::new() });
+    let reopened = |round| Body::CaseReopened(CaseReopened { round, reason: "回访不满意".into() });
+    // (step, event, the states of the first, second and third task after it; "" for a task not yet seen)
+    let steps: Vec<(&str, Body, [&str; 3])> = vec![
+        ("returned", returned(&first), ["returned", "", ""]),
+        ("return rejected", rejected(&first), ["dispatched", "", ""]),
+        ("rejection seen again", rejected(&first), ["dispatched", "", ""]),
+        ("returned again", returned(&first), ["returned", "", ""]),
+        ("return rejected again", rejected(&first), ["dispatched", "", ""]),
+        ("returned a third time", returned(&first), ["returned", "", ""]),
+        ("return approved: next dispatch", dispatched(&second, "532901-ZRZYJ", 2), ["superseded", "dispatched", ""]),
+        ("accepted", accepted(&second, "handler-9"), ["superseded", "accepted", ""]),
+        ("a return after acceptance", returned(&second), ["superseded", "accepted", ""]),
+        ("reopened into round 2", reopened(2), ["superseded", "superseded", ""]),
+        ("round 2 dispatched", dispatched(&third, UNIT, 3), ["superseded", "superseded", "dispatched"]),
+        ("the reopening seen again", reopened(2), ["superseded", "superseded", "dispatched"]),
+        ("a superseded task accepted late", accepted(&second, "handler-9"), ["superseded", "superseded", "dispatched"]),
+    ];
+    for (step, body, want) in steps {
+        let id = s.infra.publish(case_id, "routing", body).await;
+        await_handled(&s.infra, &id).await;
+        if step == "return rejected again" {
+            // A return from before that rejection, replayed after it: the rejection stands.
+            let stale = publish_stale(&s.infra, case_id, "routing", returned(&first), 30_000).await;
+            await_handled(&s.infra, &stale).await;
+        }
+        let mut got = Vec::new();
+        for t in [&first, &second, &third] {
+            got.push(task_view(&s.infra, t).await.map(|v| v.state).unwrap_or_default());
+        }
+        assert_eq!(got, want, "after {step}");
+    }
+    let rounds: Vec<i32> = [task_view(&s.infra, &second).await, task_view(&s.infra, &third).await]
+        .into_iter()
+        .map(|t| t.unwrap().round)
+        .collect();
+    assert_eq!(rounds, [1, 2], "each task keeps the round it was dispatched in");
+    let status = s.verify(case_id, true, "resolved", "").await.expect_err("round 2 not resolved");
+    assert!(status.message().contains("latest task is dispatched"), "{}", status.message());
     s.stop().await;
 }

@@ -12,9 +12,6 @@ use proto::events::v1::{CaseAccepted, CaseDispatched, CaseResolved, CaseReturned
 use proto::supervision::v1::ListDeadlinesRequest;
 use uuid::Uuid;
 
-/// No verification happens here, so routing is never called.
-const NO_ROUTING: &str = "http://127.0.0.1:1";
-
 fn dispatched(task_id: &str) -> Body {
     Body::CaseDispatched(CaseDispatched {
         task_id: task_id.into(),
@@ -34,7 +31,7 @@ fn overdue_count(events: &[Body]) -> usize {
 #[tokio::test]
 async fn a_deadline_fires_exactly_once_across_a_restart() {
     let infra = TestInfra::new().await;
-    let first = supervision(&infra, NO_ROUTING).await;
+    let first = supervision(&infra).await;
     set_policy(&infra, "accept", 3).await;
     let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
     infra.publish(case_id, "routing", dispatched(&task_id)).await;
@@ -48,7 +45,7 @@ async fn a_deadline_fires_exactly_once_across_a_restart() {
 
     // Nothing runs while the deadline passes.
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let second = supervision(&infra, NO_ROUTING).await;
+    let second = supervision(&infra).await;
     await_deadlines(&infra, case_id, &[("accept", "fired")]).await;
     let missed = eventually("case.overdue on the stream", 20, || async {
         bodies(&infra, case_id).await.into_iter().find_map(|b| match b {
@@ -73,7 +70,7 @@ async fn a_deadline_fires_exactly_once_across_a_restart() {
 #[tokio::test]
 async fn accepting_before_the_deadline_fires_nothing() {
     let infra = TestInfra::new().await;
-    let node = supervision(&infra, NO_ROUTING).await;
+    let node = supervision(&infra).await;
     set_policy(&infra, "accept", 2).await;
     let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
     infra.publish(case_id, "routing", dispatched(&task_id)).await;
@@ -96,7 +93,7 @@ async fn accepting_before_the_deadline_fires_nothing() {
 #[tokio::test]
 async fn a_returned_task_cancels_its_accept_deadline_and_a_redelivery_adds_none() {
     let infra = TestInfra::new().await;
-    let node = supervision(&infra, NO_ROUTING).await;
+    let node = supervision(&infra).await;
     let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
     infra.publish(case_id, "routing", dispatched(&task_id)).await;
     infra.publish(case_id, "routing", dispatched(&task_id)).await;
@@ -110,7 +107,7 @@ async fn a_returned_task_cancels_its_accept_deadline_and_a_redelivery_adds_none(
 #[tokio::test]
 async fn list_deadlines_rejects_bad_input() {
     let infra = TestInfra::new().await;
-    let node = supervision(&infra, NO_ROUTING).await;
+    let node = supervision(&infra).await;
     let mut client = client(&node).await;
     for (name, case_id) in [("empty", ""), ("blank", "  "), ("not a uuid", "532901-20250807-00042")] {
         let status = client.list_deadlines(ListDeadlinesRequest { case_id: case_id.into() }).await.expect_err(name);

@@ -5,13 +5,11 @@
 
 mod common;
 
-use common::{Node, routing, supervision};
+use common::{Node, accepted, await_task, dispatched, resolved, supervision};
 use kit::testing::AuthedChannel as Channel;
 use kit::testing::{TestInfra, assert_refused, eventually, keys};
 use proto::events::v1::CaseRegistered;
 use proto::events::v1::envelope::Body;
-use proto::routing::v1::routing_client::RoutingClient;
-use proto::routing::v1::{AcceptTaskRequest, ListTasksRequest, ResolveTaskRequest};
 use proto::supervision::v1::supervision_client::SupervisionClient;
 use proto::supervision::v1::{FollowUpRequest, ListDeadlinesRequest, VerifyCaseRequest};
 use tonic::Code;
@@ -20,32 +18,28 @@ use uuid::Uuid;
 const VILLAGE: &str = "532901003001";
 const GRID: &str = "532901003001001";
 const REPORTER: &str = "reporter-1";
+/// The unit every test case is dispatched to (the township center).
+const UNIT: &str = "532901003000";
 
 struct Suite {
     infra: TestInfra,
-    routing: Node,
     supervision: Node,
 }
 
 async fn boot() -> Suite {
     let infra = TestInfra::new().await;
-    let routing = routing(&infra).await;
-    let supervision = supervision(&infra, &routing.url()).await;
-    Suite { infra, routing, supervision }
+    let supervision = supervision(&infra).await;
+    Suite { infra, supervision }
 }
 
 impl Suite {
-    async fn routing_as(&self, token: &str) -> RoutingClient<Channel> {
-        RoutingClient::new(kit::testing::connect_as(&self.routing.url(), token).await)
-    }
-
     async fn as_(&self, person: &str, grants: &[(&str, &str)]) -> SupervisionClient<Channel> {
         SupervisionClient::new(kit::testing::connect_as(&self.supervision.url(), &keys().token(person, grants)).await)
     }
 
-    /// Registers a case in the test grid, reported by REPORTER, and waits until routing dispatched it and
-    /// supervision knows where it is.
-    async fn registered(&self) -> Uuid {
+    /// Registers a case in the test grid, reported by REPORTER, dispatches its task to UNIT as routing would,
+    /// and waits until supervision knows where the case is and has seen the task.
+    async fn registered(&self) -> (Uuid, String) {
         let case_id = Uuid::new_v4();
         let registered = CaseRegistered {
             case_no: "532901003-20250807-00042".into(),
@@ -76,36 +70,23 @@ impl Suite {
             (n == 1).then_some(())
         })
         .await;
-        case_id
+        let task_id = Uuid::new_v4().to_string();
+        self.infra.publish(case_id, "routing", dispatched(&task_id, UNIT, 1)).await;
+        await_task(&self.infra, &task_id, "dispatched").await;
+        (case_id, task_id)
     }
 
-    /// A registered case accepted and resolved by `handler` (a handler of every unit), who is credited.
-    async fn resolved_by(&self, handler: &str, more: &[(&str, &str)]) -> Uuid {
-        let case_id = self.registered().await;
-        let mut grants = vec![("handler", "*")];
-        grants.extend_from_slice(more);
-        let mut routing = self.routing_as(&keys().token(handler, &grants)).await;
-        let task = eventually("dispatched", 20, || {
-            let mut routing = routing.clone();
-            async move {
-                let r = routing.list_tasks(ListTasksRequest { case_id: case_id.to_string() }).await.ok()?;
-                r.into_inner().tasks.into_iter().next()
-            }
-        })
-        .await;
-        routing.accept_task(AcceptTaskRequest { task_id: task.id.clone(), handler_id: String::new() }).await.unwrap();
-        let resolve = ResolveTaskRequest {
-            task_id: task.id,
-            resolver_id: String::new(),
-            outcome: "dispute_resolved".into(),
-            note: String::new(),
-        };
-        routing.resolve_task(resolve).await.unwrap();
+    /// A registered case accepted and resolved by `handler`, who is credited, once supervision has seen it.
+    async fn resolved_by(&self, handler: &str) -> Uuid {
+        let (case_id, task_id) = self.registered().await;
+        self.infra.publish(case_id, handler, accepted(&task_id, handler)).await;
+        self.infra.publish(case_id, handler, resolved(&task_id, handler)).await;
+        await_task(&self.infra, &task_id, "resolved").await;
         case_id
     }
 
     async fn resolved(&self) -> Uuid {
-        self.resolved_by("h-1", &[]).await
+        self.resolved_by("h-1").await
     }
 
     /// Verified (closed) by the all-roles caller, ready for a follow-up.
@@ -118,7 +99,6 @@ impl Suite {
 
     async fn stop(self) {
         self.supervision.stop().await;
-        self.routing.stop().await;
     }
 }
 
@@ -213,7 +193,7 @@ async fn handling_reporting_and_supervising_stay_in_different_hands() {
     let s = boot().await;
     let supervisor = [("supervisor", VILLAGE)];
 
-    let case_id = s.resolved_by("h-s", &supervisor).await;
+    let case_id = s.resolved_by("h-s").await;
     let own = s.as_("h-s", &supervisor).await.verify_case(pass(case_id, "")).await;
     check("the resolver verifying", "verify", own, PD);
     let reporter = s.as_(REPORTER, &supervisor).await.verify_case(pass(case_id, "")).await;
@@ -224,7 +204,7 @@ async fn handling_reporting_and_supervising_stay_in_different_hands() {
     assert_eq!(closure.unwrap().into_inner().closure.unwrap().resolver_id, "h-s", "naming oneself is fine");
 
     let clerk = [("follow_up_clerk", VILLAGE)];
-    let case_id = s.resolved_by("h-f", &clerk).await;
+    let case_id = s.resolved_by("h-f").await;
     SupervisionClient::new(kit::testing::connect(&s.supervision.url()).await)
         .verify_case(pass(case_id, ""))
         .await
@@ -267,22 +247,13 @@ async fn a_hidden_case_answers_exactly_as_an_unknown_one() {
 #[tokio::test]
 async fn a_unit_sees_the_deadlines_of_its_own_tasks_only() {
     let s = boot().await;
-    let case_id = s.registered().await;
-    // No rule in this test: the registering center keeps the case (兜底), so the task's unit is the center.
-    let root = s.routing_as(&keys().root()).await;
-    let unit = eventually("the task is dispatched", 20, || {
-        let mut routing = root.clone();
-        async move {
-            let tasks = routing.list_tasks(ListTasksRequest { case_id: case_id.to_string() }).await.ok()?;
-            tasks.into_inner().tasks.first().map(|t| t.unit_code.clone())
-        }
-    })
-    .await;
+    let (case_id, _) = s.registered().await;
+    let unit = UNIT;
     let handler = |u: &str| {
         keys()
             .token_with("h-1", vec![kit::auth::Grant { role: "handler".into(), scope: String::new(), unit: u.into() }])
     };
-    let mut own = SupervisionClient::new(kit::testing::connect_as(&s.supervision.url(), &handler(&unit)).await);
+    let mut own = SupervisionClient::new(kit::testing::connect_as(&s.supervision.url(), &handler(unit)).await);
     let deadlines = eventually("the accept deadline", 20, || {
         let mut own = own.clone();
         async move {

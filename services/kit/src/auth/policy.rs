@@ -161,7 +161,7 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/zongzhi.intake.v1.Intake/ListCategories", Access::SignedIn),
     ("/zongzhi.intake.v1.Intake/PutCategory", Access::Needs(ManageRules)),
     ("/zongzhi.routing.v1.Routing/GetTask", Access::Needs(ReadCase)),
-    ("/zongzhi.routing.v1.Routing/ListTasks", Access::NeedsOrService(ReadCase, &["supervision"])),
+    ("/zongzhi.routing.v1.Routing/ListTasks", Access::Needs(ReadCase)),
     ("/zongzhi.routing.v1.Routing/AcceptTask", Access::Needs(HandleTask)),
     ("/zongzhi.routing.v1.Routing/ReturnTask", Access::Needs(HandleTask)),
     ("/zongzhi.routing.v1.Routing/ReviewReturn", Access::Needs(ReviewReturn)),

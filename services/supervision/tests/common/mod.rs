@@ -1,4 +1,5 @@
-//! Booting supervision (and routing) on a test's own infrastructure, and reading its tables.
+//! Booting supervision on a test's own infrastructure, publishing routing's side of a case as events (no
+//! routing service runs in these tests: supervision needs none), and reading supervision's tables.
 
 #![allow(dead_code)] // Each test binary uses its own part of this.
 
@@ -8,6 +9,7 @@ use kit::app::StopHandle;
 use kit::testing::AuthedChannel as Channel;
 use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseAccepted, CaseDispatched, CaseResolved, Envelope};
 use proto::supervision::v1::supervision_client::SupervisionClient;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -45,14 +47,8 @@ pub fn clean(result: anyhow::Result<()>) {
     }
 }
 
-/// Supervision asking routing at `routing_url` (which need not exist for tests that never verify).
-pub async fn supervision(infra: &TestInfra, routing_url: &str) -> Node {
-    let peers = supervision::Peers { routing_url: routing_url.to_owned() };
-    Node::start(supervision::build(infra.config(supervision::NAME), peers).await.expect("supervision starts"))
-}
-
-pub async fn routing(infra: &TestInfra) -> Node {
-    Node::start(routing::build(infra.config(routing::NAME), routing::Peers::default()).await.expect("routing starts"))
+pub async fn supervision(infra: &TestInfra) -> Node {
+    Node::start(supervision::build(infra.config(supervision::NAME)).await.expect("supervision starts"))
 }
 
 pub async fn client(node: &Node) -> SupervisionClient<Channel> {
@@ -98,4 +94,94 @@ pub async fn bodies(infra: &TestInfra, case_id: Uuid) -> Vec<Body> {
 /// Waits until an event of the case matches `pick`, and returns what it picked.
 pub async fn await_event<T>(infra: &TestInfra, case_id: Uuid, what: &str, pick: impl Fn(&Body) -> Option<T>) -> T {
     eventually(what, 20, || async { bodies(infra, case_id).await.iter().find_map(&pick) }).await
+}
+
+/// case.dispatched as routing publishes it: the task to `unit`, the case's `attempt`-th dispatch.
+pub fn dispatched(task_id: &str, unit: &str, attempt: u32) -> Body {
+    Body::CaseDispatched(CaseDispatched {
+        task_id: task_id.into(),
+        unit_code: unit.into(),
+        unit_kind: "department".into(),
+        attempt,
+        case_no: "532901-20250807-00042".into(),
+        urgency: "normal".into(),
+        category_code: "0104".into(),
+        ..Default::default()
+    })
+}
+
+pub fn accepted(task_id: &str, handler: &str) -> Body {
+    Body::CaseAccepted(CaseAccepted { task_id: task_id.into(), handler_id: handler.into() })
+}
+
+/// case.resolved crediting `resolver`; the envelope's actor (who resolved it) is the publisher's `actor`.
+pub fn resolved(task_id: &str, resolver: &str) -> Body {
+    Body::CaseResolved(CaseResolved {
+        task_id: task_id.into(),
+        outcome: "dispute_resolved".into(),
+        resolver_id: resolver.into(),
+    })
+}
+
+/// An event of the case as if it happened `ago_ms` ago: a stale copy under a new event id, as a replay or a
+/// late producer would send it.
+pub async fn publish_stale(infra: &TestInfra, case_id: Uuid, actor: &str, body: Body, ago_ms: i64) -> String {
+    let envelope = Envelope {
+        event_id: Uuid::new_v4().to_string(),
+        case_id: case_id.to_string(),
+        occurred_at_ms: chrono::Utc::now().timestamp_millis() - ago_ms,
+        actor: actor.into(),
+        body: Some(body),
+    };
+    infra.publish_envelope(&envelope).await;
+    envelope.event_id
+}
+
+/// A task as supervision's projection has it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TaskView {
+    pub state: String,
+    pub unit_code: String,
+    pub attempt: i32,
+    pub round: i32,
+    pub handler_id: String,
+    pub resolved_by: String,
+    pub resolver_id: String,
+}
+
+pub async fn task_view(infra: &TestInfra, task_id: &str) -> Option<TaskView> {
+    let pool = infra.pool(supervision::NAME).await;
+    sqlx::query_as(
+        "SELECT state, unit_code, attempt, round, handler_id, resolved_by, resolver_id FROM tasks WHERE task_id = $1",
+    )
+    .bind(task_id)
+    .fetch_optional(&pool)
+    .await
+    .expect("task view")
+}
+
+/// Waits until supervision has seen the task reach `state`, and returns it.
+pub async fn await_task(infra: &TestInfra, task_id: &str, state: &str) -> TaskView {
+    eventually(&format!("supervision sees task {task_id} {state}"), 20, || async {
+        task_view(infra, task_id).await.filter(|t| t.state == state)
+    })
+    .await
+}
+
+/// Waits until supervision's consumer has applied (or skipped) the event: it is in the inbox and not parked.
+pub async fn await_handled(infra: &TestInfra, event_id: &str) {
+    let pool = infra.pool(supervision::NAME).await;
+    eventually(&format!("supervision handled event {event_id}"), 20, || async {
+        let (seen, parked): (bool, bool) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM inbox WHERE message_id = $1), \
+                    EXISTS (SELECT 1 FROM parked_event WHERE event_id = $1)",
+        )
+        .bind(event_id)
+        .fetch_one(&pool)
+        .await
+        .ok()?;
+        assert!(!parked, "event {event_id} was parked: supervision failed to apply it");
+        seen.then_some(())
+    })
+    .await;
 }

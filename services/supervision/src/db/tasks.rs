@@ -1,0 +1,205 @@
+//! The task projection: each case's tasks as routing's events told supervision, for verification to decide
+//! on without asking routing. Events of one case arrive in order, but every update is still monotonic (a
+//! final state is never left, a repeated dispatch resets nothing), so a replay or a stale repeat is harmless.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A task as supervision has seen it, from routing's events.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub task_id: String,
+    pub state: String,
+    pub attempt: i32,
+    pub round: i32,
+    pub unit_code: String,
+    pub handler_id: String,
+    pub resolved_by: String,
+    pub resolver_id: String,
+    pub outcome: String,
+}
+
+/// What case.dispatched says of a task.
+pub struct Dispatch<'a> {
+    pub case_id: Uuid,
+    pub task_id: &'a str,
+    pub unit_code: &'a str,
+    pub attempt: i32,
+    pub case_no: &'a str,
+    pub category_code: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// Makes sure the task has a row, in the case's current round. Every task event calls this, so an event seen
+/// before its dispatch is kept rather than lost. An event without a task id has nothing to record.
+pub async fn ensure_task(conn: &mut PgConnection, case_id: Uuid, task_id: &str) -> sqlx::Result<()> {
+    if task_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO tasks (task_id, case_id, unit_code, round) \
+         VALUES ($1, $2, '', COALESCE((SELECT round FROM cases WHERE case_id = $2), 1)) ON CONFLICT DO NOTHING",
+    )
+    .bind(task_id)
+    .bind(case_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Fills in what the dispatch says of the task. Only what is still unknown is written, never the state, so a
+/// dispatch seen again (redelivered, or replayed) resets nothing.
+pub async fn record_dispatch(conn: &mut PgConnection, d: &Dispatch<'_>) -> sqlx::Result<()> {
+    ensure_task(conn, d.case_id, d.task_id).await?;
+    sqlx::query(
+        "UPDATE tasks SET unit_code = COALESCE(NULLIF(unit_code, ''), $2), \
+           attempt = CASE WHEN attempt = 0 THEN $3 ELSE attempt END, \
+           case_no = COALESCE(NULLIF(case_no, ''), $4), category_code = COALESCE(NULLIF(category_code, ''), $5), \
+           dispatched_at = COALESCE(dispatched_at, $6), updated_at = now() \
+         WHERE task_id = $1",
+    )
+    .bind(d.task_id)
+    .bind(d.unit_code)
+    .bind(d.attempt)
+    .bind(d.case_no)
+    .bind(d.category_code)
+    .bind(d.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A later dispatch of the case ends its returned tasks: routing dispatches again only when it approves a
+/// return (superseding the returned task) or when a round is reopened.
+pub async fn supersede_returned(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    task_id: &str,
+    attempt: i32,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET state = 'superseded', updated_at = now() \
+         WHERE case_id = $1 AND task_id <> $2 AND state = 'returned' AND attempt < $3",
+    )
+    .bind(case_id)
+    .bind(task_id)
+    .bind(attempt)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// 签收: a dispatched task becomes accepted by `handler`, unless a later move was already seen. Any other
+/// state stays (a stale acceptance never moves a resolved or superseded task back), though a handler not yet
+/// known is still recorded, since separation of duties needs every hand.
+pub async fn accept_task(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    task_id: &str,
+    handler: &str,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    ensure_task(conn, case_id, task_id).await?;
+    sqlx::query(
+        "UPDATE tasks SET \
+           state = CASE WHEN state = 'dispatched' AND (moved_at IS NULL OR moved_at <= $3) \
+                        THEN 'accepted' ELSE state END, \
+           moved_at = CASE WHEN state = 'dispatched' AND (moved_at IS NULL OR moved_at <= $3) \
+                           THEN $3 ELSE moved_at END, \
+           handler_id = COALESCE(NULLIF(handler_id, ''), $2), updated_at = now() WHERE task_id = $1",
+    )
+    .bind(task_id)
+    .bind(handler)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// 退单 (`returned` true) and a rejected return (false, back to the unit): the only moves between
+/// `dispatched` and `returned`, each taken only from the state routing takes it from and only by an event not
+/// older than the task's last move.
+pub async fn set_returned(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    task_id: &str,
+    returned: bool,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    ensure_task(conn, case_id, task_id).await?;
+    let (from, to) = if returned { ("dispatched", "returned") } else { ("returned", "dispatched") };
+    sqlx::query(
+        "UPDATE tasks SET state = $3, moved_at = $4, updated_at = now() \
+         WHERE task_id = $1 AND state = $2 AND (moved_at IS NULL OR moved_at <= $4)",
+    )
+    .bind(task_id)
+    .bind(from)
+    .bind(to)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What case.resolved says of a task.
+pub struct Resolution<'a> {
+    pub case_id: Uuid,
+    pub task_id: &'a str,
+    pub resolved_by: &'a str,
+    pub resolver_id: &'a str,
+    pub outcome: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// 办结: the task is resolved for good. A task already resolved keeps its first resolution, and a superseded
+/// one stays superseded (routing never resolves one).
+pub async fn resolve_task(conn: &mut PgConnection, r: &Resolution<'_>) -> sqlx::Result<()> {
+    ensure_task(conn, r.case_id, r.task_id).await?;
+    sqlx::query(
+        "UPDATE tasks SET state = 'resolved', resolved_by = $2, resolver_id = $3, outcome = $4, resolved_at = $5, \
+           moved_at = $5, updated_at = now() WHERE task_id = $1 AND state NOT IN ('resolved', 'superseded')",
+    )
+    .bind(r.task_id)
+    .bind(r.resolved_by)
+    .bind(r.resolver_id)
+    .bind(r.outcome)
+    .bind(r.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A reopening into `round` supersedes the case's open tasks of earlier rounds, as routing does; the tasks
+/// dispatched for `round` itself are left alone, so a reopening seen again cannot end them.
+pub async fn supersede_open(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET state = 'superseded', updated_at = now() \
+         WHERE case_id = $1 AND round < $2 AND state IN ('dispatched', 'accepted', 'returned')",
+    )
+    .bind(case_id)
+    .bind(round)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The case's tasks in dispatch order, oldest first.
+pub async fn case_tasks(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TaskRow>> {
+    sqlx::query_as(
+        "SELECT task_id, state, attempt, round, unit_code, handler_id, resolved_by, resolver_id, outcome \
+         FROM tasks WHERE case_id = $1 ORDER BY attempt, seq",
+    )
+    .bind(case_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// The tasks of the case dispatched to one of `units`.
+pub async fn tasks_of_units(conn: &mut PgConnection, case_id: Uuid, units: &[String]) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT task_id FROM tasks WHERE case_id = $1 AND unit_code = ANY($2)")
+        .bind(case_id)
+        .bind(units)
+        .fetch_all(conn)
+        .await
+}
