@@ -210,7 +210,7 @@ pub async fn replay(
                 done.queued += 1;
             }
         }
-        if done.scanned % 500 == 0 || last {
+        if done.scanned.is_multiple_of(500) || last {
             progress(done);
         }
         if last {
