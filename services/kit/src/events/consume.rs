@@ -195,6 +195,9 @@ async fn run_batch<H: Handler>(
     loop {
         match apply_batch(ctx, part, holder, &items).await {
             Ok(applied) => {
+                if applied > 0 {
+                    exit_after_commit_hook();
+                }
                 for it in &items {
                     if let Err(e) = it.msg.ack().await {
                         tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
@@ -220,6 +223,21 @@ async fn run_batch<H: Handler>(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// A test hook for the fault suite (F7), inert unless ZZ_FAULT_EXIT_AFTER_COMMIT=<n> is set: the process dies
+/// as if killed (-9, exit status 137) right after the n-th batch whose effects committed and before that batch
+/// is acknowledged, so the suite can prove a redelivered, already applied batch changes nothing.
+fn exit_after_commit_hook() {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static COMMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let at = AT.get_or_init(|| std::env::var("ZZ_FAULT_EXIT_AFTER_COMMIT").ok()?.trim().parse().ok());
+    if let Some(n) = at
+        && COMMITTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= *n
+    {
+        tracing::warn!("ZZ_FAULT_EXIT_AFTER_COMMIT: exiting after a committed, unacknowledged batch");
+        std::process::exit(137);
     }
 }
 
