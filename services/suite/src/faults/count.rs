@@ -27,6 +27,8 @@ pub struct Counts {
     pub dead_letters: i64,
     /// Consumer lag, parked events and unpublished outbox rows left when counting (0 when quiet).
     pub backlog: i64,
+    /// Where that backlog is: which consumer partitions lag and whether their lease lapsed (a hung consumer).
+    pub stuck: Vec<String>,
 }
 
 impl Counts {
@@ -44,19 +46,27 @@ async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar::<_, Option<i64>>(sql).fetch_one(pool).await?.unwrap_or(0))
 }
 
-/// Consumer lag, parked events and outbox backlog summed over every service; dead letters apart.
-async fn backlog(env: &Env) -> anyhow::Result<(i64, i64)> {
+/// Consumer lag, parked events and outbox backlog summed over every service, dead letters apart, and where the
+/// backlog sits.
+async fn backlog(env: &Env) -> anyhow::Result<(i64, i64, Vec<String>)> {
     let bus = kit::events::Bus::connect(&env.nats_cfg).await?;
-    let (mut left, mut dead) = (0i64, 0i64);
+    let (mut left, mut dead, mut stuck) = (0i64, 0i64, Vec::new());
     for consumer in CONSUMERS {
         let pool = env.pool(consumer).await?;
         let s = kit::events::ops::status(&pool, &bus, consumer).await?;
         let missing = s.partitions.iter().filter(|p| !p.exists).count();
         left += i64::try_from(s.lag() + missing as u64).unwrap_or(i64::MAX) + s.parked + s.outbox_backlog;
         dead += s.dead;
+        for p in s.partitions.iter().filter(|p| p.pending + p.ack_pending as u64 > 0 || !p.exists) {
+            let lease = if p.held { "lease held" } else { "lease lapsed" };
+            stuck.push(format!("{consumer}-{:02}: {} pending, {} unacked, {lease}", p.part, p.pending, p.ack_pending));
+        }
+        if s.parked + s.outbox_backlog > 0 {
+            stuck.push(format!("{consumer}: {} parked, {} unpublished", s.parked, s.outbox_backlog));
+        }
         pool.close().await;
     }
-    Ok((left, dead))
+    Ok((left, dead, stuck))
 }
 
 /// Counts everything once.
@@ -86,7 +96,7 @@ pub async fn count(env: &Env, acked: usize) -> anyhow::Result<Counts> {
     .await?;
     let credits = scalar(&subsidy, "SELECT count(*) FROM credits").await?;
     let dup_credits = scalar(&subsidy, "SELECT count(*) - count(DISTINCT case_id) FROM credits").await?;
-    let (left, dead) = backlog(env).await?;
+    let (left, dead, stuck) = backlog(env).await?;
     for p in [intake, routing, supervision, registry, subsidy] {
         p.close().await;
     }
@@ -104,6 +114,7 @@ pub async fn count(env: &Env, acked: usize) -> anyhow::Result<Counts> {
         dup_credits,
         dead_letters: dead,
         backlog: left,
+        stuck,
     })
 }
 

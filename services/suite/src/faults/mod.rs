@@ -3,6 +3,7 @@
 //! databases are counted: acknowledged = cases = dispatched, nothing twice, nothing stuck. `cargo run
 //! --release -p suite --bin faults -- all` runs every fault; `cargo test -p tests --test faults` a fast subset.
 
+mod around;
 pub mod count;
 pub mod env;
 pub mod load;
