@@ -145,7 +145,11 @@ async fn run_partition<H: Handler>(ctx: &Ctx<H>, part: u32, holder: Uuid, shutdo
 type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
 
 async fn pull_now(consumer: &PullConsumer) -> Result<Vec<jetstream::Message>, Stop> {
-    let stream = consumer.fetch().max_messages(BATCH).messages().await?;
+    // A fetch without an expiry has no client-side timer: when NATS dies between the request and its answer,
+    // the pull waits forever and the partition stops for good (fault F4). With one, the server forgets the
+    // request after a second and the client gives up five seconds later, so nothing is delivered to a pull
+    // that was abandoned.
+    let stream = consumer.fetch().max_messages(BATCH).expires(Duration::from_secs(1)).messages().await?;
     collect(stream).await
 }
 
