@@ -27,14 +27,14 @@ pub struct Around {
 impl Around {
     /// Starts driving `cases` cases one after another (keys `<label>-loop-<n>`).
     pub fn start(env: &Env, label: &str, cases: usize) -> Self {
-        let gateway = format!("http://{}", env.gateway);
+        let (addr, gateway) = (env.gateway, format!("http://{}", env.gateway));
         let (demo, label) = (env.demo.clone(), label.to_owned());
         let clerk = env.clerk_token();
         let task = tokio::spawn(async move {
-            let clerk = load::desk(gateway.parse()?, &clerk?)?;
-            let handler = signed_in(&gateway, "xg-sfs").await?;
-            let supervisor = signed_in(&gateway, "xg-supervisor").await?;
-            let visitor = signed_in(&gateway, "xg-followup").await?;
+            let clerk = load::desk(addr, &clerk?)?;
+            let handler = signed_in(addr, &gateway, "xg-sfs").await?;
+            let supervisor = signed_in(addr, &gateway, "xg-supervisor").await?;
+            let visitor = signed_in(addr, &gateway, "xg-followup").await?;
             let mut report = Report::default();
             let mut closed = 0;
             for n in 1..=cases {
@@ -63,7 +63,7 @@ impl Around {
     }
 }
 
-async fn signed_in(gateway: &str, username: &str) -> anyhow::Result<Desk> {
+async fn signed_in(addr: std::net::SocketAddr, gateway: &str, username: &str) -> anyhow::Result<Desk> {
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
         let mut anon = DeskClient::new(kit::grpc::channel_with_token(gateway, "none")?);
@@ -73,7 +73,7 @@ async fn signed_in(gateway: &str, username: &str) -> anyhow::Result<Desk> {
             otp: String::new(),
         };
         match anon.sign_in(req).await {
-            Ok(t) => return load::desk(gateway.trim_start_matches("http://").parse()?, &t.into_inner().access_token),
+            Ok(t) => return load::desk(addr, &t.into_inner().access_token),
             Err(s) if tokio::time::Instant::now() < deadline => {
                 tracing::debug!(code = ?s.code(), "sign-in failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
