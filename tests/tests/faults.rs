@@ -7,7 +7,12 @@
 
 use suite::faults::{self, Fault, Options};
 
+/// Two fault worlds at a time: each is six processes with their own connection pools, and the machine's
+/// PostgreSQL (100 connections) and two cores are shared with everything else.
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 async fn fault(f: Fault) {
+    let _slot = SLOTS.acquire().await.unwrap();
     let outcome =
         faults::run(f, Options { short: true }).await.unwrap_or_else(|e| panic!("{f:?} could not run: {e:#}"));
     let table = format!("{}\n{}", faults::header(), faults::row(&outcome));

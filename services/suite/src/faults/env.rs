@@ -112,7 +112,8 @@ impl Env {
         set("PATH", std::env::var("PATH").unwrap_or_default());
         set("RUST_LOG", std::env::var("ZZ_FAULT_LOG").unwrap_or_else(|_| "info,sqlx=warn,async_nats=warn".into()));
         set("DATABASE_URL", db_url.clone());
-        set("DATABASE_MAX_CONNECTIONS", "10".into());
+        // PostgreSQL serves 100 connections to everyone on the machine; two fault worlds at a time must fit.
+        set("DATABASE_MAX_CONNECTIONS", std::env::var("ZZ_FAULT_DB_CONNECTIONS").unwrap_or_else(|_| "5".into()));
         set("NATS_URL", nats_cfg.url.clone());
         set("EVENT_PREFIX", nats_cfg.prefix.clone());
         set("EVENT_STREAM", nats_cfg.stream.clone());
