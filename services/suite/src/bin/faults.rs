@@ -27,7 +27,17 @@ async fn main() {
     println!("{}", faults::header());
     let mut failed = 0;
     for fault in chosen {
-        match faults::run(fault, Options { short }).await {
+        // Ctrl-C or SIGTERM drops the running fault, whose world then kills its processes and drops its
+        // database on the way out.
+        let outcome = tokio::select! {
+            o = faults::run(fault, Options { short }) => Some(o),
+            () = kit::shutdown::signal() => None,
+        };
+        let Some(outcome) = outcome else {
+            eprintln!("interrupted during {}", fault.id());
+            std::process::exit(130);
+        };
+        match outcome {
             Ok(outcome) => {
                 failed += usize::from(!outcome.passed());
                 println!("{}", faults::row(&outcome));
