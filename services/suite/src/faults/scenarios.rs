@@ -342,6 +342,7 @@ async fn deadline_fired_once(env: &Env, c: &Counts, check: &mut Check) -> anyhow
 /// each abandoned key is then sent again until acknowledged.
 async fn cancellations(env: &mut Env, desk: &Desk, plan: &Plan, check: &mut Check) -> anyhow::Result<Report> {
     let load = start_load(env, desk, plan, "f9");
+    sleep(Duration::from_secs(3)).await;
     let mut cancelled = 0;
     let keys: Vec<String> = (0..1000).map(|i| format!("f9-cancel-{i}")).collect();
     for (chunk_no, chunk) in keys.chunks(50).enumerate() {
