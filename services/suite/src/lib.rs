@@ -3,6 +3,7 @@
 //! local work; the end-to-end tests use it on their own database and stream.
 
 pub mod bench;
+pub mod faults;
 pub mod seed;
 pub mod storm;
 

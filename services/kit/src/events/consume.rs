@@ -171,7 +171,11 @@ type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
 type Pulled = (Vec<jetstream::Message>, Option<String>);
 
 async fn pull_now(consumer: &PullConsumer) -> Result<Pulled, Stop> {
-    let stream = consumer.fetch().max_messages(BATCH).messages().await?;
+    // A fetch without an expiry has no client-side timer: when NATS dies between the request and its answer,
+    // the pull waits forever and the partition stops for good (fault F4). With one, the server forgets the
+    // request after a second and the client gives up five seconds later, so nothing is delivered to a pull
+    // that was abandoned.
+    let stream = consumer.fetch().max_messages(BATCH).expires(Duration::from_secs(1)).messages().await?;
     Ok(collect(stream).await)
 }
 
@@ -232,6 +236,9 @@ async fn run_batch<H: Handler>(
         drop(slot);
         match outcome {
             Ok(Tally { applied, skipped, parked, dead }) => {
+                if applied + parked + dead > 0 {
+                    exit_after_commit_hook();
+                }
                 metrics.handled.inc_by(applied as u64);
                 metrics.skipped.inc_by(skipped as u64);
                 metrics.failed.inc_by(parked as u64);
@@ -264,6 +271,21 @@ async fn run_batch<H: Handler>(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// A test hook for the fault suite (F7), inert unless ZZ_FAULT_EXIT_AFTER_COMMIT=<n> is set: the process dies
+/// as if killed (-9, exit status 137) right after the n-th batch whose effects committed and before that batch
+/// is acknowledged, so the suite can prove a redelivered, already applied batch changes nothing.
+fn exit_after_commit_hook() {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static COMMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let at = AT.get_or_init(|| std::env::var("ZZ_FAULT_EXIT_AFTER_COMMIT").ok()?.trim().parse().ok());
+    if let Some(n) = at
+        && COMMITTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= *n
+    {
+        tracing::warn!("ZZ_FAULT_EXIT_AFTER_COMMIT: exiting after a committed, unacknowledged batch");
+        std::process::exit(137);
     }
 }
 
