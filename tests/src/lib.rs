@@ -20,6 +20,31 @@ pub struct World {
 }
 
 impl World {
+    /// A dispute in the demo's first grid under the idempotency key `key`, with an applicant and a respondent.
+    pub fn dispute(&self, key: &str) -> proto::intake::v1::RegisterCaseRequest {
+        use proto::intake::v1::PartyInput;
+        let party = |name: &str, phone: &str, role: &str| PartyInput {
+            name: name.into(),
+            phone: phone.into(),
+            id_number: String::new(),
+            role: role.into(),
+        };
+        proto::intake::v1::RegisterCaseRequest {
+            idempotency_key: key.into(),
+            center_code: self.demo.center_code.clone(),
+            channel: "grid_app".into(),
+            kind: "dispute".into(),
+            category_code: "0102".into(),
+            urgency: "normal".into(),
+            title: "楼道堆物引发邻里纠纷".into(),
+            description: "楼道长期堆放杂物, 协商未果".into(),
+            location_code: self.demo.grids[0].clone(),
+            parties: vec![party("张三", "13812345678", "applicant"), party("李四", "", "respondent")],
+            reporter_id: self.demo.grid_workers[0].clone(),
+            operator_id: String::new(),
+        }
+    }
+
     pub async fn start() -> Self {
         kit::testing::init_tracing();
         let infra = TestInfra::new().await;

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use prost::Message as _;
 use proto::events::v1::envelope::Body;
-use proto::intake::v1::{PartyInput, RegisterCaseRequest};
 use tests::World;
 
 /// PostgreSQL notices about transaction state, as sqlx logs them (target `sqlx::postgres::notice`).
@@ -51,36 +50,6 @@ fn count_notices() {
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
         )))
         .try_init();
-}
-
-fn registration(world: &World, key: &str) -> RegisterCaseRequest {
-    RegisterCaseRequest {
-        idempotency_key: key.into(),
-        center_code: world.demo.center_code.clone(),
-        channel: "grid_app".into(),
-        kind: "dispute".into(),
-        category_code: "0102".into(),
-        urgency: "normal".into(),
-        title: "楼道堆物引发邻里纠纷".into(),
-        description: "楼道长期堆放杂物, 协商未果".into(),
-        location_code: world.demo.grids[0].clone(),
-        parties: vec![
-            PartyInput {
-                name: "张三".into(),
-                phone: "13812345678".into(),
-                id_number: String::new(),
-                role: "applicant".into(),
-            },
-            PartyInput {
-                name: "李四".into(),
-                phone: String::new(),
-                id_number: String::new(),
-                role: "respondent".into(),
-            },
-        ],
-        reporter_id: world.demo.grid_workers[0].clone(),
-        operator_id: String::new(),
-    }
 }
 
 /// Checks that every case in intake's tables has everything its registration writes (both parties, the
@@ -139,13 +108,13 @@ async fn calls_cancelled_mid_flight_leave_whole_cases_and_a_service_that_answers
     // What one call takes here, so the cancellations can be aimed at its inside whatever the build's speed.
     let started = std::time::Instant::now();
     for i in 0..5 {
-        desk.clone().register_case(registration(&world, &format!("warm-{i}"))).await.unwrap();
+        desk.clone().register_case(world.dispute(&format!("warm-{i}"))).await.unwrap();
     }
     let typical = started.elapsed() / 5;
     let mut calls = Vec::new();
     for i in 0..CALLS {
         let mut desk = desk.clone();
-        let request = registration(&world, &format!("cancel-{i}"));
+        let request = world.dispute(&format!("cancel-{i}"));
         // Patience from a tenth of a typical call to twice one, so cancellations land at every stage: before
         // the registry answers, inside the transaction, during its commit, after it.
         let patience = typical * u32::try_from(i % 20 + 1).unwrap() / 10;
@@ -191,7 +160,7 @@ async fn calls_cancelled_mid_flight_leave_whole_cases_and_a_service_that_answers
     let (desk, _) = world.sign_in("gw-001").await;
     let retries: Vec<_> = futures::stream::iter(0..CALLS)
         .map(|i| {
-            let (mut desk, request) = (desk.clone(), registration(&world, &format!("cancel-{i}")));
+            let (mut desk, request) = (desk.clone(), world.dispute(&format!("cancel-{i}")));
             async move { (i, tokio::time::timeout(Duration::from_secs(60), desk.register_case(request)).await) }
         })
         .buffer_unordered(4)

@@ -4,45 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use proto::intake::v1::{PartyInput, RegisterCaseRequest};
 use tests::World;
-
-fn registration(world: &World, key: &str) -> RegisterCaseRequest {
-    RegisterCaseRequest {
-        idempotency_key: key.into(),
-        center_code: world.demo.center_code.clone(),
-        channel: "grid_app".into(),
-        kind: "dispute".into(),
-        category_code: "0102".into(),
-        urgency: "normal".into(),
-        title: "楼道堆物引发邻里纠纷".into(),
-        description: "楼道长期堆放杂物, 协商未果".into(),
-        location_code: world.demo.grids[0].clone(),
-        parties: vec![
-            PartyInput {
-                name: "张三".into(),
-                phone: "13812345678".into(),
-                id_number: String::new(),
-                role: "applicant".into(),
-            },
-            PartyInput {
-                name: "李四".into(),
-                phone: String::new(),
-                id_number: String::new(),
-                role: "respondent".into(),
-            },
-        ],
-        reporter_id: world.demo.grid_workers[0].clone(),
-        operator_id: String::new(),
-    }
-}
 
 /// 200 concurrent registrations with one key against intake's pool of 5 (the suite's `max_connections`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_same_key_storm_makes_one_case_and_answers_every_call() {
     let world = World::start().await;
     let (desk, _) = world.sign_in("gw-001").await;
-    let request = registration(&world, "storm-1");
+    let request = world.dispute("storm-1");
     let storm = suite::storm::same_key(200, || {
         let (mut desk, request) = (desk.clone(), request.clone());
         async move { desk.register_case(request).await.map(tonic::Response::into_inner) }

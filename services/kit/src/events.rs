@@ -395,43 +395,36 @@ async fn relay_batch(pool: &PgPool, bus: &Bus) -> anyhow::Result<usize> {
 
 /// Deletes published outbox rows and inbox rows older than their retention, a chunk at a time.
 pub async fn prune(pool: &PgPool, settings: &Settings) -> anyhow::Result<(u64, u64)> {
-    let secs = |d: Duration| d.as_secs_f64();
-    let mut outbox = 0;
-    loop {
-        let n = sqlx::query(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) \
-             LIMIT $2)",
-        )
-        .bind(secs(settings.outbox_keep))
-        .bind(PRUNE_CHUNK)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        outbox += n;
-        if n < PRUNE_CHUNK as u64 {
-            break;
-        }
-    }
-    let mut inbox = 0;
-    loop {
-        let n = sqlx::query(
-            "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE handled_at < now() - make_interval(secs => $1) \
-             LIMIT $2)",
-        )
-        .bind(secs(settings.inbox_keep))
-        .bind(PRUNE_CHUNK)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        inbox += n;
-        if n < PRUNE_CHUNK as u64 {
-            break;
-        }
-    }
+    let outbox = prune_chunks(
+        pool,
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) \
+         LIMIT $2)",
+        settings.outbox_keep,
+    )
+    .await?;
+    let inbox = prune_chunks(
+        pool,
+        "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE handled_at < now() - make_interval(secs => $1) \
+         LIMIT $2)",
+        settings.inbox_keep,
+    )
+    .await?;
     if outbox + inbox > 0 {
         tracing::info!(outbox, inbox, "pruned published outbox rows and old inbox rows");
     }
     Ok((outbox, inbox))
+}
+
+/// Runs a chunked delete (`$1` the age in seconds, `$2` the chunk) until a chunk comes back short.
+async fn prune_chunks(pool: &PgPool, delete: &'static str, keep: Duration) -> sqlx::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = sqlx::query(delete).bind(keep.as_secs_f64()).bind(PRUNE_CHUNK).execute(pool).await?.rows_affected();
+        total += n;
+        if n < PRUNE_CHUNK as u64 {
+            return Ok(total);
+        }
+    }
 }
 
 /// What a consumer does with one event.
