@@ -37,11 +37,7 @@ impl Handler for CaseFileHandler {
         // A step of a task the case has moved on from (superseded by a reopening or a new dispatch) is history,
         // not the case's state: it is recorded and moves nothing.
         let stale = matches!(step_task(body), Some(t) if !current_task.is_empty() && t != current_task);
-        let to = match step.to_state {
-            Some(s) if !stale => s.as_str(),
-            _ => from.as_str(),
-        }
-        .to_owned();
+        let to = if stale { from.clone() } else { step.to_state.map_or(from.as_str(), |s| s.as_str()).to_owned() };
         let at = kit::time::from_ms(event.occurred_at_ms);
         let task = step.task.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
         db::set_state(tx, case_id, &to, task, at).await?;

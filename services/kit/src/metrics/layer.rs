@@ -64,9 +64,9 @@ fn status_of(headers: &http::HeaderMap) -> Code {
 }
 
 fn record_grpc(path: &str, code: Code, start: Instant) {
-    // An unknown path is a scanner or a stale client: one series for all of them, not one per path.
+    // A path no service serves is a scanner or a stale client: one series for all of them, not one per path.
     let (service, method) = match (code, path.trim_start_matches('/').split_once('/')) {
-        (Code::Unimplemented, _) | (_, None) => ("unknown", "unknown"),
+        (Code::Unimplemented, _) | (_, None) => ("unrouted", "unrouted"),
         (_, Some(parts)) => parts,
     };
     let at = [("grpc_service", service), ("grpc_method", method)];
