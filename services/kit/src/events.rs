@@ -13,6 +13,7 @@
 mod consume;
 mod lease;
 pub mod ops;
+mod parked;
 
 pub use consume::{BATCH, consume};
 
