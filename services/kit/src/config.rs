@@ -254,3 +254,43 @@ pub mod ports {
 pub fn peer_url(var: &str, port: u16) -> String {
     string_or(var, &format!("http://127.0.0.1:{port}"))
 }
+
+/// A setting that must never be printed (a database URL with its password, a key): `Debug` shows `Secret(***)`,
+/// so a settings struct can derive `Debug` and be logged whole. Read it with [`Secret::expose`], only where it is
+/// used.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<T> From<T> for Secret<T> {
+    fn from(value: T) -> Self {
+        Self(value)
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::Secret;
+
+    #[test]
+    fn a_secret_never_prints() {
+        let url = Secret::new("postgres://zz:hunter2@db/zongzhi".to_owned());
+        assert_eq!(format!("{url:?}"), "Secret(***)");
+        assert_eq!(url.expose(), "postgres://zz:hunter2@db/zongzhi");
+    }
+}

@@ -127,6 +127,42 @@ macro_rules! code_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        // Stored as its code in a TEXT column: queries bind the value (`.bind(TaskState::Accepted)`, or a slice
+        // for `= ANY($1)`) instead of repeating literals, and a row decodes straight into the enum.
+        impl $crate::__sqlx::Type<$crate::__sqlx::Postgres> for $name {
+            fn type_info() -> $crate::__sqlx::postgres::PgTypeInfo {
+                <&str as $crate::__sqlx::Type<$crate::__sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &$crate::__sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as $crate::__sqlx::Type<$crate::__sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl $crate::__sqlx::postgres::PgHasArrayType for $name {
+            fn array_type_info() -> $crate::__sqlx::postgres::PgTypeInfo {
+                <&str as $crate::__sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+
+        impl<'q> $crate::__sqlx::Encode<'q, $crate::__sqlx::Postgres> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut $crate::__sqlx::postgres::PgArgumentBuffer,
+            ) -> ::std::result::Result<$crate::__sqlx::encode::IsNull, $crate::__sqlx::error::BoxDynError> {
+                <&str as $crate::__sqlx::Encode<'q, $crate::__sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> $crate::__sqlx::Decode<'r, $crate::__sqlx::Postgres> for $name {
+            fn decode(
+                value: $crate::__sqlx::postgres::PgValueRef<'r>,
+            ) -> ::std::result::Result<Self, $crate::__sqlx::error::BoxDynError> {
+                let code = <&str as $crate::__sqlx::Decode<'r, $crate::__sqlx::Postgres>>::decode(value)?;
+                $name::parse(stringify!($name), code).map_err(::std::convert::Into::into)
+            }
+        }
     };
 }
 

@@ -11,6 +11,7 @@ pub mod bus_access;
 pub mod config;
 pub mod db;
 pub mod division;
+pub mod error;
 pub mod events;
 pub mod field;
 pub mod grpc;
@@ -20,11 +21,17 @@ pub mod pii;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
+pub mod vocab;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use config::Config;
+pub use error::Error;
+
+// For `code_enum!`, whose expansion implements sqlx's traits in the crates that use it.
+#[doc(hidden)]
+pub use sqlx as __sqlx;
 
 /// A rejected input field: which one and why. Domain parsers return it; the gRPC layer turns it into
 /// INVALID_ARGUMENT with a bad-request field violation.

@@ -1,0 +1,90 @@
+//! The words every service shares, defined once: how a case came in, what kind of matter it is, how urgent, and
+//! what the citizen said at the follow-up visit. Proto-free; each service parses request and event strings into
+//! these and binds them to SQL as text (see `code_enum!`).
+
+use crate::code_enum;
+
+code_enum! {
+    /// Where the case came in (受理渠道).
+    pub enum Channel {
+        WalkIn = "walk_in",
+        Hotline = "hotline",
+        Hotline12345 = "hotline_12345",
+        GridApp = "grid_app",
+        Web = "web",
+        HigherLevel = "higher_level",
+        LeaderMailbox = "leader_mailbox",
+        Media = "media",
+    }
+}
+
+code_enum! {
+    /// What kind of matter a case is: 矛盾纠纷, 风险隐患, 诉求, 咨询.
+    pub enum CaseKind {
+        Dispute = "dispute",
+        Risk = "risk",
+        Demand = "demand",
+        Inquiry = "inquiry",
+    }
+}
+
+impl CaseKind {
+    /// The kind of category this case kind takes: inquiries share the demand table (诉求: 咨询 …).
+    pub fn category_kind(self) -> &'static str {
+        match self {
+            CaseKind::Dispute => "dispute",
+            CaseKind::Risk => "risk",
+            CaseKind::Demand | CaseKind::Inquiry => "demand",
+        }
+    }
+}
+
+code_enum! {
+    /// How urgent a case is (一般, 紧急, 特急); it sets the time limits.
+    pub enum Urgency {
+        Normal = "normal",
+        Urgent = "urgent",
+        Emergency = "emergency",
+    }
+}
+
+impl Urgency {
+    /// The urgency an event names, or normal when it names none or one this service does not know: a case
+    /// is never left without a deadline because of an unexpected value.
+    pub fn or_normal(value: &str) -> Self {
+        Self::parse("urgency", value).unwrap_or(Urgency::Normal)
+    }
+}
+
+code_enum! {
+    /// The citizen's answer at the follow-up visit (回访): 满意, 基本满意, 不满意.
+    pub enum Satisfaction {
+        Satisfied = "satisfied",
+        BasicallySatisfied = "basically_satisfied",
+        Unsatisfied = "unsatisfied",
+    }
+}
+
+impl Satisfaction {
+    /// Only a result the citizen confirmed closes the loop and earns the resolver a credit.
+    pub fn confirms_result(self) -> bool {
+        matches!(self, Satisfaction::Satisfied | Satisfaction::BasicallySatisfied)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inquiries_take_demand_categories_and_unknown_urgency_is_normal() {
+        assert_eq!(CaseKind::Inquiry.category_kind(), "demand");
+        assert_eq!(CaseKind::Risk.category_kind(), "risk");
+        assert_eq!(Urgency::or_normal("emergency"), Urgency::Emergency);
+        assert_eq!(Urgency::or_normal("whatever"), Urgency::Normal);
+        assert!(Satisfaction::BasicallySatisfied.confirms_result());
+        assert!(!Satisfaction::Unsatisfied.confirms_result());
+        assert_eq!(Channel::parse("channel", "hotline_12345").unwrap(), Channel::Hotline12345);
+    }
+}
