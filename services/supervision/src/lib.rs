@@ -1,5 +1,6 @@
 //! Supervision: deadlines (督办), verification and closure (核查/销号) and the follow-up visit (回访).
 
+pub mod calendar;
 pub mod closing;
 pub mod db;
 pub mod deadlines;
