@@ -10,6 +10,7 @@ pub mod events;
 pub mod grpc;
 pub mod policy;
 pub mod scope;
+pub mod slip;
 
 use std::time::Duration;
 
