@@ -5,6 +5,7 @@ pub mod cases;
 pub mod categories;
 pub mod db;
 pub mod domain;
+pub mod duplicates;
 pub mod error;
 pub mod events;
 pub mod grpc;
