@@ -5,6 +5,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod joint;
 pub mod queue;
 pub mod scope;
 pub mod tasks;
