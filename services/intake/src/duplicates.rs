@@ -128,6 +128,33 @@ pub fn candidates(probe: &Probe, known: &[Known], window: Duration) -> Vec<Candi
     found
 }
 
+/// Why a merge is refused, by the field that names the problem.
+pub fn check_merge(
+    case: Uuid,
+    into: Uuid,
+    into_is_open: bool,
+    merged_into: impl Fn(Uuid) -> Option<Uuid>,
+) -> Result<(), kit::FieldError> {
+    let bad = |why: &str| Err(kit::FieldError::new("into_case_id", why));
+    if case == into {
+        return bad("is the case itself");
+    }
+    if !into_is_open {
+        return bad("is closed; merge into an open case");
+    }
+    // Following the target's own merges must never lead back here: A into B while B is merged into A would
+    // leave neither case handled. The walk is bounded, since a stored chain is at most as long as the cases.
+    let mut at = into;
+    for _ in 0..64 {
+        match merged_into(at) {
+            Some(next) if next == case => return bad("is merged into this case; that would be a cycle"),
+            Some(next) => at = next,
+            None => return Ok(()),
+        }
+    }
+    bad("ends a chain of merges too long to follow")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -187,6 +214,27 @@ mod tests {
         assert_eq!(numbers, ["A-2", "A-1"], "a shared phone ranks first: {found:?}");
         assert!(found[0].same_phone && found[0].text_similarity < TEXT_THRESHOLD);
         assert!(found[1].text_similarity > 0.7 && !found[1].same_phone);
+    }
+
+    #[test]
+    fn merges_refuse_self_closed_targets_and_cycles() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let none = |_| None;
+        assert!(check_merge(a, b, true, none).is_ok());
+        assert!(check_merge(a, a, true, none).unwrap_err().reason.contains("itself"));
+        assert!(check_merge(a, b, false, none).unwrap_err().reason.contains("closed"));
+        // b is merged into c, c into a: merging a into b would close the circle.
+        let chain = |x| {
+            if x == b {
+                Some(c)
+            } else if x == c {
+                Some(a)
+            } else {
+                None
+            }
+        };
+        let err = check_merge(a, b, true, chain).unwrap_err();
+        assert_eq!((err.field.as_str(), err.reason.contains("cycle")), ("into_case_id", true));
     }
 
     #[test]
