@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod policy;
+pub mod rates;
 pub mod scope;
 pub mod slip;
 
