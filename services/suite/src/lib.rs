@@ -115,7 +115,10 @@ impl Suite {
         );
         let supervision = keep(
             supervision::NAME,
-            run(supervision::build(cfg.service(supervision::NAME, supervision::DEFAULT_PORT)).await?),
+            run(supervision::build(supervision::Settings::new(
+                cfg.service(supervision::NAME, supervision::DEFAULT_PORT),
+            ))
+            .await?),
         );
         let subsidy = keep(
             subsidy::NAME,
