@@ -122,10 +122,10 @@ impl Suite {
         );
         let subsidy = keep(
             subsidy::NAME,
-            run(subsidy::build(
-                cfg.service(subsidy::NAME, subsidy::DEFAULT_PORT),
-                subsidy::Peers { registry_url: url(registry) },
-            )
+            run(subsidy::build(subsidy::Settings {
+                registry_url: url(registry),
+                ..subsidy::Settings::new(cfg.service(subsidy::NAME, subsidy::DEFAULT_PORT))
+            })
             .await?),
         );
         let gw_port = |p: u16| if cfg.base_port == 0 { 0 } else { p };
