@@ -1,3 +1,6 @@
+//! The subsidy binary: settings from the environment (once), then the service until SIGTERM, or the operator's
+//! `events` commands.
+
 use anyhow::Context;
 
 #[tokio::main]

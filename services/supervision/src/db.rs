@@ -92,21 +92,17 @@ const CASE_COLUMNS: &str = "case_id, case_no, category_code, urgency, round, are
 
 /// The case as projected, unlocked: for deciding who may see it before any work is done.
 pub async fn case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<Case>> {
-    let row: Option<CaseRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1")))
-            .bind(case_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(Case::from))
+    select_case(conn, case_id, "").await
 }
 
 /// The case, locked for the rest of the transaction so verifications and follow-ups apply one at a time.
 pub async fn lock_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<Case>> {
-    let row: Option<CaseRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1 FOR UPDATE")))
-            .bind(case_id)
-            .fetch_optional(conn)
-            .await?;
+    select_case(conn, case_id, " FOR UPDATE").await
+}
+
+async fn select_case(conn: &mut PgConnection, case_id: Uuid, lock: &str) -> sqlx::Result<Option<Case>> {
+    let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1{lock}");
+    let row: Option<CaseRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(conn).await?;
     Ok(row.map(Case::from))
 }
 

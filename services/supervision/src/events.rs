@@ -30,23 +30,11 @@ impl Handler for ProjectionHandler {
         let at = occurred_at(event);
         match body {
             Body::CaseRegistered(r) => {
-                let facts = CaseFacts {
-                    case_id,
-                    case_no: &r.case_no,
-                    category_code: &r.category_code,
-                    urgency: named_urgency(&r.urgency),
-                };
-                db::upsert_case(tx, &facts).await?;
+                db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency)).await?;
                 db::set_place(tx, case_id, &r.area_path, &r.grid_code, &r.reporter_id).await?;
             }
             Body::CaseDispatched(d) => {
-                let facts = CaseFacts {
-                    case_id,
-                    case_no: &d.case_no,
-                    category_code: &d.category_code,
-                    urgency: named_urgency(&d.urgency),
-                };
-                db::upsert_case(tx, &facts).await?;
+                db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency)).await?;
                 let dispatch = db::Dispatch {
                     case_id,
                     task_id: &d.task_id,
@@ -97,7 +85,7 @@ impl Handler for ProjectionHandler {
             Body::CaseReopened(r) => {
                 // Supervision's own reopenings come back here too; advancing to a round is idempotent.
                 let round = i32::try_from(r.round).unwrap_or(i32::MAX);
-                db::upsert_case(tx, &CaseFacts { case_id, case_no: "", category_code: "", urgency: None }).await?;
+                db::upsert_case(tx, &facts(case_id, "", "", "")).await?;
                 db::advance_round(tx, case_id, round).await?;
                 db::supersede_open(tx, case_id, round).await?;
                 db::cancel_pending(tx, case_id).await?;
@@ -129,10 +117,12 @@ async fn start_clock(
     Ok(())
 }
 
-/// The urgency an event names, if it names one; one this service does not know is normal
-/// ([`Urgency::or_normal`]), so a case is never left without a deadline because of an unexpected value.
-fn named_urgency(value: &str) -> Option<Urgency> {
-    (!value.is_empty()).then(|| Urgency::or_normal(value))
+/// What an event says of the case. An urgency it names but this service does not know is normal
+/// ([`Urgency::or_normal`]), so a case is never left without a deadline because of an unexpected value; an
+/// empty one leaves the known urgency as it is.
+fn facts<'a>(case_id: Uuid, case_no: &'a str, category_code: &'a str, urgency: &str) -> CaseFacts<'a> {
+    let urgency = (!urgency.is_empty()).then(|| Urgency::or_normal(urgency));
+    CaseFacts { case_id, case_no, category_code, urgency }
 }
 
 /// When the event happened; an envelope without a time counts from now rather than from 1970, which would

@@ -1,8 +1,8 @@
-//! Supervision's use cases: verification and closure (核查/销号), the follow-up visit (回访) and reading a
-//! case's deadlines, each one transaction over the domain's rules, the database and the outbox (whose events are
-//! protobuf). How the case was handled comes from supervision's own projection of routing's events
-//! (`events`). The deadline scheduler, the other half of supervision's work, runs on its own clock in
-//! [`scheduler`] rather than behind a request.
+//! Supervision's use cases behind its RPCs: verification and closure (核查/销号) and the follow-up visit (回访),
+//! each one transaction over the domain's rules, the database and the outbox (whose events are protobuf), and
+//! reading a case's deadlines. How the case was handled comes from supervision's own projection of routing's
+//! events (`events`). The deadline scheduler, the rest of supervision's work, runs on its own clock rather than
+//! behind a request, so it is a submodule of its own, [`scheduler`].
 
 pub mod scheduler;
 
