@@ -157,7 +157,7 @@ pub fn no_case(case_id: Uuid) -> Error {
 }
 
 /// The round's closure, which a follow-up visit needs closed and not yet followed up.
-pub fn to_follow_up(closure: Option<&Closure>, round: i32) -> Result<&Closure, Error> {
+pub fn awaiting_follow_up(closure: Option<&Closure>, round: i32) -> Result<&Closure, Error> {
     match closure {
         Some(c) if c.state == ClosureState::Closed => Ok(c),
         Some(c) if c.state == ClosureState::FollowedUp => {
@@ -345,11 +345,11 @@ mod tests {
         let case = case(1);
         let v = Verification::parse(&case.case_id.to_string(), "v", true, "resolved", "").expect("parses");
         let mut c = Closure::of(&v, &case, &task("t", TaskState::Resolved), Utc::now());
-        assert!(to_follow_up(Some(&c), 1).is_ok());
-        assert_eq!(message(to_follow_up(None, 1).expect_err("none")), "round 1 is not closed");
+        assert!(awaiting_follow_up(Some(&c), 1).is_ok());
+        assert_eq!(message(awaiting_follow_up(None, 1).expect_err("none")), "round 1 is not closed");
         c.state = ClosureState::FollowedUp;
-        assert_eq!(message(to_follow_up(Some(&c), 1).expect_err("twice")), "round 1 was already followed up");
+        assert_eq!(message(awaiting_follow_up(Some(&c), 1).expect_err("twice")), "round 1 was already followed up");
         c.state = ClosureState::Reopened;
-        assert_eq!(message(to_follow_up(Some(&c), 1).expect_err("reopened")), "round 1 is not closed");
+        assert_eq!(message(awaiting_follow_up(Some(&c), 1).expect_err("reopened")), "round 1 is not closed");
     }
 }

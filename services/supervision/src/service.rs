@@ -9,6 +9,7 @@ pub mod scheduler;
 use chrono::Utc;
 use kit::auth::{Permission, Principal};
 use kit::events::Outbox;
+use kit::vocab::Satisfaction;
 use proto::events::v1::{CaseClosed, CaseFollowedUp, CaseReopened, envelope::Body};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -83,7 +84,7 @@ impl Supervision {
         scope::gate(p, Permission::FollowUp, f.case_id, case.as_ref())?;
         let case = case.ok_or_else(|| no_case(f.case_id))?;
         let closure = db::closure(&mut tx, f.case_id, case.round).await?;
-        let c = domain::to_follow_up(closure.as_ref(), case.round)?;
+        let c = domain::awaiting_follow_up(closure.as_ref(), case.round)?;
         scope::apart(&f.visitor_id, &case.reporter_id, [c.resolver_id.as_str(), c.handler_id.as_str()])?;
         let closure = db::record_follow_up(&mut tx, &f, case.round).await?;
         let event = CaseFollowedUp {
@@ -94,7 +95,7 @@ impl Supervision {
             case_no: closure.case_no.clone(),
         };
         self.outbox.add(&mut tx, f.case_id, &f.visitor_id, Body::CaseFollowedUp(event)).await?;
-        let reopened = f.satisfaction == kit::vocab::Satisfaction::Unsatisfied;
+        let reopened = f.satisfaction == Satisfaction::Unsatisfied;
         if reopened {
             self.reopen(&mut tx, f.case_id, case.round, &f.visitor_id, domain::REOPEN_UNSATISFIED.into()).await?;
         }
