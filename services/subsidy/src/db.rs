@@ -1,23 +1,11 @@
-//! Subsidy's queries: plain functions over a connection or transaction.
+//! Subsidy's queries: plain functions over a connection or transaction, taking and returning the domain's
+//! aggregates (rows decode straight into [`Credit`] and [`TariffRule`]; a decision is bound as a value).
 
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{CreditQuery, Decision, NewTariffRule, TariffRule};
+use crate::domain::{Credit, CreditQuery, Decision, NewTariffRule, TariffRule};
 use crate::scope::Reach;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CreditRow {
-    pub id: Uuid,
-    pub case_id: Uuid,
-    pub case_no: String,
-    pub person_id: String,
-    pub amount_fen: i64,
-    pub tariff_rule_id: String,
-    pub tariff_version: i32,
-    pub credited_at: DateTime<Utc>,
-}
 
 const TARIFF_COLUMNS: &str = "id, version, category_prefix, amount_fen, description, active, created_by";
 
@@ -54,12 +42,13 @@ pub async fn insert_next_tariff(conn: &mut PgConnection, r: &NewTariffRule, acto
     .await
 }
 
+/// Whether the case has its credit already.
 pub async fn is_credited(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM credits WHERE case_id = $1)").bind(case_id).fetch_one(conn).await
 }
 
 /// Inserts the credit unless the case already has one; returns false when it did (nothing written).
-pub async fn insert_credit(conn: &mut PgConnection, c: &CreditRow) -> sqlx::Result<bool> {
+pub async fn insert_credit(conn: &mut PgConnection, c: &Credit) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO credits (id, case_id, case_no, person_id, amount_fen, tariff_rule_id, tariff_version, \
          credited_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT ON CONSTRAINT credits_case_id_key DO NOTHING",
@@ -79,6 +68,7 @@ pub async fn insert_credit(conn: &mut PgConnection, c: &CreditRow) -> sqlx::Resu
     Ok(inserted)
 }
 
+/// Records why a confirmed case was or was not credited (全过程留痕).
 pub async fn record_decision(
     conn: &mut PgConnection,
     case_id: Uuid,
@@ -89,7 +79,7 @@ pub async fn record_decision(
     sqlx::query("INSERT INTO credit_decisions (case_id, person_id, decision, reason) VALUES ($1, $2, $3, $4)")
         .bind(case_id)
         .bind(person_id)
-        .bind(decision.as_str())
+        .bind(decision)
         .bind(reason)
         .execute(conn)
         .await?;
@@ -110,7 +100,7 @@ pub async fn insert_case(conn: &mut PgConnection, case_id: Uuid, area_path: &[St
 /// Credits matching every given criterion and within the caller's reach, oldest first. The reach mirrors
 /// `kit::auth::ScopeSet::covers_place` (a scope node on the case's area path, or the case's grid at or under a
 /// grid node) and `covers_actor` (the credited person is the caller).
-pub async fn credits(conn: &mut PgConnection, q: &CreditQuery, r: &Reach) -> sqlx::Result<Vec<CreditRow>> {
+pub async fn credits(conn: &mut PgConnection, q: &CreditQuery, r: &Reach) -> sqlx::Result<Vec<Credit>> {
     sqlx::query_as(
         "SELECT cr.id, cr.case_id, cr.case_no, cr.person_id, cr.amount_fen, cr.tariff_rule_id, cr.tariff_version, \
          cr.credited_at FROM credits cr LEFT JOIN cases c ON c.case_id = cr.case_id \

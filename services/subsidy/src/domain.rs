@@ -1,24 +1,11 @@
-//! Subsidy's domain (以案定补): which follow-ups earn a credit, which tariff prices it, and what a ledger query
-//! is. Free of protobuf.
+//! Subsidy's domain (以案定补): the ledger's aggregates (a credit, a tariff rule version), what the ledger
+//! decides about a confirmed case, which tariff prices it, and what a ledger query is. Which follow-ups earn a
+//! credit is the shared vocabulary's [`kit::vocab::Satisfaction::confirms_result`]. Proto-free and free of SQL:
+//! `db` loads and stores these types (rows decode straight into them), `grpc` maps them to protobuf.
 
+use chrono::{DateTime, Utc};
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
-
-code_enum! {
-    /// The citizen's answer at the follow-up visit (回访).
-    pub enum Satisfaction {
-        Satisfied = "satisfied",
-        BasicallySatisfied = "basically_satisfied",
-        Unsatisfied = "unsatisfied",
-    }
-}
-
-impl Satisfaction {
-    /// Only a result the citizen confirmed earns the resolver a credit.
-    pub fn confirms_result(self) -> bool {
-        matches!(self, Satisfaction::Satisfied | Satisfaction::BasicallySatisfied)
-    }
-}
 
 code_enum! {
     /// What the ledger decided about a confirmed case, kept for audit.
@@ -31,6 +18,36 @@ code_enum! {
     }
 }
 
+/// One credit (以案定补): what a case paid whom, under which version of which tariff rule. At most one per case.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Credit {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub case_no: String,
+    pub person_id: String,
+    pub amount_fen: i64,
+    pub tariff_rule_id: String,
+    pub tariff_version: i32,
+    pub credited_at: DateTime<Utc>,
+}
+
+impl Credit {
+    /// A new credit of the case to its resolver, priced by `rule`.
+    pub fn priced(case_id: Uuid, case_no: &str, resolver_id: &str, rule: &TariffRule, at: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            case_id,
+            case_no: case_no.to_owned(),
+            person_id: resolver_id.to_owned(),
+            amount_fen: rule.amount_fen,
+            tariff_rule_id: rule.id.clone(),
+            tariff_version: rule.version,
+            credited_at: at,
+        }
+    }
+}
+
+/// A version of a tariff rule; a new version is a new row, so every credit stays traceable to its price.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TariffRule {
     pub id: String,
@@ -41,6 +58,13 @@ pub struct TariffRule {
     pub active: bool,
     /// Who wrote this version; empty for the seeded tariffs.
     pub created_by: String,
+}
+
+impl TariffRule {
+    /// Why a credit was priced as it was, for the audit record of the decision.
+    pub fn pricing(&self) -> String {
+        format!("tariff {} v{}: {} fen", self.id, self.version, self.amount_fen)
+    }
 }
 
 /// The largest tariff, in fen (100,000 元): a guard against a slip of the keyboard, not a policy.
@@ -145,6 +169,16 @@ mod tests {
             assert_eq!((got.id.as_str(), got.version), (id, version), "category {code:?}");
         }
         assert_eq!(pick_tariff(&rules[1..2], "0301"), None, "no default rule, no match");
+    }
+
+    #[test]
+    fn a_credit_carries_its_rule_and_version() {
+        let case_id = Uuid::new_v4();
+        let major = rule("major-land", 2, "0104", 35000);
+        let c = Credit::priced(case_id, "n-1", "p-1", &major, chrono::Utc::now());
+        assert_eq!((c.case_id, c.person_id.as_str(), c.amount_fen), (case_id, "p-1", 35000));
+        assert_eq!((c.tariff_rule_id.as_str(), c.tariff_version), ("major-land", 2));
+        assert_eq!(major.pricing(), "tariff major-land v2: 35000 fen");
     }
 
     #[test]

@@ -9,8 +9,9 @@ use proto::events::v1::envelope::Body;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::Satisfaction;
-use crate::ledger::{Confirmed, Ledger, Standing};
+use kit::vocab::Satisfaction;
+
+use crate::service::{Confirmed, Ledger, Standing};
 
 pub struct FollowUpHandler(pub Ledger);
 

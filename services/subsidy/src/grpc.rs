@@ -1,11 +1,10 @@
-//! The gRPC face: request → parsed domain value → one call → response.
+//! The gRPC face, transport only: request → parsed domain value → one call → the aggregate mapped to protobuf.
 
 use proto::subsidy::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::db::CreditRow;
-use crate::domain::{CreditQuery, NewTariffRule, TariffRule};
-use crate::ledger::Ledger;
+use crate::domain::{Credit, CreditQuery, NewTariffRule, TariffRule};
+use crate::service::Ledger;
 
 pub struct SubsidyService(pub Ledger);
 
@@ -18,8 +17,8 @@ impl pb::subsidy_server::Subsidy for SubsidyService {
         let p = kit::auth::principal(&request)?;
         let r = request.get_ref();
         let query = CreditQuery::parse(&r.case_id, &r.person_id).map_err(|e| kit::grpc::invalid(&e))?;
-        let (rows, total_fen) = self.0.credits(&p, &query).await?;
-        Ok(Response::new(pb::ListCreditsResponse { credits: rows.into_iter().map(to_credit).collect(), total_fen }))
+        let (credits, total_fen) = self.0.credits(&p, &query).await?;
+        Ok(Response::new(pb::ListCreditsResponse { credits: credits.into_iter().map(to_credit).collect(), total_fen }))
     }
 
     async fn list_tariff_rules(
@@ -44,7 +43,7 @@ impl pb::subsidy_server::Subsidy for SubsidyService {
     }
 }
 
-fn to_credit(c: CreditRow) -> pb::Credit {
+fn to_credit(c: Credit) -> pb::Credit {
     pb::Credit {
         id: c.id.to_string(),
         case_id: c.case_id.to_string(),

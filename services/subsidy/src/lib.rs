@@ -5,38 +5,29 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
-pub mod ledger;
 pub mod scope;
+pub mod service;
+pub mod settings;
 
-use kit::Config;
 use kit::app::{Foundation, Running};
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::subsidy::v1::subsidy_server::SubsidyServer;
 
 pub const NAME: &str = "subsidy";
 pub const DEFAULT_PORT: u16 = kit::config::ports::SUBSIDY;
+pub use settings::Settings;
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Where subsidy finds the services it calls.
-#[derive(Debug, Clone)]
-pub struct Peers {
-    pub registry_url: String,
-}
-
-impl Peers {
-    pub fn from_env() -> Self {
-        Self { registry_url: kit::config::peer_url("REGISTRY_URL", kit::config::ports::REGISTRY) }
-    }
-}
-
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
-pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let Settings { common, registry_url } = settings;
     let Foundation { pool, bus, listener, mut app, outbox, guard } =
-        Foundation::start(NAME, &config, &MIGRATIONS).await?;
-    let ledger = ledger::Ledger {
+        Foundation::start(NAME, &common, &MIGRATIONS).await?;
+    let ledger = service::Ledger {
         pool: pool.clone(),
         outbox: outbox.clone(),
-        registry: RegistryClient::new(kit::grpc::service_channel(&peers.registry_url, config.auth.identity(NAME)?)?),
+        registry: RegistryClient::new(kit::grpc::service_channel(&registry_url, common.auth.identity(NAME)?)?),
     };
     let routes = tonic::service::Routes::new(SubsidyServer::new(grpc::SubsidyService(ledger.clone())));
     app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.subsidy.v1.Subsidy"], guard, app.shutdown()));

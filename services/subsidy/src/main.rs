@@ -1,15 +1,18 @@
+//! The subsidy binary: settings from the environment (once), then the service until SIGTERM, or the operator's
+//! `events` commands.
+
 use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     kit::telemetry::init(subsidy::NAME);
-    let config = kit::Config::from_env(subsidy::NAME, subsidy::DEFAULT_PORT).context("configuration")?;
+    let settings = subsidy::Settings::from_env().context("configuration")?;
     // `subsidy events …`: the operator's commands on this service's consumer and outbox (kit::events::ops).
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("events") {
-        return kit::events::ops::cli(subsidy::NAME, &config, &args[1..]).await;
+        return kit::events::ops::cli(subsidy::NAME, &settings.common, &args[1..]).await;
     }
-    let app = subsidy::build(config, subsidy::Peers::from_env()).await?;
+    let app = subsidy::build(settings).await?;
     tracing::info!(addr = %app.addr(), "subsidy listening");
     let result = app.run_until(kit::shutdown::signal()).await;
     kit::telemetry::flush();

@@ -115,14 +115,17 @@ impl Suite {
         );
         let supervision = keep(
             supervision::NAME,
-            run(supervision::build(cfg.service(supervision::NAME, supervision::DEFAULT_PORT)).await?),
+            run(supervision::build(supervision::Settings::new(
+                cfg.service(supervision::NAME, supervision::DEFAULT_PORT),
+            ))
+            .await?),
         );
         let subsidy = keep(
             subsidy::NAME,
-            run(subsidy::build(
-                cfg.service(subsidy::NAME, subsidy::DEFAULT_PORT),
-                subsidy::Peers { registry_url: url(registry) },
-            )
+            run(subsidy::build(subsidy::Settings {
+                registry_url: url(registry),
+                ..subsidy::Settings::new(cfg.service(subsidy::NAME, subsidy::DEFAULT_PORT))
+            })
             .await?),
         );
         let gw_port = |p: u16| if cfg.base_port == 0 { 0 } else { p };

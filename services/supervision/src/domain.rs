@@ -1,25 +1,13 @@
-//! Supervision's domain: deadline stages and states, what a verification (核查/销号) and a follow-up (回访)
-//! are, and the reasons a reopened case carries. Free of protobuf.
+//! Supervision's domain: the aggregates it keeps (its view of a case and of the case's tasks, deadlines and
+//! closures) with their stages and states, what a verification (核查/销号) and a follow-up (回访) are, the rules
+//! that decide them, and the reasons a reopened case carries. Proto-free and free of SQL: `db` loads and stores
+//! these types (rows decode straight into them, their codes being TEXT columns), `grpc` maps them to protobuf.
 
 use chrono::{DateTime, Utc};
+use kit::error::Error;
+use kit::vocab::{Satisfaction, Urgency};
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
-
-code_enum! {
-    pub enum Urgency {
-        Normal = "normal",
-        Urgent = "urgent",
-        Emergency = "emergency",
-    }
-}
-
-impl Urgency {
-    /// The urgency an event names, or normal when it names none or one this service does not know: a case
-    /// is never left without a deadline because of an unexpected value.
-    pub fn or_normal(value: &str) -> Self {
-        Self::parse("urgency", value).unwrap_or(Urgency::Normal)
-    }
-}
 
 code_enum! {
     /// The clocked stages: 签收 (accept) and 办结 (resolve).
@@ -58,11 +46,144 @@ code_enum! {
 }
 
 code_enum! {
-    pub enum Satisfaction {
-        Satisfied = "satisfied",
-        BasicallySatisfied = "basically_satisfied",
-        Unsatisfied = "unsatisfied",
+    /// A task's state as routing's events told supervision. `Resolved` and `Superseded` are final: no later
+    /// or replayed event moves a task out of them.
+    pub enum TaskState {
+        Dispatched = "dispatched",
+        Accepted = "accepted",
+        Returned = "returned",
+        Resolved = "resolved",
+        Superseded = "superseded",
     }
+}
+
+impl TaskState {
+    /// The states a reopening supersedes: the task was still being handled.
+    pub const OPEN: &'static [TaskState] = &[TaskState::Dispatched, TaskState::Accepted, TaskState::Returned];
+    /// The states a task never leaves.
+    pub const FINAL: &'static [TaskState] = &[TaskState::Resolved, TaskState::Superseded];
+}
+
+/// Supervision's view of a case, projected from the case events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    pub case_id: Uuid,
+    pub case_no: String,
+    pub category_code: String,
+    pub urgency: Urgency,
+    pub round: i32,
+    /// Village first; empty until case.registered is seen.
+    pub area_path: Vec<String>,
+    pub grid_code: String,
+    pub reporter_id: String,
+}
+
+/// A task of the case as supervision has seen it, from routing's events.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Task {
+    pub task_id: String,
+    pub state: TaskState,
+    pub attempt: i32,
+    pub round: i32,
+    pub unit_code: String,
+    pub handler_id: String,
+    pub resolved_by: String,
+    pub resolver_id: String,
+    pub outcome: String,
+}
+
+/// A clock on one stage of one task (督办).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Deadline {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub task_id: String,
+    pub stage: Stage,
+    pub due_at: DateTime<Utc>,
+    pub state: DeadlineState,
+    pub fired_at: Option<DateTime<Utc>>,
+}
+
+/// One verified round (核查/销号): closed (then followed up) or reopened when verification failed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Closure {
+    pub case_id: Uuid,
+    pub round: i32,
+    pub state: ClosureState,
+    /// Why the case came off the ledger; none for a failed verification (stored as '').
+    pub closure_reason: Option<ClosureReason>,
+    pub task_id: String,
+    pub resolver_id: String,
+    /// Who handled (accepted, then resolved) the verified task.
+    pub handler_id: String,
+    pub category_code: String,
+    pub case_no: String,
+    pub verifier_id: String,
+    pub note: String,
+    /// The citizen's answer, once the round is followed up (stored as '' before).
+    pub satisfaction: Option<Satisfaction>,
+    pub closed_at: DateTime<Utc>,
+}
+
+impl Closure {
+    /// The closure a verification writes for the case's current round, on the task whose result was verified.
+    pub fn of(v: &Verification, case: &Case, task: &Task, at: DateTime<Utc>) -> Self {
+        let (state, closure_reason) = match v.verdict {
+            Verdict::Close(reason) => (ClosureState::Closed, Some(reason)),
+            Verdict::Reopen => (ClosureState::Reopened, None),
+        };
+        Self {
+            case_id: v.case_id,
+            round: case.round,
+            state,
+            closure_reason,
+            task_id: task.task_id.clone(),
+            resolver_id: task.resolver_id.clone(),
+            // Whoever resolved it, as routing records the task's handler at 办结; the acceptor if unknown.
+            handler_id: if task.resolved_by.is_empty() { task.handler_id.clone() } else { task.resolved_by.clone() },
+            category_code: case.category_code.clone(),
+            case_no: case.case_no.clone(),
+            verifier_id: v.verifier_id.clone(),
+            note: v.note.clone(),
+            satisfaction: None,
+            closed_at: at,
+        }
+    }
+}
+
+/// The answer for a case that is unknown, or outside the caller's reach: "case <id> not found".
+pub fn no_case(case_id: Uuid) -> Error {
+    Error::not_found(format!("case {case_id}"))
+}
+
+/// The round's closure, which a follow-up visit needs closed and not yet followed up.
+pub fn awaiting_follow_up(closure: Option<&Closure>, round: i32) -> Result<&Closure, Error> {
+    match closure {
+        Some(c) if c.state == ClosureState::Closed => Ok(c),
+        Some(c) if c.state == ClosureState::FollowedUp => {
+            Err(Error::failed_precondition(format!("round {round} was already followed up")))
+        }
+        _ => Err(Error::failed_precondition(format!("round {round} is not closed"))),
+    }
+}
+
+/// The case's latest task, which must be resolved for the round to be verified. Supervision knows a task is
+/// resolved once routing's case.resolved has reached it, so right after 办结 the answer may briefly be "not
+/// resolved yet"; asking again shortly after succeeds.
+pub fn latest_resolved(tasks: Vec<Task>) -> Result<Task, Error> {
+    let Some(task) = tasks.into_iter().last() else {
+        return Err(Error::failed_precondition(
+            "supervision has seen no task of the case yet: closing a case never dispatched",
+        ));
+    };
+    if task.state != TaskState::Resolved {
+        return Err(Error::failed_precondition(format!(
+            "the case's latest task is {}, not resolved yet as far as supervision has seen: closing a case never \
+             resolved",
+            task.state
+        )));
+    }
+    Ok(task)
 }
 
 /// The reason a case reopened by an unsatisfied citizen carries.
@@ -158,5 +279,77 @@ mod tests {
         assert_eq!(Urgency::or_normal("urgent"), Urgency::Urgent);
         assert_eq!(Urgency::or_normal(""), Urgency::Normal);
         assert_eq!(Urgency::or_normal("whenever"), Urgency::Normal);
+    }
+
+    fn task(id: &str, state: TaskState) -> Task {
+        Task {
+            task_id: id.into(),
+            state,
+            attempt: 1,
+            round: 1,
+            unit_code: "u".into(),
+            handler_id: "h".into(),
+            resolved_by: String::new(),
+            resolver_id: "r".into(),
+            outcome: String::new(),
+        }
+    }
+
+    fn case(round: i32) -> Case {
+        Case {
+            case_id: Uuid::new_v4(),
+            case_no: "n".into(),
+            category_code: "0101".into(),
+            urgency: Urgency::Normal,
+            round,
+            area_path: vec![],
+            grid_code: String::new(),
+            reporter_id: String::new(),
+        }
+    }
+
+    fn message(e: Error) -> String {
+        match e {
+            Error::FailedPrecondition(why) => why,
+            other => panic!("not a failed precondition: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_a_resolved_latest_task_can_be_verified() {
+        assert!(message(latest_resolved(vec![]).expect_err("no task")).contains("never dispatched"));
+        let open = vec![task("t1", TaskState::Resolved), task("t2", TaskState::Accepted)];
+        let why = message(latest_resolved(open).expect_err("latest open"));
+        assert!(why.starts_with("the case's latest task is accepted"), "{why}");
+        let done = vec![task("t1", TaskState::Superseded), task("t2", TaskState::Resolved)];
+        assert_eq!(latest_resolved(done).expect("resolved").task_id, "t2");
+    }
+
+    #[test]
+    fn a_closure_credits_whoever_resolved_else_the_acceptor() {
+        let case = case(2);
+        let v = Verification::parse(&case.case_id.to_string(), "v", true, "resolved", "").expect("parses");
+        let mut t = task("t1", TaskState::Resolved);
+        let c = Closure::of(&v, &case, &t, Utc::now());
+        assert_eq!((c.round, c.state, c.closure_reason), (2, ClosureState::Closed, Some(ClosureReason::Resolved)));
+        assert_eq!(c.handler_id, "h", "the acceptor when the resolver is unknown");
+        t.resolved_by = "m".into();
+        assert_eq!(Closure::of(&v, &case, &t, Utc::now()).handler_id, "m");
+        let failed = Verification::parse(&case.case_id.to_string(), "v", false, "", "no").expect("parses");
+        let c = Closure::of(&failed, &case, &t, Utc::now());
+        assert_eq!((c.state, c.closure_reason), (ClosureState::Reopened, None));
+    }
+
+    #[test]
+    fn only_a_closed_round_is_followed_up_and_only_once() {
+        let case = case(1);
+        let v = Verification::parse(&case.case_id.to_string(), "v", true, "resolved", "").expect("parses");
+        let mut c = Closure::of(&v, &case, &task("t", TaskState::Resolved), Utc::now());
+        assert!(awaiting_follow_up(Some(&c), 1).is_ok());
+        assert_eq!(message(awaiting_follow_up(None, 1).expect_err("none")), "round 1 is not closed");
+        c.state = ClosureState::FollowedUp;
+        assert_eq!(message(awaiting_follow_up(Some(&c), 1).expect_err("twice")), "round 1 was already followed up");
+        c.state = ClosureState::Reopened;
+        assert_eq!(message(awaiting_follow_up(Some(&c), 1).expect_err("reopened")), "round 1 is not closed");
     }
 }

@@ -3,13 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use kit::events::Handler;
+use kit::vocab::Urgency;
 use proto::events::v1::Envelope;
 use proto::events::v1::envelope::Body;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::{self, CaseFacts};
-use crate::domain::{DeadlineState, Stage, Urgency, due_at};
+use crate::domain::{DeadlineState, Stage, due_at};
 
 pub struct ProjectionHandler;
 
@@ -29,15 +30,11 @@ impl Handler for ProjectionHandler {
         let at = occurred_at(event);
         match body {
             Body::CaseRegistered(r) => {
-                let facts =
-                    CaseFacts { case_id, case_no: &r.case_no, category_code: &r.category_code, urgency: &r.urgency };
-                db::upsert_case(tx, &facts).await?;
+                db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency)).await?;
                 db::set_place(tx, case_id, &r.area_path, &r.grid_code, &r.reporter_id).await?;
             }
             Body::CaseDispatched(d) => {
-                let facts =
-                    CaseFacts { case_id, case_no: &d.case_no, category_code: &d.category_code, urgency: &d.urgency };
-                db::upsert_case(tx, &facts).await?;
+                db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency)).await?;
                 let dispatch = db::Dispatch {
                     case_id,
                     task_id: &d.task_id,
@@ -61,7 +58,7 @@ impl Handler for ProjectionHandler {
                 // 签收 starts the handling clock, unless the task was cancelled meanwhile (returned, or its round
                 // reopened): an acceptance seen late never starts a clock for a stage already passed.
                 let states = db::task_deadline_states(tx, &a.task_id).await?;
-                let cancelled = states.iter().any(|(_, state)| state == DeadlineState::Cancelled.as_str());
+                let cancelled = states.iter().any(|&(_, state)| state == DeadlineState::Cancelled);
                 if !cancelled {
                     start_clock(tx, case_id, &a.task_id, Stage::Resolve, at).await?;
                 }
@@ -88,7 +85,7 @@ impl Handler for ProjectionHandler {
             Body::CaseReopened(r) => {
                 // Supervision's own reopenings come back here too; advancing to a round is idempotent.
                 let round = i32::try_from(r.round).unwrap_or(i32::MAX);
-                db::upsert_case(tx, &CaseFacts { case_id, case_no: "", category_code: "", urgency: "" }).await?;
+                db::upsert_case(tx, &facts(case_id, "", "", "")).await?;
                 db::advance_round(tx, case_id, round).await?;
                 db::supersede_open(tx, case_id, round).await?;
                 db::cancel_pending(tx, case_id).await?;
@@ -112,13 +109,20 @@ async fn start_clock(
         tracing::warn!(%case_id, stage = %stage, "event without a task id; no deadline");
         return Ok(());
     }
-    let urgency =
-        db::lock_case(conn, case_id).await?.map(|c| Urgency::or_normal(&c.urgency)).unwrap_or(Urgency::Normal);
-    let Some(seconds) = db::policy_seconds(conn, urgency.as_str(), stage).await? else {
+    let urgency = db::lock_case(conn, case_id).await?.map_or(Urgency::Normal, |c| c.urgency);
+    let Some(seconds) = db::policy_seconds(conn, urgency, stage).await? else {
         anyhow::bail!("no deadline policy for {urgency} {stage}");
     };
     db::insert_deadline(conn, case_id, task_id, stage, due_at(at, seconds)).await?;
     Ok(())
+}
+
+/// What an event says of the case. An urgency it names but this service does not know is normal
+/// ([`Urgency::or_normal`]), so a case is never left without a deadline because of an unexpected value; an
+/// empty one leaves the known urgency as it is.
+fn facts<'a>(case_id: Uuid, case_no: &'a str, category_code: &'a str, urgency: &str) -> CaseFacts<'a> {
+    let urgency = (!urgency.is_empty()).then(|| Urgency::or_normal(urgency));
+    CaseFacts { case_id, case_no, category_code, urgency }
 }
 
 /// When the event happened; an envelope without a time counts from now rather than from 1970, which would

@@ -1,14 +1,13 @@
-//! The gRPC face: request → parsed domain value → one call → response.
+//! The gRPC face, transport only: request → parsed domain value → one call → the aggregate mapped to protobuf.
 
 use kit::field;
 use proto::supervision::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::closing::Closing;
-use crate::db::{ClosureRow, DeadlineRow};
-use crate::domain::{FollowUp, Verification};
+use crate::domain::{Closure, Deadline, FollowUp, Verification};
+use crate::service::Supervision;
 
-pub struct SupervisionService(pub Closing);
+pub struct SupervisionService(pub Supervision);
 
 #[tonic::async_trait]
 impl pb::supervision_server::Supervision for SupervisionService {
@@ -39,31 +38,31 @@ impl pb::supervision_server::Supervision for SupervisionService {
     ) -> Result<Response<pb::ListDeadlinesResponse>, Status> {
         let p = kit::auth::principal(&request)?;
         let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
-        let rows = self.0.deadlines(&p, case_id).await?;
-        Ok(Response::new(pb::ListDeadlinesResponse { deadlines: rows.into_iter().map(to_deadline).collect() }))
+        let deadlines = self.0.deadlines(&p, case_id).await?;
+        Ok(Response::new(pb::ListDeadlinesResponse { deadlines: deadlines.into_iter().map(to_deadline).collect() }))
     }
 }
 
-fn to_closure(c: ClosureRow) -> pb::Closure {
+fn to_closure(c: Closure) -> pb::Closure {
     pb::Closure {
         case_id: c.case_id.to_string(),
         round: u32::try_from(c.round).unwrap_or_default(),
-        state: c.state,
-        closure_reason: c.closure_reason,
+        state: c.state.as_str().into(),
+        closure_reason: c.closure_reason.map_or("", |r| r.as_str()).into(),
         resolver_id: c.resolver_id,
-        satisfaction: c.satisfaction,
+        satisfaction: c.satisfaction.map_or("", |s| s.as_str()).into(),
         closed_at: kit::time::local(c.closed_at),
     }
 }
 
-fn to_deadline(d: DeadlineRow) -> pb::Deadline {
+fn to_deadline(d: Deadline) -> pb::Deadline {
     pb::Deadline {
         id: d.id.to_string(),
         case_id: d.case_id.to_string(),
         task_id: d.task_id,
-        stage: d.stage,
+        stage: d.stage.as_str().into(),
         due_at: kit::time::local(d.due_at),
-        state: d.state,
+        state: d.state.as_str().into(),
         fired_at: kit::time::local_opt(d.fired_at),
     }
 }

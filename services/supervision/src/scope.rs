@@ -4,7 +4,7 @@
 
 use kit::auth::{Permission, Principal};
 
-use crate::db::CaseRow;
+use crate::domain::{Case, no_case};
 use crate::error::{Error, Result};
 
 /// The id the principal acts under for a field that names the actor: empty means the caller, the caller's own
@@ -14,13 +14,13 @@ pub fn acting(field: &str, named: &str, p: &Principal) -> Result<String> {
     if named.is_empty() || named == actor {
         Ok(actor.to_owned())
     } else {
-        Err(Error::Denied(format!("{field} must be you (or empty)")))
+        Err(Error::denied(format!("{field} must be you (or empty)")))
     }
 }
 
 /// Whether the case lies where the principal's `permission` reaches. A case whose registration supervision
 /// has not seen has no place, and only a grant over the whole deployment reaches it.
-pub fn covers(p: &Principal, permission: Permission, case: Option<&CaseRow>) -> bool {
+pub fn covers(p: &Principal, permission: Permission, case: Option<&Case>) -> bool {
     let s = p.scope(permission);
     match case {
         Some(c) => s.covers_place(&c.area_path, &c.grid_code),
@@ -29,23 +29,19 @@ pub fn covers(p: &Principal, permission: Permission, case: Option<&CaseRow>) -> 
 }
 
 /// A read: a case outside the caller's ReadCase scope answers exactly as an unknown one.
-pub fn readable(p: &Principal, case_id: uuid::Uuid, case: Option<&CaseRow>) -> Result<()> {
-    if case.is_some() && covers(p, Permission::ReadCase, case) {
-        Ok(())
-    } else {
-        Err(Error::NotFound(case_id.to_string()))
-    }
+pub fn readable(p: &Principal, case_id: uuid::Uuid, case: Option<&Case>) -> Result<()> {
+    if case.is_some() && covers(p, Permission::ReadCase, case) { Ok(()) } else { Err(no_case(case_id)) }
 }
 
 /// A write with `permission`: in scope goes on; a case the caller may read but not act on is refused; one
 /// they cannot even read is the NOT_FOUND of an unknown case, so scope never leaks existence.
-pub fn gate(p: &Principal, permission: Permission, case_id: uuid::Uuid, case: Option<&CaseRow>) -> Result<()> {
+pub fn gate(p: &Principal, permission: Permission, case_id: uuid::Uuid, case: Option<&Case>) -> Result<()> {
     if covers(p, permission, case) {
         Ok(())
     } else if case.is_some() && covers(p, Permission::ReadCase, case) {
-        Err(Error::Denied("the case is outside your area".into()))
+        Err(Error::denied("the case is outside your area"))
     } else {
-        Err(Error::NotFound(case_id.to_string()))
+        Err(no_case(case_id))
     }
 }
 
@@ -53,10 +49,10 @@ pub fn gate(p: &Principal, permission: Permission, case_id: uuid::Uuid, case: Op
 /// they handled or were credited with a task; `hands` are those handlers and resolvers.
 pub fn apart<'a>(actor: &str, reporter: &str, hands: impl IntoIterator<Item = &'a str>) -> Result<()> {
     if !reporter.is_empty() && reporter == actor {
-        return Err(Error::Denied("the reporter does not supervise their own case".into()));
+        return Err(Error::denied("the reporter does not supervise their own case"));
     }
     if hands.into_iter().any(|h| !h.is_empty() && h == actor) {
-        return Err(Error::Denied("whoever handled or resolved the case does not supervise it".into()));
+        return Err(Error::denied("whoever handled or resolved the case does not supervise it"));
     }
     Ok(())
 }

@@ -6,19 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// A task as supervision has seen it, from routing's events.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TaskRow {
-    pub task_id: String,
-    pub state: String,
-    pub attempt: i32,
-    pub round: i32,
-    pub unit_code: String,
-    pub handler_id: String,
-    pub resolved_by: String,
-    pub resolver_id: String,
-    pub outcome: String,
-}
+use crate::domain::{Task, TaskState};
 
 /// What case.dispatched says of a task.
 pub struct Dispatch<'a> {
@@ -79,12 +67,14 @@ pub async fn supersede_returned(
     attempt: i32,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE tasks SET state = 'superseded', updated_at = now() \
-         WHERE case_id = $1 AND task_id <> $2 AND state = 'returned' AND attempt < $3",
+        "UPDATE tasks SET state = $4, updated_at = now() \
+         WHERE case_id = $1 AND task_id <> $2 AND state = $5 AND attempt < $3",
     )
     .bind(case_id)
     .bind(task_id)
     .bind(attempt)
+    .bind(TaskState::Superseded)
+    .bind(TaskState::Returned)
     .execute(conn)
     .await?;
     Ok(())
@@ -103,15 +93,15 @@ pub async fn accept_task(
     ensure_task(conn, case_id, task_id).await?;
     sqlx::query(
         "UPDATE tasks SET \
-           state = CASE WHEN state = 'dispatched' AND (moved_at IS NULL OR moved_at <= $3) \
-                        THEN 'accepted' ELSE state END, \
-           moved_at = CASE WHEN state = 'dispatched' AND (moved_at IS NULL OR moved_at <= $3) \
-                           THEN $3 ELSE moved_at END, \
+           state = CASE WHEN state = $4 AND (moved_at IS NULL OR moved_at <= $3) THEN $5 ELSE state END, \
+           moved_at = CASE WHEN state = $4 AND (moved_at IS NULL OR moved_at <= $3) THEN $3 ELSE moved_at END, \
            handler_id = COALESCE(NULLIF(handler_id, ''), $2), updated_at = now() WHERE task_id = $1",
     )
     .bind(task_id)
     .bind(handler)
     .bind(at)
+    .bind(TaskState::Dispatched)
+    .bind(TaskState::Accepted)
     .execute(conn)
     .await?;
     Ok(())
@@ -128,7 +118,11 @@ pub async fn set_returned(
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     ensure_task(conn, case_id, task_id).await?;
-    let (from, to) = if returned { ("dispatched", "returned") } else { ("returned", "dispatched") };
+    let (from, to) = if returned {
+        (TaskState::Dispatched, TaskState::Returned)
+    } else {
+        (TaskState::Returned, TaskState::Dispatched)
+    };
     sqlx::query(
         "UPDATE tasks SET state = $3, moved_at = $4, updated_at = now() \
          WHERE task_id = $1 AND state = $2 AND (moved_at IS NULL OR moved_at <= $4)",
@@ -157,14 +151,16 @@ pub struct Resolution<'a> {
 pub async fn resolve_task(conn: &mut PgConnection, r: &Resolution<'_>) -> sqlx::Result<()> {
     ensure_task(conn, r.case_id, r.task_id).await?;
     sqlx::query(
-        "UPDATE tasks SET state = 'resolved', resolved_by = $2, resolver_id = $3, outcome = $4, resolved_at = $5, \
-           moved_at = $5, updated_at = now() WHERE task_id = $1 AND state NOT IN ('resolved', 'superseded')",
+        "UPDATE tasks SET state = $6, resolved_by = $2, resolver_id = $3, outcome = $4, resolved_at = $5, \
+           moved_at = $5, updated_at = now() WHERE task_id = $1 AND state <> ALL($7)",
     )
     .bind(r.task_id)
     .bind(r.resolved_by)
     .bind(r.resolver_id)
     .bind(r.outcome)
     .bind(r.at)
+    .bind(TaskState::Resolved)
+    .bind(TaskState::FINAL)
     .execute(conn)
     .await?;
     Ok(())
@@ -174,18 +170,19 @@ pub async fn resolve_task(conn: &mut PgConnection, r: &Resolution<'_>) -> sqlx::
 /// dispatched for `round` itself are left alone, so a reopening seen again cannot end them.
 pub async fn supersede_open(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE tasks SET state = 'superseded', updated_at = now() \
-         WHERE case_id = $1 AND round < $2 AND state IN ('dispatched', 'accepted', 'returned')",
+        "UPDATE tasks SET state = $3, updated_at = now() WHERE case_id = $1 AND round < $2 AND state = ANY($4)",
     )
     .bind(case_id)
     .bind(round)
+    .bind(TaskState::Superseded)
+    .bind(TaskState::OPEN)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// The case's tasks in dispatch order, oldest first.
-pub async fn case_tasks(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TaskRow>> {
+pub async fn case_tasks(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Task>> {
     sqlx::query_as(
         "SELECT task_id, state, attempt, round, unit_code, handler_id, resolved_by, resolver_id, outcome \
          FROM tasks WHERE case_id = $1 ORDER BY attempt, seq",

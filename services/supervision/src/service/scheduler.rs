@@ -41,7 +41,7 @@ pub async fn fire_due(pool: &PgPool, outbox: &Outbox) -> anyhow::Result<usize> {
         let event = DeadlineMissed {
             deadline_id: d.id.to_string(),
             task_id: d.task_id.clone(),
-            stage: d.stage.clone(),
+            stage: d.stage.as_str().into(),
             due_ms: d.due_at.timestamp_millis(),
         };
         outbox.add(&mut tx, d.case_id, crate::NAME, Body::DeadlineMissed(event)).await?;
@@ -63,11 +63,7 @@ pub fn due_collector(pool: PgPool) -> kit::metrics::Collector {
     kit::metrics::collector(move || {
         let pool = pool.clone();
         async move {
-            // The partial index deadlines_due holds only pending rows, so this reads the due ones alone.
-            let (due,): (i64,) =
-                sqlx::query_as("SELECT count(*) FROM deadlines WHERE state = 'pending' AND due_at <= now()")
-                    .fetch_one(&pool)
-                    .await?;
+            let due = db::count_due(&mut *pool.acquire().await?).await?;
             Ok(vec![kit::metrics::Sample::new("zongzhi_deadlines_due", &[], due as f64)])
         }
     })

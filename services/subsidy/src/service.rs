@@ -1,5 +1,6 @@
-//! The ledger (以案定补): crediting the resolver of a confirmed case, and reading credits and tariffs. Free
-//! of protobuf except the registry client it asks who is eligible.
+//! Subsidy's use cases, the ledger (以案定补): crediting the resolver of a confirmed case (asking the registry
+//! over gRPC whether they are eligible, and writing `subsidy.credited` to the outbox in the same transaction),
+//! reading credits within the caller's reach, and reading and adding tariff versions.
 
 use chrono::Utc;
 use kit::auth::Principal;
@@ -11,8 +12,8 @@ use sqlx::{PgConnection, PgPool};
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::db::{self, CreditRow};
-use crate::domain::{CreditQuery, Decision, NewTariffRule, TariffRule, pick_tariff};
+use crate::db;
+use crate::domain::{Credit, CreditQuery, Decision, NewTariffRule, TariffRule, pick_tariff};
 use crate::error::{Error, Result};
 
 #[derive(Clone)]
@@ -119,23 +120,13 @@ impl Ledger {
         c: &Confirmed<'_>,
         rule: &TariffRule,
     ) -> anyhow::Result<Decision> {
-        let credit = CreditRow {
-            id: Uuid::new_v4(),
-            case_id: c.case_id,
-            case_no: c.case_no.to_owned(),
-            person_id: c.resolver_id.to_owned(),
-            amount_fen: rule.amount_fen,
-            tariff_rule_id: rule.id.clone(),
-            tariff_version: rule.version,
-            credited_at: Utc::now(),
-        };
+        let credit = Credit::priced(c.case_id, c.case_no, c.resolver_id, rule, Utc::now());
         if !db::insert_credit(tx, &credit).await? {
             db::record_decision(tx, c.case_id, c.resolver_id, Decision::AlreadyCredited, "credited concurrently")
                 .await?;
             return Ok(Decision::AlreadyCredited);
         }
-        let reason = format!("tariff {} v{}: {} fen", rule.id, rule.version, rule.amount_fen);
-        db::record_decision(tx, c.case_id, c.resolver_id, Decision::Credited, &reason).await?;
+        db::record_decision(tx, c.case_id, c.resolver_id, Decision::Credited, &rule.pricing()).await?;
         let event = SubsidyCredited {
             credit_id: credit.id.to_string(),
             person_id: credit.person_id.clone(),
@@ -149,11 +140,11 @@ impl Ledger {
     }
 
     /// The matching credits within the caller's reach and their sum in fen.
-    pub async fn credits(&self, p: &Principal, q: &CreditQuery) -> Result<(Vec<CreditRow>, i64)> {
+    pub async fn credits(&self, p: &Principal, q: &CreditQuery) -> Result<(Vec<Credit>, i64)> {
         let mut conn = self.pool.acquire().await?;
-        let rows = db::credits(&mut conn, q, &crate::scope::reach(p)).await?;
-        let total = rows.iter().map(|c| c.amount_fen).sum();
-        Ok((rows, total))
+        let credits = db::credits(&mut conn, q, &crate::scope::reach(p)).await?;
+        let total = credits.iter().map(|c| c.amount_fen).sum();
+        Ok((credits, total))
     }
 
     pub async fn tariffs(&self) -> Result<Vec<TariffRule>> {
@@ -165,8 +156,8 @@ impl Ledger {
     /// [`crate::scope::may_write_tariffs`] for who may.
     pub async fn put_tariff(&self, p: &Principal, rule: NewTariffRule) -> Result<TariffRule> {
         if !crate::scope::may_write_tariffs(p) {
-            return Err(Error::Denied(
-                "tariffs are deployment-wide: they need a grant over the whole deployment or a prefecture".into(),
+            return Err(Error::denied(
+                "tariffs are deployment-wide: they need a grant over the whole deployment or a prefecture",
             ));
         }
         let mut tx = self.pool.begin().await?;

@@ -1,74 +1,62 @@
-//! Verification and closure (核查/销号) and the follow-up visit (回访): the work behind the RPCs, free of
-//! protobuf; how the case was handled comes from supervision's own projection of routing's events.
+//! Supervision's use cases behind its RPCs: verification and closure (核查/销号) and the follow-up visit (回访),
+//! each one transaction over the domain's rules, the database and the outbox (whose events are protobuf), and
+//! reading a case's deadlines. How the case was handled comes from supervision's own projection of routing's
+//! events (`events`). The deadline scheduler, the rest of supervision's work, runs on its own clock rather than
+//! behind a request, so it is a submodule of its own, [`scheduler`].
+
+pub mod scheduler;
 
 use chrono::Utc;
 use kit::auth::{Permission, Principal};
 use kit::events::Outbox;
+use kit::vocab::Satisfaction;
 use proto::events::v1::{CaseClosed, CaseFollowedUp, CaseReopened, envelope::Body};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::db::{self, ClosureRow, DeadlineRow, FollowUpRecord, TaskRow};
-use crate::domain::{self, ClosureState, FollowUp, Satisfaction, Verdict, Verification};
+use crate::db;
+use crate::domain::{self, Closure, Deadline, FollowUp, Verdict, Verification, no_case};
 use crate::error::{Error, Result};
 use crate::scope::{self, acting};
 
+/// The work behind supervision's RPCs.
 #[derive(Clone)]
-pub struct Closing {
+pub struct Supervision {
     pub pool: PgPool,
     pub outbox: Outbox,
 }
 
-impl Closing {
+impl Supervision {
     /// Verifies the current round against the case's latest task: a pass closes it off the ledger, a failure
     /// reopens it into the next round. The caller is the verifier, within their area, and neither the case's
     /// reporter nor anyone who handled or was credited with one of its tasks.
-    pub async fn verify(&self, p: &Principal, v: Verification) -> Result<ClosureRow> {
+    pub async fn verify(&self, p: &Principal, v: Verification) -> Result<Closure> {
         let v = Verification { verifier_id: acting("verifier_id", &v.verifier_id, p)?, ..v };
         let known = db::case(&mut *self.pool.acquire().await?, v.case_id).await?;
         scope::gate(p, Permission::Verify, v.case_id, known.as_ref())?;
         let mut tx = self.pool.begin().await?;
-        let case = db::lock_case(&mut tx, v.case_id).await?.ok_or_else(|| Error::NotFound(v.case_id.to_string()))?;
+        let case = db::lock_case(&mut tx, v.case_id).await?.ok_or_else(|| no_case(v.case_id))?;
         // The tasks as supervision's consumer has seen them (routing's events), read under the case lock.
         let tasks = db::case_tasks(&mut tx, v.case_id).await?;
         let hands = tasks.iter().flat_map(|t| [t.handler_id.as_str(), t.resolved_by.as_str(), t.resolver_id.as_str()]);
         scope::apart(&v.verifier_id, &case.reporter_id, hands)?;
         if db::closure(&mut tx, v.case_id, case.round).await?.is_some() {
-            return Err(Error::Precondition(format!("round {} was already verified", case.round)));
+            return Err(Error::failed_precondition(format!("round {} was already verified", case.round)));
         }
-        let task = latest_resolved(tasks)?;
+        let task = domain::latest_resolved(tasks)?;
         if db::task_verified(&mut tx, &task.task_id).await? {
             // The round was reopened and its new task has not been resolved (or not yet seen).
-            return Err(Error::Precondition(
-                "the reopened case was not resolved again: closing a case never resolved".into(),
+            return Err(Error::failed_precondition(
+                "the reopened case was not resolved again: closing a case never resolved",
             ));
         }
-        let (state, reason) = match &v.verdict {
-            Verdict::Close(reason) => (ClosureState::Closed, reason.as_str()),
-            Verdict::Reopen => (ClosureState::Reopened, ""),
-        };
-        let closure = ClosureRow {
-            case_id: v.case_id,
-            round: case.round,
-            state: state.as_str().into(),
-            closure_reason: reason.into(),
-            task_id: task.task_id.clone(),
-            resolver_id: task.resolver_id.clone(),
-            // Whoever resolved it, as routing records the task's handler at 办结; the acceptor if unknown.
-            handler_id: if task.resolved_by.is_empty() { task.handler_id.clone() } else { task.resolved_by.clone() },
-            category_code: case.category_code.clone(),
-            case_no: case.case_no.clone(),
-            verifier_id: v.verifier_id.clone(),
-            note: v.note.clone(),
-            satisfaction: String::new(),
-            closed_at: Utc::now(),
-        };
+        let closure = Closure::of(&v, &case, &task, Utc::now());
         db::insert_closure(&mut tx, &closure).await?;
         match v.verdict {
-            Verdict::Close(_) => {
+            Verdict::Close(reason) => {
                 let event = CaseClosed {
                     round: round_u32(case.round),
-                    closure_reason: reason.into(),
+                    closure_reason: reason.as_str().into(),
                     resolver_id: closure.resolver_id.clone(),
                     category_code: closure.category_code.clone(),
                     case_no: closure.case_no.clone(),
@@ -82,38 +70,23 @@ impl Closing {
         }
         tx.commit().await?;
         self.outbox.wake();
-        tracing::info!(case_id = %v.case_id, round = case.round, state = %state, "case verified");
+        tracing::info!(case_id = %v.case_id, round = case.round, state = %closure.state, "case verified");
         Ok(closure)
     }
 
     /// Records the citizen's satisfaction with the closed round; unsatisfied reopens the case (重办). The
     /// caller is the visitor, within their area, and neither the reporter nor the round's handler or resolver
     /// (the visit decides whether the resolver is paid).
-    pub async fn follow_up(&self, p: &Principal, f: FollowUp) -> Result<(ClosureRow, bool)> {
+    pub async fn follow_up(&self, p: &Principal, f: FollowUp) -> Result<(Closure, bool)> {
         let f = FollowUp { visitor_id: acting("visitor_id", &f.visitor_id, p)?, ..f };
         let mut tx = self.pool.begin().await?;
         let case = db::lock_case(&mut tx, f.case_id).await?;
         scope::gate(p, Permission::FollowUp, f.case_id, case.as_ref())?;
-        let case = case.ok_or_else(|| Error::NotFound(f.case_id.to_string()))?;
+        let case = case.ok_or_else(|| no_case(f.case_id))?;
         let closure = db::closure(&mut tx, f.case_id, case.round).await?;
-        match closure.as_ref().map(|c| c.state.as_str()) {
-            Some(s) if s == ClosureState::Closed.as_str() => {}
-            Some(s) if s == ClosureState::FollowedUp.as_str() => {
-                return Err(Error::Precondition(format!("round {} was already followed up", case.round)));
-            }
-            _ => return Err(Error::Precondition(format!("round {} is not closed", case.round))),
-        }
-        if let Some(c) = &closure {
-            scope::apart(&f.visitor_id, &case.reporter_id, [c.resolver_id.as_str(), c.handler_id.as_str()])?;
-        }
-        let record = FollowUpRecord {
-            case_id: f.case_id,
-            round: case.round,
-            satisfaction: f.satisfaction.as_str(),
-            visitor_id: &f.visitor_id,
-            note: &f.note,
-        };
-        let closure = db::record_follow_up(&mut tx, &record).await?;
+        let c = domain::awaiting_follow_up(closure.as_ref(), case.round)?;
+        scope::apart(&f.visitor_id, &case.reporter_id, [c.resolver_id.as_str(), c.handler_id.as_str()])?;
+        let closure = db::record_follow_up(&mut tx, &f, case.round).await?;
         let event = CaseFollowedUp {
             round: round_u32(case.round),
             satisfaction: f.satisfaction.as_str().into(),
@@ -134,7 +107,7 @@ impl Closing {
 
     /// The case's deadlines, for a caller who may read the case; a unit's handlers get the deadlines of their
     /// own unit's tasks; NOT_FOUND alike for an unknown case and for one outside the caller's scope.
-    pub async fn deadlines(&self, p: &Principal, case_id: Uuid) -> Result<Vec<DeadlineRow>> {
+    pub async fn deadlines(&self, p: &Principal, case_id: Uuid) -> Result<Vec<Deadline>> {
         let mut conn = self.pool.acquire().await?;
         let case = db::case(&mut conn, case_id).await?;
         if scope::readable(p, case_id, case.as_ref()).is_ok() {
@@ -143,7 +116,7 @@ impl Closing {
         let units = p.scope(kit::auth::Permission::ReadCase).units;
         let tasks = if units.is_empty() { vec![] } else { db::tasks_of_units(&mut conn, case_id, &units).await? };
         if tasks.is_empty() {
-            return Err(Error::NotFound(case_id.to_string()));
+            return Err(no_case(case_id));
         }
         let all = db::deadlines(&mut conn, case_id).await?;
         Ok(all.into_iter().filter(|d| tasks.contains(&d.task_id)).collect())
@@ -164,25 +137,6 @@ impl Closing {
         self.outbox.add(tx, case_id, actor, Body::CaseReopened(event)).await?;
         Ok(())
     }
-}
-
-/// The case's latest task, which must be resolved for the round to be verified. Supervision knows a task is
-/// resolved once routing's case.resolved has reached it, so right after 办结 the answer may briefly be "not
-/// resolved yet"; asking again shortly after succeeds.
-fn latest_resolved(tasks: Vec<TaskRow>) -> Result<TaskRow> {
-    let Some(task) = tasks.into_iter().last() else {
-        return Err(Error::Precondition(
-            "supervision has seen no task of the case yet: closing a case never dispatched".into(),
-        ));
-    };
-    if task.state != "resolved" {
-        return Err(Error::Precondition(format!(
-            "the case's latest task is {}, not resolved yet as far as supervision has seen: closing a case never \
-             resolved",
-            task.state
-        )));
-    }
-    Ok(task)
 }
 
 fn round_u32(round: i32) -> u32 {
