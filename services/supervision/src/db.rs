@@ -6,9 +6,12 @@ use kit::vocab::Urgency;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::calendar::ClockKind;
 use crate::domain::{Case, Closure, ClosureReason, ClosureState, Deadline, DeadlineState, FollowUp, Stage};
 
+mod clocks;
 mod tasks;
+pub use clocks::*;
 pub use tasks::*;
 
 /// A `cases` row. The urgency column holds whatever an older event named, so it is read leniently
@@ -116,37 +119,44 @@ pub async fn advance_round(conn: &mut PgConnection, case_id: Uuid, round: i32) -
     Ok(())
 }
 
-/// The policy's seconds for the stage at this urgency, falling back to the normal policy.
-pub async fn policy_seconds(conn: &mut PgConnection, urgency: Urgency, stage: Stage) -> sqlx::Result<Option<i32>> {
-    sqlx::query_scalar(
-        "SELECT seconds FROM deadline_policy WHERE stage = $2 AND urgency IN ($1, $3) \
-         ORDER BY (urgency = $1) DESC LIMIT 1",
-    )
-    .bind(urgency)
-    .bind(stage)
-    .bind(Urgency::Normal)
-    .fetch_optional(conn)
-    .await
+/// A deadline as its clock set it.
+pub struct NewDeadline<'a> {
+    pub case_id: Uuid,
+    pub task_id: &'a str,
+    pub stage: Stage,
+    pub due_at: DateTime<Utc>,
+    pub clock: ClockKind,
+    /// The limit in counted seconds on the clock.
+    pub limit_seconds: i64,
+    pub started_at: DateTime<Utc>,
+    pub policy_version: i32,
 }
 
-/// Adds a pending deadline unless the task already has one for the stage.
-pub async fn insert_deadline(
-    conn: &mut PgConnection,
-    case_id: Uuid,
-    task_id: &str,
-    stage: Stage,
-    due_at: DateTime<Utc>,
-) -> sqlx::Result<()> {
+/// Adds a pending deadline unless the task already has one for the stage. With `restart`, a deadline of the
+/// stage that was cancelled (a return the center then rejected) starts again instead; a met or fired one
+/// never does.
+pub async fn insert_deadline(conn: &mut PgConnection, d: &NewDeadline<'_>, restart: bool) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO deadlines (id, case_id, task_id, stage, due_at, state) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT ON CONSTRAINT deadlines_task_stage_key DO NOTHING",
+        "INSERT INTO deadlines (id, case_id, task_id, stage, due_at, state, clock, limit_seconds, started_at, \
+           policy_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT ON CONSTRAINT deadlines_task_stage_key DO UPDATE SET \
+           due_at = EXCLUDED.due_at, state = EXCLUDED.state, clock = EXCLUDED.clock, \
+           limit_seconds = EXCLUDED.limit_seconds, started_at = EXCLUDED.started_at, \
+           policy_version = EXCLUDED.policy_version \
+         WHERE $11 AND deadlines.state = $12",
     )
     .bind(Uuid::new_v4())
-    .bind(case_id)
-    .bind(task_id)
-    .bind(stage)
-    .bind(due_at)
+    .bind(d.case_id)
+    .bind(d.task_id)
+    .bind(d.stage)
+    .bind(d.due_at)
     .bind(DeadlineState::Pending)
+    .bind(d.clock)
+    .bind(d.limit_seconds)
+    .bind(d.started_at)
+    .bind(d.policy_version)
+    .bind(restart)
+    .bind(DeadlineState::Cancelled)
     .execute(conn)
     .await?;
     Ok(())

@@ -194,11 +194,6 @@ pub fn reopen_failed_verification(note: &str) -> String {
     format!("verification failed: {note}")
 }
 
-/// When a stage started at `start` is due, `seconds` later.
-pub fn due_at(start: DateTime<Utc>, seconds: i32) -> DateTime<Utc> {
-    start + chrono::Duration::seconds(i64::from(seconds))
-}
-
 /// The verifier's verdict on the round's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

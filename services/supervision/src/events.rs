@@ -10,9 +10,13 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::{self, CaseFacts};
-use crate::domain::{DeadlineState, Stage, due_at};
+use crate::domain::{DeadlineState, Stage};
+use crate::service::clocks::Clocks;
 
-pub struct ProjectionHandler;
+#[derive(Default)]
+pub struct ProjectionHandler {
+    pub clocks: std::sync::Arc<Clocks>,
+}
 
 impl Handler for ProjectionHandler {
     type Prepared = ();
@@ -49,7 +53,7 @@ impl Handler for ProjectionHandler {
                 // A dispatch seen again after its task moved on (a replay) starts no clock: any deadline of the
                 // task means the accept stage was already reached.
                 if db::task_deadline_states(tx, &d.task_id).await?.is_empty() {
-                    start_clock(tx, case_id, &d.task_id, Stage::Accept, at).await?;
+                    self.start_clock(tx, case_id, &d.task_id, Stage::Accept, at, false).await?;
                 }
             }
             Body::CaseAccepted(a) => {
@@ -60,15 +64,23 @@ impl Handler for ProjectionHandler {
                 let states = db::task_deadline_states(tx, &a.task_id).await?;
                 let cancelled = states.iter().any(|&(_, state)| state == DeadlineState::Cancelled);
                 if !cancelled {
-                    start_clock(tx, case_id, &a.task_id, Stage::Resolve, at).await?;
+                    self.start_clock(tx, case_id, &a.task_id, Stage::Resolve, at, false).await?;
                 }
             }
             Body::CaseReturned(r) => {
                 db::set_returned(tx, case_id, &r.task_id, true, at).await?;
                 db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled).await?;
             }
-            // The task goes back to its unit; no deadline changes (the unit must handle it: its clock runs on).
-            Body::ReturnRejected(r) => db::set_returned(tx, case_id, &r.task_id, false, at).await?,
+            Body::ReturnRejected(r) => {
+                // The task goes back to its unit, which must now accept it: the accept clock the return stopped
+                // starts again from the rejection, unless the task has moved past accepting meanwhile.
+                db::set_returned(tx, case_id, &r.task_id, false, at).await?;
+                let states = db::task_deadline_states(tx, &r.task_id).await?;
+                let stopped = states.contains(&(Stage::Accept, DeadlineState::Cancelled));
+                if stopped && !states.iter().any(|&(stage, _)| stage == Stage::Resolve) {
+                    self.start_clock(tx, case_id, &r.task_id, Stage::Accept, at, true).await?;
+                }
+            }
             Body::CaseResolved(r) => {
                 // The envelope's actor is who resolved it; routing records them as the task's handler.
                 let resolution = db::Resolution {
@@ -97,24 +109,42 @@ impl Handler for ProjectionHandler {
     }
 }
 
-/// Adds the pending deadline for the stage, due after the policy for the case's urgency.
-async fn start_clock(
-    conn: &mut PgConnection,
-    case_id: Uuid,
-    task_id: &str,
-    stage: Stage,
-    at: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    if task_id.is_empty() {
-        tracing::warn!(%case_id, stage = %stage, "event without a task id; no deadline");
-        return Ok(());
+impl ProjectionHandler {
+    /// Adds the pending deadline for the stage, due when the case's policy says on its place's calendar
+    /// ([`Clocks::plan`]); with `restart`, a cancelled one of the stage starts again.
+    async fn start_clock(
+        &self,
+        conn: &mut PgConnection,
+        case_id: Uuid,
+        task_id: &str,
+        stage: Stage,
+        at: DateTime<Utc>,
+        restart: bool,
+    ) -> anyhow::Result<()> {
+        if task_id.is_empty() {
+            tracing::warn!(%case_id, stage = %stage, "event without a task id; no deadline");
+            return Ok(());
+        }
+        let case = db::lock_case(conn, case_id).await?.unwrap_or_else(|| unknown_case(case_id));
+        let deadline = self.clocks.plan(conn, &case, task_id, stage, at).await?;
+        db::insert_deadline(conn, &deadline, restart).await?;
+        Ok(())
     }
-    let urgency = db::lock_case(conn, case_id).await?.map_or(Urgency::Normal, |c| c.urgency);
-    let Some(seconds) = db::policy_seconds(conn, urgency, stage).await? else {
-        anyhow::bail!("no deadline policy for {urgency} {stage}");
-    };
-    db::insert_deadline(conn, case_id, task_id, stage, due_at(at, seconds)).await?;
-    Ok(())
+}
+
+/// A case whose registration supervision has not seen: normal urgency, no category, no place (the national
+/// calendar and the policy's fallback rule).
+fn unknown_case(case_id: Uuid) -> crate::domain::Case {
+    crate::domain::Case {
+        case_id,
+        case_no: String::new(),
+        category_code: String::new(),
+        urgency: Urgency::Normal,
+        round: 1,
+        area_path: Vec::new(),
+        grid_code: String::new(),
+        reporter_id: String::new(),
+    }
 }
 
 /// What an event says of the case. An urgency it names but this service does not know is normal

@@ -41,6 +41,26 @@ impl pb::supervision_server::Supervision for SupervisionService {
         let deadlines = self.0.deadlines(&p, case_id).await?;
         Ok(Response::new(pb::ListDeadlinesResponse { deadlines: deadlines.into_iter().map(to_deadline).collect() }))
     }
+
+    async fn import_calendar(
+        &self,
+        request: Request<pb::ImportCalendarRequest>,
+    ) -> Result<Response<pb::ImportCalendarResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let center = r.center_code.trim();
+        let center = if center.is_empty() {
+            center
+        } else {
+            field::division_code("center_code", center).map_err(|e| kit::grpc::invalid(&e))?
+        };
+        let done = self.0.import_calendar(&p, center, &r.csv).await?;
+        Ok(Response::new(pb::ImportCalendarResponse {
+            rows: u32::try_from(done.rows).unwrap_or(u32::MAX),
+            years: done.years,
+            replaced: done.replaced,
+        }))
+    }
 }
 
 fn to_closure(c: Closure) -> pb::Closure {

@@ -22,10 +22,16 @@ pub use settings::Settings;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Connects to supervision's schema and migrates it: what the operator's commands run against.
+pub async fn connect(config: &kit::Config) -> anyhow::Result<sqlx::PgPool> {
+    kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await
+}
+
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let Foundation { pool, bus, listener, mut app, outbox, guard } =
         Foundation::start(NAME, &settings.common, &MIGRATIONS).await?;
+    service::clocks::seed_national(&pool).await?;
     let work = service::Supervision { pool: pool.clone(), outbox: outbox.clone() };
     let routes = tonic::service::Routes::new(SupervisionServer::new(grpc::SupervisionService(work)));
     app.spawn(
@@ -35,6 +41,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     app.spawn("outbox", outbox.clone().relay(pool.clone(), bus.clone(), app.shutdown()));
     app.hold(service::scheduler::due_collector(pool.clone()));
     app.spawn("deadlines", service::scheduler::run(pool.clone(), outbox, settings.deadline_poll, app.shutdown()));
-    app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::ProjectionHandler, app.shutdown()));
+    app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::ProjectionHandler::default(), app.shutdown()));
     Ok(app)
 }

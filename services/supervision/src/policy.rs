@@ -174,7 +174,7 @@ pub fn parse_rules(text: &str) -> Result<Vec<LimitRule>, LineError> {
     Ok(rules.into_iter().map(|(_, r)| r).collect())
 }
 
-/// `5d` (working days only), `24h` or `30m` (the hour clocks only).
+/// `5d` (working days only), `24h` or `30m` (the hour clocks only), `90s` (calendar hours only).
 fn parse_amount(clock: ClockKind, amount: &str) -> Option<Duration> {
     let unit = amount.chars().last()?;
     let count: i64 = amount[..amount.len() - unit.len_utf8()].parse().ok().filter(|n| *n > 0)?;
@@ -184,6 +184,8 @@ fn parse_amount(clock: ClockKind, amount: &str) -> Option<Duration> {
         (ClockKind::WorkingDays, 'd') => Some(Duration::days(count)),
         (ClockKind::CalendarHours | ClockKind::WorkingHours, 'h') => Some(Duration::hours(count)),
         (ClockKind::CalendarHours | ClockKind::WorkingHours, 'm') => Some(Duration::minutes(count)),
+        // Seconds serve drills and tests (a deadline that fires while one watches); calendar time only.
+        (ClockKind::CalendarHours, 's') => Some(Duration::seconds(count)),
         _ => None,
     }
 }
@@ -257,6 +259,8 @@ mod tests {
             assert!(refused(&format!("01,*,accept,working_days,{amount}")).reason.contains("amount"), "{amount}");
         }
         assert!(refused("01,*,accept,calendar_hours,5d").reason.contains("amount"));
+        assert!(refused("01,*,accept,working_hours,30s").reason.contains("amount"));
+        assert!(parse_rules("category_prefix,urgency,stage,clock,amount\n,*,accept,calendar_hours,8s\n").is_ok());
         assert!(refused("01,*,accept,working_days,400d").reason.contains("year"));
         assert!(refused("01,*,accept,calendar_hours,99999999999999h").reason.contains("year"));
         assert!(refused("01,*,accept").reason.contains("five columns"));

@@ -4,6 +4,7 @@
 //! events (`events`). The deadline scheduler, the rest of supervision's work, runs on its own clock rather than
 //! behind a request, so it is a submodule of its own, [`scheduler`].
 
+pub mod clocks;
 pub mod scheduler;
 
 use chrono::Utc;
@@ -27,6 +28,18 @@ pub struct Supervision {
 }
 
 impl Supervision {
+    /// Imports a calendar file for a center ('' for the national calendar), within the caller's rule-managing
+    /// scope ([`clocks::may_import`]).
+    pub async fn import_calendar(&self, p: &Principal, center_code: &str, csv: &str) -> Result<clocks::CalendarImport> {
+        if !clocks::may_import(p, center_code) {
+            let whose = if center_code.is_empty() { "the national calendar" } else { "this center's calendar" };
+            return Err(Error::denied(format!("importing {whose}")));
+        }
+        let by = if p.person_id.is_empty() { &p.subject } else { &p.person_id };
+        clocks::import_calendar(&self.pool, center_code, csv, by, &mut |step| tracing::info!(step, "calendar import"))
+            .await
+    }
+
     /// Verifies the current round against the case's latest task: a pass closes it off the ledger, a failure
     /// reopens it into the next round. The caller is the verifier, within their area, and neither the case's
     /// reporter nor anyone who handled or was credited with one of its tasks.

@@ -172,6 +172,7 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/zongzhi.supervision.v1.Supervision/VerifyCase", Access::Needs(Verify)),
     ("/zongzhi.supervision.v1.Supervision/FollowUp", Access::Needs(FollowUp)),
     ("/zongzhi.supervision.v1.Supervision/ListDeadlines", Access::Needs(ReadCase)),
+    ("/zongzhi.supervision.v1.Supervision/ImportCalendar", Access::Needs(ManageRules)),
     ("/zongzhi.subsidy.v1.Subsidy/ListCredits", Access::Needs(ReadCredits)),
     ("/zongzhi.subsidy.v1.Subsidy/ListTariffRules", Access::SignedIn),
     ("/zongzhi.subsidy.v1.Subsidy/PutTariffRule", Access::Needs(ManageRules)),

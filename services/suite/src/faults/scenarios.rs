@@ -294,7 +294,8 @@ async fn supervision_down_across_deadline(
     check: &mut Check,
 ) -> anyhow::Result<Report> {
     let sup = env.pool("supervision").await?;
-    sqlx::query("UPDATE deadline_policy SET seconds = 8 WHERE stage = 'accept'").execute(&sup).await?;
+    let stage = supervision::domain::Stage::Accept;
+    supervision::service::clocks::with_stage_limit(&sup, stage, "calendar_hours", "8s", "fault-suite").await?;
     let load = start_load(env, desk, plan, "f8");
     sleep(Duration::from_secs(3)).await;
     let report = load.finish().await;

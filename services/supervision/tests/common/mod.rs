@@ -57,15 +57,14 @@ pub async fn client(node: &Node) -> SupervisionClient<Channel> {
     SupervisionClient::new(kit::testing::connect(&node.url()).await)
 }
 
-/// Sets the normal-urgency policy for a stage on supervision's schema.
+/// Adds a time-policy version whose limit for `stage` is `seconds` of calendar time, for every case whose clock
+/// starts after it.
 pub async fn set_policy(infra: &TestInfra, stage: &str, seconds: i32) {
     let pool = infra.pool(supervision::NAME).await;
-    sqlx::query("UPDATE deadline_policy SET seconds = $2 WHERE urgency = 'normal' AND stage = $1")
-        .bind(stage)
-        .bind(seconds)
-        .execute(&pool)
+    let stage = supervision::domain::Stage::parse("stage", stage).expect("a stage");
+    supervision::service::clocks::with_stage_limit(&pool, stage, "calendar_hours", &format!("{seconds}s"), "test")
         .await
-        .expect("policy updated");
+        .expect("policy added");
 }
 
 /// (stage, state) of the case's deadlines, oldest first.

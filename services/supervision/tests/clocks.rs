@@ -1,0 +1,181 @@
+//! Working-day clocks against real PostgreSQL, NATS and gRPC: the calendar imported per center and inherited
+//! down the tree, deadlines counted in working days from the case's policy version, and a rejected return
+//! restarting the accept clock.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::{TimeZone, Utc};
+use common::{Node, await_deadlines, await_handled, dispatched, supervision};
+use kit::testing::AuthedChannel as Channel;
+use kit::testing::{TestInfra, assert_refused, keys};
+use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseRegistered, CaseReturned, Envelope, ReturnRejected};
+use proto::supervision::v1::ImportCalendarRequest;
+use proto::supervision::v1::supervision_client::SupervisionClient;
+use tonic::Code;
+use uuid::Uuid;
+
+const COUNTY: &str = "532901000000";
+const VILLAGE: &str = "532901003001";
+
+async fn as_(node: &Node, person: &str, grants: &[(&str, &str)]) -> SupervisionClient<Channel> {
+    SupervisionClient::new(kit::testing::connect_as(&node.url(), &keys().token(person, grants)).await)
+}
+
+async fn calendar_rows(infra: &TestInfra, center: &str) -> i64 {
+    let pool = infra.pool(supervision::NAME).await;
+    sqlx::query_scalar("SELECT count(*) FROM calendar_days WHERE center_code = $1")
+        .bind(center)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+fn import(center: &str, rows: &str) -> ImportCalendarRequest {
+    ImportCalendarRequest { center_code: center.into(), csv: format!("date,kind,name\n{rows}") }
+}
+
+#[tokio::test]
+async fn calendars_import_whole_or_not_at_all_within_scope() {
+    let infra = TestInfra::new().await;
+    let node = supervision(&infra).await;
+    assert_eq!(calendar_rows(&infra, "").await, 72, "the shipped 2025–2026 schedule seeds the national calendar");
+    let mut prefecture = as_(&node, "pref-admin", &[("business_admin", "532900000000")]).await;
+
+    // A duplicate day on line 3 refuses the file, naming the line; nothing is written.
+    let bad = import(COUNTY, "2025-03-03,holiday,三月街\n2025-03-03,holiday,三月街");
+    let refused = prefecture.import_calendar(bad).await.unwrap_err();
+    assert_refused("duplicate", &refused, Code::InvalidArgument, "csv");
+    assert!(refused.message().contains("line 3"), "{refused:?}");
+    for (name, rows) in [
+        ("weekday make-up", "2025-10-09,workday,国庆节"),
+        ("bad date", "2025-02-30,holiday,x"),
+        ("nul", "2025-03-03,holiday,三月\0街"),
+        ("empty", ""),
+    ] {
+        let status = prefecture.import_calendar(import(COUNTY, rows)).await.unwrap_err();
+        assert_refused(name, &status, Code::InvalidArgument, "csv");
+    }
+    let status = prefecture.import_calendar(import("5329", "2025-03-03,holiday,x")).await.unwrap_err();
+    assert_refused("center", &status, Code::InvalidArgument, "center_code");
+    assert_eq!(calendar_rows(&infra, COUNTY).await, 0);
+
+    // 三月街民族节, Dali's own holiday: the county's rows for 2025, then replaced whole by a corrected file.
+    let done = prefecture.import_calendar(import(COUNTY, "2025-04-11,holiday,三月街 🎉")).await.unwrap().into_inner();
+    assert_eq!((done.rows, done.years.clone(), done.replaced), (1, vec![2025], 0));
+    let fixed = "2025-04-11,holiday,三月街\n2025-04-12,holiday,三月街\n2025-04-13,workday,三月街调休";
+    let done = prefecture.import_calendar(import(COUNTY, fixed)).await.unwrap().into_inner();
+    assert_eq!((done.rows, done.replaced), (3, 1));
+    assert_eq!(calendar_rows(&infra, COUNTY).await, 3);
+
+    // A county's administrator keeps to the county; the national calendar needs the prefecture or above.
+    let mut county = as_(&node, "county-admin", &[("business_admin", COUNTY)]).await;
+    county.import_calendar(import(COUNTY, "2026-04-30,holiday,三月街")).await.unwrap();
+    let national = county.import_calendar(import("", "2026-04-30,holiday,三月街")).await.unwrap_err();
+    assert_eq!(national.code(), Code::PermissionDenied, "{national:?}");
+    let other = county.import_calendar(import("532922000000", "2026-04-30,holiday,x")).await.unwrap_err();
+    assert_eq!(other.code(), Code::PermissionDenied, "{other:?}");
+    let mut clerk = as_(&node, "clerk", &[("intake_clerk", "532901003000")]).await;
+    let status = clerk.import_calendar(import(COUNTY, "2026-05-01,holiday,x")).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(calendar_rows(&infra, "").await, 72, "the national calendar is untouched");
+    node.stop().await;
+}
+
+/// An event of the case as if it happened at `at`.
+async fn publish_at(infra: &TestInfra, case_id: Uuid, body: Body, at: chrono::DateTime<Utc>) -> String {
+    let envelope = Envelope {
+        event_id: Uuid::new_v4().to_string(),
+        case_id: case_id.to_string(),
+        occurred_at_ms: at.timestamp_millis(),
+        actor: "routing".into(),
+        body: Some(body),
+    };
+    infra.publish_envelope(&envelope).await;
+    envelope.event_id
+}
+
+fn registered() -> Body {
+    Body::CaseRegistered(CaseRegistered {
+        case_no: "532901003-20250930-00001".into(),
+        category_code: "0102".into(),
+        urgency: "normal".into(),
+        village_code: VILLAGE.into(),
+        area_path: vec![
+            VILLAGE.into(),
+            "532901003000".into(),
+            COUNTY.into(),
+            "532900000000".into(),
+            "530000000000".into(),
+        ],
+        center_code: "532901003000".into(),
+        ..Default::default()
+    })
+}
+
+/// (clock, due_at in Beijing time, policy version) of the task's accept deadline.
+async fn accept_deadline(infra: &TestInfra, task_id: &str) -> (String, String, i32) {
+    let pool = infra.pool(supervision::NAME).await;
+    let (clock, due, version): (String, chrono::DateTime<Utc>, i32) =
+        sqlx::query_as("SELECT clock, due_at, policy_version FROM deadlines WHERE task_id = $1 AND stage = 'accept'")
+            .bind(task_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    (clock, kit::time::local(due), version)
+}
+
+#[tokio::test]
+async fn the_accept_clock_counts_working_days_of_the_cases_place() {
+    let infra = TestInfra::new().await;
+    let node = supervision(&infra).await;
+    // Tuesday 30 September 2025, 10:00 in Dali: 1–8 October are the National Day holiday.
+    let at = kit::time::shanghai().with_ymd_and_hms(2025, 9, 30, 10, 0, 0).unwrap().with_timezone(&Utc);
+    let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
+    publish_at(&infra, case_id, registered(), at).await;
+    let seen = publish_at(&infra, case_id, dispatched(&task_id, "532901003000", 1), at).await;
+    await_handled(&infra, &seen).await;
+    let deadline = accept_deadline(&infra, &task_id).await;
+    assert_eq!(deadline, ("working_days".into(), "2025-10-09T10:00:00+08:00".into(), 1));
+
+    // The county makes Thursday 9 October a local holiday: a case of its village is due a day later; the
+    // first case keeps the deadline its clock started with.
+    let mut admin = as_(&node, "county-admin", &[("business_admin", COUNTY)]).await;
+    admin.import_calendar(import(COUNTY, "2025-10-09,holiday,地方节日")).await.unwrap();
+    let (second, second_task) = (Uuid::new_v4(), Uuid::new_v4().to_string());
+    publish_at(&infra, second, registered(), at).await;
+    let seen = publish_at(&infra, second, dispatched(&second_task, "532901003000", 1), at).await;
+    await_handled(&infra, &seen).await;
+    assert_eq!(accept_deadline(&infra, &second_task).await.1, "2025-10-10T10:00:00+08:00");
+    assert_eq!(accept_deadline(&infra, &task_id).await.1, "2025-10-09T10:00:00+08:00");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_return_restarts_the_accept_clock() {
+    let infra = TestInfra::new().await;
+    let node = supervision(&infra).await;
+    let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
+    let start = Utc::now() - chrono::Duration::days(3);
+    publish_at(&infra, case_id, registered(), start).await;
+    publish_at(&infra, case_id, dispatched(&task_id, "532901003000", 1), start).await;
+    let returned =
+        CaseReturned { task_id: task_id.clone(), reason_code: "not_local".into(), reason: "属地不符".into() };
+    publish_at(&infra, case_id, Body::CaseReturned(returned), start + chrono::Duration::hours(1)).await;
+    await_deadlines(&infra, case_id, &[("accept", "cancelled")]).await;
+    let rejected_at = Utc::now();
+    let rejected = ReturnRejected { task_id: task_id.clone(), note: "属地明确，请办理".into() };
+    publish_at(&infra, case_id, Body::ReturnRejected(rejected), rejected_at).await;
+    await_deadlines(&infra, case_id, &[("accept", "pending")]).await;
+    let pool = infra.pool(supervision::NAME).await;
+    let started: chrono::DateTime<Utc> =
+        sqlx::query_scalar("SELECT started_at FROM deadlines WHERE task_id = $1 AND stage = 'accept'")
+            .bind(&task_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(started.timestamp_millis(), rejected_at.timestamp_millis(), "the clock restarts at the rejection");
+    node.stop().await;
+}
