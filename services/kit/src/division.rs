@@ -35,6 +35,22 @@ pub fn is_ancestor_or_self(ancestor: &str, code: &str) -> bool {
     is_code(ancestor) && code.starts_with(significant(ancestor))
 }
 
+/// The division one level up, padded to 12 digits: `532901003001` → `532901003000`; `None` for a province or
+/// a code that is not one.
+pub fn parent(code: &str) -> Option<String> {
+    if !is_code(code) {
+        return None;
+    }
+    let cut = match significant(code).len() {
+        0..=2 => return None,
+        3..=4 => 2,
+        5..=6 => 4,
+        7..=9 => 6,
+        _ => 9,
+    };
+    Some(format!("{:0<12}", &code[..cut]))
+}
+
 fn prev_cut(cut: usize) -> usize {
     match cut {
         2 => 0,
@@ -63,6 +79,10 @@ mod tests {
             assert_eq!(significant(code), sig, "{code}");
         }
         assert!(is_code("532901003001"));
+        assert_eq!(parent("532901003001").as_deref(), Some("532901003000"));
+        assert_eq!(parent("532901000000").as_deref(), Some("532900000000"));
+        assert_eq!(parent("530000000000"), None);
+        assert_eq!(parent("5329"), None);
         assert!(!is_code("53290100300"));
     }
 }

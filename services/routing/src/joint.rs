@@ -125,7 +125,7 @@ pub fn check_hop(hop: Hop, from: &str, to: &str, skip_level: bool) -> Result<(),
     }
     match hop {
         Hop::Up if !kit::division::is_ancestor_or_self(to, from) => bad("is not above the center that holds the case"),
-        Hop::Up if !skip_level && parent_division(from).as_deref() != Some(to) => {
+        Hop::Up if !skip_level && kit::division::parent(from).as_deref() != Some(to) => {
             bad("skips a level; only urgent categories go up past the parent center (越级)")
         }
         Hop::Down if !kit::division::is_ancestor_or_self(from, to) => {
@@ -133,18 +133,6 @@ pub fn check_hop(hop: Hop, from: &str, to: &str, skip_level: bool) -> Result<(),
         }
         Hop::Up | Hop::Down => Ok(()),
     }
-}
-
-/// The division one level up, padded to 12 digits: `532901003001` → `532901003000`; `None` for a province.
-pub fn parent_division(code: &str) -> Option<String> {
-    let cut = match kit::division::significant(code).len() {
-        0..=2 => return None,
-        3..=4 => 2,
-        5..=6 => 4,
-        7..=9 => 6,
-        _ => 9,
-    };
-    Some(format!("{:0<12}", code.get(..cut)?))
 }
 
 #[cfg(test)]
@@ -193,10 +181,8 @@ mod tests {
         let village = "532901003001";
         let township = "532901003000";
         let county = "532901000000";
-        assert_eq!(parent_division(village).as_deref(), Some(township));
-        assert_eq!(parent_division(township).as_deref(), Some(county));
-        assert_eq!(parent_division("532900000000").as_deref(), Some("530000000000"));
-        assert_eq!(parent_division("530000000000"), None);
+        assert_eq!(kit::division::parent(village).as_deref(), Some(township));
+        assert_eq!(kit::division::parent(township).as_deref(), Some(county));
         assert!(check_hop(Hop::Up, village, township, false).is_ok());
         assert!(check_hop(Hop::Up, village, county, false).unwrap_err().reason.contains("越级"));
         assert!(check_hop(Hop::Up, village, county, true).is_ok());

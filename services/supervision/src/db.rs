@@ -7,7 +7,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::calendar::ClockKind;
-use crate::domain::{Case, Closure, ClosureReason, ClosureState, Deadline, DeadlineState, FollowUp, Stage};
+use crate::domain::{Case, Closure, ClosureReason, ClosureState, Deadline, DeadlineState, FollowUp, SlipRecord, Stage};
+use crate::policy::Grade;
 
 mod clocks;
 mod tasks;
@@ -78,14 +79,17 @@ pub async fn set_place(
     area_path: &[String],
     grid_code: &str,
     reporter_id: &str,
+    center_code: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE cases SET area_path = $2, grid_code = $3, reporter_id = $4, updated_at = now() WHERE case_id = $1",
+        "UPDATE cases SET area_path = $2, grid_code = $3, reporter_id = $4, center_code = $5, updated_at = now() \
+         WHERE case_id = $1",
     )
     .bind(case_id)
     .bind(area_path)
     .bind(grid_code)
     .bind(reporter_id)
+    .bind(center_code)
     .execute(conn)
     .await?;
     Ok(())
@@ -130,6 +134,9 @@ pub struct NewDeadline<'a> {
     pub limit_seconds: i64,
     pub started_at: DateTime<Utc>,
     pub policy_version: i32,
+    /// When the reminder (临期提醒) and the red card (红牌) fall due; the yellow card is `due_at`.
+    pub remind_at: DateTime<Utc>,
+    pub red_at: DateTime<Utc>,
 }
 
 /// Adds a pending deadline unless the task already has one for the stage. With `restart`, a deadline of the
@@ -138,11 +145,13 @@ pub struct NewDeadline<'a> {
 pub async fn insert_deadline(conn: &mut PgConnection, d: &NewDeadline<'_>, restart: bool) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO deadlines (id, case_id, task_id, stage, due_at, state, clock, limit_seconds, started_at, \
-           policy_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+           policy_version, remind_at, red_at, next_grade, next_at, done_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $14, $15, $13, NULL) \
          ON CONFLICT ON CONSTRAINT deadlines_task_stage_key DO UPDATE SET \
            due_at = EXCLUDED.due_at, state = EXCLUDED.state, clock = EXCLUDED.clock, \
            limit_seconds = EXCLUDED.limit_seconds, started_at = EXCLUDED.started_at, \
-           policy_version = EXCLUDED.policy_version \
+           policy_version = EXCLUDED.policy_version, remind_at = EXCLUDED.remind_at, red_at = EXCLUDED.red_at, \
+           next_grade = EXCLUDED.next_grade, next_at = EXCLUDED.next_at, done_at = NULL \
          WHERE $11 AND deadlines.state = $12",
     )
     .bind(Uuid::new_v4())
@@ -157,20 +166,38 @@ pub async fn insert_deadline(conn: &mut PgConnection, d: &NewDeadline<'_>, resta
     .bind(d.policy_version)
     .bind(restart)
     .bind(DeadlineState::Cancelled)
+    .bind(d.remind_at)
+    .bind(d.red_at)
+    .bind(Grade::Reminder)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Marks the task's pending deadline for the stage met or cancelled; one already fired stays fired.
-pub async fn settle(conn: &mut PgConnection, task_id: &str, stage: Stage, to: DeadlineState) -> sqlx::Result<()> {
-    sqlx::query("UPDATE deadlines SET state = $3 WHERE task_id = $1 AND stage = $2 AND state = $4")
-        .bind(task_id)
-        .bind(stage)
-        .bind(to)
-        .bind(DeadlineState::Pending)
-        .execute(conn)
-        .await?;
+/// The stage of the task is done (`Met`) or stopped (`Cancelled`, a return): a pending deadline takes that
+/// state, one already fired (late) stays fired; either way no further grade is issued. A done stage records
+/// when, once: what the on-time rates count.
+pub async fn settle(
+    conn: &mut PgConnection,
+    task_id: &str,
+    stage: Stage,
+    to: DeadlineState,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE deadlines SET state = CASE WHEN state = $4 THEN $3 ELSE state END, next_grade = '', next_at = NULL, \
+           done_at = CASE WHEN $3 = $6 THEN COALESCE(done_at, $7) ELSE done_at END \
+         WHERE task_id = $1 AND stage = $2 AND state IN ($4, $5)",
+    )
+    .bind(task_id)
+    .bind(stage)
+    .bind(to)
+    .bind(DeadlineState::Pending)
+    .bind(DeadlineState::Fired)
+    .bind(DeadlineState::Met)
+    .bind(at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -179,32 +206,154 @@ pub async fn task_deadline_states(conn: &mut PgConnection, task_id: &str) -> sql
     sqlx::query_as("SELECT stage, state FROM deadlines WHERE task_id = $1").bind(task_id).fetch_all(conn).await
 }
 
-/// Cancels every pending deadline of the case (a reopening starts the next round's clocks afresh).
+/// Cancels every pending deadline of the case and stops the grades of fired ones (a reopening starts the next
+/// round's clocks afresh).
 pub async fn cancel_pending(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE deadlines SET state = $2 WHERE case_id = $1 AND state = $3")
-        .bind(case_id)
-        .bind(DeadlineState::Cancelled)
-        .bind(DeadlineState::Pending)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE deadlines SET state = CASE WHEN state = $3 THEN $2 ELSE state END, next_grade = '', next_at = NULL \
+         WHERE case_id = $1 AND (state = $3 OR (state = $4 AND next_grade <> ''))",
+    )
+    .bind(case_id)
+    .bind(DeadlineState::Cancelled)
+    .bind(DeadlineState::Pending)
+    .bind(DeadlineState::Fired)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// Claims up to `limit` due pending deadlines and marks them fired. Rows another replica holds are skipped,
-/// so each deadline fires in exactly one transaction.
-pub async fn fire_due(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Deadline>> {
+/// A deadline whose next grade is due, with what its slip needs: claimed (locked) by the caller's transaction.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueGrade {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub task_id: String,
+    pub stage: Stage,
+    pub state: DeadlineState,
+    pub grade: Grade,
+    pub due_at: DateTime<Utc>,
+    pub red_at: Option<DateTime<Utc>>,
+    pub unit_code: String,
+    pub center_code: String,
+    pub case_no: String,
+    pub category_code: String,
+}
+
+/// Claims up to `limit` deadlines whose next grade is due, oldest first. Rows another replica holds are
+/// skipped, so each grade is issued in exactly one transaction.
+pub async fn claim_due_grades(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<DueGrade>> {
     sqlx::query_as(
-        "WITH due AS (SELECT id FROM deadlines WHERE state = $2 AND due_at <= now() \
-                      ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-         UPDATE deadlines d SET state = $3, fired_at = now() FROM due WHERE d.id = due.id \
-         RETURNING d.id, d.case_id, d.task_id, d.stage, d.due_at, d.state, d.fired_at",
+        "WITH due AS (SELECT id FROM deadlines WHERE next_grade <> '' AND next_at <= now() \
+                      ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         SELECT d.id, d.case_id, d.task_id, d.stage, d.state, d.next_grade AS grade, d.due_at, d.red_at, \
+                COALESCE(t.unit_code, '') AS unit_code, COALESCE(c.center_code, '') AS center_code, \
+                COALESCE(c.case_no, '') AS case_no, COALESCE(c.category_code, '') AS category_code \
+         FROM due JOIN deadlines d ON d.id = due.id \
+         LEFT JOIN tasks t ON t.task_id = d.task_id LEFT JOIN cases c ON c.case_id = d.case_id \
+         ORDER BY d.next_at",
     )
     .bind(limit)
-    .bind(DeadlineState::Pending)
-    .bind(DeadlineState::Fired)
     .fetch_all(conn)
     .await
 }
+
+/// Moves a claimed deadline past the grade just issued: on to `next` at `next_at`, or to none. The yellow card
+/// marks the deadline fired (missed).
+pub async fn graded(
+    conn: &mut PgConnection,
+    id: Uuid,
+    issued: Grade,
+    next: Option<(Grade, DateTime<Utc>)>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE deadlines SET next_grade = $3, next_at = $4, \
+           state = CASE WHEN $2 = $5 AND state = $6 THEN $7 ELSE state END, \
+           fired_at = CASE WHEN $2 = $5 AND state = $6 THEN now() ELSE fired_at END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(issued)
+    .bind(next.map_or("", |(g, _)| g.as_str()))
+    .bind(next.map(|(_, at)| at))
+    .bind(Grade::Yellow)
+    .bind(DeadlineState::Pending)
+    .bind(DeadlineState::Fired)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes the next slip number of the center's year; in the issuing transaction (the scheduler is its only
+/// writer, so the row lock queues nothing).
+pub async fn next_slip_seq(conn: &mut PgConnection, center_prefix: &str, year: i32) -> sqlx::Result<i32> {
+    sqlx::query_scalar(
+        "INSERT INTO slip_numbers (center_prefix, year, last_seq) VALUES ($1, $2, 1) \
+         ON CONFLICT (center_prefix, year) DO UPDATE SET last_seq = slip_numbers.last_seq + 1 RETURNING last_seq",
+    )
+    .bind(center_prefix)
+    .bind(year)
+    .fetch_one(conn)
+    .await
+}
+
+/// Records an issued slip; false when the task's stage already has one of this grade (nothing is written).
+pub async fn insert_slip(conn: &mut PgConnection, s: &SlipRecord) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO slips (id, number, case_id, task_id, stage, grade, unit_code, center_code, copy_to, case_no, \
+           category_code, due_at, issued_at, verification_code) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT ON CONSTRAINT slips_once DO NOTHING",
+    )
+    .bind(s.id)
+    .bind(&s.number)
+    .bind(s.case_id)
+    .bind(&s.task_id)
+    .bind(s.stage)
+    .bind(s.grade)
+    .bind(&s.unit_code)
+    .bind(&s.center_code)
+    .bind(&s.copy_to)
+    .bind(&s.case_no)
+    .bind(&s.category_code)
+    .bind(s.due_at)
+    .bind(s.issued_at)
+    .bind(&s.verification_code)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The case's slips, in issue order.
+pub async fn slips_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<SlipRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SLIP_COLUMNS} FROM slips WHERE case_id = $1 ORDER BY issued_at, number"
+    )))
+    .bind(case_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// One slip by number, locked when `lock` (to acknowledge it).
+pub async fn slip(conn: &mut PgConnection, number: &str, lock: bool) -> sqlx::Result<Option<SlipRecord>> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {SLIP_COLUMNS} FROM slips WHERE number = $1{lock}")))
+        .bind(number)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn acknowledge_slip(conn: &mut PgConnection, id: Uuid, by: &str) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query_scalar(
+        "UPDATE slips SET acknowledged_at = now(), acknowledged_by = $2 WHERE id = $1 RETURNING acknowledged_at",
+    )
+    .bind(id)
+    .bind(by)
+    .fetch_one(conn)
+    .await
+}
+
+const SLIP_COLUMNS: &str = "id, number, case_id, task_id, stage, grade, unit_code, center_code, copy_to, case_no, \
+    category_code, due_at, issued_at, verification_code, acknowledged_at, acknowledged_by";
 
 /// The pending deadlines already past due, for the scheduler's health metric. The partial index
 /// `deadlines_due` holds only pending rows, so this reads the due ones alone.

@@ -104,6 +104,27 @@ pub struct Deadline {
     pub fired_at: Option<DateTime<Utc>>,
 }
 
+/// A 《督办提示单》 as issued: to the unit, by the case's center, copied up.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SlipRecord {
+    pub id: Uuid,
+    pub number: String,
+    pub case_id: Uuid,
+    pub task_id: String,
+    pub stage: Stage,
+    pub grade: crate::policy::Grade,
+    pub unit_code: String,
+    pub center_code: String,
+    pub copy_to: String,
+    pub case_no: String,
+    pub category_code: String,
+    pub due_at: DateTime<Utc>,
+    pub issued_at: DateTime<Utc>,
+    pub verification_code: String,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: String,
+}
+
 /// One verified round (核查/销号): closed (then followed up) or reopened when verification failed.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Closure {

@@ -35,7 +35,7 @@ impl Handler for ProjectionHandler {
         match body {
             Body::CaseRegistered(r) => {
                 db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency)).await?;
-                db::set_place(tx, case_id, &r.area_path, &r.grid_code, &r.reporter_id).await?;
+                db::set_place(tx, case_id, &r.area_path, &r.grid_code, &r.reporter_id, &r.center_code).await?;
             }
             Body::CaseDispatched(d) => {
                 db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency)).await?;
@@ -58,7 +58,7 @@ impl Handler for ProjectionHandler {
             }
             Body::CaseAccepted(a) => {
                 db::accept_task(tx, case_id, &a.task_id, &a.handler_id, at).await?;
-                db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met).await?;
+                db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met, at).await?;
                 // 签收 starts the handling clock, unless the task was cancelled meanwhile (returned, or its round
                 // reopened): an acceptance seen late never starts a clock for a stage already passed.
                 let states = db::task_deadline_states(tx, &a.task_id).await?;
@@ -69,7 +69,7 @@ impl Handler for ProjectionHandler {
             }
             Body::CaseReturned(r) => {
                 db::set_returned(tx, case_id, &r.task_id, true, at).await?;
-                db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled).await?;
+                db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled, at).await?;
             }
             Body::ReturnRejected(r) => {
                 // The task goes back to its unit, which must now accept it: the accept clock the return stopped
@@ -92,7 +92,7 @@ impl Handler for ProjectionHandler {
                     at,
                 };
                 db::resolve_task(tx, &resolution).await?;
-                db::settle(tx, &r.task_id, Stage::Resolve, DeadlineState::Met).await?;
+                db::settle(tx, &r.task_id, Stage::Resolve, DeadlineState::Met, at).await?;
             }
             Body::CaseReopened(r) => {
                 // Supervision's own reopenings come back here too; advancing to a round is idempotent.

@@ -22,6 +22,12 @@ pub use settings::Settings;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The key of the slips' verification codes: derived from the deployment's personal-data key under a label of
+/// its own, so no second secret has to be kept and a code reveals nothing of that key.
+pub fn slip_key(settings: &Settings) -> Vec<u8> {
+    kit::pii::Sealer::new(settings.common.pii_key).fingerprint(&["zongzhi.slip-key.v1"])
+}
+
 /// Connects to supervision's schema and migrates it: what the operator's commands run against.
 pub async fn connect(config: &kit::Config) -> anyhow::Result<sqlx::PgPool> {
     kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await
@@ -40,7 +46,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     );
     app.spawn("outbox", outbox.clone().relay(pool.clone(), bus.clone(), app.shutdown()));
     app.hold(service::scheduler::due_collector(pool.clone()));
-    app.spawn("deadlines", service::scheduler::run(pool.clone(), outbox, settings.deadline_poll, app.shutdown()));
+    app.spawn(
+        "deadlines",
+        service::scheduler::run(pool.clone(), outbox, slip_key(&settings), settings.deadline_poll, app.shutdown()),
+    );
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::ProjectionHandler::default(), app.shutdown()));
     Ok(app)
 }

@@ -98,6 +98,7 @@ pub fn verification_code(key: &[u8], number: &str, unit: &str, case_no: &str, du
     let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
         <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"\0").expect("HMAC takes a key of any length")
     });
+    mac.update(b"zongzhi.slip.v1\x1f");
     for part in [number, unit, case_no, &due_at.timestamp().to_string()] {
         mac.update(part.as_bytes());
         mac.update(b"\x1f");

@@ -179,3 +179,77 @@ async fn a_rejected_return_restarts_the_accept_clock() {
     assert_eq!(started.timestamp_millis(), rejected_at.timestamp_millis(), "the clock restarts at the rejection");
     node.stop().await;
 }
+
+/// (grade, number) of the case's slips, in issue order.
+async fn slips(infra: &TestInfra, case_id: Uuid) -> Vec<(String, String)> {
+    let pool = infra.pool(supervision::NAME).await;
+    sqlx::query_as("SELECT grade, number FROM slips WHERE case_id = $1 ORDER BY issued_at, number")
+        .bind(case_id)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_grade_is_issued_once_in_order_across_a_restart() {
+    let infra = TestInfra::new().await;
+    let first = supervision(&infra).await;
+    // 4 s to accept: the reminder at 80 % (3.2 s), the yellow card at 4 s, the red card at 8 s.
+    common::set_policy(&infra, "accept", 4).await;
+    let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
+    let now = Utc::now();
+    publish_at(&infra, case_id, registered(), now).await;
+    publish_at(&infra, case_id, dispatched(&task_id, "532901003000", 1), now).await;
+    kit::testing::eventually("the yellow card", 20, || async {
+        (slips(&infra, case_id).await.len() == 2).then_some(())
+    })
+    .await;
+    // Down across the red card's due time; started again, it issues the red card once.
+    first.stop().await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let second = supervision(&infra).await;
+    kit::testing::eventually("the red card", 20, || async { (slips(&infra, case_id).await.len() == 3).then_some(()) })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let issued = slips(&infra, case_id).await;
+    let grades: Vec<&str> = issued.iter().map(|(g, _)| g.as_str()).collect();
+    assert_eq!(grades, ["reminder", "yellow", "red"]);
+    let year = Utc::now().with_timezone(&kit::time::shanghai()).format("%Y").to_string();
+    let numbers: Vec<String> = (1..=3).map(|n| format!("532901003-督-{year}-{n:05}")).collect();
+    assert_eq!(issued.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(), numbers, "numbered per center and year");
+    let overdue = common::bodies(&infra, case_id).await.iter().filter(|b| matches!(b, Body::DeadlineMissed(_))).count();
+    assert_eq!(overdue, 1, "the yellow card alone is the missed deadline");
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_stage_done_late_stops_the_red_card() {
+    let infra = TestInfra::new().await;
+    let node = supervision(&infra).await;
+    // 8 s to accept: the yellow card at 8 s, the red card at 16 s; the task is accepted in between.
+    common::set_policy(&infra, "accept", 8).await;
+    let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
+    let started = Utc::now();
+    publish_at(&infra, case_id, registered(), started).await;
+    publish_at(&infra, case_id, dispatched(&task_id, "532901003000", 1), started).await;
+    kit::testing::eventually("the yellow card", 30, || async {
+        (slips(&infra, case_id).await.len() == 2).then_some(())
+    })
+    .await;
+    publish_at(&infra, case_id, common::accepted(&task_id, "h-1"), Utc::now()).await;
+    await_deadlines(&infra, case_id, &[("accept", "fired"), ("resolve", "pending")]).await;
+    let red_due = started + chrono::Duration::seconds(16);
+    let wait = (red_due - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_secs(3);
+    tokio::time::sleep(wait).await;
+    let grades: Vec<String> = slips(&infra, case_id).await.into_iter().map(|(g, _)| g).collect();
+    assert_eq!(grades, ["reminder", "yellow"], "no red card once the stage is done");
+    let pool = infra.pool(supervision::NAME).await;
+    let done: Option<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT done_at FROM deadlines WHERE task_id = $1 AND stage = 'accept'")
+            .bind(&task_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(done.is_some(), "a late 签收 is recorded, for the on-time rate");
+    node.stop().await;
+}

@@ -12,7 +12,7 @@ use crate::calendar::{Calendar, OfficeHours, parse_csv};
 use crate::db::{self, NewDeadline};
 use crate::domain::{Case, Stage};
 use crate::error::{Error, Result};
-use crate::policy::{GradePlan, Policy, ScoreRule, parse_rules};
+use crate::policy::{Grade, GradePlan, Policy, ScoreRule, parse_rules};
 
 /// The calendar that ships with the product (data/README.md): the national rows a fresh installation starts
 /// with.
@@ -63,11 +63,14 @@ impl Clocks {
             anyhow::anyhow!("time policy {version} sets no limit for {} {} {stage}", case.category_code, case.urgency)
         })?;
         let calendar = calendar_at(conn, &case.area_path).await?;
+        let point = |grade| calendar.advance(rule.limit.clock, start, policy.grades.offset(grade, rule.limit.amount));
         Ok(NewDeadline {
             case_id: case.case_id,
             task_id,
             stage,
-            due_at: calendar.advance(rule.limit.clock, start, rule.limit.amount),
+            due_at: point(Grade::Yellow),
+            remind_at: point(Grade::Reminder),
+            red_at: point(Grade::Red),
             clock: rule.limit.clock,
             limit_seconds: rule.limit.amount.num_seconds(),
             started_at: start,

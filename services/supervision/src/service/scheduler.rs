@@ -1,5 +1,7 @@
-//! The deadline scheduler: fires due deadlines from PostgreSQL, not from in-memory timers, so a restart
-//! across a deadline fires it exactly once and replicas share the work.
+//! The deadline scheduler: issues graded supervision (督办) from PostgreSQL, not from in-memory timers, so a
+//! restart across a due time issues each grade exactly once and replicas share the work. Each deadline walks
+//! reminder (临期提醒) → yellow (黄牌, the deadline missed: `case.overdue`) → red (红牌); each grade is a
+//! numbered 《督办提示单》 to the unit, until the stage is done, stopped or the red card is out.
 
 use std::time::Duration;
 
@@ -8,16 +10,29 @@ use kit::shutdown::Shutdown;
 use proto::events::v1::{DeadlineMissed, envelope::Body};
 use sqlx::PgPool;
 
+use chrono::{Datelike, Utc};
+use uuid::Uuid;
+
 use crate::db;
+use crate::domain::{DeadlineState, SlipRecord};
+use crate::policy::Grade;
+use crate::slip;
 
 /// Deadlines fired per transaction; a larger backlog is worked off in several.
 const BATCH: i64 = 100;
 
-/// Polls every `every` until shutdown. A failed pass is logged and retried on the next tick.
-pub async fn run(pool: PgPool, outbox: Outbox, every: Duration, mut shutdown: Shutdown) -> anyhow::Result<()> {
+/// Polls every `every` until shutdown. A failed pass is logged and retried on the next tick. `slip_key` keys
+/// the slips' verification codes.
+pub async fn run(
+    pool: PgPool,
+    outbox: Outbox,
+    slip_key: Vec<u8>,
+    every: Duration,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
     loop {
         loop {
-            match fire_due(&pool, &outbox).await {
+            match issue_due(&pool, &outbox, &slip_key).await {
                 Ok(n) if n as i64 == BATCH => continue,
                 Ok(_) => break,
                 Err(e) => {
@@ -33,28 +48,76 @@ pub async fn run(pool: PgPool, outbox: Outbox, every: Duration, mut shutdown: Sh
     }
 }
 
-/// In one transaction: claims the due pending deadlines, marks them fired and writes `case.overdue` for each.
-pub async fn fire_due(pool: &PgPool, outbox: &Outbox) -> anyhow::Result<usize> {
+/// In one transaction: claims the deadlines whose next grade is due, issues each grade's slip (once: the slip's
+/// unique key), moves each deadline on to its next grade, and writes `case.overdue` for each yellow card.
+/// Returns how many deadlines were claimed.
+pub async fn issue_due(pool: &PgPool, outbox: &Outbox, slip_key: &[u8]) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
-    let fired = db::fire_due(&mut tx, BATCH).await?;
-    for d in &fired {
-        let event = DeadlineMissed {
-            deadline_id: d.id.to_string(),
-            task_id: d.task_id.clone(),
-            stage: d.stage.as_str().into(),
-            due_ms: d.due_at.timestamp_millis(),
+    let due = db::claim_due_grades(&mut tx, BATCH).await?;
+    let now = Utc::now();
+    let mut missed = Vec::new();
+    for d in &due {
+        let next = match d.grade {
+            Grade::Reminder => Some((Grade::Yellow, d.due_at)),
+            Grade::Yellow => d.red_at.map(|at| (Grade::Red, at)),
+            Grade::Red => None,
         };
-        outbox.add(&mut tx, d.case_id, crate::NAME, Body::DeadlineMissed(event)).await?;
+        let prefix = if d.center_code.is_empty() { "000000" } else { kit::division::significant(&d.center_code) };
+        let year = now.with_timezone(&kit::time::shanghai()).year();
+        let seq = db::next_slip_seq(&mut tx, prefix, year).await?;
+        let number = format!("{prefix}-督-{year}-{seq:05}");
+        let record = SlipRecord {
+            id: Uuid::new_v4(),
+            verification_code: slip::verification_code(slip_key, &number, &d.unit_code, &d.case_no, d.due_at),
+            number,
+            case_id: d.case_id,
+            task_id: d.task_id.clone(),
+            stage: d.stage,
+            grade: d.grade,
+            unit_code: d.unit_code.clone(),
+            center_code: d.center_code.clone(),
+            copy_to: copy_to(d.grade, &d.center_code),
+            case_no: d.case_no.clone(),
+            category_code: d.category_code.clone(),
+            due_at: d.due_at,
+            issued_at: now,
+            acknowledged_at: None,
+            acknowledged_by: String::new(),
+        };
+        let issued = db::insert_slip(&mut tx, &record).await?;
+        db::graded(&mut tx, d.id, d.grade, next).await?;
+        if issued && d.grade == Grade::Yellow && d.state == DeadlineState::Pending {
+            let event = DeadlineMissed {
+                deadline_id: d.id.to_string(),
+                task_id: d.task_id.clone(),
+                stage: d.stage.as_str().into(),
+                due_ms: d.due_at.timestamp_millis(),
+            };
+            outbox.add(&mut tx, d.case_id, crate::NAME, Body::DeadlineMissed(event)).await?;
+            missed.push(d);
+        }
+        if issued {
+            tracing::info!(case_id = %d.case_id, slip = %record.number, grade = %d.grade, "supervision slip issued");
+        }
     }
     tx.commit().await?;
-    if !fired.is_empty() {
+    if !missed.is_empty() {
         outbox.wake();
-        for d in &fired {
+        for d in &missed {
             tracing::info!(case_id = %d.case_id, deadline_id = %d.id, stage = %d.stage, "deadline missed");
         }
     }
-    kit::metrics::counter("zongzhi_deadlines_fired_total", &[]).inc_by(fired.len() as u64);
-    Ok(fired.len())
+    kit::metrics::counter("zongzhi_deadlines_fired_total", &[]).inc_by(missed.len() as u64);
+    Ok(due.len())
+}
+
+/// Whom a grade's slip is copied to: the case's center for a reminder or a yellow card; the center above it for
+/// a red card (escalated one level).
+fn copy_to(grade: Grade, center_code: &str) -> String {
+    match grade {
+        Grade::Reminder | Grade::Yellow => center_code.to_owned(),
+        Grade::Red => kit::division::parent(center_code).unwrap_or_default(),
+    }
 }
 
 /// Reports, at each scrape, the pending deadlines already past due: more than a poll's worth means the
