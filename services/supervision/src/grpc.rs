@@ -4,7 +4,7 @@ use kit::field;
 use proto::supervision::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Closure, Deadline, FollowUp, Verification};
+use crate::domain::{Closure, Deadline, FollowUp, SlipRecord, Verification};
 use crate::service::Supervision;
 
 pub struct SupervisionService(pub Supervision);
@@ -60,6 +60,56 @@ impl pb::supervision_server::Supervision for SupervisionService {
             years: done.years,
             replaced: done.replaced,
         }))
+    }
+
+    async fn list_slips(
+        &self,
+        request: Request<pb::ListSlipsRequest>,
+    ) -> Result<Response<pb::ListSlipsResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
+        let slips = self.0.slips(&p, case_id).await?;
+        Ok(Response::new(pb::ListSlipsResponse { slips: slips.into_iter().map(to_slip).collect() }))
+    }
+
+    async fn acknowledge_slip(
+        &self,
+        request: Request<pb::AcknowledgeSlipRequest>,
+    ) -> Result<Response<pb::AcknowledgeSlipResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let number = field::text("number", &request.get_ref().number, 64).map_err(|e| kit::grpc::invalid(&e))?;
+        let slip = self.0.acknowledge_slip(&p, number).await?;
+        Ok(Response::new(pb::AcknowledgeSlipResponse { slip: Some(to_slip(slip)) }))
+    }
+
+    async fn get_slip_pdf(
+        &self,
+        request: Request<pb::GetSlipPdfRequest>,
+    ) -> Result<Response<pb::GetSlipPdfResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let number = field::text("number", &request.get_ref().number, 64).map_err(|e| kit::grpc::invalid(&e))?;
+        let slip = self.0.slip(&p, number).await?;
+        let pdf = self.0.slips.print(&slip)?;
+        Ok(Response::new(pb::GetSlipPdfResponse { pdf, filename: format!("{}.pdf", slip.number) }))
+    }
+}
+
+fn to_slip(s: SlipRecord) -> pb::Slip {
+    pb::Slip {
+        number: s.number,
+        case_id: s.case_id.to_string(),
+        case_no: s.case_no,
+        task_id: s.task_id,
+        stage: s.stage.as_str().into(),
+        grade: s.grade.as_str().into(),
+        unit_code: s.unit_code,
+        center_code: s.center_code,
+        copy_to: s.copy_to,
+        due_at: kit::time::local(s.due_at),
+        issued_at: kit::time::local(s.issued_at),
+        acknowledged_at: kit::time::local_opt(s.acknowledged_at),
+        acknowledged_by: s.acknowledged_by,
+        verification_code: s.verification_code,
     }
 }
 

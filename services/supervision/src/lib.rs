@@ -38,7 +38,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let Foundation { pool, bus, listener, mut app, outbox, guard } =
         Foundation::start(NAME, &settings.common, &MIGRATIONS).await?;
     service::clocks::seed_national(&pool).await?;
-    let work = service::Supervision { pool: pool.clone(), outbox: outbox.clone() };
+    let slips = std::sync::Arc::new(service::slips::Printer::new(settings.slip_font.clone()));
+    let work = service::Supervision { pool: pool.clone(), outbox: outbox.clone(), slips };
     let routes = tonic::service::Routes::new(SupervisionServer::new(grpc::SupervisionService(work)));
     app.spawn(
         "grpc",

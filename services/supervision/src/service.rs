@@ -6,6 +6,7 @@
 
 pub mod clocks;
 pub mod scheduler;
+pub mod slips;
 
 use chrono::Utc;
 use kit::auth::{Permission, Principal};
@@ -25,6 +26,7 @@ use crate::scope::{self, acting};
 pub struct Supervision {
     pub pool: PgPool,
     pub outbox: Outbox,
+    pub slips: std::sync::Arc<slips::Printer>,
 }
 
 impl Supervision {

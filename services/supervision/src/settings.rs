@@ -2,6 +2,7 @@
 //! looks for due deadlines. Read from the environment once, in `main`; the suite and the tests compose them
 //! with [`Settings::new`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kit::config::parse_or;
@@ -11,24 +12,31 @@ pub const DEFAULT_DEADLINE_POLL: Duration = Duration::from_millis(1000);
 /// The shortest poll accepted: a smaller DEADLINE_POLL_MS is raised to this rather than spinning.
 pub const MIN_DEADLINE_POLL: Duration = Duration::from_millis(10);
 
+/// Where the slips' CJK font is by default: Debian's fonts-wqy-microhei (the container image copies it there).
+pub const DEFAULT_SLIP_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub common: kit::Config,
     /// How often the scheduler looks for due deadlines (DEADLINE_POLL_MS).
     pub deadline_poll: Duration,
+    /// The TrueType/OpenType font (a .ttf, or the first face of a .ttc) printed slips embed (SLIP_FONT).
+    pub slip_font: PathBuf,
 }
 
 impl Settings {
     /// The common settings with supervision's defaults.
     pub fn new(common: kit::Config) -> Self {
-        Self { common, deadline_poll: DEFAULT_DEADLINE_POLL }
+        Self { common, deadline_poll: DEFAULT_DEADLINE_POLL, slip_font: PathBuf::from(DEFAULT_SLIP_FONT) }
     }
 
-    /// Reads the common settings ([`kit::Config::from_env`]) and DEADLINE_POLL_MS (default 1000, at least 10).
+    /// Reads the common settings ([`kit::Config::from_env`]), DEADLINE_POLL_MS (default 1000, at least 10) and
+    /// SLIP_FONT.
     pub fn from_env() -> anyhow::Result<Self> {
         let defaults = Self::new(kit::Config::from_env(crate::NAME, crate::DEFAULT_PORT)?);
         let default_ms = u64::try_from(defaults.deadline_poll.as_millis()).unwrap_or(u64::MAX);
         let poll = Duration::from_millis(parse_or("DEADLINE_POLL_MS", default_ms)?);
-        Ok(Self { deadline_poll: poll.max(MIN_DEADLINE_POLL), ..defaults })
+        let slip_font = kit::config::string_or("SLIP_FONT", DEFAULT_SLIP_FONT).into();
+        Ok(Self { deadline_poll: poll.max(MIN_DEADLINE_POLL), slip_font, ..defaults })
     }
 }

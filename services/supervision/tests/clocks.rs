@@ -12,8 +12,8 @@ use kit::testing::AuthedChannel as Channel;
 use kit::testing::{TestInfra, assert_refused, keys};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseRegistered, CaseReturned, Envelope, ReturnRejected};
-use proto::supervision::v1::ImportCalendarRequest;
 use proto::supervision::v1::supervision_client::SupervisionClient;
+use proto::supervision::v1::{AcknowledgeSlipRequest, GetSlipPdfRequest, ImportCalendarRequest, ListSlipsRequest};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -22,6 +22,12 @@ const VILLAGE: &str = "532901003001";
 
 async fn as_(node: &Node, person: &str, grants: &[(&str, &str)]) -> SupervisionClient<Channel> {
     SupervisionClient::new(kit::testing::connect_as(&node.url(), &keys().token(person, grants)).await)
+}
+
+/// A handler of `unit` (a unit-scoped grant).
+async fn as_unit(node: &Node, person: &str, unit: &str) -> SupervisionClient<Channel> {
+    let grant = kit::auth::Grant { role: "handler".into(), scope: String::new(), unit: unit.into() };
+    SupervisionClient::new(kit::testing::connect_as(&node.url(), &keys().token_with(person, vec![grant])).await)
 }
 
 async fn calendar_rows(infra: &TestInfra, center: &str) -> i64 {
@@ -219,7 +225,46 @@ async fn each_grade_is_issued_once_in_order_across_a_restart() {
     assert_eq!(issued.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(), numbers, "numbered per center and year");
     let overdue = common::bodies(&infra, case_id).await.iter().filter(|b| matches!(b, Body::DeadlineMissed(_))).count();
     assert_eq!(overdue, 1, "the yellow card alone is the missed deadline");
+
+    // The unit lists, prints and acknowledges its slips; another unit sees none of them.
+    let mut unit = as_unit(&second, "h-1", "532901003000").await;
+    let listed = unit.list_slips(ListSlipsRequest { case_id: case_id.to_string() }).await.unwrap().into_inner();
+    let red = listed.slips.last().unwrap().clone();
+    assert_eq!((red.grade.as_str(), red.copy_to.as_str()), ("red", COUNTY), "the red card goes up a level");
+    let pdf = unit.get_slip_pdf(GetSlipPdfRequest { number: red.number.clone() }).await.unwrap().into_inner();
+    let again = unit.get_slip_pdf(GetSlipPdfRequest { number: red.number.clone() }).await.unwrap().into_inner();
+    assert_eq!(pdf.pdf, again.pdf, "the same bytes each time");
+    let text = pdf_text(&pdf.pdf);
+    let due_day = red.due_at.get(..10).unwrap().replacen('-', "年", 1).replacen('-', "月", 1);
+    for expected in [red.number.as_str(), "532901003000", "红牌督办", "督办提示单", &red.verification_code, &due_day]
+    {
+        assert!(text.contains(expected), "{expected:?} not in the printed slip:\n{text}");
+    }
+    let ack = unit.acknowledge_slip(AcknowledgeSlipRequest { number: red.number.clone() }).await.unwrap().into_inner();
+    assert_eq!(ack.slip.unwrap().acknowledged_by, "h-1");
+    let twice = unit.acknowledge_slip(AcknowledgeSlipRequest { number: red.number.clone() }).await.unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition, "{twice:?}");
+    let mut other = as_unit(&second, "h-2", "532901004000").await;
+    let refused = other.acknowledge_slip(AcknowledgeSlipRequest { number: red.number.clone() }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let hidden = other.get_slip_pdf(GetSlipPdfRequest { number: red.number.clone() }).await.unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound);
+    for bad in ["", "\0", &"9".repeat(100)] {
+        let status = unit.get_slip_pdf(GetSlipPdfRequest { number: bad.into() }).await.unwrap_err();
+        assert_refused("number", &status, Code::InvalidArgument, "number");
+    }
+    let unknown = unit.get_slip_pdf(GetSlipPdfRequest { number: "532901003-督-1999-00001".into() }).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
     second.stop().await;
+}
+
+/// The text a reader's search finds in a PDF (poppler's pdftotext).
+fn pdf_text(pdf: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("slip-{}.pdf", Uuid::new_v4()));
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext").arg(&path).arg("-").output();
+    let _ = std::fs::remove_file(&path);
+    String::from_utf8(out.expect("pdftotext (poppler-utils)").stdout).unwrap()
 }
 
 #[tokio::test]
