@@ -14,11 +14,11 @@ use kit::{FieldError, code_enum, field};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::cases::Cases;
-use crate::db::{CASE_COLUMNS, CaseRow};
-use crate::domain::CaseState;
+use crate::db::CASE_COLUMNS;
+use crate::domain::{Case, CaseState};
 use crate::error::Result;
 use crate::scope::Filter;
+use crate::service::Cases;
 use kit::page;
 
 const DEFAULT_PAGE: u32 = 50;
@@ -82,8 +82,6 @@ impl Board {
         if !category_prefix.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::new("category_prefix", "must be up to 4 digits of a category code"));
         }
-        let token = field::clean("page_token", r.page_token)
-            .map_err(|_| FieldError::new("page_token", "is not a token this service issued"))?;
         Ok(Self {
             center_code,
             queue,
@@ -93,19 +91,17 @@ impl Board {
             registered_before: time("registered_before", r.registered_before)?,
             overdue_only: r.overdue_only,
             limit: page::size(r.page_size, DEFAULT_PAGE, MAX_PAGE),
-            token: token.trim().to_owned(),
+            token: page::clean_token(r.page_token)?,
         })
     }
 
     /// The states the board shows: the queue's, the one asked for, or every open one (all but closed).
-    fn states(&self) -> Vec<&'static str> {
+    fn states(&self) -> Vec<CaseState> {
         match (self.queue, self.state) {
-            (BoardQueue::Verification, _) => vec![CaseState::Resolved.as_str()],
-            (BoardQueue::FollowUp, _) => vec![CaseState::Closed.as_str()],
-            (BoardQueue::Board, Some(s)) => vec![s.as_str()],
-            (BoardQueue::Board, None) => {
-                CaseState::ALL.iter().filter(|s| **s != CaseState::Closed).map(|s| s.as_str()).collect()
-            }
+            (BoardQueue::Verification, _) => vec![CaseState::Resolved],
+            (BoardQueue::FollowUp, _) => vec![CaseState::Closed],
+            (BoardQueue::Board, Some(s)) => vec![s],
+            (BoardQueue::Board, None) => CaseState::ALL.iter().copied().filter(|s| *s != CaseState::Closed).collect(),
         }
     }
 
@@ -136,7 +132,7 @@ fn time(name: &str, value: &str) -> std::result::Result<Option<DateTime<Utc>>, F
 /// One page of the board and its counts.
 #[derive(Debug)]
 pub struct BoardPage {
-    pub cases: Vec<CaseRow>,
+    pub cases: Vec<Case>,
     pub next_page_token: String,
     /// Every state in lifecycle order, over the place, category and time filters only.
     pub counts: Vec<(CaseState, u64)>,
@@ -155,12 +151,11 @@ struct After {
 impl Cases {
     pub async fn board(&self, scope: &ScopeSet, b: &Board) -> Result<BoardPage> {
         let filters = b.fingerprint();
-        let bad = || FieldError::new("page_token", "is not a token this service issued");
         let after = match page::decode(&b.token, filters, 3)? {
             None => None,
             Some(k) => Some(After {
                 on_time: !page::parse_flag(&k[0])?,
-                registered_at: page::parse_time(&k[1])?.ok_or_else(bad)?,
+                registered_at: page::parse_time(&k[1])?.ok_or_else(page::bad_token)?,
                 id: page::parse_id(&k[2])?,
             }),
         };
@@ -193,7 +188,7 @@ const WHERE: &str = "($1 OR area_path && $2::text[] \
 /// Ascending: overdue first, then the oldest registration.
 const SORT_KEY: &str = "(NOT overdue, registered_at, id)";
 
-async fn page_of(conn: &mut PgConnection, f: &Filter, b: &Board, after: Option<&After>) -> sqlx::Result<Vec<CaseRow>> {
+async fn page_of(conn: &mut PgConnection, f: &Filter, b: &Board, after: Option<&After>) -> sqlx::Result<Vec<Case>> {
     let sql = format!(
         "SELECT {CASE_COLUMNS} FROM cases WHERE {WHERE} AND state = ANY($9::text[]) \
          AND (NOT $10 OR overdue) AND (NOT $11 OR awaiting_follow_up) \
@@ -225,7 +220,7 @@ async fn counts(conn: &mut PgConnection, f: &Filter, b: &Board) -> sqlx::Result<
         "SELECT state, count(*), count(*) FILTER (WHERE overdue), count(*) FILTER (WHERE awaiting_follow_up) \
          FROM cases WHERE {WHERE} GROUP BY state"
     );
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<(CaseState, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(f.all)
         .bind(&f.nodes)
         .bind(&f.units)
@@ -236,7 +231,7 @@ async fn counts(conn: &mut PgConnection, f: &Filter, b: &Board) -> sqlx::Result<
         .bind(b.registered_before)
         .fetch_all(conn)
         .await?;
-    let count = |s: CaseState| rows.iter().find(|r| r.0 == s.as_str()).map_or(0, |r| r.1.unsigned_abs());
+    let count = |s: CaseState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
     Ok(BoardPage {
         cases: vec![],
         next_page_token: String::new(),
@@ -259,9 +254,9 @@ mod tests {
     fn board_requests_parse_or_name_the_field() {
         let b = Board::parse(&input()).unwrap();
         assert_eq!((b.queue, b.limit), (BoardQueue::Board, 50));
-        assert!(!b.states().contains(&"closed"), "the board shows open cases unless asked");
+        assert!(!b.states().contains(&CaseState::Closed), "the board shows open cases unless asked");
         let v = Board::parse(&BoardInput { queue: "verification", ..input() }).unwrap();
-        assert_eq!(v.states(), ["resolved"]);
+        assert_eq!(v.states(), [CaseState::Resolved]);
         let t = Board::parse(&BoardInput { registered_after: "2026-11-27T08:00:00+08:00", ..input() }).unwrap();
         assert_eq!(t.registered_after.unwrap().to_rfc3339(), "2026-11-27T00:00:00+00:00");
         let long = "9".repeat(13);

@@ -7,11 +7,11 @@ use kit::auth::{Permission, Principal};
 use kit::{FieldError, code_enum, field};
 use sqlx::PgConnection;
 
-use crate::cases::Cases;
 use crate::error::{Error, Result};
+use crate::service::Cases;
 
 code_enum! {
-    /// The table a category belongs to; inquiries share `demand` (see [`crate::domain::Kind::category_kind`]).
+    /// The table a category belongs to; inquiries share `demand` (see [`kit::vocab::CaseKind::category_kind`]).
     pub enum CategoryKind {
         Dispute = "dispute",
         Risk = "risk",
@@ -47,11 +47,12 @@ impl NewCategory {
     }
 }
 
+/// One version of a category code.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct CategoryRow {
+pub struct Category {
     pub code: String,
     pub version: i32,
-    pub kind: String,
+    pub kind: CategoryKind,
     pub name: String,
     pub active: bool,
     pub created_by: String,
@@ -67,17 +68,16 @@ pub fn may_write_code_table(p: &Principal) -> bool {
 
 impl Cases {
     /// The current version of each code, by code; inactive ones only when asked for.
-    pub async fn categories(&self, include_inactive: bool) -> Result<Vec<CategoryRow>> {
+    pub async fn categories(&self, include_inactive: bool) -> Result<Vec<Category>> {
         let mut conn = self.pool.acquire().await?;
         Ok(current_categories(&mut conn, include_inactive).await?)
     }
 
     /// Adds the next version of the category (1 for a new code), recording the caller as its author.
-    pub async fn put_category(&self, p: &Principal, new: NewCategory) -> Result<CategoryRow> {
+    pub async fn put_category(&self, p: &Principal, new: NewCategory) -> Result<Category> {
         if !may_write_code_table(p) {
-            return Err(Error::Denied(
-                "the category table is deployment-wide: it needs a grant over the whole deployment or a prefecture"
-                    .into(),
+            return Err(Error::denied(
+                "the category table is deployment-wide: it needs a grant over the whole deployment or a prefecture",
             ));
         }
         let mut tx = self.pool.begin().await?;
@@ -90,7 +90,7 @@ impl Cases {
 
 const COLUMNS: &str = "code, version, kind, name, active, created_by";
 
-pub async fn current_categories(conn: &mut PgConnection, include_inactive: bool) -> sqlx::Result<Vec<CategoryRow>> {
+pub async fn current_categories(conn: &mut PgConnection, include_inactive: bool) -> sqlx::Result<Vec<Category>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM (SELECT DISTINCT ON (code) {COLUMNS} FROM categories ORDER BY code, version DESC) c \
          WHERE $1 OR active ORDER BY code"
@@ -102,7 +102,7 @@ pub async fn current_categories(conn: &mut PgConnection, include_inactive: bool)
 
 /// Inserts version max + 1 of the code. Concurrent puts of one code queue on a transaction-scoped advisory lock
 /// (the rows they would lock may not exist yet), so neither fails on the primary key.
-pub async fn insert_next_version(conn: &mut PgConnection, new: &NewCategory, actor: &str) -> sqlx::Result<CategoryRow> {
+pub async fn insert_next_version(conn: &mut PgConnection, new: &NewCategory, actor: &str) -> sqlx::Result<Category> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('intake.categories'), hashtext($1))")
         .bind(&new.code)
         .execute(&mut *conn)
@@ -113,7 +113,7 @@ pub async fn insert_next_version(conn: &mut PgConnection, new: &NewCategory, act
          RETURNING {COLUMNS}"
     )))
     .bind(&new.code)
-    .bind(new.kind.as_str())
+    .bind(new.kind)
     .bind(&new.name)
     .bind(new.active)
     .bind(actor)

@@ -1,56 +1,12 @@
-//! Intake's queries: plain functions over a connection or transaction.
+//! Intake's queries: plain functions over a connection or transaction, reading and writing the domain's types
+//! (a row decodes straight into [`Case`], [`Party`] or [`TimelineEntry`]; states, channels and kinds are bound
+//! as values, never spelled as SQL literals).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{CaseState, NewCase, Place};
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct CaseRow {
-    pub id: Uuid,
-    pub case_no: String,
-    pub idempotency_key: String,
-    pub center_code: String,
-    pub channel: String,
-    pub kind: String,
-    pub category_code: String,
-    pub urgency: String,
-    pub title: String,
-    pub description: String,
-    pub grid_code: String,
-    pub village_code: String,
-    pub area_path: Vec<String>,
-    pub reporter_id: String,
-    pub state: String,
-    pub current_task_id: String,
-    pub current_unit_code: String,
-    pub registered_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub operator_id: String,
-    pub units: Vec<String>,
-    pub overdue: bool,
-    pub awaiting_follow_up: bool,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct PartyRow {
-    pub name: String,
-    pub role: String,
-    pub phone_masked: String,
-    pub id_number_masked: String,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct TimelineRow {
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub action: String,
-    pub from_state: String,
-    pub to_state: String,
-    pub detail: String,
-    pub source: String,
-}
+use crate::domain::{Case, CaseState, Flags, NewCase, Party, PartyRole, Place, TimelineEntry};
 
 pub(crate) const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code, channel, kind, category_code, urgency, title, \
     description, grid_code, village_code, area_path, reporter_id, state, current_task_id, current_unit_code, \
@@ -107,11 +63,11 @@ pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx:
     .bind(r.case_no)
     .bind(&n.idempotency_key)
     .bind(&n.center_code)
-    .bind(n.channel.as_str())
-    .bind(n.kind.as_str())
+    .bind(n.channel)
+    .bind(n.kind)
     .bind(&n.category_code)
     .bind(r.category_version)
-    .bind(n.urgency.as_str())
+    .bind(n.urgency)
     .bind(&n.title)
     .bind(&n.description)
     .bind(&r.place.grid_code)
@@ -119,7 +75,7 @@ pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx:
     .bind(&r.place.area_path)
     .bind(&n.reporter_id)
     .bind(&n.operator_id)
-    .bind(CaseState::Registered.as_str())
+    .bind(CaseState::Registered)
     .bind(r.at)
     .bind(r.digest)
     .execute(&mut *conn)
@@ -131,7 +87,7 @@ pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx:
 
 pub struct SealedParty<'a> {
     pub name: &'a str,
-    pub role: &'a str,
+    pub role: PartyRole,
     pub phone_sealed: Option<Vec<u8>>,
     pub phone_masked: String,
     pub id_number_sealed: Option<Vec<u8>>,
@@ -166,8 +122,9 @@ pub struct NewStep<'a> {
     pub at: DateTime<Utc>,
     pub actor: &'a str,
     pub action: &'a str,
-    pub from_state: &'a str,
-    pub to_state: &'a str,
+    /// None for the registration, stored as an empty state.
+    pub from_state: Option<CaseState>,
+    pub to_state: CaseState,
     pub detail: &'a str,
     pub source: &'a str,
     pub event_id: Option<&'a str>,
@@ -182,7 +139,7 @@ pub async fn append_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Resu
     .bind(s.at)
     .bind(s.actor)
     .bind(s.action)
-    .bind(s.from_state)
+    .bind(s.from_state.map_or("", CaseState::as_str))
     .bind(s.to_state)
     .bind(s.detail)
     .bind(s.source)
@@ -210,7 +167,7 @@ pub async fn keyed_case(conn: &mut PgConnection, key: &str) -> sqlx::Result<Opti
 }
 
 /// A case by id or by case number.
-pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Result<Option<CaseRow>> {
+pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Result<Option<Case>> {
     match Uuid::parse_str(case_ref) {
         Ok(id) => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")))
@@ -227,9 +184,9 @@ pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Resul
     }
 }
 
-/// The case's state, locked for the rest of the transaction so concurrent events apply one after another.
-/// The case's state and current task, locked for the consumer's transaction.
-pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<(String, String)>> {
+/// The case's state and current task, locked for the rest of the consumer's transaction so concurrent events
+/// apply one after another.
+pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<(CaseState, String)>> {
     sqlx::query_as("SELECT state, current_task_id FROM cases WHERE id = $1 FOR UPDATE")
         .bind(case_id)
         .fetch_optional(conn)
@@ -248,7 +205,7 @@ pub async fn has_step(conn: &mut PgConnection, case_id: Uuid, event_id: &str) ->
 pub async fn set_state(
     conn: &mut PgConnection,
     case_id: Uuid,
-    state: &str,
+    state: CaseState,
     task: Option<(&str, &str)>,
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -269,20 +226,21 @@ pub async fn set_state(
 }
 
 /// Applies the board's flags an event moves (after the state it moved), so a closed case is never overdue.
-pub async fn set_flags(conn: &mut PgConnection, case_id: Uuid, f: crate::domain::Flags) -> sqlx::Result<()> {
+pub async fn set_flags(conn: &mut PgConnection, case_id: Uuid, f: Flags) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE cases SET overdue = COALESCE($2, overdue) AND state <> 'closed', \
+        "UPDATE cases SET overdue = COALESCE($2, overdue) AND state <> $4, \
          awaiting_follow_up = COALESCE($3, awaiting_follow_up) WHERE id = $1",
     )
     .bind(case_id)
     .bind(f.overdue)
     .bind(f.awaiting_follow_up)
+    .bind(CaseState::Closed)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<PartyRow>> {
+pub async fn parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Party>> {
     sqlx::query_as(
         "SELECT name, role, phone_masked, id_number_masked FROM case_parties WHERE case_id = $1 ORDER BY ordinal",
     )
@@ -291,9 +249,10 @@ pub async fn parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec
     .await
 }
 
-pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TimelineRow>> {
+/// The timeline, oldest first; the registration's empty from-state reads as None.
+pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TimelineEntry>> {
     sqlx::query_as(
-        "SELECT at, actor, action, from_state, to_state, detail, source FROM timeline \
+        "SELECT at, actor, action, NULLIF(from_state, '') AS from_state, to_state, detail, source FROM timeline \
          WHERE case_id = $1 ORDER BY at, id",
     )
     .bind(case_id)
@@ -309,7 +268,7 @@ pub async fn list_cases(
     scope: &crate::scope::Filter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-) -> sqlx::Result<Vec<CaseRow>> {
+) -> sqlx::Result<Vec<Case>> {
     let (at, id) = after.unzip();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CASE_COLUMNS} FROM cases WHERE center_code = $1 \
@@ -343,4 +302,16 @@ pub async fn sealed_party_field(
         "SELECT phone_sealed FROM case_parties WHERE case_id = $1 AND ordinal = $2"
     };
     sqlx::query_scalar(sql).bind(case_id).bind(ordinal).fetch_optional(conn).await
+}
+
+/// How many parties' fields `actor` unmasked in the last hour, counted from the audit trail itself: the reads
+/// that succeeded are exactly the records with outcome ok.
+pub async fn unmasks_in_last_hour(conn: &mut PgConnection, actor: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE actor = $1 AND action = '/zongzhi.intake.v1.Intake/UnmaskParty' \
+         AND outcome = 'ok' AND at > now() - interval '1 hour'",
+    )
+    .bind(actor)
+    .fetch_one(conn)
+    .await
 }
