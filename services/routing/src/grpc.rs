@@ -1,19 +1,16 @@
-//! The gRPC face: request → parsed domain value → one call → response.
+//! The gRPC face, transport only: request → parsed domain value → one call → response, and the mapping of
+//! the domain's aggregates to protobuf.
 
+use kit::grpc::parsed;
 use kit::{FieldError, field};
 use proto::routing::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::db::TaskRow;
-use crate::domain::{Outcome, ReturnReason, Rule};
+use crate::domain::{Outcome, ReturnReason, Rule, Task};
 use crate::queue::Queue;
-use crate::tasks::{Accept, Resolve, Return, Review, Tasks};
+use crate::service::{Accept, Resolve, Return, Review, Tasks};
 
 pub struct RoutingService(pub Tasks);
-
-fn parsed<T>(r: Result<T, FieldError>) -> Result<T, Status> {
-    r.map_err(|e| kit::grpc::invalid(&e))
-}
 
 #[tonic::async_trait]
 impl pb::routing_server::Routing for RoutingService {
@@ -158,7 +155,7 @@ fn parse_resolve(r: &pb::ResolveTaskRequest) -> Result<Resolve, FieldError> {
     Ok(Resolve { task_id, resolver_id, outcome, note: note.to_owned() })
 }
 
-fn to_task(t: TaskRow) -> pb::Task {
+fn to_task(t: Task) -> pb::Task {
     pb::Task {
         id: t.id.to_string(),
         case_id: t.case_id.to_string(),
@@ -166,13 +163,13 @@ fn to_task(t: TaskRow) -> pb::Task {
         slip_no: t.slip_no,
         unit_code: t.unit_code,
         unit_name: t.unit_name,
-        unit_kind: t.unit_kind,
-        state: t.state,
+        unit_kind: t.unit_kind.as_str().into(),
+        state: t.state.as_str().into(),
         rule_id: t.rule_id,
         attempt: u32::try_from(t.attempt).unwrap_or_default(),
         category_code: t.category_code,
         return_reason: t.return_reason,
-        outcome: t.outcome,
+        outcome: t.outcome.map_or("", Outcome::as_str).into(),
         outcome_note: t.outcome_note,
         handler_id: t.handler_id,
         resolver_id: t.resolver_id,
@@ -180,7 +177,7 @@ fn to_task(t: TaskRow) -> pb::Task {
         accepted_at: kit::time::local_opt(t.accepted_at),
         resolved_at: kit::time::local_opt(t.resolved_at),
         round: u32::try_from(t.round).unwrap_or_default(),
-        return_reason_code: t.return_reason_code,
+        return_reason_code: t.return_reason_code.map_or("", ReturnReason::as_str).into(),
         overdue: t.overdue,
         due_at: kit::time::local_opt(t.due_at),
         overdue_stage: t.overdue_stage,

@@ -8,14 +8,11 @@ use kit::auth::{Permission, Principal};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::db::{TASK_COLUMNS, TaskRow};
-use crate::domain::TaskState;
+use crate::db::TASK_COLUMNS;
+use crate::domain::{OPEN, Task, TaskState};
 use crate::error::Result;
-use crate::tasks::Tasks;
+use crate::service::Tasks;
 use kit::page;
-
-/// The states a task waits in: for the unit's 签收, for its 办结, or (returned) for the center's review.
-pub const OPEN: [TaskState; 3] = [TaskState::Dispatched, TaskState::Accepted, TaskState::Returned];
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
@@ -48,15 +45,13 @@ impl Queue {
                 _ => return Err(FieldError::new("state", "must be an open state: dispatched, accepted or returned")),
             },
         };
-        let token = kit::field::clean("page_token", page_token)
-            .map_err(|_| FieldError::new("page_token", "is not a token this service issued"))?;
         Ok(Self {
             state,
             mine,
             unit_code: kit::field::bounded("unit_code", unit_code, 64)?.to_owned(),
             overdue_only,
             limit: page::size(page_size, DEFAULT_PAGE, MAX_PAGE),
-            token: token.trim().to_owned(),
+            token: page::clean_token(page_token)?,
         })
     }
 
@@ -98,7 +93,7 @@ impl Reach {
 /// One page of the queue and its counts.
 #[derive(Debug)]
 pub struct QueuePage {
-    pub tasks: Vec<TaskRow>,
+    pub tasks: Vec<Task>,
     pub next_page_token: String,
     /// Per open state, in [`OPEN`] order, whatever the state and overdue filters.
     pub counts: Vec<(TaskState, u64)>,
@@ -121,8 +116,7 @@ impl Tasks {
             Some(k) => Some(After {
                 on_time: !page::parse_flag(&k[0])?,
                 due: page::parse_time(&k[1])?,
-                dispatched: page::parse_time(&k[2])?
-                    .ok_or_else(|| FieldError::new("page_token", "is not a token this service issued"))?,
+                dispatched: page::parse_time(&k[2])?.ok_or_else(page::bad_token)?,
                 id: page::parse_id(&k[3])?,
             }),
         };
@@ -161,8 +155,8 @@ async fn page_of(
     q: &Queue,
     mine: &str,
     after: Option<&After>,
-) -> sqlx::Result<Vec<TaskRow>> {
-    let states: Vec<&str> = q.state.map_or_else(|| OPEN.map(TaskState::as_str).to_vec(), |s| vec![s.as_str()]);
+) -> sqlx::Result<Vec<Task>> {
+    let states: Vec<TaskState> = q.state.map_or_else(|| OPEN.to_vec(), |s| vec![s]);
     let sql = format!(
         "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id \
          WHERE t.state = ANY($6::text[]) AND {REACH} AND (NOT $7 OR t.overdue) \
@@ -193,21 +187,20 @@ async fn counts(
     q: &Queue,
     mine: &str,
 ) -> sqlx::Result<(Vec<(TaskState, u64)>, u64)> {
-    let open: Vec<&str> = OPEN.map(TaskState::as_str).to_vec();
     let sql = format!(
         "SELECT t.state, count(*), count(*) FILTER (WHERE t.overdue) FROM tasks t \
          WHERE t.state = ANY($6::text[]) AND {REACH} GROUP BY t.state"
     );
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<(TaskState, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(reach.all)
         .bind(&reach.units)
         .bind(&reach.handler)
         .bind(mine)
         .bind(&q.unit_code)
-        .bind(open)
+        .bind(&OPEN[..])
         .fetch_all(conn)
         .await?;
-    let count = |s: TaskState| rows.iter().find(|r| r.0 == s.as_str()).map_or(0, |r| r.1.unsigned_abs());
+    let count = |s: TaskState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
     let overdue = rows.iter().map(|r| r.2.unsigned_abs()).sum();
     Ok((OPEN.iter().map(|s| (*s, count(*s))).collect(), overdue))
 }
