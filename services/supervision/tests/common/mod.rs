@@ -38,9 +38,10 @@ impl Node {
     }
 }
 
-/// Asserts a clean shutdown. `Running::run_until` selects without bias between "shutdown began" and "a task
-/// ended", so when a task finishes its shutdown before `run_until` is next polled it may report that
-/// task's (clean) end as "a task ended before shutdown"; only that race is tolerated here.
+/// Asserts a clean shutdown. `Running::run_until` selects with `biased;` (the signal, then "shutdown began",
+/// then "a task ended"), so a stop already fired always wins; a task that ends cleanly in the moment before
+/// the stop is visible is still reported as "a task ended before shutdown", and only that race is tolerated
+/// here.
 pub fn clean(result: anyhow::Result<()>) {
     if let Err(e) = result {
         assert!(e.to_string().ends_with("a task ended before shutdown"), "unclean shutdown: {e:#}");
