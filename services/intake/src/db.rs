@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::board::{After, Board, BoardPage, BoardQueue};
+use crate::domain::categories::{Category, NewCategory};
 use crate::domain::{Case, CaseState, Flags, NewCase, Party, PartyRole, Place, TimelineEntry};
+use crate::scope::Filter;
 
 pub(crate) const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code, channel, kind, category_code, urgency, title, \
     description, grid_code, village_code, area_path, reporter_id, state, current_task_id, current_unit_code, \
@@ -265,7 +268,7 @@ pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Ve
 pub async fn list_cases(
     conn: &mut PgConnection,
     center_code: &str,
-    scope: &crate::scope::Filter,
+    scope: &Filter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<Case>> {
@@ -311,6 +314,115 @@ pub async fn unmasks_in_last_hour(conn: &mut PgConnection, actor: &str) -> sqlx:
         "SELECT count(*) FROM audit_log WHERE actor = $1 AND action = '/zongzhi.intake.v1.Intake/UnmaskParty' \
          AND outcome = 'ok' AND at > now() - interval '1 hour'",
     )
+    .bind(actor)
+    .fetch_one(conn)
+    .await
+}
+
+/// The reader's scope ($1 all, $2 nodes: area-path codes or grid-code prefixes, $3 units, $4 own or client
+/// actor) and the place, category and time filters ($5–$8), as in [`list_cases`].
+const BOARD_WHERE: &str = "($1 OR area_path && $2::text[] \
+        OR EXISTS (SELECT 1 FROM unnest($2::text[]) n WHERE starts_with(grid_code, n)) \
+        OR units && $3::text[] OR ($4 <> '' AND (operator_id = $4 OR reporter_id = $4))) \
+    AND ($5 = '' OR area_path @> ARRAY[$5]::text[]) \
+    AND ($6 = '' OR starts_with(category_code, $6)) \
+    AND ($7::timestamptz IS NULL OR registered_at >= $7) \
+    AND ($8::timestamptz IS NULL OR registered_at < $8)";
+
+/// Ascending: overdue first, then the oldest registration.
+const BOARD_SORT_KEY: &str = "(NOT overdue, registered_at, id)";
+
+/// One page of the board within the reader's reach, after the cursor.
+pub async fn board_page(
+    conn: &mut PgConnection,
+    f: &Filter,
+    b: &Board,
+    after: Option<&After>,
+) -> sqlx::Result<Vec<Case>> {
+    let sql = format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE {BOARD_WHERE} AND state = ANY($9::text[]) \
+         AND (NOT $10 OR overdue) AND (NOT $11 OR awaiting_follow_up) \
+         AND ($12::bool IS NULL OR {BOARD_SORT_KEY} > ($12, $13, $14)) \
+         ORDER BY {BOARD_SORT_KEY} LIMIT $15"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(f.all)
+        .bind(&f.nodes)
+        .bind(&f.units)
+        .bind(&f.actor)
+        .bind(&b.center_code)
+        .bind(&b.category_prefix)
+        .bind(b.registered_after)
+        .bind(b.registered_before)
+        .bind(b.states())
+        .bind(b.overdue_only)
+        .bind(b.queue == BoardQueue::FollowUp)
+        .bind(after.map(|a| a.on_time))
+        .bind(after.map(|a| a.registered_at))
+        .bind(after.map(|a| a.id))
+        .bind(b.limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// The board's counts (per state, overdue, awaiting 核查 and 回访) over the place, category and time filters; the
+/// page's cases are left empty.
+pub async fn board_counts(conn: &mut PgConnection, f: &Filter, b: &Board) -> sqlx::Result<BoardPage> {
+    let sql = format!(
+        "SELECT state, count(*), count(*) FILTER (WHERE overdue), count(*) FILTER (WHERE awaiting_follow_up) \
+         FROM cases WHERE {BOARD_WHERE} GROUP BY state"
+    );
+    let rows: Vec<(CaseState, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(f.all)
+        .bind(&f.nodes)
+        .bind(&f.units)
+        .bind(&f.actor)
+        .bind(&b.center_code)
+        .bind(&b.category_prefix)
+        .bind(b.registered_after)
+        .bind(b.registered_before)
+        .fetch_all(conn)
+        .await?;
+    let count = |s: CaseState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
+    Ok(BoardPage {
+        cases: vec![],
+        next_page_token: String::new(),
+        counts: CaseState::ALL.iter().map(|s| (*s, count(*s))).collect(),
+        overdue: rows.iter().map(|r| r.2.unsigned_abs()).sum(),
+        awaiting_verification: count(CaseState::Resolved),
+        awaiting_follow_up: rows.iter().map(|r| r.3.unsigned_abs()).sum(),
+    })
+}
+
+const CATEGORY_COLUMNS: &str = "code, version, kind, name, active, created_by";
+
+/// The current version of each code, by code; inactive ones only when asked for.
+pub async fn current_categories(conn: &mut PgConnection, include_inactive: bool) -> sqlx::Result<Vec<Category>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CATEGORY_COLUMNS} FROM (SELECT DISTINCT ON (code) {CATEGORY_COLUMNS} FROM categories ORDER BY code, version DESC) c \
+         WHERE $1 OR active ORDER BY code"
+    )))
+    .bind(include_inactive)
+    .fetch_all(conn)
+    .await
+}
+
+/// Inserts version max + 1 of the code. Concurrent puts of one code queue on a transaction-scoped advisory lock
+/// (the rows they would lock may not exist yet), so neither fails on the primary key.
+pub async fn insert_next_version(conn: &mut PgConnection, new: &NewCategory, actor: &str) -> sqlx::Result<Category> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('intake.categories'), hashtext($1))")
+        .bind(&new.code)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO categories (code, version, kind, name, active, created_by) \
+         SELECT $1, COALESCE(max(version), 0) + 1, $2, $3, $4, $5 FROM categories WHERE code = $1 \
+         RETURNING {CATEGORY_COLUMNS}"
+    )))
+    .bind(&new.code)
+    .bind(new.kind)
+    .bind(&new.name)
+    .bind(new.active)
     .bind(actor)
     .fetch_one(conn)
     .await

@@ -7,6 +7,9 @@ use kit::vocab::{CaseKind, Channel, Urgency};
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
+pub mod board;
+pub mod categories;
+
 code_enum! {
     /// Who a party is to the case.
     pub enum PartyRole {

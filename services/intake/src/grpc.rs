@@ -7,8 +7,8 @@ use kit::{FieldError, field};
 use proto::intake::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::board::{Board, BoardInput};
-use crate::categories::{Category, NewCategory};
+use crate::domain::board::{Board, BoardInput};
+use crate::domain::categories::{Category, NewCategory};
 use crate::domain::{CaseFile, NewCase, PartyInput, RegistrationInput};
 use crate::service::Cases;
 
@@ -115,7 +115,7 @@ impl pb::intake_server::Intake for IntakeService {
         Ok(Response::new(pb::ListCategoriesResponse { categories: categories.into_iter().map(to_category).collect() }))
     }
 
-    /// Adds the next version of a category; see [`crate::categories::may_write_code_table`] for who may.
+    /// Adds the next version of a category; see [`crate::domain::categories::may_write_code_table`] for who may.
     async fn put_category(
         &self,
         request: Request<pb::PutCategoryRequest>,

@@ -1,7 +1,5 @@
 //! Intake: registration (受理登记) and the case file.
 
-pub mod board;
-pub mod categories;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -15,9 +15,12 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::db::{self, NewStep, Registration, SealedParty};
+use crate::domain::board::{Board, BoardPage};
+use crate::domain::categories::{self, Category, NewCategory};
 use crate::domain::{Case, CaseFile, CaseState, NewCase, Place, case_no};
 use crate::error::{Error, Result};
 use crate::inflight::{InFlight, Turn};
+use crate::scope::Filter;
 
 /// The answer to a registration whose idempotency key was used for another.
 pub const KEY_REUSED: &str = "idempotency_key was already used for a different registration";
@@ -206,9 +209,7 @@ impl Cases {
         };
         Ok((rows, next))
     }
-}
 
-impl Cases {
     /// One party's phone or ID number in full. The case must be within the caller's unmask scope (else it is
     /// NOT_FOUND, or PERMISSION_DENIED when the caller can read it); a follow-up clerk sees phones only.
     pub async fn unmask(&self, who: &Principal, case_id: Uuid, party: u32, id_number: bool) -> Result<String> {
@@ -238,6 +239,38 @@ impl Cases {
         let row = party_row(case_id, ordinal);
         let column = if id_number { "id_number" } else { "phone" };
         Ok(self.sealer.open(&sealed, &Binding { table: "case_parties", column, row: &row })?)
+    }
+
+    /// The case board: a page of the cases within `scope` the board asks for, and its counts.
+    pub async fn board(&self, scope: &ScopeSet, b: &Board) -> Result<BoardPage> {
+        let after = b.after()?;
+        let reach = Filter::from(scope);
+        let mut conn = self.pool.acquire().await?;
+        let cases = db::board_page(&mut conn, &reach, b, after.as_ref()).await?;
+        let mut page = db::board_counts(&mut conn, &reach, b).await?;
+        page.next_page_token = b.next_token(&cases);
+        page.cases = cases;
+        Ok(page)
+    }
+
+    /// The current version of each code, by code; inactive ones only when asked for.
+    pub async fn categories(&self, include_inactive: bool) -> Result<Vec<Category>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::current_categories(&mut conn, include_inactive).await?)
+    }
+
+    /// Adds the next version of the category (1 for a new code), recording the caller as its author.
+    pub async fn put_category(&self, p: &Principal, new: NewCategory) -> Result<Category> {
+        if !categories::may_write_code_table(p) {
+            return Err(Error::denied(
+                "the category table is deployment-wide: it needs a grant over the whole deployment or a prefecture",
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let row = db::insert_next_version(&mut tx, &new, p.actor()).await?;
+        tx.commit().await?;
+        tracing::info!(code = %row.code, version = row.version, actor = p.actor(), "category version added");
+        Ok(row)
     }
 }
 
