@@ -7,7 +7,9 @@ use kit::vocab::Urgency;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::queue::{After, Queue};
 use crate::domain::{Case, OPEN, Outcome, ReturnReason, Rule, Task, TaskState, UnitKind};
+use crate::scope::Reach;
 
 /// Task columns qualified for a join with `cases c` (the case number lives on the case). A return reason or
 /// outcome not given yet is stored empty and read as None.
@@ -345,4 +347,69 @@ pub async fn apply(conn: &mut PgConnection, id: Uuid, c: &Change<'_>, at: DateTi
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The queue's WHERE clause over `tasks t`, minus the state and overdue filters and the cursor: the caller's
+/// reach ($1 all, $2 units, $3 own handler id), `mine` ($4) and the unit filter ($5).
+const QUEUE_REACH: &str = "($1 OR t.unit_code = ANY($2::text[]) OR ($3 <> '' AND t.handler_id = $3)) \
+    AND ($4 = '' OR t.handler_id = $4) AND ($5 = '' OR t.unit_code = $5)";
+
+/// The sort key, ascending: overdue first, then the missed deadline's due time, then the oldest dispatch.
+const QUEUE_SORT_KEY: &str = "(NOT t.overdue, COALESCE(t.due_at, 'infinity'::timestamptz), t.dispatched_at, t.id)";
+
+/// One page of the queue within the reach, after the cursor.
+pub async fn queue_page(
+    conn: &mut PgConnection,
+    reach: &Reach,
+    q: &Queue,
+    mine: &str,
+    after: Option<&After>,
+) -> sqlx::Result<Vec<Task>> {
+    let states: Vec<TaskState> = q.state.map_or_else(|| OPEN.to_vec(), |s| vec![s]);
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id \
+         WHERE t.state = ANY($6::text[]) AND {QUEUE_REACH} AND (NOT $7 OR t.overdue) \
+         AND ($8::bool IS NULL OR {QUEUE_SORT_KEY} > ($8, COALESCE($9, 'infinity'::timestamptz), $10, $11)) \
+         ORDER BY {QUEUE_SORT_KEY} LIMIT $12"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(reach.all)
+        .bind(&reach.units)
+        .bind(&reach.handler)
+        .bind(mine)
+        .bind(&q.unit_code)
+        .bind(states)
+        .bind(q.overdue_only)
+        .bind(after.map(|a| a.on_time))
+        .bind(after.and_then(|a| a.due))
+        .bind(after.map(|a| a.dispatched))
+        .bind(after.map(|a| a.id))
+        .bind(q.limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// Open tasks per state within the reach, `mine` and the unit filter, and how many of them are overdue.
+pub async fn queue_counts(
+    conn: &mut PgConnection,
+    reach: &Reach,
+    q: &Queue,
+    mine: &str,
+) -> sqlx::Result<(Vec<(TaskState, u64)>, u64)> {
+    let sql = format!(
+        "SELECT t.state, count(*), count(*) FILTER (WHERE t.overdue) FROM tasks t \
+         WHERE t.state = ANY($6::text[]) AND {QUEUE_REACH} GROUP BY t.state"
+    );
+    let rows: Vec<(TaskState, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(reach.all)
+        .bind(&reach.units)
+        .bind(&reach.handler)
+        .bind(mine)
+        .bind(&q.unit_code)
+        .bind(&OPEN[..])
+        .fetch_all(conn)
+        .await?;
+    let count = |s: TaskState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
+    let overdue = rows.iter().map(|r| r.2.unsigned_abs()).sum();
+    Ok((OPEN.iter().map(|s| (*s, count(*s))).collect(), overdue))
 }

@@ -7,6 +7,8 @@ use kit::vocab::Urgency;
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
+pub mod queue;
+
 code_enum! {
     /// The kind of unit a task goes to: a department stationed at the center, or a center itself (属地).
     pub enum UnitKind {

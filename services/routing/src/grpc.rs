@@ -6,8 +6,8 @@ use kit::{FieldError, field};
 use proto::routing::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::domain::queue::Queue;
 use crate::domain::{Outcome, ReturnReason, Rule, Task};
-use crate::queue::Queue;
 use crate::service::{Accept, Resolve, Return, Review, Tasks};
 
 pub struct RoutingService(pub Tasks);

@@ -62,6 +62,28 @@ pub fn can_review(p: &Principal, task: &Task) -> Result<()> {
     Ok(())
 }
 
+/// Whose tasks a caller's queue holds: the units of their HandleTask and ReadCase grants (unit scope), and
+/// the tasks they handle themselves (a grid worker's own work). A center's tree scope is not a unit: a
+/// dispatcher's view of cases is the case board, not this queue.
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    pub all: bool,
+    pub units: Vec<String>,
+    pub handler: String,
+}
+
+impl Reach {
+    pub fn of(p: &Principal) -> Self {
+        let handle = p.scope(Permission::HandleTask);
+        let read = p.scope(Permission::ReadCase);
+        let mut units = handle.units;
+        units.extend(read.units);
+        units.sort();
+        units.dedup();
+        Self { all: handle.all, units, handler: handle.own.unwrap_or_default() }
+    }
+}
+
 /// Turns a decision on a task into the answer: allowed goes on; a task the caller may read (or could move,
 /// which implies seeing it) but not move is PERMISSION_DENIED; anything else is the very NOT_FOUND an unknown
 /// task gets.

@@ -14,9 +14,10 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::db::{self, Change, NewTask};
+use crate::domain::queue::{Queue, QueuePage};
 use crate::domain::{Case, Move, Outcome, ReturnReason, Rule, Task, TaskState, route, slip_no};
 use crate::error::{Error, Result};
-use crate::scope::{self, acting, allow};
+use crate::scope::{self, Reach, acting, allow};
 
 #[derive(Clone)]
 pub struct Tasks {
@@ -211,6 +212,20 @@ impl Tasks {
         self.outbox.wake();
         tracing::info!(task_id = %task.id, case_id = %task.case_id, state = %updated.state, event, "task moved");
         Ok(updated)
+    }
+}
+
+impl Tasks {
+    /// The caller's task queue: a page of the open tasks within their reach, and the counts per state.
+    pub async fn queue(&self, p: &Principal, q: &Queue) -> Result<QueuePage> {
+        let after = q.after(p.actor())?;
+        let reach = Reach::of(p);
+        let mine = if q.mine { p.actor() } else { "" };
+        let mut conn = self.pool.acquire().await?;
+        let tasks = db::queue_page(&mut conn, &reach, q, mine, after.as_ref()).await?;
+        let (counts, overdue) = db::queue_counts(&mut conn, &reach, q, mine).await?;
+        let next_page_token = q.next_token(p.actor(), &tasks);
+        Ok(QueuePage { tasks, next_page_token, counts, overdue })
     }
 }
 

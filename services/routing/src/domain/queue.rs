@@ -1,18 +1,13 @@
-//! The task queue (待办): what a handler or a unit opens the system for. Open tasks of the caller's units and
-//! the tasks the caller handles, filtered and counted in SQL (never after fetching), overdue first, then by
-//! the missed deadline's due time, then the oldest dispatch first.
+//! The task queue (待办) as the domain sees it: the request parsed and the keyset page it asks for. The queue
+//! is what a handler or a unit opens the system for: open tasks of the caller's units and the tasks the caller
+//! handles (`scope::Reach`), filtered and counted in SQL (`db::queue_page`, `db::queue_counts`; never after
+//! fetching), overdue first, then by the missed deadline's due time, then the oldest dispatch first.
 
 use chrono::{DateTime, Utc};
-use kit::FieldError;
-use kit::auth::{Permission, Principal};
-use sqlx::PgConnection;
+use kit::{FieldError, page};
 use uuid::Uuid;
 
-use crate::db::TASK_COLUMNS;
 use crate::domain::{OPEN, Task, TaskState};
-use crate::error::Result;
-use crate::service::Tasks;
-use kit::page;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
@@ -56,7 +51,7 @@ impl Queue {
     }
 
     /// The filters a page token is bound to.
-    fn fingerprint(&self, who: &str) -> u64 {
+    pub fn fingerprint(&self, who: &str) -> u64 {
         let state = self.state.map_or("", TaskState::as_str);
         page::fingerprint(&[
             "tasks",
@@ -65,28 +60,6 @@ impl Queue {
             &self.unit_code,
             if self.overdue_only { "overdue" } else { "" },
         ])
-    }
-}
-
-/// Whose tasks a caller's queue holds: the units of their HandleTask and ReadCase grants (unit scope), and
-/// the tasks they handle themselves (a grid worker's own work). A center's tree scope is not a unit: a
-/// dispatcher's view of cases is the case board, not this queue.
-#[derive(Debug, Clone, Default)]
-pub struct Reach {
-    pub all: bool,
-    pub units: Vec<String>,
-    pub handler: String,
-}
-
-impl Reach {
-    pub fn of(p: &Principal) -> Self {
-        let handle = p.scope(Permission::HandleTask);
-        let read = p.scope(Permission::ReadCase);
-        let mut units = handle.units;
-        units.extend(read.units);
-        units.sort();
-        units.dedup();
-        Self { all: handle.all, units, handler: handle.own.unwrap_or_default() }
     }
 }
 
@@ -101,33 +74,32 @@ pub struct QueuePage {
 }
 
 /// Where a page ends: the last task's sort key.
-struct After {
-    on_time: bool,
-    due: Option<DateTime<Utc>>,
-    dispatched: DateTime<Utc>,
-    id: Uuid,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct After {
+    pub on_time: bool,
+    pub due: Option<DateTime<Utc>>,
+    pub dispatched: DateTime<Utc>,
+    pub id: Uuid,
 }
 
-impl Tasks {
-    pub async fn queue(&self, p: &Principal, q: &Queue) -> Result<QueuePage> {
-        let filters = q.fingerprint(p.actor());
-        let after = match page::decode(&q.token, filters, 4)? {
-            None => None,
-            Some(k) => Some(After {
-                on_time: !page::parse_flag(&k[0])?,
-                due: page::parse_time(&k[1])?,
-                dispatched: page::parse_time(&k[2])?.ok_or_else(page::bad_token)?,
-                id: page::parse_id(&k[3])?,
-            }),
-        };
-        let reach = Reach::of(p);
-        let mine = if q.mine { p.actor() } else { "" };
-        let mut conn = self.pool.acquire().await?;
-        let tasks = page_of(&mut conn, &reach, q, mine, after.as_ref()).await?;
-        let (counts, overdue) = counts(&mut conn, &reach, q, mine).await?;
-        let next_page_token = match tasks.last() {
-            Some(t) if tasks.len() as i64 == q.limit => page::encode(
-                filters,
+impl Queue {
+    /// Where the page asked for starts: None for the first page, else the key its token carries, refused
+    /// unless it was issued for these very filters (and, for `mine`, this reader).
+    pub fn after(&self, who: &str) -> std::result::Result<Option<After>, FieldError> {
+        let Some(k) = page::decode(&self.token, self.fingerprint(who), 4)? else { return Ok(None) };
+        Ok(Some(After {
+            on_time: !page::parse_flag(&k[0])?,
+            due: page::parse_time(&k[1])?,
+            dispatched: page::parse_time(&k[2])?.ok_or_else(page::bad_token)?,
+            id: page::parse_id(&k[3])?,
+        }))
+    }
+
+    /// The token of the page after `tasks`, empty when this page is the last.
+    pub fn next_token(&self, who: &str, tasks: &[Task]) -> String {
+        match tasks.last() {
+            Some(t) if tasks.len() as i64 == self.limit => page::encode(
+                self.fingerprint(who),
                 &[
                     if t.overdue { "1" } else { "0" }.to_owned(),
                     page::time(t.due_at),
@@ -136,73 +108,8 @@ impl Tasks {
                 ],
             ),
             _ => String::new(),
-        };
-        Ok(QueuePage { tasks, next_page_token, counts, overdue })
+        }
     }
-}
-
-/// The queue's WHERE clause over `tasks t`, minus the state and overdue filters and the cursor: the caller's
-/// reach ($1 all, $2 units, $3 own handler id), `mine` ($4) and the unit filter ($5).
-const REACH: &str = "($1 OR t.unit_code = ANY($2::text[]) OR ($3 <> '' AND t.handler_id = $3)) \
-    AND ($4 = '' OR t.handler_id = $4) AND ($5 = '' OR t.unit_code = $5)";
-
-/// The sort key, ascending: overdue first, then the missed deadline's due time, then the oldest dispatch.
-const SORT_KEY: &str = "(NOT t.overdue, COALESCE(t.due_at, 'infinity'::timestamptz), t.dispatched_at, t.id)";
-
-async fn page_of(
-    conn: &mut PgConnection,
-    reach: &Reach,
-    q: &Queue,
-    mine: &str,
-    after: Option<&After>,
-) -> sqlx::Result<Vec<Task>> {
-    let states: Vec<TaskState> = q.state.map_or_else(|| OPEN.to_vec(), |s| vec![s]);
-    let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id \
-         WHERE t.state = ANY($6::text[]) AND {REACH} AND (NOT $7 OR t.overdue) \
-         AND ($8::bool IS NULL OR {SORT_KEY} > ($8, COALESCE($9, 'infinity'::timestamptz), $10, $11)) \
-         ORDER BY {SORT_KEY} LIMIT $12"
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(reach.all)
-        .bind(&reach.units)
-        .bind(&reach.handler)
-        .bind(mine)
-        .bind(&q.unit_code)
-        .bind(states)
-        .bind(q.overdue_only)
-        .bind(after.map(|a| a.on_time))
-        .bind(after.and_then(|a| a.due))
-        .bind(after.map(|a| a.dispatched))
-        .bind(after.map(|a| a.id))
-        .bind(q.limit)
-        .fetch_all(conn)
-        .await
-}
-
-/// Open tasks per state within the reach, `mine` and the unit filter, and how many of them are overdue.
-async fn counts(
-    conn: &mut PgConnection,
-    reach: &Reach,
-    q: &Queue,
-    mine: &str,
-) -> sqlx::Result<(Vec<(TaskState, u64)>, u64)> {
-    let sql = format!(
-        "SELECT t.state, count(*), count(*) FILTER (WHERE t.overdue) FROM tasks t \
-         WHERE t.state = ANY($6::text[]) AND {REACH} GROUP BY t.state"
-    );
-    let rows: Vec<(TaskState, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(reach.all)
-        .bind(&reach.units)
-        .bind(&reach.handler)
-        .bind(mine)
-        .bind(&q.unit_code)
-        .bind(&OPEN[..])
-        .fetch_all(conn)
-        .await?;
-    let count = |s: TaskState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
-    let overdue = rows.iter().map(|r| r.2.unsigned_abs()).sum();
-    Ok((OPEN.iter().map(|s| (*s, count(*s))).collect(), overdue))
 }
 
 #[cfg(test)]
