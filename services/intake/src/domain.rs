@@ -1,6 +1,7 @@
 //! Intake's domain: the case file (the [`Case`] aggregate with its parties and timeline), what a registration
-//! is, how a case is numbered, and what a timeline step and the board's flags are. Proto-free and SQL-free:
-//! `events.rs` maps other services' events onto [`Step`] and [`Flags`], `db.rs` stores and loads these types.
+//! is, how a case is numbered, and what a timeline step and the board's flags are. Proto-free and holding no
+//! SQL: `events.rs` maps other services' events onto [`Step`] and [`Flags`]; the aggregates derive
+//! `sqlx::FromRow`, so `db.rs` (every query) decodes rows straight into them.
 
 use chrono::{DateTime, Utc};
 use kit::vocab::{CaseKind, Channel, Urgency};

@@ -1,6 +1,7 @@
 //! Routing's domain: the case as routing knows it, the task (交办单) aggregate, the rules, how a case picks
-//! its unit, the task's states and the moves between them. Nothing here knows protobuf or SQL (rows decode
-//! straight into [`Case`] and [`Task`]; `db.rs` holds the queries).
+//! its unit, the task's states and the moves between them. Nothing here knows protobuf or holds SQL: the
+//! aggregates derive `sqlx::FromRow`, so a row decodes straight into [`Case`] or [`Task`] by field name, and
+//! `db.rs` holds every query.
 
 use chrono::{DateTime, Utc};
 use kit::vocab::Urgency;

@@ -2,6 +2,7 @@
 //! caller whose roles lack the method's permission; what only routing can decide is whether this task, of this
 //! case, at this place, lies within the caller's grants. A task the caller cannot even read answers exactly as
 //! a task that does not exist, so scope never leaks existence; one they can read but not move is refused.
+//! [`Reach`] is the same rule for the task queue, as SQL parameters.
 
 use kit::auth::{Permission, Principal};
 
