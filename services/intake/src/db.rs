@@ -329,6 +329,23 @@ const BOARD_WHERE: &str = "($1 OR area_path && $2::text[] \
     AND ($7::timestamptz IS NULL OR registered_at >= $7) \
     AND ($8::timestamptz IS NULL OR registered_at < $8)";
 
+/// A query with the reader's scope and the board's filters bound as $1–$8 of [`BOARD_WHERE`].
+fn bind_board_filters<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    f: &'q Filter,
+    b: &'q Board,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(f.all)
+        .bind(&f.nodes)
+        .bind(&f.units)
+        .bind(&f.actor)
+        .bind(&b.center_code)
+        .bind(&b.category_prefix)
+        .bind(b.registered_after)
+        .bind(b.registered_before)
+}
+
 /// Ascending: overdue first, then the oldest registration.
 const BOARD_SORT_KEY: &str = "(NOT overdue, registered_at, id)";
 
@@ -345,15 +362,7 @@ pub async fn board_page(
          AND ($12::bool IS NULL OR {BOARD_SORT_KEY} > ($12, $13, $14)) \
          ORDER BY {BOARD_SORT_KEY} LIMIT $15"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(f.all)
-        .bind(&f.nodes)
-        .bind(&f.units)
-        .bind(&f.actor)
-        .bind(&b.center_code)
-        .bind(&b.category_prefix)
-        .bind(b.registered_after)
-        .bind(b.registered_before)
+    bind_board_filters(sqlx::query_as(sqlx::AssertSqlSafe(sql)), f, b)
         .bind(b.states())
         .bind(b.overdue_only)
         .bind(b.queue == BoardQueue::FollowUp)
@@ -372,17 +381,8 @@ pub async fn board_counts(conn: &mut PgConnection, f: &Filter, b: &Board) -> sql
         "SELECT state, count(*), count(*) FILTER (WHERE overdue), count(*) FILTER (WHERE awaiting_follow_up) \
          FROM cases WHERE {BOARD_WHERE} GROUP BY state"
     );
-    let rows: Vec<(CaseState, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(f.all)
-        .bind(&f.nodes)
-        .bind(&f.units)
-        .bind(&f.actor)
-        .bind(&b.center_code)
-        .bind(&b.category_prefix)
-        .bind(b.registered_after)
-        .bind(b.registered_before)
-        .fetch_all(conn)
-        .await?;
+    let rows: Vec<(CaseState, i64, i64, i64)> =
+        bind_board_filters(sqlx::query_as(sqlx::AssertSqlSafe(sql)), f, b).fetch_all(conn).await?;
     let count = |s: CaseState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
     Ok(BoardPage {
         cases: vec![],

@@ -3,7 +3,7 @@
 //! [`Settings::new`], which holds the defaults.
 
 use kit::Config;
-use kit::config::{parse_or, peer_url, ports};
+use kit::config::{local_url, parse_or, peer_url, ports};
 
 /// How many parties' fields one principal may unmask in an hour, unless UNMASK_PER_HOUR says otherwise.
 pub const DEFAULT_UNMASK_PER_HOUR: i64 = 30;
@@ -18,9 +18,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The defaults around `common`, with the registry at `registry_url`.
-    pub fn new(common: Config, registry_url: impl Into<String>) -> Self {
-        Self { common, registry_url: registry_url.into(), unmask_per_hour: DEFAULT_UNMASK_PER_HOUR }
+    /// The defaults around `common`: the registry at its default local address, the default unmask limit.
+    pub fn new(common: Config) -> Self {
+        Self { common, registry_url: local_url(ports::REGISTRY), unmask_per_hour: DEFAULT_UNMASK_PER_HOUR }
     }
 
     /// The common settings ([`Config::from_env`]), REGISTRY_URL (the registry's default port on this host) and
@@ -28,8 +28,9 @@ impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
         let common = Config::from_env(crate::NAME, crate::DEFAULT_PORT)?;
         Ok(Self {
+            registry_url: peer_url("REGISTRY_URL", ports::REGISTRY),
             unmask_per_hour: parse_or("UNMASK_PER_HOUR", DEFAULT_UNMASK_PER_HOUR)?,
-            ..Self::new(common, peer_url("REGISTRY_URL", ports::REGISTRY))
+            ..Self::new(common)
         })
     }
 }

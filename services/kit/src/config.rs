@@ -270,7 +270,12 @@ pub mod ports {
 
 /// A peer's URL from `var`, by default the peer's port on this host.
 pub fn peer_url(var: &str, port: u16) -> String {
-    string_or(var, &format!("http://127.0.0.1:{port}"))
+    string_or(var, &local_url(port))
+}
+
+/// A peer on this host at `port`: the default of every peer URL.
+pub fn local_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
 }
 
 /// A setting that must never be printed (a database URL with its password, a key): `Debug` shows `Secret(***)`,

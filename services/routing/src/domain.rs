@@ -271,5 +271,4 @@ pub fn slip_no(center_prefix: &str, local_day: &str, seq: i32) -> String {
 }
 
 #[cfg(test)]
-#[path = "domain_tests.rs"]
 mod tests;

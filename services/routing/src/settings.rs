@@ -3,7 +3,7 @@
 //! [`Settings::new`], which holds the defaults.
 
 use kit::Config;
-use kit::config::{peer_url, ports};
+use kit::config::{local_url, peer_url, ports};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -16,7 +16,7 @@ pub struct Settings {
 impl Settings {
     /// The defaults around `common`: the registry at its default local address.
     pub fn new(common: Config) -> Self {
-        Self { common, registry_url: format!("http://127.0.0.1:{}", ports::REGISTRY) }
+        Self { common, registry_url: local_url(ports::REGISTRY) }
     }
 
     /// The common settings ([`Config::from_env`]) and REGISTRY_URL (the registry's default port on this host).

@@ -108,8 +108,11 @@ impl Suite {
         );
         let intake = keep(
             intake::NAME,
-            run(intake::build(intake::Settings::new(cfg.service(intake::NAME, intake::DEFAULT_PORT), url(registry)))
-                .await?),
+            run(intake::build(intake::Settings {
+                registry_url: url(registry),
+                ..intake::Settings::new(cfg.service(intake::NAME, intake::DEFAULT_PORT))
+            })
+            .await?),
         );
         let supervision = keep(
             supervision::NAME,
