@@ -137,6 +137,32 @@ impl NewCase {
     }
 }
 
+/// A request to see one party's phone or ID number in full, with its purpose (audited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmask {
+    pub case_id: Uuid,
+    /// The party's position in the case, counting from 1.
+    pub party: u32,
+    /// The ID number rather than the phone.
+    pub id_number: bool,
+    pub reason: String,
+}
+
+impl Unmask {
+    pub fn parse(case_id: &str, party: u32, which: &str, reason: &str) -> Result<Self, FieldError> {
+        let case_id = field::uuid("case_id", case_id)?;
+        if party == 0 {
+            return Err(FieldError::new("party", "counts from 1"));
+        }
+        let id_number = match which {
+            "phone" => false,
+            "id_number" => true,
+            _ => return Err(FieldError::new("field", "must be phone or id_number")),
+        };
+        Ok(Self { case_id, party, id_number, reason: field::text("reason", reason, 200)?.to_owned() })
+    }
+}
+
 /// The place a case happened, as the registry resolved it.
 pub struct Place {
     pub grid_code: String,
@@ -293,6 +319,21 @@ mod tests {
             ("first bad field first", RegistrationInput { channel: "fax", title: "", ..registration() }, "channel"),
         ] {
             assert_eq!(NewCase::parse(&r).err().map(|e| e.field), Some(field.to_owned()), "{name}");
+        }
+    }
+
+    #[test]
+    fn unmask_requests_parse_or_name_the_field() {
+        let id = "5f0e7a4c-0000-4000-8000-000000000001";
+        let ok = Unmask::parse(id, 1, "id_number", " 调解需要 ").unwrap();
+        assert_eq!((ok.party, ok.id_number, ok.reason.as_str()), (1, true, "调解需要"));
+        for (name, r, field) in [
+            ("bad case id", Unmask::parse("case-1", 1, "phone", "x"), "case_id"),
+            ("party zero", Unmask::parse(id, 0, "phone", "x"), "party"),
+            ("unknown field", Unmask::parse(id, 1, "address", "x"), "field"),
+            ("no purpose", Unmask::parse(id, 1, "phone", " "), "reason"),
+        ] {
+            assert_eq!(r.err().map(|e| e.field), Some(field.to_owned()), "{name}");
         }
     }
 

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::board::{Board, BoardInput};
 use crate::domain::categories::{Category, NewCategory};
-use crate::domain::{CaseFile, NewCase, PartyInput, RegistrationInput};
+use crate::domain::{CaseFile, NewCase, PartyInput, RegistrationInput, Unmask};
 use crate::service::Cases;
 
 pub struct IntakeService(pub Cases);
@@ -45,21 +45,12 @@ impl pb::intake_server::Intake for IntakeService {
         request: Request<pb::UnmaskPartyRequest>,
     ) -> Result<Response<pb::UnmaskPartyResponse>, Status> {
         let who = kit::auth::principal(&request)?;
-        let r = request.into_inner();
-        let case_id = parsed(field::uuid("case_id", &r.case_id))?;
-        if r.party == 0 {
-            return Err(kit::grpc::invalid(&FieldError::new("party", "counts from 1")));
-        }
-        let id_number = match r.field.as_str() {
-            "phone" => false,
-            "id_number" => true,
-            _ => return Err(kit::grpc::invalid(&FieldError::new("field", "must be phone or id_number"))),
-        };
-        let reason = parsed(field::text("reason", &r.reason, 200))?.to_owned();
-        let value = self.0.unmask(&who, case_id, r.party, id_number).await?;
-        let target = format!("case:{case_id} party:{} field:{}", r.party, r.field);
+        let r = request.get_ref();
+        let u = parsed(Unmask::parse(&r.case_id, r.party, &r.field, &r.reason))?;
+        let value = self.0.unmask(&who, u.case_id, u.party, u.id_number).await?;
+        let target = format!("case:{} party:{} field:{}", u.case_id, u.party, r.field);
         let response = Response::new(pb::UnmaskPartyResponse { value });
-        Ok(kit::audit::target_with_detail(response, target, format!("unmask purpose: {reason}")))
+        Ok(kit::audit::target_with_detail(response, target, format!("unmask purpose: {}", u.reason)))
     }
 
     async fn list_cases(

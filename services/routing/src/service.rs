@@ -14,8 +14,9 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::db::{self, Change, NewTask};
+use crate::domain::moves::{Accept, Resolve, Return, Review};
 use crate::domain::queue::{Queue, QueuePage};
-use crate::domain::{Case, Move, Outcome, ReturnReason, Rule, Task, TaskState, route, slip_no};
+use crate::domain::{Case, Move, Rule, Task, TaskState, route, slip_no};
 use crate::error::{Error, Result};
 use crate::scope::{self, Reach, acting, allow};
 
@@ -25,34 +26,6 @@ pub struct Tasks {
     pub outbox: Outbox,
     /// Asked who a resolution credits, when that is not the resolver themselves.
     pub registry: RegistryClient<kit::grpc::Channel>,
-}
-
-/// The id fields name the actor as the request gave them: empty means the caller.
-pub struct Accept {
-    pub task_id: Uuid,
-    pub handler_id: String,
-}
-
-pub struct Return {
-    pub task_id: Uuid,
-    pub handler_id: String,
-    pub reason_code: ReturnReason,
-    pub reason: String,
-}
-
-pub struct Review {
-    pub task_id: Uuid,
-    pub reviewer_id: String,
-    pub approve: bool,
-    pub note: String,
-}
-
-pub struct Resolve {
-    pub task_id: Uuid,
-    /// Who is credited with the result: empty means the caller; anyone else is checked with the registry.
-    pub resolver_id: String,
-    pub outcome: Outcome,
-    pub note: String,
 }
 
 impl Tasks {
