@@ -16,9 +16,15 @@ pub const NAME: &str = "gateway";
 /// second), small enough that the last admitted call still answers well within a client's deadline.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
-/// Where the gateway listens and where each backend is.
+/// Where the HTTP face listens unless HTTP_ADDR says otherwise.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+
+/// The gateway's settings: where it listens, where each backend is, whose tokens it trusts and how many calls
+/// it admits at once. Read from the environment once, in `main` ([`Settings::from_env`]); the suite and tests
+/// start from [`Settings::new`], which holds the defaults. The gateway has no database or bus, so it has no
+/// `kit::Config`.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct Settings {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     /// Where GET /metrics is served (METRICS_ADDR; by default the gRPC port plus 1000).
@@ -38,24 +44,35 @@ pub struct Backends {
     pub subsidy: String,
 }
 
-impl Config {
+impl Settings {
+    /// Listening on `grpc_addr` and `http_addr`, metrics beside the gRPC port, with the default limit.
+    pub fn new(grpc_addr: SocketAddr, http_addr: SocketAddr, backends: Backends, auth: kit::auth::AuthConfig) -> Self {
+        Self {
+            grpc_addr,
+            http_addr,
+            metrics_addr: kit::metrics::default_addr(grpc_addr),
+            backends,
+            auth,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+
     /// GRPC_ADDR (default 0.0.0.0:50060), HTTP_ADDR (0.0.0.0:8080), METRICS_ADDR (0.0.0.0:51060), INTAKE_URL, ROUTING_URL, REGISTRY_URL,
     /// SUPERVISION_URL, SUBSIDY_URL, GATEWAY_MAX_INFLIGHT (256), and the trust settings of [`kit::auth::AuthConfig::from_env`].
     pub fn from_env() -> anyhow::Result<Self> {
         let grpc_addr = parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], ports::GATEWAY)))?;
+        let http_addr = parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT)))?;
+        let backends = Backends {
+            intake: peer_url("INTAKE_URL", ports::INTAKE),
+            routing: peer_url("ROUTING_URL", ports::ROUTING),
+            registry: peer_url("REGISTRY_URL", ports::REGISTRY),
+            supervision: peer_url("SUPERVISION_URL", ports::SUPERVISION),
+            subsidy: peer_url("SUBSIDY_URL", ports::SUBSIDY),
+        };
         Ok(Self {
-            grpc_addr,
             metrics_addr: parse_or("METRICS_ADDR", kit::metrics::default_addr(grpc_addr))?,
-            http_addr: parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
-            backends: Backends {
-                intake: peer_url("INTAKE_URL", ports::INTAKE),
-                routing: peer_url("ROUTING_URL", ports::ROUTING),
-                registry: peer_url("REGISTRY_URL", ports::REGISTRY),
-                supervision: peer_url("SUPERVISION_URL", ports::SUPERVISION),
-                subsidy: peer_url("SUBSIDY_URL", ports::SUBSIDY),
-            },
-            auth: kit::auth::AuthConfig::from_env()?,
             max_in_flight: parse_or("GATEWAY_MAX_INFLIGHT", DEFAULT_MAX_IN_FLIGHT)?,
+            ..Self::new(grpc_addr, http_addr, backends, kit::auth::AuthConfig::from_env()?)
         })
     }
 }
@@ -66,7 +83,7 @@ pub struct Gateway {
     pub http_addr: SocketAddr,
 }
 
-pub async fn build(config: Config) -> anyhow::Result<Gateway> {
+pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
     let verifier = std::sync::Arc::new(kit::auth::Verifier::load(&config.auth.trust).await?);
     let desk = desk::DeskService::connect(&config.backends, verifier.clone())?;
     let grpc = kit::grpc::bind(config.grpc_addr).await?;

@@ -1,10 +1,12 @@
+//! `gateway` serves the one client API, as gRPC and as JSON over HTTP.
+
 use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     kit::telemetry::init(gateway::NAME);
-    let config = gateway::Config::from_env().context("configuration")?;
-    let gw = gateway::build(config).await?;
+    let settings = gateway::Settings::from_env().context("configuration")?;
+    let gw = gateway::build(settings).await?;
     tracing::info!(grpc = %gw.app.addr(), http = %gw.http_addr, "gateway listening");
     let result = gw.app.run_until(kit::shutdown::signal()).await;
     kit::telemetry::flush();

@@ -61,7 +61,7 @@ async fn an_overloaded_gateway_sheds_calls_at_once_and_recovers() {
     let world = World::start().await;
     let hole = BlackHole::open().await;
     let url = |addr| format!("http://{addr}");
-    let gw = gateway::build(gateway::Config {
+    let gw = gateway::build(gateway::Settings {
         grpc_addr: ([127, 0, 0, 1], 0).into(),
         metrics_addr: ([127, 0, 0, 1], 0).into(),
         http_addr: ([127, 0, 0, 1], 0).into(),

@@ -1,56 +1,15 @@
-//! Intake's queries: plain functions over a connection or transaction.
+//! Intake's queries: plain functions over a connection or transaction, reading and writing the domain's types
+//! (a row decodes straight into [`Case`], [`Party`] or [`TimelineEntry`]; states, channels and kinds are bound
+//! as values, never spelled as SQL literals).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{CaseState, NewCase, Place};
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct CaseRow {
-    pub id: Uuid,
-    pub case_no: String,
-    pub idempotency_key: String,
-    pub center_code: String,
-    pub channel: String,
-    pub kind: String,
-    pub category_code: String,
-    pub urgency: String,
-    pub title: String,
-    pub description: String,
-    pub grid_code: String,
-    pub village_code: String,
-    pub area_path: Vec<String>,
-    pub reporter_id: String,
-    pub state: String,
-    pub current_task_id: String,
-    pub current_unit_code: String,
-    pub registered_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub operator_id: String,
-    pub units: Vec<String>,
-    pub overdue: bool,
-    pub awaiting_follow_up: bool,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct PartyRow {
-    pub name: String,
-    pub role: String,
-    pub phone_masked: String,
-    pub id_number_masked: String,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct TimelineRow {
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub action: String,
-    pub from_state: String,
-    pub to_state: String,
-    pub detail: String,
-    pub source: String,
-}
+use crate::domain::board::{After, Board, BoardPage, BoardQueue};
+use crate::domain::categories::{Category, NewCategory};
+use crate::domain::{Case, CaseState, Flags, NewCase, Party, PartyRole, Place, TimelineEntry};
+use crate::scope::Filter;
 
 pub(crate) const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code, channel, kind, category_code, urgency, title, \
     description, grid_code, village_code, area_path, reporter_id, state, current_task_id, current_unit_code, \
@@ -122,11 +81,11 @@ pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx:
     .bind(r.case_no)
     .bind(&n.idempotency_key)
     .bind(&n.center_code)
-    .bind(n.channel.as_str())
-    .bind(n.kind.as_str())
+    .bind(n.channel)
+    .bind(n.kind)
     .bind(&n.category_code)
     .bind(r.category_version)
-    .bind(n.urgency.as_str())
+    .bind(n.urgency)
     .bind(&n.title)
     .bind(&n.description)
     .bind(&r.place.grid_code)
@@ -134,7 +93,7 @@ pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx:
     .bind(&r.place.area_path)
     .bind(&n.reporter_id)
     .bind(&n.operator_id)
-    .bind(CaseState::Registered.as_str())
+    .bind(CaseState::Registered)
     .bind(r.at)
     .bind(r.digest)
     .execute(&mut *conn)
@@ -146,7 +105,7 @@ pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx:
 
 pub struct SealedParty<'a> {
     pub name: &'a str,
-    pub role: &'a str,
+    pub role: PartyRole,
     pub phone_sealed: Option<Vec<u8>>,
     pub phone_masked: String,
     pub id_number_sealed: Option<Vec<u8>>,
@@ -181,8 +140,9 @@ pub struct NewStep<'a> {
     pub at: DateTime<Utc>,
     pub actor: &'a str,
     pub action: &'a str,
-    pub from_state: &'a str,
-    pub to_state: &'a str,
+    /// None for the registration, stored as an empty state.
+    pub from_state: Option<CaseState>,
+    pub to_state: CaseState,
     pub detail: &'a str,
     pub source: &'a str,
     pub event_id: Option<&'a str>,
@@ -197,7 +157,7 @@ pub async fn append_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Resu
     .bind(s.at)
     .bind(s.actor)
     .bind(s.action)
-    .bind(s.from_state)
+    .bind(s.from_state.map_or("", CaseState::as_str))
     .bind(s.to_state)
     .bind(s.detail)
     .bind(s.source)
@@ -225,7 +185,7 @@ pub async fn keyed_case(conn: &mut PgConnection, key: &str) -> sqlx::Result<Opti
 }
 
 /// A case by id or by case number.
-pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Result<Option<CaseRow>> {
+pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Result<Option<Case>> {
     match Uuid::parse_str(case_ref) {
         Ok(id) => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")))
@@ -242,9 +202,9 @@ pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Resul
     }
 }
 
-/// The case's state, locked for the rest of the transaction so concurrent events apply one after another.
-/// The case's state and current task, locked for the consumer's transaction.
-pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<(String, String)>> {
+/// The case's state and current task, locked for the rest of the consumer's transaction so concurrent events
+/// apply one after another.
+pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<(CaseState, String)>> {
     sqlx::query_as("SELECT state, current_task_id FROM cases WHERE id = $1 FOR UPDATE")
         .bind(case_id)
         .fetch_optional(conn)
@@ -263,7 +223,7 @@ pub async fn has_step(conn: &mut PgConnection, case_id: Uuid, event_id: &str) ->
 pub async fn set_state(
     conn: &mut PgConnection,
     case_id: Uuid,
-    state: &str,
+    state: CaseState,
     task: Option<(&str, &str)>,
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -284,20 +244,21 @@ pub async fn set_state(
 }
 
 /// Applies the board's flags an event moves (after the state it moved), so a closed case is never overdue.
-pub async fn set_flags(conn: &mut PgConnection, case_id: Uuid, f: crate::domain::Flags) -> sqlx::Result<()> {
+pub async fn set_flags(conn: &mut PgConnection, case_id: Uuid, f: Flags) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE cases SET overdue = COALESCE($2, overdue) AND state <> 'closed', \
+        "UPDATE cases SET overdue = COALESCE($2, overdue) AND state <> $4, \
          awaiting_follow_up = COALESCE($3, awaiting_follow_up) WHERE id = $1",
     )
     .bind(case_id)
     .bind(f.overdue)
     .bind(f.awaiting_follow_up)
+    .bind(CaseState::Closed)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<PartyRow>> {
+pub async fn parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Party>> {
     sqlx::query_as(
         "SELECT name, role, phone_masked, id_number_masked FROM case_parties WHERE case_id = $1 ORDER BY ordinal",
     )
@@ -306,9 +267,10 @@ pub async fn parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec
     .await
 }
 
-pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TimelineRow>> {
+/// The timeline, oldest first; the registration's empty from-state reads as None.
+pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TimelineEntry>> {
     sqlx::query_as(
-        "SELECT at, actor, action, from_state, to_state, detail, source FROM timeline \
+        "SELECT at, actor, action, NULLIF(from_state, '') AS from_state, to_state, detail, source FROM timeline \
          WHERE case_id = $1 ORDER BY at, id",
     )
     .bind(case_id)
@@ -321,10 +283,10 @@ pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Ve
 pub async fn list_cases(
     conn: &mut PgConnection,
     center_code: &str,
-    scope: &crate::scope::Filter,
+    scope: &Filter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-) -> sqlx::Result<Vec<CaseRow>> {
+) -> sqlx::Result<Vec<Case>> {
     let (at, id) = after.unzip();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CASE_COLUMNS} FROM cases WHERE center_code = $1 \
@@ -358,4 +320,125 @@ pub async fn sealed_party_field(
         "SELECT phone_sealed FROM case_parties WHERE case_id = $1 AND ordinal = $2"
     };
     sqlx::query_scalar(sql).bind(case_id).bind(ordinal).fetch_optional(conn).await
+}
+
+/// How many parties' fields `actor` unmasked in the last hour, counted from the audit trail itself: the reads
+/// that succeeded are exactly the records with outcome ok.
+pub async fn unmasks_in_last_hour(conn: &mut PgConnection, actor: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE actor = $1 AND action = '/zongzhi.intake.v1.Intake/UnmaskParty' \
+         AND outcome = 'ok' AND at > now() - interval '1 hour'",
+    )
+    .bind(actor)
+    .fetch_one(conn)
+    .await
+}
+
+/// The reader's scope ($1 all, $2 nodes: area-path codes or grid-code prefixes, $3 units, $4 own or client
+/// actor) and the place, category and time filters ($5–$8), as in [`list_cases`].
+const BOARD_WHERE: &str = "($1 OR area_path && $2::text[] \
+        OR EXISTS (SELECT 1 FROM unnest($2::text[]) n WHERE starts_with(grid_code, n)) \
+        OR units && $3::text[] OR ($4 <> '' AND (operator_id = $4 OR reporter_id = $4))) \
+    AND ($5 = '' OR area_path @> ARRAY[$5]::text[]) \
+    AND ($6 = '' OR starts_with(category_code, $6)) \
+    AND ($7::timestamptz IS NULL OR registered_at >= $7) \
+    AND ($8::timestamptz IS NULL OR registered_at < $8)";
+
+/// A query with the reader's scope and the board's filters bound as $1–$8 of [`BOARD_WHERE`].
+fn bind_board_filters<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    f: &'q Filter,
+    b: &'q Board,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(f.all)
+        .bind(&f.nodes)
+        .bind(&f.units)
+        .bind(&f.actor)
+        .bind(&b.center_code)
+        .bind(&b.category_prefix)
+        .bind(b.registered_after)
+        .bind(b.registered_before)
+}
+
+/// Ascending: overdue first, then the oldest registration.
+const BOARD_SORT_KEY: &str = "(NOT overdue, registered_at, id)";
+
+/// One page of the board within the reader's reach, after the cursor.
+pub async fn board_page(
+    conn: &mut PgConnection,
+    f: &Filter,
+    b: &Board,
+    after: Option<&After>,
+) -> sqlx::Result<Vec<Case>> {
+    let sql = format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE {BOARD_WHERE} AND state = ANY($9::text[]) \
+         AND (NOT $10 OR overdue) AND (NOT $11 OR awaiting_follow_up) \
+         AND ($12::bool IS NULL OR {BOARD_SORT_KEY} > ($12, $13, $14)) \
+         ORDER BY {BOARD_SORT_KEY} LIMIT $15"
+    );
+    bind_board_filters(sqlx::query_as(sqlx::AssertSqlSafe(sql)), f, b)
+        .bind(b.states())
+        .bind(b.overdue_only)
+        .bind(b.queue == BoardQueue::FollowUp)
+        .bind(after.map(|a| a.on_time))
+        .bind(after.map(|a| a.registered_at))
+        .bind(after.map(|a| a.id))
+        .bind(b.limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// The board's counts (per state, overdue, awaiting 核查 and 回访) over the place, category and time filters; the
+/// page's cases are left empty.
+pub async fn board_counts(conn: &mut PgConnection, f: &Filter, b: &Board) -> sqlx::Result<BoardPage> {
+    let sql = format!(
+        "SELECT state, count(*), count(*) FILTER (WHERE overdue), count(*) FILTER (WHERE awaiting_follow_up) \
+         FROM cases WHERE {BOARD_WHERE} GROUP BY state"
+    );
+    let rows: Vec<(CaseState, i64, i64, i64)> =
+        bind_board_filters(sqlx::query_as(sqlx::AssertSqlSafe(sql)), f, b).fetch_all(conn).await?;
+    let count = |s: CaseState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
+    Ok(BoardPage {
+        cases: vec![],
+        next_page_token: String::new(),
+        counts: CaseState::ALL.iter().map(|s| (*s, count(*s))).collect(),
+        overdue: rows.iter().map(|r| r.2.unsigned_abs()).sum(),
+        awaiting_verification: count(CaseState::Resolved),
+        awaiting_follow_up: rows.iter().map(|r| r.3.unsigned_abs()).sum(),
+    })
+}
+
+const CATEGORY_COLUMNS: &str = "code, version, kind, name, active, created_by";
+
+/// The current version of each code, by code; inactive ones only when asked for.
+pub async fn current_categories(conn: &mut PgConnection, include_inactive: bool) -> sqlx::Result<Vec<Category>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CATEGORY_COLUMNS} FROM (SELECT DISTINCT ON (code) {CATEGORY_COLUMNS} FROM categories ORDER BY code, version DESC) c \
+         WHERE $1 OR active ORDER BY code"
+    )))
+    .bind(include_inactive)
+    .fetch_all(conn)
+    .await
+}
+
+/// Inserts version max + 1 of the code. Concurrent puts of one code queue on a transaction-scoped advisory lock
+/// (the rows they would lock may not exist yet), so neither fails on the primary key.
+pub async fn insert_next_version(conn: &mut PgConnection, new: &NewCategory, actor: &str) -> sqlx::Result<Category> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('intake.categories'), hashtext($1))")
+        .bind(&new.code)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO categories (code, version, kind, name, active, created_by) \
+         SELECT $1, COALESCE(max(version), 0) + 1, $2, $3, $4, $5 FROM categories WHERE code = $1 \
+         RETURNING {CATEGORY_COLUMNS}"
+    )))
+    .bind(&new.code)
+    .bind(new.kind)
+    .bind(&new.name)
+    .bind(new.active)
+    .bind(actor)
+    .fetch_one(conn)
+    .await
 }

@@ -1,51 +1,18 @@
-//! Intake's domain: what a registration is, how a case is numbered, and how each event moves the case file.
+//! Intake's domain: the case file (the [`Case`] aggregate with its parties and timeline), what a registration
+//! is, how a case is numbered, and what a timeline step and the board's flags are. Proto-free and holding no
+//! SQL: `events.rs` maps other services' events onto [`Step`] and [`Flags`]; the aggregates derive
+//! `sqlx::FromRow`, so `db.rs` (every query) decodes rows straight into them.
 
+use chrono::{DateTime, Utc};
+use kit::vocab::{CaseKind, Channel, Urgency};
 use kit::{FieldError, code_enum, field};
-use proto::events::v1::envelope::Body;
+use uuid::Uuid;
+
+pub mod board;
+pub mod categories;
 
 code_enum! {
-    /// Where the case came in (受理渠道).
-    pub enum Channel {
-        WalkIn = "walk_in",
-        Hotline = "hotline",
-        Hotline12345 = "hotline_12345",
-        GridApp = "grid_app",
-        Web = "web",
-        HigherLevel = "higher_level",
-        LeaderMailbox = "leader_mailbox",
-        Media = "media",
-    }
-}
-
-code_enum! {
-    pub enum Kind {
-        Dispute = "dispute",
-        Risk = "risk",
-        Demand = "demand",
-        Inquiry = "inquiry",
-    }
-}
-
-impl Kind {
-    /// The kind of category this case kind takes: inquiries share the demand table (诉求: 咨询 …).
-    pub fn category_kind(self) -> &'static str {
-        match self {
-            Kind::Dispute => "dispute",
-            Kind::Risk => "risk",
-            Kind::Demand | Kind::Inquiry => "demand",
-        }
-    }
-}
-
-code_enum! {
-    pub enum Urgency {
-        Normal = "normal",
-        Urgent = "urgent",
-        Emergency = "emergency",
-    }
-}
-
-code_enum! {
+    /// Who a party is to the case.
     pub enum PartyRole {
         Applicant = "applicant",
         Respondent = "respondent",
@@ -85,7 +52,7 @@ pub struct NewCase {
     pub idempotency_key: String,
     pub center_code: String,
     pub channel: Channel,
-    pub kind: Kind,
+    pub kind: CaseKind,
     pub category_code: String,
     pub urgency: Urgency,
     pub title: String,
@@ -94,6 +61,106 @@ pub struct NewCase {
     pub parties: Vec<NewParty>,
     pub reporter_id: String,
     pub operator_id: String,
+}
+
+/// A registration's fields as the request gave them, in the message's order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegistrationInput<'a> {
+    pub idempotency_key: &'a str,
+    pub center_code: &'a str,
+    pub channel: &'a str,
+    pub kind: &'a str,
+    pub category_code: &'a str,
+    pub urgency: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub location_code: &'a str,
+    /// Each party's name, role, phone and ID number.
+    pub parties: &'a [PartyInput<'a>],
+    pub reporter_id: &'a str,
+    pub operator_id: &'a str,
+}
+
+/// A party's fields as the request gave them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PartyInput<'a> {
+    pub name: &'a str,
+    pub role: &'a str,
+    pub phone: &'a str,
+    pub id_number: &'a str,
+}
+
+/// The most parties one registration may name.
+pub const MAX_PARTIES: usize = 50;
+
+impl NewCase {
+    /// Parses the fields in the message's own order, so the first bad one reported is the first in the request.
+    pub fn parse(r: &RegistrationInput<'_>) -> Result<Self, FieldError> {
+        let idempotency_key = field::text("idempotency_key", r.idempotency_key, 128)?.to_owned();
+        let center_code = field::division_code("center_code", r.center_code)?.to_owned();
+        let channel = Channel::parse("channel", r.channel)?;
+        let kind = CaseKind::parse("kind", r.kind)?;
+        let category_code = field::required("category_code", r.category_code)?;
+        if category_code.len() != 4 || !category_code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FieldError::new("category_code", "must be a 4-digit category code"));
+        }
+        let urgency = Urgency::parse("urgency", r.urgency)?;
+        let title = field::text("title", r.title, 200)?.to_owned();
+        let description = field::bounded("description", r.description, 10_000)?.to_owned();
+        let location_code = field::required("location_code", r.location_code)?;
+        if ![12, 15, 18].contains(&location_code.len()) || !location_code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FieldError::new("location_code", "must be a 12-digit village code or a 15/18-digit grid code"));
+        }
+        if r.parties.len() > MAX_PARTIES {
+            return Err(FieldError::new("parties", "more than 50 parties"));
+        }
+        let parties = r
+            .parties
+            .iter()
+            .enumerate()
+            .map(|(i, p)| NewParty::parse(i, p.name, p.role, p.phone, p.id_number))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(NewCase {
+            idempotency_key,
+            center_code,
+            channel,
+            kind,
+            category_code: category_code.to_owned(),
+            urgency,
+            title,
+            description,
+            location_code: location_code.to_owned(),
+            parties,
+            reporter_id: field::bounded("reporter_id", r.reporter_id, 64)?.to_owned(),
+            operator_id: field::bounded("operator_id", r.operator_id, 64)?.to_owned(),
+        })
+    }
+}
+
+/// A request to see one party's phone or ID number in full, with its purpose (audited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmask {
+    pub case_id: Uuid,
+    /// The party's position in the case, counting from 1.
+    pub party: u32,
+    /// The ID number rather than the phone.
+    pub id_number: bool,
+    pub reason: String,
+}
+
+impl Unmask {
+    pub fn parse(case_id: &str, party: u32, which: &str, reason: &str) -> Result<Self, FieldError> {
+        let case_id = field::uuid("case_id", case_id)?;
+        if party == 0 {
+            return Err(FieldError::new("party", "counts from 1"));
+        }
+        let id_number = match which {
+            "phone" => false,
+            "id_number" => true,
+            _ => return Err(FieldError::new("field", "must be phone or id_number")),
+        };
+        Ok(Self { case_id, party, id_number, reason: field::text("reason", reason, 200)?.to_owned() })
+    }
 }
 
 /// The place a case happened, as the registry resolved it.
@@ -124,6 +191,74 @@ code_enum! {
     }
 }
 
+/// A case as its file shows it: the registration, where it happened, and the state projected from every
+/// service's events.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Case {
+    pub id: Uuid,
+    pub case_no: String,
+    pub idempotency_key: String,
+    pub center_code: String,
+    pub channel: Channel,
+    pub kind: CaseKind,
+    pub category_code: String,
+    pub urgency: Urgency,
+    pub title: String,
+    pub description: String,
+    pub grid_code: String,
+    pub village_code: String,
+    /// Village first, up to the province.
+    pub area_path: Vec<String>,
+    pub reporter_id: String,
+    pub state: CaseState,
+    pub current_task_id: String,
+    pub current_unit_code: String,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub operator_id: String,
+    /// Every unit the case was dispatched to.
+    pub units: Vec<String>,
+    pub overdue: bool,
+    pub awaiting_follow_up: bool,
+}
+
+/// A party as the case file shows it: phone and ID number masked.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Party {
+    pub name: String,
+    pub role: PartyRole,
+    pub phone_masked: String,
+    pub id_number_masked: String,
+}
+
+/// One step of the case's timeline.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    /// None for the registration, the first step.
+    pub from_state: Option<CaseState>,
+    pub to_state: CaseState,
+    pub detail: String,
+    pub source: String,
+}
+
+/// The whole case file: the case, its parties in order, its timeline oldest first.
+#[derive(Debug, Clone)]
+pub struct CaseFile {
+    pub case: Case,
+    pub parties: Vec<Party>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl CaseFile {
+    /// The case alone, as lists show it.
+    pub fn summary(case: Case) -> Self {
+        Self { case, parties: vec![], timeline: vec![] }
+    }
+}
+
 /// One timeline step derived from an event another service published.
 pub struct Step {
     pub action: &'static str,
@@ -135,54 +270,8 @@ pub struct Step {
     pub source: &'static str,
 }
 
-/// How an event reads in the case file. None for events intake itself wrote.
-pub fn step_for(body: &Body) -> Option<Step> {
-    let step = |action, to_state, detail: String, source| Step { action, to_state, detail, task: None, source };
-    Some(match body {
-        Body::CaseRegistered(_) => return None,
-        Body::CaseDispatched(e) => Step {
-            action: "dispatched",
-            to_state: Some(CaseState::Dispatched),
-            detail: format!("交办单 {} → {} ({}), attempt {}", e.slip_no, e.unit_name, e.unit_code, e.attempt),
-            task: Some((e.task_id.clone(), e.unit_code.clone())),
-            source: "routing",
-        },
-        Body::CaseAccepted(e) => {
-            step("accepted", Some(CaseState::Accepted), format!("签收 by {}", e.handler_id), "routing")
-        }
-        Body::CaseReturned(e) => {
-            step("returned", Some(CaseState::Returned), format!("退单 {}: {}", e.reason_code, e.reason), "routing")
-        }
-        Body::ReturnRejected(e) => {
-            step("return_rejected", Some(CaseState::Dispatched), format!("退单驳回: {}", e.note), "routing")
-        }
-        Body::CaseResolved(e) => {
-            step("resolved", Some(CaseState::Resolved), format!("办结 {} by {}", e.outcome, e.resolver_id), "routing")
-        }
-        Body::CaseClosed(e) => step(
-            "closed",
-            Some(CaseState::Closed),
-            format!("核查通过, 销号 ({}), round {}", e.closure_reason, e.round),
-            "supervision",
-        ),
-        Body::CaseFollowedUp(e) => step("followed_up", None, format!("回访: {}", e.satisfaction), "supervision"),
-        Body::CaseReopened(e) => {
-            step("reopened", Some(CaseState::Reopened), format!("重办 round {}: {}", e.round, e.reason), "supervision")
-        }
-        Body::DeadlineMissed(e) => step("overdue", None, format!("{} deadline missed", e.stage), "supervision"),
-        Body::SubsidyCredited(e) => step(
-            "credited",
-            None,
-            format!(
-                "以案定补 {} fen to {} (rule {} v{})",
-                e.amount_fen, e.person_id, e.tariff_rule_id, e.tariff_version
-            ),
-            "subsidy",
-        ),
-    })
-}
-
-/// How an event moves the board's two flags; None leaves a flag as it is. A missed deadline makes the case
+/// How an event moves the board's two flags; None leaves a flag as it is (`events.rs` says which event moves
+/// which). A missed deadline makes the case
 /// overdue (the store keeps a closed case never overdue); closing or reopening ends the open period, and with
 /// it the overdue flag, as the tree ledger counts it. Closing makes a case await its 回访; the visit, or a
 /// reopening, ends the wait.
@@ -192,39 +281,59 @@ pub struct Flags {
     pub awaiting_follow_up: Option<bool>,
 }
 
-pub fn flags_for(body: &Body) -> Flags {
-    match body {
-        Body::DeadlineMissed(_) => Flags { overdue: Some(true), awaiting_follow_up: None },
-        Body::CaseClosed(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(true) },
-        Body::CaseFollowedUp(_) => Flags { overdue: None, awaiting_follow_up: Some(false) },
-        Body::CaseReopened(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(false) },
-        // The handling steps and a credit neither miss a deadline nor close the case.
-        Body::CaseRegistered(_)
-        | Body::CaseDispatched(_)
-        | Body::CaseAccepted(_)
-        | Body::CaseReturned(_)
-        | Body::ReturnRejected(_)
-        | Body::CaseResolved(_)
-        | Body::SubsidyCredited(_) => Flags::default(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn registration() -> RegistrationInput<'static> {
+        RegistrationInput {
+            idempotency_key: "k-1",
+            center_code: "532901003000",
+            channel: "walk_in",
+            kind: "inquiry",
+            category_code: "0106",
+            urgency: "normal",
+            title: "工地拖欠工资",
+            location_code: "532901003001",
+            ..RegistrationInput::default()
+        }
+    }
+
     #[test]
-    fn events_move_the_board_flags() {
-        use proto::events::v1::{CaseClosed, CaseFollowedUp, CaseReopened, CaseResolved, DeadlineMissed};
-        let f = |o, a| Flags { overdue: o, awaiting_follow_up: a };
-        for (name, body, want) in [
-            ("overdue", Body::DeadlineMissed(DeadlineMissed::default()), f(Some(true), None)),
-            ("closed", Body::CaseClosed(CaseClosed::default()), f(Some(false), Some(true))),
-            ("followed up", Body::CaseFollowedUp(CaseFollowedUp::default()), f(None, Some(false))),
-            ("reopened", Body::CaseReopened(CaseReopened::default()), f(Some(false), Some(false))),
-            ("resolved keeps both", Body::CaseResolved(CaseResolved::default()), f(None, None)),
+    fn registrations_parse_or_name_the_first_bad_field() {
+        let ok = NewCase::parse(&registration()).unwrap();
+        assert_eq!((ok.kind, ok.kind.category_kind(), ok.channel), (CaseKind::Inquiry, "demand", Channel::WalkIn));
+        let many = vec![PartyInput { name: "张三", role: "applicant", ..PartyInput::default() }; MAX_PARTIES + 1];
+        let bad_party = [PartyInput { name: "张三", role: "judge", ..PartyInput::default() }];
+        for (name, r, field) in [
+            ("no key", RegistrationInput { idempotency_key: " ", ..registration() }, "idempotency_key"),
+            ("short center", RegistrationInput { center_code: "5329", ..registration() }, "center_code"),
+            ("unknown channel", RegistrationInput { channel: "fax", ..registration() }, "channel"),
+            ("unknown kind", RegistrationInput { kind: "gossip", ..registration() }, "kind"),
+            ("letters in category", RegistrationInput { category_code: "01a6", ..registration() }, "category_code"),
+            ("unknown urgency", RegistrationInput { urgency: "soon", ..registration() }, "urgency"),
+            ("no title", RegistrationInput { title: "", ..registration() }, "title"),
+            ("county as place", RegistrationInput { location_code: "5329010", ..registration() }, "location_code"),
+            ("too many parties", RegistrationInput { parties: &many, ..registration() }, "parties"),
+            ("bad party role", RegistrationInput { parties: &bad_party, ..registration() }, "parties[0].role"),
+            ("first bad field first", RegistrationInput { channel: "fax", title: "", ..registration() }, "channel"),
         ] {
-            assert_eq!(flags_for(&body), want, "{name}");
+            assert_eq!(NewCase::parse(&r).err().map(|e| e.field), Some(field.to_owned()), "{name}");
+        }
+    }
+
+    #[test]
+    fn unmask_requests_parse_or_name_the_field() {
+        let id = "5f0e7a4c-0000-4000-8000-000000000001";
+        let ok = Unmask::parse(id, 1, "id_number", " 调解需要 ").unwrap();
+        assert_eq!((ok.party, ok.id_number, ok.reason.as_str()), (1, true, "调解需要"));
+        for (name, r, field) in [
+            ("bad case id", Unmask::parse("case-1", 1, "phone", "x"), "case_id"),
+            ("party zero", Unmask::parse(id, 0, "phone", "x"), "party"),
+            ("unknown field", Unmask::parse(id, 1, "address", "x"), "field"),
+            ("no purpose", Unmask::parse(id, 1, "phone", " "), "reason"),
+        ] {
+            assert_eq!(r.err().map(|e| e.field), Some(field.to_owned()), "{name}");
         }
     }
 

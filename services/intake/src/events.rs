@@ -1,5 +1,7 @@
 //! The case-file consumer: every other service's case events become timeline steps and move the projected
-//! state, exactly once per event (the inbox and the timeline's unique event id both guard it).
+//! state, exactly once per event (the inbox and the timeline's unique event id both guard it). How each event
+//! reads in the file ([`Step`]) and moves the board's flags ([`Flags`]) is decided here, where the protobuf
+//! events are known, so the domain stays proto-free.
 
 use kit::events::Handler;
 use proto::events::v1::Envelope;
@@ -8,7 +10,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::{self, NewStep};
-use crate::domain::{flags_for, step_for};
+use crate::domain::{CaseState, Flags, Step};
 
 pub struct CaseFileHandler;
 
@@ -37,12 +39,12 @@ impl Handler for CaseFileHandler {
         // A step of a task the case has moved on from (superseded by a reopening or a new dispatch) is history,
         // not the case's state: it is recorded and moves nothing.
         let stale = matches!(step_task(body), Some(t) if !current_task.is_empty() && t != current_task);
-        let to = if stale { from.clone() } else { step.to_state.map_or(from.as_str(), |s| s.as_str()).to_owned() };
+        let to = if stale { from } else { step.to_state.unwrap_or(from) };
         let at = kit::time::from_ms(event.occurred_at_ms);
         let task = step.task.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
-        db::set_state(tx, case_id, &to, task, at).await?;
+        db::set_state(tx, case_id, to, task, at).await?;
         let flags = flags_for(body);
-        if flags != crate::domain::Flags::default() {
+        if flags != Flags::default() {
             db::set_flags(tx, case_id, flags).await?;
         }
         let new = NewStep {
@@ -50,8 +52,8 @@ impl Handler for CaseFileHandler {
             at,
             actor: &event.actor,
             action: step.action,
-            from_state: &from,
-            to_state: &to,
+            from_state: Some(from),
+            to_state: to,
             detail: &step.detail,
             source: step.source,
             event_id: Some(&event.event_id),
@@ -76,5 +78,90 @@ fn step_task(body: &Body) -> Option<&str> {
         | Body::CaseReopened(_)
         | Body::DeadlineMissed(_)
         | Body::SubsidyCredited(_) => None,
+    }
+}
+
+/// How an event reads in the case file. None for events intake itself wrote.
+fn step_for(body: &Body) -> Option<Step> {
+    let step = |action, to_state, detail: String, source| Step { action, to_state, detail, task: None, source };
+    Some(match body {
+        Body::CaseRegistered(_) => return None,
+        Body::CaseDispatched(e) => Step {
+            action: "dispatched",
+            to_state: Some(CaseState::Dispatched),
+            detail: format!("交办单 {} → {} ({}), attempt {}", e.slip_no, e.unit_name, e.unit_code, e.attempt),
+            task: Some((e.task_id.clone(), e.unit_code.clone())),
+            source: "routing",
+        },
+        Body::CaseAccepted(e) => {
+            step("accepted", Some(CaseState::Accepted), format!("签收 by {}", e.handler_id), "routing")
+        }
+        Body::CaseReturned(e) => {
+            step("returned", Some(CaseState::Returned), format!("退单 {}: {}", e.reason_code, e.reason), "routing")
+        }
+        Body::ReturnRejected(e) => {
+            step("return_rejected", Some(CaseState::Dispatched), format!("退单驳回: {}", e.note), "routing")
+        }
+        Body::CaseResolved(e) => {
+            step("resolved", Some(CaseState::Resolved), format!("办结 {} by {}", e.outcome, e.resolver_id), "routing")
+        }
+        Body::CaseClosed(e) => step(
+            "closed",
+            Some(CaseState::Closed),
+            format!("核查通过, 销号 ({}), round {}", e.closure_reason, e.round),
+            "supervision",
+        ),
+        Body::CaseFollowedUp(e) => step("followed_up", None, format!("回访: {}", e.satisfaction), "supervision"),
+        Body::CaseReopened(e) => {
+            step("reopened", Some(CaseState::Reopened), format!("重办 round {}: {}", e.round, e.reason), "supervision")
+        }
+        Body::DeadlineMissed(e) => step("overdue", None, format!("{} deadline missed", e.stage), "supervision"),
+        Body::SubsidyCredited(e) => step(
+            "credited",
+            None,
+            format!(
+                "以案定补 {} fen to {} (rule {} v{})",
+                e.amount_fen, e.person_id, e.tariff_rule_id, e.tariff_version
+            ),
+            "subsidy",
+        ),
+    })
+}
+
+/// How an event moves the board's two flags (see [`Flags`]).
+fn flags_for(body: &Body) -> Flags {
+    match body {
+        Body::DeadlineMissed(_) => Flags { overdue: Some(true), awaiting_follow_up: None },
+        Body::CaseClosed(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(true) },
+        Body::CaseFollowedUp(_) => Flags { overdue: None, awaiting_follow_up: Some(false) },
+        Body::CaseReopened(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(false) },
+        // The handling steps and a credit neither miss a deadline nor close the case.
+        Body::CaseRegistered(_)
+        | Body::CaseDispatched(_)
+        | Body::CaseAccepted(_)
+        | Body::CaseReturned(_)
+        | Body::ReturnRejected(_)
+        | Body::CaseResolved(_)
+        | Body::SubsidyCredited(_) => Flags::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_move_the_board_flags() {
+        use proto::events::v1::{CaseClosed, CaseFollowedUp, CaseReopened, CaseResolved, DeadlineMissed};
+        let f = |o, a| Flags { overdue: o, awaiting_follow_up: a };
+        for (name, body, want) in [
+            ("overdue", Body::DeadlineMissed(DeadlineMissed::default()), f(Some(true), None)),
+            ("closed", Body::CaseClosed(CaseClosed::default()), f(Some(false), Some(true))),
+            ("followed up", Body::CaseFollowedUp(CaseFollowedUp::default()), f(None, Some(false))),
+            ("reopened", Body::CaseReopened(CaseReopened::default()), f(Some(false), Some(false))),
+            ("resolved keeps both", Body::CaseResolved(CaseResolved::default()), f(None, None)),
+        ] {
+            assert_eq!(flags_for(&body), want, "{name}");
+        }
     }
 }

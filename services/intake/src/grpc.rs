@@ -1,14 +1,16 @@
-//! The gRPC face: request → parsed domain value → one call → response.
+//! The gRPC face, transport only: request → parsed domain value → one call → response, and the mapping of
+//! the domain's aggregates to protobuf.
 
 use kit::auth::Permission;
+use kit::grpc::parsed;
 use kit::{FieldError, field};
 use proto::intake::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::board::{Board, BoardInput};
-use crate::cases::{CaseFile, Cases};
-use crate::categories::{CategoryRow, NewCategory};
-use crate::domain::{Channel, Kind, NewCase, NewParty, Urgency};
+use crate::domain::board::{Board, BoardInput};
+use crate::domain::categories::{Category, NewCategory};
+use crate::domain::{CaseFile, NewCase, PartyInput, RegistrationInput, Unmask};
+use crate::service::Cases;
 
 pub struct IntakeService(pub Cases);
 
@@ -19,7 +21,7 @@ impl pb::intake_server::Intake for IntakeService {
         request: Request<pb::RegisterCaseRequest>,
     ) -> Result<Response<pb::RegisterCaseResponse>, Status> {
         let who = kit::auth::principal(&request)?;
-        let mut new = parse_registration(request.into_inner()).map_err(|e| kit::grpc::invalid(&e))?;
+        let mut new = parsed(parse_registration(request.get_ref()))?;
         // The operator is whoever signed in; a request may say so, but may not name someone else.
         if !new.operator_id.is_empty() && new.operator_id != who.actor() {
             return Err(kit::auth::denied("registering in someone else's name"));
@@ -32,7 +34,7 @@ impl pb::intake_server::Intake for IntakeService {
 
     async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::GetCaseResponse>, Status> {
         let who = kit::auth::principal(&request)?;
-        let case_ref = field::text("case_ref", &request.get_ref().case_ref, 64).map_err(|e| kit::grpc::invalid(&e))?;
+        let case_ref = parsed(field::text("case_ref", &request.get_ref().case_ref, 64))?;
         let file = self.0.file(case_ref, &who.scope(Permission::ReadCase)).await?;
         let target = format!("case:{}", file.case.id);
         Ok(kit::audit::target(Response::new(pb::GetCaseResponse { case: Some(to_case(file)) }), target))
@@ -43,21 +45,12 @@ impl pb::intake_server::Intake for IntakeService {
         request: Request<pb::UnmaskPartyRequest>,
     ) -> Result<Response<pb::UnmaskPartyResponse>, Status> {
         let who = kit::auth::principal(&request)?;
-        let r = request.into_inner();
-        let case_id = field::uuid("case_id", &r.case_id).map_err(|e| kit::grpc::invalid(&e))?;
-        if r.party == 0 {
-            return Err(kit::grpc::invalid(&FieldError::new("party", "counts from 1")));
-        }
-        let id_number = match r.field.as_str() {
-            "phone" => false,
-            "id_number" => true,
-            _ => return Err(kit::grpc::invalid(&FieldError::new("field", "must be phone or id_number"))),
-        };
-        let reason = field::text("reason", &r.reason, 200).map_err(|e| kit::grpc::invalid(&e))?.to_owned();
-        let value = self.0.unmask(&who, case_id, r.party, id_number).await?;
-        let target = format!("case:{case_id} party:{} field:{}", r.party, r.field);
+        let r = request.get_ref();
+        let u = parsed(Unmask::parse(&r.case_id, r.party, &r.field, &r.reason))?;
+        let value = self.0.unmask(&who, u.case_id, u.party, u.id_number).await?;
+        let target = format!("case:{} party:{} field:{}", u.case_id, u.party, r.field);
         let response = Response::new(pb::UnmaskPartyResponse { value });
-        Ok(kit::audit::target_with_detail(response, target, format!("unmask purpose: {reason}")))
+        Ok(kit::audit::target_with_detail(response, target, format!("unmask purpose: {}", u.reason)))
     }
 
     async fn list_cases(
@@ -66,11 +59,9 @@ impl pb::intake_server::Intake for IntakeService {
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
         let scope = kit::auth::principal(&request)?.scope(Permission::ReadCase);
         let req = request.into_inner();
-        let center = field::division_code("center_code", &req.center_code).map_err(|e| kit::grpc::invalid(&e))?;
-        let page_size = if req.page_size == 0 { 50 } else { req.page_size };
-        let (rows, next_page_token) = self.0.list(center, &scope, page_size, &req.page_token).await?;
-        let cases =
-            rows.into_iter().map(|case| to_case(CaseFile { case, parties: vec![], timeline: vec![] })).collect();
+        let center = parsed(field::division_code("center_code", &req.center_code))?;
+        let (found, next_page_token) = self.0.list(center, &scope, req.page_size, &req.page_token).await?;
+        let cases = found.into_iter().map(|case| to_case(CaseFile::summary(case))).collect();
         Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
     }
 
@@ -80,7 +71,7 @@ impl pb::intake_server::Intake for IntakeService {
     ) -> Result<Response<pb::ListCaseBoardResponse>, Status> {
         let scope = kit::auth::principal(&request)?.scope(Permission::ReadCase);
         let r = request.get_ref();
-        let board = Board::parse(&BoardInput {
+        let board = parsed(Board::parse(&BoardInput {
             center_code: &r.center_code,
             queue: &r.queue,
             state: &r.state,
@@ -90,15 +81,10 @@ impl pb::intake_server::Intake for IntakeService {
             overdue_only: r.overdue_only,
             page_size: r.page_size,
             page_token: &r.page_token,
-        })
-        .map_err(|e| kit::grpc::invalid(&e))?;
+        }))?;
         let page = self.0.board(&scope, &board).await?;
         Ok(Response::new(pb::ListCaseBoardResponse {
-            cases: page
-                .cases
-                .into_iter()
-                .map(|case| to_case(CaseFile { case, parties: vec![], timeline: vec![] }))
-                .collect(),
+            cases: page.cases.into_iter().map(|case| to_case(CaseFile::summary(case))).collect(),
             next_page_token: page.next_page_token,
             counts: page
                 .counts
@@ -116,74 +102,56 @@ impl pb::intake_server::Intake for IntakeService {
         request: Request<pb::ListCategoriesRequest>,
     ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
         kit::auth::principal(&request)?;
-        let rows = self.0.categories(request.get_ref().include_inactive).await?;
-        Ok(Response::new(pb::ListCategoriesResponse { categories: rows.into_iter().map(to_category).collect() }))
+        let categories = self.0.categories(request.get_ref().include_inactive).await?;
+        Ok(Response::new(pb::ListCategoriesResponse { categories: categories.into_iter().map(to_category).collect() }))
     }
 
-    /// Adds the next version of a category; see [`crate::categories::may_write_code_table`] for who may.
+    /// Adds the next version of a category; see [`crate::domain::categories::may_write_code_table`] for who may.
     async fn put_category(
         &self,
         request: Request<pb::PutCategoryRequest>,
     ) -> Result<Response<pb::PutCategoryResponse>, Status> {
         let who = kit::auth::principal(&request)?;
         let r = request.get_ref();
-        let new = NewCategory::parse(&r.code, &r.kind, &r.name, r.active).map_err(|e| kit::grpc::invalid(&e))?;
-        let row = self.0.put_category(&who, new).await?;
-        let target = format!("category:{} version:{}", row.code, row.version);
-        Ok(kit::audit::target(Response::new(pb::PutCategoryResponse { category: Some(to_category(row)) }), target))
+        let new = parsed(NewCategory::parse(&r.code, &r.kind, &r.name, r.active))?;
+        let category = self.0.put_category(&who, new).await?;
+        let target = format!("category:{} version:{}", category.code, category.version);
+        let response = pb::PutCategoryResponse { category: Some(to_category(category)) };
+        Ok(kit::audit::target(Response::new(response), target))
     }
 }
 
-fn to_category(c: CategoryRow) -> pb::Category {
+fn to_category(c: Category) -> pb::Category {
     pb::Category {
         code: c.code,
         version: u32::try_from(c.version).unwrap_or_default(),
-        kind: c.kind,
+        kind: c.kind.as_str().into(),
         name: c.name,
         active: c.active,
         created_by: c.created_by,
     }
 }
 
-/// Parses the fields in the message's own order, so the first bad one reported is the first in the request.
-fn parse_registration(r: pb::RegisterCaseRequest) -> Result<NewCase, FieldError> {
-    let idempotency_key = field::text("idempotency_key", &r.idempotency_key, 128)?.to_owned();
-    let center_code = field::division_code("center_code", &r.center_code)?.to_owned();
-    let channel = Channel::parse("channel", &r.channel)?;
-    let kind = Kind::parse("kind", &r.kind)?;
-    let category_code = field::required("category_code", &r.category_code)?;
-    if category_code.len() != 4 || !category_code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(FieldError::new("category_code", "must be a 4-digit category code"));
-    }
-    let urgency = Urgency::parse("urgency", &r.urgency)?;
-    let title = field::text("title", &r.title, 200)?.to_owned();
-    let description = field::bounded("description", &r.description, 10_000)?.to_owned();
-    let location_code = field::required("location_code", &r.location_code)?;
-    if ![12, 15, 18].contains(&location_code.len()) || !location_code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(FieldError::new("location_code", "must be a 12-digit village code or a 15/18-digit grid code"));
-    }
-    if r.parties.len() > 50 {
-        return Err(FieldError::new("parties", "more than 50 parties"));
-    }
-    let parties = r
+/// The request's fields as the domain parses them ([`NewCase::parse`]).
+fn parse_registration(r: &pb::RegisterCaseRequest) -> Result<NewCase, FieldError> {
+    let parties: Vec<PartyInput<'_>> = r
         .parties
         .iter()
-        .enumerate()
-        .map(|(i, p)| NewParty::parse(i, &p.name, &p.role, &p.phone, &p.id_number))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(NewCase {
-        idempotency_key,
-        center_code,
-        channel,
-        kind,
-        category_code: category_code.to_owned(),
-        urgency,
-        title,
-        description,
-        location_code: location_code.to_owned(),
-        parties,
-        reporter_id: field::bounded("reporter_id", &r.reporter_id, 64)?.to_owned(),
-        operator_id: field::bounded("operator_id", &r.operator_id, 64)?.to_owned(),
+        .map(|p| PartyInput { name: &p.name, role: &p.role, phone: &p.phone, id_number: &p.id_number })
+        .collect();
+    NewCase::parse(&RegistrationInput {
+        idempotency_key: &r.idempotency_key,
+        center_code: &r.center_code,
+        channel: &r.channel,
+        kind: &r.kind,
+        category_code: &r.category_code,
+        urgency: &r.urgency,
+        title: &r.title,
+        description: &r.description,
+        location_code: &r.location_code,
+        parties: &parties,
+        reporter_id: &r.reporter_id,
+        operator_id: &r.operator_id,
     })
 }
 
@@ -192,10 +160,10 @@ fn to_case(f: CaseFile) -> pb::Case {
     pb::Case {
         id: c.id.to_string(),
         case_no: c.case_no,
-        channel: c.channel,
-        kind: c.kind,
+        channel: c.channel.as_str().into(),
+        kind: c.kind.as_str().into(),
         category_code: c.category_code,
-        urgency: c.urgency,
+        urgency: c.urgency.as_str().into(),
         title: c.title,
         description: c.description,
         grid_code: c.grid_code,
@@ -204,9 +172,14 @@ fn to_case(f: CaseFile) -> pb::Case {
         parties: f
             .parties
             .into_iter()
-            .map(|p| pb::Party { name: p.name, phone: p.phone_masked, id_number: p.id_number_masked, role: p.role })
+            .map(|p| pb::Party {
+                name: p.name,
+                phone: p.phone_masked,
+                id_number: p.id_number_masked,
+                role: p.role.as_str().into(),
+            })
             .collect(),
-        state: c.state,
+        state: c.state.as_str().into(),
         current_task_id: c.current_task_id,
         current_unit_code: c.current_unit_code,
         reporter_id: c.reporter_id,
@@ -223,8 +196,8 @@ fn to_case(f: CaseFile) -> pb::Case {
                 at: kit::time::local(t.at),
                 actor: t.actor,
                 action: t.action,
-                from_state: t.from_state,
-                to_state: t.to_state,
+                from_state: t.from_state.map_or("", |s| s.as_str()).into(),
+                to_state: t.to_state.as_str().into(),
                 detail: t.detail,
                 source: t.source,
             })

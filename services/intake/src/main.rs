@@ -1,17 +1,7 @@
-use anyhow::Context;
+//! `intake` serves registration and the case file; `intake events …` runs the operator's commands on its
+//! consumer and outbox (kit::events::ops).
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kit::telemetry::init(intake::NAME);
-    let config = kit::Config::from_env(intake::NAME, intake::DEFAULT_PORT).context("configuration")?;
-    // `intake events …`: the operator's commands on this service's consumer and outbox (kit::events::ops).
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("events") {
-        return kit::events::ops::cli(intake::NAME, &config, &args[1..]).await;
-    }
-    let app = intake::build(config, intake::Peers::from_env()).await?;
-    tracing::info!(addr = %app.addr(), "intake listening");
-    let result = app.run_until(kit::shutdown::signal()).await;
-    kit::telemetry::flush();
-    result
+    kit::app::main(intake::NAME, intake::Settings::from_env, |s| &s.common, intake::build).await
 }

@@ -3,11 +3,11 @@
 
 use kit::auth::ScopeSet;
 
-use crate::db::CaseRow;
+use crate::domain::Case;
 
 /// Whether `scope` reaches the case: its place is under a scope node (or in a scope grid), one of its units is
 /// the reader's, or the reader registered it (a client) or reported it (own work).
-pub fn covers(scope: &ScopeSet, case: &CaseRow) -> bool {
+pub fn covers(scope: &ScopeSet, case: &Case) -> bool {
     scope.covers_place(&case.area_path, &case.grid_code)
         || case.units.iter().any(|u| scope.covers_unit(u))
         || scope.client.as_deref().is_some_and(|c| c == case.operator_id)

@@ -23,8 +23,9 @@ async fn start(infra: &TestInfra) -> Started {
     let reg_cfg = infra.config(registry::NAME);
     registry::import_dali(&registry::connect(&reg_cfg).await.unwrap()).await.unwrap();
     let reg = registry::build(reg_cfg, registry::Peers::default()).await.unwrap();
-    let peers = intake::Peers { registry_url: format!("http://{}", reg.addr()) };
-    let app = intake::build(infra.config(intake::NAME), peers).await.unwrap();
+    let registry_url = format!("http://{}", reg.addr());
+    let settings = intake::Settings { registry_url, ..intake::Settings::new(infra.config(intake::NAME)) };
+    let app = intake::build(settings).await.unwrap();
     let url = format!("http://{}", app.addr());
     let stops = vec![reg.stop_handle(), app.stop_handle()];
     tokio::spawn(reg.run_until(std::future::pending()));

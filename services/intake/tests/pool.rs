@@ -44,7 +44,8 @@ async fn an_exhausted_pool_answers_unavailable_at_once() {
     let mut cfg = infra.config(intake::NAME);
     cfg.database.max_connections = 2;
     cfg.database.acquire_timeout = Duration::from_millis(500);
-    let (url, stop) = kit::testing::spawn(intake::build(cfg, intake::Peers { registry_url }).await.unwrap());
+    let settings = intake::Settings { registry_url, ..intake::Settings::new(cfg) };
+    let (url, stop) = kit::testing::spawn(intake::build(settings).await.unwrap());
     let client = IntakeClient::new(kit::testing::connect(&url).await);
     // The case-number counter exists once a first case is registered.
     client.clone().register_case(request("first")).await.unwrap();

@@ -152,3 +152,33 @@ impl Foundation {
         Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new(), guard })
     }
 }
+
+/// The body of every service's `main`, written once: telemetry, the settings loaded and validated once,
+/// `SERVICE events …` for the operator's commands on the service's consumer and outbox ([`crate::events::ops`]),
+/// otherwise build, log the address, run until SIGTERM or Ctrl-C, and flush the spans.
+///
+/// `load` reads the service's `Settings` (the only place it reads the environment), `common` picks out the
+/// shared [`crate::Config`] the operator commands need, and `build` starts the service from the settings.
+pub async fn main<S, Built>(
+    name: &'static str,
+    load: impl FnOnce() -> anyhow::Result<S>,
+    common: impl FnOnce(&S) -> &crate::Config,
+    build: impl FnOnce(S) -> Built,
+) -> anyhow::Result<()>
+where
+    Built: Future<Output = anyhow::Result<Running>>,
+{
+    use anyhow::Context as _;
+
+    crate::telemetry::init(name);
+    let settings = load().context("configuration")?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("events") {
+        return crate::events::ops::cli(name, common(&settings), &args[1..]).await;
+    }
+    let app = build(settings).await?;
+    tracing::info!(service = name, addr = %app.addr(), "listening");
+    let result = app.run_until(crate::shutdown::signal()).await;
+    crate::telemetry::flush();
+    result
+}

@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// What every service needs to run: where to listen, its database, its broker.
-#[derive(Debug, Clone)]
+/// What every service needs to run: where to listen, its database, its broker. It is the `common` part of each
+/// service's `Settings`. `Debug` prints no secret (the keys show as `***`), so settings can be logged whole.
+#[derive(Clone)]
 pub struct Config {
     pub service: &'static str,
     pub grpc_addr: SocketAddr,
@@ -24,8 +25,8 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct DbConfig {
-    /// Connection URL; it may carry a password, so it is never logged whole.
-    pub url: String,
+    /// Connection URL; it may carry a password, so it is never printed (read it with `.expose()`).
+    pub url: Secret<String>,
     /// The schema the service owns; its tables, outbox and migration history live there.
     pub schema: String,
     pub max_connections: u32,
@@ -44,7 +45,7 @@ impl DbConfig {
     /// The settings with the default timeouts.
     pub fn new(url: impl Into<String>, schema: impl Into<String>, max_connections: u32) -> Self {
         Self {
-            url: url.into(),
+            url: Secret::new(url.into()),
             schema: schema.into(),
             max_connections,
             acquire_timeout: Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
@@ -71,13 +72,19 @@ impl DbConfig {
                 DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS,
             )?),
             ..Self::new(
-                string_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zongzhi"),
+                string_or("DATABASE_URL", DEFAULT_DATABASE_URL),
                 string_or("DATABASE_SCHEMA", service),
                 parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
             )
         })
     }
 }
+
+/// The defaults of the shared settings, in one place: the services' `from_env` and the demo suite both use them.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/zongzhi";
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const DEFAULT_EVENT_PREFIX: &str = "zongzhi";
+pub const DEFAULT_EVENT_STREAM: &str = "ZONGZHI";
 
 const DEFAULT_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
 const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 30;
@@ -123,7 +130,7 @@ impl NatsConfig {
     /// The same bus as another user.
     pub fn as_user(&self, user: &str, password: &str) -> Self {
         Self {
-            credentials: Some(NatsCredentials { user: user.to_owned(), password: password.to_owned() }),
+            credentials: Some(NatsCredentials { user: user.to_owned(), password: Secret::new(password.to_owned()) }),
             ..self.clone()
         }
     }
@@ -135,7 +142,7 @@ impl NatsConfig {
     pub fn from_env(service: &str) -> anyhow::Result<Self> {
         let password = string_or("NATS_PASSWORD", "");
         let credentials = match (password.is_empty(), parse_or("NATS_ANONYMOUS", false)?) {
-            (false, _) => Some(NatsCredentials { user: string_or("NATS_USER", service), password }),
+            (false, _) => Some(NatsCredentials { user: string_or("NATS_USER", service), password: Secret::new(password) }),
             (true, true) => None,
             (true, false) => Err(ConfigError {
                 name: "NATS_PASSWORD".into(),
@@ -153,9 +160,9 @@ impl NatsConfig {
         let any_tls = ca.is_some() || cert.is_some();
         let client = cert.zip(key);
         Ok(Self {
-            url: string_or("NATS_URL", "nats://127.0.0.1:4222"),
-            prefix: string_or("EVENT_PREFIX", "zongzhi"),
-            stream: string_or("EVENT_STREAM", "ZONGZHI"),
+            url: string_or("NATS_URL", DEFAULT_NATS_URL),
+            prefix: string_or("EVENT_PREFIX", DEFAULT_EVENT_PREFIX),
+            stream: string_or("EVENT_STREAM", DEFAULT_EVENT_STREAM),
             credentials,
             tls: NatsTls { ca, client, required: parse_or("NATS_TLS_REQUIRED", any_tls)? },
             replicas: parse_or("NATS_STREAM_REPLICAS", 1)?,
@@ -164,17 +171,11 @@ impl NatsConfig {
     }
 }
 
-/// A user and password on the bus; the password is never logged.
-#[derive(Clone)]
+/// A user and password on the bus; the password is never printed.
+#[derive(Debug, Clone)]
 pub struct NatsCredentials {
     pub user: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for NatsCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsCredentials").field("user", &self.user).finish_non_exhaustive()
-    }
+    pub password: Secret<String>,
 }
 
 /// TLS to the bus: the CA that signed the server's certificate (NATS_TLS_CA, else the system's roots), a
@@ -194,6 +195,23 @@ pub struct NatsTls {
 pub struct ConfigError {
     pub name: String,
     pub reason: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The SM4 keys are plain byte arrays (the sealer takes them as they are); they print as `***`.
+        f.debug_struct("Config")
+            .field("service", &self.service)
+            .field("grpc_addr", &self.grpc_addr)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("database", &self.database)
+            .field("nats", &self.nats)
+            .field("auth", &self.auth)
+            .field("pii_key", &"***")
+            .field("pii_retired", &format_args!("[{} keys]", self.pii_retired.len()))
+            .field("audit_key", &self.audit_key)
+            .finish()
+    }
 }
 
 impl Config {
@@ -252,7 +270,12 @@ pub mod ports {
 
 /// A peer's URL from `var`, by default the peer's port on this host.
 pub fn peer_url(var: &str, port: u16) -> String {
-    string_or(var, &format!("http://127.0.0.1:{port}"))
+    string_or(var, &local_url(port))
+}
+
+/// A peer on this host at `port`: the default of every peer URL.
+pub fn local_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
 }
 
 /// A setting that must never be printed (a database URL with its password, a key): `Debug` shows `Secret(***)`,
@@ -286,6 +309,15 @@ impl<T> From<T> for Secret<T> {
 #[cfg(test)]
 mod secret_tests {
     use super::Secret;
+
+    #[test]
+    fn settings_print_no_secret() {
+        let mut db = super::DbConfig::new("postgres://zz:hunter2@db/zongzhi", "intake", 5);
+        db.schema = "intake".into();
+        let nats = super::NatsConfig::local("nats://127.0.0.1:4222", "zongzhi", "ZONGZHI").as_user("intake", "s3cret");
+        let printed = format!("{db:?} {nats:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
+    }
 
     #[test]
     fn a_secret_never_prints() {

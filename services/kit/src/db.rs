@@ -51,6 +51,7 @@ fn options(cfg: &DbConfig) -> anyhow::Result<PgConnectOptions> {
     }
     Ok(cfg
         .url
+        .expose()
         .parse::<PgConnectOptions>()
         .map_err(|e| anyhow::anyhow!("DATABASE_URL does not parse: {e}"))?
         .options([("search_path", schema.as_str())])
@@ -58,7 +59,7 @@ fn options(cfg: &DbConfig) -> anyhow::Result<PgConnectOptions> {
 }
 
 fn cannot(cfg: &DbConfig, e: &sqlx::Error) -> anyhow::Error {
-    anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", redact(&cfg.url))
+    anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", redact(cfg.url.expose()))
 }
 
 fn migrator(service: &Migrator) -> Migrator {

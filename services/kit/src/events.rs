@@ -231,7 +231,7 @@ pub fn connect_options(cfg: &NatsConfig) -> async_nats::ConnectOptions {
     let mut opts = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5));
     if let Some(c) = &cfg.credentials {
         opts = opts
-            .user_and_password(c.user.clone(), c.password.clone())
+            .user_and_password(c.user.clone(), c.password.expose().clone())
             .custom_inbox_prefix(crate::bus_access::inbox_prefix(&c.user));
     }
     if let Some(ca) = &cfg.tls.ca {

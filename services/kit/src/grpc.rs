@@ -147,6 +147,12 @@ impl tonic::service::Interceptor for Outgoing {
 /// The most of a field name or reason a status carries, in characters.
 const MAX_DETAIL_CHARS: usize = 300;
 
+/// A parse result as a handler's answer: a refused field becomes [`invalid`], so a handler writes
+/// `let id = parsed(field::uuid("task_id", &r.task_id))?;`.
+pub fn parsed<T>(result: Result<T, FieldError>) -> Result<T, Status> {
+    result.map_err(|e| invalid(&e))
+}
+
 /// INVALID_ARGUMENT with a bad-request field violation naming the field.
 ///
 /// Message and details travel in HTTP/2 trailers, which peers cap at a few kilobytes: a longer status does not

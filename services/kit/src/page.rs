@@ -15,6 +15,17 @@ const VERSION: &str = "p1";
 /// Longer than any token this module issues; anything longer is refused before decoding.
 const MAX_TOKEN: usize = 256;
 
+/// The one refusal of a page token that is not one this service issued (garbage, a wrong shape, a NUL): every
+/// listing, keyset-paged or not, answers it the same way.
+pub fn bad_token() -> FieldError {
+    FieldError::new(FIELD, "is not a token this service issued")
+}
+
+/// The token as a listing keeps it: trimmed, refused as [`bad_token`] when it holds a NUL or is huge.
+pub fn clean_token(token: &str) -> Result<String, FieldError> {
+    Ok(crate::field::clean(FIELD, token).map_err(|_| bad_token())?.trim().to_owned())
+}
+
 /// The filters a page token is bound to, as one 64-bit FNV-1a hash of their canonical form.
 pub fn fingerprint(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -33,24 +44,23 @@ pub fn encode(filters: u64, key: &[String]) -> String {
 
 /// The sort key a token carries (`arity` fields), or None for the first page (an empty token).
 pub fn decode(token: &str, filters: u64, arity: usize) -> Result<Option<Vec<String>>, FieldError> {
-    let bad = || FieldError::new(FIELD, "is not a token this service issued");
     if token.is_empty() {
         return Ok(None);
     }
     if token.len() > MAX_TOKEN {
-        return Err(bad());
+        return Err(bad_token());
     }
-    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad_token())?;
+    let text = String::from_utf8(raw).map_err(|_| bad_token())?;
     let mut fields = text.split('|');
     if fields.next() != Some(VERSION) {
-        return Err(bad());
+        return Err(bad_token());
     }
     if fields.next() != Some(format!("{filters:016x}").as_str()) {
         return Err(FieldError::new(FIELD, "was issued for other filters; start again without it"));
     }
     let key: Vec<String> = fields.map(str::to_owned).collect();
-    if key.len() == arity { Ok(Some(key)) } else { Err(bad()) }
+    if key.len() == arity { Ok(Some(key)) } else { Err(bad_token()) }
 }
 
 /// Key fields in a token: times as microseconds since the epoch (`-` for none), ids as UUIDs, flags as 0/1.
@@ -62,19 +72,18 @@ pub fn parse_time(s: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
     if s == "-" {
         return Ok(None);
     }
-    let bad = || FieldError::new(FIELD, "is not a token this service issued");
-    s.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).map(Some).ok_or_else(bad)
+    s.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).map(Some).ok_or_else(bad_token)
 }
 
 pub fn parse_id(s: &str) -> Result<Uuid, FieldError> {
-    Uuid::parse_str(s).map_err(|_| FieldError::new(FIELD, "is not a token this service issued"))
+    Uuid::parse_str(s).map_err(|_| bad_token())
 }
 
 pub fn parse_flag(s: &str) -> Result<bool, FieldError> {
     match s {
         "0" => Ok(false),
         "1" => Ok(true),
-        _ => Err(FieldError::new(FIELD, "is not a token this service issued")),
+        _ => Err(bad_token()),
     }
 }
 

@@ -1,65 +1,25 @@
-//! Routing's queries: plain functions over a connection or transaction.
+//! Routing's queries: plain functions over a connection or transaction, returning the domain's aggregates (a
+//! row decodes straight into [`Case`] or [`Task`]). States, kinds and codes are bound as values, never spelled
+//! as SQL literals.
 
 use chrono::{DateTime, Utc};
+use kit::vocab::Urgency;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{Rule, UnitKind, Urgency};
+use crate::domain::queue::{After, Queue};
+use crate::domain::{Case, OPEN, Outcome, ReturnReason, Rule, Task, TaskState, UnitKind};
+use crate::scope::Reach;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CaseRow {
-    pub id: Uuid,
-    pub case_no: String,
-    pub category_code: String,
-    pub urgency: String,
-    pub village_code: String,
-    pub area_path: Vec<String>,
-    pub grid_code: String,
-    pub center_code: String,
-    pub round: i32,
-    pub registered_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TaskRow {
-    pub id: Uuid,
-    pub case_id: Uuid,
-    pub case_no: String,
-    pub round: i32,
-    pub attempt: i32,
-    pub slip_no: String,
-    pub unit_kind: String,
-    pub unit_code: String,
-    pub unit_name: String,
-    pub rule_id: String,
-    pub state: String,
-    pub category_code: String,
-    pub return_reason_code: String,
-    pub return_reason: String,
-    pub outcome: String,
-    pub outcome_note: String,
-    pub handler_id: String,
-    pub resolver_id: String,
-    pub dispatched_at: DateTime<Utc>,
-    pub accepted_at: Option<DateTime<Utc>>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    /// The case's place, which decides who may see the task.
-    pub area_path: Vec<String>,
-    pub grid_code: String,
-    /// A deadline of the task was missed; `due_at` is the earliest missed one's due time, of `overdue_stage`.
-    pub overdue: bool,
-    pub due_at: Option<DateTime<Utc>>,
-    pub overdue_stage: String,
-}
-
-/// Task columns qualified for a join with `cases c` (the case number lives on the case).
+/// Task columns qualified for a join with `cases c` (the case number lives on the case). A return reason or
+/// outcome not given yet is stored empty and read as None.
 pub(crate) const TASK_COLUMNS: &str = "t.id, t.case_id, c.case_no, t.round, t.attempt, t.slip_no, t.unit_kind, t.unit_code, \
-    t.unit_name, t.rule_id, t.state, t.category_code, t.return_reason_code, t.return_reason, t.outcome, \
-    t.outcome_note, t.handler_id, t.resolver_id, t.dispatched_at, t.accepted_at, t.resolved_at, c.area_path, \
+    t.unit_name, t.rule_id, t.state, t.category_code, NULLIF(t.return_reason_code, '') AS return_reason_code, \
+    t.return_reason, NULLIF(t.outcome, '') AS outcome, t.outcome_note, t.handler_id, t.resolver_id, t.dispatched_at, t.accepted_at, t.resolved_at, c.area_path, \
     c.grid_code, t.overdue, t.due_at, t.overdue_stage";
 
 /// Records a case from case.registered; false when routing already knew it (nothing written).
-pub async fn insert_case(conn: &mut PgConnection, c: &CaseRow) -> sqlx::Result<bool> {
+pub async fn insert_case(conn: &mut PgConnection, c: &Case) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO cases (id, case_no, category_code, urgency, village_code, area_path, grid_code, center_code, \
          round, registered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING",
@@ -67,7 +27,7 @@ pub async fn insert_case(conn: &mut PgConnection, c: &CaseRow) -> sqlx::Result<b
     .bind(c.id)
     .bind(&c.case_no)
     .bind(&c.category_code)
-    .bind(&c.urgency)
+    .bind(c.urgency)
     .bind(&c.village_code)
     .bind(&c.area_path)
     .bind(&c.grid_code)
@@ -81,7 +41,7 @@ pub async fn insert_case(conn: &mut PgConnection, c: &CaseRow) -> sqlx::Result<b
 }
 
 /// The case, locked for the rest of the transaction so its dispatches happen one after another.
-pub async fn lock_case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<CaseRow>> {
+pub async fn lock_case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Case>> {
     sqlx::query_as(
         "SELECT id, case_no, category_code, urgency, village_code, area_path, grid_code, center_code, round, \
          registered_at FROM cases WHERE id = $1 FOR UPDATE",
@@ -98,41 +58,37 @@ pub async fn set_round(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sq
 
 /// Ends every task of the case still open, when a new round makes them obsolete.
 pub async fn supersede_open(conn: &mut PgConnection, case_id: Uuid, at: DateTime<Utc>) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
-        "UPDATE tasks SET state = 'superseded', updated_at = $2 \
-         WHERE case_id = $1 AND state IN ('dispatched', 'accepted', 'returned')",
-    )
-    .bind(case_id)
-    .bind(at)
-    .execute(conn)
-    .await?
-    .rows_affected())
+    Ok(sqlx::query("UPDATE tasks SET state = $3, updated_at = $2 WHERE case_id = $1 AND state = ANY($4)")
+        .bind(case_id)
+        .bind(at)
+        .bind(TaskState::Superseded)
+        .bind(&OPEN[..])
+        .execute(conn)
+        .await?
+        .rows_affected())
 }
 
+/// A rule as stored: its priority signed, its urgency empty when the rule matches every urgency.
 #[derive(Debug, sqlx::FromRow)]
-pub struct RuleRow {
-    pub id: String,
-    pub priority: i32,
-    pub category_prefix: String,
-    pub area_prefix: String,
-    pub urgency: String,
-    pub unit_kind: String,
-    pub unit_code: String,
-    pub unit_name: String,
+struct RuleRow {
+    id: String,
+    priority: i32,
+    category_prefix: String,
+    area_prefix: String,
+    urgency: Option<Urgency>,
+    unit_kind: UnitKind,
+    unit_code: String,
+    unit_name: String,
 }
 
 impl TryFrom<RuleRow> for Rule {
     type Error = anyhow::Error;
 
     fn try_from(r: RuleRow) -> anyhow::Result<Self> {
-        let urgency = match r.urgency.as_str() {
-            "" => None,
-            u => Some(Urgency::parse("urgency", u)?),
-        };
         Ok(Rule {
             priority: u32::try_from(r.priority)?,
-            urgency,
-            unit_kind: UnitKind::parse("unit_kind", &r.unit_kind)?,
+            urgency: r.urgency,
+            unit_kind: r.unit_kind,
             id: r.id,
             category_prefix: r.category_prefix,
             area_prefix: r.area_prefix,
@@ -142,26 +98,30 @@ impl TryFrom<RuleRow> for Rule {
     }
 }
 
+/// A rule's columns; an urgency stored empty (every urgency) reads as None.
+const RULE_COLUMNS: &str =
+    "id, priority, category_prefix, area_prefix, NULLIF(urgency, '') AS urgency, unit_kind, unit_code, unit_name";
+
+/// Most preferred first, as [`crate::domain::route`] ranks them.
+const RULE_ORDER: &str = "ORDER BY priority DESC, length(category_prefix) DESC, length(area_prefix) DESC, id";
+
 /// The whole routing table, most preferred first. It is read whole: a deployment has hundreds of rules, and
 /// choosing among them in one pure function keeps the choice testable.
 pub async fn rules(conn: &mut PgConnection) -> anyhow::Result<Vec<Rule>> {
-    let rows: Vec<RuleRow> = sqlx::query_as(
-        "SELECT id, priority, category_prefix, area_prefix, urgency, unit_kind, unit_code, unit_name FROM rules \
-         ORDER BY priority DESC, length(category_prefix) DESC, length(area_prefix) DESC, id",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<RuleRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {RULE_COLUMNS} FROM rules {RULE_ORDER}")))
+            .fetch_all(conn)
+            .await?;
     rows.into_iter().map(Rule::try_from).collect()
 }
 
 /// The rules whose area lies under one of `prefixes` (significant division codes), or all of them; in the
 /// order [`rules`] gives.
 pub async fn rules_within(conn: &mut PgConnection, all: bool, prefixes: &[String]) -> anyhow::Result<Vec<Rule>> {
-    let rows: Vec<RuleRow> = sqlx::query_as(
-        "SELECT id, priority, category_prefix, area_prefix, urgency, unit_kind, unit_code, unit_name FROM rules \
-         WHERE $1 OR EXISTS (SELECT 1 FROM unnest($2::text[]) p WHERE starts_with(area_prefix, p)) \
-         ORDER BY priority DESC, length(category_prefix) DESC, length(area_prefix) DESC, id",
-    )
+    let rows: Vec<RuleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RULE_COLUMNS} FROM rules \
+         WHERE $1 OR EXISTS (SELECT 1 FROM unnest($2::text[]) p WHERE starts_with(area_prefix, p)) {RULE_ORDER}"
+    )))
     .bind(all)
     .bind(prefixes)
     .fetch_all(conn)
@@ -186,7 +146,7 @@ pub async fn put_rule(conn: &mut PgConnection, r: &Rule, at: DateTime<Utc>) -> s
     .bind(&r.category_prefix)
     .bind(&r.area_prefix)
     .bind(r.urgency.map_or("", Urgency::as_str))
-    .bind(r.unit_kind.as_str())
+    .bind(r.unit_kind)
     .bind(&r.unit_code)
     .bind(&r.unit_name)
     .bind(at)
@@ -196,17 +156,21 @@ pub async fn put_rule(conn: &mut PgConnection, r: &Rule, at: DateTime<Utc>) -> s
 }
 
 /// Units whose return was approved in this round of the case.
-pub async fn excluded(conn: &mut PgConnection, case_id: Uuid, round: i32) -> anyhow::Result<Vec<(UnitKind, String)>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT unit_kind, unit_code FROM exclusions WHERE case_id = $1 AND round = $2")
-            .bind(case_id)
-            .bind(round)
-            .fetch_all(conn)
-            .await?;
-    rows.into_iter().map(|(k, c)| Ok((UnitKind::parse("unit_kind", &k)?, c))).collect()
+pub async fn excluded(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<Vec<(UnitKind, String)>> {
+    sqlx::query_as("SELECT unit_kind, unit_code FROM exclusions WHERE case_id = $1 AND round = $2")
+        .bind(case_id)
+        .bind(round)
+        .fetch_all(conn)
+        .await
 }
 
-pub async fn exclude(conn: &mut PgConnection, case_id: Uuid, round: i32, kind: &str, code: &str) -> sqlx::Result<()> {
+pub async fn exclude(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    round: i32,
+    kind: UnitKind,
+    code: &str,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO exclusions (case_id, round, unit_kind, unit_code) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
     )
@@ -241,10 +205,10 @@ pub async fn next_attempt(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Resul
 
 pub struct NewTask<'a> {
     pub id: Uuid,
-    pub case: &'a CaseRow,
+    pub case: &'a Case,
     pub attempt: i32,
     pub slip_no: &'a str,
-    pub unit_kind: &'a str,
+    pub unit_kind: UnitKind,
     pub unit_code: &'a str,
     pub unit_name: &'a str,
     pub rule_id: &'a str,
@@ -254,7 +218,7 @@ pub struct NewTask<'a> {
 pub async fn insert_task(conn: &mut PgConnection, t: &NewTask<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO tasks (id, case_id, round, attempt, slip_no, unit_kind, unit_code, unit_name, rule_id, state, \
-         category_code, dispatched_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'dispatched',$10,$11,$11)",
+         category_code, dispatched_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$12,$10,$11,$11)",
     )
     .bind(t.id)
     .bind(t.case.id)
@@ -267,13 +231,14 @@ pub async fn insert_task(conn: &mut PgConnection, t: &NewTask<'_>) -> sqlx::Resu
     .bind(t.rule_id)
     .bind(&t.case.category_code)
     .bind(t.at)
+    .bind(TaskState::Dispatched)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// The task with its case number; `FOR UPDATE` locks the task row (not the case) when `lock` is set.
-pub async fn task(conn: &mut PgConnection, id: Uuid, lock: bool) -> sqlx::Result<Option<TaskRow>> {
+pub async fn task(conn: &mut PgConnection, id: Uuid, lock: bool) -> sqlx::Result<Option<Task>> {
     let sql = format!(
         "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.id = $1{}",
         if lock { " FOR UPDATE OF t" } else { "" }
@@ -313,7 +278,7 @@ pub struct Visible {
 }
 
 /// The case's tasks the reader may see, oldest first (filtered here, never after fetching).
-pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid, v: &Visible) -> sqlx::Result<Vec<TaskRow>> {
+pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid, v: &Visible) -> sqlx::Result<Vec<Task>> {
     let sql = format!(
         "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.case_id = $1 \
          AND ($2 OR c.area_path && $3::text[] \
@@ -332,30 +297,37 @@ pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid, v: &Visible) 
 
 /// What one transition writes onto the task; fields left None keep their value. The state's own timestamp
 /// (accepted_at, returned_at, reviewed_at, resolved_at) is set from the state moved to.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Change<'a> {
-    pub state: &'a str,
+    pub state: TaskState,
     pub handler_id: Option<&'a str>,
     /// Reason code and text of a return.
-    pub return_reason: Option<(&'a str, &'a str)>,
+    pub return_reason: Option<(ReturnReason, &'a str)>,
     /// Reviewer and note of a return's review.
     pub review: Option<(&'a str, &'a str)>,
     /// Outcome, note and resolver of a resolution.
-    pub outcome: Option<(&'a str, &'a str, &'a str)>,
+    pub outcome: Option<(Outcome, &'a str, &'a str)>,
+}
+
+impl Change<'_> {
+    /// A move to `state` that writes nothing else.
+    pub fn to(state: TaskState) -> Self {
+        Self { state, handler_id: None, return_reason: None, review: None, outcome: None }
+    }
 }
 
 pub async fn apply(conn: &mut PgConnection, id: Uuid, c: &Change<'_>, at: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE tasks SET state = $2, updated_at = $3, \
          handler_id = COALESCE($4, handler_id), \
-         accepted_at = CASE WHEN $2 = 'accepted' THEN $3 ELSE accepted_at END, \
+         accepted_at = CASE WHEN $2 = $12 THEN $3 ELSE accepted_at END, \
          return_reason_code = COALESCE($5, return_reason_code), return_reason = COALESCE($6, return_reason), \
-         returned_at = CASE WHEN $2 = 'returned' THEN $3 ELSE returned_at END, \
+         returned_at = CASE WHEN $2 = $13 THEN $3 ELSE returned_at END, \
          reviewer_id = COALESCE($7, reviewer_id), review_note = COALESCE($8, review_note), \
          reviewed_at = CASE WHEN $7 IS NOT NULL THEN $3 ELSE reviewed_at END, \
          outcome = COALESCE($9, outcome), outcome_note = COALESCE($10, outcome_note), \
          resolver_id = COALESCE($11, resolver_id), \
-         resolved_at = CASE WHEN $2 = 'resolved' THEN $3 ELSE resolved_at END \
+         resolved_at = CASE WHEN $2 = $14 THEN $3 ELSE resolved_at END \
          WHERE id = $1",
     )
     .bind(id)
@@ -369,7 +341,75 @@ pub async fn apply(conn: &mut PgConnection, id: Uuid, c: &Change<'_>, at: DateTi
     .bind(c.outcome.map(|o| o.0))
     .bind(c.outcome.map(|o| o.1))
     .bind(c.outcome.map(|o| o.2))
+    .bind(TaskState::Accepted)
+    .bind(TaskState::Returned)
+    .bind(TaskState::Resolved)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The queue's WHERE clause over `tasks t`, minus the state and overdue filters and the cursor: the caller's
+/// reach ($1 all, $2 units, $3 own handler id), `mine` ($4) and the unit filter ($5).
+const QUEUE_REACH: &str = "($1 OR t.unit_code = ANY($2::text[]) OR ($3 <> '' AND t.handler_id = $3)) \
+    AND ($4 = '' OR t.handler_id = $4) AND ($5 = '' OR t.unit_code = $5)";
+
+/// The sort key, ascending: overdue first, then the missed deadline's due time, then the oldest dispatch.
+const QUEUE_SORT_KEY: &str = "(NOT t.overdue, COALESCE(t.due_at, 'infinity'::timestamptz), t.dispatched_at, t.id)";
+
+/// One page of the queue within the reach, after the cursor.
+pub async fn queue_page(
+    conn: &mut PgConnection,
+    reach: &Reach,
+    q: &Queue,
+    mine: &str,
+    after: Option<&After>,
+) -> sqlx::Result<Vec<Task>> {
+    let states: Vec<TaskState> = q.state.map_or_else(|| OPEN.to_vec(), |s| vec![s]);
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id \
+         WHERE t.state = ANY($6::text[]) AND {QUEUE_REACH} AND (NOT $7 OR t.overdue) \
+         AND ($8::bool IS NULL OR {QUEUE_SORT_KEY} > ($8, COALESCE($9, 'infinity'::timestamptz), $10, $11)) \
+         ORDER BY {QUEUE_SORT_KEY} LIMIT $12"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(reach.all)
+        .bind(&reach.units)
+        .bind(&reach.handler)
+        .bind(mine)
+        .bind(&q.unit_code)
+        .bind(states)
+        .bind(q.overdue_only)
+        .bind(after.map(|a| a.on_time))
+        .bind(after.and_then(|a| a.due))
+        .bind(after.map(|a| a.dispatched))
+        .bind(after.map(|a| a.id))
+        .bind(q.limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// Open tasks per state within the reach, `mine` and the unit filter, and how many of them are overdue.
+pub async fn queue_counts(
+    conn: &mut PgConnection,
+    reach: &Reach,
+    q: &Queue,
+    mine: &str,
+) -> sqlx::Result<(Vec<(TaskState, u64)>, u64)> {
+    let sql = format!(
+        "SELECT t.state, count(*), count(*) FILTER (WHERE t.overdue) FROM tasks t \
+         WHERE t.state = ANY($6::text[]) AND {QUEUE_REACH} GROUP BY t.state"
+    );
+    let rows: Vec<(TaskState, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(reach.all)
+        .bind(&reach.units)
+        .bind(&reach.handler)
+        .bind(mine)
+        .bind(&q.unit_code)
+        .bind(&OPEN[..])
+        .fetch_all(conn)
+        .await?;
+    let count = |s: TaskState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
+    let overdue = rows.iter().map(|r| r.2.unsigned_abs()).sum();
+    Ok((OPEN.iter().map(|s| (*s, count(*s))).collect(), overdue))
 }

@@ -1,21 +1,21 @@
-//! Routing's domain: the rules, how a case picks its unit, the task's states and the moves between them.
-//! Nothing here knows protobuf or SQL.
+//! Routing's domain: the case as routing knows it, the task (交办单) aggregate, the rules, how a case picks
+//! its unit, the task's states and the moves between them. Nothing here knows protobuf or holds SQL: the
+//! aggregates derive `sqlx::FromRow`, so a row decodes straight into [`Case`] or [`Task`] by field name, and
+//! `db.rs` holds every query.
 
+use chrono::{DateTime, Utc};
+use kit::vocab::Urgency;
 use kit::{FieldError, code_enum, field};
+use uuid::Uuid;
+
+pub mod moves;
+pub mod queue;
 
 code_enum! {
     /// The kind of unit a task goes to: a department stationed at the center, or a center itself (属地).
     pub enum UnitKind {
         Department = "department",
         Center = "center",
-    }
-}
-
-code_enum! {
-    pub enum Urgency {
-        Normal = "normal",
-        Urgent = "urgent",
-        Emergency = "emergency",
     }
 }
 
@@ -49,6 +49,73 @@ code_enum! {
         Handled = "handled",
         NotAccepted = "not_accepted",
     }
+}
+
+/// The states a task waits in: for the unit's 签收, for its 办结, or (returned) for the center's review. A new
+/// round supersedes the tasks still in one of them.
+pub const OPEN: [TaskState; 3] = [TaskState::Dispatched, TaskState::Accepted, TaskState::Returned];
+
+/// A case as routing knows it from `case.registered`: what picks its unit, and the round it is in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Case {
+    pub id: Uuid,
+    pub case_no: String,
+    pub category_code: String,
+    pub urgency: Urgency,
+    pub village_code: String,
+    pub area_path: Vec<String>,
+    pub grid_code: String,
+    pub center_code: String,
+    pub round: i32,
+    pub registered_at: DateTime<Utc>,
+}
+
+impl Case {
+    /// What the rules look at.
+    pub fn facts(&self) -> CaseFacts {
+        CaseFacts {
+            category_code: self.category_code.clone(),
+            urgency: self.urgency,
+            village_code: self.village_code.clone(),
+            center_code: self.center_code.clone(),
+        }
+    }
+}
+
+/// A task (交办单): one dispatch of a case to a unit, and how far the unit has taken it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Task {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub case_no: String,
+    pub round: i32,
+    pub attempt: i32,
+    pub slip_no: String,
+    pub unit_kind: UnitKind,
+    pub unit_code: String,
+    pub unit_name: String,
+    /// Empty when the center kept the case (兜底).
+    pub rule_id: String,
+    pub state: TaskState,
+    pub category_code: String,
+    /// Set once the task was returned.
+    pub return_reason_code: Option<ReturnReason>,
+    pub return_reason: String,
+    /// Set once the task was resolved.
+    pub outcome: Option<Outcome>,
+    pub outcome_note: String,
+    pub handler_id: String,
+    pub resolver_id: String,
+    pub dispatched_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The case's place, which decides who may see the task.
+    pub area_path: Vec<String>,
+    pub grid_code: String,
+    /// A deadline of the task was missed; `due_at` is the earliest missed one's due time, of `overdue_stage`.
+    pub overdue: bool,
+    pub due_at: Option<DateTime<Utc>>,
+    pub overdue_stage: String,
 }
 
 /// A move a caller asks of a task.
@@ -141,7 +208,7 @@ impl Rule {
     fn matches(&self, case: &CaseFacts) -> bool {
         case.category_code.starts_with(&self.category_prefix)
             && case.village_code.starts_with(&self.area_prefix)
-            && self.urgency.is_none_or(|u| u.as_str() == case.urgency)
+            && self.urgency.is_none_or(|u| u == case.urgency)
     }
 
     /// The order of preference among matching rules: higher priority, then the more specific category, then
@@ -165,7 +232,7 @@ fn digits<'a>(name: &str, value: &'a str, max: usize) -> Result<&'a str, FieldEr
 #[derive(Debug, Clone)]
 pub struct CaseFacts {
     pub category_code: String,
-    pub urgency: String,
+    pub urgency: Urgency,
     pub village_code: String,
     pub center_code: String,
 }
@@ -205,5 +272,4 @@ pub fn slip_no(center_prefix: &str, local_day: &str, seq: i32) -> String {
 }
 
 #[cfg(test)]
-#[path = "domain_tests.rs"]
 mod tests;

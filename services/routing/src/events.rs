@@ -3,13 +3,15 @@
 //! someone else's business.
 
 use kit::events::{Handler, Outbox};
+use kit::vocab::Urgency;
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseRegistered, CaseReopened, DeadlineMissed, Envelope};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::db::{self, CaseRow};
-use crate::tasks::dispatch;
+use crate::db;
+use crate::domain::Case;
+use crate::service::dispatch;
 
 pub struct DispatchHandler {
     pub outbox: Outbox,
@@ -57,11 +59,12 @@ impl DispatchHandler {
         event: &Envelope,
         e: &CaseRegistered,
     ) -> anyhow::Result<()> {
-        let case = CaseRow {
+        let case = Case {
             id: case_id,
             case_no: e.case_no.clone(),
             category_code: e.category_code.clone(),
-            urgency: e.urgency.clone(),
+            // Intake checked it; a value this service does not know is read as normal, never left unrouted.
+            urgency: Urgency::or_normal(&e.urgency),
             village_code: e.village_code.clone(),
             area_path: e.area_path.clone(),
             grid_code: e.grid_code.clone(),

@@ -1,19 +1,17 @@
-//! The gRPC face: request → parsed domain value → one call → response.
+//! The gRPC face, transport only: request → parsed domain value → one call → response, and the mapping of
+//! the domain's aggregates to protobuf.
 
+use kit::grpc::parsed;
 use kit::{FieldError, field};
 use proto::routing::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::db::TaskRow;
-use crate::domain::{Outcome, ReturnReason, Rule};
-use crate::queue::Queue;
-use crate::tasks::{Accept, Resolve, Return, Review, Tasks};
+use crate::domain::moves::{Accept, Resolve, Return, Review};
+use crate::domain::queue::Queue;
+use crate::domain::{Outcome, ReturnReason, Rule, Task};
+use crate::service::Tasks;
 
 pub struct RoutingService(pub Tasks);
-
-fn parsed<T>(r: Result<T, FieldError>) -> Result<T, Status> {
-    r.map_err(|e| kit::grpc::invalid(&e))
-}
 
 #[tonic::async_trait]
 impl pb::routing_server::Routing for RoutingService {
@@ -39,7 +37,8 @@ impl pb::routing_server::Routing for RoutingService {
         request: Request<pb::AcceptTaskRequest>,
     ) -> Result<Response<pb::AcceptTaskResponse>, Status> {
         let p = kit::auth::principal(&request)?;
-        let accept = parsed(parse_accept(request.get_ref()))?;
+        let r = request.get_ref();
+        let accept = parsed(Accept::parse(&r.task_id, &r.handler_id))?;
         let task = self.0.accept(&p, accept).await?;
         Ok(Response::new(pb::AcceptTaskResponse { task: Some(to_task(task)) }))
     }
@@ -49,7 +48,8 @@ impl pb::routing_server::Routing for RoutingService {
         request: Request<pb::ReturnTaskRequest>,
     ) -> Result<Response<pb::ReturnTaskResponse>, Status> {
         let p = kit::auth::principal(&request)?;
-        let ret = parsed(parse_return(request.get_ref()))?;
+        let r = request.get_ref();
+        let ret = parsed(Return::parse(&r.task_id, &r.handler_id, &r.reason_code, &r.reason))?;
         let task = self.0.return_task(&p, ret).await?;
         Ok(Response::new(pb::ReturnTaskResponse { task: Some(to_task(task)) }))
     }
@@ -59,7 +59,8 @@ impl pb::routing_server::Routing for RoutingService {
         request: Request<pb::ReviewReturnRequest>,
     ) -> Result<Response<pb::ReviewReturnResponse>, Status> {
         let p = kit::auth::principal(&request)?;
-        let review = parsed(parse_review(request.get_ref()))?;
+        let r = request.get_ref();
+        let review = parsed(Review::parse(&r.task_id, &r.reviewer_id, r.approve, &r.note))?;
         let (task, next) = self.0.review(&p, review).await?;
         Ok(Response::new(pb::ReviewReturnResponse { task: Some(to_task(task)), next_task: next.map(to_task) }))
     }
@@ -69,7 +70,8 @@ impl pb::routing_server::Routing for RoutingService {
         request: Request<pb::ResolveTaskRequest>,
     ) -> Result<Response<pb::ResolveTaskResponse>, Status> {
         let p = kit::auth::principal(&request)?;
-        let resolve = parsed(parse_resolve(request.get_ref()))?;
+        let r = request.get_ref();
+        let resolve = parsed(Resolve::parse(&r.task_id, &r.resolver_id, &r.outcome, &r.note))?;
         let task = self.0.resolve(&p, resolve).await?;
         Ok(Response::new(pb::ResolveTaskResponse { task: Some(to_task(task)) }))
     }
@@ -122,43 +124,7 @@ impl pb::routing_server::Routing for RoutingService {
     }
 }
 
-fn parse_accept(r: &pb::AcceptTaskRequest) -> Result<Accept, FieldError> {
-    Ok(Accept {
-        task_id: field::uuid("task_id", &r.task_id)?,
-        handler_id: field::bounded("handler_id", &r.handler_id, 64)?.to_owned(),
-    })
-}
-
-fn parse_return(r: &pb::ReturnTaskRequest) -> Result<Return, FieldError> {
-    Ok(Return {
-        task_id: field::uuid("task_id", &r.task_id)?,
-        handler_id: field::bounded("handler_id", &r.handler_id, 64)?.to_owned(),
-        reason_code: ReturnReason::parse("reason_code", &r.reason_code)?,
-        reason: field::text("reason", &r.reason, 1000)?.to_owned(),
-    })
-}
-
-fn parse_review(r: &pb::ReviewReturnRequest) -> Result<Review, FieldError> {
-    let task_id = field::uuid("task_id", &r.task_id)?;
-    let reviewer_id = field::bounded("reviewer_id", &r.reviewer_id, 64)?.to_owned();
-    // A rejection sends the task back to a unit that said it is not theirs: it must be told why.
-    let note = if r.approve { field::bounded("note", &r.note, 1000)? } else { field::text("note", &r.note, 1000)? };
-    Ok(Review { task_id, reviewer_id, approve: r.approve, note: note.to_owned() })
-}
-
-fn parse_resolve(r: &pb::ResolveTaskRequest) -> Result<Resolve, FieldError> {
-    let task_id = field::uuid("task_id", &r.task_id)?;
-    let resolver_id = field::bounded("resolver_id", &r.resolver_id, 64)?.to_owned();
-    let outcome = Outcome::parse("outcome", &r.outcome)?;
-    // 不予受理 must give its reason (DOMAIN.md: "不予受理 with reason").
-    let note = match outcome {
-        Outcome::NotAccepted => field::text("note", &r.note, 2000)?,
-        _ => field::bounded("note", &r.note, 2000)?,
-    };
-    Ok(Resolve { task_id, resolver_id, outcome, note: note.to_owned() })
-}
-
-fn to_task(t: TaskRow) -> pb::Task {
+fn to_task(t: Task) -> pb::Task {
     pb::Task {
         id: t.id.to_string(),
         case_id: t.case_id.to_string(),
@@ -166,13 +132,13 @@ fn to_task(t: TaskRow) -> pb::Task {
         slip_no: t.slip_no,
         unit_code: t.unit_code,
         unit_name: t.unit_name,
-        unit_kind: t.unit_kind,
-        state: t.state,
+        unit_kind: t.unit_kind.as_str().into(),
+        state: t.state.as_str().into(),
         rule_id: t.rule_id,
         attempt: u32::try_from(t.attempt).unwrap_or_default(),
         category_code: t.category_code,
         return_reason: t.return_reason,
-        outcome: t.outcome,
+        outcome: t.outcome.map_or("", Outcome::as_str).into(),
         outcome_note: t.outcome_note,
         handler_id: t.handler_id,
         resolver_id: t.resolver_id,
@@ -180,7 +146,7 @@ fn to_task(t: TaskRow) -> pb::Task {
         accepted_at: kit::time::local_opt(t.accepted_at),
         resolved_at: kit::time::local_opt(t.resolved_at),
         round: u32::try_from(t.round).unwrap_or_default(),
-        return_reason_code: t.return_reason_code,
+        return_reason_code: t.return_reason_code.map_or("", ReturnReason::as_str).into(),
         overdue: t.overdue,
         due_at: kit::time::local_opt(t.due_at),
         overdue_stage: t.overdue_stage,

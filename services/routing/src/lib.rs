@@ -6,11 +6,10 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod joint;
-pub mod queue;
 pub mod scope;
-pub mod tasks;
+pub mod service;
+pub mod settings;
 
-use kit::Config;
 use kit::app::{Foundation, Running};
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::routing::v1::routing_server::RoutingServer;
@@ -19,32 +18,16 @@ pub const NAME: &str = "routing";
 pub const DEFAULT_PORT: u16 = kit::config::ports::ROUTING;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Where routing finds the services it calls: the registry, asked who a resolution may credit.
-#[derive(Debug, Clone)]
-pub struct Peers {
-    pub registry_url: String,
-}
-
-impl Peers {
-    pub fn from_env() -> Self {
-        Self { registry_url: kit::config::peer_url("REGISTRY_URL", kit::config::ports::REGISTRY) }
-    }
-}
-
-/// The registry at its default local address; connected lazily, so routing starts (and serves everything but
-/// crediting someone else) without it.
-impl Default for Peers {
-    fn default() -> Self {
-        Self { registry_url: format!("http://127.0.0.1:{}", kit::config::ports::REGISTRY) }
-    }
-}
+pub use settings::Settings;
 
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
-pub async fn build(config: Config, peers: Peers) -> anyhow::Result<Running> {
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let config = &settings.common;
     let Foundation { pool, bus, listener, mut app, outbox, guard } =
-        Foundation::start(NAME, &config, &MIGRATIONS).await?;
-    let registry = RegistryClient::new(kit::grpc::service_channel(&peers.registry_url, config.auth.identity(NAME)?)?);
-    let tasks = tasks::Tasks { pool: pool.clone(), outbox: outbox.clone(), registry };
+        Foundation::start(NAME, config, &MIGRATIONS).await?;
+    let registry =
+        RegistryClient::new(kit::grpc::service_channel(&settings.registry_url, config.auth.identity(NAME)?)?);
+    let tasks = service::Tasks { pool: pool.clone(), outbox: outbox.clone(), registry };
     let routes = tonic::service::Routes::new(RoutingServer::new(grpc::RoutingService(tasks)));
     app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.routing.v1.Routing"], guard, app.shutdown()));
     app.spawn("outbox", outbox.clone().relay(pool.clone(), bus.clone(), app.shutdown()));

@@ -1,17 +1,7 @@
-use anyhow::Context;
+//! `routing` serves the routing table and dispatch; `routing events …` runs the operator's commands on its
+//! consumer and outbox (kit::events::ops).
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kit::telemetry::init(routing::NAME);
-    let config = kit::Config::from_env(routing::NAME, routing::DEFAULT_PORT).context("configuration")?;
-    // `routing events …`: the operator's commands on this service's consumer and outbox (kit::events::ops).
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("events") {
-        return kit::events::ops::cli(routing::NAME, &config, &args[1..]).await;
-    }
-    let app = routing::build(config, routing::Peers::from_env()).await?;
-    tracing::info!(addr = %app.addr(), "routing listening");
-    let result = app.run_until(kit::shutdown::signal()).await;
-    kit::telemetry::flush();
-    result
+    kit::app::main(routing::NAME, routing::Settings::from_env, |s| &s.common, routing::build).await
 }

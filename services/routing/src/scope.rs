@@ -2,10 +2,12 @@
 //! caller whose roles lack the method's permission; what only routing can decide is whether this task, of this
 //! case, at this place, lies within the caller's grants. A task the caller cannot even read answers exactly as
 //! a task that does not exist, so scope never leaks existence; one they can read but not move is refused.
+//! [`Reach`] is the same rule for the task queue, as SQL parameters.
 
 use kit::auth::{Permission, Principal};
 
-use crate::db::{TaskRow, Visible};
+use crate::db::Visible;
+use crate::domain::Task;
 use crate::error::{Error, Result};
 
 /// The id the principal acts under for a field that names the actor. A request may leave the field empty (it
@@ -16,14 +18,14 @@ pub fn acting(field: &str, named: &str, p: &Principal) -> Result<String> {
     if named.is_empty() || named == actor {
         Ok(actor.to_owned())
     } else {
-        Err(Error::Denied(format!("{field} must be you (or empty)")))
+        Err(Error::denied(format!("{field} must be you (or empty)")))
     }
 }
 
 /// Whether the principal may read the task: its case lies at a place in their ReadCase scope (a center's
 /// subtree, a grid worker's grid), or the task was dispatched to their unit. A unit sees only its own tasks
 /// of a case, not the other units' ones.
-pub fn can_read(p: &Principal, task: &TaskRow) -> bool {
+pub fn can_read(p: &Principal, task: &Task) -> bool {
     let s = p.scope(Permission::ReadCase);
     s.covers_place(&task.area_path, &task.grid_code) || s.covers_unit(&task.unit_code)
 }
@@ -36,45 +38,67 @@ pub fn readable(p: &Principal) -> Visible {
 
 /// 签收 and 退单: the task's unit is the caller's (a unit grant of `*` covers every unit), or the task is the
 /// caller's own work (a grid worker's OwnWork reaches tasks whose handler is themselves).
-pub fn can_handle(p: &Principal, task: &TaskRow) -> bool {
+pub fn can_handle(p: &Principal, task: &Task) -> bool {
     let s = p.scope(Permission::HandleTask);
     s.covers_unit(&task.unit_code) || s.covers_actor(&task.handler_id)
 }
 
 /// 办结: only the handler who accepted the task or a member of its unit; anyone else in the caller's roles
 /// would otherwise close work they never did.
-pub fn can_resolve(p: &Principal, task: &TaskRow) -> bool {
+pub fn can_resolve(p: &Principal, task: &Task) -> bool {
     let s = p.scope(Permission::HandleTask);
     s.covers_unit(&task.unit_code) || (!task.handler_id.is_empty() && task.handler_id == p.actor())
 }
 
 /// Reviewing a return is the center's call over its own area (ReviewReturn at C scope), and never the
 /// returner's own: a unit cannot approve its own way out of a task.
-pub fn can_review(p: &Principal, task: &TaskRow) -> Result<()> {
+pub fn can_review(p: &Principal, task: &Task) -> Result<()> {
     let s = p.scope(Permission::ReviewReturn);
     if !s.covers_place(&task.area_path, &task.grid_code) {
-        return Err(Error::Denied("the case is outside your area".into()));
+        return Err(Error::denied("the case is outside your area"));
     }
     if !task.handler_id.is_empty() && task.handler_id == p.actor() {
-        return Err(Error::Denied("a returner does not review their own return".into()));
+        return Err(Error::denied("a returner does not review their own return"));
     }
     Ok(())
+}
+
+/// Whose tasks a caller's queue holds: the units of their HandleTask and ReadCase grants (unit scope), and
+/// the tasks they handle themselves (a grid worker's own work). A center's tree scope is not a unit: a
+/// dispatcher's view of cases is the case board, not this queue.
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    pub all: bool,
+    pub units: Vec<String>,
+    pub handler: String,
+}
+
+impl Reach {
+    pub fn of(p: &Principal) -> Self {
+        let handle = p.scope(Permission::HandleTask);
+        let read = p.scope(Permission::ReadCase);
+        let mut units = handle.units;
+        units.extend(read.units);
+        units.sort();
+        units.dedup();
+        Self { all: handle.all, units, handler: handle.own.unwrap_or_default() }
+    }
 }
 
 /// Turns a decision on a task into the answer: allowed goes on; a task the caller may read (or could move,
 /// which implies seeing it) but not move is PERMISSION_DENIED; anything else is the very NOT_FOUND an unknown
 /// task gets.
-pub fn gate(p: &Principal, task: &TaskRow, allowed: Result<()>) -> Result<()> {
+pub fn gate(p: &Principal, task: &Task, allowed: Result<()>) -> Result<()> {
     match allowed {
         Ok(()) => Ok(()),
         Err(e) if can_read(p, task) || can_handle(p, task) || can_resolve(p, task) => Err(e),
-        Err(_) => Err(crate::tasks::not_found(task.id)),
+        Err(_) => Err(crate::service::not_found(task.id)),
     }
 }
 
 /// A boolean decision as the `allowed` of [`gate`].
 pub fn allow(ok: bool, what: &str) -> Result<()> {
-    if ok { Ok(()) } else { Err(Error::Denied(what.to_owned())) }
+    if ok { Ok(()) } else { Err(Error::denied(what)) }
 }
 
 /// Where a rule-managing grant reaches: significant prefixes of its scope nodes, or everything. A rule's area
@@ -94,7 +118,7 @@ pub fn rule_in_scope(p: &Principal, area_prefix: &str) -> bool {
 /// The person a resolution credits, when it names someone other than the resolving caller: only a grid worker
 /// or mediator living at the case's place may be credited (以案定补 pays them), so a handler cannot pay a
 /// friend. `role` and `home_code` are the registry's record of the person.
-pub fn creditable(role: &str, home_code: &str, task: &TaskRow) -> bool {
+pub fn creditable(role: &str, home_code: &str, task: &Task) -> bool {
     matches!(role, "grid_worker" | "mediator") && home_in_place(home_code, &task.area_path, &task.grid_code)
 }
 

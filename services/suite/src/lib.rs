@@ -47,7 +47,8 @@ pub struct Suite {
 }
 
 impl SuiteConfig {
-    /// The service's config, on its default port shifted by as much as the base port is from the gateway's.
+    /// The common part of a service's settings (its `Settings::new` adds the service's own defaults), on its
+    /// default port shifted by as much as the base port is from the gateway's.
     fn service(&self, name: &'static str, default_port: u16) -> Config {
         let offset = default_port - kit::config::ports::GATEWAY;
         let port = if self.base_port == 0 { 0 } else { self.base_port + offset };
@@ -99,18 +100,18 @@ impl Suite {
         );
         let routing = keep(
             routing::NAME,
-            run(routing::build(
-                cfg.service(routing::NAME, routing::DEFAULT_PORT),
-                routing::Peers { registry_url: url(registry) },
-            )
+            run(routing::build(routing::Settings {
+                registry_url: url(registry),
+                ..routing::Settings::new(cfg.service(routing::NAME, routing::DEFAULT_PORT))
+            })
             .await?),
         );
         let intake = keep(
             intake::NAME,
-            run(intake::build(
-                cfg.service(intake::NAME, intake::DEFAULT_PORT),
-                intake::Peers { registry_url: url(registry) },
-            )
+            run(intake::build(intake::Settings {
+                registry_url: url(registry),
+                ..intake::Settings::new(cfg.service(intake::NAME, intake::DEFAULT_PORT))
+            })
             .await?),
         );
         let supervision = keep(
@@ -130,21 +131,16 @@ impl Suite {
         );
         let gw_port = |p: u16| if cfg.base_port == 0 { 0 } else { p };
         let gw_grpc = SocketAddr::new(cfg.host, gw_port(cfg.base_port));
-        let gw = gateway::build(gateway::Config {
-            grpc_addr: gw_grpc,
-            metrics_addr: kit::metrics::default_addr(gw_grpc),
-            http_addr: SocketAddr::new(cfg.host, gw_port(cfg.http_port)),
-            backends: gateway::Backends {
-                intake: url(intake),
-                routing: url(routing),
-                registry: url(registry),
-                supervision: url(supervision),
-                subsidy: url(subsidy),
-            },
-            auth: cfg.keys.auth(gateway::NAME),
-            max_in_flight: gateway::DEFAULT_MAX_IN_FLIGHT,
-        })
-        .await?;
+        let backends = gateway::Backends {
+            intake: url(intake),
+            routing: url(routing),
+            registry: url(registry),
+            supervision: url(supervision),
+            subsidy: url(subsidy),
+        };
+        let http_addr = SocketAddr::new(cfg.host, gw_port(cfg.http_port));
+        let gw =
+            gateway::build(gateway::Settings::new(gw_grpc, http_addr, backends, cfg.keys.auth(gateway::NAME))).await?;
         let gateway_http = gw.http_addr;
         let gateway_grpc = keep(gateway::NAME, run(gw.app));
         Ok(Self { gateway_grpc, gateway_http, registry, routing, intake, supervision, subsidy, metrics, parts })

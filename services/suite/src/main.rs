@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use kit::config::{NatsConfig, parse_or, string_or};
+use kit::config::{self, NatsConfig, parse_or, string_or};
 use sqlx::Connection;
 
 #[tokio::main]
@@ -19,21 +19,23 @@ async fn main() {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let database_url = string_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zongzhi");
-    let nats_url = string_or("NATS_URL", "nats://127.0.0.1:4222");
+    // The suite's own environment, read here once; every service's settings are composed from it (see
+    // `suite::Suite::start`), never read again from the environment. The defaults are the services' own.
+    let database_url = string_or("DATABASE_URL", config::DEFAULT_DATABASE_URL);
+    let nats_url = string_or("NATS_URL", config::DEFAULT_NATS_URL);
     let cfg = suite::SuiteConfig {
         database_url: database_url.clone(),
         // The demo runs on the open local server (README: `nats-server -js`), anonymously.
         nats: NatsConfig::local(
             nats_url.clone(),
-            string_or("EVENT_PREFIX", "zongzhi"),
-            string_or("EVENT_STREAM", "ZONGZHI"),
+            string_or("EVENT_PREFIX", config::DEFAULT_EVENT_PREFIX),
+            string_or("EVENT_STREAM", config::DEFAULT_EVENT_STREAM),
         )
         .with_events(kit::events::Settings::from_env()?),
         nats_passwords: Default::default(),
         host: parse_or("SUITE_HOST", IpAddr::from([127, 0, 0, 1]))?,
-        base_port: parse_or("SUITE_BASE_PORT", 50060)?,
-        http_port: parse_or("SUITE_HTTP_PORT", 8080)?,
+        base_port: parse_or("SUITE_BASE_PORT", config::ports::GATEWAY)?,
+        http_port: parse_or("SUITE_HTTP_PORT", gateway::DEFAULT_HTTP_PORT)?,
         // The demo makes its keys on the spot and seals personal data with the development key; a deployment
         // runs each service with its own keys and PII_KEY (see deploy/), and refuses to start without them.
         keys: kit::auth::KeySet::generate("zongzhi-demo", "zongzhi", "zongzhi")?,

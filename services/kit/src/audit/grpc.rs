@@ -43,7 +43,7 @@ impl AuditService {
         if token.is_empty() {
             return Ok(None);
         }
-        let bad = || FieldError::new("page_token", "is not a token this service issued");
+        let bad = crate::page::bad_token;
         let (seq, tag) = token.split_once('.').ok_or_else(bad)?;
         let seq: i64 = seq.parse().map_err(|_| bad())?;
         if hex(&self.key.token_tag(seq)) != tag {

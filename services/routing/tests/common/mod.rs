@@ -40,7 +40,7 @@ impl Drop for Harness {
 /// Routing alone; its registry peer points nowhere, so only crediting someone else would fail.
 pub async fn boot() -> Harness {
     let infra = TestInfra::new().await;
-    start(infra, routing::Peers::default(), None).await
+    start(infra, None, None).await
 }
 
 /// Routing with a real registry beside it, for the resolver checks.
@@ -49,15 +49,19 @@ pub async fn boot_with_registry() -> Harness {
     let app = registry::build(infra.config(registry::NAME), registry::Peers::default()).await.expect("registry builds");
     let (url, stop) = kit::testing::spawn(app);
     let client = RegistryClient::new(kit::testing::connect(&url).await);
-    start(infra, routing::Peers { registry_url: url }, Some((client, stop))).await
+    start(infra, Some(url), Some((client, stop))).await
 }
 
 async fn start(
     infra: TestInfra,
-    peers: routing::Peers,
+    registry_url: Option<String>,
     registry: Option<(RegistryClient<Channel>, kit::app::StopHandle)>,
 ) -> Harness {
-    let app = routing::build(infra.config(routing::NAME), peers).await.expect("routing builds");
+    let mut settings = routing::Settings::new(infra.config(routing::NAME));
+    if let Some(url) = registry_url {
+        settings.registry_url = url;
+    }
+    let app = routing::build(settings).await.expect("routing builds");
     let (url, stop) = kit::testing::spawn(app);
     let client = RoutingClient::new(kit::testing::connect(&url).await);
     Harness { client, url, registry, stop, infra }

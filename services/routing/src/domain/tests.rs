@@ -7,7 +7,7 @@ fn rule(id: &str, priority: u32, category: &str, area: &str, urgency: &str, unit
 fn case(category: &str, urgency: &str) -> CaseFacts {
     CaseFacts {
         category_code: category.into(),
-        urgency: urgency.into(),
+        urgency: Urgency::parse("urgency", urgency).expect("valid urgency"),
         village_code: "532901003001".into(),
         center_code: "532901000000".into(),
     }

@@ -1,17 +1,14 @@
-//! The category code table (案件类别): reading the current version of each code, and adding a version.
+//! The category code table (案件类别) as the domain sees it: a category version, a new one parsed, and who may
+//! write the table. Reading the current versions and adding one are `service.rs`'s, their SQL `db.rs`'s.
 //!
 //! Versions are only ever added, never edited: a case keeps the (code, version) it was registered under, and the
 //! highest version of a code is the one new registrations use — unless it is inactive, which withdraws the code.
 
 use kit::auth::{Permission, Principal};
 use kit::{FieldError, code_enum, field};
-use sqlx::PgConnection;
-
-use crate::cases::Cases;
-use crate::error::{Error, Result};
 
 code_enum! {
-    /// The table a category belongs to; inquiries share `demand` (see [`crate::domain::Kind::category_kind`]).
+    /// The table a category belongs to; inquiries share `demand` (see [`kit::vocab::CaseKind::category_kind`]).
     pub enum CategoryKind {
         Dispute = "dispute",
         Risk = "risk",
@@ -47,11 +44,12 @@ impl NewCategory {
     }
 }
 
+/// One version of a category code.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct CategoryRow {
+pub struct Category {
     pub code: String,
     pub version: i32,
-    pub kind: String,
+    pub kind: CategoryKind,
     pub name: String,
     pub active: bool,
     pub created_by: String,
@@ -63,62 +61,6 @@ pub struct CategoryRow {
 /// deployment (`*`) or a node at prefecture level or above (`kit::division::level(scope) <= 2`).
 pub fn may_write_code_table(p: &Principal) -> bool {
     p.scope(Permission::ManageRules).reaches_level(CODE_TABLE_LEVEL)
-}
-
-impl Cases {
-    /// The current version of each code, by code; inactive ones only when asked for.
-    pub async fn categories(&self, include_inactive: bool) -> Result<Vec<CategoryRow>> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(current_categories(&mut conn, include_inactive).await?)
-    }
-
-    /// Adds the next version of the category (1 for a new code), recording the caller as its author.
-    pub async fn put_category(&self, p: &Principal, new: NewCategory) -> Result<CategoryRow> {
-        if !may_write_code_table(p) {
-            return Err(Error::Denied(
-                "the category table is deployment-wide: it needs a grant over the whole deployment or a prefecture"
-                    .into(),
-            ));
-        }
-        let mut tx = self.pool.begin().await?;
-        let row = insert_next_version(&mut tx, &new, p.actor()).await?;
-        tx.commit().await?;
-        tracing::info!(code = %row.code, version = row.version, actor = p.actor(), "category version added");
-        Ok(row)
-    }
-}
-
-const COLUMNS: &str = "code, version, kind, name, active, created_by";
-
-pub async fn current_categories(conn: &mut PgConnection, include_inactive: bool) -> sqlx::Result<Vec<CategoryRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM (SELECT DISTINCT ON (code) {COLUMNS} FROM categories ORDER BY code, version DESC) c \
-         WHERE $1 OR active ORDER BY code"
-    )))
-    .bind(include_inactive)
-    .fetch_all(conn)
-    .await
-}
-
-/// Inserts version max + 1 of the code. Concurrent puts of one code queue on a transaction-scoped advisory lock
-/// (the rows they would lock may not exist yet), so neither fails on the primary key.
-pub async fn insert_next_version(conn: &mut PgConnection, new: &NewCategory, actor: &str) -> sqlx::Result<CategoryRow> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('intake.categories'), hashtext($1))")
-        .bind(&new.code)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO categories (code, version, kind, name, active, created_by) \
-         SELECT $1, COALESCE(max(version), 0) + 1, $2, $3, $4, $5 FROM categories WHERE code = $1 \
-         RETURNING {COLUMNS}"
-    )))
-    .bind(&new.code)
-    .bind(new.kind.as_str())
-    .bind(&new.name)
-    .bind(new.active)
-    .bind(actor)
-    .fetch_one(conn)
-    .await
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! The case board (工作台): the cases a reader opens the system for, within their read scope, filtered and
-//! counted in SQL (never after fetching), overdue first, then the oldest registration first.
+//! The case board (工作台), as the domain sees it: the request parsed, the states each queue shows, and the
+//! keyset page it asks for. The cases are those a reader opens the system for, within their read scope,
+//! filtered and counted in SQL (`db::board_page`, `db::board_counts`; never after fetching), overdue first,
+//! then the oldest registration first.
 //!
 //! One call serves every board: a dispatcher's (a center's subtree by state), a grid worker's (their grids,
 //! because their read scope is grid codes), and a center head's queues awaiting 核查 (`verification`: resolved)
@@ -9,17 +11,10 @@
 //! center head sees what awaits 回访 without being the one who calls.
 
 use chrono::{DateTime, Utc};
-use kit::auth::ScopeSet;
-use kit::{FieldError, code_enum, field};
-use sqlx::PgConnection;
+use kit::{FieldError, code_enum, field, page};
 use uuid::Uuid;
 
-use crate::cases::Cases;
-use crate::db::{CASE_COLUMNS, CaseRow};
-use crate::domain::CaseState;
-use crate::error::Result;
-use crate::scope::Filter;
-use kit::page;
+use crate::domain::{Case, CaseState};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
@@ -82,8 +77,6 @@ impl Board {
         if !category_prefix.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::new("category_prefix", "must be up to 4 digits of a category code"));
         }
-        let token = field::clean("page_token", r.page_token)
-            .map_err(|_| FieldError::new("page_token", "is not a token this service issued"))?;
         Ok(Self {
             center_code,
             queue,
@@ -93,23 +86,22 @@ impl Board {
             registered_before: time("registered_before", r.registered_before)?,
             overdue_only: r.overdue_only,
             limit: page::size(r.page_size, DEFAULT_PAGE, MAX_PAGE),
-            token: token.trim().to_owned(),
+            token: page::clean_token(r.page_token)?,
         })
     }
 
     /// The states the board shows: the queue's, the one asked for, or every open one (all but closed).
-    fn states(&self) -> Vec<&'static str> {
+    pub fn states(&self) -> Vec<CaseState> {
         match (self.queue, self.state) {
-            (BoardQueue::Verification, _) => vec![CaseState::Resolved.as_str()],
-            (BoardQueue::FollowUp, _) => vec![CaseState::Closed.as_str()],
-            (BoardQueue::Board, Some(s)) => vec![s.as_str()],
-            (BoardQueue::Board, None) => {
-                CaseState::ALL.iter().filter(|s| **s != CaseState::Closed).map(|s| s.as_str()).collect()
-            }
+            (BoardQueue::Verification, _) => vec![CaseState::Resolved],
+            (BoardQueue::FollowUp, _) => vec![CaseState::Closed],
+            (BoardQueue::Board, Some(s)) => vec![s],
+            (BoardQueue::Board, None) => CaseState::ALL.iter().copied().filter(|s| *s != CaseState::Closed).collect(),
         }
     }
 
-    fn fingerprint(&self) -> u64 {
+    /// The filters a page token is bound to (not the page size, which may change between pages).
+    pub fn fingerprint(&self) -> u64 {
         let (after, before) = (page::time(self.registered_after), page::time(self.registered_before));
         page::fingerprint(&[
             "board",
@@ -136,7 +128,7 @@ fn time(name: &str, value: &str) -> std::result::Result<Option<DateTime<Utc>>, F
 /// One page of the board and its counts.
 #[derive(Debug)]
 pub struct BoardPage {
-    pub cases: Vec<CaseRow>,
+    pub cases: Vec<Case>,
     pub next_page_token: String,
     /// Every state in lifecycle order, over the place, category and time filters only.
     pub counts: Vec<(CaseState, u64)>,
@@ -145,106 +137,36 @@ pub struct BoardPage {
     pub awaiting_follow_up: u64,
 }
 
-/// Where a page ends: the last case's sort key.
-struct After {
-    on_time: bool,
-    registered_at: DateTime<Utc>,
-    id: Uuid,
+/// Where a page ends: the last case's sort key (overdue first, then the oldest registration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct After {
+    pub on_time: bool,
+    pub registered_at: DateTime<Utc>,
+    pub id: Uuid,
 }
 
-impl Cases {
-    pub async fn board(&self, scope: &ScopeSet, b: &Board) -> Result<BoardPage> {
-        let filters = b.fingerprint();
-        let bad = || FieldError::new("page_token", "is not a token this service issued");
-        let after = match page::decode(&b.token, filters, 3)? {
-            None => None,
-            Some(k) => Some(After {
-                on_time: !page::parse_flag(&k[0])?,
-                registered_at: page::parse_time(&k[1])?.ok_or_else(bad)?,
-                id: page::parse_id(&k[2])?,
-            }),
-        };
-        let reach = Filter::from(scope);
-        let mut conn = self.pool.acquire().await?;
-        let cases = page_of(&mut conn, &reach, b, after.as_ref()).await?;
-        let mut page = counts(&mut conn, &reach, b).await?;
-        page.next_page_token = match cases.last() {
-            Some(c) if cases.len() as i64 == b.limit => page::encode(
-                filters,
+impl Board {
+    /// Where the page asked for starts: None for the first page, else the key its token carries, refused
+    /// unless it was issued for these very filters.
+    pub fn after(&self) -> std::result::Result<Option<After>, FieldError> {
+        let Some(k) = page::decode(&self.token, self.fingerprint(), 3)? else { return Ok(None) };
+        Ok(Some(After {
+            on_time: !page::parse_flag(&k[0])?,
+            registered_at: page::parse_time(&k[1])?.ok_or_else(page::bad_token)?,
+            id: page::parse_id(&k[2])?,
+        }))
+    }
+
+    /// The token of the page after `cases`, empty when this page is the last.
+    pub fn next_token(&self, cases: &[Case]) -> String {
+        match cases.last() {
+            Some(c) if cases.len() as i64 == self.limit => page::encode(
+                self.fingerprint(),
                 &[if c.overdue { "1" } else { "0" }.to_owned(), page::time(Some(c.registered_at)), c.id.to_string()],
             ),
             _ => String::new(),
-        };
-        page.cases = cases;
-        Ok(page)
+        }
     }
-}
-
-/// The reader's scope ($1 all, $2 nodes: area-path codes or grid-code prefixes, $3 units, $4 own or client
-/// actor) and the place, category and time filters ($5–$8), as in [`crate::db::list_cases`].
-const WHERE: &str = "($1 OR area_path && $2::text[] \
-        OR EXISTS (SELECT 1 FROM unnest($2::text[]) n WHERE starts_with(grid_code, n)) \
-        OR units && $3::text[] OR ($4 <> '' AND (operator_id = $4 OR reporter_id = $4))) \
-    AND ($5 = '' OR area_path @> ARRAY[$5]::text[]) \
-    AND ($6 = '' OR starts_with(category_code, $6)) \
-    AND ($7::timestamptz IS NULL OR registered_at >= $7) \
-    AND ($8::timestamptz IS NULL OR registered_at < $8)";
-
-/// Ascending: overdue first, then the oldest registration.
-const SORT_KEY: &str = "(NOT overdue, registered_at, id)";
-
-async fn page_of(conn: &mut PgConnection, f: &Filter, b: &Board, after: Option<&After>) -> sqlx::Result<Vec<CaseRow>> {
-    let sql = format!(
-        "SELECT {CASE_COLUMNS} FROM cases WHERE {WHERE} AND state = ANY($9::text[]) \
-         AND (NOT $10 OR overdue) AND (NOT $11 OR awaiting_follow_up) \
-         AND ($12::bool IS NULL OR {SORT_KEY} > ($12, $13, $14)) \
-         ORDER BY {SORT_KEY} LIMIT $15"
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(f.all)
-        .bind(&f.nodes)
-        .bind(&f.units)
-        .bind(&f.actor)
-        .bind(&b.center_code)
-        .bind(&b.category_prefix)
-        .bind(b.registered_after)
-        .bind(b.registered_before)
-        .bind(b.states())
-        .bind(b.overdue_only)
-        .bind(b.queue == BoardQueue::FollowUp)
-        .bind(after.map(|a| a.on_time))
-        .bind(after.map(|a| a.registered_at))
-        .bind(after.map(|a| a.id))
-        .bind(b.limit)
-        .fetch_all(conn)
-        .await
-}
-
-async fn counts(conn: &mut PgConnection, f: &Filter, b: &Board) -> sqlx::Result<BoardPage> {
-    let sql = format!(
-        "SELECT state, count(*), count(*) FILTER (WHERE overdue), count(*) FILTER (WHERE awaiting_follow_up) \
-         FROM cases WHERE {WHERE} GROUP BY state"
-    );
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(f.all)
-        .bind(&f.nodes)
-        .bind(&f.units)
-        .bind(&f.actor)
-        .bind(&b.center_code)
-        .bind(&b.category_prefix)
-        .bind(b.registered_after)
-        .bind(b.registered_before)
-        .fetch_all(conn)
-        .await?;
-    let count = |s: CaseState| rows.iter().find(|r| r.0 == s.as_str()).map_or(0, |r| r.1.unsigned_abs());
-    Ok(BoardPage {
-        cases: vec![],
-        next_page_token: String::new(),
-        counts: CaseState::ALL.iter().map(|s| (*s, count(*s))).collect(),
-        overdue: rows.iter().map(|r| r.2.unsigned_abs()).sum(),
-        awaiting_verification: count(CaseState::Resolved),
-        awaiting_follow_up: rows.iter().map(|r| r.3.unsigned_abs()).sum(),
-    })
 }
 
 #[cfg(test)]
@@ -259,9 +181,9 @@ mod tests {
     fn board_requests_parse_or_name_the_field() {
         let b = Board::parse(&input()).unwrap();
         assert_eq!((b.queue, b.limit), (BoardQueue::Board, 50));
-        assert!(!b.states().contains(&"closed"), "the board shows open cases unless asked");
+        assert!(!b.states().contains(&CaseState::Closed), "the board shows open cases unless asked");
         let v = Board::parse(&BoardInput { queue: "verification", ..input() }).unwrap();
-        assert_eq!(v.states(), ["resolved"]);
+        assert_eq!(v.states(), [CaseState::Resolved]);
         let t = Board::parse(&BoardInput { registered_after: "2026-11-27T08:00:00+08:00", ..input() }).unwrap();
         assert_eq!(t.registered_after.unwrap().to_rfc3339(), "2026-11-27T00:00:00+00:00");
         let long = "9".repeat(13);

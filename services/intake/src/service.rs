@@ -1,5 +1,6 @@
-//! Registration and reading the case file: the work behind the RPCs, free of protobuf except the registry
-//! client it asks where a case happened.
+//! Intake's use cases: registration (idempotent by key, replayed for a retry), reading and listing the case
+//! file, unmasking a party. They orchestrate the domain, the database and the outbox; the protobuf they touch
+//! is the registry client (where did the case happen) and the `case.registered` event they write.
 
 use chrono::Utc;
 use kit::FieldError;
@@ -13,10 +14,20 @@ use sqlx::PgPool;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::db::{self, CaseRow, NewStep, PartyRow, Registration, SealedParty, TimelineRow};
-use crate::domain::{CaseState, NewCase, Place, case_no};
+use crate::db::{self, NewStep, Registration, SealedParty};
+use crate::domain::board::{Board, BoardPage};
+use crate::domain::categories::{self, Category, NewCategory};
+use crate::domain::{Case, CaseFile, CaseState, NewCase, Place, case_no};
 use crate::error::{Error, Result};
 use crate::inflight::{InFlight, Turn};
+use crate::scope::Filter;
+
+/// The answer to a registration whose idempotency key was used for another.
+pub const KEY_REUSED: &str = "idempotency_key was already used for a different registration";
+
+/// The page size of a case list when the request names none, and the most it may ask for.
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
 
 #[derive(Clone)]
 pub struct Cases {
@@ -28,12 +39,6 @@ pub struct Cases {
     pub unmask_per_hour: i64,
     /// Registrations under way here, by idempotency key.
     pub inflight: InFlight,
-}
-
-pub struct CaseFile {
-    pub case: CaseRow,
-    pub parties: Vec<PartyRow>,
-    pub timeline: Vec<TimelineRow>,
 }
 
 impl Cases {
@@ -55,7 +60,7 @@ impl Cases {
         }
         let place = self.resolve(&new).await?;
         if !who.scope(Permission::Register).covers_place(&place.area_path, &place.grid_code) {
-            return Err(Error::Denied("the case's place is outside your registration scope".into()));
+            return Err(Error::denied("the case's place is outside your registration scope"));
         }
         let mut conn = self.pool.acquire().await?;
         let category_version = db::category_version(&mut conn, &new.category_code, new.kind.category_kind())
@@ -80,14 +85,14 @@ impl Cases {
                 .replay(&new, &digest, &readable)
                 .await?
                 .map(|f| (f, true))
-                .ok_or_else(|| Error::NotFound(new.idempotency_key.clone()));
+                .ok_or_else(|| case_not_found(&new.idempotency_key));
         }
         for (i, p) in new.parties.iter().enumerate() {
             let row = party_row(id, i32::try_from(i).unwrap_or(i32::MAX));
             let at = |column| Binding { table: "case_parties", column, row: &row };
             let party = SealedParty {
                 name: &p.name,
-                role: p.role.as_str(),
+                role: p.role,
                 phone_sealed: p.phone.as_deref().map(|v| self.sealer.seal(v, &at("phone"))),
                 phone_masked: p.phone.as_deref().map(mask_phone).unwrap_or_default(),
                 id_number_sealed: p.id_number.as_deref().map(|v| self.sealer.seal(v, &at("id_number"))),
@@ -101,8 +106,8 @@ impl Cases {
             at: now,
             actor: &new.operator_id,
             action: "registered",
-            from_state: "",
-            to_state: CaseState::Registered.as_str(),
+            from_state: None,
+            to_state: CaseState::Registered,
             detail: &detail,
             source: "intake",
             event_id: None,
@@ -144,12 +149,12 @@ impl Cases {
             None => case.center_code == new.center_code && case.category_code == new.category_code,
         };
         if !same {
-            return Err(Error::KeyReused);
+            return Err(key_reused());
         }
         // The operator is part of the digest, so only the same principal replays; reading it back still takes
         // read scope (a client that may register but not read gets the case through its own-client scope).
         match self.file(&case.id.to_string(), readable).await {
-            Err(Error::NotFound(_)) => Err(Error::KeyReused),
+            Err(Error::NotFound(_)) => Err(key_reused()),
             other => other.map(Some),
         }
     }
@@ -185,7 +190,7 @@ impl Cases {
         let case = db::case_by_ref(&mut conn, case_ref)
             .await?
             .filter(|c| crate::scope::covers(scope, c))
-            .ok_or_else(|| Error::NotFound(case_ref.into()))?;
+            .ok_or_else(|| case_not_found(case_ref))?;
         let parties = db::parties(&mut conn, case.id).await?;
         let timeline = db::timeline(&mut conn, case.id).await?;
         Ok(CaseFile { case, parties, timeline })
@@ -197,9 +202,9 @@ impl Cases {
         scope: &ScopeSet,
         page_size: u32,
         token: &str,
-    ) -> Result<(Vec<CaseRow>, String)> {
+    ) -> Result<(Vec<Case>, String)> {
         let after = if token.is_empty() { None } else { Some(decode_token(token)?) };
-        let limit = i64::from(page_size.clamp(1, 200));
+        let limit = kit::page::size(page_size, DEFAULT_PAGE, MAX_PAGE);
         let mut conn = self.pool.acquire().await?;
         let rows = db::list_cases(&mut conn, center_code, &scope.into(), after, limit).await?;
         let next = match rows.last() {
@@ -210,16 +215,14 @@ impl Cases {
         };
         Ok((rows, next))
     }
-}
 
-impl Cases {
     /// One party's phone or ID number in full. The case must be within the caller's unmask scope (else it is
     /// NOT_FOUND, or PERMISSION_DENIED when the caller can read it); a follow-up clerk sees phones only.
     pub async fn unmask(&self, who: &Principal, case_id: Uuid, party: u32, id_number: bool) -> Result<String> {
         let case_ref = case_id.to_string();
         let case = self.file(&case_ref, &who.scope(Permission::ReadCase)).await?.case;
         if !crate::scope::covers(&who.scope(Permission::Unmask), &case) {
-            return Err(Error::Denied("unmasking this case's parties".into()));
+            return Err(Error::denied("unmasking this case's parties"));
         }
         let only_phone = who
             .grants
@@ -227,18 +230,11 @@ impl Cases {
             .filter(|g| kit::auth::policy::scope_of(g.role, Permission::Unmask).is_some())
             .all(|g| g.role == kit::auth::Role::FollowUpClerk);
         if id_number && only_phone {
-            return Err(Error::Denied("a follow-up clerk sees phone numbers only".into()));
+            return Err(Error::denied("a follow-up clerk sees phone numbers only"));
         }
         let ordinal = i32::try_from(party).unwrap_or(i32::MAX) - 1;
         let mut conn = self.pool.acquire().await?;
-        // Counted from the audit trail itself: the reads that succeeded are exactly the records with outcome ok.
-        let recent: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM audit_log WHERE actor = $1 AND action = '/zongzhi.intake.v1.Intake/UnmaskParty' \
-             AND outcome = 'ok' AND at > now() - interval '1 hour'",
-        )
-        .bind(&who.subject)
-        .fetch_one(&mut *conn)
-        .await?;
+        let recent = db::unmasks_in_last_hour(&mut conn, &who.subject).await?;
         if recent >= self.unmask_per_hour {
             return Err(Error::RateLimited("unmasking: the hourly limit is reached".into()));
         }
@@ -250,6 +246,47 @@ impl Cases {
         let column = if id_number { "id_number" } else { "phone" };
         Ok(self.sealer.open(&sealed, &Binding { table: "case_parties", column, row: &row })?)
     }
+
+    /// The case board: a page of the cases within `scope` the board asks for, and its counts.
+    pub async fn board(&self, scope: &ScopeSet, b: &Board) -> Result<BoardPage> {
+        let after = b.after()?;
+        let reach = Filter::from(scope);
+        let mut conn = self.pool.acquire().await?;
+        let cases = db::board_page(&mut conn, &reach, b, after.as_ref()).await?;
+        let mut page = db::board_counts(&mut conn, &reach, b).await?;
+        page.next_page_token = b.next_token(&cases);
+        page.cases = cases;
+        Ok(page)
+    }
+
+    /// The current version of each code, by code; inactive ones only when asked for.
+    pub async fn categories(&self, include_inactive: bool) -> Result<Vec<Category>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::current_categories(&mut conn, include_inactive).await?)
+    }
+
+    /// Adds the next version of the category (1 for a new code), recording the caller as its author.
+    pub async fn put_category(&self, p: &Principal, new: NewCategory) -> Result<Category> {
+        if !categories::may_write_code_table(p) {
+            return Err(Error::denied(
+                "the category table is deployment-wide: it needs a grant over the whole deployment or a prefecture",
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let row = db::insert_next_version(&mut tx, &new, p.actor()).await?;
+        tx.commit().await?;
+        tracing::info!(code = %row.code, version = row.version, actor = p.actor(), "category version added");
+        Ok(row)
+    }
+}
+
+/// The one answer for a case that is not there or not the caller's to see.
+fn case_not_found(case_ref: &str) -> Error {
+    Error::not_found(format!("case {case_ref}"))
+}
+
+fn key_reused() -> Error {
+    Error::AlreadyExists(KEY_REUSED.into())
 }
 
 /// A party's row as its sealed values are bound to it: the case and the party's position.
@@ -285,7 +322,7 @@ fn fingerprint(sealer: &Sealer, n: &NewCase) -> Vec<u8> {
 }
 
 fn decode_token(token: &str) -> Result<(chrono::DateTime<Utc>, Uuid)> {
-    let bad = || FieldError::new("page_token", "is not a token this service issued");
+    let bad = kit::page::bad_token;
     let (micros, id) = token.split_once('|').ok_or_else(bad)?;
     let at = micros.parse::<i64>().ok().and_then(chrono::DateTime::from_timestamp_micros).ok_or_else(bad)?;
     let id = Uuid::parse_str(id).map_err(|_| bad())?;

@@ -1,5 +1,6 @@
-//! The work behind the RPCs and the consumer: dispatching a case by the rules, and moving a task through
-//! 签收, 退单, review and 办结. Each change and its event commit in one transaction.
+//! Routing's use cases, behind the RPCs and the consumer: dispatching a case by the rules, and moving a task
+//! through 签收, 退单, review and 办结. Each change and its event commit in one transaction; the protobuf
+//! they touch is the events they write and the registry client they ask who may be credited.
 
 use chrono::Utc;
 use kit::auth::Principal;
@@ -12,10 +13,12 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::db::{self, CaseRow, Change, NewTask, TaskRow};
-use crate::domain::{CaseFacts, Move, Outcome, ReturnReason, Rule, TaskState, route, slip_no};
+use crate::db::{self, Change, NewTask};
+use crate::domain::moves::{Accept, Resolve, Return, Review};
+use crate::domain::queue::{Queue, QueuePage};
+use crate::domain::{Case, Move, Rule, Task, TaskState, route, slip_no};
 use crate::error::{Error, Result};
-use crate::scope::{self, acting, allow};
+use crate::scope::{self, Reach, acting, allow};
 
 #[derive(Clone)]
 pub struct Tasks {
@@ -25,36 +28,8 @@ pub struct Tasks {
     pub registry: RegistryClient<kit::grpc::Channel>,
 }
 
-/// The id fields name the actor as the request gave them: empty means the caller.
-pub struct Accept {
-    pub task_id: Uuid,
-    pub handler_id: String,
-}
-
-pub struct Return {
-    pub task_id: Uuid,
-    pub handler_id: String,
-    pub reason_code: ReturnReason,
-    pub reason: String,
-}
-
-pub struct Review {
-    pub task_id: Uuid,
-    pub reviewer_id: String,
-    pub approve: bool,
-    pub note: String,
-}
-
-pub struct Resolve {
-    pub task_id: Uuid,
-    /// Who is credited with the result: empty means the caller; anyone else is checked with the registry.
-    pub resolver_id: String,
-    pub outcome: Outcome,
-    pub note: String,
-}
-
 impl Tasks {
-    pub async fn get(&self, p: &Principal, id: Uuid) -> Result<TaskRow> {
+    pub async fn get(&self, p: &Principal, id: Uuid) -> Result<Task> {
         let mut conn = self.pool.acquire().await?;
         let task = db::task(&mut conn, id, false).await?.ok_or_else(|| not_found(id))?;
         if scope::can_read(p, &task) { Ok(task) } else { Err(not_found(id)) }
@@ -63,10 +38,10 @@ impl Tasks {
     /// The case's tasks the caller may see, oldest first. Routing records a case and dispatches it in one
     /// transaction, so a case it knows has a task: none visible means unknown (or not yet registered here) or
     /// outside the caller's scope, and both answer the same NOT_FOUND.
-    pub async fn of_case(&self, p: &Principal, case_id: Uuid) -> Result<Vec<TaskRow>> {
+    pub async fn of_case(&self, p: &Principal, case_id: Uuid) -> Result<Vec<Task>> {
         let mut conn = self.pool.acquire().await?;
         let tasks = db::tasks_of_case(&mut conn, case_id, &scope::readable(p)).await?;
-        if tasks.is_empty() { Err(Error::NotFound(format!("case {case_id}"))) } else { Ok(tasks) }
+        if tasks.is_empty() { Err(Error::not_found(format!("case {case_id}"))) } else { Ok(tasks) }
     }
 
     /// The rules within the caller's rule-managing scope.
@@ -92,33 +67,29 @@ impl Tasks {
     }
 
     /// 签收: the handling clock starts now, with the caller as the handler.
-    pub async fn accept(&self, p: &Principal, a: Accept) -> Result<TaskRow> {
+    pub async fn accept(&self, p: &Principal, a: Accept) -> Result<Task> {
         let handler = acting("handler_id", &a.handler_id, p)?;
         let mut tx = self.pool.begin().await?;
         let (task, to) = locked(&mut tx, a.task_id, Move::Accept, |t| {
             scope::gate(p, t, allow(scope::can_handle(p, t), "the task is not your unit's"))
         })
         .await?;
-        let change = Change { state: to.as_str(), handler_id: Some(&handler), ..Default::default() };
+        let change = Change { handler_id: Some(&handler), ..Change::to(to) };
         db::apply(&mut tx, task.id, &change, Utc::now()).await?;
         let body = Body::CaseAccepted(CaseAccepted { task_id: task.id.to_string(), handler_id: handler.clone() });
         self.finish(tx, &task, &handler, body).await
     }
 
     /// 退单: the task waits for the center's review.
-    pub async fn return_task(&self, p: &Principal, r: Return) -> Result<TaskRow> {
+    pub async fn return_task(&self, p: &Principal, r: Return) -> Result<Task> {
         let handler = acting("handler_id", &r.handler_id, p)?;
         let mut tx = self.pool.begin().await?;
         let (task, to) = locked(&mut tx, r.task_id, Move::Return, |t| {
             scope::gate(p, t, allow(scope::can_handle(p, t), "the task is not your unit's"))
         })
         .await?;
-        let change = Change {
-            state: to.as_str(),
-            handler_id: Some(&handler),
-            return_reason: Some((r.reason_code.as_str(), &r.reason)),
-            ..Default::default()
-        };
+        let change =
+            Change { handler_id: Some(&handler), return_reason: Some((r.reason_code, &r.reason)), ..Change::to(to) };
         db::apply(&mut tx, task.id, &change, Utc::now()).await?;
         let body = Body::CaseReturned(CaseReturned {
             task_id: task.id.to_string(),
@@ -131,7 +102,7 @@ impl Tasks {
     /// Approving supersedes the task, excludes its unit for the round and dispatches the case again in the
     /// same transaction; rejecting sends the task back to the unit. Returns the reviewed task and, when
     /// approved, the new one.
-    pub async fn review(&self, p: &Principal, r: Review) -> Result<(TaskRow, Option<TaskRow>)> {
+    pub async fn review(&self, p: &Principal, r: Review) -> Result<(Task, Option<Task>)> {
         let reviewer = acting("reviewer_id", &r.reviewer_id, p)?;
         let mut tx = self.pool.begin().await?;
         // The case is locked before the task, in the same order as a reopening, so the two cannot deadlock.
@@ -139,13 +110,13 @@ impl Tasks {
         let case = db::lock_case(&mut tx, case_id).await?.ok_or_else(|| not_found(r.task_id))?;
         let mv = if r.approve { Move::ApproveReturn } else { Move::RejectReturn };
         let (task, to) = locked(&mut tx, r.task_id, mv, |t| scope::gate(p, t, scope::can_review(p, t))).await?;
-        let change = Change { state: to.as_str(), review: Some((&reviewer, &r.note)), ..Default::default() };
+        let change = Change { review: Some((&reviewer, &r.note)), ..Change::to(to) };
         db::apply(&mut tx, task.id, &change, Utc::now()).await?;
         if !r.approve {
             let body = Body::ReturnRejected(ReturnRejected { task_id: task.id.to_string(), note: r.note.clone() });
             return Ok((self.finish(tx, &task, &reviewer, body).await?, None));
         }
-        db::exclude(&mut tx, case.id, case.round, &task.unit_kind, &task.unit_code).await?;
+        db::exclude(&mut tx, case.id, case.round, task.unit_kind, &task.unit_code).await?;
         let next = dispatch(&mut tx, &self.outbox, &case, &reviewer).await?;
         let reviewed = db::task(&mut tx, task.id, false).await?.ok_or_else(|| not_found(task.id))?;
         tx.commit().await?;
@@ -157,7 +128,7 @@ impl Tasks {
     /// 办结: the unit reports the outcome and who is credited with it. The caller becomes the task's handler
     /// (the one who resolved it, kept apart from supervision); the credited resolver is the caller unless the
     /// request names a grid worker or mediator of the case's place.
-    pub async fn resolve(&self, p: &Principal, r: Resolve) -> Result<TaskRow> {
+    pub async fn resolve(&self, p: &Principal, r: Resolve) -> Result<Task> {
         let actor = p.actor().to_owned();
         let resolver = if r.resolver_id.is_empty() { actor.clone() } else { r.resolver_id.clone() };
         if resolver != actor {
@@ -173,12 +144,8 @@ impl Tasks {
             scope::gate(p, t, allow(scope::can_resolve(p, t), "only the accepting handler or its unit"))
         })
         .await?;
-        let change = Change {
-            state: to.as_str(),
-            handler_id: Some(&actor),
-            outcome: Some((r.outcome.as_str(), &r.note, &resolver)),
-            ..Default::default()
-        };
+        let change =
+            Change { handler_id: Some(&actor), outcome: Some((r.outcome, &r.note, &resolver)), ..Change::to(to) };
         db::apply(&mut tx, task.id, &change, Utc::now()).await?;
         let body = Body::CaseResolved(CaseResolved {
             task_id: task.id.to_string(),
@@ -189,7 +156,7 @@ impl Tasks {
     }
 
     /// Asks the registry (with routing's own identity) whether `person` may be credited with the task's case.
-    async fn check_creditable(&self, person: &str, task: &TaskRow) -> Result<()> {
+    async fn check_creditable(&self, person: &str, task: &Task) -> Result<()> {
         let request = GetPersonRequest { id: person.to_owned() };
         let found = match self.registry.clone().get_person(request).await {
             Ok(r) => r.into_inner().person,
@@ -207,10 +174,10 @@ impl Tasks {
     async fn finish(
         &self,
         mut tx: Transaction<'static, Postgres>,
-        task: &TaskRow,
+        task: &Task,
         actor: &str,
         body: Body,
-    ) -> Result<TaskRow> {
+    ) -> Result<Task> {
         let event = kit::events::subject_of(&body);
         self.outbox.add(&mut tx, task.case_id, actor, body).await?;
         let updated = db::task(&mut tx, task.id, false).await?.ok_or_else(|| not_found(task.id))?;
@@ -218,6 +185,20 @@ impl Tasks {
         self.outbox.wake();
         tracing::info!(task_id = %task.id, case_id = %task.case_id, state = %updated.state, event, "task moved");
         Ok(updated)
+    }
+}
+
+impl Tasks {
+    /// The caller's task queue: a page of the open tasks within their reach, and the counts per state.
+    pub async fn queue(&self, p: &Principal, q: &Queue) -> Result<QueuePage> {
+        let after = q.after(p.actor())?;
+        let reach = Reach::of(p);
+        let mine = if q.mine { p.actor() } else { "" };
+        let mut conn = self.pool.acquire().await?;
+        let tasks = db::queue_page(&mut conn, &reach, q, mine, after.as_ref()).await?;
+        let (counts, overdue) = db::queue_counts(&mut conn, &reach, q, mine).await?;
+        let next_page_token = q.next_token(p.actor(), &tasks);
+        Ok(QueuePage { tasks, next_page_token, counts, overdue })
     }
 }
 
@@ -229,34 +210,28 @@ async fn locked(
     conn: &mut PgConnection,
     id: Uuid,
     mv: Move,
-    allowed: impl FnOnce(&TaskRow) -> Result<()>,
-) -> Result<(TaskRow, TaskState)> {
+    allowed: impl FnOnce(&Task) -> Result<()>,
+) -> Result<(Task, TaskState)> {
     let task = db::task(conn, id, true).await?.ok_or_else(|| not_found(id))?;
     allowed(&task)?;
-    let state =
-        TaskState::parse("state", &task.state).map_err(|e| anyhow::anyhow!("task {id} has a bad state: {e}"))?;
-    let to =
-        mv.from(state).ok_or_else(|| Error::WrongState(format!("task {id} is {state}; cannot {} it", mv.verb())))?;
+    let state = task.state;
+    let to = mv
+        .from(state)
+        .ok_or_else(|| Error::failed_precondition(format!("task {id} is {state}; cannot {} it", mv.verb())))?;
     Ok((task, to))
 }
 
 /// The one answer for a task that is not there or not the caller's to see.
 pub(crate) fn not_found(id: Uuid) -> Error {
-    Error::NotFound(format!("task {id}"))
+    Error::not_found(format!("task {id}"))
 }
 
 /// Dispatches the case by the rules (兜底 to its center when none applies) as a new task in the caller's
 /// transaction, with its case.dispatched event. The caller holds the case's row lock.
-pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &CaseRow, actor: &str) -> Result<TaskRow> {
+pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &Case, actor: &str) -> Result<Task> {
     let rules = db::rules(conn).await?;
     let excluded = db::excluded(conn, case.id, case.round).await?;
-    let facts = CaseFacts {
-        category_code: case.category_code.clone(),
-        urgency: case.urgency.clone(),
-        village_code: case.village_code.clone(),
-        center_code: case.center_code.clone(),
-    };
-    let target = route(&rules, &facts, &excluded);
+    let target = route(&rules, &case.facts(), &excluded);
     let at = Utc::now();
     let center = kit::division::significant(&case.center_code);
     let day = kit::time::local_date(at);
@@ -270,7 +245,7 @@ pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &CaseRow, 
         case,
         attempt,
         slip_no: &slip,
-        unit_kind: target.unit_kind.as_str(),
+        unit_kind: target.unit_kind,
         unit_code: &target.unit_code,
         unit_name: &target.unit_name,
         rule_id,
@@ -286,7 +261,7 @@ pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &CaseRow, 
         rule_id: rule_id.into(),
         attempt: u32::try_from(attempt).unwrap_or_default(),
         case_no: case.case_no.clone(),
-        urgency: case.urgency.clone(),
+        urgency: case.urgency.as_str().into(),
         category_code: case.category_code.clone(),
     };
     outbox.add(conn, case.id, actor, Body::CaseDispatched(event)).await?;
