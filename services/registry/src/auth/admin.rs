@@ -6,27 +6,20 @@ use kit::FieldError;
 use kit::auth::{Principal, Role};
 use uuid::Uuid;
 
-use super::{Issuer, secrets};
-use crate::error::{Error, Result};
+use kit::error::{Error, Result};
+
+use super::domain::NewGrant;
+use super::secrets;
+use super::service::{Issuer, needs_second_factor};
 
 /// A stored grant, for listing.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GrantRow {
     pub id: Uuid,
-    pub role: String,
-    pub scope: String,
-    pub unit: String,
-    pub valid_from: DateTime<Utc>,
-    pub valid_to: Option<DateTime<Utc>>,
-}
-
-/// A new grant as the security administrator asks for it.
-#[derive(Debug, Clone)]
-pub struct NewGrant {
-    pub username: String,
     pub role: Role,
     pub scope: String,
     pub unit: String,
+    pub valid_from: DateTime<Utc>,
     pub valid_to: Option<DateTime<Utc>>,
 }
 
@@ -34,7 +27,7 @@ impl Issuer {
     pub async fn change_password(&self, username: &str, old: &str, new: &str, otp: &str) -> Result<()> {
         let account = self.check_password(username, old).await?;
         let grants = self.grants_now(account.id, account.person_id).await?;
-        if super::needs_second_factor(&grants) {
+        if needs_second_factor(&grants) {
             self.check_otp(&account, otp).await?;
         }
         if let Some(why) = secrets::weakness(new, self.policy.min_length, self.policy.min_classes) {
@@ -159,7 +152,7 @@ impl Issuer {
         )
         .bind(Uuid::new_v4())
         .bind(account)
-        .bind(g.role.as_str())
+        .bind(g.role)
         .bind(&g.scope)
         .bind(&g.unit)
         .bind(g.valid_to)

@@ -1,5 +1,8 @@
 //! The shipped Dali counties and the geometry checks, without a database.
 
+use std::sync::Arc;
+
+use super::shape::{Pt, Ring};
 use super::*;
 
 fn counties() -> GeoIndex {

@@ -1,51 +1,13 @@
 //! The embedded issuer: sign-in for people in the registry and for other systems' clients, sessions with
-//! rotating refresh tokens, and the accounts and grants behind them.
-
-pub mod admin;
-pub mod secrets;
+//! rotating refresh tokens and second factors; the accounts and grants behind them are in `admin`.
 
 use chrono::{DateTime, Duration, Utc};
 use kit::auth::{Claims, Grant, Signer};
-use kit::config::parse_or;
+use kit::error::{Error, Result};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-
-/// The sign-in policy (SECURITY.md's common 等保 settings by default), from the environment.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub min_length: usize,
-    pub min_classes: usize,
-    pub history: i64,
-    pub max_age_days: i64,
-    pub lock_after: i32,
-    pub lock_minutes: i64,
-    pub idle_minutes: i64,
-    pub session_hours: i64,
-    pub access_secs: u64,
-    pub dormant_days: i64,
-}
-
-impl Policy {
-    /// AUTH_PASSWORD_MIN_LENGTH (8), AUTH_PASSWORD_CLASSES (3), AUTH_PASSWORD_HISTORY (5),
-    /// AUTH_PASSWORD_MAX_AGE_DAYS (90), AUTH_LOCK_AFTER (5 failures), AUTH_LOCK_MINUTES (30),
-    /// AUTH_IDLE_MINUTES (30), AUTH_SESSION_HOURS (12), AUTH_ACCESS_TOKEN_SECS (300), AUTH_DORMANT_DAYS (90: an
-    /// account unused that long is disabled at its next sign-in).
-    pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self {
-            min_length: parse_or("AUTH_PASSWORD_MIN_LENGTH", 8)?,
-            min_classes: parse_or("AUTH_PASSWORD_CLASSES", 3)?,
-            history: parse_or("AUTH_PASSWORD_HISTORY", 5)?,
-            max_age_days: parse_or("AUTH_PASSWORD_MAX_AGE_DAYS", 90)?,
-            lock_after: parse_or("AUTH_LOCK_AFTER", 5)?,
-            lock_minutes: parse_or("AUTH_LOCK_MINUTES", 30)?,
-            idle_minutes: parse_or("AUTH_IDLE_MINUTES", 30)?,
-            session_hours: parse_or("AUTH_SESSION_HOURS", 12)?,
-            access_secs: parse_or("AUTH_ACCESS_TOKEN_SECS", 300)?,
-            dormant_days: parse_or("AUTH_DORMANT_DAYS", 90)?,
-        })
-    }
-}
+use super::domain::Policy;
+use super::secrets;
 
 /// What a successful sign-in or refresh hands back.
 #[derive(Debug, Clone)]
@@ -74,20 +36,20 @@ const ACCOUNT: &str = "SELECT id, person_id, display_name, password_hash, passwo
 const FAILED: &str = "sign-in failed";
 
 #[derive(sqlx::FromRow)]
-struct AccountRow {
-    id: Uuid,
-    person_id: Uuid,
-    display_name: String,
-    password_hash: String,
-    password_changed_at: DateTime<Utc>,
-    must_change: bool,
-    totp_secret: Option<Vec<u8>>,
-    totp_last_step: i64,
-    failed_count: i32,
-    locked_until: Option<DateTime<Utc>>,
-    disabled_at: Option<DateTime<Utc>>,
+pub(super) struct AccountRow {
+    pub(super) id: Uuid,
+    pub(super) person_id: Uuid,
+    pub(super) display_name: String,
+    pub(super) password_hash: String,
+    pub(super) password_changed_at: DateTime<Utc>,
+    pub(super) must_change: bool,
+    pub(super) totp_secret: Option<Vec<u8>>,
+    pub(super) totp_last_step: i64,
+    pub(super) failed_count: i32,
+    pub(super) locked_until: Option<DateTime<Utc>>,
+    pub(super) disabled_at: Option<DateTime<Utc>>,
     /// The last sign-in, or the account's creation if it never signed in.
-    last_active_at: DateTime<Utc>,
+    pub(super) last_active_at: DateTime<Utc>,
 }
 
 impl Issuer {
@@ -128,7 +90,7 @@ impl Issuer {
     }
 
     /// The account if the password is right and the account may sign in; counts failures and locks.
-    async fn check_password(&self, username: &str, password: &str) -> Result<AccountRow> {
+    pub(super) async fn check_password(&self, username: &str, password: &str) -> Result<AccountRow> {
         let row: Option<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{ACCOUNT} WHERE username = $1")))
             .bind(username)
             .fetch_optional(&self.pool)
@@ -177,7 +139,7 @@ impl Issuer {
         Ok(())
     }
 
-    async fn check_otp(&self, account: &AccountRow, otp: &str) -> Result<()> {
+    pub(super) async fn check_otp(&self, account: &AccountRow, otp: &str) -> Result<()> {
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let step = account.totp_secret.as_deref().and_then(|s| secrets::totp_match(s, otp, now));
         // A code is good once: the step must be newer than the last one accepted.
@@ -337,6 +299,6 @@ impl Issuer {
     }
 }
 
-fn needs_second_factor(grants: &[Grant]) -> bool {
+pub(super) fn needs_second_factor(grants: &[Grant]) -> bool {
     grants.iter().any(|g| kit::auth::Role::parse("role", &g.role).is_ok_and(kit::auth::Role::is_admin))
 }
