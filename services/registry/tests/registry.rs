@@ -61,7 +61,8 @@ async fn dali_import_counts_and_reimport_is_a_no_op() {
 
 #[tokio::test]
 async fn a_newer_edition_renames_and_retires_and_a_damaged_file_changes_nothing() {
-    use registry::import::{ImportOptions, import, parse};
+    use registry::tree::domain::ImportOptions;
+    use registry::tree::import::{import, parse};
     let infra = TestInfra::new().await;
     let s = start(&infra).await;
     registry::import_dali(&s.pool).await.unwrap();

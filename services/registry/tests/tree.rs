@@ -479,7 +479,7 @@ async fn the_first_load_rollup_matches_the_sql_rebuild() {
     let from_memory = snapshot(s.pool.clone()).await;
     assert!(from_memory.contains(&(DALI.to_owned(), 5, 1159)), "prefecture villages counted");
     let mut tx = s.pool.begin().await.expect("tx");
-    registry::tree_queries::refresh_counts(&mut tx).await.expect("rebuild");
+    registry::tree::db::refresh_counts(&mut tx).await.expect("rebuild");
     tx.commit().await.expect("commit");
     assert_eq!(snapshot(s.pool.clone()).await, from_memory);
     s.stop.stop();

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use super::shape::{Pt, Ring};
+use kit::FieldError;
+
+use super::index::GRID_CELL_DEG;
+use super::shape::{Pt, Ring, Shape};
 use super::*;
 
 fn counties() -> GeoIndex {

@@ -20,7 +20,7 @@ pub async fn start(infra: &TestInfra, dali: bool) -> Registry {
     if dali {
         registry::import_dali(&pool).await.expect("import Dali");
     }
-    let app = registry::build(config, registry::Peers::default()).await.expect("build");
+    let app = registry::build(registry::Settings::new(config)).await.expect("build");
     let (url, stop) = kit::testing::spawn(app);
     let channel = kit::testing::connect(&url).await;
     Registry { channel, url, pool, stop }
