@@ -40,11 +40,7 @@ pub fn write(scope: &ScopeSet, code: &str, what: &str) -> Result<()> {
 /// The division import rewrites the whole tree, so a subtree's administrator may not run it: only a grant
 /// over the whole deployment may.
 pub fn whole_tree(scope: &ScopeSet) -> Result<()> {
-    if scope.all {
-        Ok(())
-    } else {
-        Err(Error::denied("importing divisions needs a grant over the whole deployment"))
-    }
+    if scope.all { Ok(()) } else { Err(Error::denied("importing divisions needs a grant over the whole deployment")) }
 }
 
 /// A person's record (masked phone and ID number, eligibility) is read by administrators whose scope holds

@@ -116,7 +116,13 @@ impl NewGrant {
                     .to_utc(),
             ),
         };
-        Ok(NewGrant { username: username(f.username)?.to_owned(), role, scope: scope("scope", f.scope)?, unit, valid_to })
+        Ok(NewGrant {
+            username: username(f.username)?.to_owned(),
+            role,
+            scope: scope("scope", f.scope)?,
+            unit,
+            valid_to,
+        })
     }
 }
 
@@ -136,20 +142,17 @@ mod tests {
         }
         assert_eq!(client_id("a b").unwrap_err().field, "client_id");
         assert_eq!(otp("123456789").unwrap_err().field, "otp");
-        for (value, ok) in [("*", true), ("532901000000", true), ("532901003001002", true), ("5329", false), ("", false)] {
+        for (value, ok) in
+            [("*", true), ("532901000000", true), ("532901003001002", true), ("5329", false), ("", false)]
+        {
             assert_eq!(scope("scope", value).is_ok(), ok, "{value:?}");
         }
     }
 
     #[test]
     fn grants_are_checked_before_anything_is_written() {
-        let fields = || GrantFields {
-            username: "clerk1",
-            role: "intake_clerk",
-            scope: "532901000000",
-            unit: "",
-            valid_to: "",
-        };
+        let fields =
+            || GrantFields { username: "clerk1", role: "intake_clerk", scope: "532901000000", unit: "", valid_to: "" };
         assert!(NewGrant::parse(fields()).is_ok());
         for (field, f) in [
             ("role", GrantFields { role: "service", ..fields() }),

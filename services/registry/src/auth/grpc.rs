@@ -150,7 +150,10 @@ pub async fn set_grant(issuer: &Issuer, request: Request<pb::SetGrantRequest>) -
     Ok(pb::SetGrantResponse { grant: Some(row.into()) })
 }
 
-pub async fn revoke_grant(issuer: &Issuer, request: Request<pb::RevokeGrantRequest>) -> Result<pb::RevokeGrantResponse> {
+pub async fn revoke_grant(
+    issuer: &Issuer,
+    request: Request<pb::RevokeGrantRequest>,
+) -> Result<pb::RevokeGrantResponse> {
     let by = principal(&request)?;
     let id = field::uuid("grant_id", &request.get_ref().grant_id)?;
     issuer.revoke_grant(&by, id).await?;

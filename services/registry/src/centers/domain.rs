@@ -102,8 +102,10 @@ fn rotation_line(i: usize, e: &RotationFields<'_>) -> Result<Rotation, FieldErro
     let when = match (e.weekday, has_dates) {
         (1..=7, false) => When::Weekday(u8::try_from(e.weekday).unwrap_or(0)),
         (0, true) => {
-            let (from, to) =
-                (date(&format!("entries[{i}].from_date"), e.from_date)?, date(&format!("entries[{i}].to_date"), e.to_date)?);
+            let (from, to) = (
+                date(&format!("entries[{i}].from_date"), e.from_date)?,
+                date(&format!("entries[{i}].to_date"), e.to_date)?,
+            );
             if from > to {
                 return Err(FieldError::new(format!("entries[{i}].to_date"), "is before from_date"));
             }
@@ -224,7 +226,10 @@ mod tests {
             ("department.center_code", DepartmentFields { center_code: "5329", ..fields() }),
             ("department.stationing", DepartmentFields { stationing: "sometimes", ..fields() }),
             ("department.category_prefixes[0]", DepartmentFields { category_prefixes: vec!["0x".into()], ..fields() }),
-            ("department.category_prefixes[1]", DepartmentFields { category_prefixes: vec!["1".into(), "1234567".into()], ..fields() }),
+            (
+                "department.category_prefixes[1]",
+                DepartmentFields { category_prefixes: vec!["1".into(), "1234567".into()], ..fields() },
+            ),
             ("department.category_prefixes", DepartmentFields { category_prefixes: vec!["1".into(); 65], ..fields() }),
         ];
         for (field, f) in cases {

@@ -90,7 +90,12 @@ pub async fn set_rotation(pool: &PgPool, request: Request<pb::SetRotationRequest
     let fields: Vec<RotationFields<'_>> = req
         .entries
         .iter()
-        .map(|e| RotationFields { weekday: e.weekday, from_date: &e.from_date, to_date: &e.to_date, stationed: e.stationed })
+        .map(|e| RotationFields {
+            weekday: e.weekday,
+            from_date: &e.from_date,
+            to_date: &e.to_date,
+            stationed: e.stationed,
+        })
         .collect();
     let lines = parse_rotation(&fields)?;
     let center = service::department_center(pool, department)

@@ -122,4 +122,3 @@ impl Place {
         format!("{}000000", &self.code[..6.min(self.code.len())])
     }
 }
-

@@ -60,7 +60,11 @@ pub async fn set_grid_geometry(
 }
 
 /// Every coordinate is checked and converted with its own field name, then the rings as a whole.
-fn parse_geometry(rings: &[pb::Ring], centre: Option<&pb::LonLat>, datum: Datum) -> std::result::Result<GridGeometry, FieldError> {
+fn parse_geometry(
+    rings: &[pb::Ring],
+    centre: Option<&pb::LonLat>,
+    datum: Datum,
+) -> std::result::Result<GridGeometry, FieldError> {
     let mut boundary: Vec<Ring> = Vec::with_capacity(rings.len());
     for (i, ring) in rings.iter().enumerate() {
         let points = ring

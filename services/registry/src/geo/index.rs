@@ -56,4 +56,3 @@ pub fn counties_from_geojson(text: &str) -> anyhow::Result<Layer<Place>> {
     anyhow::ensure!(!items.is_empty(), "county boundaries hold no level-3 feature");
     Ok(Layer::new(items, COUNTY_CELL_DEG))
 }
-

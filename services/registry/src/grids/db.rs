@@ -41,12 +41,10 @@ pub async fn next_grid_seq(conn: &mut PgConnection, parent: &str) -> sqlx::Resul
 }
 
 pub async fn lock_grid(conn: &mut PgConnection, code: &str) -> sqlx::Result<Option<LockedGrid>> {
-    sqlx::query_as(
-        "SELECT village_code, kind, retired_at IS NOT NULL AS retired FROM grids WHERE code = $1 FOR UPDATE",
-    )
-    .bind(code)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_as("SELECT village_code, kind, retired_at IS NOT NULL AS retired FROM grids WHERE code = $1 FOR UPDATE")
+        .bind(code)
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn insert_grid(

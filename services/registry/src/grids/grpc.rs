@@ -30,7 +30,13 @@ impl From<Grid> for pb::Grid {
 
 /// A grid shown as a node of the tree.
 fn grid_node(g: Grid) -> pb::Node {
-    pb::Node { level: g.level(), parent_code: g.parent_node().to_owned(), code: g.code, name: g.name, has_center: false }
+    pb::Node {
+        level: g.level(),
+        parent_code: g.parent_node().to_owned(),
+        code: g.code,
+        name: g.name,
+        has_center: false,
+    }
 }
 
 impl From<Person> for pb::Person {

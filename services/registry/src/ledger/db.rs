@@ -212,7 +212,13 @@ pub async fn acknowledge(pool: &PgPool, id: Uuid, center: &str, actor: &str) -> 
 }
 
 /// acknowledged → answered with the report; None when the recipient is missing or not acknowledged.
-pub async fn answer(pool: &PgPool, id: Uuid, center: &str, report: &str, actor: &str) -> sqlx::Result<Option<Recipient>> {
+pub async fn answer(
+    pool: &PgPool,
+    id: Uuid,
+    center: &str,
+    report: &str,
+    actor: &str,
+) -> sqlx::Result<Option<Recipient>> {
     let sql = format!(
         "UPDATE directive_recipients r SET status = $5, answered_at = now(), report = $3, answered_by = $4 \
          FROM divisions d \

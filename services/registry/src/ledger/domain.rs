@@ -295,7 +295,10 @@ mod tests {
             assert_eq!(recipients_page_token(bad, "532901000000").unwrap_err().field, "page_token", "{bad}");
         }
         let b = |n| Totals { recipients: n, pending: n, ..Totals::default() };
-        assert_eq!(Totals::sum("t", &[b(1), b(2)]), Totals { code: "t".into(), recipients: 3, pending: 3, ..Totals::default() });
+        assert_eq!(
+            Totals::sum("t", &[b(1), b(2)]),
+            Totals { code: "t".into(), recipients: 3, pending: 3, ..Totals::default() }
+        );
         assert_eq!(KindClass::of(" risk "), KindClass::Risk);
         assert_eq!(KindClass::of("dispute"), KindClass::Case);
     }

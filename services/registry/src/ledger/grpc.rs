@@ -101,7 +101,10 @@ pub async fn answer_directive(
     Ok(pb::AnswerDirectiveResponse { recipient: Some(row.into()) })
 }
 
-pub async fn get_directive(pool: &PgPool, request: Request<pb::GetDirectiveRequest>) -> Result<pb::GetDirectiveResponse> {
+pub async fn get_directive(
+    pool: &PgPool,
+    request: Request<pb::GetDirectiveRequest>,
+) -> Result<pb::GetDirectiveResponse> {
     let id = field::uuid("id", &request.get_ref().id)?;
     visible(pool, &request, id).await?;
     let (d, totals, branches) = service::get_directive(pool, id).await?;

@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn import_options_and_uploads_are_bounded() {
         assert!(ImportOptions::parse("2023", false, false).is_ok());
-        for bad in ["", "x".repeat(17).as_str(), "20\023"] {
+        for bad in ["", "x".repeat(17).as_str(), "20\u{0}23"] {
             assert_eq!(ImportOptions::parse(bad, false, false).unwrap_err().field, "edition", "{bad:?}");
         }
         assert!(upload_fits(MAX_UPLOAD - 1, 1).is_ok());

@@ -1,17 +1,15 @@
 //! The tree's RPCs (GetNode on the Registry service; ListDescendants, CountByLevel, SearchNames and
 //! ImportDivisions on the Tree service): request → parsed values → one call → response.
 
+use kit::error::Result;
 use kit::field;
 use proto::registry::v1 as pb;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::wrappers::UnboundedReceiverStream;
-use kit::error::Result;
 use tonic::{Request, Status, Streaming};
 
-use super::domain::{
-    ImportOptions, ImportReport, Node, Progress, descendants_page_token, level_required, upload_fits,
-};
+use super::domain::{ImportOptions, ImportReport, Node, Progress, descendants_page_token, level_required, upload_fits};
 use super::service;
 use crate::scope;
 use crate::shared::{next_page_token, page_size};
@@ -57,16 +55,16 @@ pub async fn count_by_level(
     let counts: Vec<pb::LevelCount> = service::count_by_level(pool, code)
         .await?
         .into_iter()
-        .map(|(level, n)| pb::LevelCount { level: u32::try_from(level).unwrap_or(0), count: u64::try_from(n).unwrap_or(0) })
+        .map(|(level, n)| pb::LevelCount {
+            level: u32::try_from(level).unwrap_or(0),
+            count: u64::try_from(n).unwrap_or(0),
+        })
         .collect();
     let total = counts.iter().map(|c| c.count).sum();
     Ok(pb::CountByLevelResponse { counts, total })
 }
 
-pub async fn search_names(
-    pool: &PgPool,
-    request: Request<pb::SearchNamesRequest>,
-) -> Result<pb::SearchNamesResponse> {
+pub async fn search_names(pool: &PgPool, request: Request<pb::SearchNamesRequest>) -> Result<pb::SearchNamesResponse> {
     let req = request.into_inner();
     let code = field::division_code("code", &req.code)?;
     let query = field::text("query", &req.query, 50)?;

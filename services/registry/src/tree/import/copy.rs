@@ -48,4 +48,3 @@ fn push_escaped(buf: &mut String, s: &str) {
         }
     }
 }
-

@@ -156,4 +156,3 @@ async fn merge(conn: &mut sqlx::PgConnection, opts: &ImportOptions, total: u64) 
     }
     Ok(ImportReport { rows: total, added, changed, retired, unchanged: total - added - changed })
 }
-
