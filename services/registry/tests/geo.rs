@@ -169,14 +169,12 @@ async fn bad_input_names_the_field() {
         datum: String::new(),
     };
     let open = Ring { points: square((100.0, 25.0), 0.01).points[..4].to_vec() };
-    let short = Ring { points: vec![LonLat { lon: 100.0, lat: 25.0 }; 3] };
     let mut far = square((100.0, 25.0), 0.01);
     far.points[2].lat = 91.0;
+    // The field-by-field cases are unit tests in the rooms' domains; over the socket, one refusal per RPC
+    // (INVALID_ARGUMENT naming the field) and the refusals that need the database.
     let cases = [
         ("NaN lon", g.resolve_point(at(f64::NAN, 25.0, "")).await.err(), Code::InvalidArgument, "lon"),
-        ("lon beyond 180", g.resolve_point(at(180.5, 25.0, "")).await.err(), Code::InvalidArgument, "lon"),
-        ("lat beyond 90", g.resolve_point(at(100.0, -90.1, "")).await.err(), Code::InvalidArgument, "lat"),
-        ("infinite lat", g.resolve_point(at(100.0, f64::INFINITY, "gcj02")).await.err(), Code::InvalidArgument, "lat"),
         ("unknown datum", g.resolve_point(at(100.0, 25.0, "bd09")).await.err(), Code::InvalidArgument, "datum"),
         (
             "no grid code",
@@ -184,19 +182,7 @@ async fn bad_input_names_the_field() {
             Code::InvalidArgument,
             "grid_code",
         ),
-        (
-            "division code as grid",
-            g.set_grid_geometry(SetGridGeometryRequest { grid_code: VILLAGE.into(), ..Default::default() }).await.err(),
-            Code::InvalidArgument,
-            "grid_code",
-        ),
         ("open ring", g.set_grid_geometry(set(vec![open], None)).await.err(), Code::InvalidArgument, "boundary[0]"),
-        (
-            "3-point ring",
-            g.set_grid_geometry(set(vec![square((100.0, 25.0), 0.01), short], None)).await.err(),
-            Code::InvalidArgument,
-            "boundary[1]",
-        ),
         (
             "vertex out of range",
             g.set_grid_geometry(set(vec![far], None)).await.err(),

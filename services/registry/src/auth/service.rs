@@ -166,11 +166,12 @@ impl Issuer {
             "SELECT role, scope, unit FROM grants WHERE account_id = $1 AND revoked_at IS NULL \
                AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now()) \
              UNION ALL \
-             SELECT 'grid_worker', grid_code, '' FROM grid_assignments WHERE person_id = $2 AND ended_at IS NULL \
+             SELECT $3::text, grid_code, '' FROM grid_assignments WHERE person_id = $2 AND ended_at IS NULL \
              ORDER BY 1, 2",
         )
         .bind(account)
         .bind(person)
+        .bind(kit::auth::Role::GridWorker)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|(role, scope, unit)| Grant { role, scope, unit }).collect())

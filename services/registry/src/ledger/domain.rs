@@ -269,11 +269,15 @@ mod tests {
         };
         assert!(NewDirective::parse("p", fields(), now).is_ok());
         let long = "x".repeat(101);
+        let body = "排".repeat(4001);
         for (field, f) in [
             ("issuer_center_code", DirectiveFields { issuer_center_code: "", ..fields() }),
             ("target_code", DirectiveFields { target_code: "532901003001002", ..fields() }),
             ("title", DirectiveFields { title: &long, ..fields() }),
             ("title", DirectiveFields { title: "a\0b", ..fields() }),
+            ("title", DirectiveFields { title: " ", ..fields() }),
+            ("body", DirectiveFields { body: &body, ..fields() }),
+            ("due_at", DirectiveFields { due_at: "next week", ..fields() }),
             ("body", DirectiveFields { body: "", ..fields() }),
             ("due_at", DirectiveFields { due_at: "tomorrow", ..fields() }),
             ("due_at", DirectiveFields { due_at: "2099-01-01T00:00:00", ..fields() }),
