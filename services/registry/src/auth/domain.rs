@@ -88,27 +88,19 @@ pub struct NewGrant {
     pub valid_to: Option<DateTime<Utc>>,
 }
 
-/// The fields of a grant as sent.
-pub struct GrantFields<'a> {
-    pub username: &'a str,
-    pub role: &'a str,
-    pub scope: &'a str,
-    pub unit: &'a str,
-    pub valid_to: &'a str,
-}
-
 impl NewGrant {
-    /// The service role is never granted to an account; a handler or unit lead needs a unit.
-    pub fn parse(f: GrantFields<'_>) -> Result<Self, FieldError> {
-        let role = Role::parse("role", f.role)?;
+    /// A grant of `role` over `node` to `user`: the service role is never granted to an account; a handler or
+    /// unit lead needs a unit.
+    pub fn parse(user: &str, role: &str, node: &str, unit: &str, valid_to: &str) -> Result<Self, FieldError> {
+        let role = Role::parse("role", role)?;
         if role == Role::Service {
             return Err(FieldError::new("role", "the service role is never granted to an account"));
         }
-        let unit = field::bounded("unit", f.unit, 64)?.to_owned();
+        let unit = field::bounded("unit", unit, 64)?.to_owned();
         if matches!(role, Role::Handler | Role::UnitLead) && unit.is_empty() {
             return Err(FieldError::new("unit", "is required for a handler or unit lead"));
         }
-        let valid_to = match f.valid_to.trim() {
+        let valid_to = match valid_to.trim() {
             "" => None,
             t => Some(
                 DateTime::parse_from_rfc3339(t)
@@ -116,13 +108,7 @@ impl NewGrant {
                     .to_utc(),
             ),
         };
-        Ok(NewGrant {
-            username: username(f.username)?.to_owned(),
-            role,
-            scope: scope("scope", f.scope)?,
-            unit,
-            valid_to,
-        })
+        Ok(NewGrant { username: username(user)?.to_owned(), role, scope: scope("scope", node)?, unit, valid_to })
     }
 }
 
@@ -151,18 +137,23 @@ mod tests {
 
     #[test]
     fn grants_are_checked_before_anything_is_written() {
-        let fields =
-            || GrantFields { username: "clerk1", role: "intake_clerk", scope: "532901000000", unit: "", valid_to: "" };
-        assert!(NewGrant::parse(fields()).is_ok());
-        for (field, f) in [
-            ("role", GrantFields { role: "service", ..fields() }),
-            ("role", GrantFields { role: "king", ..fields() }),
-            ("unit", GrantFields { role: "handler", ..fields() }),
-            ("valid_to", GrantFields { valid_to: "next week", ..fields() }),
-            ("username", GrantFields { username: "a b", ..fields() }),
-            ("scope", GrantFields { scope: "53", ..fields() }),
+        /// username, role, scope, unit, valid_to.
+        const OK: [&str; 5] = ["clerk1", "intake_clerk", "532901000000", "", ""];
+        let grant = |i: usize, value: &str| {
+            let mut f = OK;
+            f[i] = value;
+            NewGrant::parse(f[0], f[1], f[2], f[3], f[4]).err().map(|e| e.field)
+        };
+        assert_eq!(grant(0, OK[0]), None);
+        for (field, i, value) in [
+            ("role", 1, "service"),
+            ("role", 1, "king"),
+            ("unit", 1, "handler"),
+            ("valid_to", 4, "next week"),
+            ("username", 0, "a b"),
+            ("scope", 2, "53"),
         ] {
-            assert_eq!(NewGrant::parse(f).unwrap_err().field, field);
+            assert_eq!(grant(i, value).as_deref(), Some(field), "{value:?}");
         }
         assert_eq!(Policy::default().lock_after, 5);
     }

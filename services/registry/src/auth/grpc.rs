@@ -7,7 +7,7 @@ use proto::registry::v1 as pb;
 use tonic::Request;
 
 use super::admin::GrantRow;
-use super::domain::{GrantFields, NewGrant, client_id, otp, scope, secret, username};
+use super::domain::{NewGrant, client_id, otp, scope, secret, username};
 use super::service::{Issuer, Tokens};
 use crate::scope::principal;
 
@@ -139,13 +139,8 @@ pub async fn create_client(
 pub async fn set_grant(issuer: &Issuer, request: Request<pb::SetGrantRequest>) -> Result<pb::SetGrantResponse> {
     let by = principal(&request)?;
     let r = request.into_inner();
-    let grant = NewGrant::parse(GrantFields {
-        username: &r.username,
-        role: &r.role,
-        scope: &r.scope,
-        unit: &r.unit,
-        valid_to: &r.valid_to,
-    })?;
+    let grant = NewGrant::parse(&r.username, &r.role, &r.scope, &r.unit, &r.valid_to)?;
+
     let row = issuer.set_grant(&by, &grant).await?;
     Ok(pb::SetGrantResponse { grant: Some(row.into()) })
 }

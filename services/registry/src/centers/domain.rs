@@ -24,24 +24,21 @@ pub struct Department {
     pub category_prefixes: Vec<String>,
 }
 
-/// The fields of a department as sent.
-pub struct DepartmentFields<'a> {
-    pub code: &'a str,
-    pub name: &'a str,
-    pub center_code: &'a str,
-    pub stationing: &'a str,
-    pub category_prefixes: Vec<String>,
-}
-
 impl Department {
     /// A department to put, every field named as `department.<field>`.
-    pub fn parse(d: DepartmentFields<'_>) -> Result<Self, FieldError> {
+    pub fn parse(
+        code: &str,
+        name: &str,
+        center_code: &str,
+        stationing: &str,
+        category_prefixes: Vec<String>,
+    ) -> Result<Self, FieldError> {
         let department = Department {
-            code: field::text("department.code", d.code, 64)?.to_owned(),
-            name: field::text("department.name", d.name, 100)?.to_owned(),
-            center_code: field::division_code("department.center_code", d.center_code)?.to_owned(),
-            stationing: Stationing::parse("department.stationing", d.stationing)?,
-            category_prefixes: d.category_prefixes,
+            code: field::text("department.code", code, 64)?.to_owned(),
+            name: field::text("department.name", name, 100)?.to_owned(),
+            center_code: field::division_code("department.center_code", center_code)?.to_owned(),
+            stationing: Stationing::parse("department.stationing", stationing)?,
+            category_prefixes,
         };
         check_category_prefixes(&department.category_prefixes)?;
         Ok(department)
@@ -210,30 +207,27 @@ mod tests {
 
     #[test]
     fn departments_are_checked_field_by_field() {
-        let fields = || DepartmentFields {
-            code: "mediation",
-            name: "调解室",
-            center_code: "532901000000",
-            stationing: "rotating",
-            category_prefixes: vec!["01".into()],
+        /// code, name, center_code, stationing; then the category prefixes.
+        const OK: [&str; 4] = ["mediation", "调解室", "532901000000", "rotating"];
+        let department = |i: usize, value: &str, prefixes: &[&str]| {
+            let mut f = OK;
+            f[i] = value;
+            Department::parse(f[0], f[1], f[2], f[3], prefixes.iter().map(|p| (*p).to_owned()).collect())
         };
-        assert_eq!(Department::parse(fields()).unwrap().stationing, Stationing::Rotating);
+        assert_eq!(department(0, OK[0], &["01"]).unwrap().stationing, Stationing::Rotating);
         let long = "x".repeat(65);
-        let cases = [
-            ("department.code", DepartmentFields { code: "", ..fields() }),
-            ("department.code", DepartmentFields { code: &long, ..fields() }),
-            ("department.name", DepartmentFields { name: "a\0", ..fields() }),
-            ("department.center_code", DepartmentFields { center_code: "5329", ..fields() }),
-            ("department.stationing", DepartmentFields { stationing: "sometimes", ..fields() }),
-            ("department.category_prefixes[0]", DepartmentFields { category_prefixes: vec!["0x".into()], ..fields() }),
-            (
-                "department.category_prefixes[1]",
-                DepartmentFields { category_prefixes: vec!["1".into(), "1234567".into()], ..fields() },
-            ),
-            ("department.category_prefixes", DepartmentFields { category_prefixes: vec!["1".into(); 65], ..fields() }),
-        ];
-        for (field, f) in cases {
-            assert_eq!(Department::parse(f).unwrap_err().field, field);
+        let many = ["1"; 65];
+        for (field, i, value, prefixes) in [
+            ("department.code", 0, "", &["01"][..]),
+            ("department.code", 0, long.as_str(), &[]),
+            ("department.name", 1, "a\0", &[]),
+            ("department.center_code", 2, "5329", &[]),
+            ("department.stationing", 3, "sometimes", &[]),
+            ("department.category_prefixes[0]", 0, OK[0], &["0x"]),
+            ("department.category_prefixes[1]", 0, OK[0], &["1", "1234567"]),
+            ("department.category_prefixes", 0, OK[0], &many),
+        ] {
+            assert_eq!(department(i, value, prefixes).unwrap_err().field, field, "{value:?} {prefixes:?}");
         }
     }
 

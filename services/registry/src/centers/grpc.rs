@@ -8,7 +8,7 @@ use proto::registry::v1 as pb;
 use sqlx::PgPool;
 use tonic::Request;
 
-use super::domain::{Department, DepartmentFields, Rotation, RotationFields, When, duty_day, parse_rotation};
+use super::domain::{Department, Rotation, RotationFields, When, duty_day, parse_rotation};
 use super::service;
 use crate::scope;
 
@@ -51,13 +51,8 @@ pub async fn put_department(
 ) -> Result<pb::PutDepartmentResponse> {
     let scope = scope::manage(&request)?;
     let d = request.into_inner().department.ok_or_else(|| Error::invalid("department", "is required"))?;
-    let department = Department::parse(DepartmentFields {
-        code: &d.code,
-        name: &d.name,
-        center_code: &d.center_code,
-        stationing: &d.stationing,
-        category_prefixes: d.category_prefixes,
-    })?;
+    let department = Department::parse(&d.code, &d.name, &d.center_code, &d.stationing, d.category_prefixes)?;
+
     scope::write(&scope, &department.center_code, &format!("center {}", department.center_code))?;
     // The department code is the key of an upsert: one stationed elsewhere is not taken over from outside.
     if let Some(current) = service::department_center(pool, &department.code).await? {

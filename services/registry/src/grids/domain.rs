@@ -143,38 +143,37 @@ pub struct NewPerson<'a> {
     pub eligibility_source: &'a str,
 }
 
-/// The fields of a registration as sent.
-pub struct PersonFields<'a> {
-    pub name: &'a str,
-    pub role: &'a str,
-    pub phone: &'a str,
-    pub id_number: &'a str,
-    pub home_code: &'a str,
-    pub subsidy_eligible: bool,
-    pub eligibility_source: &'a str,
-}
-
 impl<'a> NewPerson<'a> {
-    pub fn parse(f: PersonFields<'a>) -> Result<Self, FieldError> {
-        let phone = f.phone.trim();
+    /// A registration as sent, checked field by field: phone and ID number when given, the eligibility source
+    /// when eligible, then name, role and home.
+    pub fn parse(
+        name: &'a str,
+        role: &'a str,
+        phone: &'a str,
+        id_number: &'a str,
+        home_code: &'a str,
+        subsidy_eligible: bool,
+        eligibility_source: &'a str,
+    ) -> Result<Self, FieldError> {
+        let phone = phone.trim();
         if !phone.is_empty() && !kit::pii::valid_phone(phone) {
             return Err(FieldError::new("phone", "must be an 11-digit mobile number"));
         }
-        let id_number = f.id_number.trim();
+        let id_number = id_number.trim();
         if !id_number.is_empty() && !kit::pii::valid_id_number(id_number) {
             return Err(FieldError::new("id_number", "must be an 18-character ID number with a valid check digit"));
         }
-        let eligibility_source = field::bounded("eligibility_source", f.eligibility_source, 200)?;
-        if f.subsidy_eligible && eligibility_source.is_empty() {
+        let eligibility_source = field::bounded("eligibility_source", eligibility_source, 200)?;
+        if subsidy_eligible && eligibility_source.is_empty() {
             return Err(FieldError::new("eligibility_source", "is required when subsidy_eligible is set"));
         }
         Ok(NewPerson {
-            name: field::text("name", f.name, 64)?,
-            role: PersonRole::parse("role", f.role)?,
+            name: field::text("name", name, 64)?,
+            role: PersonRole::parse("role", role)?,
             phone: (!phone.is_empty()).then_some(phone),
             id_number: (!id_number.is_empty()).then_some(id_number),
-            home_code: node_code("home_code", f.home_code)?,
-            subsidy_eligible: f.subsidy_eligible,
+            home_code: node_code("home_code", home_code)?,
+            subsidy_eligible,
             eligibility_source,
         })
     }
@@ -222,39 +221,34 @@ pub struct EligibilityChange {
 mod tests {
     use super::*;
 
-    fn fields<'a>() -> PersonFields<'a> {
-        PersonFields {
-            name: "张三",
-            role: "grid_worker",
-            phone: "",
-            id_number: "",
-            home_code: "532901003001",
-            subsidy_eligible: false,
-            eligibility_source: "",
-        }
+    /// name, role, phone, id_number, home_code, eligibility_source; and whether eligible.
+    const OK: [&str; 6] = ["张三", "grid_worker", "", "", "532901003001", ""];
+
+    fn person(i: usize, value: &str, eligible: bool) -> Result<NewPerson<'_>, FieldError> {
+        let mut f = OK;
+        f[i] = value;
+        NewPerson::parse(f[0], f[1], f[2], f[3], f[4], eligible, f[5])
     }
 
     #[test]
     fn a_registration_names_the_field_it_refuses() {
-        assert!(NewPerson::parse(fields()).is_ok());
+        assert!(person(0, OK[0], false).is_ok());
         let long = "名".repeat(65);
-        let cases: [(&str, PersonFields<'_>); 10] = [
-            ("name", PersonFields { name: "", ..fields() }),
-            ("name", PersonFields { name: &long, ..fields() }),
-            ("name", PersonFields { name: "张\0三", ..fields() }),
-            ("role", PersonFields { role: "mayor", ..fields() }),
-            ("role", PersonFields { role: "😀", ..fields() }),
-            ("phone", PersonFields { phone: "12345", ..fields() }),
-            ("id_number", PersonFields { id_number: "53290119900101001X", ..fields() }),
-            ("home_code", PersonFields { home_code: "5329", ..fields() }),
-            ("eligibility_source", PersonFields { subsidy_eligible: true, ..fields() }),
-            ("eligibility_source", PersonFields { eligibility_source: "a\0b", ..fields() }),
-        ];
-        for (field, f) in cases {
-            assert_eq!(NewPerson::parse(f).unwrap_err().field, field);
+        for (field, i, value, eligible) in [
+            ("name", 0, "", false),
+            ("name", 0, long.as_str(), false),
+            ("name", 0, "张\0三", false),
+            ("role", 1, "mayor", false),
+            ("role", 1, "😀", false),
+            ("phone", 2, "12345", false),
+            ("id_number", 3, "53290119900101001X", false),
+            ("home_code", 4, "5329", false),
+            ("eligibility_source", 5, "", true),
+            ("eligibility_source", 5, "a\0b", false),
+        ] {
+            assert_eq!(person(i, value, eligible).unwrap_err().field, field, "{value:?}");
         }
-        let p = NewPerson::parse(PersonFields { home_code: "532901003001002", ..fields() }).unwrap();
-        assert_eq!(p.home_code, "532901003001002", "a grid is a home");
+        assert_eq!(person(4, "532901003001002", false).unwrap().home_code, "532901003001002", "a grid is a home");
     }
 
     #[test]

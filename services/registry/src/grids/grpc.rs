@@ -7,9 +7,7 @@ use kit::field;
 use proto::registry::v1 as pb;
 use tonic::Request;
 
-use super::domain::{
-    EligibilityChange, EligibilityUpdate, Grid, GridPlace, NewPerson, Person, PersonFields, grid_name,
-};
+use super::domain::{EligibilityChange, EligibilityUpdate, Grid, GridPlace, NewPerson, Person, grid_name};
 use super::service::{self, Grids};
 use crate::scope;
 use crate::shared::{grid_code, next_page_token, node_code, page_size};
@@ -143,15 +141,16 @@ pub async fn end_grid_assignment(
 pub async fn create_person(g: &Grids, request: Request<pb::CreatePersonRequest>) -> Result<pb::CreatePersonResponse> {
     let scope = scope::manage(&request)?;
     let r = request.into_inner();
-    let person = NewPerson::parse(PersonFields {
-        name: &r.name,
-        role: &r.role,
-        phone: &r.phone,
-        id_number: &r.id_number,
-        home_code: &r.home_code,
-        subsidy_eligible: r.subsidy_eligible,
-        eligibility_source: &r.eligibility_source,
-    })?;
+    let person = NewPerson::parse(
+        &r.name,
+        &r.role,
+        &r.phone,
+        &r.id_number,
+        &r.home_code,
+        r.subsidy_eligible,
+        &r.eligibility_source,
+    )?;
+
     scope::write(&scope, person.home_code, &format!("home {}", person.home_code))?;
     Ok(pb::CreatePersonResponse { person: Some(g.create_person(person).await?.into()) })
 }

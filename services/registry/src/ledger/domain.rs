@@ -129,24 +129,24 @@ pub struct NewDirective<'a> {
     pub due_at: DateTime<Utc>,
 }
 
-/// The fields of a directive as sent.
-pub struct DirectiveFields<'a> {
-    pub issuer_center_code: &'a str,
-    pub target_code: &'a str,
-    pub title: &'a str,
-    pub body: &'a str,
-    pub due_at: &'a str,
-}
-
 impl<'a> NewDirective<'a> {
-    pub fn parse(issued_by: &'a str, f: DirectiveFields<'a>, now: DateTime<Utc>) -> Result<Self, FieldError> {
+    /// A directive as sent by `issued_by`, its deadline after `now`.
+    pub fn parse(
+        issued_by: &'a str,
+        issuer_center_code: &'a str,
+        target_code: &'a str,
+        title: &'a str,
+        body: &'a str,
+        due: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, FieldError> {
         Ok(NewDirective {
             issued_by,
-            issuer: field::division_code("issuer_center_code", f.issuer_center_code)?,
-            target: field::division_code("target_code", f.target_code)?,
-            title: field::text("title", f.title, 100)?,
-            body: field::text("body", f.body, 4000)?,
-            due_at: due_at(f.due_at, now)?,
+            issuer: field::division_code("issuer_center_code", issuer_center_code)?,
+            target: field::division_code("target_code", target_code)?,
+            title: field::text("title", title, 100)?,
+            body: field::text("body", body, 4000)?,
+            due_at: due_at(due, now)?,
         })
     }
 }
@@ -259,31 +259,30 @@ mod tests {
 
     #[test]
     fn directives_name_the_field_they_refuse() {
+        /// issuer_center_code, target_code, title, body, due_at.
+        const OK: [&str; 5] = ["532901000000", "532901003000", "排查", "排查隐患", "2099-01-01T00:00:00+08:00"];
         let now = Utc::now();
-        let fields = || DirectiveFields {
-            issuer_center_code: "532901000000",
-            target_code: "532901003000",
-            title: "排查",
-            body: "排查隐患",
-            due_at: "2099-01-01T00:00:00+08:00",
+        let directive = |i: usize, value: &str| {
+            let mut f = OK;
+            f[i] = value;
+            NewDirective::parse("p", f[0], f[1], f[2], f[3], f[4], now).err().map(|e| e.field)
         };
-        assert!(NewDirective::parse("p", fields(), now).is_ok());
-        let long = "x".repeat(101);
-        let body = "排".repeat(4001);
-        for (field, f) in [
-            ("issuer_center_code", DirectiveFields { issuer_center_code: "", ..fields() }),
-            ("target_code", DirectiveFields { target_code: "532901003001002", ..fields() }),
-            ("title", DirectiveFields { title: &long, ..fields() }),
-            ("title", DirectiveFields { title: "a\0b", ..fields() }),
-            ("title", DirectiveFields { title: " ", ..fields() }),
-            ("body", DirectiveFields { body: &body, ..fields() }),
-            ("due_at", DirectiveFields { due_at: "next week", ..fields() }),
-            ("body", DirectiveFields { body: "", ..fields() }),
-            ("due_at", DirectiveFields { due_at: "tomorrow", ..fields() }),
-            ("due_at", DirectiveFields { due_at: "2099-01-01T00:00:00", ..fields() }),
-            ("due_at", DirectiveFields { due_at: "2000-01-01T00:00:00Z", ..fields() }),
+        assert_eq!(directive(0, OK[0]), None);
+        let (long, body) = ("x".repeat(101), "排".repeat(4001));
+        for (field, i, value) in [
+            ("issuer_center_code", 0, ""),
+            ("target_code", 1, "532901003001002"),
+            ("title", 2, long.as_str()),
+            ("title", 2, "a\0b"),
+            ("title", 2, " "),
+            ("body", 3, ""),
+            ("body", 3, body.as_str()),
+            ("due_at", 4, "tomorrow"),
+            ("due_at", 4, "next week"),
+            ("due_at", 4, "2099-01-01T00:00:00"),
+            ("due_at", 4, "2000-01-01T00:00:00Z"),
         ] {
-            assert_eq!(NewDirective::parse("p", f, now).err().map(|e| e.field), Some(field.to_owned()));
+            assert_eq!(directive(i, value).as_deref(), Some(field), "{value:?}");
         }
         assert_eq!(report("").unwrap_err().field, "report");
         assert_eq!(status_filter(" "), Ok(None));

@@ -13,7 +13,7 @@ use proto::registry::v1 as pb;
 use sqlx::PgPool;
 use tonic::Request;
 
-use super::domain::{Directive, DirectiveFields, LedgerNode, NewDirective, Recipient, Totals, report, status_filter};
+use super::domain::{Directive, LedgerNode, NewDirective, Recipient, Totals, report, status_filter};
 use super::service;
 use crate::scope;
 use crate::shared::{next_page_token, node_code, page_size};
@@ -57,14 +57,8 @@ pub async fn issue_directive(
 ) -> Result<pb::IssueDirectiveResponse> {
     let (principal, scope) = scope::reach(&request, Permission::IssueDirective)?;
     let r = request.into_inner();
-    let fields = DirectiveFields {
-        issuer_center_code: &r.issuer_center_code,
-        target_code: &r.target_code,
-        title: &r.title,
-        body: &r.body,
-        due_at: &r.due_at,
-    };
-    let new = NewDirective::parse(principal.actor(), fields, chrono::Utc::now())?;
+    let (issuer, target, now) = (&r.issuer_center_code, &r.target_code, chrono::Utc::now());
+    let new = NewDirective::parse(principal.actor(), issuer, target, &r.title, &r.body, &r.due_at, now)?;
     scope::write(&scope, new.issuer, &format!("issuer center {}", new.issuer))?;
     scope::write(&scope, new.target, &format!("target {}", new.target))?;
     let (d, recipients) = service::issue(pool, &new).await?;
