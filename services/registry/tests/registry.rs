@@ -5,20 +5,8 @@
 mod common;
 
 use kit::testing::TestInfra;
-use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::*;
 use tonic::Code;
-
-struct Started {
-    client: RegistryClient<kit::testing::AuthedChannel>,
-    pool: sqlx::PgPool,
-    stop: kit::app::StopHandle,
-}
-
-async fn start(infra: &TestInfra) -> Started {
-    let r = common::start(infra, false).await;
-    Started { client: RegistryClient::new(r.channel), pool: r.pool, stop: r.stop }
-}
 
 async fn level_counts(pool: &sqlx::PgPool, prefix: &str) -> Vec<(i16, i64)> {
     sqlx::query_as(
@@ -33,7 +21,7 @@ async fn level_counts(pool: &sqlx::PgPool, prefix: &str) -> Vec<(i16, i64)> {
 #[tokio::test]
 async fn dali_import_counts_and_reimport_is_a_no_op() {
     let infra = TestInfra::new().await;
-    let s = start(&infra).await;
+    let s = common::start(&infra, false).await;
     let first = registry::import_dali(&s.pool).await.unwrap();
     assert_eq!(first.rows, 1285);
     assert_eq!(first.added, 1285);
@@ -64,7 +52,7 @@ async fn a_newer_edition_renames_and_retires_and_a_damaged_file_changes_nothing(
     use registry::tree::domain::ImportOptions;
     use registry::tree::import::{import, parse};
     let infra = TestInfra::new().await;
-    let s = start(&infra).await;
+    let s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.unwrap();
 
     // A damaged file: the last village's level contradicts its code.
@@ -113,9 +101,9 @@ async fn a_newer_edition_renames_and_retires_and_a_damaged_file_changes_nothing(
 #[tokio::test]
 async fn bad_inputs_name_their_field() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.unwrap();
-    let c = &mut s.client;
+    let c = &mut s.registry;
     // One refusal per RPC over the socket (the contract: INVALID_ARGUMENT naming the field) and the NOT_FOUND
     // cases; the field-by-field cases are unit tests in the rooms' domains.
     let cases: Vec<(&str, tonic::Status, Code, &str)> = vec![

@@ -18,17 +18,6 @@ const DALI_CITY: &str = "532901000000";
 const YANGBI: &str = "532922000000";
 const XIAGUAN: &str = "532901003000";
 
-struct Started {
-    tree: TreeClient<Channel>,
-    pool: sqlx::PgPool,
-    stop: kit::app::StopHandle,
-}
-
-async fn start(infra: &TestInfra) -> Started {
-    let r = common::start(infra, false).await;
-    Started { tree: TreeClient::new(r.channel), pool: r.pool, stop: r.stop }
-}
-
 /// Streams a file in 8 KiB chunks, options on the first; returns every progress message, or the status.
 async fn import(
     tree: &mut TreeClient<Channel>,
@@ -68,7 +57,7 @@ async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
 #[tokio::test]
 async fn dali_streamed_import_reports_progress_and_exact_counts() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     let progress = import(&mut s.tree, registry::DALI_CSV, "2023", false).await.unwrap();
     let phases: Vec<&str> = progress.iter().map(|p| p.phase.as_str()).collect();
     for phase in ["received", "parsed", "loaded", "merged", "counted", "done"] {
@@ -95,7 +84,7 @@ async fn dali_streamed_import_reports_progress_and_exact_counts() {
 #[tokio::test]
 async fn descendants_page_by_code_and_search_stays_in_its_subtree() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.unwrap();
     let mut seen = Vec::new();
     let mut token = String::new();
@@ -166,7 +155,7 @@ async fn descendants_page_by_code_and_search_stays_in_its_subtree() {
 #[tokio::test]
 async fn a_malformed_stream_names_the_line_and_writes_nothing() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     let mut lines: Vec<String> = registry::DALI_CSV.lines().map(str::to_owned).collect();
     let last = lines.len() - 1;
     lines[last] = lines[last].replacen(",5,", ",4,", 1);
@@ -190,7 +179,7 @@ async fn a_malformed_stream_names_the_line_and_writes_nothing() {
 #[tokio::test]
 async fn the_rollup_follows_a_newer_edition_that_retires_a_village() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.unwrap();
     let township_before = counts(&mut s.tree, XIAGUAN).await;
     let newer: Vec<&str> = registry::DALI_CSV.lines().filter(|l| !l.starts_with("532901003002,")).collect();
@@ -222,7 +211,7 @@ async fn the_rollup_follows_a_newer_edition_that_retires_a_village() {
 #[tokio::test]
 async fn bad_inputs_name_their_field() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.unwrap();
     let t = &mut s.tree;
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -390,7 +379,7 @@ async fn bad_inputs_name_their_field() {
 #[tokio::test]
 async fn the_first_load_rollup_matches_the_sql_rebuild() {
     let infra = TestInfra::new().await;
-    let s = start(&infra).await;
+    let s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.expect("first load");
     let snapshot = |pool: sqlx::PgPool| async move {
         sqlx::query_as::<_, (String, i16, i64)>("SELECT code, level, n FROM division_counts ORDER BY code, level")
