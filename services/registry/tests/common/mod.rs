@@ -39,3 +39,21 @@ pub async fn start(infra: &TestInfra, dali: bool) -> Registry {
         stop,
     }
 }
+
+/// A time `days` from now, as the services write times.
+#[allow(dead_code)] // used by the directive tests
+pub fn in_days(days: i64) -> String {
+    kit::time::local(chrono::Utc::now() + chrono::Duration::days(days))
+}
+
+/// A directive from the center `issuer` to the subtree at `target`, due in three days.
+#[allow(dead_code)] // used by the directive tests
+pub fn issue(issuer: &str, target: &str) -> proto::registry::v1::IssueDirectiveRequest {
+    proto::registry::v1::IssueDirectiveRequest {
+        issuer_center_code: issuer.into(),
+        target_code: target.into(),
+        title: "汛期地质灾害隐患排查".into(),
+        body: "请各村（社区）于三日内完成排查并报告。".into(),
+        due_at: in_days(3),
+    }
+}
