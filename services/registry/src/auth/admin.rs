@@ -259,7 +259,7 @@ pub async fn seed_account(
         )
         .bind(Uuid::new_v4())
         .bind(id)
-        .bind(role.as_str())
+        .bind(role)
         .bind(*scope)
         .bind(*unit)
         .execute(pool)
@@ -287,11 +287,12 @@ pub async fn seed_staff(
         None => {
             let id = Uuid::new_v4();
             sqlx::query(
-                "INSERT INTO persons (id, name, role, phone_masked, id_number_masked, home_code, subsidy_eligible,                  eligibility_source) VALUES ($1, $2, 'staff', '', '', $3, FALSE, '')",
+                "INSERT INTO persons (id, name, role, phone_masked, id_number_masked, home_code, subsidy_eligible,                  eligibility_source) VALUES ($1, $2, $4, '', '', $3, FALSE, '')",
             )
             .bind(id)
             .bind(name)
             .bind(home_code)
+            .bind(crate::grids::domain::PersonRole::Staff)
             .execute(pool)
             .await?;
             id
