@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use kit::auth::Role;
 use kit::{FieldError, field};
+use uuid::Uuid;
 
 /// The sign-in policy; its defaults are SECURITY.md's common 等保 settings (see `Settings::from_env` for the
 /// variables that change them).
@@ -37,6 +38,24 @@ impl Default for Policy {
             dormant_days: 90,
         }
     }
+}
+
+/// An account as sign-in sees it: its holder, its password and second factor, and what locks it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Account {
+    pub id: Uuid,
+    pub person_id: Uuid,
+    pub display_name: String,
+    pub password_hash: String,
+    pub password_changed_at: DateTime<Utc>,
+    pub must_change: bool,
+    pub totp_secret: Option<Vec<u8>>,
+    pub totp_last_step: i64,
+    pub failed_count: i32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// The last sign-in, or the account's creation if it never signed in.
+    pub last_active_at: DateTime<Utc>,
 }
 
 /// A secret field: bounded, never trimmed (spaces may be part of a password), never echoed.

@@ -2,6 +2,7 @@
 //! systems' client credentials), and the accounts and grants behind it.
 
 pub mod admin;
+pub mod db;
 pub mod domain;
 pub mod grpc;
 pub mod secrets;
