@@ -55,19 +55,8 @@ impl Issuer {
         if let Some(why) = secrets::weakness(initial_password, self.policy.min_length, self.policy.min_classes) {
             return Err(FieldError::new("initial_password", why).into());
         }
-        let id = Uuid::new_v4();
-        let totp = secrets::totp_secret()?;
         let password_hash = hash(initial_password).await?;
-        let account = NewAccount {
-            id,
-            username,
-            person_id,
-            display_name,
-            password_hash: &password_hash,
-            totp: &totp,
-            must_change: true,
-        };
-        insert_account(&self.pool, &account).await?;
+        let (id, totp) = insert_account(&self.pool, username, person_id, display_name, &password_hash, true).await?;
         Ok((id, secrets::base32(&totp)))
     }
 
@@ -143,12 +132,21 @@ async fn hash(password: &str) -> Result<String> {
         .map_err(Error::Internal)
 }
 
-/// A new account; FAILED_PRECONDITION when the username is taken.
-async fn insert_account(pool: &sqlx::PgPool, account: &NewAccount<'_>) -> Result<()> {
-    if !db::insert_account(pool, account).await? {
-        return Err(Error::failed_precondition(format!("username {} is taken", account.username)));
+/// A new account with a fresh id and TOTP secret, returned; FAILED_PRECONDITION when the username is taken.
+async fn insert_account(
+    pool: &sqlx::PgPool,
+    username: &str,
+    person_id: Uuid,
+    display_name: &str,
+    password_hash: &str,
+    must_change: bool,
+) -> Result<(Uuid, Vec<u8>)> {
+    let (id, totp) = (Uuid::new_v4(), secrets::totp_secret()?);
+    let account = NewAccount { id, username, person_id, display_name, password_hash, totp: &totp, must_change };
+    if !db::insert_account(pool, &account).await? {
+        return Err(Error::failed_precondition(format!("username {username} is taken")));
     }
-    Ok(())
+    Ok((id, totp))
 }
 
 /// A ready account with its grants, for the demo and tests (no first-sign-in change). Returns the TOTP
@@ -165,19 +163,10 @@ pub async fn seed_account(
     if let Some(secret) = existing {
         return Ok(secrets::base32(&secret));
     }
-    let id = Uuid::new_v4();
-    let totp = secrets::totp_secret()?;
     let password_hash = secrets::hash_password(password)?;
-    let account = NewAccount {
-        id,
-        username,
-        person_id,
-        display_name,
-        password_hash: &password_hash,
-        totp: &totp,
-        must_change: false,
-    };
-    insert_account(pool, &account).await.map_err(|e| anyhow::anyhow!("seed account {username}: {e}"))?;
+    let (id, totp) = insert_account(pool, username, person_id, display_name, &password_hash, false)
+        .await
+        .map_err(|e| anyhow::anyhow!("seed account {username}: {e}"))?;
     for (role, scope, unit) in grants {
         db::seed_grant(pool, id, *role, scope, unit).await?;
     }
