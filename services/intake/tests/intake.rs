@@ -22,7 +22,7 @@ struct Started {
 async fn start(infra: &TestInfra) -> Started {
     let reg_cfg = infra.config(registry::NAME);
     registry::import_dali(&registry::connect(&reg_cfg).await.unwrap()).await.unwrap();
-    let reg = registry::build(reg_cfg, registry::Peers::default()).await.unwrap();
+    let reg = registry::build(registry::Settings::new(reg_cfg)).await.unwrap();
     let registry_url = format!("http://{}", reg.addr());
     let settings = intake::Settings { registry_url, ..intake::Settings::new(infra.config(intake::NAME)) };
     let app = intake::build(settings).await.unwrap();

@@ -40,7 +40,7 @@ async fn an_exhausted_pool_answers_unavailable_at_once() {
     let reg_cfg = infra.config(registry::NAME);
     registry::import_dali(&registry::connect(&reg_cfg).await.unwrap()).await.unwrap();
     let (registry_url, stop_registry) =
-        kit::testing::spawn(registry::build(reg_cfg, registry::Peers::default()).await.unwrap());
+        kit::testing::spawn(registry::build(registry::Settings::new(reg_cfg)).await.unwrap());
     let mut cfg = infra.config(intake::NAME);
     cfg.database.max_connections = 2;
     cfg.database.acquire_timeout = Duration::from_millis(500);

@@ -5,7 +5,8 @@ use kit::events::Handler;
 use proto::events::v1::Envelope;
 use sqlx::PgConnection;
 
-use crate::ledger::{self, Applied};
+use crate::ledger::domain::Applied;
+use crate::ledger::service::apply_event;
 
 pub struct LedgerHandler;
 
@@ -17,7 +18,7 @@ impl Handler for LedgerHandler {
     }
 
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
-        match ledger::apply_event(conn, event).await? {
+        match apply_event(conn, event).await? {
             // Case ids are not personal data; the event carries no parties here, and none is logged.
             Applied::UnknownCase => {
                 tracing::warn!(event_id = %event.event_id, case_id = %event.case_id, "ledger event for an unknown case; ignored");

@@ -18,14 +18,14 @@ async fn main() -> anyhow::Result<()> {
         println!("public JWK (add to the JWKS): {}", serde_json::to_string(&jwk)?);
         return Ok(());
     }
-    let config = kit::Config::from_env(registry::NAME, registry::DEFAULT_PORT).context("configuration")?;
+    let settings = registry::Settings::from_env().context("configuration")?;
     if args.first().map(String::as_str) == Some("import") {
-        return import(&config, &args[1..]).await;
+        return import(&settings.common, &args[1..]).await;
     }
     if args.first().map(String::as_str) == Some("events") {
-        return kit::events::ops::cli(registry::NAME, &config, &args[1..]).await;
+        return kit::events::ops::cli(registry::NAME, &settings.common, &args[1..]).await;
     }
-    let app = registry::build(config, registry::Peers::default()).await?;
+    let app = registry::build(settings).await?;
     tracing::info!(addr = %app.addr(), "registry listening");
     let result = app.run_until(kit::shutdown::signal()).await;
     kit::telemetry::flush();
@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
 async fn import(config: &kit::Config, args: &[String]) -> anyhow::Result<()> {
     let path =
         args.first().context("usage: registry import FILE [--edition E] [--retire-missing] [--establish-centers]")?;
-    let mut opts = registry::import::ImportOptions { edition: "2023".into(), ..Default::default() };
+    let mut opts = registry::tree::domain::ImportOptions { edition: "2023".into(), ..Default::default() };
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
         match flag.as_str() {
@@ -47,12 +47,12 @@ async fn import(config: &kit::Config, args: &[String]) -> anyhow::Result<()> {
     }
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?;
     let started = std::time::Instant::now();
-    let mut report = |p: registry::import::Progress| {
+    let mut report = |p: registry::tree::domain::Progress| {
         eprintln!("{:>8.1}s {:<7} {:>8} / {}", started.elapsed().as_secs_f64(), p.phase, p.done, p.total);
     };
-    let rows = registry::import::parse(registry::import::open_reader(file)?, &mut report)?;
+    let rows = registry::tree::import::parse(registry::tree::import::open_reader(file)?, &mut report)?;
     let pool = registry::connect(config).await?;
-    let r = registry::import::import(&pool, &rows, &opts, &mut report).await?;
+    let r = registry::tree::import::import(&pool, &rows, &opts, &mut report).await?;
     println!(
         "imported {} rows in {:.1}s: {} added, {} changed, {} retired, {} unchanged",
         r.rows,

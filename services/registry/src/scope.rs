@@ -11,36 +11,36 @@
 use std::sync::Arc;
 
 use kit::auth::{Permission, Principal, ScopeSet};
-use tonic::{Request, Status};
+use kit::error::{Error, Result};
+use tonic::Request;
 
-use crate::directive::DirectiveRow;
+/// The verified caller (UNAUTHENTICATED when the auth layer put none there).
+pub fn principal<T>(request: &Request<T>) -> Result<Arc<Principal>> {
+    kit::auth::principal(request).map_err(|status| Error::Unauthenticated(status.message().to_owned()))
+}
 
 /// The caller and the reach of `permission` over all their grants.
-pub fn reach<T>(request: &Request<T>, permission: Permission) -> Result<(Arc<Principal>, ScopeSet), Status> {
-    let principal = kit::auth::principal(request)?;
+pub fn reach<T>(request: &Request<T>, permission: Permission) -> Result<(Arc<Principal>, ScopeSet)> {
+    let principal = principal(request)?;
     let scope = principal.scope(permission);
     Ok((principal, scope))
 }
 
 /// The caller's grid-administration scope (P10: grids, persons, assignments, centers, departments).
-pub fn manage<T>(request: &Request<T>) -> Result<ScopeSet, Status> {
+pub fn manage<T>(request: &Request<T>) -> Result<ScopeSet> {
     Ok(reach(request, Permission::ManageGrids)?.1)
 }
 
 /// A write to `code` (a division or grid code) is allowed only inside the scope; `what` names the object in
 /// the refusal.
-pub fn write(scope: &ScopeSet, code: &str, what: &str) -> Result<(), Status> {
-    if scope.covers_node(code) { Ok(()) } else { Err(kit::auth::denied(&format!("{what} is outside your scope"))) }
+pub fn write(scope: &ScopeSet, code: &str, what: &str) -> Result<()> {
+    if scope.covers_node(code) { Ok(()) } else { Err(Error::denied(format!("{what} is outside your scope"))) }
 }
 
 /// The division import rewrites the whole tree, so a subtree's administrator may not run it: only a grant
 /// over the whole deployment may.
-pub fn whole_tree(scope: &ScopeSet) -> Result<(), Status> {
-    if scope.all {
-        Ok(())
-    } else {
-        Err(kit::auth::denied("importing divisions needs a grant over the whole deployment"))
-    }
+pub fn whole_tree(scope: &ScopeSet) -> Result<()> {
+    if scope.all { Ok(()) } else { Err(Error::denied("importing divisions needs a grant over the whole deployment")) }
 }
 
 /// A person's record (masked phone and ID number, eligibility) is read by administrators whose scope holds
@@ -57,8 +57,8 @@ pub fn person_visible(principal: &Principal, scope: &ScopeSet, home_code: &str) 
 /// Who may read a directive: the issuing side (an IssueDirective scope holding the issuer center) or a
 /// receiving side (an AnswerDirective scope holding one of its recipient centers, which only the database
 /// knows, so the caller passes it in).
-pub fn directive_visible(issue: &ScopeSet, d: &DirectiveRow, recipient_in_answer_scope: bool) -> bool {
-    issue.covers_node(&d.issuer_center_code) || recipient_in_answer_scope
+pub fn directive_visible(issue: &ScopeSet, issuer_center_code: &str, recipient_in_answer_scope: bool) -> bool {
+    issue.covers_node(issuer_center_code) || recipient_in_answer_scope
 }
 
 /// The code prefixes a tree scope spans (significant digits of each division node), for matching recipient
@@ -102,7 +102,9 @@ mod tests {
             assert_eq!(write(&s, code, "x").is_ok(), inside, "{code}");
         }
         let refusal = write(&s, "532922100001", "village 532922100001").unwrap_err();
-        assert_eq!(refusal.code(), tonic::Code::PermissionDenied);
+        let status = tonic::Status::from(refusal);
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(status.message(), "not permitted: village 532922100001 is outside your scope");
     }
 
     #[test]

@@ -5,31 +5,11 @@
 
 mod common;
 
-use kit::testing::AuthedChannel as Channel;
 use kit::testing::TestInfra;
-use proto::registry::v1::registry_client::RegistryClient;
-use proto::registry::v1::tree_client::TreeClient;
 use proto::registry::v1::*;
 use tonic::Code;
 
 const XIAGUAN: &str = "532901003000";
-
-struct Started {
-    tree: TreeClient<Channel>,
-    registry: RegistryClient<Channel>,
-    pool: sqlx::PgPool,
-    stop: kit::app::StopHandle,
-}
-
-async fn start(infra: &TestInfra) -> Started {
-    let r = common::start(infra, false).await;
-    Started {
-        tree: TreeClient::new(r.channel.clone()),
-        registry: RegistryClient::new(r.channel),
-        pool: r.pool,
-        stop: r.stop,
-    }
-}
 
 fn department(code: &str, stationing: &str) -> PutDepartmentRequest {
     PutDepartmentRequest {
@@ -46,7 +26,7 @@ fn department(code: &str, stationing: &str) -> PutDepartmentRequest {
 #[tokio::test]
 async fn a_rotating_department_is_on_duty_by_its_schedule() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.unwrap();
     for (code, stationing) in [("SFS", "resident"), ("RSJ", "rotating"), ("LS", "on_call")] {
         s.registry.put_department(department(code, stationing)).await.unwrap();
@@ -99,7 +79,7 @@ async fn a_rotating_department_is_on_duty_by_its_schedule() {
 #[tokio::test]
 async fn centers_open_and_close_at_levels_two_to_five_only() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.unwrap();
     let village = "532901003001";
     let closed = s.tree.close_center(CloseCenterRequest { code: village.into() }).await.unwrap().into_inner();
@@ -132,7 +112,7 @@ async fn centers_open_and_close_at_levels_two_to_five_only() {
 #[tokio::test]
 async fn eligibility_changes_keep_their_history() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.unwrap();
     let person = CreatePersonRequest {
         name: "李调解".into(),

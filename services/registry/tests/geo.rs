@@ -8,7 +8,6 @@ mod common;
 use kit::testing::AuthedChannel as Channel;
 use kit::testing::TestInfra;
 use proto::registry::v1::geo_client::GeoClient;
-use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::*;
 use registry::geo::datum::gcj02_to_wgs84;
 use tonic::Code;
@@ -19,23 +18,6 @@ const JIANCHUAN: &str = "532931000000";
 const VILLAGE: &str = "532901003001";
 /// 下关, GCJ-02 as a Chinese web map shows it.
 const XIAGUAN_GCJ: (f64, f64) = (100.23, 25.59);
-
-struct Started {
-    geo: GeoClient<Channel>,
-    registry: RegistryClient<Channel>,
-    pool: sqlx::PgPool,
-    stop: kit::app::StopHandle,
-}
-
-async fn start(infra: &TestInfra) -> Started {
-    let r = common::start(infra, false).await;
-    Started {
-        geo: GeoClient::new(r.channel.clone()),
-        registry: RegistryClient::new(r.channel),
-        pool: r.pool,
-        stop: r.stop,
-    }
-}
 
 fn at(lon: f64, lat: f64, datum: &str) -> ResolvePointRequest {
     ResolvePointRequest { lon, lat, datum: datum.into() }
@@ -55,7 +37,7 @@ async fn resolved(geo: &mut GeoClient<Channel>, req: ResolvePointRequest) -> (St
 #[tokio::test]
 async fn county_polygons_answer_and_outside_dali_is_not_found() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     let cases = [
         ("下关 in 大理市", XIAGUAN_GCJ, DALI_CITY),
         ("剑川县", (99.90, 26.54), JIANCHUAN),
@@ -85,7 +67,7 @@ async fn county_polygons_answer_and_outside_dali_is_not_found() {
 #[tokio::test]
 async fn gcj02_and_wgs84_of_one_place_resolve_alike() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     for (lon, lat) in [XIAGUAN_GCJ, (99.90, 26.54), (100.30127, 25.678068), (100.6, 25.5)] {
         let (wlon, wlat) = gcj02_to_wgs84(lon, lat);
         let gcj = s.geo.resolve_point(at(lon, lat, "GCJ02")).await.expect("gcj02").into_inner();
@@ -100,7 +82,7 @@ async fn gcj02_and_wgs84_of_one_place_resolve_alike() {
 #[tokio::test]
 async fn a_bounded_grid_answers_first_and_the_index_follows_every_change() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.expect("import");
     let new_grid = |village: &str, parent: &str, kind: &str| CreateGridRequest {
         village_code: village.into(),
@@ -151,7 +133,7 @@ async fn a_bounded_grid_answers_first_and_the_index_follows_every_change() {
     s.stop.stop();
 
     // A restarted registry loads grid boundaries from the database.
-    let mut again = start(&infra).await;
+    let mut again = common::start(&infra, false).await;
     assert_eq!(resolved(&mut again.geo, wgs).await, ("grid".into(), grid));
     again.stop.stop();
 }
@@ -159,7 +141,7 @@ async fn a_bounded_grid_answers_first_and_the_index_follows_every_change() {
 #[tokio::test]
 async fn bad_input_names_the_field() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     let g = &mut s.geo;
     let grid = "532901003001001";
     let set = |boundary: Vec<Ring>, centre: Option<LonLat>| SetGridGeometryRequest {
@@ -169,14 +151,12 @@ async fn bad_input_names_the_field() {
         datum: String::new(),
     };
     let open = Ring { points: square((100.0, 25.0), 0.01).points[..4].to_vec() };
-    let short = Ring { points: vec![LonLat { lon: 100.0, lat: 25.0 }; 3] };
     let mut far = square((100.0, 25.0), 0.01);
     far.points[2].lat = 91.0;
+    // The field-by-field cases are unit tests in the rooms' domains; over the socket, one refusal per RPC
+    // (INVALID_ARGUMENT naming the field) and the refusals that need the database.
     let cases = [
         ("NaN lon", g.resolve_point(at(f64::NAN, 25.0, "")).await.err(), Code::InvalidArgument, "lon"),
-        ("lon beyond 180", g.resolve_point(at(180.5, 25.0, "")).await.err(), Code::InvalidArgument, "lon"),
-        ("lat beyond 90", g.resolve_point(at(100.0, -90.1, "")).await.err(), Code::InvalidArgument, "lat"),
-        ("infinite lat", g.resolve_point(at(100.0, f64::INFINITY, "gcj02")).await.err(), Code::InvalidArgument, "lat"),
         ("unknown datum", g.resolve_point(at(100.0, 25.0, "bd09")).await.err(), Code::InvalidArgument, "datum"),
         (
             "no grid code",
@@ -184,19 +164,7 @@ async fn bad_input_names_the_field() {
             Code::InvalidArgument,
             "grid_code",
         ),
-        (
-            "division code as grid",
-            g.set_grid_geometry(SetGridGeometryRequest { grid_code: VILLAGE.into(), ..Default::default() }).await.err(),
-            Code::InvalidArgument,
-            "grid_code",
-        ),
         ("open ring", g.set_grid_geometry(set(vec![open], None)).await.err(), Code::InvalidArgument, "boundary[0]"),
-        (
-            "3-point ring",
-            g.set_grid_geometry(set(vec![square((100.0, 25.0), 0.01), short], None)).await.err(),
-            Code::InvalidArgument,
-            "boundary[1]",
-        ),
         (
             "vertex out of range",
             g.set_grid_geometry(set(vec![far], None)).await.err(),
@@ -237,7 +205,7 @@ fn sawtooth(c: (f64, f64), d: f64, points: usize) -> Ring {
 #[tokio::test]
 async fn geometry_is_bounded_and_a_start_skips_stored_boundaries_that_fail_the_bounds() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     registry::import_dali(&s.pool).await.expect("import");
     let mut grids = Vec::new();
     for name in ["comb", "bowtie", "garbage"] {

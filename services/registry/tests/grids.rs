@@ -9,17 +9,6 @@ use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::*;
 use tonic::Code;
 
-struct Started {
-    client: RegistryClient<kit::testing::AuthedChannel>,
-    pool: sqlx::PgPool,
-    stop: kit::app::StopHandle,
-}
-
-async fn start(infra: &TestInfra) -> Started {
-    let r = common::start(infra, true).await;
-    Started { client: RegistryClient::new(r.channel), pool: r.pool, stop: r.stop }
-}
-
 /// Creates a grid under a village, or a micro-grid under a grid.
 async fn create(
     client: &mut RegistryClient<kit::testing::AuthedChannel>,
@@ -40,13 +29,13 @@ async fn create(
 #[tokio::test]
 async fn grids_workers_and_location_resolution() {
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, true).await;
     let village = "532901003001";
-    let grid = create(&mut s.client, "grid", village, "一网格").await;
+    let grid = create(&mut s.registry, "grid", village, "一网格").await;
     assert_eq!(grid.code, format!("{village}001"));
-    let second = create(&mut s.client, "grid", village, "二网格").await;
+    let second = create(&mut s.registry, "grid", village, "二网格").await;
     assert_eq!(second.code, format!("{village}002"));
-    let micro = create(&mut s.client, "micro_grid", &grid.code, "微网格").await;
+    let micro = create(&mut s.registry, "micro_grid", &grid.code, "微网格").await;
     assert_eq!(micro.code, format!("{}001", grid.code));
 
     let person = |name: &str| CreatePersonRequest {
@@ -58,23 +47,23 @@ async fn grids_workers_and_location_resolution() {
         subsidy_eligible: true,
         eligibility_source: "州综治办 2025-01 名册".into(),
     };
-    let a = s.client.create_person(person("李网格")).await.unwrap().into_inner().person.unwrap();
+    let a = s.registry.create_person(person("李网格")).await.unwrap().into_inner().person.unwrap();
     assert_eq!(a.phone, "138****5678", "phone masked");
     assert_eq!(a.id_number, "1101**********002X", "id masked");
     let stored: Vec<u8> =
         sqlx::query_scalar("SELECT phone_sealed FROM persons WHERE name = '李网格'").fetch_one(&s.pool).await.unwrap();
     assert!(!stored.windows(11).any(|w| w == b"13812345678"), "phone stored encrypted");
-    let b = s.client.create_person(person("王网格")).await.unwrap().into_inner().person.unwrap();
+    let b = s.registry.create_person(person("王网格")).await.unwrap().into_inner().person.unwrap();
 
     let r = s
-        .client
+        .registry
         .assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: a.id.clone() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(r.previous_worker_id, "");
     let r = s
-        .client
+        .registry
         .assign_grid_worker(AssignGridWorkerRequest { grid_code: grid.code.clone(), person_id: b.id.clone() })
         .await
         .unwrap()
@@ -85,7 +74,7 @@ async fn grids_workers_and_location_resolution() {
     // Concurrent assignments to one grid: each succeeds in turn, and at every moment one worker is active.
     let mut handles = Vec::new();
     for p in [&a, &b, &a, &b] {
-        let mut c = s.client.clone();
+        let mut c = s.registry.clone();
         let req = AssignGridWorkerRequest { grid_code: second.code.clone(), person_id: p.id.clone() };
         handles.push(tokio::spawn(async move { c.assign_grid_worker(req).await.map(|_| ()) }));
     }
@@ -114,7 +103,7 @@ async fn grids_workers_and_location_resolution() {
     assert_eq!(kit::db::violated_constraint(&dup.unwrap_err()), Some("one_active_worker_per_grid"));
 
     let resolved = s
-        .client
+        .registry
         .resolve_location(ResolveLocationRequest { location_code: grid.code.clone() })
         .await
         .unwrap()
@@ -126,14 +115,14 @@ async fn grids_workers_and_location_resolution() {
     assert!(resolved.path[0].has_center && !resolved.path[4].has_center);
 
     let children = s
-        .client
+        .registry
         .list_children(ListChildrenRequest { code: "532900000000".into(), page_size: 5, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(children.children.len(), 5);
     let rest = s
-        .client
+        .registry
         .list_children(ListChildrenRequest {
             code: "532900000000".into(),
             page_size: 100,
@@ -143,7 +132,7 @@ async fn grids_workers_and_location_resolution() {
         .unwrap()
         .into_inner();
     assert_eq!(rest.children.len(), 7, "12 counties over two pages");
-    let node = s.client.get_node(GetNodeRequest { code: "532931000000".into() }).await.unwrap().into_inner();
+    let node = s.registry.get_node(GetNodeRequest { code: "532931000000".into() }).await.unwrap().into_inner();
     assert_eq!(node.node.unwrap().name, "剑川县");
     assert_eq!(node.ancestors.len(), 2);
     s.stop.stop();

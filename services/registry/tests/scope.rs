@@ -162,20 +162,6 @@ fn tokio_stream_once(
     tonic::codegen::tokio_stream::iter([chunk])
 }
 
-fn in_days(days: i64) -> String {
-    kit::time::local(chrono::Utc::now() + chrono::Duration::days(days))
-}
-
-fn issue(issuer: &str, target: &str) -> IssueDirectiveRequest {
-    IssueDirectiveRequest {
-        issuer_center_code: issuer.into(),
-        target_code: target.into(),
-        title: "隐患排查".into(),
-        body: "请于三日内报告。".into(),
-        due_at: in_days(3),
-    }
-}
-
 #[tokio::test]
 async fn directives_are_issued_answered_and_seen_within_scope() {
     let infra = TestInfra::new().await;
@@ -186,7 +172,7 @@ async fn directives_are_issued_answered_and_seen_within_scope() {
     let mut yangbi = LedgerClient::new(as_person(&r.url, "leader-yangbi", "center_leader", OTHER_COUNTY).await);
 
     // Issued from the leader's own center into its subtree, with the leader recorded as the issuer.
-    let issued = leader.issue_directive(issue(COUNTY, TOWNSHIP)).await.expect("own center").into_inner();
+    let issued = leader.issue_directive(common::issue(COUNTY, TOWNSHIP)).await.expect("own center").into_inner();
     let id = issued.directive.unwrap().id;
     let issued_by: String = sqlx::query_scalar("SELECT issued_by FROM directives WHERE id = $1::uuid")
         .bind(&id)
@@ -196,8 +182,8 @@ async fn directives_are_issued_answered_and_seen_within_scope() {
     assert_eq!(issued_by, "leader-dali");
 
     for (case, request) in [
-        ("from a center above the grant", issue(PREFECTURE, TOWNSHIP)),
-        ("from another county's center", issue(OTHER_COUNTY, OTHER_COUNTY)),
+        ("from a center above the grant", common::issue(PREFECTURE, TOWNSHIP)),
+        ("from another county's center", common::issue(OTHER_COUNTY, OTHER_COUNTY)),
     ] {
         let status = leader.issue_directive(request).await.unwrap_err();
         assert_eq!(status.code(), Code::PermissionDenied, "{case}: {}", status.message());

@@ -5,7 +5,6 @@
 
 mod common;
 
-use kit::testing::AuthedChannel as Channel;
 use kit::testing::TestInfra;
 use proto::registry::v1::tree_client::TreeClient;
 use proto::registry::v1::*;
@@ -13,17 +12,6 @@ use tonic::Code;
 use tonic::codegen::tokio_stream;
 
 const DALI: &str = "532900000000";
-
-struct Started {
-    tree: TreeClient<Channel>,
-    pool: sqlx::PgPool,
-    stop: kit::app::StopHandle,
-}
-
-async fn start(infra: &TestInfra) -> Started {
-    let r = common::start(infra, false).await;
-    Started { tree: TreeClient::new(r.channel), pool: r.pool, stop: r.stop }
-}
 
 async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
@@ -78,7 +66,7 @@ async fn page_tokens_are_checked_and_nul_is_refused_by_name() {
 async fn a_gzip_line_that_inflates_without_end_is_refused_naming_its_line() {
     use std::io::Write;
     let infra = TestInfra::new().await;
-    let mut s = start(&infra).await;
+    let mut s = common::start(&infra, false).await;
     // 64 MiB of zeros on line 3 compress to about 64 KiB; the parser stops at 4 KiB into the line.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(b"code,name,level,parent_code\n530000000000,\xe4\xba\x91\xe5\x8d\x97\xe7\x9c\x81,1,\n").unwrap();

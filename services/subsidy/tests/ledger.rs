@@ -45,7 +45,7 @@ async fn boot_registry(
 ) -> (SocketAddr, (StopHandle, JoinHandle<anyhow::Result<()>>)) {
     let mut config = infra.config(registry::NAME);
     config.grpc_addr = addr;
-    start(registry::build(config, registry::Peers::default()).await.expect("registry starts"))
+    start(registry::build(registry::Settings::new(config)).await.expect("registry starts"))
 }
 
 /// Subsidy asking the registry at `registry_addr`, which need not be up yet.

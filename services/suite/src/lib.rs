@@ -95,8 +95,7 @@ impl Suite {
         };
         let registry = keep(
             registry::NAME,
-            run(registry::build(cfg.service(registry::NAME, registry::DEFAULT_PORT), registry::Peers::default())
-                .await?),
+            run(registry::build(registry::Settings::new(cfg.service(registry::NAME, registry::DEFAULT_PORT))).await?),
         );
         let routing = keep(
             routing::NAME,

@@ -1,52 +1,31 @@
 //! Accounts, client credentials and grants, kept by the system and security administrators; password changes
 //! by their holders.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use kit::FieldError;
 use kit::auth::{Principal, Role};
 use uuid::Uuid;
 
-use super::{Issuer, secrets};
-use crate::error::{Error, Result};
+use kit::error::{Error, Result};
 
-/// A stored grant, for listing.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct GrantRow {
-    pub id: Uuid,
-    pub role: String,
-    pub scope: String,
-    pub unit: String,
-    pub valid_from: DateTime<Utc>,
-    pub valid_to: Option<DateTime<Utc>>,
-}
+use super::db::{self, NewAccount, NewGrantRow};
+use super::domain::NewGrant;
+use super::secrets;
+use super::service::{Issuer, needs_second_factor};
 
-/// A new grant as the security administrator asks for it.
-#[derive(Debug, Clone)]
-pub struct NewGrant {
-    pub username: String,
-    pub role: Role,
-    pub scope: String,
-    pub unit: String,
-    pub valid_to: Option<DateTime<Utc>>,
-}
+pub use super::db::GrantRow;
 
 impl Issuer {
     pub async fn change_password(&self, username: &str, old: &str, new: &str, otp: &str) -> Result<()> {
         let account = self.check_password(username, old).await?;
         let grants = self.grants_now(account.id, account.person_id).await?;
-        if super::needs_second_factor(&grants) {
+        if needs_second_factor(&grants) {
             self.check_otp(&account, otp).await?;
         }
         if let Some(why) = secrets::weakness(new, self.policy.min_length, self.policy.min_classes) {
             return Err(FieldError::new("new_password", why).into());
         }
-        let history: Vec<String> = sqlx::query_scalar(
-            "SELECT password_hash FROM password_history WHERE account_id = $1 ORDER BY changed_at DESC LIMIT $2",
-        )
-        .bind(account.id)
-        .bind(self.policy.history)
-        .fetch_all(&self.pool)
-        .await?;
+        let history = db::password_history(&self.pool, account.id, self.policy.history).await?;
         let (new_owned, current) = (new.to_owned(), account.password_hash.clone());
         let reused = tokio::task::spawn_blocking(move || {
             std::iter::once(&current).chain(&history).any(|h| secrets::verify_password(&new_owned, h))
@@ -58,18 +37,8 @@ impl Issuer {
         }
         let hash = hash(new).await?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO password_history (account_id, password_hash) VALUES ($1, $2)")
-            .bind(account.id)
-            .bind(&account.password_hash)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE accounts SET password_hash = $2, password_changed_at = now(), must_change = FALSE WHERE id = $1",
-        )
-        .bind(account.id)
-        .bind(hash)
-        .execute(&mut *tx)
-        .await?;
+        db::keep_old_password(&mut *tx, account.id, &account.password_hash).await?;
+        db::set_password(&mut *tx, account.id, &hash).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -86,25 +55,16 @@ impl Issuer {
         if let Some(why) = secrets::weakness(initial_password, self.policy.min_length, self.policy.min_classes) {
             return Err(FieldError::new("initial_password", why).into());
         }
-        let id = Uuid::new_v4();
-        let totp = secrets::totp_secret()?;
-        insert_account(&self.pool, id, username, person_id, display_name, &hash(initial_password).await?, &totp, true)
-            .await?;
+        let password_hash = hash(initial_password).await?;
+        let (id, totp) = insert_account(&self.pool, username, person_id, display_name, &password_hash, true).await?;
         Ok((id, secrets::base32(&totp)))
     }
 
     pub async fn disable_account(&self, username: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let id: Option<Uuid> =
-            sqlx::query_scalar("UPDATE accounts SET disabled_at = now() WHERE username = $1 RETURNING id")
-                .bind(username)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let id = db::disable_account(&mut *tx, username).await?;
         let id = id.ok_or_else(|| Error::NotFound(format!("account {username}")))?;
-        sqlx::query("UPDATE sessions SET revoked_at = now(), revoked_why = 'account disabled' WHERE account_id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        db::revoke_sessions_of(&mut *tx, id, "account disabled").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -112,18 +72,7 @@ impl Issuer {
     /// A client credential for another system, scoped to a subtree; the secret is returned once.
     pub async fn create_client(&self, by: &Principal, client_id: &str, name: &str, scope: &str) -> Result<String> {
         let (secret, hash) = secrets::random_token()?;
-        let inserted = sqlx::query(
-            "INSERT INTO clients (client_id, name, secret_hash, scope, created_by) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (client_id) DO NOTHING",
-        )
-        .bind(client_id)
-        .bind(name)
-        .bind(hash)
-        .bind(scope)
-        .bind(by.actor())
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 0 {
+        if !db::insert_client(&self.pool, client_id, name, &hash, scope, by.actor()).await? {
             return Err(Error::FailedPrecondition(format!("client {client_id} exists already")));
         }
         Ok(secret)
@@ -132,11 +81,7 @@ impl Issuer {
     /// Grants a role. Nobody grants to themselves; the three administrators and business roles stay in
     /// different hands (三权分立); an administrator needs a second factor enrolled.
     pub async fn set_grant(&self, by: &Principal, g: &NewGrant) -> Result<GrantRow> {
-        let account: Option<(Uuid, Uuid, bool)> =
-            sqlx::query_as("SELECT id, person_id, totp_secret IS NOT NULL FROM accounts WHERE username = $1")
-                .bind(&g.username)
-                .fetch_optional(&self.pool)
-                .await?;
+        let account = db::grantee(&self.pool, &g.username).await?;
         let (account, person, has_totp) = account.ok_or_else(|| Error::NotFound(format!("account {}", g.username)))?;
         if by.person_id == person.to_string() {
             return Err(Error::Denied("nobody changes their own grants".into()));
@@ -153,49 +98,29 @@ impl Issuer {
                 )));
             }
         }
-        let row: GrantRow = sqlx::query_as(
-            "INSERT INTO grants (id, account_id, role, scope, unit, valid_to, granted_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, role, scope, unit, valid_from, valid_to",
-        )
-        .bind(Uuid::new_v4())
-        .bind(account)
-        .bind(g.role.as_str())
-        .bind(&g.scope)
-        .bind(&g.unit)
-        .bind(g.valid_to)
-        .bind(by.actor())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row)
+        let row = NewGrantRow {
+            account,
+            role: g.role,
+            scope: &g.scope,
+            unit: &g.unit,
+            valid_to: g.valid_to,
+            granted_by: by.actor(),
+        };
+        Ok(db::insert_grant(&self.pool, &row).await?)
     }
 
     pub async fn revoke_grant(&self, by: &Principal, grant: Uuid) -> Result<()> {
-        let owner: Option<Uuid> = sqlx::query_scalar(
-            "SELECT a.person_id FROM grants g JOIN accounts a ON a.id = g.account_id WHERE g.id = $1 AND g.revoked_at IS NULL",
-        )
-        .bind(grant)
-        .fetch_optional(&self.pool)
-        .await?;
+        let owner = db::grant_holder(&self.pool, grant).await?;
         let owner = owner.ok_or_else(|| Error::NotFound(format!("grant {grant}")))?;
         if by.person_id == owner.to_string() {
             return Err(Error::Denied("nobody changes their own grants".into()));
         }
-        sqlx::query("UPDATE grants SET revoked_at = now(), revoked_by = $2 WHERE id = $1")
-            .bind(grant)
-            .bind(by.actor())
-            .execute(&self.pool)
-            .await?;
+        db::revoke_grant(&self.pool, grant, by.actor()).await?;
         Ok(())
     }
 
     pub async fn list_grants(&self, username: &str) -> Result<Vec<GrantRow>> {
-        Ok(sqlx::query_as(
-            "SELECT g.id, g.role, g.scope, g.unit, g.valid_from, g.valid_to FROM grants g \
-             JOIN accounts a ON a.id = g.account_id WHERE a.username = $1 AND g.revoked_at IS NULL ORDER BY g.valid_from",
-        )
-        .bind(username)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(db::grants_of(&self.pool, username).await?)
     }
 }
 
@@ -207,34 +132,21 @@ async fn hash(password: &str) -> Result<String> {
         .map_err(Error::Internal)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A new account with a fresh id and TOTP secret, returned; FAILED_PRECONDITION when the username is taken.
 async fn insert_account(
     pool: &sqlx::PgPool,
-    id: Uuid,
     username: &str,
     person_id: Uuid,
     display_name: &str,
     password_hash: &str,
-    totp: &[u8],
     must_change: bool,
-) -> Result<()> {
-    let inserted = sqlx::query(
-        "INSERT INTO accounts (id, username, person_id, display_name, password_hash, totp_secret, must_change) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (username) DO NOTHING",
-    )
-    .bind(id)
-    .bind(username)
-    .bind(person_id)
-    .bind(display_name)
-    .bind(password_hash)
-    .bind(totp)
-    .bind(must_change)
-    .execute(pool)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(Error::FailedPrecondition(format!("username {username} is taken")));
+) -> Result<(Uuid, Vec<u8>)> {
+    let (id, totp) = (Uuid::new_v4(), secrets::totp_secret()?);
+    let account = NewAccount { id, username, person_id, display_name, password_hash, totp: &totp, must_change };
+    if !db::insert_account(pool, &account).await? {
+        return Err(Error::failed_precondition(format!("username {username} is taken")));
     }
-    Ok(())
+    Ok((id, totp))
 }
 
 /// A ready account with its grants, for the demo and tests (no first-sign-in change). Returns the TOTP
@@ -247,30 +159,16 @@ pub async fn seed_account(
     password: &str,
     grants: &[(Role, &str, &str)],
 ) -> anyhow::Result<String> {
-    let existing: Option<Vec<u8>> = sqlx::query_scalar("SELECT totp_secret FROM accounts WHERE username = $1")
-        .bind(username)
-        .fetch_optional(pool)
-        .await?
-        .flatten();
+    let existing = db::seeded(pool, username).await?.and_then(|(totp, _)| totp);
     if let Some(secret) = existing {
         return Ok(secrets::base32(&secret));
     }
-    let id = Uuid::new_v4();
-    let totp = secrets::totp_secret()?;
-    insert_account(pool, id, username, person_id, display_name, &secrets::hash_password(password)?, &totp, false)
+    let password_hash = secrets::hash_password(password)?;
+    let (id, totp) = insert_account(pool, username, person_id, display_name, &password_hash, false)
         .await
         .map_err(|e| anyhow::anyhow!("seed account {username}: {e}"))?;
     for (role, scope, unit) in grants {
-        sqlx::query(
-            "INSERT INTO grants (id, account_id, role, scope, unit, granted_by) VALUES ($1, $2, $3, $4, $5, 'seed')",
-        )
-        .bind(Uuid::new_v4())
-        .bind(id)
-        .bind(role.as_str())
-        .bind(*scope)
-        .bind(*unit)
-        .execute(pool)
-        .await?;
+        db::seed_grant(pool, id, *role, scope, unit).await?;
     }
     Ok(secrets::base32(&totp))
 }
@@ -285,22 +183,12 @@ pub async fn seed_staff(
     password: &str,
     grants: &[(Role, &str, &str)],
 ) -> anyhow::Result<(Uuid, String)> {
-    let existing: Option<Uuid> = sqlx::query_scalar("SELECT person_id FROM accounts WHERE username = $1")
-        .bind(username)
-        .fetch_optional(pool)
-        .await?;
+    let existing = db::seeded(pool, username).await?.map(|(_, person)| person);
     let person = match existing {
         Some(p) => p,
         None => {
             let id = Uuid::new_v4();
-            sqlx::query(
-                "INSERT INTO persons (id, name, role, phone_masked, id_number_masked, home_code, subsidy_eligible,                  eligibility_source) VALUES ($1, $2, 'staff', '', '', $3, FALSE, '')",
-            )
-            .bind(id)
-            .bind(name)
-            .bind(home_code)
-            .execute(pool)
-            .await?;
+            db::insert_staff_person(pool, id, name, home_code).await?;
             id
         }
     };

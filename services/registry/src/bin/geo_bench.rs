@@ -178,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let nats = config.nats.clone();
     let result = async {
-        let app = registry::build(config, registry::Peers::default()).await?;
+        let app = registry::build(registry::Settings::new(config)).await?;
         let url = format!("http://{}", app.addr());
         let stop = app.stop_handle();
         let running = tokio::spawn(app.run_until(std::future::pending()));

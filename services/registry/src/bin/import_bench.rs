@@ -7,8 +7,10 @@ use std::io::Read;
 use std::time::Instant;
 
 use anyhow::Context;
-use registry::import::{self, ImportOptions, ImportReport};
-use registry::tree_queries::{self, NATION};
+use registry::shared::NATION;
+use registry::tree::domain::{ImportOptions, ImportReport};
+use registry::tree::import;
+use registry::tree::service as tree_queries;
 use sqlx::Connection;
 
 const DEFAULT_FILE: &str = "../shared/data/divisions/cn_divisions_2023_5level.csv.gz";
@@ -161,7 +163,7 @@ fn print_import(label: &str, r: ImportReport, secs: f64) {
 async fn median_ms<F, Fut>(mut f: F) -> anyhow::Result<f64>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = registry::error::Result<()>>,
+    Fut: std::future::Future<Output = kit::error::Result<()>>,
 {
     let mut times = Vec::new();
     for _ in 0..5 {

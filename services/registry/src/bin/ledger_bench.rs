@@ -62,7 +62,7 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
     for batch in events.chunks(BATCH) {
         let mut tx = pool.begin().await?;
         for e in batch {
-            registry::ledger::apply_event(&mut tx, e).await?;
+            registry::ledger::service::apply_event(&mut tx, e).await?;
         }
         tx.commit().await?;
     }
@@ -75,20 +75,20 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
         events.len() as f64 / load.as_secs_f64()
     );
 
-    let node = registry::ledger::get(&pool, PREFECTURE).await?;
+    let node = registry::ledger::service::get(&pool, PREFECTURE).await?;
     println!(
         "prefecture: risks open {} overdue {} closed {}; other cases open {} overdue {} closed {}",
         node.risk_open, node.risk_overdue, node.risk_closed, node.case_open, node.case_overdue, node.case_closed
     );
     let started = Instant::now();
     for _ in 0..QUERIES {
-        registry::ledger::get(&pool, PREFECTURE).await?;
+        registry::ledger::service::get(&pool, PREFECTURE).await?;
     }
     let get = started.elapsed().as_secs_f64() * 1000.0 / f64::from(QUERIES);
     let started = Instant::now();
     let mut rows = 0;
     for _ in 0..QUERIES {
-        rows = registry::ledger::children(&pool, &node, "", 1000).await?.len();
+        rows = registry::ledger::service::children(&pool, &node, "", 1000).await?.len();
     }
     let list = started.elapsed().as_secs_f64() * 1000.0 / f64::from(QUERIES);
     println!(
@@ -105,7 +105,7 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
 /// stall on multi-segment replies without it).
 async fn over_grpc(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     use proto::registry::v1::ledger_server::LedgerServer;
-    let service = LedgerServer::new(registry::grpc_ledger::LedgerService { pool: pool.clone() });
+    let service = LedgerServer::new(registry::grpc::LedgerService(pool.clone()));
     let listener = kit::grpc::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (trigger, shutdown) = kit::shutdown::channel();
@@ -141,7 +141,8 @@ async fn time_client(label: &str, url: &str) -> anyhow::Result<()> {
 
 /// One directive to the whole prefecture: the set-wise recipient insert, then the per-county roll-up.
 async fn directive_to_dali(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    use registry::directive::{self, NewDirective};
+    use registry::ledger::domain::NewDirective;
+    use registry::ledger::service as directive;
     let new = NewDirective {
         issued_by: "bench",
         issuer: PREFECTURE,
@@ -154,7 +155,7 @@ async fn directive_to_dali(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let (d, recipients) = directive::issue(pool, &new).await?;
     let issue = started.elapsed().as_secs_f64() * 1000.0;
     let started = Instant::now();
-    let (_, totals, branches) = directive::get(pool, d.id).await?;
+    let (_, totals, branches) = directive::get_directive(pool, d.id).await?;
     let get = started.elapsed().as_secs_f64() * 1000.0;
     println!(
         "IssueDirective to all of Dali: {recipients} recipients in {issue:.1} ms; GetDirective {get:.1} ms \

@@ -1,5 +1,11 @@
 //! The shipped Dali counties and the geometry checks, without a database.
 
+use std::sync::Arc;
+
+use kit::FieldError;
+
+use super::index::GRID_CELL_DEG;
+use super::shape::{Pt, Ring, Shape};
 use super::*;
 
 fn counties() -> GeoIndex {
@@ -74,6 +80,9 @@ fn bad_points_and_rings_name_their_field() {
         ("NaN lon", point("", f64::NAN, 25.0, Datum::Wgs84), "lon"),
         ("lat beyond the pole", point("", 100.0, 90.5, Datum::Wgs84), "lat"),
         ("infinite centre lon", point("centre", f64::INFINITY, 0.0, Datum::Gcj02), "centre.lon"),
+        ("lon beyond 180", point("", 180.5, 25.0, Datum::Wgs84), "lon"),
+        ("lat beyond 90", point("", 100.0, -90.1, Datum::Wgs84), "lat"),
+        ("infinite lat", point("", 100.0, f64::INFINITY, Datum::Gcj02), "lat"),
     ];
     for (what, got, field) in cases {
         assert_eq!(got.err().map(|e| e.field), Some(field.to_owned()), "{what}");

@@ -46,7 +46,7 @@ pub async fn boot() -> Harness {
 /// Routing with a real registry beside it, for the resolver checks.
 pub async fn boot_with_registry() -> Harness {
     let infra = TestInfra::new().await;
-    let app = registry::build(infra.config(registry::NAME), registry::Peers::default()).await.expect("registry builds");
+    let app = registry::build(registry::Settings::new(infra.config(registry::NAME))).await.expect("registry builds");
     let (url, stop) = kit::testing::spawn(app);
     let client = RegistryClient::new(kit::testing::connect(&url).await);
     start(infra, Some(url), Some((client, stop))).await

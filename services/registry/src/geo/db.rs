@@ -1,9 +1,9 @@
-//! Grid geometry in PostgreSQL: the boundary as a JSONB ring list and the centre as two floats, all WGS84
+//! The SQL of grid geometry: the boundary as a JSONB ring list and the centre as two floats, all WGS84
 //! (migration 1003; no PostGIS). JSON travels as text so sqlx needs no JSON feature.
 
 use sqlx::{PgConnection, PgPool};
 
-use super::GridGeometry;
+use super::domain::GridGeometry;
 
 pub enum Outcome {
     Set,
@@ -40,14 +40,15 @@ pub struct BoundaryRow {
     pub code: String,
     pub name: String,
     pub village_code: String,
-    pub kind: String,
+    /// A micro-grid (it has a parent grid), which outranks the grid it lies in.
+    pub micro: bool,
     pub boundary: String,
 }
 
 /// Every active grid that has a boundary.
 pub async fn grid_boundaries(pool: &PgPool) -> sqlx::Result<Vec<BoundaryRow>> {
     sqlx::query_as(
-        "SELECT code, name, village_code, kind, boundary::text AS boundary FROM grids \
+        "SELECT code, name, village_code, parent_grid_code IS NOT NULL AS micro, boundary::text AS boundary FROM grids \
          WHERE boundary IS NOT NULL AND retired_at IS NULL",
     )
     .fetch_all(pool)

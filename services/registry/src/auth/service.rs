@@ -1,51 +1,14 @@
 //! The embedded issuer: sign-in for people in the registry and for other systems' clients, sessions with
-//! rotating refresh tokens, and the accounts and grants behind them.
+//! rotating refresh tokens and second factors; the accounts and grants behind them are in `admin`.
 
-pub mod admin;
-pub mod secrets;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use kit::auth::{Claims, Grant, Signer};
-use kit::config::parse_or;
+use kit::error::{Error, Result};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-
-/// The sign-in policy (SECURITY.md's common 等保 settings by default), from the environment.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub min_length: usize,
-    pub min_classes: usize,
-    pub history: i64,
-    pub max_age_days: i64,
-    pub lock_after: i32,
-    pub lock_minutes: i64,
-    pub idle_minutes: i64,
-    pub session_hours: i64,
-    pub access_secs: u64,
-    pub dormant_days: i64,
-}
-
-impl Policy {
-    /// AUTH_PASSWORD_MIN_LENGTH (8), AUTH_PASSWORD_CLASSES (3), AUTH_PASSWORD_HISTORY (5),
-    /// AUTH_PASSWORD_MAX_AGE_DAYS (90), AUTH_LOCK_AFTER (5 failures), AUTH_LOCK_MINUTES (30),
-    /// AUTH_IDLE_MINUTES (30), AUTH_SESSION_HOURS (12), AUTH_ACCESS_TOKEN_SECS (300), AUTH_DORMANT_DAYS (90: an
-    /// account unused that long is disabled at its next sign-in).
-    pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self {
-            min_length: parse_or("AUTH_PASSWORD_MIN_LENGTH", 8)?,
-            min_classes: parse_or("AUTH_PASSWORD_CLASSES", 3)?,
-            history: parse_or("AUTH_PASSWORD_HISTORY", 5)?,
-            max_age_days: parse_or("AUTH_PASSWORD_MAX_AGE_DAYS", 90)?,
-            lock_after: parse_or("AUTH_LOCK_AFTER", 5)?,
-            lock_minutes: parse_or("AUTH_LOCK_MINUTES", 30)?,
-            idle_minutes: parse_or("AUTH_IDLE_MINUTES", 30)?,
-            session_hours: parse_or("AUTH_SESSION_HOURS", 12)?,
-            access_secs: parse_or("AUTH_ACCESS_TOKEN_SECS", 300)?,
-            dormant_days: parse_or("AUTH_DORMANT_DAYS", 90)?,
-        })
-    }
-}
+use super::db;
+use super::domain::{Account, Policy};
+use super::secrets;
 
 /// What a successful sign-in or refresh hands back.
 #[derive(Debug, Clone)]
@@ -65,30 +28,8 @@ pub struct Issuer {
     pub jwks_json: String,
 }
 
-/// An account as sign-in reads it (the columns of [`AccountRow`]).
-const ACCOUNT: &str = "SELECT id, person_id, display_name, password_hash, password_changed_at, must_change, \
-     totp_secret, totp_last_step, failed_count, locked_until, disabled_at, \
-     COALESCE(last_sign_in_at, created_at) AS last_active_at FROM accounts";
-
 /// One message for every failed sign-in, so nobody learns whether a username exists or is locked.
 const FAILED: &str = "sign-in failed";
-
-#[derive(sqlx::FromRow)]
-struct AccountRow {
-    id: Uuid,
-    person_id: Uuid,
-    display_name: String,
-    password_hash: String,
-    password_changed_at: DateTime<Utc>,
-    must_change: bool,
-    totp_secret: Option<Vec<u8>>,
-    totp_last_step: i64,
-    failed_count: i32,
-    locked_until: Option<DateTime<Utc>>,
-    disabled_at: Option<DateTime<Utc>>,
-    /// The last sign-in, or the account's creation if it never signed in.
-    last_active_at: DateTime<Utc>,
-}
 
 impl Issuer {
     fn signer(&self) -> Result<&Signer> {
@@ -111,28 +52,16 @@ impl Issuer {
         if account.must_change || account.password_changed_at + Duration::days(self.policy.max_age_days) < Utc::now() {
             return Err(Error::FailedPrecondition("password change required: call ChangePassword".into()));
         }
-        sqlx::query("UPDATE accounts SET failed_count = 0, locked_until = NULL, last_sign_in_at = now() WHERE id = $1")
-            .bind(account.id)
-            .execute(&self.pool)
-            .await?;
+        db::signed_in(&self.pool, account.id).await?;
         let session = Uuid::new_v4();
         let expires = Utc::now() + Duration::hours(self.policy.session_hours);
-        sqlx::query("INSERT INTO sessions (id, account_id, amr, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(session)
-            .bind(account.id)
-            .bind(&amr)
-            .bind(expires)
-            .execute(&self.pool)
-            .await?;
+        db::insert_session(&self.pool, session, account.id, &amr, expires).await?;
         self.issue(&account, session, amr, grants).await
     }
 
     /// The account if the password is right and the account may sign in; counts failures and locks.
-    async fn check_password(&self, username: &str, password: &str) -> Result<AccountRow> {
-        let row: Option<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{ACCOUNT} WHERE username = $1")))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub(super) async fn check_password(&self, username: &str, password: &str) -> Result<Account> {
+        let row = db::account_named(&self.pool, username).await?;
         let phc = row.as_ref().map_or_else(|| secrets::decoy_hash().to_owned(), |a| a.password_hash.clone());
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &phc))
@@ -149,10 +78,7 @@ impl Issuer {
         }
         if account.last_active_at + Duration::days(self.policy.dormant_days) < Utc::now() {
             // 等保: an account unused for the dormancy period is disabled; the system administrator re-enables it.
-            sqlx::query("UPDATE accounts SET disabled_at = now() WHERE id = $1 AND disabled_at IS NULL")
-                .bind(account.id)
-                .execute(&self.pool)
-                .await?;
+            db::disable_dormant(&self.pool, account.id).await?;
             tracing::warn!(account = %account.id, "dormant account disabled at sign-in");
             return Err(Error::Unauthenticated(FAILED.into()));
         }
@@ -161,33 +87,20 @@ impl Issuer {
 
     async fn count_failure(&self, account: Uuid, failed_before: i32) -> Result<()> {
         let lock = failed_before + 1 >= self.policy.lock_after;
-        sqlx::query(
-            "UPDATE accounts SET failed_count = CASE WHEN $2 THEN 0 ELSE failed_count + 1 END, \
-             locked_until = CASE WHEN $2 THEN now() + make_interval(mins => $3::int) ELSE locked_until END \
-             WHERE id = $1",
-        )
-        .bind(account)
-        .bind(lock)
-        .bind(i32::try_from(self.policy.lock_minutes).unwrap_or(30))
-        .execute(&self.pool)
-        .await?;
+        db::count_failure(&self.pool, account, lock, i32::try_from(self.policy.lock_minutes).unwrap_or(30)).await?;
         if lock {
             tracing::warn!(account = %account, "account locked after repeated sign-in failures");
         }
         Ok(())
     }
 
-    async fn check_otp(&self, account: &AccountRow, otp: &str) -> Result<()> {
+    pub(super) async fn check_otp(&self, account: &Account, otp: &str) -> Result<()> {
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let step = account.totp_secret.as_deref().and_then(|s| secrets::totp_match(s, otp, now));
         // A code is good once: the step must be newer than the last one accepted.
         match step.and_then(|s| i64::try_from(s).ok()).filter(|s| *s > account.totp_last_step) {
             Some(step) => {
-                sqlx::query("UPDATE accounts SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2")
-                    .bind(account.id)
-                    .bind(step)
-                    .execute(&self.pool)
-                    .await?;
+                db::accept_totp_step(&self.pool, account.id, step).await?;
                 Ok(())
             }
             None => {
@@ -200,22 +113,12 @@ impl Issuer {
     /// The grants in force now: stored ones within their validity, and a grid worker's grids from the
     /// 一格一员 assignments (so a grant ends the moment the assignment does, at the next refresh).
     pub async fn grants_now(&self, account: Uuid, person: Uuid) -> Result<Vec<Grant>> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT role, scope, unit FROM grants WHERE account_id = $1 AND revoked_at IS NULL \
-               AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now()) \
-             UNION ALL \
-             SELECT 'grid_worker', grid_code, '' FROM grid_assignments WHERE person_id = $2 AND ended_at IS NULL \
-             ORDER BY 1, 2",
-        )
-        .bind(account)
-        .bind(person)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = db::grants_now(&self.pool, account, person).await?;
         Ok(rows.into_iter().map(|(role, scope, unit)| Grant { role, scope, unit }).collect())
     }
 
     /// An access token and the next refresh token of `session`.
-    async fn issue(&self, account: &AccountRow, session: Uuid, amr: Vec<String>, grants: Vec<Grant>) -> Result<Tokens> {
+    async fn issue(&self, account: &Account, session: Uuid, amr: Vec<String>, grants: Vec<Grant>) -> Result<Tokens> {
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let claims = Claims {
             iss: String::new(),
@@ -233,11 +136,7 @@ impl Issuer {
         };
         let access_token = self.signer()?.sign(claims)?;
         let (refresh_token, hash) = secrets::random_token()?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
-            .bind(hash)
-            .bind(session)
-            .execute(&self.pool)
-            .await?;
+        db::insert_refresh_token(&self.pool, &hash, session).await?;
         Ok(Tokens { access_token, expires_in: self.policy.access_secs, refresh_token, grants })
     }
 
@@ -246,39 +145,21 @@ impl Issuer {
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
         self.signer()?;
         let mut tx = self.pool.begin().await?;
-        let row: Option<(Uuid, Option<DateTime<Utc>>)> =
-            sqlx::query_as("SELECT session_id, spent_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE")
-                .bind(secrets::token_hash(refresh_token))
-                .fetch_optional(&mut *tx)
-                .await?;
+        let hash = secrets::token_hash(refresh_token);
+        let row = db::lock_refresh_token(&mut *tx, &hash).await?;
         let Some((session, spent)) = row else { return Err(Error::Unauthenticated("unknown refresh token".into())) };
         if spent.is_some() {
-            sqlx::query("UPDATE sessions SET revoked_at = now(), revoked_why = 'refresh token reused' WHERE id = $1 AND revoked_at IS NULL")
-                .bind(session)
-                .execute(&mut *tx)
-                .await?;
+            db::revoke_session(&mut *tx, session, "refresh token reused").await?;
             tx.commit().await?;
             tracing::warn!(session = %session, "refresh token reused: session revoked");
             return Err(Error::Unauthenticated("refresh token already used; the session is ended".into()));
         }
-        let live: Option<(Uuid, Vec<String>)> = sqlx::query_as(
-            "UPDATE sessions SET last_used_at = now() WHERE id = $1 AND revoked_at IS NULL AND expires_at > now() \
-             AND last_used_at > now() - make_interval(mins => $2::int) RETURNING account_id, amr",
-        )
-        .bind(session)
-        .bind(i32::try_from(self.policy.idle_minutes).unwrap_or(30))
-        .fetch_optional(&mut *tx)
-        .await?;
+        let idle = i32::try_from(self.policy.idle_minutes).unwrap_or(30);
+        let live = db::touch_session(&mut *tx, session, idle).await?;
         let Some((account_id, amr)) = live else { return Err(Error::Unauthenticated("session ended".into())) };
-        sqlx::query("UPDATE refresh_tokens SET spent_at = now() WHERE token_hash = $1")
-            .bind(secrets::token_hash(refresh_token))
-            .execute(&mut *tx)
-            .await?;
+        db::spend_refresh_token(&mut *tx, &hash).await?;
         tx.commit().await?;
-        let account: AccountRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{ACCOUNT} WHERE id = $1")))
-            .bind(account_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let account = db::account(&self.pool, account_id).await?;
         if account.disabled_at.is_some() {
             return Err(Error::Unauthenticated("session ended".into()));
         }
@@ -287,14 +168,7 @@ impl Issuer {
     }
 
     pub async fn sign_out(&self, refresh_token: &str) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = now(), revoked_why = 'signed out' WHERE revoked_at IS NULL \
-             AND id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)",
-        )
-        .bind(secrets::token_hash(refresh_token))
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        if !db::sign_out(&self.pool, &secrets::token_hash(refresh_token)).await? {
             return Err(Error::Unauthenticated("unknown or ended session".into()));
         }
         Ok(())
@@ -303,11 +177,7 @@ impl Issuer {
     /// A client credential for a short access token over the client's subtree (no refresh: it signs in again).
     pub async fn client_token(&self, client_id: &str, secret: &str) -> Result<Tokens> {
         let signer = self.signer()?;
-        let row: Option<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT scope, secret_hash FROM clients WHERE client_id = $1 AND disabled_at IS NULL")
-                .bind(client_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = db::client(&self.pool, client_id).await?;
         let hash = secrets::token_hash(secret);
         let Some((scope, _)) = row.filter(|(_, h)| *h == hash) else {
             return Err(Error::Unauthenticated(FAILED.into()));
@@ -337,6 +207,6 @@ impl Issuer {
     }
 }
 
-fn needs_second_factor(grants: &[Grant]) -> bool {
+pub(super) fn needs_second_factor(grants: &[Grant]) -> bool {
     grants.iter().any(|g| kit::auth::Role::parse("role", &g.role).is_ok_and(kit::auth::Role::is_admin))
 }

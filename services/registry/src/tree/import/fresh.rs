@@ -9,7 +9,8 @@
 
 use sqlx::PgConnection;
 
-use super::{DivisionRow, ImportError, ImportOptions, ImportReport, Progress, copy_rows};
+use super::copy::copy_rows;
+use crate::tree::domain::{DivisionRow, ImportError, ImportOptions, ImportReport, Progress};
 
 pub(super) async fn is_empty(conn: &mut PgConnection) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM divisions)").fetch_one(conn).await
@@ -81,7 +82,7 @@ pub(super) async fn write_counts(conn: &mut PgConnection, rows: &[DivisionRow]) 
         buf.push_str(&format!("{code:012}\t{level}\t{n}\n"));
     }
     for (level, n) in nation.iter().enumerate().filter(|(_, n)| **n > 0) {
-        buf.push_str(&format!("{}\t{level}\t{n}\n", crate::tree_queries::NATION));
+        buf.push_str(&format!("{}\t{level}\t{n}\n", crate::shared::NATION));
     }
     copy.send(buf.as_bytes()).await?;
     Ok(copy.finish().await?)

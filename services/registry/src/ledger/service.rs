@@ -1,0 +1,181 @@
+//! The ledger's use cases: case events applied to the ledger (inside the consumer's transaction), ledger
+//! reads, and directives issued, acknowledged, answered and read.
+//!
+//! Directive recipients are the village-level centers (村/社区综治中心) below the target, or the target itself
+//! when it is a village: they are the leaf centers that act on a directive (grids have workers, not centers).
+//! A village without a center receives nothing; its township center remains responsible for it.
+
+use kit::error::{Error, Result};
+use proto::events::v1::Envelope;
+use proto::events::v1::envelope::Body;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::db::{self, NewCase};
+use super::domain::{
+    Applied, CaseState, Directive, KindClass, LedgerNode, Move, NewDirective, Recipient, RecipientStatus, Totals,
+    path_nodes, recipients_page_token, transition,
+};
+use crate::shared::page_token;
+
+/// Applies one case event to the ledger inside the caller's transaction (the consumer's, which also holds the
+/// inbox row; or a loader's batch).
+pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::Result<Applied> {
+    let m = match &event.body {
+        Some(Body::CaseRegistered(r)) => return register(conn, event, r).await,
+        Some(Body::DeadlineMissed(_)) => Move::Overdue,
+        Some(Body::CaseClosed(_)) => Move::Close,
+        Some(Body::CaseReopened(_)) => Move::Reopen,
+        // Handling steps and outcomes that do not open, close or make a case overdue.
+        Some(
+            Body::CaseDispatched(_)
+            | Body::CaseAccepted(_)
+            | Body::CaseReturned(_)
+            | Body::ReturnRejected(_)
+            | Body::CaseResolved(_)
+            | Body::CaseFollowedUp(_)
+            | Body::SubsidyCredited(_),
+        )
+        | None => return Ok(Applied::NotLedger),
+    };
+    let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(Applied::UnknownCase) };
+    let Some(case) = db::lock_case(conn, case_id).await? else { return Ok(Applied::UnknownCase) };
+    let Some((open, overdue, d)) = transition(case.state == CaseState::Open, case.overdue, m) else {
+        return Ok(Applied::NoChange);
+    };
+    let state = if open { CaseState::Open } else { CaseState::Closed };
+    db::set_case(conn, case_id, state, overdue).await?;
+    db::add_to_counts(conn, &case.nodes, case.kind_class, d).await?;
+    Ok(Applied::Counted)
+}
+
+async fn register(
+    conn: &mut PgConnection,
+    event: &Envelope,
+    r: &proto::events::v1::CaseRegistered,
+) -> anyhow::Result<Applied> {
+    let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(Applied::UnknownCase) };
+    let mut area = r.area_path.clone();
+    if area.is_empty() && !r.village_code.is_empty() {
+        // An event without its path (older producers): the registry's own tree supplies it.
+        area = crate::tree::db::path_up(conn, &r.village_code).await?.into_iter().map(|n| n.code).collect();
+    }
+    let nodes = path_nodes(&r.grid_code, &r.village_code, &area);
+    if nodes.is_empty() {
+        return Ok(Applied::UnknownCase);
+    }
+    let class = KindClass::of(&r.kind);
+    let case = NewCase {
+        case_id,
+        kind: r.kind.trim(),
+        class,
+        village_code: &r.village_code,
+        grid_code: &r.grid_code,
+        nodes: &nodes,
+        registered_at: kit::time::from_ms(event.occurred_at_ms),
+    };
+    if !db::insert_case(conn, &case).await? {
+        return Ok(Applied::NoChange);
+    }
+    db::count_opened(conn, &nodes, class).await?;
+    Ok(Applied::Counted)
+}
+
+/// A node (division or grid) with its counts.
+pub async fn get(pool: &PgPool, code: &str) -> Result<LedgerNode> {
+    db::node(pool, code).await?.ok_or_else(|| Error::not_found(format!("node {code}")))
+}
+
+/// A page of the node's children with their counts, in code order after `after`.
+pub async fn children(pool: &PgPool, parent: &LedgerNode, after: &str, limit: i64) -> Result<Vec<LedgerNode>> {
+    let after = page_token(after, &parent.code)?;
+    Ok(db::children(pool, parent, after, limit).await?)
+}
+
+/// Issues the directive and its recipients in one transaction. The issuer must be a center at or above the
+/// target, and the subtree must hold at least one village center.
+pub async fn issue(pool: &PgPool, new: &NewDirective<'_>) -> Result<(Directive, u64)> {
+    let mut tx = pool.begin().await?;
+    if !crate::centers::db::is_center(&mut tx, new.issuer).await? {
+        return Err(Error::invalid("issuer_center_code", "is not a center"));
+    }
+    let path = crate::tree::db::path_up(&mut tx, new.target).await?;
+    if path.is_empty() {
+        return Err(Error::not_found(format!("division {}", new.target)));
+    }
+    if !path.iter().any(|n| n.code == new.issuer) {
+        return Err(Error::invalid("target_code", "is not at or below the issuer's center"));
+    }
+    let id = Uuid::new_v4();
+    let row = db::insert_directive(&mut tx, id, new).await?;
+    let recipients = db::insert_recipients(&mut tx, id, new.target).await?;
+    if recipients == 0 {
+        return Err(Error::failed_precondition(format!("no village center below {}", new.target)));
+    }
+    tx.commit().await?;
+    tracing::info!(directive_id = %id, issuer = new.issuer, target = new.target, recipients, "directive issued");
+    Ok((row, recipients))
+}
+
+/// pending → acknowledged, by the signed-in `actor`.
+pub async fn acknowledge(pool: &PgPool, id: Uuid, center: &str, actor: &str) -> Result<Recipient> {
+    match db::acknowledge(pool, id, center, actor).await? {
+        Some(r) => Ok(r),
+        None => Err(refusal(pool, id, center, RecipientStatus::Pending).await),
+    }
+}
+
+/// acknowledged → answered, with the report, by the signed-in `actor`.
+pub async fn answer(pool: &PgPool, id: Uuid, center: &str, report: &str, actor: &str) -> Result<Recipient> {
+    match db::answer(pool, id, center, report, actor).await? {
+        Some(r) => Ok(r),
+        None => Err(refusal(pool, id, center, RecipientStatus::Acknowledged).await),
+    }
+}
+
+/// Why a conditional update matched nothing: an unknown directive or recipient, or a recipient in another status
+/// than the move needs. The update itself is the guard, so two racing calls cannot both succeed.
+async fn refusal(pool: &PgPool, id: Uuid, center: &str, needed: RecipientStatus) -> Error {
+    match db::recipient_status(pool, id, center).await {
+        Err(e) => e.into(),
+        Ok(Some(s)) => Error::failed_precondition(format!("the recipient is {s}; this step needs it {needed}")),
+        Ok(None) => match directive(pool, id).await {
+            Ok(_) => Error::not_found(format!("recipient {center} of directive {id}")),
+            Err(e) => e,
+        },
+    }
+}
+
+pub async fn directive(pool: &PgPool, id: Uuid) -> Result<Directive> {
+    db::directive(pool, id).await?.ok_or_else(|| Error::not_found(format!("directive {id}")))
+}
+
+/// Whether a recipient center of directive `id` lies under one of the code prefixes (`None`: anywhere).
+pub async fn has_recipient_under(pool: &PgPool, id: Uuid, prefixes: Option<&[String]>) -> Result<bool> {
+    let Some(prefixes) = prefixes else { return Ok(true) };
+    if prefixes.is_empty() {
+        return Ok(false);
+    }
+    Ok(db::has_recipient_like(pool, id, prefixes).await?)
+}
+
+/// The directive, its overall totals, and totals per child of the target.
+pub async fn get_directive(pool: &PgPool, id: Uuid) -> Result<(Directive, Totals, Vec<Totals>)> {
+    let d = directive(pool, id).await?;
+    let branches = db::branch_totals(pool, id, d.due_at).await?;
+    let all = Totals::sum(&d.target_code, &branches);
+    Ok((d, all, branches))
+}
+
+/// A page of recipients in center-code order after `after`, optionally in one status.
+pub async fn recipients(
+    pool: &PgPool,
+    id: Uuid,
+    status: Option<RecipientStatus>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Recipient>> {
+    let target = directive(pool, id).await?.target_code;
+    let after = recipients_page_token(after, &target)?;
+    Ok(db::recipients(pool, id, status, after, limit).await?)
+}
