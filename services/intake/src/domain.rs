@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 pub mod board;
 pub mod categories;
+pub mod duplicates;
 
 code_enum! {
     /// Who a party is to the case.

@@ -2,7 +2,6 @@
 
 pub mod db;
 pub mod domain;
-pub mod duplicates;
 pub mod error;
 pub mod events;
 pub mod grpc;

@@ -8,7 +8,6 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kit::telemetry::init(registry::NAME);
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("keygen") {
         let kid = args.get(1).context("usage: registry keygen KID (e.g. service:intake, zongzhi-1)")?;
@@ -18,18 +17,12 @@ async fn main() -> anyhow::Result<()> {
         println!("public JWK (add to the JWKS): {}", serde_json::to_string(&jwk)?);
         return Ok(());
     }
-    let settings = registry::Settings::from_env().context("configuration")?;
     if args.first().map(String::as_str) == Some("import") {
+        kit::telemetry::init(registry::NAME);
+        let settings = registry::Settings::from_env().context("configuration")?;
         return import(&settings.common, &args[1..]).await;
     }
-    if args.first().map(String::as_str) == Some("events") {
-        return kit::events::ops::cli(registry::NAME, &settings.common, &args[1..]).await;
-    }
-    let app = registry::build(settings).await?;
-    tracing::info!(addr = %app.addr(), "registry listening");
-    let result = app.run_until(kit::shutdown::signal()).await;
-    kit::telemetry::flush();
-    result
+    kit::app::main(registry::NAME, registry::Settings::from_env, |s| &s.common, registry::build).await
 }
 
 async fn import(config: &kit::Config, args: &[String]) -> anyhow::Result<()> {

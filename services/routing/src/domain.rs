@@ -8,6 +8,7 @@ use kit::vocab::Urgency;
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
+pub mod joint;
 pub mod moves;
 pub mod queue;
 

@@ -1,20 +1,7 @@
-//! The subsidy binary: settings from the environment (once), then the service until SIGTERM, or the operator's
-//! `events` commands.
-
-use anyhow::Context;
+//! `subsidy` serves the ledger of credits (以案定补); `subsidy events …` runs the operator's commands on its
+//! consumer and outbox (kit::events::ops).
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kit::telemetry::init(subsidy::NAME);
-    let settings = subsidy::Settings::from_env().context("configuration")?;
-    // `subsidy events …`: the operator's commands on this service's consumer and outbox (kit::events::ops).
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("events") {
-        return kit::events::ops::cli(subsidy::NAME, &settings.common, &args[1..]).await;
-    }
-    let app = subsidy::build(settings).await?;
-    tracing::info!(addr = %app.addr(), "subsidy listening");
-    let result = app.run_until(kit::shutdown::signal()).await;
-    kit::telemetry::flush();
-    result
+    kit::app::main(subsidy::NAME, subsidy::Settings::from_env, |s| &s.common, subsidy::build).await
 }

@@ -6,9 +6,9 @@ use kit::vocab::Urgency;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::calendar::ClockKind;
+use crate::domain::calendar::ClockKind;
+use crate::domain::policy::Grade;
 use crate::domain::{Case, Closure, ClosureReason, ClosureState, Deadline, DeadlineState, FollowUp, SlipRecord, Stage};
-use crate::policy::Grade;
 
 mod clocks;
 mod tasks;

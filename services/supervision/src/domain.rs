@@ -3,6 +3,10 @@
 //! that decide them, and the reasons a reopened case carries. Proto-free and free of SQL: `db` loads and stores
 //! these types (rows decode straight into them, their codes being TEXT columns), `grpc` maps them to protobuf.
 
+pub mod calendar;
+pub mod policy;
+pub mod rates;
+
 use chrono::{DateTime, Utc};
 use kit::error::Error;
 use kit::vocab::{Satisfaction, Urgency};
@@ -112,7 +116,7 @@ pub struct SlipRecord {
     pub case_id: Uuid,
     pub task_id: String,
     pub stage: Stage,
-    pub grade: crate::policy::Grade,
+    pub grade: policy::Grade,
     pub unit_code: String,
     pub center_code: String,
     pub copy_to: String,

@@ -1,13 +1,10 @@
 //! Supervision: deadlines (督办), verification and closure (核查/销号) and the follow-up visit (回访).
 
-pub mod calendar;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
-pub mod policy;
-pub mod rates;
 pub mod scope;
 pub mod service;
 pub mod settings;

@@ -13,7 +13,7 @@ use pdf_writer::types::{CidFontType, FontFlags, SystemInfo};
 use pdf_writer::writers::FontDescriptor;
 use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str};
 
-use crate::policy::Grade;
+use crate::domain::policy::Grade;
 
 /// Which slip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
-use supervision::calendar::{Calendar, ClockKind, OfficeHours, parse_csv};
-use supervision::policy::Grade;
+use supervision::domain::calendar::{Calendar, ClockKind, OfficeHours, parse_csv};
+use supervision::domain::policy::Grade;
 use supervision::slip::{Slip, SlipFont, SlipKind, render, verification_code};
 
 const CALENDAR: &str = include_str!("../../data/cn_holidays_2025_2026.csv");

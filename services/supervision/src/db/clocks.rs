@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::calendar::{DayKind, Exception};
+use crate::domain::calendar::{DayKind, Exception};
 
 /// The calendar rows that apply at a place: the national calendar ('') and those of every center on the path
 /// (village first). The caller resolves precedence: the nearest center's row wins.

@@ -8,11 +8,11 @@ use chrono::{DateTime, Datelike, Utc};
 use kit::auth::{Permission, Principal};
 use sqlx::{PgConnection, PgPool};
 
-use crate::calendar::{Calendar, OfficeHours, parse_csv};
 use crate::db::{self, NewDeadline};
+use crate::domain::calendar::{Calendar, OfficeHours, parse_csv};
+use crate::domain::policy::{Grade, GradePlan, Policy, ScoreRule, parse_rules};
 use crate::domain::{Case, Stage};
 use crate::error::{Error, Result};
-use crate::policy::{Grade, GradePlan, Policy, ScoreRule, parse_rules};
 
 /// The calendar that ships with the product (data/README.md): the national rows a fresh installation starts
 /// with.

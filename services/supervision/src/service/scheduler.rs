@@ -14,8 +14,8 @@ use chrono::{Datelike, Utc};
 use uuid::Uuid;
 
 use crate::db;
+use crate::domain::policy::Grade;
 use crate::domain::{DeadlineState, SlipRecord};
-use crate::policy::Grade;
 use crate::slip;
 
 /// Deadlines fired per transaction; a larger backlog is worked off in several.

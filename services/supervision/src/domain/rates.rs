@@ -8,7 +8,7 @@
 //! Rates are kept in basis points (万分之一), integers, so the same counts always print the same figure and
 //! sums never drift; a rate over nothing is absent, not zero.
 
-use crate::policy::ScoreRule;
+use crate::domain::policy::ScoreRule;
 
 /// What was counted for one unit or node over one period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

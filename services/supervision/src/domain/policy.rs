@@ -14,8 +14,8 @@ use chrono::Duration;
 use kit::code_enum;
 use kit::vocab::Urgency;
 
-use crate::calendar::{ClockKind, LineError};
 use crate::domain::Stage;
+use crate::domain::calendar::{ClockKind, LineError};
 
 code_enum! {
     /// A supervision grade: each issues a numbered 《督办提示单》 to the unit.

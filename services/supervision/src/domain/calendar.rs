@@ -221,7 +221,7 @@ fn local_instant(local: chrono::NaiveDateTime) -> DateTime<Utc> {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../data/cn_holidays_2025_2026.csv");
+    const SHIPPED: &str = include_str!("../../data/cn_holidays_2025_2026.csv");
 
     fn local(s: &str) -> DateTime<Utc> {
         local_instant(chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap())
