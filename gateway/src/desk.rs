@@ -117,6 +117,9 @@ forward! {
     supervision.verify_case / "VerifyCase" (supervision::VerifyCaseRequest) -> supervision::VerifyCaseResponse;
     supervision.follow_up / "FollowUp" (supervision::FollowUpRequest) -> supervision::FollowUpResponse;
     supervision.list_deadlines / "ListDeadlines" (supervision::ListDeadlinesRequest) -> supervision::ListDeadlinesResponse;
+    supervision.list_slips / "ListSlips" (supervision::ListSlipsRequest) -> supervision::ListSlipsResponse;
+    supervision.acknowledge_slip / "AcknowledgeSlip" (supervision::AcknowledgeSlipRequest) -> supervision::AcknowledgeSlipResponse;
+    supervision.get_slip_pdf / "GetSlipPdf" (supervision::GetSlipPdfRequest) -> supervision::GetSlipPdfResponse;
     subsidy.list_credits / "ListCredits" (subsidy::ListCreditsRequest) -> subsidy::ListCreditsResponse;
     registry.get_node / "GetNode" (registry::GetNodeRequest) -> registry::GetNodeResponse;
     registry.list_children / "ListChildren" (registry::ListChildrenRequest) -> registry::ListChildrenResponse;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -39,6 +39,9 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .route("/v1/cases/{case_id}/verify", post(verify_case))
         .route("/v1/cases/{case_id}/follow-up", post(follow_up))
         .route("/v1/cases/{case_id}/deadlines", get(list_deadlines))
+        .route("/v1/cases/{case_id}/slips", get(list_slips))
+        .route("/v1/slips/{number}/acknowledge", post(acknowledge_slip))
+        .route("/v1/slips/{number}/slip.pdf", get(slip_pdf))
         .route("/v1/tasks/{task_id}", get(get_task))
         .route("/v1/tasks/{task_id}/accept", post(accept_task))
         .route("/v1/tasks/{task_id}/return", post(return_task))
@@ -253,6 +256,39 @@ async fn follow_up(
 
 async fn list_deadlines(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {
     reply(d.list_deadlines(c.req(supervision::ListDeadlinesRequest { case_id })).await).await
+}
+
+async fn list_slips(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {
+    reply(d.list_slips(c.req(supervision::ListSlipsRequest { case_id })).await).await
+}
+
+async fn acknowledge_slip(State(d): Desk_, c: Caller, Path(number): Path<String>) -> Response {
+    reply(d.acknowledge_slip(c.req(supervision::AcknowledgeSlipRequest { number })).await).await
+}
+
+/// The slip as a PDF to open or print, not JSON; errors stay JSON like every other route's.
+async fn slip_pdf(State(d): Desk_, c: Caller, Path(number): Path<String>) -> Response {
+    match d.get_slip_pdf(c.req(supervision::GetSlipPdfRequest { number })).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            // The file name is the slip's number, which holds a CJK character: RFC 5987's UTF-8 form.
+            let encoded: String = r
+                .filename
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            let disposition = format!("inline; filename=\"slip.pdf\"; filename*=UTF-8''{encoded}");
+            ([(header::CONTENT_TYPE, "application/pdf".to_owned()), (header::CONTENT_DISPOSITION, disposition)], r.pdf)
+                .into_response()
+        }
+        Err(status) => error_response(&status),
+    }
 }
 
 async fn get_task(State(d): Desk_, c: Caller, Path(task_id): Path<String>) -> Response {

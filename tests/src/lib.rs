@@ -169,6 +169,29 @@ impl World {
     }
 }
 
+impl World {
+    /// One GET with the all-roles token, for a body that is not JSON (a PDF): the status, the Content-Type and
+    /// the raw body.
+    pub async fn http_bytes(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let mut stream = tokio::net::TcpStream::connect(self.suite.gateway_http).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            self.root_token
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let content_type = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()))
+            .unwrap_or_default();
+        (status, content_type, raw[split + 4..].to_vec())
+    }
+}
+
 /// xorshift64*: deterministic pseudo-random choices for fuzzing and property tests, so a failure names a seed
 /// and an iteration that reproduce it; no dependency.
 pub struct Rng(pub u64);

@@ -180,15 +180,16 @@ async fn each_person_sees_their_own_queue_in_order_with_counts() {
     };
     follow_up.follow_up(visit).await.unwrap();
 
-    // B's 签收 deadline is due now: supervision's scheduler fires it and case.overdue reaches intake and routing.
+    // B's 签收 deadline is due now, its yellow card next: supervision's scheduler fires it and case.overdue
+    // reaches intake and routing.
     let supervision = world.infra.pool("supervision").await;
     let b_task = task(&b);
     eventually("B's accept deadline exists", 20, || {
         let (pool, id) = (supervision.clone(), b_task.clone());
         async move {
             let moved = sqlx::query(
-                "UPDATE deadlines SET due_at = now() - interval '1 minute' \
-                 WHERE task_id = $1 AND stage = 'accept' AND state = 'pending'",
+                "UPDATE deadlines SET due_at = now() - interval '1 minute', next_grade = 'yellow', \
+                 next_at = now() - interval '1 minute' WHERE task_id = $1 AND stage = 'accept' AND state = 'pending'",
             )
             .bind(id)
             .execute(&pool)

@@ -72,6 +72,26 @@ impl Satisfaction {
     }
 }
 
+code_enum! {
+    /// Where a task stands, as routing moves it and every other service learns it from routing's events.
+    /// `superseded` ends a task whose return was approved or whose round was closed by a reopening; the case
+    /// lives on in a newer task. `resolved` and `superseded` are final.
+    pub enum TaskState {
+        Dispatched = "dispatched",
+        Accepted = "accepted",
+        Returned = "returned",
+        Resolved = "resolved",
+        Superseded = "superseded",
+    }
+}
+
+impl TaskState {
+    /// The states of a task still being handled: what a work queue shows and a reopening supersedes.
+    pub const OPEN: &'static [TaskState] = &[TaskState::Dispatched, TaskState::Accepted, TaskState::Returned];
+    /// The states a task never leaves.
+    pub const FINAL: &'static [TaskState] = &[TaskState::Resolved, TaskState::Superseded];
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

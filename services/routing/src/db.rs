@@ -62,7 +62,7 @@ pub async fn supersede_open(conn: &mut PgConnection, case_id: Uuid, at: DateTime
         .bind(case_id)
         .bind(at)
         .bind(TaskState::Superseded)
-        .bind(&OPEN[..])
+        .bind(OPEN)
         .execute(conn)
         .await?
         .rows_affected())
@@ -406,7 +406,7 @@ pub async fn queue_counts(
         .bind(&reach.handler)
         .bind(mine)
         .bind(&q.unit_code)
-        .bind(&OPEN[..])
+        .bind(OPEN)
         .fetch_all(conn)
         .await?;
     let count = |s: TaskState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());

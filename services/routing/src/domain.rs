@@ -4,6 +4,7 @@
 //! `db.rs` holds every query.
 
 use chrono::{DateTime, Utc};
+pub use kit::vocab::TaskState;
 use kit::vocab::Urgency;
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
@@ -17,18 +18,6 @@ code_enum! {
     pub enum UnitKind {
         Department = "department",
         Center = "center",
-    }
-}
-
-code_enum! {
-    /// Where a task stands. `superseded` ends a task whose return was approved or whose round was closed by a
-    /// reopening; the case lives on in a newer task.
-    pub enum TaskState {
-        Dispatched = "dispatched",
-        Accepted = "accepted",
-        Returned = "returned",
-        Resolved = "resolved",
-        Superseded = "superseded",
     }
 }
 
@@ -54,7 +43,7 @@ code_enum! {
 
 /// The states a task waits in: for the unit's 签收, for its 办结, or (returned) for the center's review. A new
 /// round supersedes the tasks still in one of them.
-pub const OPEN: [TaskState; 3] = [TaskState::Dispatched, TaskState::Accepted, TaskState::Returned];
+pub const OPEN: &[TaskState] = TaskState::OPEN;
 
 /// A case as routing knows it from `case.registered`: what picks its unit, and the round it is in.
 #[derive(Debug, Clone, sqlx::FromRow)]

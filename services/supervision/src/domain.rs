@@ -9,6 +9,7 @@ pub mod rates;
 
 use chrono::{DateTime, Utc};
 use kit::error::Error;
+pub use kit::vocab::TaskState;
 use kit::vocab::{Satisfaction, Urgency};
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
@@ -47,25 +48,6 @@ code_enum! {
         Duplicate = "duplicate",
         Withdrawn = "withdrawn",
     }
-}
-
-code_enum! {
-    /// A task's state as routing's events told supervision. `Resolved` and `Superseded` are final: no later
-    /// or replayed event moves a task out of them.
-    pub enum TaskState {
-        Dispatched = "dispatched",
-        Accepted = "accepted",
-        Returned = "returned",
-        Resolved = "resolved",
-        Superseded = "superseded",
-    }
-}
-
-impl TaskState {
-    /// The states a reopening supersedes: the task was still being handled.
-    pub const OPEN: &'static [TaskState] = &[TaskState::Dispatched, TaskState::Accepted, TaskState::Returned];
-    /// The states a task never leaves.
-    pub const FINAL: &'static [TaskState] = &[TaskState::Resolved, TaskState::Superseded];
 }
 
 /// Supervision's view of a case, projected from the case events.

@@ -1,0 +1,67 @@
+//! Graded 督办 end to end: a case registered through the gateway, left unaccepted past its (shortened) accept
+//! limit, gets its numbered 《督办提示单》, which the gateway lists, prints as a PDF over gRPC and HTTP (the same
+//! bytes) and acknowledges once.
+
+#![allow(clippy::unwrap_used)]
+
+use proto::supervision::v1::{GetSlipPdfRequest, ListSlipsRequest};
+use serde_json::json;
+use tests::World;
+
+/// The path segment of a slip number: its CJK character percent-encoded.
+fn encoded(number: &str) -> String {
+    number
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[tokio::test]
+async fn slips_are_listed_printed_and_acknowledged_through_the_gateway() {
+    let world = World::start().await;
+    let supervision = world.infra.pool("supervision").await;
+    let accept = supervision::domain::Stage::Accept;
+    supervision::service::clocks::with_stage_limit(&supervision, accept, "calendar_hours", "2s", "test").await.unwrap();
+    let mut desk = world.desk.clone();
+    let case = desk.register_case(world.dispute("slip-1")).await.unwrap().into_inner().case.unwrap();
+    let slips = kit::testing::eventually("the yellow card", 30, || {
+        let mut desk = desk.clone();
+        let case_id = case.id.clone();
+        async move {
+            let slips = desk.list_slips(ListSlipsRequest { case_id }).await.ok()?.into_inner().slips;
+            (slips.len() >= 2).then_some(slips)
+        }
+    })
+    .await;
+    assert_eq!((slips[0].grade.as_str(), slips[1].grade.as_str()), ("reminder", "yellow"));
+    let yellow = &slips[1];
+    assert!(yellow.number.contains("-督-"), "{}", yellow.number);
+
+    let (status, listed) = world.http("GET", &format!("/v1/cases/{}/slips", case.id), None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(listed["slips"].as_array().unwrap().iter().any(|s| s["number"] == yellow.number.as_str()), "{listed}");
+
+    let path = format!("/v1/slips/{}/slip.pdf", encoded(&yellow.number));
+    let (status, content_type, pdf) = world.http_bytes(&path).await;
+    assert_eq!((status, content_type.as_str()), (200, "application/pdf"));
+    let over_grpc = desk.get_slip_pdf(GetSlipPdfRequest { number: yellow.number.clone() }).await.unwrap().into_inner();
+    assert_eq!(pdf, over_grpc.pdf, "one slip, the same bytes on both faces");
+    let path_file = std::env::temp_dir().join(format!("slip-{}.pdf", uuid::Uuid::new_v4()));
+    std::fs::write(&path_file, &pdf).unwrap();
+    let text = std::process::Command::new("pdftotext").arg(&path_file).arg("-").output().expect("pdftotext");
+    let _ = std::fs::remove_file(&path_file);
+    let text = String::from_utf8(text.stdout).unwrap();
+    for expected in [yellow.number.as_str(), yellow.unit_code.as_str(), "黄牌督办", case.case_no.as_str()] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    assert!(!text.contains("13812345678"), "no personal data on a slip");
+
+    let ack = format!("/v1/slips/{}/acknowledge", encoded(&yellow.number));
+    let (status, body) = world.http("POST", &ack, Some(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = world.http("POST", &ack, Some(json!({}))).await;
+    assert_eq!(status, 409, "acknowledged once: {body}");
+    let (status, _, _) = world.http_bytes("/v1/slips/no-such-slip/slip.pdf").await;
+    assert_eq!(status, 404);
+    world.stop().await;
+}
