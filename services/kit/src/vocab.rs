@@ -1,6 +1,6 @@
-//! The words every service shares, defined once: how a case came in, what kind of matter it is, how urgent, and
-//! what the citizen said at the follow-up visit. Proto-free; each service parses request and event strings into
-//! these and binds them to SQL as text (see `code_enum!`).
+//! The words every service shares, defined once: how a case came in, what kind of matter it is, how urgent, what
+//! the citizen said at the follow-up visit, where a task stands, and a registry person's role. Proto-free; each
+//! service parses request and event strings into these and binds them to SQL as text (see `code_enum!`).
 
 use crate::code_enum;
 
@@ -69,6 +69,26 @@ impl Satisfaction {
     /// Only a result the citizen confirmed closes the loop and earns the resolver a credit.
     pub fn confirms_result(self) -> bool {
         matches!(self, Satisfaction::Satisfied | Satisfaction::BasicallySatisfied)
+    }
+}
+
+code_enum! {
+    /// A person's role in the registry (the people of the grids), which decides what a case may credit them
+    /// for: grid workers and mediators are paid per resolved case (以案定补).
+    pub enum PersonRole {
+        GridWorker = "grid_worker",
+        HouseholdHead = "household_head",
+        Mediator = "mediator",
+        Handler = "handler",
+        /// Center staff and administrators: people who sign in but walk no grid.
+        Staff = "staff",
+    }
+}
+
+impl PersonRole {
+    /// Whether a resolved case may credit a person of this role (以案定补).
+    pub fn creditable(self) -> bool {
+        matches!(self, PersonRole::GridWorker | PersonRole::Mediator)
     }
 }
 

@@ -119,7 +119,8 @@ pub fn rule_in_scope(p: &Principal, area_prefix: &str) -> bool {
 /// or mediator living at the case's place may be credited (以案定补 pays them), so a handler cannot pay a
 /// friend. `role` and `home_code` are the registry's record of the person.
 pub fn creditable(role: &str, home_code: &str, task: &Task) -> bool {
-    matches!(role, "grid_worker" | "mediator") && home_in_place(home_code, &task.area_path, &task.grid_code)
+    let role = kit::vocab::PersonRole::parse("role", role);
+    role.is_ok_and(kit::vocab::PersonRole::creditable) && home_in_place(home_code, &task.area_path, &task.grid_code)
 }
 
 /// A home code lies at the case's place when it is one of the divisions on its area path, or the case's grid

@@ -2,21 +2,11 @@
 //! codes are formed, and the parsing of what a caller sends to create them. Proto-free and SQL-free.
 
 use chrono::{DateTime, Utc};
+pub use kit::vocab::PersonRole;
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
 use crate::shared::node_code;
-
-code_enum! {
-    pub enum PersonRole {
-        GridWorker = "grid_worker",
-        HouseholdHead = "household_head",
-        Mediator = "mediator",
-        Handler = "handler",
-        /// Center staff and administrators: people who sign in but walk no grid.
-        Staff = "staff",
-    }
-}
 
 code_enum! {
     pub enum GridKind {
