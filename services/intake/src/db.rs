@@ -28,32 +28,17 @@ pub async fn category_version(conn: &mut PgConnection, code: &str, kind: &str) -
     .await
 }
 
-/// Takes the next number of the center's day, in a transaction of its own that commits before the case is
-/// written.
-///
-/// Why not inside the registering transaction: every registration of a center's day updates the same counter
-/// row, so the row lock serialised whole registrations, commit flush included (about 250 a second on the 2-core
-/// box, whatever the pool size). Here the lock lasts one statement.
-///
-/// Why the commit need not wait for its flush (`synchronous_commit = off`): PostgreSQL's log is sequential, so the
-/// registration that uses this number, committed later with a flush, makes this increment durable too. A crash can
-/// only lose increments whose cases were never committed, so a number is never handed out twice. A registration
-/// that fails after taking its number (a lost same-key race, a crash) leaves a gap: numbers are unique and never
-/// reused (DOMAIN.md), not gapless.
+/// Takes the next number of the center's day; inside the registering transaction.
 pub async fn next_seq(conn: &mut PgConnection, center_prefix: &str, local_day: &str) -> sqlx::Result<i32> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-    let seq = sqlx::query_scalar(
+    sqlx::query_scalar(
         "INSERT INTO case_numbers (center_prefix, local_day, last_seq) VALUES ($1, $2, 1) \
          ON CONFLICT (center_prefix, local_day) DO UPDATE SET last_seq = case_numbers.last_seq + 1 \
          RETURNING last_seq",
     )
     .bind(center_prefix)
     .bind(local_day)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(seq)
+    .fetch_one(conn)
+    .await
 }
 
 pub struct Registration<'a> {

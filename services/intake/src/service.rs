@@ -62,25 +62,20 @@ impl Cases {
         if !who.scope(Permission::Register).covers_place(&place.area_path, &place.grid_code) {
             return Err(Error::denied("the case's place is outside your registration scope"));
         }
-        let mut conn = self.pool.acquire().await?;
-        let category_version = db::category_version(&mut conn, &new.category_code, new.kind.category_kind())
+        let mut tx = self.pool.begin().await?;
+        let category_version = db::category_version(&mut tx, &new.category_code, new.kind.category_kind())
             .await?
             .ok_or_else(|| FieldError::new("category_code", format!("is not an active {} category", new.kind)))?;
         let now = Utc::now();
         let prefix = kit::division::significant(&new.center_code);
-        // The number is taken before, not inside, the registering transaction, so the center's counter row is
-        // locked for one statement rather than for the whole registration and its commit (db::next_seq).
-        let seq = db::next_seq(&mut conn, prefix, &kit::time::local_date(now)).await?;
+        let seq = db::next_seq(&mut tx, prefix, &kit::time::local_date(now)).await?;
         let number = case_no(prefix, &kit::time::local_date(now), seq);
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let id = Uuid::new_v4();
         let reg =
             Registration { id, digest: &digest, case_no: &number, category_version, at: now, new: &new, place: &place };
         if !db::insert_case(&mut tx, &reg).await? {
-            // A concurrent registration with the same key won; this one writes nothing. Its connection goes back
-            // before the replay takes one.
+            // A concurrent registration with the same key won; this one writes nothing.
             drop(tx);
-            drop(conn);
             return self
                 .replay(&new, &digest, &readable)
                 .await?
@@ -127,7 +122,6 @@ impl Cases {
         };
         self.outbox.add(&mut tx, id, &new.operator_id, Body::CaseRegistered(event)).await?;
         tx.commit().await?;
-        drop(conn);
         self.outbox.wake();
         tracing::info!(case_id = %id, case_no = %number, "case registered");
         Ok((self.file(id.to_string().as_str(), &ScopeSet { all: true, ..ScopeSet::default() }).await?, false))
