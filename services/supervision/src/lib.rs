@@ -19,12 +19,6 @@ pub use settings::Settings;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The key of the slips' verification codes: derived from the deployment's personal-data key under a label of
-/// its own, so no second secret has to be kept and a code reveals nothing of that key.
-pub fn slip_key(settings: &Settings) -> Vec<u8> {
-    kit::pii::Sealer::new(settings.common.pii_key).fingerprint(&["zongzhi.slip-key.v1"])
-}
-
 /// Connects to supervision's schema and migrates it: what the operator's commands run against.
 pub async fn connect(config: &kit::Config) -> anyhow::Result<sqlx::PgPool> {
     kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await
@@ -35,6 +29,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let Foundation { pool, bus, listener, mut app, outbox, guard } =
         Foundation::start(NAME, &settings.common, &MIGRATIONS).await?;
     service::clocks::seed_national(&pool).await?;
+    // Keys the slips' verification codes: the deployment's personal-data key, under the slips' own label.
+    let sealer = kit::pii::Sealer::new(settings.common.pii_key);
     let slips = std::sync::Arc::new(service::slips::Printer::new(settings.slip_font.clone()));
     let work = service::Supervision { pool: pool.clone(), outbox: outbox.clone(), slips };
     let routes = tonic::service::Routes::new(SupervisionServer::new(grpc::SupervisionService(work)));
@@ -46,7 +42,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     app.hold(service::scheduler::due_collector(pool.clone()));
     app.spawn(
         "deadlines",
-        service::scheduler::run(pool.clone(), outbox, slip_key(&settings), settings.deadline_poll, app.shutdown()),
+        service::scheduler::run(pool.clone(), outbox, sealer, settings.deadline_poll, app.shutdown()),
     );
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::ProjectionHandler::default(), app.shutdown()));
     Ok(app)

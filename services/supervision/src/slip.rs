@@ -90,20 +90,18 @@ impl SlipFont {
     }
 }
 
-/// The code printed on a slip: the first 16 hex digits of HMAC-SHA-256 over the slip's number, unit, case number
-/// and due time, keyed by the issuing service. Whoever holds the key recomputes it to tell a real slip from an
-/// altered one.
-pub fn verification_code(key: &[u8], number: &str, unit: &str, case_no: &str, due_at: DateTime<Utc>) -> String {
-    use hmac::{KeyInit, Mac};
-    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
-        <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"\0").expect("HMAC takes a key of any length")
-    });
-    mac.update(b"zongzhi.slip.v1\x1f");
-    for part in [number, unit, case_no, &due_at.timestamp().to_string()] {
-        mac.update(part.as_bytes());
-        mac.update(b"\x1f");
-    }
-    let digest = mac.finalize().into_bytes();
+/// The code printed on a slip: the first 16 hex digits of the deployment's keyed digest
+/// ([`kit::pii::Sealer::fingerprint`], HMAC-SHA-256 under its own label) of the slip's number, unit, case number
+/// and due time. Whoever holds the key recomputes it to tell a real slip from an altered one.
+pub fn verification_code(
+    sealer: &kit::pii::Sealer,
+    number: &str,
+    unit: &str,
+    case_no: &str,
+    due_at: DateTime<Utc>,
+) -> String {
+    let due = due_at.timestamp().to_string();
+    let digest = sealer.fingerprint(&["zongzhi.slip.v1", number, unit, case_no, &due]);
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02X}")).collect();
     format!("{}-{}-{}-{}", &hex[0..4], &hex[4..8], &hex[8..12], &hex[12..16])
 }
@@ -363,6 +361,10 @@ pub(crate) mod tests {
     /// install.
     pub const TEST_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
 
+    fn sealer(key: [u8; 16]) -> kit::pii::Sealer {
+        kit::pii::Sealer::new(key)
+    }
+
     pub fn sample() -> Slip {
         let due = Utc.with_ymd_and_hms(2025, 10, 9, 2, 0, 0).unwrap();
         Slip {
@@ -377,7 +379,13 @@ pub(crate) mod tests {
             due_at: due,
             grade: Some(Grade::Yellow),
             issued_at: due,
-            verification_code: verification_code(b"k", "532901-督-2025-00017", "大理市司法局", "x", due),
+            verification_code: verification_code(
+                &sealer(kit::pii::DEV_KEY),
+                "532901-督-2025-00017",
+                "大理市司法局",
+                "x",
+                due,
+            ),
         }
     }
 
@@ -431,12 +439,13 @@ pub(crate) mod tests {
     #[test]
     fn verification_codes_change_with_every_fact_they_cover() {
         let due = Utc.with_ymd_and_hms(2025, 10, 9, 2, 0, 0).unwrap();
-        let code = verification_code(b"key", "N1", "unit", "case", due);
+        let (key, other) = (sealer(kit::pii::DEV_KEY), sealer(*b"another-key-16b!"));
+        let code = verification_code(&key, "N1", "unit", "case", due);
         assert_eq!(code.len(), 19);
-        assert_eq!(code, verification_code(b"key", "N1", "unit", "case", due));
-        assert_ne!(code, verification_code(b"key", "N2", "unit", "case", due));
-        assert_ne!(code, verification_code(b"key", "N1", "unit", "case", due + chrono::Duration::seconds(1)));
-        assert_ne!(code, verification_code(b"other", "N1", "unit", "case", due));
+        assert_eq!(code, verification_code(&key, "N1", "unit", "case", due));
+        assert_ne!(code, verification_code(&key, "N2", "unit", "case", due));
+        assert_ne!(code, verification_code(&key, "N1", "unit", "case", due + chrono::Duration::seconds(1)));
+        assert_ne!(code, verification_code(&other, "N1", "unit", "case", due));
     }
 
     #[test]

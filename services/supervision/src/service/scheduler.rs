@@ -21,18 +21,18 @@ use crate::slip;
 /// Deadlines fired per transaction; a larger backlog is worked off in several.
 const BATCH: i64 = 100;
 
-/// Polls every `every` until shutdown. A failed pass is logged and retried on the next tick. `slip_key` keys
+/// Polls every `every` until shutdown. A failed pass is logged and retried on the next tick. `sealer` keys
 /// the slips' verification codes.
 pub async fn run(
     pool: PgPool,
     outbox: Outbox,
-    slip_key: Vec<u8>,
+    sealer: kit::pii::Sealer,
     every: Duration,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     loop {
         loop {
-            match issue_due(&pool, &outbox, &slip_key).await {
+            match issue_due(&pool, &outbox, &sealer).await {
                 Ok(n) if n as i64 == BATCH => continue,
                 Ok(_) => break,
                 Err(e) => {
@@ -51,7 +51,7 @@ pub async fn run(
 /// In one transaction: claims the deadlines whose next grade is due, issues each grade's slip (once: the slip's
 /// unique key), moves each deadline on to its next grade, and writes `case.overdue` for each yellow card.
 /// Returns how many deadlines were claimed.
-pub async fn issue_due(pool: &PgPool, outbox: &Outbox, slip_key: &[u8]) -> anyhow::Result<usize> {
+pub async fn issue_due(pool: &PgPool, outbox: &Outbox, sealer: &kit::pii::Sealer) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     let due = db::claim_due_grades(&mut tx, BATCH).await?;
     let now = Utc::now();
@@ -68,7 +68,7 @@ pub async fn issue_due(pool: &PgPool, outbox: &Outbox, slip_key: &[u8]) -> anyho
         let number = format!("{prefix}-督-{year}-{seq:05}");
         let record = SlipRecord {
             id: Uuid::new_v4(),
-            verification_code: slip::verification_code(slip_key, &number, &d.unit_code, &d.case_no, d.due_at),
+            verification_code: slip::verification_code(sealer, &number, &d.unit_code, &d.case_no, d.due_at),
             number,
             case_id: d.case_id,
             task_id: d.task_id.clone(),
