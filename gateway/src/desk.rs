@@ -120,6 +120,10 @@ forward! {
     supervision.list_slips / "ListSlips" (supervision::ListSlipsRequest) -> supervision::ListSlipsResponse;
     supervision.acknowledge_slip / "AcknowledgeSlip" (supervision::AcknowledgeSlipRequest) -> supervision::AcknowledgeSlipResponse;
     supervision.get_slip_pdf / "GetSlipPdf" (supervision::GetSlipPdfRequest) -> supervision::GetSlipPdfResponse;
+    supervision.request_clock_change / "RequestClockChange" (supervision::RequestClockChangeRequest) -> supervision::RequestClockChangeResponse;
+    supervision.decide_clock_change / "DecideClockChange" (supervision::DecideClockChangeRequest) -> supervision::DecideClockChangeResponse;
+    supervision.resume_clock / "ResumeClock" (supervision::ResumeClockRequest) -> supervision::ResumeClockResponse;
+    supervision.list_clock_changes / "ListClockChanges" (supervision::ListClockChangesRequest) -> supervision::ListClockChangesResponse;
     subsidy.list_credits / "ListCredits" (subsidy::ListCreditsRequest) -> subsidy::ListCreditsResponse;
     registry.get_node / "GetNode" (registry::GetNodeRequest) -> registry::GetNodeResponse;
     registry.list_children / "ListChildren" (registry::ListChildrenRequest) -> registry::ListChildrenResponse;

@@ -42,6 +42,10 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .route("/v1/cases/{case_id}/slips", get(list_slips))
         .route("/v1/slips/{number}/acknowledge", post(acknowledge_slip))
         .route("/v1/slips/{number}/slip.pdf", get(slip_pdf))
+        .route("/v1/cases/{case_id}/clock-changes", get(list_clock_changes))
+        .route("/v1/tasks/{task_id}/clock-changes", post(request_clock_change))
+        .route("/v1/tasks/{task_id}/resume-clock", post(resume_clock))
+        .route("/v1/clock-changes/{id}/decide", post(decide_clock_change))
         .route("/v1/tasks/{task_id}", get(get_task))
         .route("/v1/tasks/{task_id}/accept", post(accept_task))
         .route("/v1/tasks/{task_id}/return", post(return_task))
@@ -252,6 +256,40 @@ async fn follow_up(
 ) -> Response {
     b.case_id = id;
     reply(d.follow_up(c.req(b)).await).await
+}
+
+async fn list_clock_changes(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {
+    reply(d.list_clock_changes(c.req(supervision::ListClockChangesRequest { case_id })).await).await
+}
+
+async fn request_clock_change(
+    State(d): Desk_,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut b): Body<supervision::RequestClockChangeRequest>,
+) -> Response {
+    b.task_id = id;
+    reply(d.request_clock_change(c.req(b)).await).await
+}
+
+async fn resume_clock(
+    State(d): Desk_,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut b): Body<supervision::ResumeClockRequest>,
+) -> Response {
+    b.task_id = id;
+    reply(d.resume_clock(c.req(b)).await).await
+}
+
+async fn decide_clock_change(
+    State(d): Desk_,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut b): Body<supervision::DecideClockChangeRequest>,
+) -> Response {
+    b.id = id;
+    reply(d.decide_clock_change(c.req(b)).await).await
 }
 
 async fn list_deadlines(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use proto::intake::v1::GetCaseRequest;
 use proto::supervision::v1::{GetSlipPdfRequest, ListSlipsRequest};
 use serde_json::json;
 use tests::World;
@@ -14,6 +15,15 @@ fn encoded(number: &str) -> String {
         .bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b == b'-' { char::from(b).to_string() } else { format!("%{b:02X}") })
         .collect()
+}
+
+/// The text a reader's search finds in a PDF (poppler's pdftotext).
+fn pdf_text(pdf: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("slip-{}.pdf", uuid::Uuid::new_v4()));
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext").arg(&path).arg("-").output().expect("pdftotext");
+    let _ = std::fs::remove_file(&path);
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test]
@@ -29,12 +39,16 @@ async fn slips_are_listed_printed_and_acknowledged_through_the_gateway() {
         let case_id = case.id.clone();
         async move {
             let slips = desk.list_slips(ListSlipsRequest { case_id }).await.ok()?.into_inner().slips;
-            (slips.len() >= 2).then_some(slips)
+            (slips.len() >= 3).then_some(slips)
         }
     })
     .await;
-    assert_eq!((slips[0].grade.as_str(), slips[1].grade.as_str()), ("reminder", "yellow"));
-    let yellow = &slips[1];
+    // The dispatch's task slip first, then the grades.
+    let kinds: Vec<(&str, &str)> = slips.iter().map(|s| (s.kind.as_str(), s.grade.as_str())).collect();
+    assert_eq!(kinds, [("task", ""), ("supervision", "reminder"), ("supervision", "yellow")]);
+    let task = &slips[0];
+    assert!(task.number.starts_with("JB-") && !task.unit_name.is_empty(), "{task:?}");
+    let yellow = &slips[2];
     assert!(yellow.number.contains("-督-"), "{}", yellow.number);
 
     let (status, listed) = world.http("GET", &format!("/v1/cases/{}/slips", case.id), None).await;
@@ -46,11 +60,7 @@ async fn slips_are_listed_printed_and_acknowledged_through_the_gateway() {
     assert_eq!((status, content_type.as_str()), (200, "application/pdf"));
     let over_grpc = desk.get_slip_pdf(GetSlipPdfRequest { number: yellow.number.clone() }).await.unwrap().into_inner();
     assert_eq!(pdf, over_grpc.pdf, "one slip, the same bytes on both faces");
-    let path_file = std::env::temp_dir().join(format!("slip-{}.pdf", uuid::Uuid::new_v4()));
-    std::fs::write(&path_file, &pdf).unwrap();
-    let text = std::process::Command::new("pdftotext").arg(&path_file).arg("-").output().expect("pdftotext");
-    let _ = std::fs::remove_file(&path_file);
-    let text = String::from_utf8(text.stdout).unwrap();
+    let text = pdf_text(&pdf);
     for expected in [yellow.number.as_str(), yellow.unit_code.as_str(), "黄牌督办", case.case_no.as_str()] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
@@ -63,5 +73,28 @@ async fn slips_are_listed_printed_and_acknowledged_through_the_gateway() {
     assert_eq!(status, 409, "acknowledged once: {body}");
     let (status, _, _) = world.http_bytes("/v1/slips/no-such-slip/slip.pdf").await;
     assert_eq!(status, 404);
+
+    // The task slip prints through the same route, naming the unit.
+    let (status, _, task_pdf) = world.http_bytes(&format!("/v1/slips/{}/slip.pdf", encoded(&task.number))).await;
+    assert_eq!(status, 200);
+    let text = pdf_text(&task_pdf);
+    for expected in ["工作任务交办单", task.number.as_str(), task.unit_name.as_str()] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    // The case file shows each slip as a step; the clock changes are listed (none here).
+    let file = kit::testing::eventually("the slips in the case file", 20, || {
+        let mut desk = desk.clone();
+        let case_ref = case.id.clone();
+        async move {
+            let case = desk.get_case(GetCaseRequest { case_ref }).await.ok()?.into_inner().case?;
+            let steps: Vec<String> =
+                case.timeline.iter().filter(|t| t.action == "supervised").map(|t| t.detail.clone()).collect();
+            (steps.len() >= 2).then_some(steps)
+        }
+    })
+    .await;
+    assert!(file[1].contains(&yellow.number) && file[1].contains("黄牌"), "{file:?}");
+    let (status, changes) = world.http("GET", &format!("/v1/cases/{}/clock-changes", case.id), None).await;
+    assert_eq!((status, changes["changes"].as_array().map(Vec::len)), (200, Some(0)), "{changes}");
     world.stop().await;
 }

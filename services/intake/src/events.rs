@@ -77,6 +77,7 @@ fn step_task(body: &Body) -> Option<&str> {
         | Body::CaseFollowedUp(_)
         | Body::CaseReopened(_)
         | Body::DeadlineMissed(_)
+        | Body::CaseSupervised(_)
         | Body::SubsidyCredited(_) => None,
     }
 }
@@ -116,6 +117,7 @@ fn step_for(body: &Body) -> Option<Step> {
             step("reopened", Some(CaseState::Reopened), format!("重办 round {}: {}", e.round, e.reason), "supervision")
         }
         Body::DeadlineMissed(e) => step("overdue", None, format!("{} deadline missed", e.stage), "supervision"),
+        Body::CaseSupervised(e) => step("supervised", None, supervised_detail(e), "supervision"),
         Body::SubsidyCredited(e) => step(
             "credited",
             None,
@@ -142,7 +144,34 @@ fn flags_for(body: &Body) -> Flags {
         | Body::CaseReturned(_)
         | Body::ReturnRejected(_)
         | Body::CaseResolved(_)
+        | Body::CaseSupervised(_)
         | Body::SubsidyCredited(_) => Flags::default(),
+    }
+}
+
+/// How a step of graded supervision reads in the case file: the slip and whom it went to, or the clock change
+/// with the words given for it. An action this build does not know is shown as it came.
+fn supervised_detail(e: &proto::events::v1::CaseSupervised) -> String {
+    let stage = match e.stage.as_str() {
+        "accept" => "签收",
+        "resolve" => "办结",
+        other => other,
+    };
+    let due = if e.due_ms > 0 { kit::time::local(kit::time::from_ms(e.due_ms)) } else { String::new() };
+    let note = if e.note.is_empty() { String::new() } else { format!(": {}", e.note) };
+    let slip = |grade: &str| format!("《督办提示单》{} {grade} → {} ({stage} 时限 {due})", e.slip_no, e.unit_code);
+    match e.action.as_str() {
+        "reminder" => slip("临期提醒"),
+        "yellow" => slip("黄牌"),
+        "red" => format!("{}, 抄送 {}", slip("红牌"), e.copy_to),
+        "extension_requested" => format!("{} 申请延期{stage}至 {due}{note}", e.unit_code),
+        "extended" => format!("延期批准, {stage}时限 {due}{note}"),
+        "extension_rejected" => format!("延期驳回{note}"),
+        "pause_requested" => format!("{} 申请挂账 ({stage}){note}", e.unit_code),
+        "paused" => format!("挂账批准, {stage}计时中止{note}"),
+        "pause_rejected" => format!("挂账驳回{note}"),
+        "resumed" => format!("恢复计时, {stage}时限 {due}{note}"),
+        other => format!("督办 {other} ({stage}){note}"),
     }
 }
 

@@ -15,7 +15,7 @@ pub const PUBLISHERS: &[(&str, &[&str])] = &[
     ("intake", &["case.registered"]),
     ("routing", &["case.dispatched", "case.accepted", "case.returned", "case.return_rejected", "case.resolved"]),
     ("registry", &[]),
-    ("supervision", &["case.closed", "case.followed_up", "case.reopened", "case.overdue"]),
+    ("supervision", &["case.closed", "case.followed_up", "case.reopened", "case.overdue", "case.supervised"]),
     ("subsidy", &["subsidy.credited"]),
 ];
 
@@ -119,6 +119,7 @@ mod tests {
             Body::CaseFollowedUp(Default::default()),
             Body::CaseReopened(Default::default()),
             Body::DeadlineMissed(Default::default()),
+            Body::CaseSupervised(Default::default()),
             Body::SubsidyCredited(Default::default()),
         ];
         for b in &all {
@@ -133,6 +134,7 @@ mod tests {
                 | Body::CaseFollowedUp(_)
                 | Body::CaseReopened(_)
                 | Body::DeadlineMissed(_)
+                | Body::CaseSupervised(_)
                 | Body::SubsidyCredited(_) => {}
             }
         }

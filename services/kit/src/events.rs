@@ -45,6 +45,7 @@ pub fn subject_of(body: &Body) -> &'static str {
         Body::CaseFollowedUp(_) => "case.followed_up",
         Body::CaseReopened(_) => "case.reopened",
         Body::DeadlineMissed(_) => "case.overdue",
+        Body::CaseSupervised(_) => "case.supervised",
         Body::SubsidyCredited(_) => "subsidy.credited",
     }
 }

@@ -26,7 +26,7 @@ impl Handler for LedgerHandler {
             Applied::NoChange => {
                 tracing::debug!(event_id = %event.event_id, case_id = %event.case_id, "ledger event changes nothing");
             }
-            Applied::Counted | Applied::NotLedger => {}
+            Applied::Counted | Applied::Card | Applied::NotLedger => {}
         }
         Ok(())
     }

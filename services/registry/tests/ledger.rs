@@ -8,7 +8,7 @@ mod common;
 
 use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
-use proto::events::v1::{CaseClosed, CaseRegistered, CaseReopened, DeadlineMissed, Envelope};
+use proto::events::v1::{CaseClosed, CaseRegistered, CaseReopened, CaseSupervised, DeadlineMissed, Envelope};
 use proto::registry::v1::ledger_client::LedgerClient;
 use proto::registry::v1::registry_client::RegistryClient;
 use proto::registry::v1::*;
@@ -70,6 +70,19 @@ fn registered(case_id: Uuid, kind: &str, village: &str, grid: &str) -> Envelope 
 
 fn overdue(case_id: Uuid, stage: &str) -> Envelope {
     envelope(case_id, Body::DeadlineMissed(DeadlineMissed { stage: stage.into(), ..Default::default() }))
+}
+
+fn card(case_id: Uuid, grade: &str) -> Envelope {
+    let body = CaseSupervised { action: grade.into(), stage: "accept".into(), ..Default::default() };
+    envelope(case_id, Body::CaseSupervised(body))
+}
+
+/// (yellow, red) cards of the risks and of the other cases at a node.
+async fn cards_at(client: &mut LedgerClient<kit::testing::AuthedChannel>, code: &str) -> ((u64, u64), (u64, u64)) {
+    let row = client.get_ledger(GetLedgerRequest { code: code.into() }).await.expect("get ledger").into_inner().row;
+    let row = row.expect("row");
+    let c = |c: &Option<LedgerCounts>| c.as_ref().map_or((0, 0), |c| (c.yellow, c.red));
+    (c(&row.risks), c(&row.cases))
 }
 
 fn closed(case_id: Uuid) -> Envelope {
@@ -144,6 +157,12 @@ async fn case_events_are_counted_once_at_every_node_up_to_the_root() {
         // A repeated registration under a new event id is caught by the case row.
         registered(a1, "risk", A, ""),
         registered(c1, "dispute", C, ""),
+        // 督办 cards count at every node, open or closed; a reminder is the case file's alone.
+        card(a1, "reminder"),
+        card(a1, "yellow"),
+        card(a1, "red"),
+        card(a3, "yellow"),
+        card(b2, "yellow"),
     ];
     for env in &burst {
         infra.publish_envelope(env).await;
@@ -177,6 +196,14 @@ async fn case_events_are_counted_once_at_every_node_up_to_the_root() {
     ];
     for (name, code, want) in table {
         assert_eq!(ledger_at(&mut ledger, code).await, want, "{name} ({code})");
+    }
+    for (name, code, want) in [
+        ("village A", A, ((1, 1), (1, 0))),
+        ("village B", B, ((0, 0), (1, 0))),
+        ("township", TOWNSHIP, ((1, 1), (2, 0))),
+        ("province", PROVINCE, ((1, 1), (2, 0))),
+    ] {
+        assert_eq!(cards_at(&mut ledger, code).await, want, "cards at {name}");
     }
 
     let inbox: i64 =

@@ -42,6 +42,7 @@ impl Handler for DispatchHandler {
             | Body::CaseResolved(_)
             | Body::CaseClosed(_)
             | Body::CaseFollowedUp(_)
+            | Body::CaseSupervised(_)
             | Body::SubsidyCredited(_) => Ok(()),
         }
     }

@@ -52,6 +52,7 @@ impl Handler for FollowUpHandler {
             | Body::CaseClosed(_)
             | Body::CaseReopened(_)
             | Body::DeadlineMissed(_)
+            | Body::CaseSupervised(_)
             | Body::SubsidyCredited(_) => return Ok(()),
         }
         let (Some(f), Some(standing)) = (confirming(event), standing) else { return Ok(()) };

@@ -8,8 +8,11 @@ use uuid::Uuid;
 
 use crate::domain::calendar::ClockKind;
 use crate::domain::policy::Grade;
-use crate::domain::{Case, Closure, ClosureReason, ClosureState, Deadline, DeadlineState, FollowUp, SlipRecord, Stage};
+use crate::domain::{
+    Case, Closure, ClosureReason, ClosureState, Deadline, DeadlineState, FollowUp, SlipRecord, Stage, TaskSlip,
+};
 
+pub mod changes;
 mod clocks;
 mod tasks;
 pub use clocks::*;
@@ -151,7 +154,7 @@ pub async fn insert_deadline(conn: &mut PgConnection, d: &NewDeadline<'_>, resta
            due_at = EXCLUDED.due_at, state = EXCLUDED.state, clock = EXCLUDED.clock, \
            limit_seconds = EXCLUDED.limit_seconds, started_at = EXCLUDED.started_at, \
            policy_version = EXCLUDED.policy_version, remind_at = EXCLUDED.remind_at, red_at = EXCLUDED.red_at, \
-           next_grade = EXCLUDED.next_grade, next_at = EXCLUDED.next_at, done_at = NULL \
+           next_grade = EXCLUDED.next_grade, next_at = EXCLUDED.next_at, done_at = NULL, paused_at = NULL \
          WHERE $11 AND deadlines.state = $12",
     )
     .bind(Uuid::new_v4())
@@ -234,6 +237,7 @@ pub struct DueGrade {
     pub due_at: DateTime<Utc>,
     pub red_at: Option<DateTime<Utc>>,
     pub unit_code: String,
+    pub unit_name: String,
     pub center_code: String,
     pub case_no: String,
     pub category_code: String,
@@ -246,7 +250,8 @@ pub async fn claim_due_grades(conn: &mut PgConnection, limit: i64) -> sqlx::Resu
         "WITH due AS (SELECT id FROM deadlines WHERE next_grade <> '' AND next_at <= now() \
                       ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
          SELECT d.id, d.case_id, d.task_id, d.stage, d.state, d.next_grade AS grade, d.due_at, d.red_at, \
-                COALESCE(t.unit_code, '') AS unit_code, COALESCE(c.center_code, '') AS center_code, \
+                COALESCE(t.unit_code, '') AS unit_code, COALESCE(t.unit_name, '') AS unit_name, \
+                COALESCE(c.center_code, '') AS center_code, \
                 COALESCE(c.case_no, '') AS case_no, COALESCE(c.category_code, '') AS category_code \
          FROM due JOIN deadlines d ON d.id = due.id \
          LEFT JOIN tasks t ON t.task_id = d.task_id LEFT JOIN cases c ON c.case_id = d.case_id \
@@ -300,8 +305,8 @@ pub async fn next_slip_seq(conn: &mut PgConnection, center_prefix: &str, year: i
 pub async fn insert_slip(conn: &mut PgConnection, s: &SlipRecord) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "INSERT INTO slips (id, number, case_id, task_id, stage, grade, unit_code, center_code, copy_to, case_no, \
-           category_code, due_at, issued_at, verification_code) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+           category_code, due_at, issued_at, verification_code, unit_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT ON CONSTRAINT slips_once DO NOTHING",
     )
     .bind(s.id)
@@ -318,6 +323,7 @@ pub async fn insert_slip(conn: &mut PgConnection, s: &SlipRecord) -> sqlx::Resul
     .bind(s.due_at)
     .bind(s.issued_at)
     .bind(&s.verification_code)
+    .bind(&s.unit_name)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -331,6 +337,33 @@ pub async fn slips_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Resu
     .bind(case_id)
     .fetch_all(conn)
     .await
+}
+
+const TASK_SLIP_SELECT: &str = "SELECT t.slip_no AS number, t.case_id, t.task_id, t.unit_code, t.unit_name, \
+    COALESCE(c.center_code, '') AS center_code, t.case_no, t.category_code, COALESCE(c.urgency, '') AS urgency, \
+    c.policy_version, d.due_at AS accept_due, t.dispatched_at \
+    FROM tasks t LEFT JOIN cases c ON c.case_id = t.case_id \
+    LEFT JOIN deadlines d ON d.task_id = t.task_id AND d.stage = $2";
+
+/// The case's task slips (one per dispatch that carried a number), in dispatch order. `$2` binds the accept
+/// stage, whose deadline the slip prints.
+pub async fn task_slips_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TaskSlip>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{TASK_SLIP_SELECT} WHERE t.case_id = $1 AND t.slip_no <> '' ORDER BY t.attempt, t.seq"
+    )))
+    .bind(case_id)
+    .bind(Stage::Accept)
+    .fetch_all(conn)
+    .await
+}
+
+/// One task slip by number.
+pub async fn task_slip(conn: &mut PgConnection, number: &str) -> sqlx::Result<Option<TaskSlip>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{TASK_SLIP_SELECT} WHERE t.slip_no = $1 AND t.slip_no <> ''")))
+        .bind(number)
+        .bind(Stage::Accept)
+        .fetch_optional(conn)
+        .await
 }
 
 /// One slip by number, locked when `lock` (to acknowledge it).
@@ -352,8 +385,8 @@ pub async fn acknowledge_slip(conn: &mut PgConnection, id: Uuid, by: &str) -> sq
     .await
 }
 
-const SLIP_COLUMNS: &str = "id, number, case_id, task_id, stage, grade, unit_code, center_code, copy_to, case_no, \
-    category_code, due_at, issued_at, verification_code, acknowledged_at, acknowledged_by";
+const SLIP_COLUMNS: &str = "id, number, case_id, task_id, stage, grade, unit_code, unit_name, center_code, copy_to, \
+    case_no, category_code, due_at, issued_at, verification_code, acknowledged_at, acknowledged_by";
 
 /// The pending deadlines already past due, for the scheduler's health metric. The partial index
 /// `deadlines_due` holds only pending rows, so this reads the due ones alone.
@@ -367,7 +400,7 @@ pub async fn count_due(conn: &mut PgConnection) -> sqlx::Result<i64> {
 /// The case's deadlines, oldest first.
 pub async fn deadlines(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Deadline>> {
     sqlx::query_as(
-        "SELECT id, case_id, task_id, stage, due_at, state, fired_at FROM deadlines WHERE case_id = $1 \
+        "SELECT id, case_id, task_id, stage, due_at, state, fired_at, paused_at FROM deadlines WHERE case_id = $1 \
          ORDER BY created_at, due_at, id",
     )
     .bind(case_id)

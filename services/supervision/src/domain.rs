@@ -4,6 +4,7 @@
 //! these types (rows decode straight into them, their codes being TEXT columns), `grpc` maps them to protobuf.
 
 pub mod calendar;
+pub mod changes;
 pub mod policy;
 pub mod rates;
 
@@ -88,6 +89,8 @@ pub struct Deadline {
     pub due_at: DateTime<Utc>,
     pub state: DeadlineState,
     pub fired_at: Option<DateTime<Utc>>,
+    /// Set while the clock stands still (挂账).
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 /// A 《督办提示单》 as issued: to the unit, by the case's center, copied up.
@@ -100,6 +103,8 @@ pub struct SlipRecord {
     pub stage: Stage,
     pub grade: policy::Grade,
     pub unit_code: String,
+    /// The unit's name as the dispatch gave it; '' for slips from before names were kept.
+    pub unit_name: String,
     pub center_code: String,
     pub copy_to: String,
     pub case_no: String,
@@ -110,6 +115,40 @@ pub struct SlipRecord {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: String,
 }
+
+/// The 《工作任务交办单》 that went with a dispatch: numbered by routing, printed by supervision from what the
+/// dispatch told it and the accept clock it started.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TaskSlip {
+    pub number: String,
+    pub case_id: Uuid,
+    pub task_id: String,
+    pub unit_code: String,
+    pub unit_name: String,
+    pub center_code: String,
+    pub case_no: String,
+    pub category_code: String,
+    pub urgency: String,
+    pub policy_version: Option<i32>,
+    /// The accept (签收) deadline the dispatch started.
+    pub accept_due: Option<DateTime<Utc>>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+}
+
+impl TaskSlip {
+    /// When the slip was issued: with its dispatch.
+    pub fn issued_at(&self) -> DateTime<Utc> {
+        self.dispatched_at.or(self.accept_due).unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
+    /// The time the slip prints: the accept deadline, or the dispatch before its clock is known.
+    pub fn due_at(&self) -> DateTime<Utc> {
+        self.accept_due.unwrap_or_else(|| self.issued_at())
+    }
+}
+
+/// Task slips are numbered by routing with this prefix (`JB-532901-20250807-0003`); 督办 slips by supervision.
+pub const TASK_SLIP_PREFIX: &str = "JB-";
 
 /// One verified round (核查/销号): closed (then followed up) or reopened when verification failed.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::db::{self, CaseFacts};
 use crate::domain::{DeadlineState, Stage};
+use crate::service::changes::end_pause_when_done;
 use crate::service::clocks::Clocks;
 
 #[derive(Default)]
@@ -43,6 +44,8 @@ impl Handler for ProjectionHandler {
                     case_id,
                     task_id: &d.task_id,
                     unit_code: &d.unit_code,
+                    unit_name: &d.unit_name,
+                    slip_no: &d.slip_no,
                     attempt: i32::try_from(d.attempt).unwrap_or(i32::MAX),
                     case_no: &d.case_no,
                     category_code: &d.category_code,
@@ -58,6 +61,7 @@ impl Handler for ProjectionHandler {
             }
             Body::CaseAccepted(a) => {
                 db::accept_task(tx, case_id, &a.task_id, &a.handler_id, at).await?;
+                self.end_pause(tx, case_id, &a.task_id, Stage::Accept, at).await?;
                 db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met, at).await?;
                 // 签收 starts the handling clock, unless the task was cancelled meanwhile (returned, or its round
                 // reopened): an acceptance seen late never starts a clock for a stage already passed.
@@ -92,6 +96,7 @@ impl Handler for ProjectionHandler {
                     at,
                 };
                 db::resolve_task(tx, &resolution).await?;
+                self.end_pause(tx, case_id, &r.task_id, Stage::Resolve, at).await?;
                 db::settle(tx, &r.task_id, Stage::Resolve, DeadlineState::Met, at).await?;
             }
             Body::CaseReopened(r) => {
@@ -102,14 +107,31 @@ impl Handler for ProjectionHandler {
                 db::supersede_open(tx, case_id, round).await?;
                 db::cancel_pending(tx, case_id).await?;
             }
-            // Outcomes supervision wrote itself, an overdue it fired itself and a credit change no deadline.
-            Body::CaseClosed(_) | Body::CaseFollowedUp(_) | Body::DeadlineMissed(_) | Body::SubsidyCredited(_) => {}
+            // Outcomes supervision wrote itself, the grades and clock changes it recorded itself, and a credit
+            // change no deadline.
+            Body::CaseClosed(_)
+            | Body::CaseFollowedUp(_)
+            | Body::DeadlineMissed(_)
+            | Body::CaseSupervised(_)
+            | Body::SubsidyCredited(_) => {}
         }
         Ok(())
     }
 }
 
 impl ProjectionHandler {
+    /// A stage done while paused ends its pause first ([`end_pause_when_done`]).
+    async fn end_pause(
+        &self,
+        conn: &mut PgConnection,
+        case_id: Uuid,
+        task_id: &str,
+        stage: Stage,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        Ok(end_pause_when_done(conn, case_id, task_id, stage, at).await?)
+    }
+
     /// Adds the pending deadline for the stage, due when the case's policy says on its place's calendar
     /// ([`Clocks::plan`]); with `restart`, a cancelled one of the stage starts again.
     async fn start_clock(

@@ -4,7 +4,8 @@ use kit::field;
 use proto::supervision::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Closure, Deadline, FollowUp, SlipRecord, Verification};
+use crate::domain::changes::{ChangeRequest, ClockChange, Decision, NOTE_CHARS};
+use crate::domain::{Closure, Deadline, FollowUp, SlipRecord, Stage, TASK_SLIP_PREFIX, TaskSlip, Verification};
 use crate::service::Supervision;
 
 pub struct SupervisionService(pub Supervision);
@@ -68,8 +69,13 @@ impl pb::supervision_server::Supervision for SupervisionService {
     ) -> Result<Response<pb::ListSlipsResponse>, Status> {
         let p = kit::auth::principal(&request)?;
         let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
-        let slips = self.0.slips(&p, case_id).await?;
-        Ok(Response::new(pb::ListSlipsResponse { slips: slips.into_iter().map(to_slip).collect() }))
+        let (tasks, slips) = self.0.slips(&p, case_id).await?;
+        // Each dispatch's task slip, then the 督办 slips, all in issue order.
+        let mut all: Vec<(chrono::DateTime<chrono::Utc>, pb::Slip)> =
+            tasks.into_iter().map(|(t, code)| (t.issued_at(), to_task_slip(t, code))).collect();
+        all.extend(slips.into_iter().map(|s| (s.issued_at, to_slip(s))));
+        all.sort_by_key(|(at, _)| *at);
+        Ok(Response::new(pb::ListSlipsResponse { slips: all.into_iter().map(|(_, s)| s).collect() }))
     }
 
     async fn acknowledge_slip(
@@ -88,9 +94,102 @@ impl pb::supervision_server::Supervision for SupervisionService {
     ) -> Result<Response<pb::GetSlipPdfResponse>, Status> {
         let p = kit::auth::principal(&request)?;
         let number = field::text("number", &request.get_ref().number, 64).map_err(|e| kit::grpc::invalid(&e))?;
-        let slip = self.0.slip(&p, number).await?;
-        let pdf = self.0.slips.print(&slip)?;
-        Ok(Response::new(pb::GetSlipPdfResponse { pdf, filename: format!("{}.pdf", slip.number) }))
+        let pdf = if number.starts_with(TASK_SLIP_PREFIX) {
+            self.0.print_task_slip(&p, number).await?
+        } else {
+            let slip = self.0.slip(&p, number).await?;
+            self.0.slips.print(&slip)?
+        };
+        Ok(Response::new(pb::GetSlipPdfResponse { pdf, filename: format!("{number}.pdf") }))
+    }
+
+    async fn request_clock_change(
+        &self,
+        request: Request<pb::RequestClockChangeRequest>,
+    ) -> Result<Response<pb::RequestClockChangeResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let req = ChangeRequest::parse(&r.task_id, &r.stage, &r.kind, &r.reason, &r.new_due_at)
+            .map_err(|e| kit::grpc::invalid(&e))?;
+        let change = self.0.request_change(&p, req).await?;
+        Ok(Response::new(pb::RequestClockChangeResponse { change: Some(to_change(change)) }))
+    }
+
+    async fn decide_clock_change(
+        &self,
+        request: Request<pb::DecideClockChangeRequest>,
+    ) -> Result<Response<pb::DecideClockChangeResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let d = Decision::parse(&r.id, r.approve, &r.note).map_err(|e| kit::grpc::invalid(&e))?;
+        let change = self.0.decide_change(&p, d).await?;
+        Ok(Response::new(pb::DecideClockChangeResponse { change: Some(to_change(change)) }))
+    }
+
+    async fn resume_clock(
+        &self,
+        request: Request<pb::ResumeClockRequest>,
+    ) -> Result<Response<pb::ResumeClockResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let task_id = field::text("task_id", &r.task_id, 64).map_err(|e| kit::grpc::invalid(&e))?;
+        let stage = Stage::parse("stage", r.stage.trim()).map_err(|e| kit::grpc::invalid(&e))?;
+        let note = field::bounded("note", &r.note, NOTE_CHARS).map_err(|e| kit::grpc::invalid(&e))?;
+        let change = self.0.resume(&p, task_id, stage, note).await?;
+        Ok(Response::new(pb::ResumeClockResponse { change: Some(to_change(change)) }))
+    }
+
+    async fn list_clock_changes(
+        &self,
+        request: Request<pb::ListClockChangesRequest>,
+    ) -> Result<Response<pb::ListClockChangesResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
+        let changes = self.0.changes(&p, case_id).await?;
+        Ok(Response::new(pb::ListClockChangesResponse { changes: changes.into_iter().map(to_change).collect() }))
+    }
+}
+
+fn to_change(c: ClockChange) -> pb::ClockChange {
+    pb::ClockChange {
+        id: c.id.to_string(),
+        case_id: c.case_id.to_string(),
+        task_id: c.task_id,
+        stage: c.stage.as_str().into(),
+        kind: c.kind.as_str().into(),
+        reason: c.reason,
+        state: c.state.as_str().into(),
+        new_due_at: kit::time::local_opt(c.new_due_at),
+        due_before: kit::time::local_opt(c.due_before),
+        due_after: kit::time::local_opt(c.due_after),
+        requested_by: c.requested_by,
+        requested_at: kit::time::local(c.requested_at),
+        decided_by: c.decided_by,
+        decided_at: kit::time::local_opt(c.decided_at),
+        decision_note: c.decision_note,
+        resumed_by: c.resumed_by,
+        resumed_at: kit::time::local_opt(c.resumed_at),
+    }
+}
+
+fn to_task_slip(t: TaskSlip, verification_code: String) -> pb::Slip {
+    pb::Slip {
+        due_at: kit::time::local(t.due_at()),
+        issued_at: kit::time::local(t.issued_at()),
+        number: t.number,
+        case_id: t.case_id.to_string(),
+        case_no: t.case_no,
+        task_id: t.task_id,
+        stage: Stage::Accept.as_str().into(),
+        grade: String::new(),
+        unit_code: t.unit_code,
+        center_code: t.center_code,
+        copy_to: String::new(),
+        acknowledged_at: String::new(),
+        acknowledged_by: String::new(),
+        verification_code,
+        kind: "task".into(),
+        unit_name: t.unit_name,
     }
 }
 
@@ -110,6 +209,8 @@ fn to_slip(s: SlipRecord) -> pb::Slip {
         acknowledged_at: kit::time::local_opt(s.acknowledged_at),
         acknowledged_by: s.acknowledged_by,
         verification_code: s.verification_code,
+        kind: "supervision".into(),
+        unit_name: s.unit_name,
     }
 }
 
@@ -134,5 +235,6 @@ fn to_deadline(d: Deadline) -> pb::Deadline {
         due_at: kit::time::local(d.due_at),
         state: d.state.as_str().into(),
         fired_at: kit::time::local_opt(d.fired_at),
+        paused_at: kit::time::local_opt(d.paused_at),
     }
 }

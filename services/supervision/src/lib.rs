@@ -32,7 +32,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     // Keys the slips' verification codes: the deployment's personal-data key, under the slips' own label.
     let sealer = kit::pii::Sealer::new(settings.common.pii_key);
     let slips = std::sync::Arc::new(service::slips::Printer::new(settings.slip_font.clone()));
-    let work = service::Supervision { pool: pool.clone(), outbox: outbox.clone(), slips };
+    let clocks = std::sync::Arc::new(service::clocks::Clocks::default());
+    let work = service::Supervision {
+        pool: pool.clone(),
+        outbox: outbox.clone(),
+        slips,
+        clocks: clocks.clone(),
+        sealer: sealer.clone(),
+    };
     let routes = tonic::service::Routes::new(SupervisionServer::new(grpc::SupervisionService(work)));
     app.spawn(
         "grpc",
@@ -44,6 +51,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         "deadlines",
         service::scheduler::run(pool.clone(), outbox, sealer, settings.deadline_poll, app.shutdown()),
     );
-    app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::ProjectionHandler::default(), app.shutdown()));
+    let projection = events::ProjectionHandler { clocks };
+    app.spawn("consumer", kit::events::consume(NAME, pool, bus, projection, app.shutdown()));
     Ok(app)
 }

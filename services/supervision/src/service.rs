@@ -4,6 +4,7 @@
 //! events (`events`). The deadline scheduler, the rest of supervision's work, runs on its own clock rather than
 //! behind a request, so it is a submodule of its own, [`scheduler`].
 
+pub mod changes;
 pub mod clocks;
 pub mod scheduler;
 pub mod slips;
@@ -27,6 +28,10 @@ pub struct Supervision {
     pub pool: PgPool,
     pub outbox: Outbox,
     pub slips: std::sync::Arc<slips::Printer>,
+    /// The policy cache the consumer shares.
+    pub clocks: std::sync::Arc<clocks::Clocks>,
+    /// Keys the task slips' verification codes (the scheduler's, for 督办 slips).
+    pub sealer: kit::pii::Sealer,
 }
 
 impl Supervision {

@@ -45,6 +45,20 @@ pub async fn add_to_counts(conn: &mut PgConnection, nodes: &[String], class: Kin
     Ok(())
 }
 
+/// Counts a 督办 card (yellow or red) at every node of the case's path.
+pub async fn add_card(conn: &mut PgConnection, nodes: &[String], class: KindClass, red: bool) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE ledger_counts SET yellow_count = yellow_count + (NOT $3)::int, red_count = red_count + $3::int \
+         WHERE kind_class = $2 AND code = ANY($1)",
+    )
+    .bind(nodes)
+    .bind(class)
+    .bind(red)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A newly registered case, open; false when the case is in the ledger already.
 pub struct NewCase<'a> {
     pub case_id: Uuid,
@@ -95,7 +109,9 @@ fn with_counts(nodes: &str) -> String {
         "WITH nodes AS ({nodes}) SELECT n.code, n.name, n.level, \
         coalesce(r.open_count, 0) AS risk_open, coalesce(r.overdue_count, 0) AS risk_overdue, \
         coalesce(r.closed_count, 0) AS risk_closed, coalesce(c.open_count, 0) AS case_open, \
-        coalesce(c.overdue_count, 0) AS case_overdue, coalesce(c.closed_count, 0) AS case_closed \
+        coalesce(c.overdue_count, 0) AS case_overdue, coalesce(c.closed_count, 0) AS case_closed, \
+        coalesce(r.yellow_count, 0) AS risk_yellow, coalesce(r.red_count, 0) AS risk_red, \
+        coalesce(c.yellow_count, 0) AS case_yellow, coalesce(c.red_count, 0) AS case_red \
         FROM nodes n \
         LEFT JOIN ledger_counts r ON r.code = n.code AND r.kind_class = $1 \
         LEFT JOIN ledger_counts c ON c.code = n.code AND c.kind_class = $2 ORDER BY n.code"

@@ -89,6 +89,8 @@ pub fn path_nodes(grid: &str, village: &str, area_path: &[String]) -> Vec<String
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Counted,
+    /// A 督办 card counted at every node on the case's path.
+    Card,
     /// Not a ledger event (dispatch, acceptance, follow-up ...).
     NotLedger,
     /// A move that changes nothing in the case's current state, or a repeated registration.
@@ -108,6 +110,10 @@ pub struct LedgerNode {
     pub case_open: i64,
     pub case_overdue: i64,
     pub case_closed: i64,
+    pub risk_yellow: i64,
+    pub risk_red: i64,
+    pub case_yellow: i64,
+    pub case_red: i64,
 }
 
 code_enum! {

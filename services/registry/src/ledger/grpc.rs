@@ -140,11 +140,15 @@ impl From<LedgerNode> for pb::LedgerRow {
                 open: count(r.risk_open),
                 overdue: count(r.risk_overdue),
                 closed: count(r.risk_closed),
+                yellow: count(r.risk_yellow),
+                red: count(r.risk_red),
             }),
             cases: Some(pb::LedgerCounts {
                 open: count(r.case_open),
                 overdue: count(r.case_overdue),
                 closed: count(r.case_closed),
+                yellow: count(r.case_yellow),
+                red: count(r.case_red),
             }),
         }
     }

@@ -26,6 +26,7 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
         Some(Body::DeadlineMissed(_)) => Move::Overdue,
         Some(Body::CaseClosed(_)) => Move::Close,
         Some(Body::CaseReopened(_)) => Move::Reopen,
+        Some(Body::CaseSupervised(s)) => return card(conn, event, &s.action).await,
         // Handling steps and outcomes that do not open, close or make a case overdue.
         Some(
             Body::CaseDispatched(_)
@@ -47,6 +48,20 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
     db::set_case(conn, case_id, state, overdue).await?;
     db::add_to_counts(conn, &case.nodes, case.kind_class, d).await?;
     Ok(Applied::Counted)
+}
+
+/// A yellow or red card counts at every node of the case's path; the other steps of supervision (reminders,
+/// clock changes) are the case file's, not the ledger's.
+async fn card(conn: &mut PgConnection, event: &Envelope, action: &str) -> anyhow::Result<Applied> {
+    let red = match action {
+        "yellow" => false,
+        "red" => true,
+        _ => return Ok(Applied::NotLedger),
+    };
+    let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(Applied::UnknownCase) };
+    let Some(case) = db::lock_case(conn, case_id).await? else { return Ok(Applied::UnknownCase) };
+    db::add_card(conn, &case.nodes, case.kind_class, red).await?;
+    Ok(Applied::Card)
 }
 
 async fn register(

@@ -13,6 +13,9 @@ pub struct Dispatch<'a> {
     pub case_id: Uuid,
     pub task_id: &'a str,
     pub unit_code: &'a str,
+    pub unit_name: &'a str,
+    /// The 《工作任务交办单》's number.
+    pub slip_no: &'a str,
     pub attempt: i32,
     pub case_no: &'a str,
     pub category_code: &'a str,
@@ -44,7 +47,8 @@ pub async fn record_dispatch(conn: &mut PgConnection, d: &Dispatch<'_>) -> sqlx:
         "UPDATE tasks SET unit_code = COALESCE(NULLIF(unit_code, ''), $2), \
            attempt = CASE WHEN attempt = 0 THEN $3 ELSE attempt END, \
            case_no = COALESCE(NULLIF(case_no, ''), $4), category_code = COALESCE(NULLIF(category_code, ''), $5), \
-           dispatched_at = COALESCE(dispatched_at, $6), updated_at = now() \
+           dispatched_at = COALESCE(dispatched_at, $6), unit_name = COALESCE(NULLIF(unit_name, ''), $7), \
+           slip_no = COALESCE(NULLIF(slip_no, ''), $8), updated_at = now() \
          WHERE task_id = $1",
     )
     .bind(d.task_id)
@@ -53,6 +57,8 @@ pub async fn record_dispatch(conn: &mut PgConnection, d: &Dispatch<'_>) -> sqlx:
     .bind(d.case_no)
     .bind(d.category_code)
     .bind(d.at)
+    .bind(d.unit_name)
+    .bind(d.slip_no)
     .execute(conn)
     .await?;
     Ok(())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kit::events::Outbox;
 use kit::shutdown::Shutdown;
-use proto::events::v1::{DeadlineMissed, envelope::Body};
+use proto::events::v1::{CaseSupervised, DeadlineMissed, envelope::Body};
 use sqlx::PgPool;
 
 use chrono::{Datelike, Utc};
@@ -75,6 +75,7 @@ pub async fn issue_due(pool: &PgPool, outbox: &Outbox, sealer: &kit::pii::Sealer
             stage: d.stage,
             grade: d.grade,
             unit_code: d.unit_code.clone(),
+            unit_name: d.unit_name.clone(),
             center_code: d.center_code.clone(),
             copy_to: copy_to(d.grade, &d.center_code),
             case_no: d.case_no.clone(),
@@ -86,7 +87,10 @@ pub async fn issue_due(pool: &PgPool, outbox: &Outbox, sealer: &kit::pii::Sealer
         };
         let issued = db::insert_slip(&mut tx, &record).await?;
         db::graded(&mut tx, d.id, d.grade, next).await?;
-        if issued && d.grade == Grade::Yellow && d.state == DeadlineState::Pending {
+        if !issued {
+            continue;
+        }
+        if d.grade == Grade::Yellow && d.state == DeadlineState::Pending {
             let event = DeadlineMissed {
                 deadline_id: d.id.to_string(),
                 task_id: d.task_id.clone(),
@@ -96,13 +100,26 @@ pub async fn issue_due(pool: &PgPool, outbox: &Outbox, sealer: &kit::pii::Sealer
             outbox.add(&mut tx, d.case_id, crate::NAME, Body::DeadlineMissed(event)).await?;
             missed.push(d);
         }
-        if issued {
-            tracing::info!(case_id = %d.case_id, slip = %record.number, grade = %d.grade, "supervision slip issued");
-        }
+        // The slip's record for the case file and the ledger, whatever its grade (after the yellow card's
+        // `case.overdue`, so the file reads "missed", then "yellow card issued").
+        let event = CaseSupervised {
+            task_id: d.task_id.clone(),
+            stage: d.stage.as_str().into(),
+            action: d.grade.as_str().into(),
+            slip_no: record.number.clone(),
+            unit_code: d.unit_code.clone(),
+            copy_to: record.copy_to.clone(),
+            due_ms: d.due_at.timestamp_millis(),
+            note: String::new(),
+        };
+        outbox.add(&mut tx, d.case_id, crate::NAME, Body::CaseSupervised(event)).await?;
+        tracing::info!(case_id = %d.case_id, slip = %record.number, grade = %d.grade, "supervision slip issued");
     }
     tx.commit().await?;
-    if !missed.is_empty() {
+    if !due.is_empty() {
         outbox.wake();
+    }
+    if !missed.is_empty() {
         for d in &missed {
             tracing::info!(case_id = %d.case_id, deadline_id = %d.id, stage = %d.stage, "deadline missed");
         }

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::Supervision;
 use crate::db;
-use crate::domain::{SlipRecord, no_case};
+use crate::domain::calendar::ClockKind;
+use crate::domain::policy::Limit;
+use crate::domain::{SlipRecord, Stage, TASK_SLIP_PREFIX, TaskSlip, no_case};
 use crate::error::{Error, Result};
 use crate::scope;
 use crate::slip::{self, Slip, SlipFont, SlipKind};
@@ -44,7 +46,7 @@ impl Printer {
             kind: SlipKind::Supervision,
             number: s.number.clone(),
             issuer: format!("综治中心 ({})", s.center_code),
-            unit: s.unit_code.clone(),
+            unit: unit_words(&s.unit_name, &s.unit_code),
             copy_to: s.copy_to.clone(),
             case_no: s.case_no.clone(),
             summary: format!(
@@ -62,21 +64,96 @@ impl Printer {
         };
         slip::render(&slip, self.font()?).map_err(|e| Error::Internal(e.into()))
     }
+
+    /// The 《工作任务交办单》 as it went with the dispatch: the unit, the case, and both limits (签收 by the accept
+    /// clock's due time, 办结 within the policy's limit once accepted).
+    pub fn print_task(&self, s: &TaskSlip, resolve_limit: Option<Limit>, verification_code: String) -> Result<Vec<u8>> {
+        let accept = match s.accept_due {
+            Some(due) => format!("请于 {} 前签收", slip::local_minute(due)),
+            None => "请即签收".to_owned(),
+        };
+        let resolve = resolve_limit.map_or_else(String::new, |l| format!("，签收后{}内办结", limit_words(l)));
+        let slip = Slip {
+            kind: SlipKind::Task,
+            number: s.number.clone(),
+            issuer: format!("综治中心 ({})", s.center_code),
+            unit: unit_words(&s.unit_name, &s.unit_code),
+            copy_to: String::new(),
+            case_no: s.case_no.clone(),
+            summary: format!("案件 {}（类别 {}）", s.case_no, s.category_code),
+            requirements: format!("{accept}{resolve}；逾期未签收或未办结的，发《督办提示单》督办。"),
+            due_at: s.due_at(),
+            grade: None,
+            issued_at: s.issued_at(),
+            verification_code,
+        };
+        slip::render(&slip, self.font()?).map_err(|e| Error::Internal(e.into()))
+    }
+}
+
+/// `漾濞县司法局 (532922-SFJ)`, or the code alone when the dispatch named no unit.
+fn unit_words(name: &str, code: &str) -> String {
+    if name.is_empty() { code.to_owned() } else { format!("{name} ({code})") }
+}
+
+/// How a limit reads on a slip: `5个工作日`, `8个工作小时`, `24小时`.
+fn limit_words(l: Limit) -> String {
+    let minutes = l.amount.num_minutes();
+    let (n, unit) = match l.clock {
+        ClockKind::WorkingDays => (l.amount.num_days(), "个工作日"),
+        ClockKind::WorkingHours if minutes % 60 == 0 => (l.amount.num_hours(), "个工作小时"),
+        ClockKind::CalendarHours if minutes % 60 == 0 => (l.amount.num_hours(), "小时"),
+        ClockKind::WorkingHours => (minutes, "个工作分钟"),
+        ClockKind::CalendarHours => (minutes, "分钟"),
+    };
+    format!("{n}{unit}")
 }
 
 impl Supervision {
     /// The case's slips the caller may see: all of them within the case's readable scope, else those addressed
     /// to the caller's units.
-    pub async fn slips(&self, p: &Principal, case_id: Uuid) -> Result<Vec<SlipRecord>> {
+    /// The task slips come with them, each with its verification code.
+    pub async fn slips(&self, p: &Principal, case_id: Uuid) -> Result<(Vec<(TaskSlip, String)>, Vec<SlipRecord>)> {
         let mut conn = self.pool.acquire().await?;
         let case = db::case(&mut conn, case_id).await?;
-        let all = db::slips_of_case(&mut conn, case_id).await?;
-        if scope::readable(p, case_id, case.as_ref()).is_ok() {
-            return Ok(all);
+        let mut tasks = db::task_slips_of_case(&mut conn, case_id).await?;
+        let mut all = db::slips_of_case(&mut conn, case_id).await?;
+        if scope::readable(p, case_id, case.as_ref()).is_err() {
+            let reach = p.scope(Permission::ReadCase);
+            tasks.retain(|s| reach.covers_unit(&s.unit_code));
+            all.retain(|s| reach.covers_unit(&s.unit_code));
+            if tasks.is_empty() && all.is_empty() {
+                return Err(no_case(case_id));
+            }
         }
-        let reach = p.scope(Permission::ReadCase);
-        let own: Vec<SlipRecord> = all.into_iter().filter(|s| reach.covers_unit(&s.unit_code)).collect();
-        if own.is_empty() { Err(no_case(case_id)) } else { Ok(own) }
+        let tasks = tasks.into_iter().map(|t| (self.task_code(&t), t)).map(|(c, t)| (t, c)).collect();
+        Ok((tasks, all))
+    }
+
+    /// A task slip's verification code, as the 督办 slips' ([`slip::verification_code`]).
+    fn task_code(&self, t: &TaskSlip) -> String {
+        slip::verification_code(&self.sealer, &t.number, &t.unit_code, &t.case_no, t.due_at())
+    }
+
+    /// One task slip the caller may read, printed.
+    pub async fn print_task_slip(&self, p: &Principal, number: &str) -> Result<Vec<u8>> {
+        let mut conn = self.pool.acquire().await?;
+        let missing = || Error::not_found(format!("slip {number}"));
+        let s = db::task_slip(&mut conn, number).await?.ok_or_else(missing)?;
+        let case = db::case(&mut conn, s.case_id).await?;
+        let readable = scope::readable(p, s.case_id, case.as_ref()).is_ok();
+        if !readable && !p.scope(Permission::ReadCase).covers_unit(&s.unit_code) {
+            return Err(missing());
+        }
+        let limit = match (s.policy_version, case.as_ref()) {
+            (Some(version), Some(case)) => {
+                let policy = self.clocks.policy(&mut conn, version).await.map_err(Error::Internal)?;
+                policy.rule(&case.category_code, case.urgency, Stage::Resolve).map(|r| r.limit)
+            }
+            _ => None,
+        };
+        drop(conn);
+        self.slips.print_task(&s, limit, self.task_code(&s))
     }
 
     /// One slip the caller may read, by number.
@@ -92,6 +169,11 @@ impl Supervision {
     /// The unit's acknowledgement (签收确认) of a slip addressed to it; a slip is acknowledged once.
     pub async fn acknowledge_slip(&self, p: &Principal, number: &str) -> Result<SlipRecord> {
         let mut tx = self.pool.begin().await?;
+        if number.starts_with(TASK_SLIP_PREFIX) {
+            return Err(Error::failed_precondition(format!(
+                "{number} is a task slip (交办单): the unit acknowledges it by accepting the task (签收)"
+            )));
+        }
         let s = db::slip(&mut tx, number, true).await?.ok_or_else(|| Error::not_found(format!("slip {number}")))?;
         if !p.scope(Permission::HandleTask).covers_unit(&s.unit_code) {
             return Err(Error::denied(format!("acknowledging a slip addressed to unit {}", s.unit_code)));
