@@ -172,6 +172,15 @@ pub struct Place {
     pub area_path: Vec<String>,
     /// Codes on the path that have a center.
     pub centers: Vec<String>,
+    /// The names of the path's divisions, in its order.
+    pub names: Vec<String>,
+}
+
+impl Place {
+    /// The name of the division `code` on the path ('' when it is not on it).
+    pub fn name_of(&self, code: &str) -> &str {
+        self.area_path.iter().position(|c| c == code).and_then(|i| self.names.get(i)).map_or("", String::as_str)
+    }
 }
 
 /// `532901-20250807-00042`: the center's significant code, the local date and the day's sequence.

@@ -119,6 +119,7 @@ impl Cases {
             area_path: place.area_path.clone(),
             center_code: new.center_code.clone(),
             reporter_id: new.reporter_id.clone(),
+            center_name: place.name_of(&new.center_code).to_owned(),
         };
         self.outbox.add(&mut tx, id, &new.operator_id, Body::CaseRegistered(event)).await?;
         tx.commit().await?;
@@ -171,6 +172,7 @@ impl Cases {
             village_code: answer.village_code,
             area_path: answer.path.iter().map(|n| n.code.clone()).collect(),
             centers: answer.path.iter().filter(|n| n.has_center).map(|n| n.code.clone()).collect(),
+            names: answer.path.iter().map(|n| n.name.clone()).collect(),
         };
         if !place.centers.contains(&new.center_code) {
             return Err(FieldError::new("center_code", "is not a center over the case's location").into());

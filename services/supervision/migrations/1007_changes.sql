@@ -39,3 +39,6 @@ CREATE TABLE clock_changes (
 CREATE INDEX clock_changes_by_case ON clock_changes (case_id, requested_at);
 -- At most one open request per task stage: a second waits for the first to be decided.
 CREATE UNIQUE INDEX clock_changes_one_open ON clock_changes (task_id, stage) WHERE state = 'pending';
+
+-- The registering center's division name, from case.registered, for the slips it issues.
+ALTER TABLE cases ADD COLUMN center_name TEXT NOT NULL DEFAULT '';

@@ -76,23 +76,26 @@ pub async fn upsert_case(conn: &mut PgConnection, f: &CaseFacts<'_>) -> sqlx::Re
 }
 
 /// Records where the case is and who reported it, from case.registered.
-pub async fn set_place(
-    conn: &mut PgConnection,
-    case_id: Uuid,
-    area_path: &[String],
-    grid_code: &str,
-    reporter_id: &str,
-    center_code: &str,
-) -> sqlx::Result<()> {
+/// Where a case is and who registered it, from case.registered.
+pub struct Place<'a> {
+    pub area_path: &'a [String],
+    pub grid_code: &'a str,
+    pub reporter_id: &'a str,
+    pub center_code: &'a str,
+    pub center_name: &'a str,
+}
+
+pub async fn set_place(conn: &mut PgConnection, case_id: Uuid, p: &Place<'_>) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE cases SET area_path = $2, grid_code = $3, reporter_id = $4, center_code = $5, updated_at = now() \
-         WHERE case_id = $1",
+        "UPDATE cases SET area_path = $2, grid_code = $3, reporter_id = $4, center_code = $5, center_name = $6, \
+         updated_at = now() WHERE case_id = $1",
     )
     .bind(case_id)
-    .bind(area_path)
-    .bind(grid_code)
-    .bind(reporter_id)
-    .bind(center_code)
+    .bind(p.area_path)
+    .bind(p.grid_code)
+    .bind(p.reporter_id)
+    .bind(p.center_code)
+    .bind(p.center_name)
     .execute(conn)
     .await?;
     Ok(())
@@ -239,6 +242,7 @@ pub struct DueGrade {
     pub unit_code: String,
     pub unit_name: String,
     pub center_code: String,
+    pub center_name: String,
     pub case_no: String,
     pub category_code: String,
 }
@@ -251,7 +255,7 @@ pub async fn claim_due_grades(conn: &mut PgConnection, limit: i64) -> sqlx::Resu
                       ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
          SELECT d.id, d.case_id, d.task_id, d.stage, d.state, d.next_grade AS grade, d.due_at, d.red_at, \
                 COALESCE(t.unit_code, '') AS unit_code, COALESCE(t.unit_name, '') AS unit_name, \
-                COALESCE(c.center_code, '') AS center_code, \
+                COALESCE(c.center_code, '') AS center_code, COALESCE(c.center_name, '') AS center_name, \
                 COALESCE(c.case_no, '') AS case_no, COALESCE(c.category_code, '') AS category_code \
          FROM due JOIN deadlines d ON d.id = due.id \
          LEFT JOIN tasks t ON t.task_id = d.task_id LEFT JOIN cases c ON c.case_id = d.case_id \
@@ -340,7 +344,7 @@ pub async fn slips_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Resu
 }
 
 const TASK_SLIP_SELECT: &str = "SELECT t.slip_no AS number, t.case_id, t.task_id, t.unit_code, t.unit_name, \
-    COALESCE(c.center_code, '') AS center_code, t.case_no, t.category_code, COALESCE(c.urgency, '') AS urgency, \
+    COALESCE(c.center_code, '') AS center_code, COALESCE(c.center_name, '') AS center_name, t.case_no, t.category_code, COALESCE(c.urgency, '') AS urgency, \
     c.policy_version, d.due_at AS accept_due, t.dispatched_at \
     FROM tasks t LEFT JOIN cases c ON c.case_id = t.case_id \
     LEFT JOIN deadlines d ON d.task_id = t.task_id AND d.stage = $2";
@@ -385,7 +389,9 @@ pub async fn acknowledge_slip(conn: &mut PgConnection, id: Uuid, by: &str) -> sq
     .await
 }
 
-const SLIP_COLUMNS: &str = "id, number, case_id, task_id, stage, grade, unit_code, unit_name, center_code, copy_to, \
+/// A slip's columns, with its center's name from the case (selected `FROM slips`).
+const SLIP_COLUMNS: &str = "id, number, case_id, task_id, stage, grade, unit_code, unit_name, center_code, \
+    COALESCE((SELECT c.center_name FROM cases c WHERE c.case_id = slips.case_id), '') AS center_name, copy_to, \
     case_no, category_code, due_at, issued_at, verification_code, acknowledged_at, acknowledged_by";
 
 /// The pending deadlines already past due, for the scheduler's health metric. The partial index

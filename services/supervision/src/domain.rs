@@ -106,6 +106,8 @@ pub struct SlipRecord {
     /// The unit's name as the dispatch gave it; '' for slips from before names were kept.
     pub unit_name: String,
     pub center_code: String,
+    /// The issuing center's division name ('' when the registration did not say).
+    pub center_name: String,
     pub copy_to: String,
     pub case_no: String,
     pub category_code: String,
@@ -126,6 +128,7 @@ pub struct TaskSlip {
     pub unit_code: String,
     pub unit_name: String,
     pub center_code: String,
+    pub center_name: String,
     pub case_no: String,
     pub category_code: String,
     pub urgency: String,

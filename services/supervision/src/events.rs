@@ -36,7 +36,14 @@ impl Handler for ProjectionHandler {
         match body {
             Body::CaseRegistered(r) => {
                 db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency)).await?;
-                db::set_place(tx, case_id, &r.area_path, &r.grid_code, &r.reporter_id, &r.center_code).await?;
+                let place = db::Place {
+                    area_path: &r.area_path,
+                    grid_code: &r.grid_code,
+                    reporter_id: &r.reporter_id,
+                    center_code: &r.center_code,
+                    center_name: &r.center_name,
+                };
+                db::set_place(tx, case_id, &place).await?;
             }
             Body::CaseDispatched(d) => {
                 db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency)).await?;

@@ -57,6 +57,7 @@ async fn dispatched_case(infra: &TestInfra) -> (Uuid, String) {
         village_code: VILLAGE.into(),
         area_path: vec![VILLAGE.into(), CENTER.into(), "532901000000".into(), "532900000000".into()],
         center_code: CENTER.into(),
+        center_name: "平坡镇".into(),
         ..Default::default()
     };
     publish(infra, case_id, Body::CaseRegistered(registered), now).await;
@@ -281,9 +282,15 @@ async fn each_dispatch_carries_a_printable_task_slip() {
     assert_eq!(pdf.pdf, again.pdf, "the same bytes each time");
     let text = pdf_text(&pdf.pdf);
     let due_day = slip.due_at.get(..10).unwrap().replacen('-', "年", 1).replacen('-', "月", 1);
-    for expected in
-        ["工作任务交办单", slip.number.as_str(), "平坡镇司法所", "5个工作日", &due_day, &slip.verification_code]
-    {
+    for expected in [
+        "工作任务交办单",
+        slip.number.as_str(),
+        "平坡镇司法所",
+        "平坡镇综治中心",
+        "5个工作日",
+        &due_day,
+        &slip.verification_code,
+    ] {
         assert!(text.contains(expected), "{expected:?} not in the printed task slip:\n{text}");
     }
     let ack = unit.acknowledge_slip(AcknowledgeSlipRequest { number: slip.number.clone() }).await.unwrap_err();

@@ -77,6 +77,7 @@ pub async fn issue_due(pool: &PgPool, outbox: &Outbox, sealer: &kit::pii::Sealer
             unit_code: d.unit_code.clone(),
             unit_name: d.unit_name.clone(),
             center_code: d.center_code.clone(),
+            center_name: d.center_name.clone(),
             copy_to: copy_to(d.grade, &d.center_code),
             case_no: d.case_no.clone(),
             category_code: d.category_code.clone(),

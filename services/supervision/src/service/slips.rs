@@ -45,7 +45,7 @@ impl Printer {
         let slip = Slip {
             kind: SlipKind::Supervision,
             number: s.number.clone(),
-            issuer: format!("综治中心 ({})", s.center_code),
+            issuer: center_words(&s.center_name, &s.center_code),
             unit: unit_words(&s.unit_name, &s.unit_code),
             copy_to: s.copy_to.clone(),
             case_no: s.case_no.clone(),
@@ -76,7 +76,7 @@ impl Printer {
         let slip = Slip {
             kind: SlipKind::Task,
             number: s.number.clone(),
-            issuer: format!("综治中心 ({})", s.center_code),
+            issuer: center_words(&s.center_name, &s.center_code),
             unit: unit_words(&s.unit_name, &s.unit_code),
             copy_to: String::new(),
             case_no: s.case_no.clone(),
@@ -89,6 +89,11 @@ impl Printer {
         };
         slip::render(&slip, self.font()?).map_err(|e| Error::Internal(e.into()))
     }
+}
+
+/// `平坡镇综治中心 (532901003000)`, or the code alone with the generic name.
+fn center_words(name: &str, code: &str) -> String {
+    format!("{name}综治中心 ({code})")
 }
 
 /// `漾濞县司法局 (532922-SFJ)`, or the code alone when the dispatch named no unit.
