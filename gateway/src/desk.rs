@@ -124,6 +124,8 @@ forward! {
     supervision.decide_clock_change / "DecideClockChange" (supervision::DecideClockChangeRequest) -> supervision::DecideClockChangeResponse;
     supervision.resume_clock / "ResumeClock" (supervision::ResumeClockRequest) -> supervision::ResumeClockResponse;
     supervision.list_clock_changes / "ListClockChanges" (supervision::ListClockChangesRequest) -> supervision::ListClockChangesResponse;
+    supervision.add_time_policy / "AddTimePolicy" (supervision::AddTimePolicyRequest) -> supervision::AddTimePolicyResponse;
+    supervision.list_time_policies / "ListTimePolicies" (supervision::ListTimePoliciesRequest) -> supervision::ListTimePoliciesResponse;
     subsidy.list_credits / "ListCredits" (subsidy::ListCreditsRequest) -> subsidy::ListCreditsResponse;
     registry.get_node / "GetNode" (registry::GetNodeRequest) -> registry::GetNodeResponse;
     registry.list_children / "ListChildren" (registry::ListChildrenRequest) -> registry::ListChildrenResponse;

@@ -46,6 +46,7 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .route("/v1/tasks/{task_id}/clock-changes", post(request_clock_change))
         .route("/v1/tasks/{task_id}/resume-clock", post(resume_clock))
         .route("/v1/clock-changes/{id}/decide", post(decide_clock_change))
+        .route("/v1/time-policies", post(add_time_policy).get(list_time_policies))
         .route("/v1/tasks/{task_id}", get(get_task))
         .route("/v1/tasks/{task_id}/accept", post(accept_task))
         .route("/v1/tasks/{task_id}/return", post(return_task))
@@ -290,6 +291,14 @@ async fn decide_clock_change(
 ) -> Response {
     b.id = id;
     reply(d.decide_clock_change(c.req(b)).await).await
+}
+
+async fn add_time_policy(State(d): Desk_, c: Caller, Body(b): Body<supervision::AddTimePolicyRequest>) -> Response {
+    reply(d.add_time_policy(c.req(b)).await).await
+}
+
+async fn list_time_policies(State(d): Desk_, c: Caller) -> Response {
+    reply(d.list_time_policies(c.req(supervision::ListTimePoliciesRequest {})).await).await
 }
 
 async fn list_deadlines(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {

@@ -4,7 +4,9 @@ use kit::field;
 use proto::supervision::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::db::PolicyRow;
 use crate::domain::changes::{ChangeRequest, ClockChange, Decision, NOTE_CHARS};
+use crate::domain::policy::NewPolicy;
 use crate::domain::{Closure, Deadline, FollowUp, SlipRecord, Stage, TASK_SLIP_PREFIX, TaskSlip, Verification};
 use crate::service::Supervision;
 
@@ -147,6 +149,44 @@ impl pb::supervision_server::Supervision for SupervisionService {
         let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
         let changes = self.0.changes(&p, case_id).await?;
         Ok(Response::new(pb::ListClockChangesResponse { changes: changes.into_iter().map(to_change).collect() }))
+    }
+
+    async fn add_time_policy(
+        &self,
+        request: Request<pb::AddTimePolicyRequest>,
+    ) -> Result<Response<pb::AddTimePolicyResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let scores = [r.score_on_time, r.score_yellow, r.score_red];
+        let policy = NewPolicy::parse(&r.rules, r.remind_at_percent, r.red_after_percent, scores, r.max_extensions)
+            .map_err(|e| kit::grpc::invalid(&e))?;
+        let version = self.0.add_policy(&p, &policy).await?;
+        let added = self.0.policies().await?.into_iter().find(|(row, _, _)| row.version == version);
+        Ok(Response::new(pb::AddTimePolicyResponse { policy: added.map(to_policy) }))
+    }
+
+    async fn list_time_policies(
+        &self,
+        request: Request<pb::ListTimePoliciesRequest>,
+    ) -> Result<Response<pb::ListTimePoliciesResponse>, Status> {
+        kit::auth::principal(&request)?;
+        let policies = self.0.policies().await?;
+        Ok(Response::new(pb::ListTimePoliciesResponse { policies: policies.into_iter().map(to_policy).collect() }))
+    }
+}
+
+fn to_policy((row, created_by, created_at): (PolicyRow, String, chrono::DateTime<chrono::Utc>)) -> pb::TimePolicy {
+    pb::TimePolicy {
+        version: row.version,
+        rules: row.rules,
+        remind_at_percent: row.remind_at_percent,
+        red_after_percent: row.red_after_percent,
+        score_on_time: row.score_on_time,
+        score_yellow: row.score_yellow,
+        score_red: row.score_red,
+        max_extensions: row.max_extensions,
+        created_by,
+        created_at: kit::time::local(created_at),
     }
 }
 

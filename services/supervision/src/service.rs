@@ -18,6 +18,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db;
+use crate::domain::policy::NewPolicy;
 use crate::domain::{self, Closure, Deadline, FollowUp, Verdict, Verification, no_case};
 use crate::error::{Error, Result};
 use crate::scope::{self, acting};
@@ -45,6 +46,19 @@ impl Supervision {
         let by = if p.person_id.is_empty() { &p.subject } else { &p.person_id };
         clocks::import_calendar(&self.pool, center_code, csv, by, &mut |step| tracing::info!(step, "calendar import"))
             .await
+    }
+
+    /// Adds a time-policy version ([`clocks::may_manage_policy`]).
+    pub async fn add_policy(&self, p: &Principal, policy: &NewPolicy) -> Result<i32> {
+        if !clocks::may_manage_policy(p) {
+            return Err(Error::denied("time policy needs a rule-managing grant at prefecture level or above"));
+        }
+        clocks::add_policy(&self.pool, policy, p.actor()).await
+    }
+
+    /// Every time-policy version, newest first, for whoever manages rules anywhere.
+    pub async fn policies(&self) -> Result<Vec<(db::PolicyRow, String, chrono::DateTime<Utc>)>> {
+        Ok(db::policies(&mut *self.pool.acquire().await?).await?)
     }
 
     /// Verifies the current round against the case's latest task: a pass closes it off the ledger, a failure

@@ -298,3 +298,51 @@ async fn a_stage_done_late_stops_the_red_card() {
     assert!(done.is_some(), "a late 签收 is recorded, for the on-time rate");
     node.stop().await;
 }
+
+#[tokio::test]
+async fn policy_versions_are_added_whole_by_the_prefecture_and_new_cases_take_them() {
+    let infra = TestInfra::new().await;
+    let node = supervision(&infra).await;
+    let header = "category_prefix,urgency,stage,clock,amount";
+    let rules = format!(
+        "{header}\n,*,accept,working_days,2d\n,*,resolve,working_days,10d\n0102,urgent,resolve,calendar_hours,12h"
+    );
+    let request = |rules: &str| proto::supervision::v1::AddTimePolicyRequest {
+        rules: rules.into(),
+        score_yellow: Some(-3),
+        max_extensions: Some(1),
+        ..Default::default()
+    };
+    let mut county = as_(&node, "county-admin", &[("business_admin", COUNTY)]).await;
+    let denied = county.add_time_policy(request(&rules)).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "the policy is the deployment's: {denied:?}");
+    let mut prefecture = as_(&node, "pref-admin", &[("business_admin", "532900000000")]).await;
+    for (name, bad) in [
+        ("bad line", format!("{header}\n,*,accept,working_days,2d\n,*,resolve,fortnights,1")),
+        ("no fallback", format!("{header}\n,*,accept,working_days,2d\n01,*,resolve,working_days,5d")),
+        ("nul", format!("{header}\n,*,accept,working_days,2d\0")),
+    ] {
+        let status = prefecture.add_time_policy(request(&bad)).await.unwrap_err();
+        assert_refused(name, &status, Code::InvalidArgument, "rules");
+    }
+    let out_of_bounds =
+        proto::supervision::v1::AddTimePolicyRequest { remind_at_percent: Some(100), ..request(&rules) };
+    let status = prefecture.add_time_policy(out_of_bounds).await.unwrap_err();
+    assert_refused("percent", &status, Code::InvalidArgument, "remind_at_percent");
+
+    let added = prefecture.add_time_policy(request(&rules)).await.unwrap().into_inner().policy.unwrap();
+    assert_eq!((added.version, added.score_yellow, added.max_extensions, added.remind_at_percent), (2, -3, 1, 80));
+    let listed = prefecture.list_time_policies(proto::supervision::v1::ListTimePoliciesRequest {}).await.unwrap();
+    let versions: Vec<i32> = listed.into_inner().policies.iter().map(|p| p.version).collect();
+    assert_eq!(versions, [2, 1]);
+
+    // A case dispatched now runs on version 2: two working days to accept.
+    let at = kit::time::shanghai().with_ymd_and_hms(2025, 9, 29, 10, 0, 0).unwrap().with_timezone(&Utc);
+    let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
+    publish_at(&infra, case_id, registered(), at).await;
+    let seen = publish_at(&infra, case_id, dispatched(&task_id, "532901003000", 1), at).await;
+    await_handled(&infra, &seen).await;
+    // Monday 29 September 10:00 + 2 working days: Tuesday the 30th is one, then the holiday runs to 8 October.
+    assert_eq!(accept_deadline(&infra, &task_id).await, ("working_days".into(), "2025-10-09T10:00:00+08:00".into(), 2));
+    node.stop().await;
+}

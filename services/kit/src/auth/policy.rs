@@ -180,6 +180,8 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/zongzhi.supervision.v1.Supervision/DecideClockChange", Access::Needs(ReviewReturn)),
     ("/zongzhi.supervision.v1.Supervision/ResumeClock", Access::Needs(ReviewReturn)),
     ("/zongzhi.supervision.v1.Supervision/ListClockChanges", Access::Needs(ReadCase)),
+    ("/zongzhi.supervision.v1.Supervision/AddTimePolicy", Access::Needs(ManageRules)),
+    ("/zongzhi.supervision.v1.Supervision/ListTimePolicies", Access::Needs(ManageRules)),
     ("/zongzhi.subsidy.v1.Subsidy/ListCredits", Access::Needs(ReadCredits)),
     ("/zongzhi.subsidy.v1.Subsidy/ListTariffRules", Access::SignedIn),
     ("/zongzhi.subsidy.v1.Subsidy/PutTariffRule", Access::Needs(ManageRules)),

@@ -1,10 +1,11 @@
 //! SQL for the clocks: calendar days per center, time-limit policy versions, and the policy a case is pinned to.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::calendar::{DayKind, Exception};
+use crate::domain::policy::NewPolicy;
 
 /// The calendar rows that apply at a place: the national calendar ('') and those of every center on the path
 /// (village first). The caller resolves precedence: the nearest center's row wins.
@@ -84,18 +85,45 @@ pub async fn policy(conn: &mut PgConnection, version: i32) -> sqlx::Result<Optio
     .await
 }
 
-/// Adds the next policy version with these (already validated) rules and the defaults of the rest; returns it.
-pub async fn add_policy(conn: &mut PgConnection, rules: &str, by: &str) -> sqlx::Result<i32> {
+/// Adds the next policy version (already validated); returns it.
+pub async fn add_policy(conn: &mut PgConnection, p: &NewPolicy, by: &str) -> sqlx::Result<i32> {
     // The table lock makes concurrent additions take consecutive versions instead of colliding.
     sqlx::query("LOCK TABLE time_policies IN SHARE ROW EXCLUSIVE MODE").execute(&mut *conn).await?;
+    let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     sqlx::query_scalar(
-        "INSERT INTO time_policies (version, rules, created_by) \
-         SELECT COALESCE(max(version), 0) + 1, $1, $2 FROM time_policies RETURNING version",
+        "INSERT INTO time_policies (version, rules, created_by, remind_at_percent, red_after_percent, \
+           score_on_time, score_yellow, score_red, max_extensions) \
+         SELECT COALESCE(max(version), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8 FROM time_policies RETURNING version",
     )
-    .bind(rules)
+    .bind(&p.rules)
     .bind(by)
+    .bind(int(p.grades.remind_at_percent))
+    .bind(int(p.grades.red_after_percent))
+    .bind(p.score.on_time)
+    .bind(p.score.yellow)
+    .bind(p.score.red)
+    .bind(int(p.max_extensions))
     .fetch_one(conn)
     .await
+}
+
+/// Every policy version, newest first, with who wrote it and when.
+pub async fn policies(conn: &mut PgConnection) -> sqlx::Result<Vec<(PolicyRow, String, DateTime<Utc>)>> {
+    let rows: Vec<PolicyVersionRow> = sqlx::query_as(
+        "SELECT version, rules, remind_at_percent, red_after_percent, score_on_time, score_yellow, score_red, \
+         max_extensions, created_by, created_at FROM time_policies ORDER BY version DESC",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.row, r.created_by, r.created_at)).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct PolicyVersionRow {
+    #[sqlx(flatten)]
+    row: PolicyRow,
+    created_by: String,
+    created_at: DateTime<Utc>,
 }
 
 /// The policy version the case's clocks run under: the one it already has, else the newest, which it keeps

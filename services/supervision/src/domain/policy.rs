@@ -118,6 +118,60 @@ impl Policy {
     }
 }
 
+/// A new policy version as an operator writes it: the rules (checked whole) and the grade, score and extension
+/// settings, each within its bounds. Values not given keep the defaults (80 %, 100 %, +1/−5/−10, 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPolicy {
+    pub rules: String,
+    pub grades: GradePlan,
+    pub score: ScoreRule,
+    pub max_extensions: u32,
+}
+
+/// The most a score rule may give or take for one outcome: a guard against typing errors.
+const MAX_SCORE: i32 = 1000;
+
+impl NewPolicy {
+    /// Every stage needs a fallback rule (no category prefix, any urgency), so no case is ever left without a
+    /// deadline by a new version.
+    pub fn parse(
+        rules: &str,
+        remind_at_percent: Option<i32>,
+        red_after_percent: Option<i32>,
+        score: [Option<i32>; 3],
+        max_extensions: Option<i32>,
+    ) -> Result<Self, kit::FieldError> {
+        use kit::FieldError;
+        let text = kit::field::required("rules", rules)?;
+        let parsed = parse_rules(text).map_err(|e| FieldError::new("rules", e.to_string()))?;
+        for stage in [Stage::Accept, Stage::Resolve] {
+            if !parsed.iter().any(|r| r.stage == stage && r.category_prefix.is_empty() && r.urgency.is_none()) {
+                return Err(FieldError::new("rules", format!("need a fallback rule `,*,{stage},…` for every stage")));
+            }
+        }
+        let within = |field: &str, v: Option<i32>, lo: i32, hi: i32, default: i32| match v {
+            None => Ok(default),
+            Some(v) if (lo..=hi).contains(&v) => Ok(v),
+            Some(_) => Err(FieldError::new(field, format!("must be between {lo} and {hi}"))),
+        };
+        let pct = |v: i32| u32::try_from(v).unwrap_or_default();
+        let defaults = (GradePlan::default(), ScoreRule::default());
+        Ok(Self {
+            rules: format!("{}\n", text.trim_end()),
+            grades: GradePlan {
+                remind_at_percent: pct(within("remind_at_percent", remind_at_percent, 1, 99, 80)?),
+                red_after_percent: pct(within("red_after_percent", red_after_percent, 1, 1000, 100)?),
+            },
+            score: ScoreRule {
+                on_time: within("score_on_time", score[0], -MAX_SCORE, MAX_SCORE, defaults.1.on_time)?,
+                yellow: within("score_yellow", score[1], -MAX_SCORE, MAX_SCORE, defaults.1.yellow)?,
+                red: within("score_red", score[2], -MAX_SCORE, MAX_SCORE, defaults.1.red)?,
+            },
+            max_extensions: pct(within("max_extensions", max_extensions, 0, 10, 2)?),
+        })
+    }
+}
+
 /// The longest limit a rule may set (a year): anything longer is a typing error, not a policy.
 const MAX_LIMIT: Duration = Duration::days(366);
 
@@ -234,6 +288,23 @@ mod tests {
                 .rule("02", Urgency::Normal, Stage::Accept)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_new_version_is_checked_whole() {
+        let rules = "category_prefix,urgency,stage,clock,amount\n,*,accept,working_days,1d\n,*,resolve,working_days,5d";
+        let ok = NewPolicy::parse(rules, None, Some(50), [None, Some(-3), None], Some(0)).unwrap();
+        assert_eq!((ok.grades.remind_at_percent, ok.grades.red_after_percent), (80, 50));
+        assert_eq!((ok.score.on_time, ok.score.yellow, ok.score.red, ok.max_extensions), (1, -3, -10, 0));
+        let field = |r: Result<NewPolicy, kit::FieldError>| r.unwrap_err().field;
+        let no_fallback =
+            "category_prefix,urgency,stage,clock,amount\n01,*,accept,working_days,1d\n,*,resolve,working_days,5d";
+        assert_eq!(field(NewPolicy::parse(no_fallback, None, None, [None; 3], None)), "rules");
+        assert_eq!(field(NewPolicy::parse("", None, None, [None; 3], None)), "rules");
+        assert_eq!(field(NewPolicy::parse(rules, Some(100), None, [None; 3], None)), "remind_at_percent");
+        assert_eq!(field(NewPolicy::parse(rules, None, Some(0), [None; 3], None)), "red_after_percent");
+        assert_eq!(field(NewPolicy::parse(rules, None, None, [None, None, Some(-5000)], None)), "score_red");
+        assert_eq!(field(NewPolicy::parse(rules, None, None, [None; 3], Some(-1))), "max_extensions");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::db::{self, NewDeadline};
 use crate::domain::calendar::{Calendar, OfficeHours, parse_csv};
-use crate::domain::policy::{Grade, GradePlan, Policy, ScoreRule, parse_rules};
+use crate::domain::policy::{Grade, GradePlan, NewPolicy, Policy, ScoreRule, parse_rules};
 use crate::domain::{Case, Stage};
 use crate::error::{Error, Result};
 
@@ -142,14 +142,20 @@ pub async fn seed_national(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Adds the next time-policy version with these rules (checked whole first: a bad line refuses them, naming the
-/// line); cases whose clocks have not started yet take it.
-pub async fn add_policy(pool: &PgPool, rules: &str, by: &str) -> Result<i32> {
-    parse_rules(rules).map_err(|e| Error::invalid("rules", e.to_string()))?;
+/// Adds the next time-policy version (checked whole by [`NewPolicy::parse`]); cases whose clocks have not started
+/// yet take it, the others keep theirs.
+pub async fn add_policy(pool: &PgPool, policy: &NewPolicy, by: &str) -> Result<i32> {
     let mut tx = pool.begin().await?;
-    let version = db::add_policy(&mut tx, rules, by).await?;
+    let version = db::add_policy(&mut tx, policy, by).await?;
     tx.commit().await?;
+    tracing::info!(version, "time policy added");
     Ok(version)
+}
+
+/// Whether `p` may add a time-policy version: the policy holds for the whole deployment, so, like the national
+/// calendar, it needs a rule-managing grant at prefecture level or above.
+pub fn may_manage_policy(p: &Principal) -> bool {
+    p.scope(Permission::ManageRules).reaches_level(2)
 }
 
 /// The newest policy's rules with `stage`'s limit replaced by one rule for every category and urgency: how tests
@@ -166,7 +172,14 @@ pub async fn with_stage_limit(pool: &PgPool, stage: Stage, clock: &str, amount: 
         .map(str::to_owned)
         .collect();
     lines.push(format!(",*,{stage},{clock},{amount}"));
-    add_policy(pool, &(lines.join("\n") + "\n"), by).await
+    let policy = NewPolicy::parse(
+        &lines.join("\n"),
+        Some(row.remind_at_percent),
+        Some(row.red_after_percent),
+        [Some(row.score_on_time), Some(row.score_yellow), Some(row.score_red)],
+        Some(row.max_extensions),
+    )?;
+    add_policy(pool, &policy, by).await
 }
 
 /// Whether `p` may import a calendar for `center_code`: a center's own within their rule-managing scope; the
