@@ -30,6 +30,7 @@ struct CaseRow {
     area_path: Vec<String>,
     grid_code: String,
     reporter_id: String,
+    policy_version: Option<i32>,
 }
 
 impl From<CaseRow> for Case {
@@ -43,6 +44,7 @@ impl From<CaseRow> for Case {
             area_path: r.area_path,
             grid_code: r.grid_code,
             reporter_id: r.reporter_id,
+            policy_version: r.policy_version,
         }
     }
 }
@@ -101,7 +103,8 @@ pub async fn set_place(conn: &mut PgConnection, case_id: Uuid, p: &Place<'_>) ->
     Ok(())
 }
 
-const CASE_COLUMNS: &str = "case_id, case_no, category_code, urgency, round, area_path, grid_code, reporter_id";
+const CASE_COLUMNS: &str =
+    "case_id, case_no, category_code, urgency, round, area_path, grid_code, reporter_id, policy_version";
 
 /// The case as projected, unlocked: for deciding who may see it before any work is done.
 pub async fn case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<Case>> {

@@ -63,6 +63,8 @@ pub struct Case {
     pub area_path: Vec<String>,
     pub grid_code: String,
     pub reporter_id: String,
+    /// The time-policy version its clocks run under, once the first started.
+    pub policy_version: Option<i32>,
 }
 
 /// A task of the case as supervision has seen it, from routing's events.
@@ -349,6 +351,7 @@ mod tests {
             area_path: vec![],
             grid_code: String::new(),
             reporter_id: String::new(),
+            policy_version: None,
         }
     }
 

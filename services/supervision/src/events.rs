@@ -173,6 +173,7 @@ fn unknown_case(case_id: Uuid) -> crate::domain::Case {
         area_path: Vec::new(),
         grid_code: String::new(),
         reporter_id: String::new(),
+        policy_version: None,
     }
 }
 

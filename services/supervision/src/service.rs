@@ -44,8 +44,12 @@ impl Supervision {
             return Err(Error::denied(format!("importing {whose}")));
         }
         let by = if p.person_id.is_empty() { &p.subject } else { &p.person_id };
-        clocks::import_calendar(&self.pool, center_code, csv, by, &mut |step| tracing::info!(step, "calendar import"))
-            .await
+        let done = clocks::import_calendar(&self.pool, center_code, csv, by, &mut |step| {
+            tracing::info!(step, "calendar import")
+        })
+        .await?;
+        self.clocks.forget_calendars();
+        Ok(done)
     }
 
     /// Adds a time-policy version ([`clocks::may_manage_policy`]).

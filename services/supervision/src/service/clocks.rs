@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, Utc};
 use kit::auth::{Permission, Principal};
@@ -18,10 +19,17 @@ use crate::error::{Error, Result};
 /// with.
 pub const SHIPPED_CALENDAR: &str = include_str!("../../data/cn_holidays_2025_2026.csv");
 
-/// Policies by version. A version never changes once written, so what is cached is never stale.
+/// How long a place's calendar is reused before it is read again. An import through this process forgets the
+/// cached calendars at once; one by another process (the operator command, another replica) is seen within this.
+pub const CALENDAR_TTL: Duration = Duration::from_secs(60);
+
+/// Policies by version, and calendars by place. A policy version never changes once written, so what is cached
+/// is never stale; calendars change rarely (an import a year), so each dispatch and 签收 need not read the
+/// 70–150 rows of its place's calendar.
 #[derive(Default)]
 pub struct Clocks {
     policies: Mutex<HashMap<i32, Arc<Policy>>>,
+    calendars: Mutex<HashMap<Vec<String>, (Instant, Arc<Calendar>)>>,
 }
 
 impl Clocks {
@@ -47,6 +55,31 @@ impl Clocks {
         Ok(policy)
     }
 
+    /// The calendar at a place ([`calendar_at`]), from the cache while it is younger than [`CALENDAR_TTL`].
+    pub async fn calendar(&self, conn: &mut PgConnection, area_path: &[String]) -> anyhow::Result<Arc<Calendar>> {
+        let poisoned = || anyhow::anyhow!("calendar cache poisoned");
+        if let Some((at, c)) = self.calendars.lock().map_err(|_| poisoned())?.get(area_path)
+            && at.elapsed() < CALENDAR_TTL
+        {
+            return Ok(c.clone());
+        }
+        let calendar = Arc::new(calendar_at(conn, area_path).await?);
+        let mut cache = self.calendars.lock().map_err(|_| poisoned())?;
+        // Places are bounded by the tree, but a cache must not grow without limit on bad input either.
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(area_path.to_vec(), (Instant::now(), calendar.clone()));
+        Ok(calendar)
+    }
+
+    /// Forgets every cached calendar: after an import.
+    pub fn forget_calendars(&self) {
+        if let Ok(mut cache) = self.calendars.lock() {
+            cache.clear();
+        }
+    }
+
     /// The deadline of a stage of `case`'s task whose clock starts at `start`: the case's policy version (pinned
     /// on its first clock), the most specific rule, and the calendar of the case's place.
     pub async fn plan<'a>(
@@ -57,12 +90,15 @@ impl Clocks {
         stage: Stage,
         start: DateTime<Utc>,
     ) -> anyhow::Result<NewDeadline<'a>> {
-        let version = db::pin_policy(conn, case.case_id).await?.ok_or_else(|| anyhow::anyhow!("no time policy"))?;
+        let version = match case.policy_version {
+            Some(version) => version,
+            None => db::pin_policy(conn, case.case_id).await?.ok_or_else(|| anyhow::anyhow!("no time policy"))?,
+        };
         let policy = self.policy(conn, version).await?;
         let rule = policy.rule(&case.category_code, case.urgency, stage).ok_or_else(|| {
             anyhow::anyhow!("time policy {version} sets no limit for {} {} {stage}", case.category_code, case.urgency)
         })?;
-        let calendar = calendar_at(conn, &case.area_path).await?;
+        let calendar = self.calendar(conn, &case.area_path).await?;
         let point = |grade| calendar.advance(rule.limit.clock, start, policy.grades.offset(grade, rule.limit.amount));
         Ok(NewDeadline {
             case_id: case.case_id,
