@@ -23,13 +23,16 @@ pub const SHIPPED_CALENDAR: &str = include_str!("../../data/cn_holidays_2025_202
 /// cached calendars at once; one by another process (the operator command, another replica) is seen within this.
 pub const CALENDAR_TTL: Duration = Duration::from_secs(60);
 
+/// A place's calendar and when it was read.
+type Cached = (Instant, Arc<Calendar>);
+
 /// Policies by version, and calendars by place. A policy version never changes once written, so what is cached
 /// is never stale; calendars change rarely (an import a year), so each dispatch and 签收 need not read the
 /// 70–150 rows of its place's calendar.
 #[derive(Default)]
 pub struct Clocks {
     policies: Mutex<HashMap<i32, Arc<Policy>>>,
-    calendars: Mutex<HashMap<Vec<String>, (Instant, Arc<Calendar>)>>,
+    calendars: Mutex<HashMap<Vec<String>, Cached>>,
 }
 
 impl Clocks {
