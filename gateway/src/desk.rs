@@ -114,6 +114,11 @@ forward! {
     routing.return_task / "ReturnTask" (routing::ReturnTaskRequest) -> routing::ReturnTaskResponse;
     routing.review_return / "ReviewReturn" (routing::ReviewReturnRequest) -> routing::ReviewReturnResponse;
     routing.resolve_task / "ResolveTask" (routing::ResolveTaskRequest) -> routing::ResolveTaskResponse;
+    routing.summon_co_handlers / "SummonCoHandlers" (routing::SummonCoHandlersRequest) -> routing::SummonCoHandlersResponse;
+    routing.report_in / "ReportIn" (routing::ReportInRequest) -> routing::ReportInResponse;
+    routing.record_contribution / "RecordContribution" (routing::RecordContributionRequest) -> routing::RecordContributionResponse;
+    routing.release_co_handler / "ReleaseCoHandler" (routing::ReleaseCoHandlerRequest) -> routing::ReleaseCoHandlerResponse;
+    routing.list_co_handlers / "ListCoHandlers" (routing::ListCoHandlersRequest) -> routing::ListCoHandlersResponse;
     supervision.verify_case / "VerifyCase" (supervision::VerifyCaseRequest) -> supervision::VerifyCaseResponse;
     supervision.follow_up / "FollowUp" (supervision::FollowUpRequest) -> supervision::FollowUpResponse;
     supervision.list_deadlines / "ListDeadlines" (supervision::ListDeadlinesRequest) -> supervision::ListDeadlinesResponse;

@@ -52,6 +52,10 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .route("/v1/tasks/{task_id}/return", post(return_task))
         .route("/v1/tasks/{task_id}/review", post(review_return))
         .route("/v1/tasks/{task_id}/resolve", post(resolve_task))
+        .route("/v1/tasks/{task_id}/co-handlers", post(summon_co_handlers).get(list_co_handlers))
+        .route("/v1/co-handlers/{id}/report-in", post(report_in))
+        .route("/v1/co-handlers/{id}/contribution", post(record_contribution))
+        .route("/v1/co-handlers/{id}/release", post(release_co_handler))
         .route("/v1/credits", get(list_credits))
         .route("/v1/nodes/{code}", get(get_node))
         .route("/v1/nodes/{code}/children", get(list_children))
@@ -299,6 +303,44 @@ async fn add_time_policy(State(d): Desk_, c: Caller, Body(b): Body<supervision::
 
 async fn list_time_policies(State(d): Desk_, c: Caller) -> Response {
     reply(d.list_time_policies(c.req(supervision::ListTimePoliciesRequest {})).await).await
+}
+
+async fn summon_co_handlers(
+    State(d): Desk_,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::SummonCoHandlersRequest>,
+) -> Response {
+    b.task_id = id;
+    reply(d.summon_co_handlers(c.req(b)).await).await
+}
+
+async fn list_co_handlers(State(d): Desk_, c: Caller, Path(task_id): Path<String>) -> Response {
+    reply(d.list_co_handlers(c.req(routing::ListCoHandlersRequest { task_id })).await).await
+}
+
+async fn report_in(State(d): Desk_, c: Caller, Path(id): Path<String>) -> Response {
+    reply(d.report_in(c.req(routing::ReportInRequest { id })).await).await
+}
+
+async fn record_contribution(
+    State(d): Desk_,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::RecordContributionRequest>,
+) -> Response {
+    b.id = id;
+    reply(d.record_contribution(c.req(b)).await).await
+}
+
+async fn release_co_handler(
+    State(d): Desk_,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::ReleaseCoHandlerRequest>,
+) -> Response {
+    b.id = id;
+    reply(d.release_co_handler(c.req(b)).await).await
 }
 
 async fn list_deadlines(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {

@@ -78,6 +78,7 @@ fn step_task(body: &Body) -> Option<&str> {
         | Body::CaseReopened(_)
         | Body::DeadlineMissed(_)
         | Body::CaseSupervised(_)
+        | Body::CaseJoint(_)
         | Body::SubsidyCredited(_) => None,
     }
 }
@@ -118,6 +119,7 @@ fn step_for(body: &Body) -> Option<Step> {
         }
         Body::DeadlineMissed(e) => step("overdue", None, format!("{} deadline missed", e.stage), "supervision"),
         Body::CaseSupervised(e) => step("supervised", None, supervised_detail(e), "supervision"),
+        Body::CaseJoint(e) => step("joint", None, joint_detail(e), "routing"),
         Body::SubsidyCredited(e) => step(
             "credited",
             None,
@@ -145,7 +147,21 @@ fn flags_for(body: &Body) -> Flags {
         | Body::ReturnRejected(_)
         | Body::CaseResolved(_)
         | Body::CaseSupervised(_)
+        | Body::CaseJoint(_)
         | Body::SubsidyCredited(_) => Flags::default(),
+    }
+}
+
+/// How a step of 吹哨报到 reads in the case file.
+fn joint_detail(e: &proto::events::v1::CaseJoint) -> String {
+    let unit = if e.unit_name.is_empty() { e.unit_code.clone() } else { format!("{} ({})", e.unit_name, e.unit_code) };
+    let note = if e.note.is_empty() { String::new() } else { format!(": {}", e.note) };
+    match e.action.as_str() {
+        "summoned" => format!("吹哨报到: 协办 {unit}{note}"),
+        "reported_in" => format!("{unit} 报到"),
+        "contributed" => format!("{unit} 协办意见{note}"),
+        "released" => format!("{unit} 退出协办{note}"),
+        other => format!("协办 {unit} {other}{note}"),
     }
 }
 

@@ -13,7 +13,10 @@ pub const OPS_USER: &str = "ops";
 /// The registry only consumes.
 pub const PUBLISHERS: &[(&str, &[&str])] = &[
     ("intake", &["case.registered"]),
-    ("routing", &["case.dispatched", "case.accepted", "case.returned", "case.return_rejected", "case.resolved"]),
+    (
+        "routing",
+        &["case.dispatched", "case.accepted", "case.returned", "case.return_rejected", "case.resolved", "case.joint"],
+    ),
     ("registry", &[]),
     ("supervision", &["case.closed", "case.followed_up", "case.reopened", "case.overdue", "case.supervised"]),
     ("subsidy", &["subsidy.credited"]),
@@ -120,6 +123,7 @@ mod tests {
             Body::CaseReopened(Default::default()),
             Body::DeadlineMissed(Default::default()),
             Body::CaseSupervised(Default::default()),
+            Body::CaseJoint(Default::default()),
             Body::SubsidyCredited(Default::default()),
         ];
         for b in &all {
@@ -135,6 +139,7 @@ mod tests {
                 | Body::CaseReopened(_)
                 | Body::DeadlineMissed(_)
                 | Body::CaseSupervised(_)
+                | Body::CaseJoint(_)
                 | Body::SubsidyCredited(_) => {}
             }
         }

@@ -46,6 +46,7 @@ pub fn subject_of(body: &Body) -> &'static str {
         Body::CaseReopened(_) => "case.reopened",
         Body::DeadlineMissed(_) => "case.overdue",
         Body::CaseSupervised(_) => "case.supervised",
+        Body::CaseJoint(_) => "case.joint",
         Body::SubsidyCredited(_) => "subsidy.credited",
     }
 }

@@ -11,6 +11,8 @@ use crate::domain::queue::{After, Queue};
 use crate::domain::{Case, OPEN, Outcome, ReturnReason, Rule, Task, TaskState, UnitKind};
 use crate::scope::Reach;
 
+pub mod joint;
+
 /// Task columns qualified for a join with `cases c` (the case number lives on the case). A return reason or
 /// outcome not given yet is stored empty and read as None.
 pub(crate) const TASK_COLUMNS: &str = "t.id, t.case_id, c.case_no, t.round, t.attempt, t.slip_no, t.unit_kind, t.unit_code, \

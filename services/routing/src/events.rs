@@ -43,6 +43,7 @@ impl Handler for DispatchHandler {
             | Body::CaseClosed(_)
             | Body::CaseFollowedUp(_)
             | Body::CaseSupervised(_)
+            | Body::CaseJoint(_)
             | Body::SubsidyCredited(_) => Ok(()),
         }
     }

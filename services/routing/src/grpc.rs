@@ -6,12 +6,36 @@ use kit::{FieldError, field};
 use proto::routing::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::domain::joint::{CoHandler, CoMove, NOTE_CHARS};
 use crate::domain::moves::{Accept, Resolve, Return, Review};
 use crate::domain::queue::Queue;
 use crate::domain::{Outcome, ReturnReason, Rule, Task};
 use crate::service::Tasks;
+use crate::service::joint::CoUnit;
 
 pub struct RoutingService(pub Tasks);
+
+fn to_co(c: CoHandler) -> pb::CoHandler {
+    pb::CoHandler {
+        id: c.id.to_string(),
+        case_id: c.case_id.to_string(),
+        task_id: c.lead_task_id.to_string(),
+        unit_kind: c.unit_kind.as_str().into(),
+        unit_code: c.unit_code,
+        unit_name: c.unit_name,
+        state: c.state.as_str().into(),
+        reason: c.reason,
+        summoned_by: c.summoned_by,
+        summoned_at: kit::time::local(c.summoned_at),
+        reported_by: c.reported_by,
+        reported_at: kit::time::local_opt(c.reported_at),
+        contribution: c.contribution,
+        contributed_at: kit::time::local_opt(c.contributed_at),
+        released_by: c.released_by,
+        released_at: kit::time::local_opt(c.released_at),
+        release_reason: c.release_reason,
+    }
+}
 
 #[tonic::async_trait]
 impl pb::routing_server::Routing for RoutingService {
@@ -121,6 +145,64 @@ impl pb::routing_server::Routing for RoutingService {
                 .collect(),
             overdue: page.overdue,
         }))
+    }
+
+    async fn summon_co_handlers(
+        &self,
+        request: Request<pb::SummonCoHandlersRequest>,
+    ) -> Result<Response<pb::SummonCoHandlersResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let task_id = parsed(field::uuid("task_id", &r.task_id))?;
+        let reason = parsed(field::text("reason", &r.reason, NOTE_CHARS))?;
+        let mut co = Vec::with_capacity(r.co_units.len());
+        for (i, c) in r.co_units.iter().enumerate() {
+            let name = parsed(field::bounded(&format!("co_units[{i}].name"), &c.name, 100))?;
+            co.push(CoUnit { kind: c.kind.trim().to_owned(), code: c.code.clone(), name: name.to_owned() });
+        }
+        let summoned = self.0.summon(&p, task_id, &co, reason).await?;
+        Ok(Response::new(pb::SummonCoHandlersResponse { co_handlers: summoned.into_iter().map(to_co).collect() }))
+    }
+
+    async fn report_in(&self, request: Request<pb::ReportInRequest>) -> Result<Response<pb::ReportInResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let id = parsed(field::uuid("id", &request.get_ref().id))?;
+        let co = self.0.move_co(&p, id, CoMove::ReportIn, "").await?;
+        Ok(Response::new(pb::ReportInResponse { co_handler: Some(to_co(co)) }))
+    }
+
+    async fn record_contribution(
+        &self,
+        request: Request<pb::RecordContributionRequest>,
+    ) -> Result<Response<pb::RecordContributionResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let id = parsed(field::uuid("id", &r.id))?;
+        let note = parsed(field::text("note", &r.note, NOTE_CHARS))?;
+        let co = self.0.move_co(&p, id, CoMove::Contribute, note).await?;
+        Ok(Response::new(pb::RecordContributionResponse { co_handler: Some(to_co(co)) }))
+    }
+
+    async fn release_co_handler(
+        &self,
+        request: Request<pb::ReleaseCoHandlerRequest>,
+    ) -> Result<Response<pb::ReleaseCoHandlerResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let id = parsed(field::uuid("id", &r.id))?;
+        let reason = parsed(field::text("reason", &r.reason, NOTE_CHARS))?;
+        let co = self.0.move_co(&p, id, CoMove::Release, reason).await?;
+        Ok(Response::new(pb::ReleaseCoHandlerResponse { co_handler: Some(to_co(co)) }))
+    }
+
+    async fn list_co_handlers(
+        &self,
+        request: Request<pb::ListCoHandlersRequest>,
+    ) -> Result<Response<pb::ListCoHandlersResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let task_id = parsed(field::uuid("task_id", &request.get_ref().task_id))?;
+        let co = self.0.co_handlers(&p, task_id).await?;
+        Ok(Response::new(pb::ListCoHandlersResponse { co_handlers: co.into_iter().map(to_co).collect() }))
     }
 }
 

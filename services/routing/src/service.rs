@@ -20,6 +20,8 @@ use crate::domain::{Case, Move, Rule, Task, TaskState, route, slip_no};
 use crate::error::{Error, Result};
 use crate::scope::{self, Reach, acting, allow};
 
+pub mod joint;
+
 #[derive(Clone)]
 pub struct Tasks {
     pub pool: PgPool,
@@ -144,6 +146,7 @@ impl Tasks {
             scope::gate(p, t, allow(scope::can_resolve(p, t), "only the accepting handler or its unit"))
         })
         .await?;
+        joint::owed_before_resolving(&mut tx, task.id).await?;
         let change =
             Change { handler_id: Some(&actor), outcome: Some((r.outcome, &r.note, &resolver)), ..Change::to(to) };
         db::apply(&mut tx, task.id, &change, Utc::now()).await?;

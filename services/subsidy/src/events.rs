@@ -53,6 +53,7 @@ impl Handler for FollowUpHandler {
             | Body::CaseReopened(_)
             | Body::DeadlineMissed(_)
             | Body::CaseSupervised(_)
+            | Body::CaseJoint(_)
             | Body::SubsidyCredited(_) => return Ok(()),
         }
         let (Some(f), Some(standing)) = (confirming(event), standing) else { return Ok(()) };

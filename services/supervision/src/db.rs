@@ -257,11 +257,13 @@ pub async fn claim_due_grades(conn: &mut PgConnection, limit: i64) -> sqlx::Resu
         "WITH due AS (SELECT id FROM deadlines WHERE next_grade <> '' AND next_at <= now() \
                       ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
          SELECT d.id, d.case_id, d.task_id, d.stage, d.state, d.next_grade AS grade, d.due_at, d.red_at, \
-                COALESCE(t.unit_code, '') AS unit_code, COALESCE(t.unit_name, '') AS unit_name, \
+                COALESCE(t.unit_code, j.unit_code, '') AS unit_code, \
+                COALESCE(t.unit_name, j.unit_name, '') AS unit_name, \
                 COALESCE(c.center_code, '') AS center_code, COALESCE(c.center_name, '') AS center_name, \
                 COALESCE(c.case_no, '') AS case_no, COALESCE(c.category_code, '') AS category_code \
          FROM due JOIN deadlines d ON d.id = due.id \
-         LEFT JOIN tasks t ON t.task_id = d.task_id LEFT JOIN cases c ON c.case_id = d.case_id \
+         LEFT JOIN tasks t ON t.task_id = d.task_id LEFT JOIN co_handlers j ON j.co_id = d.task_id \
+         LEFT JOIN cases c ON c.case_id = d.case_id \
          ORDER BY d.next_at",
     )
     .bind(limit)

@@ -16,10 +16,12 @@ use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
 code_enum! {
-    /// The clocked stages: 签收 (accept) and 办结 (resolve).
+    /// The clocked stages: 签收 (accept) and 办结 (resolve) of a task, and 报到 (report) of a co-handling unit
+    /// summoned by 吹哨报到 (its deadline runs under the co-handler's id).
     pub enum Stage {
         Accept = "accept",
         Resolve = "resolve",
+        Report = "report",
     }
 }
 
@@ -48,6 +50,17 @@ code_enum! {
         NotCompetent = "not_competent",
         Duplicate = "duplicate",
         Withdrawn = "withdrawn",
+    }
+}
+
+impl Stage {
+    /// How people name the stage: 签收, 办结, 报到.
+    pub fn words(self) -> &'static str {
+        match self {
+            Stage::Accept => "签收",
+            Stage::Resolve => "办结",
+            Stage::Report => "报到",
+        }
     }
 }
 

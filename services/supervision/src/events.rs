@@ -114,6 +114,7 @@ impl Handler for ProjectionHandler {
                 db::supersede_open(tx, case_id, round).await?;
                 db::cancel_pending(tx, case_id).await?;
             }
+            Body::CaseJoint(j) => self.joint(tx, case_id, j, at).await?,
             // Outcomes supervision wrote itself, the grades and clock changes it recorded itself, and a credit
             // change no deadline.
             Body::CaseClosed(_)
@@ -127,6 +128,44 @@ impl Handler for ProjectionHandler {
 }
 
 impl ProjectionHandler {
+    /// 吹哨报到: a summoned unit's 报到 clock starts at the summons, is met by its 报到 and stopped by its release.
+    async fn joint(
+        &self,
+        tx: &mut PgConnection,
+        case_id: Uuid,
+        j: &proto::events::v1::CaseJoint,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let seen = db::CoHandlerSeen {
+            co_id: &j.co_id,
+            lead_task_id: &j.task_id,
+            case_id,
+            unit_code: &j.unit_code,
+            unit_name: &j.unit_name,
+            state: &j.action,
+            at,
+        };
+        match j.action.as_str() {
+            "summoned" => {
+                db::record_co_handler(tx, &seen).await?;
+                if db::task_deadline_states(tx, &j.co_id).await?.is_empty() {
+                    self.start_clock(tx, case_id, &j.co_id, Stage::Report, at, false).await?;
+                }
+            }
+            "reported_in" => {
+                db::record_co_handler(tx, &seen).await?;
+                db::settle(tx, &j.co_id, Stage::Report, DeadlineState::Met, at).await?;
+            }
+            "released" => {
+                db::record_co_handler(tx, &seen).await?;
+                db::settle(tx, &j.co_id, Stage::Report, DeadlineState::Cancelled, at).await?;
+            }
+            "contributed" => db::record_co_handler(tx, &seen).await?,
+            other => tracing::warn!(%case_id, action = other, "case.joint with an action this build does not know"),
+        }
+        Ok(())
+    }
+
     /// A stage done while paused ends its pause first ([`end_pause_when_done`]).
     async fn end_pause(
         &self,

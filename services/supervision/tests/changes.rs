@@ -309,3 +309,58 @@ fn pdf_text(pdf: &[u8]) -> String {
     let _ = std::fs::remove_file(&path);
     String::from_utf8(out.expect("pdftotext (poppler-utils)").stdout).unwrap()
 }
+
+fn joint(task_id: &str, co_id: &str, unit: &str, action: &str) -> Body {
+    Body::CaseJoint(proto::events::v1::CaseJoint {
+        task_id: task_id.into(),
+        co_id: co_id.into(),
+        unit_kind: "department".into(),
+        unit_code: unit.into(),
+        unit_name: format!("{unit}局"),
+        action: action.into(),
+        note: String::new(),
+    })
+}
+
+#[tokio::test]
+async fn a_summoned_unit_is_supervised_until_it_reports_in() {
+    let infra = TestInfra::new().await;
+    let node = supervision(&infra).await;
+    // 3 s to report in (报到): the yellow card at 3 s.
+    common::set_policy(&infra, "report", 3).await;
+    let (case_id, task_id) = dispatched_case(&infra).await;
+    let (late, prompt) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+    let now = Utc::now();
+    publish(&infra, case_id, joint(&task_id, &late, "zjj", "summoned"), now).await;
+    publish(&infra, case_id, joint(&task_id, &prompt, "gtj", "summoned"), now).await;
+    let seen = publish(&infra, case_id, joint(&task_id, &prompt, "gtj", "reported_in"), now).await;
+    await_handled(&infra, &seen).await;
+    assert_eq!(clock(&infra, &prompt, "report").await.1, "", "reported in: no grade left");
+
+    // 住建局 never reports in: its yellow card is addressed to it, once.
+    let pool = infra.pool(supervision::NAME).await;
+    let slips = || async {
+        sqlx::query_as::<_, (String, String, String)>(
+            "SELECT task_id, grade, unit_code FROM slips WHERE case_id = $1 AND stage = 'report' ORDER BY issued_at",
+        )
+        .bind(case_id)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    eventually("the 报到 yellow card", 20, || async { (slips().await.len() == 2).then_some(()) }).await;
+    let got = slips().await;
+    assert_eq!(
+        got.iter().map(|(t, g, u)| (t.as_str(), g.as_str(), u.as_str())).collect::<Vec<_>>(),
+        [(late.as_str(), "reminder", "zjj"), (late.as_str(), "yellow", "zjj")]
+    );
+
+    // The task slip lists the lead and the units summoned to co-handle.
+    let mut unit = as_handler(&node, "h-1").await;
+    let listed = unit.list_slips(ListSlipsRequest { case_id: case_id.to_string() }).await.unwrap().into_inner();
+    let task_slip = listed.slips.iter().find(|s| s.kind == "task").unwrap().number.clone();
+    let pdf = unit.get_slip_pdf(GetSlipPdfRequest { number: task_slip }).await.unwrap().into_inner();
+    let text = pdf_text(&pdf.pdf);
+    assert!(text.contains("主办") && text.contains("zjj局") && text.contains("gtj局"), "{text}");
+    node.stop().await;
+}

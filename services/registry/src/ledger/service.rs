@@ -35,6 +35,7 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
             | Body::ReturnRejected(_)
             | Body::CaseResolved(_)
             | Body::CaseFollowedUp(_)
+            | Body::CaseJoint(_)
             | Body::SubsidyCredited(_),
         )
         | None => return Ok(Applied::NotLedger),

@@ -106,6 +106,37 @@ pub fn still_owed<'a>(co: impl IntoIterator<Item = (&'a UnitRef, CoState)>) -> V
     co.into_iter().filter(|(_, s)| !matches!(s, CoState::Contributed | CoState::Released)).map(|(u, _)| u).collect()
 }
 
+/// A co-handling unit on a lead task, as kept.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CoHandler {
+    pub id: uuid::Uuid,
+    pub case_id: uuid::Uuid,
+    pub lead_task_id: uuid::Uuid,
+    pub unit_kind: UnitKind,
+    pub unit_code: String,
+    pub unit_name: String,
+    pub state: CoState,
+    pub reason: String,
+    pub summoned_by: String,
+    pub summoned_at: chrono::DateTime<chrono::Utc>,
+    pub reported_by: String,
+    pub reported_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub contribution: String,
+    pub contributed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub released_by: String,
+    pub released_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub release_reason: String,
+}
+
+impl CoHandler {
+    pub fn unit(&self) -> UnitRef {
+        UnitRef { kind: self.unit_kind, code: self.unit_code.clone() }
+    }
+}
+
+/// The longest reason, contribution or note, in characters.
+pub const NOTE_CHARS: usize = 2000;
+
 /// A hop of a case between centers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hop {

@@ -206,3 +206,48 @@ pub async fn tasks_of_units(conn: &mut PgConnection, case_id: Uuid, units: &[Str
         .fetch_all(conn)
         .await
 }
+
+/// The co-handler state routing's case.joint names for a unit let go.
+const RELEASED: &str = "released";
+
+/// A co-handler summoned by 吹哨报到, as case.joint told it.
+pub struct CoHandlerSeen<'a> {
+    pub co_id: &'a str,
+    pub lead_task_id: &'a str,
+    pub case_id: Uuid,
+    pub unit_code: &'a str,
+    pub unit_name: &'a str,
+    pub state: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// Records the co-handler or its new state. Its moves only go forward (summoned → reported_in → contributed,
+/// or → released), and one case's events arrive in order, so the latest event's state is the state.
+pub async fn record_co_handler(conn: &mut PgConnection, c: &CoHandlerSeen<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO co_handlers (co_id, lead_task_id, case_id, unit_code, unit_name, state, summoned_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (co_id) DO UPDATE SET state = EXCLUDED.state",
+    )
+    .bind(c.co_id)
+    .bind(c.lead_task_id)
+    .bind(c.case_id)
+    .bind(c.unit_code)
+    .bind(c.unit_name)
+    .bind(c.state)
+    .bind(c.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The names (or codes) of the units summoned to a lead task and not released, in summoning order.
+pub async fn co_units_of(conn: &mut PgConnection, lead_task_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT CASE WHEN unit_name = '' THEN unit_code ELSE unit_name END FROM co_handlers \
+         WHERE lead_task_id = $1 AND state <> $2 ORDER BY seq",
+    )
+    .bind(lead_task_id)
+    .bind(RELEASED)
+    .fetch_all(conn)
+    .await
+}

@@ -54,6 +54,10 @@ impl ChangeRequest {
     pub fn parse(task_id: &str, stage: &str, kind: &str, reason: &str, new_due_at: &str) -> Result<Self, FieldError> {
         let task_id = field::text("task_id", task_id, 64)?.to_owned();
         let stage = Stage::parse("stage", stage.trim())?;
+        if stage == Stage::Report {
+            // Half an hour to report in leaves nothing to extend or pause: a late 报到 is supervised, not excused.
+            return Err(FieldError::new("stage", "a 报到 clock is neither extended nor paused"));
+        }
         let kind = ChangeKind::parse("kind", kind.trim())?;
         let reason = field::text("reason", reason, NOTE_CHARS)?.to_owned();
         let new_due_at = match (kind, field::bounded("new_due_at", new_due_at, 64)?) {

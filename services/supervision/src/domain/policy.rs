@@ -116,6 +116,16 @@ impl Policy {
             .filter(|r| r.urgency.is_none_or(|u| u == urgency))
             .max_by_key(|r| (r.category_prefix.len(), r.urgency.is_some()))
     }
+
+    /// The limit of a case's stage: its rule's, or for 报到 with no rule (policies written before 吹哨报到 have
+    /// none) the common 30 minutes on the calendar clock (DOMAIN §3).
+    pub fn limit(&self, category_code: &str, urgency: Urgency, stage: Stage) -> Option<Limit> {
+        match (self.rule(category_code, urgency, stage), stage) {
+            (Some(r), _) => Some(r.limit),
+            (None, Stage::Report) => Some(Limit { clock: ClockKind::CalendarHours, amount: Duration::minutes(30) }),
+            (None, Stage::Accept | Stage::Resolve) => None,
+        }
+    }
 }
 
 /// A new policy version as an operator writes it: the rules (checked whole) and the grade, score and extension

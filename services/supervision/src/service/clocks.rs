@@ -98,11 +98,11 @@ impl Clocks {
             None => db::pin_policy(conn, case.case_id).await?.ok_or_else(|| anyhow::anyhow!("no time policy"))?,
         };
         let policy = self.policy(conn, version).await?;
-        let rule = policy.rule(&case.category_code, case.urgency, stage).ok_or_else(|| {
+        let limit = policy.limit(&case.category_code, case.urgency, stage).ok_or_else(|| {
             anyhow::anyhow!("time policy {version} sets no limit for {} {} {stage}", case.category_code, case.urgency)
         })?;
         let calendar = self.calendar(conn, &case.area_path).await?;
-        let point = |grade| calendar.advance(rule.limit.clock, start, policy.grades.offset(grade, rule.limit.amount));
+        let point = |grade| calendar.advance(limit.clock, start, policy.grades.offset(grade, limit.amount));
         Ok(NewDeadline {
             case_id: case.case_id,
             task_id,
@@ -110,8 +110,8 @@ impl Clocks {
             due_at: point(Grade::Yellow),
             remind_at: point(Grade::Reminder),
             red_at: point(Grade::Red),
-            clock: rule.limit.clock,
-            limit_seconds: rule.limit.amount.num_seconds(),
+            clock: limit.clock,
+            limit_seconds: limit.amount.num_seconds(),
             started_at: start,
             policy_version: version,
         })

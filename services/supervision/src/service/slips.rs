@@ -38,10 +38,7 @@ impl Printer {
     /// The slip as the unit receives it. What supervision knows of the case is its number and category: no
     /// personal data reaches a slip.
     pub fn print(&self, s: &SlipRecord) -> Result<Vec<u8>> {
-        let stage = match s.stage {
-            crate::domain::Stage::Accept => "签收",
-            crate::domain::Stage::Resolve => "办结",
-        };
+        let stage = s.stage.words();
         let slip = Slip {
             kind: SlipKind::Supervision,
             number: s.number.clone(),
@@ -67,17 +64,27 @@ impl Printer {
 
     /// The 《工作任务交办单》 as it went with the dispatch: the unit, the case, and both limits (签收 by the accept
     /// clock's due time, 办结 within the policy's limit once accepted).
-    pub fn print_task(&self, s: &TaskSlip, resolve_limit: Option<Limit>, verification_code: String) -> Result<Vec<u8>> {
+    /// `co_units` are the units summoned to co-handle (吹哨报到), listed beside the lead.
+    pub fn print_task(
+        &self,
+        s: &TaskSlip,
+        resolve_limit: Option<Limit>,
+        co_units: &[String],
+        verification_code: String,
+    ) -> Result<Vec<u8>> {
         let accept = match s.accept_due {
             Some(due) => format!("请于 {} 前签收", slip::local_minute(due)),
             None => "请即签收".to_owned(),
         };
         let resolve = resolve_limit.map_or_else(String::new, |l| format!("，签收后{}内办结", limit_words(l)));
+        let lead = unit_words(&s.unit_name, &s.unit_code);
+        let unit =
+            if co_units.is_empty() { lead } else { format!("{lead}（主办）；协办：{}", co_units.join("、")) };
         let slip = Slip {
             kind: SlipKind::Task,
             number: s.number.clone(),
             issuer: center_words(&s.center_name, &s.center_code),
-            unit: unit_words(&s.unit_name, &s.unit_code),
+            unit,
             copy_to: String::new(),
             case_no: s.case_no.clone(),
             summary: format!("案件 {}（类别 {}）", s.case_no, s.category_code),
@@ -157,8 +164,9 @@ impl Supervision {
             }
             _ => None,
         };
+        let co_units = db::co_units_of(&mut conn, &s.task_id).await?;
         drop(conn);
-        self.slips.print_task(&s, limit, self.task_code(&s))
+        self.slips.print_task(&s, limit, &co_units, self.task_code(&s))
     }
 
     /// One slip the caller may read, by number.
