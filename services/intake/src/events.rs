@@ -209,4 +209,41 @@ mod tests {
             assert_eq!(flags_for(&body), want, "{name}");
         }
     }
+
+    #[test]
+    fn supervision_and_joint_steps_read_in_chinese_with_their_slip_and_unit() {
+        use proto::events::v1::{CaseJoint, CaseSupervised};
+        let card = |action: &str| CaseSupervised {
+            task_id: "t".into(),
+            stage: "accept".into(),
+            action: action.into(),
+            slip_no: "532901-督-2026-00003".into(),
+            unit_code: "dali-sfs".into(),
+            copy_to: "532900000000".into(),
+            due_ms: 1_764_300_000_000,
+            note: "等鉴定".into(),
+        };
+        let red = supervised_detail(&card("red"));
+        assert!(
+            red.contains("红牌") && red.contains("532901-督-2026-00003") && red.contains("抄送 532900000000"),
+            "{red}"
+        );
+        assert!(supervised_detail(&card("reminder")).contains("临期提醒 → dali-sfs (签收"));
+        assert!(supervised_detail(&card("extended")).starts_with("延期批准, 签收时限 2025-11-28T"));
+        assert!(supervised_detail(&card("pause_requested")).ends_with(": 等鉴定"));
+        assert!(
+            supervised_detail(&card("recalibrated")).contains("recalibrated"),
+            "an unknown action shows as it came"
+        );
+        let joint = |action: &str| CaseJoint {
+            unit_code: "zjj".into(),
+            unit_name: "住建局".into(),
+            action: action.into(),
+            note: "房屋安全".into(),
+            ..Default::default()
+        };
+        assert_eq!(joint_detail(&joint("summoned")), "吹哨报到: 协办 住建局 (zjj): 房屋安全");
+        assert_eq!(joint_detail(&joint("reported_in")), "住建局 (zjj) 报到");
+        assert!(matches!(step_for(&Body::CaseJoint(joint("released"))), Some(Step { to_state: None, .. })));
+    }
 }
