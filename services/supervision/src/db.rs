@@ -11,8 +11,10 @@ use crate::domain::policy::Grade;
 use crate::domain::{Case, Closure, ClosureReason, ClosureState, Deadline, DeadlineState, FollowUp, SlipRecord, Stage};
 
 mod clocks;
+mod rates;
 mod tasks;
 pub use clocks::*;
+pub use rates::*;
 pub use tasks::*;
 
 /// A `cases` row. The urgency column holds whatever an older event named, so it is read leniently

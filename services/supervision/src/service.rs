@@ -5,6 +5,7 @@
 //! behind a request, so it is a submodule of its own, [`scheduler`].
 
 pub mod clocks;
+pub mod rates;
 pub mod scheduler;
 pub mod slips;
 

@@ -176,6 +176,8 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/zongzhi.supervision.v1.Supervision/ListSlips", Access::Needs(ReadCase)),
     ("/zongzhi.supervision.v1.Supervision/AcknowledgeSlip", Access::Needs(HandleTask)),
     ("/zongzhi.supervision.v1.Supervision/GetSlipPdf", Access::Needs(ReadCase)),
+    ("/zongzhi.supervision.v1.Supervision/GetRates", Access::Needs(ReadCase)),
+    ("/zongzhi.supervision.v1.Supervision/ExportRates", Access::Needs(ReadCase)),
     ("/zongzhi.subsidy.v1.Subsidy/ListCredits", Access::Needs(ReadCredits)),
     ("/zongzhi.subsidy.v1.Subsidy/ListTariffRules", Access::SignedIn),
     ("/zongzhi.subsidy.v1.Subsidy/PutTariffRule", Access::Needs(ManageRules)),
