@@ -1,6 +1,8 @@
 -- 三率 and rankings (issue 9): the indexes the per-unit and per-node aggregate reads by. The figures are computed
--- from the projection's own rows (deadlines, closures, slips) at query time; no table of its own, since one
--- county-month aggregates in well under a second from these indexes (supervision_bench measures it).
+-- from the projection's own rows (deadlines, closures, slips) at query time, with no table of their own: a
+-- county-month of 100,000 cases aggregates in one to two seconds on a 2-core machine (supervision_bench), so a
+-- rollup table waits until that is too slow. Full indexes rather than partial ones: the states the query
+-- compares are bound parameters, which a generic plan cannot match against a partial index's predicate.
 
 -- Stages count in the period they were due in, cancelled ones never: a range over due_at of the rest.
 CREATE INDEX deadlines_by_due ON deadlines (due_at) WHERE state <> 'cancelled';
