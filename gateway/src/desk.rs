@@ -176,4 +176,6 @@ forward! {
     auth.list_grants / "ListGrants" (registry::ListGrantsRequest) -> registry::ListGrantsResponse;
     intake.list_case_board / "ListCaseBoard" (intake::ListCaseBoardRequest) -> intake::ListCaseBoardResponse;
     routing.list_task_queue / "ListTaskQueue" (routing::ListTaskQueueRequest) -> routing::ListTaskQueueResponse;
+    supervision.get_rates / "GetRates" (supervision::GetRatesRequest) -> supervision::GetRatesResponse;
+    supervision.export_rates / "ExportRates" (supervision::ExportRatesRequest) -> supervision::ExportRatesResponse;
 }

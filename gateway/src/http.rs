@@ -4,6 +4,7 @@
 mod admin;
 mod observe;
 mod queues;
+mod rates;
 
 use std::sync::Arc;
 
@@ -73,6 +74,7 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .route("/v1/directives/{id}/answer", post(answer_directive))
         .merge(admin::routes())
         .merge(queues::routes())
+        .merge(rates::routes())
         .layer(axum::middleware::from_fn_with_state(limit, crate::limit::http))
         .route("/healthz", get(|| async { "ok" }))
         // Last, so it wraps every route above (a layer applies to the routes present when it is added), the

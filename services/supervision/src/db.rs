@@ -14,8 +14,10 @@ use crate::domain::{
 
 pub mod changes;
 mod clocks;
+mod rates;
 mod tasks;
 pub use clocks::*;
+pub use rates::*;
 pub use tasks::*;
 
 /// A `cases` row. The urgency column holds whatever an older event named, so it is read leniently

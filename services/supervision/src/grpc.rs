@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use crate::db::PolicyRow;
 use crate::domain::changes::{ChangeRequest, ClockChange, Decision, NOTE_CHARS};
 use crate::domain::policy::NewPolicy;
+use crate::domain::rates::{Figures, Format, RatesQuery, RatesTable};
 use crate::domain::{Closure, Deadline, FollowUp, SlipRecord, Stage, TASK_SLIP_PREFIX, TaskSlip, Verification};
 use crate::service::Supervision;
 
@@ -173,6 +174,31 @@ impl pb::supervision_server::Supervision for SupervisionService {
         let policies = self.0.policies().await?;
         Ok(Response::new(pb::ListTimePoliciesResponse { policies: policies.into_iter().map(to_policy).collect() }))
     }
+
+    async fn get_rates(&self, request: Request<pb::GetRatesRequest>) -> Result<Response<pb::GetRatesResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let q = RatesQuery::parse(&r.node_code, &r.by, &r.from, &r.to).map_err(|e| kit::grpc::invalid(&e))?;
+        let table = self.0.rates(&p, q).await?;
+        Ok(Response::new(to_rates(table)))
+    }
+
+    async fn export_rates(
+        &self,
+        request: Request<pb::ExportRatesRequest>,
+    ) -> Result<Response<pb::ExportRatesResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let q = RatesQuery::parse(&r.node_code, &r.by, &r.from, &r.to).map_err(|e| kit::grpc::invalid(&e))?;
+        let format = Format::parse("format", &r.format).map_err(|e| kit::grpc::invalid(&e))?;
+        let table = self.0.rates(&p, q).await?;
+        let file = crate::export::export(&table, format)?;
+        Ok(Response::new(pb::ExportRatesResponse {
+            content: file.bytes,
+            filename: file.filename,
+            content_type: file.content_type.into(),
+        }))
+    }
 }
 
 fn to_policy((row, created_by, created_at): (PolicyRow, String, chrono::DateTime<chrono::Utc>)) -> pb::TimePolicy {
@@ -230,6 +256,46 @@ fn to_task_slip(t: TaskSlip, verification_code: String) -> pb::Slip {
         verification_code,
         kind: "task".into(),
         unit_name: t.unit_name,
+    }
+}
+
+fn to_rates(t: RatesTable) -> pb::GetRatesResponse {
+    let q = &t.query;
+    pb::GetRatesResponse {
+        node_code: q.node_code.clone(),
+        by: q.by.as_str().into(),
+        from: q.period.from.to_string(),
+        to: q.period.to.to_string(),
+        total: Some(to_rate_row(0, "", &t.total)),
+        rows: t.rows.iter().map(|(rank, key, f)| to_rate_row(*rank, key, f)).collect(),
+        score_on_time: t.rule.on_time,
+        score_yellow: t.rule.yellow,
+        score_red: t.rule.red,
+        policy_version: t.policy_version,
+    }
+}
+
+fn to_rate_row(rank: u32, key: &str, f: &Figures) -> pb::RateRow {
+    let bp = |r: crate::domain::rates::Rate| r.basis_points().map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+    let c = &f.counts;
+    pb::RateRow {
+        key: key.into(),
+        // Supervision keeps codes, not the registry's names.
+        name: key.into(),
+        rank,
+        accept_due: c.accept_due,
+        accept_on_time: c.accept_on_time,
+        accept_on_time_bp: bp(f.accept_on_time),
+        resolve_due: c.resolve_due,
+        resolve_on_time: c.resolve_on_time,
+        resolve_on_time_bp: bp(f.resolve_on_time),
+        visits: c.visits,
+        satisfied: c.satisfied,
+        basically_satisfied: c.basically_satisfied,
+        satisfaction_bp: bp(f.satisfaction),
+        yellow: c.yellow,
+        red: c.red,
+        score: f.score,
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod changes;
 pub mod clocks;
+pub mod rates;
 pub mod scheduler;
 pub mod slips;
 

@@ -187,6 +187,8 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/zongzhi.supervision.v1.Supervision/ListClockChanges", Access::Needs(ReadCase)),
     ("/zongzhi.supervision.v1.Supervision/AddTimePolicy", Access::Needs(ManageRules)),
     ("/zongzhi.supervision.v1.Supervision/ListTimePolicies", Access::Needs(ManageRules)),
+    ("/zongzhi.supervision.v1.Supervision/GetRates", Access::Needs(ReadCase)),
+    ("/zongzhi.supervision.v1.Supervision/ExportRates", Access::Needs(ReadCase)),
     ("/zongzhi.subsidy.v1.Subsidy/ListCredits", Access::Needs(ReadCredits)),
     ("/zongzhi.subsidy.v1.Subsidy/ListTariffRules", Access::SignedIn),
     ("/zongzhi.subsidy.v1.Subsidy/PutTariffRule", Access::Needs(ManageRules)),
