@@ -2,6 +2,7 @@
 //! identically. A gRPC status becomes an HTTP status with a JSON body naming the code and any bad fields.
 
 mod admin;
+mod merges;
 mod observe;
 mod queues;
 
@@ -68,6 +69,7 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .route("/v1/directives/{id}/answer", post(answer_directive))
         .merge(admin::routes())
         .merge(queues::routes())
+        .merge(merges::routes())
         .layer(axum::middleware::from_fn_with_state(limit, crate::limit::http))
         .route("/healthz", get(|| async { "ok" }))
         // Last, so it wraps every route above (a layer applies to the routes present when it is added), the

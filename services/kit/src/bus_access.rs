@@ -12,7 +12,7 @@ pub const OPS_USER: &str = "ops";
 /// The event kinds (`subject_of`'s catalogue) each service publishes; a service absent here publishes none.
 /// The registry only consumes.
 pub const PUBLISHERS: &[(&str, &[&str])] = &[
-    ("intake", &["case.registered"]),
+    ("intake", &["case.registered", "case.merged", "case.unmerged"]),
     ("routing", &["case.dispatched", "case.accepted", "case.returned", "case.return_rejected", "case.resolved"]),
     ("registry", &[]),
     ("supervision", &["case.closed", "case.followed_up", "case.reopened", "case.overdue", "case.supervised"]),
@@ -121,6 +121,8 @@ mod tests {
             Body::DeadlineMissed(Default::default()),
             Body::CaseSupervised(Default::default()),
             Body::SubsidyCredited(Default::default()),
+            Body::CaseMerged(Default::default()),
+            Body::CaseUnmerged(Default::default()),
         ];
         for b in &all {
             match b {
@@ -135,7 +137,9 @@ mod tests {
                 | Body::CaseReopened(_)
                 | Body::DeadlineMissed(_)
                 | Body::CaseSupervised(_)
-                | Body::SubsidyCredited(_) => {}
+                | Body::SubsidyCredited(_)
+                | Body::CaseMerged(_)
+                | Body::CaseUnmerged(_) => {}
             }
         }
         all.iter().map(crate::events::subject_of).collect()

@@ -46,6 +46,8 @@ pub fn subject_of(body: &Body) -> &'static str {
         Body::CaseReopened(_) => "case.reopened",
         Body::DeadlineMissed(_) => "case.overdue",
         Body::CaseSupervised(_) => "case.supervised",
+        Body::CaseMerged(_) => "case.merged",
+        Body::CaseUnmerged(_) => "case.unmerged",
         Body::SubsidyCredited(_) => "subsidy.credited",
     }
 }
