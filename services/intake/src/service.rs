@@ -23,7 +23,7 @@ use crate::inflight::{InFlight, Turn};
 use crate::scope::Filter;
 
 mod merges;
-pub use merges::Duplicate;
+pub use merges::{Duplicate, likely_duplicates};
 
 /// The answer to a registration whose idempotency key was used for another.
 pub const KEY_REUSED: &str = "idempotency_key was already used for a different registration";

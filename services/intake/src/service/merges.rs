@@ -9,7 +9,7 @@ use chrono::Utc;
 use kit::auth::{Permission, Principal, ScopeSet};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseMerged, CaseUnmerged};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{Cases, case_not_found};
@@ -45,55 +45,9 @@ impl Cases {
         self.duplicates_of(&case, scope).await
     }
 
-    /// Open cases of the case's village, a compatible category and within the window either side of it, whose
-    /// text is alike or whose parties share a phone (by blind index); only those `scope` reads.
+    /// See [`likely_duplicates`].
     pub async fn duplicates_of(&self, case: &Case, scope: &ScopeSet) -> Result<Vec<Duplicate>> {
-        if case.village_code.is_empty() || case.category_code.len() < 2 {
-            return Ok(vec![]);
-        }
-        let window = duplicates::DEFAULT_WINDOW;
-        let mut conn = self.pool.acquire().await?;
-        let phone_indexes = mdb::phone_indexes(&mut conn, case.id).await?;
-        let around = Around {
-            village_code: &case.village_code,
-            category_group: case.category_code.get(..2).unwrap_or_default(),
-            from: case.registered_at - window,
-            to: case.registered_at + window,
-            except: case.id,
-            phone_indexes: &phone_indexes,
-            limit: NEARBY_LIMIT,
-        };
-        let nearby = mdb::nearby_open(&mut conn, &around).await?;
-        drop(conn);
-        let mut readable: HashMap<Uuid, Case> = HashMap::with_capacity(nearby.len());
-        let mut known: Vec<Known> = Vec::with_capacity(nearby.len());
-        for n in nearby.into_iter().filter(|n| covers(scope, &n.case)) {
-            let c = n.case;
-            known.push(Known {
-                case_id: c.id,
-                case_no: c.case_no.clone(),
-                village_code: c.village_code.clone(),
-                grid_code: c.grid_code.clone(),
-                category_code: c.category_code.clone(),
-                text: format!("{} {}", c.title, c.description),
-                // The database matched the phones by index; the matcher needs only to know that one did.
-                phone_indexes: if n.same_phone { phone_indexes.clone() } else { vec![] },
-                registered_at: c.registered_at,
-            });
-            readable.insert(c.id, c);
-        }
-        let probe = Probe {
-            village_code: case.village_code.clone(),
-            grid_code: case.grid_code.clone(),
-            category_code: case.category_code.clone(),
-            text: format!("{} {}", case.title, case.description),
-            phone_indexes,
-            at: case.registered_at,
-        };
-        Ok(duplicates::candidates(&probe, &known, window)
-            .into_iter()
-            .filter_map(|candidate| Some(Duplicate { case: readable.remove(&candidate.case_id)?, candidate }))
-            .collect())
+        likely_duplicates(&self.pool, case, scope).await
     }
 
     /// Merges `m.case_id` into `m.into_case_id` (dispatch scope over both) and answers the target's file.
@@ -174,6 +128,58 @@ impl Cases {
         tracing::info!(case_id = %u.case_id, from_case_id = %target, "case unmerged");
         self.file(&case_ref, &read).await
     }
+}
+
+/// Open cases of the case's village, a compatible category and within the window either side of it, whose text
+/// is alike or whose parties share a phone (by blind index), likeliest first; only those `scope` reads. One
+/// query narrows by the partial index on open cases (village, registered_at); the scoring is in Rust.
+pub async fn likely_duplicates(pool: &PgPool, case: &Case, scope: &ScopeSet) -> Result<Vec<Duplicate>> {
+    if case.village_code.is_empty() || case.category_code.len() < 2 {
+        return Ok(vec![]);
+    }
+    let window = duplicates::DEFAULT_WINDOW;
+    let mut conn = pool.acquire().await?;
+    let phone_indexes = mdb::phone_indexes(&mut conn, case.id).await?;
+    let around = Around {
+        village_code: &case.village_code,
+        category_group: case.category_code.get(..2).unwrap_or_default(),
+        from: case.registered_at - window,
+        to: case.registered_at + window,
+        except: case.id,
+        phone_indexes: &phone_indexes,
+        limit: NEARBY_LIMIT,
+    };
+    let nearby = mdb::nearby_open(&mut conn, &around).await?;
+    drop(conn);
+    let mut readable: HashMap<Uuid, Case> = HashMap::with_capacity(nearby.len());
+    let mut known: Vec<Known> = Vec::with_capacity(nearby.len());
+    for n in nearby.into_iter().filter(|n| covers(scope, &n.case)) {
+        let c = n.case;
+        known.push(Known {
+            case_id: c.id,
+            case_no: c.case_no.clone(),
+            village_code: c.village_code.clone(),
+            grid_code: c.grid_code.clone(),
+            category_code: c.category_code.clone(),
+            text: format!("{} {}", c.title, c.description),
+            // The database matched the phones by index; the matcher needs only to know that one did.
+            phone_indexes: if n.same_phone { phone_indexes.clone() } else { vec![] },
+            registered_at: c.registered_at,
+        });
+        readable.insert(c.id, c);
+    }
+    let probe = Probe {
+        village_code: case.village_code.clone(),
+        grid_code: case.grid_code.clone(),
+        category_code: case.category_code.clone(),
+        text: format!("{} {}", case.title, case.description),
+        phone_indexes,
+        at: case.registered_at,
+    };
+    Ok(duplicates::candidates(&probe, &known, window)
+        .into_iter()
+        .filter_map(|candidate| Some(Duplicate { case: readable.remove(&candidate.case_id)?, candidate }))
+        .collect())
 }
 
 /// What the file of `case` shows of merging: the number of the case it is merged into, the cases merged into
