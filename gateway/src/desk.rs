@@ -175,6 +175,9 @@ forward! {
     auth.revoke_grant / "RevokeGrant" (registry::RevokeGrantRequest) -> registry::RevokeGrantResponse;
     auth.list_grants / "ListGrants" (registry::ListGrantsRequest) -> registry::ListGrantsResponse;
     intake.list_case_board / "ListCaseBoard" (intake::ListCaseBoardRequest) -> intake::ListCaseBoardResponse;
+    intake.list_duplicate_candidates / "ListDuplicateCandidates" (intake::ListDuplicateCandidatesRequest) -> intake::ListDuplicateCandidatesResponse;
+    intake.merge_case / "MergeCase" (intake::MergeCaseRequest) -> intake::MergeCaseResponse;
+    intake.unmerge_case / "UnmergeCase" (intake::UnmergeCaseRequest) -> intake::UnmergeCaseResponse;
     routing.list_task_queue / "ListTaskQueue" (routing::ListTaskQueueRequest) -> routing::ListTaskQueueResponse;
     supervision.get_rates / "GetRates" (supervision::GetRatesRequest) -> supervision::GetRatesResponse;
     supervision.export_rates / "ExportRates" (supervision::ExportRatesRequest) -> supervision::ExportRatesResponse;

@@ -2,6 +2,7 @@
 //! identically. A gRPC status becomes an HTTP status with a JSON body naming the code and any bad fields.
 
 mod admin;
+mod merges;
 mod observe;
 mod queues;
 mod rates;
@@ -75,6 +76,7 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .merge(admin::routes())
         .merge(queues::routes())
         .merge(rates::routes())
+        .merge(merges::routes())
         .layer(axum::middleware::from_fn_with_state(limit, crate::limit::http))
         .route("/healthz", get(|| async { "ok" }))
         // Last, so it wraps every route above (a layer applies to the routes present when it is added), the

@@ -11,9 +11,11 @@ use crate::domain::categories::{Category, NewCategory};
 use crate::domain::{Case, CaseState, Flags, NewCase, Party, PartyRole, Place, TimelineEntry};
 use crate::scope::Filter;
 
+pub mod merges;
+
 pub(crate) const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code, channel, kind, category_code, urgency, title, \
     description, grid_code, village_code, area_path, reporter_id, state, current_task_id, current_unit_code, \
-    registered_at, updated_at, operator_id, units, overdue, awaiting_follow_up";
+    registered_at, updated_at, operator_id, units, overdue, awaiting_follow_up, merged_into";
 
 /// The current (highest) version of the category when that version is active and of the given kind. An older
 /// active version does not count: a newer inactive one withdraws the code.
@@ -95,6 +97,8 @@ pub struct SealedParty<'a> {
     pub phone_masked: String,
     pub id_number_sealed: Option<Vec<u8>>,
     pub id_number_masked: String,
+    /// The phone's blind index (`duplicates::phone_index`), for finding the same caller without decrypting.
+    pub phone_index: Option<Vec<u8>>,
 }
 
 pub async fn insert_party(
@@ -105,7 +109,7 @@ pub async fn insert_party(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO case_parties (case_id, ordinal, name, role, phone_sealed, phone_masked, id_number_sealed, \
-         id_number_masked) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+         id_number_masked, phone_index) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
     )
     .bind(case_id)
     .bind(ordinal)
@@ -115,6 +119,7 @@ pub async fn insert_party(
     .bind(&p.phone_masked)
     .bind(&p.id_number_sealed)
     .bind(&p.id_number_masked)
+    .bind(&p.phone_index)
     .execute(conn)
     .await?;
     Ok(())
@@ -231,13 +236,13 @@ pub async fn set_state(
 /// Applies the board's flags an event moves (after the state it moved), so a closed case is never overdue.
 pub async fn set_flags(conn: &mut PgConnection, case_id: Uuid, f: Flags) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE cases SET overdue = COALESCE($2, overdue) AND state <> $4, \
+        "UPDATE cases SET overdue = COALESCE($2, overdue) AND state <> ALL($4), \
          awaiting_follow_up = COALESCE($3, awaiting_follow_up) WHERE id = $1",
     )
     .bind(case_id)
     .bind(f.overdue)
     .bind(f.awaiting_follow_up)
-    .bind(CaseState::Closed)
+    .bind(vec![CaseState::Closed, CaseState::Merged])
     .execute(conn)
     .await?;
     Ok(())

@@ -198,6 +198,15 @@ code_enum! {
         Resolved = "resolved",
         Closed = "closed",
         Reopened = "reopened",
+        // Merged into another case as one matter: handled there, never closed or followed up itself.
+        Merged = "merged",
+    }
+}
+
+impl CaseState {
+    /// Whether the case is still a matter in hand: neither closed nor merged into another.
+    pub fn is_open(self) -> bool {
+        !matches!(self, CaseState::Closed | CaseState::Merged)
     }
 }
 
@@ -230,6 +239,8 @@ pub struct Case {
     pub units: Vec<String>,
     pub overdue: bool,
     pub awaiting_follow_up: bool,
+    /// The case this one is merged into, while it is.
+    pub merged_into: Option<Uuid>,
 }
 
 /// A party as the case file shows it: phone and ID number masked.
@@ -254,19 +265,53 @@ pub struct TimelineEntry {
     pub source: String,
 }
 
-/// The whole case file: the case, its parties in order, its timeline oldest first.
+/// The whole case file: the case, its parties in order, its timeline oldest first, and what merging tied to it.
 #[derive(Debug, Clone)]
 pub struct CaseFile {
     pub case: Case,
     pub parties: Vec<Party>,
     pub timeline: Vec<TimelineEntry>,
+    /// The number of the case this one is merged into ('' when it is not).
+    pub merged_into_no: String,
+    /// The cases merged into this one, directly or through another, still merged.
+    pub merged_cases: Vec<MergedCase>,
+    /// Everyone who reported the matter: this case first, then each merged case the reader may read.
+    pub reporters: Vec<Reporter>,
 }
 
 impl CaseFile {
     /// The case alone, as lists show it.
     pub fn summary(case: Case) -> Self {
-        Self { case, parties: vec![], timeline: vec![] }
+        Self {
+            case,
+            parties: vec![],
+            timeline: vec![],
+            merged_into_no: String::new(),
+            merged_cases: vec![],
+            reporters: vec![],
+        }
     }
+}
+
+/// A case merged into another, as the target's file lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MergedCase {
+    pub case_id: Uuid,
+    pub case_no: String,
+    pub merged_at: DateTime<Utc>,
+    pub merged_by: String,
+    pub reason: String,
+}
+
+/// Who reported the matter on one case: the grid worker and the reporting parties (masked), so the 回访 reaches
+/// each of them.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    pub case_id: Uuid,
+    pub case_no: String,
+    pub channel: Channel,
+    pub reporter_id: String,
+    pub parties: Vec<Party>,
 }
 
 /// One timeline step derived from an event another service published.

@@ -39,9 +39,13 @@ impl Handler for CaseFileHandler {
         // A step of a task the case has moved on from (superseded by a reopening or a new dispatch) is history,
         // not the case's state: it is recorded and moves nothing.
         let stale = matches!(step_task(body), Some(t) if !current_task.is_empty() && t != current_task);
+        // A merged case is handled as the case it was merged into: a step of its own handling that was under
+        // way when it was merged (a dispatch or acceptance routing had made, which its consumption of
+        // case.merged then superseded) is history too. Only an unmerge, written by intake, moves it on.
+        let stale = stale || from == CaseState::Merged;
         let to = if stale { from } else { step.to_state.unwrap_or(from) };
         let at = kit::time::from_ms(event.occurred_at_ms);
-        let task = step.task.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
+        let task = step.task.as_ref().filter(|_| from != CaseState::Merged).map(|(t, u)| (t.as_str(), u.as_str()));
         db::set_state(tx, case_id, to, task, at).await?;
         let flags = flags_for(body);
         if flags != Flags::default() {
@@ -79,7 +83,9 @@ fn step_task(body: &Body) -> Option<&str> {
         | Body::DeadlineMissed(_)
         | Body::CaseSupervised(_)
         | Body::CaseJoint(_)
-        | Body::SubsidyCredited(_) => None,
+        | Body::SubsidyCredited(_)
+        | Body::CaseMerged(_)
+        | Body::CaseUnmerged(_) => None,
     }
 }
 
@@ -87,7 +93,8 @@ fn step_task(body: &Body) -> Option<&str> {
 fn step_for(body: &Body) -> Option<Step> {
     let step = |action, to_state, detail: String, source| Step { action, to_state, detail, task: None, source };
     Some(match body {
-        Body::CaseRegistered(_) => return None,
+        // Intake wrote these steps itself, in the transaction that made the change.
+        Body::CaseRegistered(_) | Body::CaseMerged(_) | Body::CaseUnmerged(_) => return None,
         Body::CaseDispatched(e) => Step {
             action: "dispatched",
             to_state: Some(CaseState::Dispatched),
@@ -149,6 +156,8 @@ fn flags_for(body: &Body) -> Flags {
         | Body::CaseSupervised(_)
         | Body::CaseJoint(_)
         | Body::SubsidyCredited(_) => Flags::default(),
+        // A merge clears both flags itself; an unmerged case starts again with neither.
+        Body::CaseMerged(_) | Body::CaseUnmerged(_) => Flags::default(),
     }
 }
 

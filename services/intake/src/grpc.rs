@@ -9,8 +9,9 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::board::{Board, BoardInput};
 use crate::domain::categories::{Category, NewCategory};
-use crate::domain::{CaseFile, NewCase, PartyInput, RegistrationInput, Unmask};
-use crate::service::Cases;
+use crate::domain::duplicates::{MergeRequest, UnmergeRequest};
+use crate::domain::{CaseFile, NewCase, Party, PartyInput, RegistrationInput, Unmask};
+use crate::service::{Cases, Duplicate};
 
 pub struct IntakeService(pub Cases);
 
@@ -27,9 +28,14 @@ impl pb::intake_server::Intake for IntakeService {
             return Err(kit::auth::denied("registering in someone else's name"));
         }
         new.operator_id = who.actor().to_owned();
-        let (file, replayed) = self.0.register(new, &who).await?;
-        let target = format!("case:{}", file.case.id);
-        Ok(kit::audit::target(Response::new(pb::RegisterCaseResponse { case: Some(to_case(file)), replayed }), target))
+        let r = self.0.register(new, &who).await?;
+        let target = format!("case:{}", r.file.case.id);
+        let response = pb::RegisterCaseResponse {
+            case: Some(to_case(r.file)),
+            replayed: r.replayed,
+            likely_duplicates: r.likely_duplicates.into_iter().map(to_candidate).collect(),
+        };
+        Ok(kit::audit::target(Response::new(response), target))
     }
 
     async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::GetCaseResponse>, Status> {
@@ -119,6 +125,68 @@ impl pb::intake_server::Intake for IntakeService {
         let response = pb::PutCategoryResponse { category: Some(to_category(category)) };
         Ok(kit::audit::target(Response::new(response), target))
     }
+
+    async fn list_duplicate_candidates(
+        &self,
+        request: Request<pb::ListDuplicateCandidatesRequest>,
+    ) -> Result<Response<pb::ListDuplicateCandidatesResponse>, Status> {
+        let scope = kit::auth::principal(&request)?.scope(Permission::ReadCase);
+        let case_ref = parsed(field::text("case_ref", &request.get_ref().case_ref, 64))?;
+        let found = self.0.duplicates(case_ref, &scope).await?;
+        let target = format!("case:{case_ref}");
+        let response =
+            pb::ListDuplicateCandidatesResponse { candidates: found.into_iter().map(to_candidate).collect() };
+        Ok(kit::audit::target(Response::new(response), target))
+    }
+
+    async fn merge_case(
+        &self,
+        request: Request<pb::MergeCaseRequest>,
+    ) -> Result<Response<pb::MergeCaseResponse>, Status> {
+        let who = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let m = parsed(MergeRequest::parse(&r.case_id, &r.into_case_id, &r.reason))?;
+        let file = self.0.merge(&who, &m).await?;
+        let target = format!("case:{} into:{}", m.case_id, m.into_case_id);
+        let response = Response::new(pb::MergeCaseResponse { case: Some(to_case(file)) });
+        Ok(kit::audit::target_with_detail(response, target, format!("merge reason: {}", m.reason)))
+    }
+
+    async fn unmerge_case(
+        &self,
+        request: Request<pb::UnmergeCaseRequest>,
+    ) -> Result<Response<pb::UnmergeCaseResponse>, Status> {
+        let who = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let u = parsed(UnmergeRequest::parse(&r.case_id, &r.reason))?;
+        let file = self.0.unmerge(&who, &u).await?;
+        let target = format!("case:{}", u.case_id);
+        let response = Response::new(pb::UnmergeCaseResponse { case: Some(to_case(file)) });
+        Ok(kit::audit::target_with_detail(response, target, format!("unmerge reason: {}", u.reason)))
+    }
+}
+
+fn to_candidate(d: Duplicate) -> pb::DuplicateCandidate {
+    let (k, c) = (d.candidate, d.case);
+    pb::DuplicateCandidate {
+        case_id: c.id.to_string(),
+        case_no: c.case_no,
+        title: c.title,
+        category_code: c.category_code,
+        state: c.state.as_str().into(),
+        grid_code: c.grid_code,
+        village_code: c.village_code,
+        channel: c.channel.as_str().into(),
+        registered_at: kit::time::local(c.registered_at),
+        score: k.score,
+        same_phone: k.same_phone,
+        same_grid: k.same_grid,
+        text_similarity: k.text_similarity,
+    }
+}
+
+fn to_party(p: Party) -> pb::Party {
+    pb::Party { name: p.name, phone: p.phone_masked, id_number: p.id_number_masked, role: p.role.as_str().into() }
 }
 
 fn to_category(c: Category) -> pb::Category {
@@ -169,16 +237,7 @@ fn to_case(f: CaseFile) -> pb::Case {
         grid_code: c.grid_code,
         village_code: c.village_code,
         center_code: c.center_code,
-        parties: f
-            .parties
-            .into_iter()
-            .map(|p| pb::Party {
-                name: p.name,
-                phone: p.phone_masked,
-                id_number: p.id_number_masked,
-                role: p.role.as_str().into(),
-            })
-            .collect(),
+        parties: f.parties.into_iter().map(to_party).collect(),
         state: c.state.as_str().into(),
         current_task_id: c.current_task_id,
         current_unit_code: c.current_unit_code,
@@ -200,6 +259,30 @@ fn to_case(f: CaseFile) -> pb::Case {
                 to_state: t.to_state.as_str().into(),
                 detail: t.detail,
                 source: t.source,
+            })
+            .collect(),
+        merged_into_case_id: c.merged_into.map(|u| u.to_string()).unwrap_or_default(),
+        merged_into_case_no: f.merged_into_no,
+        merged_cases: f
+            .merged_cases
+            .into_iter()
+            .map(|m| pb::MergedCase {
+                case_id: m.case_id.to_string(),
+                case_no: m.case_no,
+                merged_at: kit::time::local(m.merged_at),
+                merged_by: m.merged_by,
+                reason: m.reason,
+            })
+            .collect(),
+        reporters: f
+            .reporters
+            .into_iter()
+            .map(|r| pb::Reporter {
+                case_id: r.case_id.to_string(),
+                case_no: r.case_no,
+                channel: r.channel.as_str().into(),
+                reporter_id: r.reporter_id,
+                parties: r.parties.into_iter().map(to_party).collect(),
             })
             .collect(),
     }

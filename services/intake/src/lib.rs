@@ -20,6 +20,11 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub use settings::Settings;
 
+/// Connects and migrates, serving nothing: for tools and benchmarks that work on intake's tables.
+pub async fn connect(config: &kit::Config) -> anyhow::Result<sqlx::PgPool> {
+    kit::db::connect_and_migrate(&config.database, &MIGRATIONS).await
+}
+
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let config = &settings.common;

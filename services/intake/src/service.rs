@@ -22,12 +22,22 @@ use crate::error::{Error, Result};
 use crate::inflight::{InFlight, Turn};
 use crate::scope::Filter;
 
+mod merges;
+pub use merges::{Duplicate, likely_duplicates};
+
 /// The answer to a registration whose idempotency key was used for another.
 pub const KEY_REUSED: &str = "idempotency_key was already used for a different registration";
 
 /// The page size of a case list when the request names none, and the most it may ask for.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
+
+/// A registration's answer: the case file, whether it replayed an earlier one, and what it may duplicate.
+pub struct Registered {
+    pub file: CaseFile,
+    pub replayed: bool,
+    pub likely_duplicates: Vec<Duplicate>,
+}
 
 #[derive(Clone)]
 pub struct Cases {
@@ -44,7 +54,14 @@ pub struct Cases {
 impl Cases {
     /// Registers the case, or returns the one first registered with the same idempotency key (`true`). The
     /// operator is the principal; the place must be within its registration scope.
-    pub async fn register(&self, new: NewCase, who: &Principal) -> Result<(CaseFile, bool)> {
+    /// The likely duplicates come with it ([`Self::duplicates_of`]), among the cases the operator may read.
+    pub async fn register(&self, new: NewCase, who: &Principal) -> Result<Registered> {
+        let (file, replayed) = self.register_case(new, who).await?;
+        let likely_duplicates = self.duplicates_of(&file.case, &who.scope(Permission::ReadCase)).await?;
+        Ok(Registered { file, replayed, likely_duplicates })
+    }
+
+    async fn register_case(&self, new: NewCase, who: &Principal) -> Result<(CaseFile, bool)> {
         let digest = fingerprint(&self.sealer, &new);
         let readable = who.scope(Permission::ReadCase);
         if let Some(existing) = self.replay(&new, &digest, &readable).await? {
@@ -92,6 +109,7 @@ impl Cases {
                 phone_masked: p.phone.as_deref().map(mask_phone).unwrap_or_default(),
                 id_number_sealed: p.id_number.as_deref().map(|v| self.sealer.seal(v, &at("id_number"))),
                 id_number_masked: p.id_number.as_deref().map(mask_id_number).unwrap_or_default(),
+                phone_index: p.phone.as_deref().and_then(|v| crate::domain::duplicates::phone_index(&self.sealer, v)),
             };
             db::insert_party(&mut tx, id, i32::try_from(i).unwrap_or(i32::MAX), &party).await?;
         }
@@ -189,7 +207,8 @@ impl Cases {
             .ok_or_else(|| case_not_found(case_ref))?;
         let parties = db::parties(&mut conn, case.id).await?;
         let timeline = db::timeline(&mut conn, case.id).await?;
-        Ok(CaseFile { case, parties, timeline })
+        let (merged_into_no, merged_cases, reporters) = merges::ties(&mut conn, &case, scope).await?;
+        Ok(CaseFile { case, parties, timeline, merged_into_no, merged_cases, reporters })
     }
 
     pub async fn list(

@@ -12,7 +12,7 @@ pub const OPS_USER: &str = "ops";
 /// The event kinds (`subject_of`'s catalogue) each service publishes; a service absent here publishes none.
 /// The registry only consumes.
 pub const PUBLISHERS: &[(&str, &[&str])] = &[
-    ("intake", &["case.registered"]),
+    ("intake", &["case.registered", "case.merged", "case.unmerged"]),
     (
         "routing",
         &["case.dispatched", "case.accepted", "case.returned", "case.return_rejected", "case.resolved", "case.joint"],
@@ -125,6 +125,8 @@ mod tests {
             Body::CaseSupervised(Default::default()),
             Body::CaseJoint(Default::default()),
             Body::SubsidyCredited(Default::default()),
+            Body::CaseMerged(Default::default()),
+            Body::CaseUnmerged(Default::default()),
         ];
         for b in &all {
             match b {
@@ -140,7 +142,9 @@ mod tests {
                 | Body::DeadlineMissed(_)
                 | Body::CaseSupervised(_)
                 | Body::CaseJoint(_)
-                | Body::SubsidyCredited(_) => {}
+                | Body::SubsidyCredited(_)
+                | Body::CaseMerged(_)
+                | Body::CaseUnmerged(_) => {}
             }
         }
         all.iter().map(crate::events::subject_of).collect()

@@ -47,6 +47,8 @@ pub fn subject_of(body: &Body) -> &'static str {
         Body::DeadlineMissed(_) => "case.overdue",
         Body::CaseSupervised(_) => "case.supervised",
         Body::CaseJoint(_) => "case.joint",
+        Body::CaseMerged(_) => "case.merged",
+        Body::CaseUnmerged(_) => "case.unmerged",
         Body::SubsidyCredited(_) => "subsidy.credited",
     }
 }

@@ -1,5 +1,6 @@
 //! The dispatch consumer: a registered case is dispatched, a reopened one starts a new round and is
-//! dispatched again, and a missed deadline marks its task overdue for the task queue. Every other event is
+//! dispatched again, a merged one's open task is superseded and an unmerged one dispatched again, and a missed
+//! deadline marks its task overdue for the task queue. Every other event is
 //! someone else's business.
 
 use kit::events::{Handler, Outbox};
@@ -34,6 +35,8 @@ impl Handler for DispatchHandler {
             Body::CaseRegistered(e) => self.registered(tx, case_id, event, e).await,
             Body::CaseReopened(e) => self.reopened(tx, case_id, e).await,
             Body::DeadlineMissed(e) => overdue(tx, case_id, e).await,
+            Body::CaseMerged(_) => merged(tx, case_id).await,
+            Body::CaseUnmerged(_) => self.unmerged(tx, case_id).await,
             // Routing's own events, and supervision's and subsidy's outcomes, change nothing it decides on.
             Body::CaseDispatched(_)
             | Body::CaseAccepted(_)
@@ -102,6 +105,32 @@ impl DispatchHandler {
         dispatch(tx, &self.outbox, &case, "routing").await?;
         Ok(())
     }
+
+    /// case.unmerged: the merge was a mistake, so the case is dispatched again by the rules, in its current
+    /// round. Anything still open (a redelivery under another event id) is superseded first, so the case never
+    /// has two live tasks.
+    async fn unmerged(&self, tx: &mut PgConnection, case_id: Uuid) -> anyhow::Result<()> {
+        let Some(case) = db::lock_case(tx, case_id).await? else {
+            tracing::warn!(%case_id, "unmerge of a case routing does not know; ignored");
+            return Ok(());
+        };
+        db::supersede_open(tx, case_id, chrono::Utc::now()).await?;
+        tracing::info!(%case_id, round = case.round, "case unmerged; dispatched again");
+        dispatch(tx, &self.outbox, &case, "routing").await?;
+        Ok(())
+    }
+}
+
+/// case.merged: the case is handled as the one it was merged into, so its live task (any open one) is
+/// superseded, as a reopening supersedes the round it ends. Repeating it supersedes nothing more.
+async fn merged(tx: &mut PgConnection, case_id: Uuid) -> anyhow::Result<()> {
+    if db::lock_case(tx, case_id).await?.is_none() {
+        tracing::warn!(%case_id, "merge of a case routing does not know; ignored");
+        return Ok(());
+    }
+    let superseded = db::supersede_open(tx, case_id, chrono::Utc::now()).await?;
+    tracing::info!(%case_id, superseded, "case merged; its open tasks superseded");
+    Ok(())
 }
 
 /// case.overdue: the task's deadline was missed. The inbox makes a redelivery a no-op, and marking is itself

@@ -55,6 +55,9 @@ impl Handler for FollowUpHandler {
             | Body::CaseSupervised(_)
             | Body::CaseJoint(_)
             | Body::SubsidyCredited(_) => return Ok(()),
+            // A merged case is never closed or followed up itself (supervision refuses it), so it is never
+            // credited; its matter is paid once, on the case it was merged into.
+            Body::CaseMerged(_) | Body::CaseUnmerged(_) => return Ok(()),
         }
         let (Some(f), Some(standing)) = (confirming(event), standing) else { return Ok(()) };
         let Ok(case_id) = Uuid::parse_str(&event.case_id) else {

@@ -124,6 +124,29 @@ async fn select_case(conn: &mut PgConnection, case_id: Uuid, lock: &str) -> sqlx
     Ok(row.map(Case::from))
 }
 
+/// Records the case as merged into the case numbered `into` (None: no longer merged), creating the row when the
+/// case's registration was not seen.
+pub async fn set_merged(conn: &mut PgConnection, case_id: Uuid, into: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO cases (case_id, merged_into) VALUES ($1, $2) \
+         ON CONFLICT (case_id) DO UPDATE SET merged_into = $2, updated_at = now()",
+    )
+    .bind(case_id)
+    .bind(into)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The number of the case this one is merged into, if it is.
+pub async fn merged_into(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT merged_into FROM cases WHERE case_id = $1")
+        .bind(case_id)
+        .fetch_optional(conn)
+        .await?
+        .flatten())
+}
+
 /// Moves the case to `round` unless it is already there or past it (its own reopen events come back).
 pub async fn advance_round(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<()> {
     sqlx::query("UPDATE cases SET round = GREATEST(round, $2), updated_at = now() WHERE case_id = $1")

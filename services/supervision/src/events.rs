@@ -115,6 +115,16 @@ impl Handler for ProjectionHandler {
                 db::cancel_pending(tx, case_id).await?;
             }
             Body::CaseJoint(j) => self.joint(tx, case_id, j, at).await?,
+            Body::CaseMerged(m) => {
+                // Handled as the case it was merged into: every open task of any round is superseded and every
+                // pending deadline cancelled, as a reopening does for the rounds it ends.
+                let into = if m.into_case_no.is_empty() { &m.into_case_id } else { &m.into_case_no };
+                db::set_merged(tx, case_id, Some(into)).await?;
+                db::supersede_open(tx, case_id, i32::MAX).await?;
+                db::cancel_pending(tx, case_id).await?;
+            }
+            // Routing dispatches the case again; its deadlines start with that dispatch.
+            Body::CaseUnmerged(_) => db::set_merged(tx, case_id, None).await?,
             // Outcomes supervision wrote itself, the grades and clock changes it recorded itself, and a credit
             // change no deadline.
             Body::CaseClosed(_)

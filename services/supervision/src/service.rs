@@ -75,6 +75,7 @@ impl Supervision {
         scope::gate(p, Permission::Verify, v.case_id, known.as_ref())?;
         let mut tx = self.pool.begin().await?;
         let case = db::lock_case(&mut tx, v.case_id).await?.ok_or_else(|| no_case(v.case_id))?;
+        not_merged(&mut tx, v.case_id).await?;
         // The tasks as supervision's consumer has seen them (routing's events), read under the case lock.
         let tasks = db::case_tasks(&mut tx, v.case_id).await?;
         let hands = tasks.iter().flat_map(|t| [t.handler_id.as_str(), t.resolved_by.as_str(), t.resolver_id.as_str()]);
@@ -122,6 +123,7 @@ impl Supervision {
         let case = db::lock_case(&mut tx, f.case_id).await?;
         scope::gate(p, Permission::FollowUp, f.case_id, case.as_ref())?;
         let case = case.ok_or_else(|| no_case(f.case_id))?;
+        not_merged(&mut tx, f.case_id).await?;
         let closure = db::closure(&mut tx, f.case_id, case.round).await?;
         let c = domain::awaiting_follow_up(closure.as_ref(), case.round)?;
         scope::apart(&f.visitor_id, &case.reporter_id, [c.resolver_id.as_str(), c.handler_id.as_str()])?;
@@ -180,4 +182,15 @@ impl Supervision {
 
 fn round_u32(round: i32) -> u32 {
     u32::try_from(round).unwrap_or_default()
+}
+
+/// A case merged into another is handled, closed and visited there: verifying or following it up itself would
+/// close and credit one matter twice.
+async fn not_merged(conn: &mut PgConnection, case_id: Uuid) -> Result<()> {
+    match db::merged_into(conn, case_id).await? {
+        Some(into) => {
+            Err(Error::failed_precondition(format!("case_id is merged into {into}: verify and follow up that case")))
+        }
+        None => Ok(()),
+    }
 }

@@ -90,13 +90,15 @@ impl Board {
         })
     }
 
-    /// The states the board shows: the queue's, the one asked for, or every open one (all but closed).
+    /// The states the board shows: the queue's, the one asked for, or every open one (all but closed and merged:
+    /// a merged case is handled as the case it was merged into, so the board shows it once, there; its own
+    /// count stays in `counts` under `merged`).
     pub fn states(&self) -> Vec<CaseState> {
         match (self.queue, self.state) {
             (BoardQueue::Verification, _) => vec![CaseState::Resolved],
             (BoardQueue::FollowUp, _) => vec![CaseState::Closed],
             (BoardQueue::Board, Some(s)) => vec![s],
-            (BoardQueue::Board, None) => CaseState::ALL.iter().copied().filter(|s| *s != CaseState::Closed).collect(),
+            (BoardQueue::Board, None) => CaseState::ALL.iter().copied().filter(|s| s.is_open()).collect(),
         }
     }
 

@@ -94,7 +94,7 @@ pub struct Candidate {
 }
 
 /// The likely duplicates among `known`, likeliest first: in the same village, a compatible category, within the
-/// window, and either a party's phone in common or text at least [`TEXT_THRESHOLD`] alike. A shared phone scores
+/// window either side of the probe, and either a party's phone in common or text at least [`TEXT_THRESHOLD`] alike. A shared phone scores
 /// highest; the same grid adds a little.
 pub fn candidates(probe: &Probe, known: &[Known], window: Duration) -> Vec<Candidate> {
     let probe_text = bigrams(&probe.text);
@@ -102,7 +102,9 @@ pub fn candidates(probe: &Probe, known: &[Known], window: Duration) -> Vec<Candi
         .iter()
         .filter(|k| k.village_code == probe.village_code && !probe.village_code.is_empty())
         .filter(|k| compatible_categories(&k.category_code, &probe.category_code))
-        .filter(|k| k.registered_at <= probe.at && probe.at - k.registered_at <= window)
+        // Either side of the probe: at registration nothing later exists, and a dispatcher looking at an older
+        // case also wants the reports that came after it.
+        .filter(|k| (probe.at - k.registered_at).abs() <= window)
         .filter_map(|k| {
             let same_phone = k.phone_indexes.iter().any(|i| probe.phone_indexes.contains(i));
             let text_similarity = similarity(&probe_text, &bigrams(&k.text));
@@ -128,7 +130,43 @@ pub fn candidates(probe: &Probe, known: &[Known], window: Duration) -> Vec<Candi
     found
 }
 
-/// Why a merge is refused, by the field that names the problem.
+/// A merge as asked for: the case merged away, the case that carries the matter on, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeRequest {
+    pub case_id: Uuid,
+    pub into_case_id: Uuid,
+    pub reason: String,
+}
+
+impl MergeRequest {
+    pub fn parse(case_id: &str, into_case_id: &str, reason: &str) -> Result<Self, kit::FieldError> {
+        let case_id = kit::field::uuid("case_id", case_id)?;
+        let into_case_id = kit::field::uuid("into_case_id", into_case_id)?;
+        if case_id == into_case_id {
+            return Err(kit::FieldError::new("into_case_id", "is the case itself"));
+        }
+        Ok(Self { case_id, into_case_id, reason: kit::field::text("reason", reason, 500)?.to_owned() })
+    }
+}
+
+/// An unmerge as asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmergeRequest {
+    pub case_id: Uuid,
+    pub reason: String,
+}
+
+impl UnmergeRequest {
+    pub fn parse(case_id: &str, reason: &str) -> Result<Self, kit::FieldError> {
+        Ok(Self {
+            case_id: kit::field::uuid("case_id", case_id)?,
+            reason: kit::field::text("reason", reason, 500)?.to_owned(),
+        })
+    }
+}
+
+/// Why a merge is refused, by the field that names the problem. Merging into itself is a bad argument; the
+/// rest depend on the cases' state (the caller answers them FAILED_PRECONDITION, naming the field).
 pub fn check_merge(
     case: Uuid,
     into: Uuid,
@@ -235,6 +273,32 @@ mod tests {
         };
         let err = check_merge(a, b, true, chain).unwrap_err();
         assert_eq!((err.field.as_str(), err.reason.contains("cycle")), ("into_case_id", true));
+    }
+
+    #[test]
+    fn merge_requests_parse_or_name_the_field() {
+        let (a, b) = ("5f0e7a4c-0000-4000-8000-000000000001", "5f0e7a4c-0000-4000-8000-000000000002");
+        assert_eq!(MergeRequest::parse(a, b, " 同一纠纷 ").unwrap().reason, "同一纠纷");
+        for (name, r, field) in [
+            ("bad case", MergeRequest::parse("x", b, "r"), "case_id"),
+            ("bad target", MergeRequest::parse(a, "", "r"), "into_case_id"),
+            ("itself", MergeRequest::parse(a, a, "r"), "into_case_id"),
+            ("no reason", MergeRequest::parse(a, b, " "), "reason"),
+            ("NUL in reason", MergeRequest::parse(a, b, "a\0b"), "reason"),
+        ] {
+            assert_eq!(r.err().map(|e| e.field), Some(field.to_owned()), "{name}");
+        }
+        assert_eq!(UnmergeRequest::parse(a, "").err().map(|e| e.field).as_deref(), Some("reason"));
+    }
+
+    #[test]
+    fn later_reports_are_candidates_too_within_the_window() {
+        let text = "村口道路积水严重，影响通行";
+        let mut p = probe(text, &[]);
+        p.at = Utc::now() - Duration::days(2);
+        let rows = [known("B-1", text, &[], 0), known("B-2", text, &[], 24 * 35)];
+        let found = candidates(&p, &rows, DEFAULT_WINDOW);
+        assert_eq!(found.iter().map(|c| c.case_no.as_str()).collect::<Vec<_>>(), ["B-1"]);
     }
 
     #[test]

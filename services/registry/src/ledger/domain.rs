@@ -45,6 +45,11 @@ pub enum Move {
     Overdue,
     Close,
     Reopen,
+    /// Merged into another case (case.merged): no longer open, and not closed either — the matter is counted
+    /// once, at the case it was merged into.
+    Merge,
+    /// A merge undone (case.unmerged): open again, not yet overdue.
+    Unmerge,
 }
 
 /// A change to the three counters of every node on a case's path.
@@ -63,6 +68,10 @@ pub fn transition(open: bool, overdue: bool, m: Move) -> Option<(bool, bool, Del
         (Move::Close, true, was) => Some((false, false, Delta { open: -1, overdue: -i64::from(was), closed: 1 })),
         // A reopened case starts a fresh open period, not yet overdue.
         (Move::Reopen, false, _) => Some((true, false, Delta { open: 1, closed: -1, ..Delta::default() })),
+        // A merged case leaves the open count without entering the closed one. Intake merges only open cases
+        // and never closes or reopens a merged one, so not-open here means merged for the unmerge.
+        (Move::Merge, true, was) => Some((false, false, Delta { open: -1, overdue: -i64::from(was), closed: 0 })),
+        (Move::Unmerge, false, _) => Some((true, false, Delta { open: 1, ..Delta::default() })),
         _ => None,
     }
 }
@@ -257,6 +266,10 @@ mod tests {
             ("close twice", (false, false, Move::Close), None),
             ("reopen", (false, false, Move::Reopen), Some((true, false, d(1, 0, -1)))),
             ("reopen an open case", (true, false, Move::Reopen), None),
+            ("merge an overdue case", (true, true, Move::Merge), Some((false, false, d(-1, -1, 0)))),
+            ("merge twice", (false, false, Move::Merge), None),
+            ("unmerge", (false, false, Move::Unmerge), Some((true, false, d(1, 0, 0)))),
+            ("unmerge an open case", (true, false, Move::Unmerge), None),
         ];
         for (name, (open, overdue, m), want) in cases {
             assert_eq!(transition(open, overdue, m), want, "{name}");

@@ -26,6 +26,8 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
         Some(Body::DeadlineMissed(_)) => Move::Overdue,
         Some(Body::CaseClosed(_)) => Move::Close,
         Some(Body::CaseReopened(_)) => Move::Reopen,
+        Some(Body::CaseMerged(_)) => Move::Merge,
+        Some(Body::CaseUnmerged(_)) => Move::Unmerge,
         Some(Body::CaseSupervised(s)) => return card(conn, event, &s.action).await,
         // Handling steps and outcomes that do not open, close or make a case overdue.
         Some(

@@ -1,0 +1,214 @@
+//! Likely duplicates and merges: the candidates' narrowing query, the merge chain, the merges table, and what a
+//! target's file lists of the cases merged into it.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::CASE_COLUMNS;
+use crate::domain::{Case, CaseState, MergedCase, Party};
+
+/// An open case of the village within the window, and whether a party of it has a phone whose blind index is
+/// one of the probe's.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Nearby {
+    #[sqlx(flatten)]
+    pub case: Case,
+    pub same_phone: bool,
+}
+
+/// The phones' blind indexes of the case's parties.
+pub async fn phone_indexes(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Vec<u8>>> {
+    sqlx::query_scalar(
+        "SELECT phone_index FROM case_parties WHERE case_id = $1 AND phone_index IS NOT NULL ORDER BY ordinal",
+    )
+    .bind(case_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Where the candidates' search looks.
+pub struct Around<'a> {
+    pub village_code: &'a str,
+    /// The category's major group (two digits).
+    pub category_group: &'a str,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub except: Uuid,
+    pub phone_indexes: &'a [Vec<u8>],
+    pub limit: i64,
+}
+
+/// The open cases of the village registered in [from, to] in the category's group, newest first, but the one
+/// asked about. The state predicate is spelled exactly as the partial index `cases_open_by_village` is
+/// (migration 1007): a bound parameter could not prove the index applies under a generic plan, and this one
+/// query would fall back to scanning the village. `open_predicate_matches_the_states` keeps the two in step.
+pub async fn nearby_open(conn: &mut PgConnection, a: &Around<'_>) -> sqlx::Result<Vec<Nearby>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CASE_COLUMNS}, \
+                (cardinality($6::bytea[]) > 0 AND EXISTS (SELECT 1 FROM case_parties p \
+                     WHERE p.case_id = c.id AND p.phone_index = ANY($6::bytea[]))) AS same_phone \
+         FROM cases c \
+         WHERE c.village_code = $1 AND c.state NOT IN ('closed', 'merged') \
+           AND c.registered_at >= $3 AND c.registered_at <= $4 AND left(c.category_code, 2) = $2 AND c.id <> $5 \
+         ORDER BY c.registered_at DESC LIMIT $7"
+    )))
+    .bind(a.village_code)
+    .bind(a.category_group)
+    .bind(a.from)
+    .bind(a.to)
+    .bind(a.except)
+    .bind(a.phone_indexes)
+    .bind(a.limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The states `nearby_open` and the partial index spell out as not open.
+pub const NOT_OPEN_IN_SQL: [&str; 2] = ["closed", "merged"];
+
+/// Both cases, locked, lower id first: two merges touching the same cases queue in one order and never
+/// deadlock, and neither sees the other's chain half-written.
+pub async fn lock_pair(conn: &mut PgConnection, a: Uuid, b: Uuid) -> sqlx::Result<Vec<Case>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    )))
+    .bind(vec![a, b])
+    .fetch_all(conn)
+    .await
+}
+
+/// The chain of merges from `start`: each case it is merged into, in order, at most `max` hops.
+pub async fn chain_from(conn: &mut PgConnection, start: Uuid, max: i32) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as(
+        "WITH RECURSIVE chain (id, into_id, depth) AS ( \
+             SELECT id, merged_into, 1 FROM cases WHERE id = $1 AND merged_into IS NOT NULL \
+             UNION ALL \
+             SELECT c.id, c.merged_into, chain.depth + 1 FROM cases c JOIN chain ON c.id = chain.into_id \
+             WHERE c.merged_into IS NOT NULL AND chain.depth < $2) \
+         SELECT id, into_id FROM chain ORDER BY depth",
+    )
+    .bind(start)
+    .bind(max)
+    .fetch_all(conn)
+    .await
+}
+
+/// The case becomes merged into `into`: handled there, no longer overdue or awaiting a visit.
+pub async fn set_merged(conn: &mut PgConnection, case_id: Uuid, into: Uuid, at: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE cases SET state = $3, merged_into = $2, overdue = FALSE, awaiting_follow_up = FALSE, \
+         updated_at = $4 WHERE id = $1",
+    )
+    .bind(case_id)
+    .bind(into)
+    .bind(CaseState::Merged)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The case is registered again, to be dispatched anew. Its current task stays named (superseded by the merge),
+/// so a late step of that task reads as stale until routing's new dispatch names the next one.
+pub async fn set_unmerged(conn: &mut PgConnection, case_id: Uuid, at: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE cases SET state = $2, merged_into = NULL, updated_at = $3 WHERE id = $1")
+        .bind(case_id)
+        .bind(CaseState::Registered)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub struct NewMerge<'a> {
+    pub case_id: Uuid,
+    pub into_case_id: Uuid,
+    pub reason: &'a str,
+    pub by: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn insert_merge(conn: &mut PgConnection, m: &NewMerge<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO case_merges (case_id, into_case_id, reason, merged_by, merged_at) VALUES ($1,$2,$3,$4,$5)",
+    )
+    .bind(m.case_id)
+    .bind(m.into_case_id)
+    .bind(m.reason)
+    .bind(m.by)
+    .bind(m.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends the case's live merge, keeping its row; returns the case it was merged into.
+pub async fn end_merge(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+    by: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE case_merges SET unmerged_at = $4, unmerged_by = $2, unmerge_reason = $3 \
+         WHERE case_id = $1 AND unmerged_at IS NULL RETURNING into_case_id",
+    )
+    .bind(case_id)
+    .bind(by)
+    .bind(reason)
+    .bind(at)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The cases merged into `target`, directly or through a case merged into it, still merged, oldest merge first.
+pub async fn merged_into(conn: &mut PgConnection, target: Uuid) -> sqlx::Result<Vec<MergedCase>> {
+    sqlx::query_as(
+        "WITH RECURSIVE tree (id, depth) AS ( \
+             SELECT id, 1 FROM cases WHERE merged_into = $1 \
+             UNION ALL \
+             SELECT c.id, tree.depth + 1 FROM cases c JOIN tree ON c.merged_into = tree.id WHERE tree.depth < 64) \
+         SELECT m.case_id, c.case_no, m.merged_at, m.merged_by, m.reason \
+         FROM tree JOIN cases c ON c.id = tree.id \
+         JOIN case_merges m ON m.case_id = tree.id AND m.unmerged_at IS NULL \
+         ORDER BY m.merged_at, m.id",
+    )
+    .bind(target)
+    .fetch_all(conn)
+    .await
+}
+
+/// The cases by id, in no particular order.
+pub async fn cases(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Case>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ANY($1)")))
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
+/// The parties who reported a case (role reporter or applicant), masked, in order.
+pub async fn reporting_parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Party>> {
+    sqlx::query_as(
+        "SELECT name, role, phone_masked, id_number_masked FROM case_parties \
+         WHERE case_id = $1 AND role = ANY($2) ORDER BY ordinal",
+    )
+    .bind(case_id)
+    .bind(vec![crate::domain::PartyRole::Reporter, crate::domain::PartyRole::Applicant])
+    .fetch_all(conn)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_predicate_matches_the_states() {
+        let not_open: Vec<&str> = CaseState::ALL.iter().filter(|s| !s.is_open()).map(|s| s.as_str()).collect();
+        assert_eq!(not_open, NOT_OPEN_IN_SQL);
+        let migration = include_str!("../../migrations/1007_duplicates.sql");
+        assert!(migration.contains("WHERE state NOT IN ('closed', 'merged')"));
+    }
+}
