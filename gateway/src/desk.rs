@@ -114,6 +114,9 @@ forward! {
     routing.return_task / "ReturnTask" (routing::ReturnTaskRequest) -> routing::ReturnTaskResponse;
     routing.review_return / "ReviewReturn" (routing::ReviewReturnRequest) -> routing::ReviewReturnResponse;
     routing.resolve_task / "ResolveTask" (routing::ResolveTaskRequest) -> routing::ResolveTaskResponse;
+    routing.dispatch_case / "DispatchCase" (routing::DispatchCaseRequest) -> routing::DispatchCaseResponse;
+    routing.recall_task / "RecallTask" (routing::RecallTaskRequest) -> routing::RecallTaskResponse;
+    routing.escalate_case / "EscalateCase" (routing::EscalateCaseRequest) -> routing::EscalateCaseResponse;
     supervision.verify_case / "VerifyCase" (supervision::VerifyCaseRequest) -> supervision::VerifyCaseResponse;
     supervision.follow_up / "FollowUp" (supervision::FollowUpRequest) -> supervision::FollowUpResponse;
     supervision.list_deadlines / "ListDeadlines" (supervision::ListDeadlinesRequest) -> supervision::ListDeadlinesResponse;

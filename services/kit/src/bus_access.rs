@@ -13,7 +13,18 @@ pub const OPS_USER: &str = "ops";
 /// The registry only consumes.
 pub const PUBLISHERS: &[(&str, &[&str])] = &[
     ("intake", &["case.registered"]),
-    ("routing", &["case.dispatched", "case.accepted", "case.returned", "case.return_rejected", "case.resolved"]),
+    (
+        "routing",
+        &[
+            "case.dispatched",
+            "case.accepted",
+            "case.returned",
+            "case.return_rejected",
+            "case.resolved",
+            "case.escalated",
+            "case.recalled",
+        ],
+    ),
     ("registry", &[]),
     ("supervision", &["case.closed", "case.followed_up", "case.reopened", "case.overdue", "case.supervised"]),
     ("subsidy", &["subsidy.credited"]),
@@ -121,6 +132,8 @@ mod tests {
             Body::DeadlineMissed(Default::default()),
             Body::CaseSupervised(Default::default()),
             Body::SubsidyCredited(Default::default()),
+            Body::CaseEscalated(Default::default()),
+            Body::CaseRecalled(Default::default()),
         ];
         for b in &all {
             match b {
@@ -135,7 +148,9 @@ mod tests {
                 | Body::CaseReopened(_)
                 | Body::DeadlineMissed(_)
                 | Body::CaseSupervised(_)
-                | Body::SubsidyCredited(_) => {}
+                | Body::SubsidyCredited(_)
+                | Body::CaseEscalated(_)
+                | Body::CaseRecalled(_) => {}
             }
         }
         all.iter().map(crate::events::subject_of).collect()

@@ -47,6 +47,8 @@ pub fn subject_of(body: &Body) -> &'static str {
         Body::DeadlineMissed(_) => "case.overdue",
         Body::CaseSupervised(_) => "case.supervised",
         Body::SubsidyCredited(_) => "subsidy.credited",
+        Body::CaseEscalated(_) => "case.escalated",
+        Body::CaseRecalled(_) => "case.recalled",
     }
 }
 

@@ -114,6 +114,12 @@ impl Handler for ProjectionHandler {
                 db::supersede_open(tx, case_id, round).await?;
                 db::cancel_pending(tx, case_id).await?;
             }
+            Body::CaseRecalled(r) => self.recalled(tx, case_id, &r.task_id, at).await?,
+            Body::CaseEscalated(e) if !e.superseded_task_id.is_empty() => {
+                self.recalled(tx, case_id, &e.superseded_task_id, at).await?;
+            }
+            // A hop with no live task ends no clock; the dispatch that follows starts one.
+            Body::CaseEscalated(_) => {}
             // Outcomes supervision wrote itself, the grades and clock changes it recorded itself, and a credit
             // change no deadline.
             Body::CaseClosed(_)
@@ -127,6 +133,23 @@ impl Handler for ProjectionHandler {
 }
 
 impl ProjectionHandler {
+    /// The task was taken back (召回, a re-dispatch or a hop): it is superseded and its clocks stop, as a
+    /// return's accept clock does; a pause in force ends first, so the time it stood is accounted for.
+    async fn recalled(
+        &self,
+        conn: &mut PgConnection,
+        case_id: Uuid,
+        task_id: &str,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        db::supersede_task(conn, case_id, task_id).await?;
+        for stage in [Stage::Accept, Stage::Resolve] {
+            self.end_pause(conn, case_id, task_id, stage, at).await?;
+            db::settle(conn, task_id, stage, DeadlineState::Cancelled, at).await?;
+        }
+        Ok(())
+    }
+
     /// A stage done while paused ends its pause first ([`end_pause_when_done`]).
     async fn end_pause(
         &self,

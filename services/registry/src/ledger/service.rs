@@ -27,7 +27,8 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
         Some(Body::CaseClosed(_)) => Move::Close,
         Some(Body::CaseReopened(_)) => Move::Reopen,
         Some(Body::CaseSupervised(s)) => return card(conn, event, &s.action).await,
-        // Handling steps and outcomes that do not open, close or make a case overdue.
+        // Handling steps and outcomes that do not open, close or make a case overdue. A hop (上报 / 下派) or a
+        // recall moves who holds the case, not where it happened: the ledger counts cases by their place.
         Some(
             Body::CaseDispatched(_)
             | Body::CaseAccepted(_)
@@ -35,7 +36,9 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
             | Body::ReturnRejected(_)
             | Body::CaseResolved(_)
             | Body::CaseFollowedUp(_)
-            | Body::SubsidyCredited(_),
+            | Body::SubsidyCredited(_)
+            | Body::CaseEscalated(_)
+            | Body::CaseRecalled(_),
         )
         | None => return Ok(Applied::NotLedger),
     };
