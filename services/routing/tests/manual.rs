@@ -166,7 +166,9 @@ async fn cases_go_up_level_by_level_and_down_to_a_center_on_their_path() {
     assert_refused("上报 downwards", &sideways, Code::InvalidArgument, "to_center_code");
     let down = county.escalate_case(hop(case_id, "down", VILLAGE, &at_county.id)).await.unwrap().into_inner();
     let back = down.task.unwrap();
-    assert_eq!((back.unit_code.as_str(), back.holding_center.as_str()), (VILLAGE, VILLAGE));
+    // Back at the registering center, the table it registered under applies again.
+    assert_eq!((back.unit_code.as_str(), back.holding_center.as_str()), ("bureau", VILLAGE));
+    assert!(back.slip_no.starts_with("JB-532901003001-"), "the village issues it: {}", back.slip_no);
     let tasks = h.tasks(case_id).await;
     let states: Vec<&str> = tasks.iter().map(|t| t.state.as_str()).collect();
     assert_eq!(states, ["superseded", "superseded", "superseded", "dispatched"], "every hop stays in the file");
