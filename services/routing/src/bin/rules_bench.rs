@@ -16,7 +16,7 @@ fn main() {
     let rules = table();
     let mut roster = Roster::default();
     for (i, r) in rules.iter().enumerate() {
-        let duty = if i % 7 == 0 { Duty::OffDuty } else { Duty::OnDuty };
+        let duty = if i.is_multiple_of(7) { Duty::OffDuty } else { Duty::OnDuty };
         roster.0.insert(r.unit_code.clone(), duty);
     }
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
@@ -91,7 +91,7 @@ fn table() -> Vec<Rule> {
                     &unit,
                 )
                 .expect("a valid rule");
-                if i % 5 == 0 {
+                if i.is_multiple_of(5) {
                     rule = rule.with_fallback("rule.", "department", &format!("fb-{i}"), "备用").expect("fallback");
                 }
                 rule.unit_center = format!("{area:0<12}");
