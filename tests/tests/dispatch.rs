@@ -71,5 +71,17 @@ async fn a_case_goes_up_to_the_county_and_is_dispatched_there_by_hand() {
     let tasks = tasks["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 3, "{tasks:?}");
     assert!(tasks.iter().all(|t| t["holding_center"] == DEMO_COUNTY), "who holds the case now");
+    // Supervision stopped the superseded tasks' clocks: their accept deadlines are cancelled.
+    eventually("the superseded tasks' clocks cancelled", 20, || async {
+        let (_, d) = world.http("GET", &format!("/v1/cases/{id}/deadlines"), None).await;
+        let state = |task: &str| {
+            d["deadlines"].as_array()?.iter().find(|x| x["task_id"] == task && x["stage"] == "accept")?["state"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        (state(&first).as_deref() == Some("cancelled") && state(&at_county).as_deref() == Some("cancelled"))
+            .then_some(())
+    })
+    .await;
     world.stop().await;
 }
