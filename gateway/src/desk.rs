@@ -119,6 +119,9 @@ forward! {
     routing.record_contribution / "RecordContribution" (routing::RecordContributionRequest) -> routing::RecordContributionResponse;
     routing.release_co_handler / "ReleaseCoHandler" (routing::ReleaseCoHandlerRequest) -> routing::ReleaseCoHandlerResponse;
     routing.list_co_handlers / "ListCoHandlers" (routing::ListCoHandlersRequest) -> routing::ListCoHandlersResponse;
+    routing.dispatch_case / "DispatchCase" (routing::DispatchCaseRequest) -> routing::DispatchCaseResponse;
+    routing.recall_task / "RecallTask" (routing::RecallTaskRequest) -> routing::RecallTaskResponse;
+    routing.escalate_case / "EscalateCase" (routing::EscalateCaseRequest) -> routing::EscalateCaseResponse;
     supervision.verify_case / "VerifyCase" (supervision::VerifyCaseRequest) -> supervision::VerifyCaseResponse;
     supervision.follow_up / "FollowUp" (supervision::FollowUpRequest) -> supervision::FollowUpResponse;
     supervision.list_deadlines / "ListDeadlines" (supervision::ListDeadlinesRequest) -> supervision::ListDeadlinesResponse;

@@ -39,6 +39,8 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .route("/v1/cases/{case_id}/parties/{party}/unmask", post(unmask_party))
         .route("/v1/cases/{case_id}/tasks", get(list_tasks))
         .route("/v1/cases/{case_id}/verify", post(verify_case))
+        .route("/v1/cases/{case_id}/dispatch", post(dispatch_case))
+        .route("/v1/cases/{case_id}/escalate", post(escalate_case))
         .route("/v1/cases/{case_id}/follow-up", post(follow_up))
         .route("/v1/cases/{case_id}/deadlines", get(list_deadlines))
         .route("/v1/cases/{case_id}/slips", get(list_slips))
@@ -58,6 +60,7 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .route("/v1/co-handlers/{id}/report-in", post(report_in))
         .route("/v1/co-handlers/{id}/contribution", post(record_contribution))
         .route("/v1/co-handlers/{id}/release", post(release_co_handler))
+        .route("/v1/tasks/{task_id}/recall", post(recall_task))
         .route("/v1/credits", get(list_credits))
         .route("/v1/nodes/{code}", get(get_node))
         .route("/v1/nodes/{code}/children", get(list_children))
@@ -426,6 +429,36 @@ async fn resolve_task(
 ) -> Response {
     b.task_id = id;
     reply(d.resolve_task(c.req(b)).await).await
+}
+
+async fn dispatch_case(
+    State(d): Desk_,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::DispatchCaseRequest>,
+) -> Response {
+    b.case_id = id;
+    reply(d.dispatch_case(c.req(b)).await).await
+}
+
+async fn escalate_case(
+    State(d): Desk_,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::EscalateCaseRequest>,
+) -> Response {
+    b.case_id = id;
+    reply(d.escalate_case(c.req(b)).await).await
+}
+
+async fn recall_task(
+    State(d): Desk_,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(mut b): Body<routing::RecallTaskRequest>,
+) -> Response {
+    b.task_id = id;
+    reply(d.recall_task(c.req(b)).await).await
 }
 
 async fn list_credits(State(d): Desk_, c: Caller, Params(q): Params<subsidy::ListCreditsRequest>) -> Response {

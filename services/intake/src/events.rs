@@ -85,7 +85,9 @@ fn step_task(body: &Body) -> Option<&str> {
         | Body::CaseJoint(_)
         | Body::SubsidyCredited(_)
         | Body::CaseMerged(_)
-        | Body::CaseUnmerged(_) => None,
+        | Body::CaseUnmerged(_)
+        | Body::CaseEscalated(_)
+        | Body::CaseRecalled(_) => None,
     }
 }
 
@@ -98,8 +100,24 @@ fn step_for(body: &Body) -> Option<Step> {
         Body::CaseDispatched(e) => Step {
             action: "dispatched",
             to_state: Some(CaseState::Dispatched),
-            detail: format!("交办单 {} → {} ({}), attempt {}", e.slip_no, e.unit_name, e.unit_code, e.attempt),
+            detail: dispatched_detail(e),
             task: Some((e.task_id.clone(), e.unit_code.clone())),
+            source: "routing",
+        },
+        // A hop or a recall leaves the case without a live task, waiting at its holding center: it reads as
+        // awaiting dispatch (registered) until the next case.dispatched, which for a hop follows at once.
+        Body::CaseEscalated(e) => Step {
+            action: "escalated",
+            to_state: Some(CaseState::Registered),
+            detail: escalated_detail(e),
+            task: Some((String::new(), String::new())),
+            source: "routing",
+        },
+        Body::CaseRecalled(e) => Step {
+            action: "recalled",
+            to_state: Some(CaseState::Registered),
+            detail: format!("召回 task {} to {}: {}", e.task_id, e.center_code, e.reason),
+            task: Some((String::new(), String::new())),
             source: "routing",
         },
         Body::CaseAccepted(e) => {
@@ -146,6 +164,8 @@ fn flags_for(body: &Body) -> Flags {
         Body::CaseClosed(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(true) },
         Body::CaseFollowedUp(_) => Flags { overdue: None, awaiting_follow_up: Some(false) },
         Body::CaseReopened(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(false) },
+        // The missed deadline was the superseded task's; the case starts afresh at its (new) center.
+        Body::CaseEscalated(_) | Body::CaseRecalled(_) => Flags { overdue: Some(false), awaiting_follow_up: None },
         // The handling steps and a credit neither miss a deadline nor close the case.
         Body::CaseRegistered(_)
         | Body::CaseDispatched(_)
@@ -172,6 +192,32 @@ fn joint_detail(e: &proto::events::v1::CaseJoint) -> String {
         "released" => format!("{unit} 退出协办{note}"),
         other => format!("协办 {unit} {other}{note}"),
     }
+}
+
+/// A dispatch as the file shows it: the slip, the unit, and how it was chosen (by hand with its reason, the
+/// rule's fallback, or the center keeping it).
+fn dispatched_detail(e: &proto::events::v1::CaseDispatched) -> String {
+    let slip = format!("交办单 {} → {} ({}), attempt {}", e.slip_no, e.unit_name, e.unit_code, e.attempt);
+    let by = if e.center_code.is_empty() { String::new() } else { format!(" by center {}", e.center_code) };
+    match e.via.as_str() {
+        "manual" => format!("{slip}{by}, 人工交办: {}", e.reason),
+        "fallback" => format!("{slip}{by}, rule {} unit off duty or retired: fallback", e.rule_id),
+        "center" if !e.rule_id.is_empty() => {
+            format!("{slip}{by}, rule {} unit off duty or retired: 兜底 to the center", e.rule_id)
+        }
+        _ => format!("{slip}{by}"),
+    }
+}
+
+/// A hop between centers: 上报 (越级 when it skipped a level) or 下派, with the reason.
+fn escalated_detail(e: &proto::events::v1::CaseEscalated) -> String {
+    let hop = match (e.direction.as_str(), e.skip_level) {
+        ("up", true) => "越级上报",
+        ("up", false) => "上报",
+        ("down", _) => "下派",
+        (other, _) => other,
+    };
+    format!("{hop} {} → {}: {}", e.from_center, e.to_center, e.reason)
 }
 
 /// How a step of graded supervision reads in the case file: the slip and whom it went to, or the clock change

@@ -15,7 +15,16 @@ pub const PUBLISHERS: &[(&str, &[&str])] = &[
     ("intake", &["case.registered", "case.merged", "case.unmerged"]),
     (
         "routing",
-        &["case.dispatched", "case.accepted", "case.returned", "case.return_rejected", "case.resolved", "case.joint"],
+        &[
+            "case.dispatched",
+            "case.accepted",
+            "case.returned",
+            "case.return_rejected",
+            "case.resolved",
+            "case.escalated",
+            "case.recalled",
+            "case.joint",
+        ],
     ),
     ("registry", &[]),
     ("supervision", &["case.closed", "case.followed_up", "case.reopened", "case.overdue", "case.supervised"]),
@@ -127,6 +136,8 @@ mod tests {
             Body::SubsidyCredited(Default::default()),
             Body::CaseMerged(Default::default()),
             Body::CaseUnmerged(Default::default()),
+            Body::CaseEscalated(Default::default()),
+            Body::CaseRecalled(Default::default()),
         ];
         for b in &all {
             match b {
@@ -144,7 +155,9 @@ mod tests {
                 | Body::CaseJoint(_)
                 | Body::SubsidyCredited(_)
                 | Body::CaseMerged(_)
-                | Body::CaseUnmerged(_) => {}
+                | Body::CaseUnmerged(_)
+                | Body::CaseEscalated(_)
+                | Body::CaseRecalled(_) => {}
             }
         }
         all.iter().map(crate::events::subject_of).collect()

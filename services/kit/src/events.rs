@@ -50,6 +50,8 @@ pub fn subject_of(body: &Body) -> &'static str {
         Body::CaseMerged(_) => "case.merged",
         Body::CaseUnmerged(_) => "case.unmerged",
         Body::SubsidyCredited(_) => "subsidy.credited",
+        Body::CaseEscalated(_) => "case.escalated",
+        Body::CaseRecalled(_) => "case.recalled",
     }
 }
 

@@ -45,6 +45,7 @@ delegate!(pb::registry_server::Registry, RegistryService, [
     assign_grid_worker: AssignGridWorkerRequest -> AssignGridWorkerResponse => grids::grpc::assign_grid_worker, grids;
     list_departments: ListDepartmentsRequest -> ListDepartmentsResponse => centers::grpc::list_departments, pool;
     put_department: PutDepartmentRequest -> PutDepartmentResponse => centers::grpc::put_department, pool;
+    get_department: GetDepartmentRequest -> GetDepartmentResponse => centers::grpc::get_department, pool;
 ]);
 
 /// The Tree service: the tree at national scale and its import, centers and their departments' duty,

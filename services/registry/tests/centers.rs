@@ -19,8 +19,39 @@ fn department(code: &str, stationing: &str) -> PutDepartmentRequest {
             center_code: XIAGUAN.into(),
             stationing: stationing.into(),
             category_prefixes: vec!["01".into()],
+            retired: false,
         }),
     }
+}
+
+#[tokio::test]
+async fn a_retired_department_is_never_on_duty_until_put_again() {
+    let infra = TestInfra::new().await;
+    let mut s = common::start(&infra, false).await;
+    registry::import_dali(&s.pool).await.unwrap();
+    s.registry.put_department(department("SFS", "resident")).await.unwrap();
+    let get = |code: &str| GetDepartmentRequest { code: code.into(), date: String::new() };
+    let r = s.registry.get_department(get("SFS")).await.unwrap().into_inner();
+    assert_eq!((r.on_duty, r.department.unwrap().center_code.as_str()), (true, XIAGUAN));
+
+    let mut retired = department("SFS", "resident");
+    retired.department.as_mut().unwrap().retired = true;
+    s.registry.put_department(retired).await.unwrap();
+    let r = s.registry.get_department(get("SFS")).await.unwrap().into_inner();
+    assert_eq!((r.on_duty, r.department.unwrap().retired), (false, true), "retired: receives no cases");
+    let listed = s.tree.list_stationed_departments(ListStationedDepartmentsRequest {
+        center_code: XIAGUAN.into(),
+        date: String::new(),
+    });
+    let listed = listed.await.unwrap().into_inner().departments;
+    assert_eq!(listed.iter().map(|d| d.on_duty).collect::<Vec<_>>(), [false], "the listing agrees");
+
+    s.registry.put_department(department("SFS", "resident")).await.unwrap();
+    assert!(s.registry.get_department(get("SFS")).await.unwrap().into_inner().on_duty, "put again: reopened");
+    let unknown = s.registry.get_department(get("ghost")).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let bad = s.registry.get_department(GetDepartmentRequest { code: "SFS".into(), date: "today".into() }).await;
+    assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
 }
 
 #[tokio::test]

@@ -68,6 +68,7 @@ async fn a_county_administrator_reaches_its_subtree_only() {
             center_code: center.into(),
             stationing: "resident".into(),
             category_prefixes: vec![],
+            retired: false,
         }),
     };
     root.put_department(department(OTHER_COUNTY)).await.unwrap();

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::queue::{After, Queue};
-use crate::domain::{Case, OPEN, Outcome, ReturnReason, Rule, Task, TaskState, UnitKind};
+use crate::domain::{Case, OPEN, Outcome, ReturnReason, Rule, Task, TaskState, Unit, UnitKind, Via};
 use crate::scope::Reach;
 
 pub mod joint;
@@ -18,13 +18,18 @@ pub mod joint;
 pub(crate) const TASK_COLUMNS: &str = "t.id, t.case_id, c.case_no, t.round, t.attempt, t.slip_no, t.unit_kind, t.unit_code, \
     t.unit_name, t.rule_id, t.state, t.category_code, NULLIF(t.return_reason_code, '') AS return_reason_code, \
     t.return_reason, NULLIF(t.outcome, '') AS outcome, t.outcome_note, t.handler_id, t.resolver_id, t.dispatched_at, t.accepted_at, t.resolved_at, c.area_path, \
-    c.grid_code, t.overdue, t.due_at, t.overdue_stage";
+    c.grid_code, t.overdue, t.due_at, t.overdue_stage, c.holding_center, t.center_code, t.via, t.dispatch_reason, \
+    t.recall_reason";
+
+/// A case's columns, in the order [`Case`] decodes them.
+const CASE_COLUMNS: &str = "id, case_no, category_code, urgency, village_code, area_path, grid_code, center_code, \
+    round, registered_at, holding_center, closed";
 
 /// Records a case from case.registered; false when routing already knew it (nothing written).
 pub async fn insert_case(conn: &mut PgConnection, c: &Case) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO cases (id, case_no, category_code, urgency, village_code, area_path, grid_code, center_code, \
-         round, registered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING",
+         round, registered_at, holding_center) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$8) ON CONFLICT (id) DO NOTHING",
     )
     .bind(c.id)
     .bind(&c.case_no)
@@ -44,13 +49,104 @@ pub async fn insert_case(conn: &mut PgConnection, c: &Case) -> sqlx::Result<bool
 
 /// The case, locked for the rest of the transaction so its dispatches happen one after another.
 pub async fn lock_case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Case>> {
-    sqlx::query_as(
-        "SELECT id, case_no, category_code, urgency, village_code, area_path, grid_code, center_code, round, \
-         registered_at FROM cases WHERE id = $1 FOR UPDATE",
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 FOR UPDATE")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The case as it is now, unlocked: what a use case decides on before it opens its transaction.
+pub async fn case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Case>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// case.closed sets it, case.reopened clears it.
+pub async fn set_closed(conn: &mut PgConnection, id: Uuid, closed: bool) -> sqlx::Result<bool> {
+    let n = sqlx::query("UPDATE cases SET closed = $2 WHERE id = $1").bind(id).bind(closed).execute(conn).await?;
+    Ok(n.rows_affected() == 1)
+}
+
+pub async fn set_holding_center(conn: &mut PgConnection, id: Uuid, center: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE cases SET holding_center = $2 WHERE id = $1").bind(id).bind(center).execute(conn).await?;
+    Ok(())
+}
+
+/// The case's live task (dispatched, accepted or returned), locked; and the state of its latest task.
+pub async fn lock_live(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<(Option<Uuid>, Option<TaskState>)> {
+    let live: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM tasks WHERE case_id = $1 AND state = ANY($2) FOR UPDATE")
+            .bind(case_id)
+            .bind(OPEN)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let latest: Option<TaskState> =
+        sqlx::query_scalar("SELECT state FROM tasks WHERE case_id = $1 ORDER BY attempt DESC LIMIT 1")
+            .bind(case_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok((live, latest))
+}
+
+/// 召回: the task is superseded, with who took it back and why.
+pub async fn recall(conn: &mut PgConnection, id: Uuid, by: &str, reason: &str, at: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET state = $2, updated_at = $5, recalled_by = $3, recall_reason = $4, recalled_at = $5 \
+         WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(conn)
-    .await
+    .bind(TaskState::Superseded)
+    .bind(by)
+    .bind(reason)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One hop of a case between centers.
+pub struct NewHop<'a> {
+    pub case_id: Uuid,
+    pub up: bool,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub skip_level: bool,
+    pub reason: &'a str,
+    pub actor: &'a str,
+    pub superseded: Option<Uuid>,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn insert_hop(conn: &mut PgConnection, h: &NewHop<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO hops (case_id, direction, from_center, to_center, skip_level, reason, actor, superseded_task_id, at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+    )
+    .bind(h.case_id)
+    .bind(if h.up { "up" } else { "down" })
+    .bind(h.from)
+    .bind(h.to)
+    .bind(h.skip_level)
+    .bind(h.reason)
+    .bind(h.actor)
+    .bind(h.superseded)
+    .bind(h.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The category prefixes marked urgent: those may skip levels going up (越级).
+pub async fn urgent_categories(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT category_prefix FROM urgent_categories").fetch_all(conn).await
+}
+
+/// What changes when a rule is put: the number of rules and the newest update. The in-memory table is read
+/// again when this differs from what it was read at.
+pub async fn rules_version(conn: &mut PgConnection) -> sqlx::Result<(i64, Option<DateTime<Utc>>)> {
+    sqlx::query_as("SELECT count(*), max(updated_at) FROM rules").fetch_one(conn).await
 }
 
 pub async fn set_round(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<()> {
@@ -81,6 +177,10 @@ struct RuleRow {
     unit_kind: UnitKind,
     unit_code: String,
     unit_name: String,
+    fallback_kind: Option<UnitKind>,
+    fallback_code: String,
+    fallback_name: String,
+    unit_center: String,
 }
 
 impl TryFrom<RuleRow> for Rule {
@@ -96,13 +196,15 @@ impl TryFrom<RuleRow> for Rule {
             area_prefix: r.area_prefix,
             unit_code: r.unit_code,
             unit_name: r.unit_name,
+            fallback: r.fallback_kind.map(|kind| Unit { kind, code: r.fallback_code, name: r.fallback_name }),
+            unit_center: r.unit_center,
         })
     }
 }
 
 /// A rule's columns; an urgency stored empty (every urgency) reads as None.
-const RULE_COLUMNS: &str =
-    "id, priority, category_prefix, area_prefix, NULLIF(urgency, '') AS urgency, unit_kind, unit_code, unit_name";
+const RULE_COLUMNS: &str = "id, priority, category_prefix, area_prefix, NULLIF(urgency, '') AS urgency, unit_kind, \
+    unit_code, unit_name, NULLIF(fallback_kind, '') AS fallback_kind, fallback_code, fallback_name, unit_center";
 
 /// Most preferred first, as [`crate::domain::route`] ranks them.
 const RULE_ORDER: &str = "ORDER BY priority DESC, length(category_prefix) DESC, length(area_prefix) DESC, id";
@@ -139,9 +241,11 @@ pub async fn lock_rule_area(conn: &mut PgConnection, id: &str) -> sqlx::Result<O
 pub async fn put_rule(conn: &mut PgConnection, r: &Rule, at: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO rules (id, priority, category_prefix, area_prefix, urgency, unit_kind, unit_code, unit_name, \
-         updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) \
+         updated_at, fallback_kind, fallback_code, fallback_name, unit_center) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
          ON CONFLICT (id) DO UPDATE SET priority = $2, category_prefix = $3, area_prefix = $4, urgency = $5, \
-         unit_kind = $6, unit_code = $7, unit_name = $8, updated_at = $9",
+         unit_kind = $6, unit_code = $7, unit_name = $8, updated_at = $9, fallback_kind = $10, fallback_code = $11, \
+         fallback_name = $12, unit_center = $13",
     )
     .bind(&r.id)
     .bind(i32::try_from(r.priority).unwrap_or(i32::MAX))
@@ -152,6 +256,10 @@ pub async fn put_rule(conn: &mut PgConnection, r: &Rule, at: DateTime<Utc>) -> s
     .bind(&r.unit_code)
     .bind(&r.unit_name)
     .bind(at)
+    .bind(r.fallback.as_ref().map_or("", |f| f.kind.as_str()))
+    .bind(r.fallback.as_ref().map_or("", |f| f.code.as_str()))
+    .bind(r.fallback.as_ref().map_or("", |f| f.name.as_str()))
+    .bind(&r.unit_center)
     .execute(conn)
     .await?;
     Ok(())
@@ -215,12 +323,17 @@ pub struct NewTask<'a> {
     pub unit_name: &'a str,
     pub rule_id: &'a str,
     pub at: DateTime<Utc>,
+    /// The issuing (holding) center, how the unit was chosen, and a dispatcher's reason.
+    pub center_code: &'a str,
+    pub via: Via,
+    pub reason: &'a str,
 }
 
 pub async fn insert_task(conn: &mut PgConnection, t: &NewTask<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO tasks (id, case_id, round, attempt, slip_no, unit_kind, unit_code, unit_name, rule_id, state, \
-         category_code, dispatched_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$12,$10,$11,$11)",
+         category_code, dispatched_at, updated_at, center_code, via, dispatch_reason) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$12,$10,$11,$11,$13,$14,$15)",
     )
     .bind(t.id)
     .bind(t.case.id)
@@ -234,6 +347,9 @@ pub async fn insert_task(conn: &mut PgConnection, t: &NewTask<'_>) -> sqlx::Resu
     .bind(&t.case.category_code)
     .bind(t.at)
     .bind(TaskState::Dispatched)
+    .bind(t.center_code)
+    .bind(t.via)
+    .bind(t.reason)
     .execute(conn)
     .await?;
     Ok(())

@@ -22,6 +22,17 @@ code_enum! {
 }
 
 code_enum! {
+    /// How a task's unit was chosen: the best rule's unit, the rule's fallback (its unit off duty or retired),
+    /// the holding center itself (兜底: no rule, or no rule's unit available), or a dispatcher by hand.
+    pub enum Via {
+        Rule = "rule",
+        Fallback = "fallback",
+        Center = "center",
+        Manual = "manual",
+    }
+}
+
+code_enum! {
     /// Why a unit returns a task (退单).
     pub enum ReturnReason {
         NotLocal = "not_local",
@@ -58,6 +69,10 @@ pub struct Case {
     pub center_code: String,
     pub round: i32,
     pub registered_at: DateTime<Utc>,
+    /// The center that holds the case now: the registering one until 上报 / 下派.
+    pub holding_center: String,
+    /// Closed (销号) by supervision, until a reopening.
+    pub closed: bool,
 }
 
 impl Case {
@@ -68,6 +83,7 @@ impl Case {
             urgency: self.urgency,
             village_code: self.village_code.clone(),
             center_code: self.center_code.clone(),
+            holding_center: self.holding_center.clone(),
         }
     }
 }
@@ -106,6 +122,12 @@ pub struct Task {
     pub overdue: bool,
     pub due_at: Option<DateTime<Utc>>,
     pub overdue_stage: String,
+    /// The center holding the case now, and the one that issued this task's slip.
+    pub holding_center: String,
+    pub center_code: String,
+    pub via: Via,
+    pub dispatch_reason: String,
+    pub recall_reason: String,
 }
 
 /// A move a caller asks of a task.
@@ -116,6 +138,8 @@ pub enum Move {
     ApproveReturn,
     RejectReturn,
     Resolve,
+    /// 召回 by a dispatcher: any live task, whatever its unit did with it so far.
+    Recall,
 }
 
 impl Move {
@@ -128,6 +152,7 @@ impl Move {
             (Move::ApproveReturn, Returned) => Some(Superseded),
             (Move::RejectReturn, Returned) => Some(Dispatched),
             (Move::Resolve, Accepted) => Some(Resolved),
+            (Move::Recall, Dispatched | Accepted | Returned) => Some(Superseded),
             _ => None,
         }
     }
@@ -138,6 +163,7 @@ impl Move {
             Move::Return => "return",
             Move::ApproveReturn | Move::RejectReturn => "review the return of",
             Move::Resolve => "resolve",
+            Move::Recall => "recall",
         }
     }
 }
@@ -153,6 +179,41 @@ pub struct Rule {
     pub unit_kind: UnitKind,
     pub unit_code: String,
     pub unit_name: String,
+    /// Where the case goes when the unit is off duty or retired; None: the holding center keeps it.
+    pub fallback: Option<Unit>,
+    /// The center the unit is stationed at (or is), as the registry said when the rule was put; empty for
+    /// rules written before the registry was asked.
+    pub unit_center: String,
+}
+
+/// A unit a case can be sent to, with the name its slip prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub kind: UnitKind,
+    pub code: String,
+    pub name: String,
+}
+
+impl Unit {
+    /// A unit as a request names it, fields `<at>kind`, `<at>code` and `<at>name` (the name may be empty when
+    /// the registry supplies it).
+    pub fn parse(at: &str, kind: &str, code: &str, name: &str) -> Result<Self, FieldError> {
+        let f = |n: &str| format!("{at}{n}");
+        Ok(Self {
+            kind: UnitKind::parse(&f("kind"), kind)?,
+            code: unit_code(&f("code"), code)?.to_owned(),
+            name: field::bounded(&f("name"), name, 100)?.to_owned(),
+        })
+    }
+}
+
+/// A unit code: a department's registry code or a center's division code.
+pub fn unit_code<'a>(name: &str, value: &'a str) -> Result<&'a str, FieldError> {
+    let code = field::text(name, value, 64)?;
+    if !code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        return Err(FieldError::new(name, "may hold only letters, digits, '-', '_' and '.'"));
+    }
+    Ok(code)
 }
 
 impl Rule {
@@ -192,7 +253,28 @@ impl Rule {
             unit_kind: UnitKind::parse(&f("unit_kind"), unit_kind)?,
             unit_code: field::text(&f("unit_code"), unit_code, 64)?.to_owned(),
             unit_name: field::text(&f("unit_name"), unit_name, 100)?.to_owned(),
+            fallback: None,
+            unit_center: String::new(),
         })
+    }
+
+    /// Adds the fallback unit as sent (`<at>fallback_kind`, …); all three empty means none. A fallback must be
+    /// another unit than the rule's own.
+    pub fn with_fallback(mut self, at: &str, kind: &str, code: &str, name: &str) -> Result<Self, FieldError> {
+        if kind.trim().is_empty() && code.trim().is_empty() && name.trim().is_empty() {
+            return Ok(self);
+        }
+        let f = |n: &str| format!("{at}fallback_{n}");
+        let unit = Unit {
+            kind: UnitKind::parse(&f("kind"), kind)?,
+            code: unit_code(&f("code"), code)?.to_owned(),
+            name: field::text(&f("name"), name, 100)?.to_owned(),
+        };
+        if unit.kind == self.unit_kind && unit.code == self.unit_code {
+            return Err(FieldError::new(f("code"), "is the rule's own unit"));
+        }
+        self.fallback = Some(unit);
+        Ok(self)
     }
 
     fn matches(&self, case: &CaseFacts) -> bool {
@@ -224,36 +306,116 @@ pub struct CaseFacts {
     pub category_code: String,
     pub urgency: Urgency,
     pub village_code: String,
+    /// The registering center.
     pub center_code: String,
+    /// The center holding the case; the registering one until a hop.
+    pub holding_center: String,
 }
 
-/// The unit a case goes to, and the rule that chose it (None for 兜底).
+impl CaseFacts {
+    /// Whether the case has left its registering center (上报 / 下派): then only the holding center's own rules
+    /// apply, those whose unit is stationed at it or below it.
+    pub fn hopped(&self) -> bool {
+        self.holding_center != self.center_code
+    }
+}
+
+/// Whether a department receives cases today, as the registry says (read through a short cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duty {
+    OnDuty,
+    /// A 轮驻 department on a day its schedule does not station it.
+    OffDuty,
+    /// Closed or retired, or no longer known to the registry.
+    Retired,
+}
+
+/// The duty of the departments a dispatch may pick. A department it does not list is taken as on duty: when
+/// the registry cannot be asked, cases keep flowing by the rules as before rather than piling up at centers.
+#[derive(Debug, Clone, Default)]
+pub struct Roster(pub std::collections::HashMap<String, Duty>);
+
+impl Roster {
+    pub fn receives(&self, kind: UnitKind, code: &str) -> bool {
+        kind == UnitKind::Center || self.0.get(code).is_none_or(|d| *d == Duty::OnDuty)
+    }
+}
+
+/// The unit a case goes to, and the rule that chose it (None for 兜底 without a matching rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub unit_kind: UnitKind,
     pub unit_code: String,
     pub unit_name: String,
     pub rule_id: Option<String>,
+    pub via: Via,
 }
 
-/// Picks the best matching rule whose unit is not excluded for the case's round. Without one the registering
-/// center keeps the case (兜底) — even when it returned the case before, since no one else is left to take it.
-pub fn route(rules: &[Rule], case: &CaseFacts, excluded: &[(UnitKind, String)]) -> Target {
-    let is_excluded = |r: &Rule| excluded.iter().any(|(k, c)| *k == r.unit_kind && *c == r.unit_code);
-    rules.iter().filter(|r| r.matches(case) && !is_excluded(r)).min_by(|a, b| a.rank().cmp(&b.rank())).map_or_else(
-        || Target {
+impl Target {
+    /// The holding center keeps the case (兜底); `rule` names the rule whose units could not take it.
+    pub fn center(case: &CaseFacts, rule: Option<&str>) -> Self {
+        Target {
             unit_kind: UnitKind::Center,
-            unit_code: case.center_code.clone(),
-            unit_name: format!("属地综治中心 {}", case.center_code),
-            rule_id: None,
-        },
-        |r| Target {
+            unit_code: case.holding_center.clone(),
+            unit_name: format!("属地综治中心 {}", case.holding_center),
+            rule_id: rule.map(str::to_owned),
+            via: Via::Center,
+        }
+    }
+}
+
+/// The departments a dispatch of this case may end at: the units and fallbacks of the rules that match it. The
+/// registry is asked about these only, so a 10,000-rule table costs a registration a handful of lookups.
+pub fn candidates<'a>(rules: &'a [Rule], case: &CaseFacts) -> Vec<&'a str> {
+    let mut codes: Vec<&str> = Vec::new();
+    for r in rules.iter().filter(|r| r.matches(case) && in_reach(r, case)) {
+        let fallback = r.fallback.iter().map(|f| (f.kind, f.code.as_str()));
+        for (kind, code) in std::iter::once((r.unit_kind, r.unit_code.as_str())).chain(fallback) {
+            if kind == UnitKind::Department && !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+    }
+    codes
+}
+
+/// A rule applies at the case's holding center: every rule at the registering center (the deployment's table
+/// filtered by area, as before), only the rules whose unit is at or below the holding center after a hop.
+fn in_reach(r: &Rule, case: &CaseFacts) -> bool {
+    !case.hopped()
+        || (!r.unit_center.is_empty() && kit::division::is_ancestor_or_self(&case.holding_center, &r.unit_center))
+}
+
+/// Picks the best matching rule whose unit is not excluded for the case's round. Its unit takes the case when
+/// it receives cases today; else the rule's fallback does (if it receives them and is not excluded); else the
+/// holding center keeps it (兜底) — as it does without a matching rule, even when it returned the case before,
+/// since no one else is left to take it.
+pub fn route(rules: &[Rule], case: &CaseFacts, excluded: &[(UnitKind, String)], roster: &Roster) -> Target {
+    let is_excluded = |k: UnitKind, c: &str| excluded.iter().any(|(ek, ec)| *ek == k && ec == c);
+    let best = rules
+        .iter()
+        .filter(|r| r.matches(case) && in_reach(r, case) && !is_excluded(r.unit_kind, &r.unit_code))
+        .min_by(|a, b| a.rank().cmp(&b.rank()));
+    let Some(r) = best else { return Target::center(case, None) };
+    if roster.receives(r.unit_kind, &r.unit_code) {
+        return Target {
             unit_kind: r.unit_kind,
             unit_code: r.unit_code.clone(),
             unit_name: r.unit_name.clone(),
             rule_id: Some(r.id.clone()),
+            via: Via::Rule,
+        };
+    }
+    match &r.fallback {
+        Some(f) if roster.receives(f.kind, &f.code) && !is_excluded(f.kind, &f.code) => Target {
+            unit_kind: f.kind,
+            unit_code: f.code.clone(),
+            unit_name: f.name.clone(),
+            rule_id: Some(r.id.clone()),
+            via: Via::Fallback,
         },
-    )
+        _ => Target::center(case, Some(&r.id)),
+    }
 }
 
 /// `JB-532901-20250807-0003`: the dispatching center's significant code, the local date, the day's sequence.

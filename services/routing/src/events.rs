@@ -1,7 +1,9 @@
 //! The dispatch consumer: a registered case is dispatched, a reopened one starts a new round and is
-//! dispatched again, a merged one's open task is superseded and an unmerged one dispatched again, and a missed
-//! deadline marks its task overdue for the task queue. Every other event is
-//! someone else's business.
+//! dispatched again, a merged one's open task is superseded and an unmerged one dispatched again, a missed
+//! deadline marks its task overdue for the task queue, and 销号 / a reopening keep the case's closed flag (a
+//! closed case is not moved by hand). Every other event is someone else's business.
+
+use std::sync::Arc;
 
 use kit::events::{Handler, Outbox};
 use kit::vocab::Urgency;
@@ -13,37 +15,61 @@ use uuid::Uuid;
 use crate::db;
 use crate::domain::Case;
 use crate::service::dispatch;
+use crate::units::{Plan, Planner};
 
 pub struct DispatchHandler {
     pub outbox: Outbox,
+    pub planner: Arc<Planner>,
 }
 
 impl Handler for DispatchHandler {
-    type Prepared = ();
+    /// The routing table and the duty of the departments the case could go to, read before the batch's
+    /// transaction (the registry is never asked while a connection is held).
+    type Prepared = Plan;
 
-    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
-        Ok(())
+    async fn prepare(&self, event: &Envelope) -> anyhow::Result<Plan> {
+        let facts = match &event.body {
+            Some(Body::CaseRegistered(e)) => Some(registered_case(Uuid::nil(), event, e).facts()),
+            // A reopened or unmerged case is dispatched again by its rules.
+            Some(Body::CaseReopened(_) | Body::CaseUnmerged(_)) => match Uuid::parse_str(&event.case_id) {
+                Ok(id) => {
+                    let mut conn = self.planner.pool.acquire().await?;
+                    db::case(&mut conn, id).await?.map(|c| c.facts())
+                }
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        match facts {
+            Some(f) => Ok(self.planner.plan(&f).await?),
+            None => Ok(Plan::default()),
+        }
     }
 
-    async fn handle(&self, tx: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope, plan: Plan) -> anyhow::Result<()> {
         let Some(body) = &event.body else { return Ok(()) };
         let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
             tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
             return Ok(());
         };
         match body {
-            Body::CaseRegistered(e) => self.registered(tx, case_id, event, e).await,
-            Body::CaseReopened(e) => self.reopened(tx, case_id, e).await,
+            Body::CaseRegistered(e) => self.registered(tx, case_id, event, e, &plan).await,
+            Body::CaseReopened(e) => self.reopened(tx, case_id, e, &plan).await,
             Body::DeadlineMissed(e) => overdue(tx, case_id, e).await,
             Body::CaseMerged(_) => merged(tx, case_id).await,
-            Body::CaseUnmerged(_) => self.unmerged(tx, case_id).await,
+            Body::CaseUnmerged(_) => self.unmerged(tx, case_id, &plan).await,
+            Body::CaseClosed(_) => {
+                db::set_closed(tx, case_id, true).await?;
+                Ok(())
+            }
             // Routing's own events, and supervision's and subsidy's outcomes, change nothing it decides on.
             Body::CaseDispatched(_)
             | Body::CaseAccepted(_)
             | Body::CaseReturned(_)
             | Body::ReturnRejected(_)
             | Body::CaseResolved(_)
-            | Body::CaseClosed(_)
+            | Body::CaseEscalated(_)
+            | Body::CaseRecalled(_)
             | Body::CaseFollowedUp(_)
             | Body::CaseSupervised(_)
             | Body::CaseJoint(_)
@@ -63,30 +89,25 @@ impl DispatchHandler {
         case_id: Uuid,
         event: &Envelope,
         e: &CaseRegistered,
+        plan: &Plan,
     ) -> anyhow::Result<()> {
-        let case = Case {
-            id: case_id,
-            case_no: e.case_no.clone(),
-            category_code: e.category_code.clone(),
-            // Intake checked it; a value this service does not know is read as normal, never left unrouted.
-            urgency: Urgency::or_normal(&e.urgency),
-            village_code: e.village_code.clone(),
-            area_path: e.area_path.clone(),
-            grid_code: e.grid_code.clone(),
-            center_code: e.center_code.clone(),
-            round: 1,
-            registered_at: kit::time::from_ms(event.occurred_at_ms),
-        };
+        let case = registered_case(case_id, event, e);
         if !db::insert_case(tx, &case).await? {
             // The inbox catches redeliveries; this is the same case registered under another event id.
             tracing::warn!(%case_id, "case already known to routing; not dispatched again");
             return Ok(());
         }
-        dispatch(tx, &self.outbox, &case, "routing").await?;
+        dispatch(tx, &self.outbox, &case, "routing", plan).await?;
         Ok(())
     }
 
-    async fn reopened(&self, tx: &mut PgConnection, case_id: Uuid, e: &CaseReopened) -> anyhow::Result<()> {
+    async fn reopened(
+        &self,
+        tx: &mut PgConnection,
+        case_id: Uuid,
+        e: &CaseReopened,
+        plan: &Plan,
+    ) -> anyhow::Result<()> {
         let Some(mut case) = db::lock_case(tx, case_id).await? else {
             tracing::warn!(%case_id, "reopening of a case routing does not know; ignored");
             return Ok(());
@@ -100,23 +121,25 @@ impl DispatchHandler {
         // A new round starts with no exclusions: units that returned the case before may get it again.
         case.round = if round > 0 { round } else { case.round + 1 };
         db::set_round(tx, case_id, case.round).await?;
+        db::set_closed(tx, case_id, false).await?;
         let superseded = db::supersede_open(tx, case_id, chrono::Utc::now()).await?;
         tracing::info!(%case_id, round = case.round, supervision_round = e.round, superseded, "case reopened");
-        dispatch(tx, &self.outbox, &case, "routing").await?;
+        // A reopened case is dispatched again at the center that holds it, by that center's rules.
+        dispatch(tx, &self.outbox, &case, "routing", plan).await?;
         Ok(())
     }
 
     /// case.unmerged: the merge was a mistake, so the case is dispatched again by the rules, in its current
     /// round. Anything still open (a redelivery under another event id) is superseded first, so the case never
     /// has two live tasks.
-    async fn unmerged(&self, tx: &mut PgConnection, case_id: Uuid) -> anyhow::Result<()> {
+    async fn unmerged(&self, tx: &mut PgConnection, case_id: Uuid, plan: &Plan) -> anyhow::Result<()> {
         let Some(case) = db::lock_case(tx, case_id).await? else {
             tracing::warn!(%case_id, "unmerge of a case routing does not know; ignored");
             return Ok(());
         };
         db::supersede_open(tx, case_id, chrono::Utc::now()).await?;
         tracing::info!(%case_id, round = case.round, "case unmerged; dispatched again");
-        dispatch(tx, &self.outbox, &case, "routing").await?;
+        dispatch(tx, &self.outbox, &case, "routing", plan).await?;
         Ok(())
     }
 }
@@ -131,6 +154,25 @@ async fn merged(tx: &mut PgConnection, case_id: Uuid) -> anyhow::Result<()> {
     let superseded = db::supersede_open(tx, case_id, chrono::Utc::now()).await?;
     tracing::info!(%case_id, superseded, "case merged; its open tasks superseded");
     Ok(())
+}
+
+/// The case a registration records: held by its registering center.
+fn registered_case(id: Uuid, event: &Envelope, e: &CaseRegistered) -> Case {
+    Case {
+        id,
+        case_no: e.case_no.clone(),
+        category_code: e.category_code.clone(),
+        // Intake checked it; a value this service does not know is read as normal, never left unrouted.
+        urgency: Urgency::or_normal(&e.urgency),
+        village_code: e.village_code.clone(),
+        area_path: e.area_path.clone(),
+        grid_code: e.grid_code.clone(),
+        center_code: e.center_code.clone(),
+        round: 1,
+        registered_at: kit::time::from_ms(event.occurred_at_ms),
+        holding_center: e.center_code.clone(),
+        closed: false,
+    }
 }
 
 /// case.overdue: the task's deadline was missed. The inbox makes a redelivery a no-op, and marking is itself

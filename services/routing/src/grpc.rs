@@ -7,7 +7,7 @@ use proto::routing::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::domain::joint::{CoHandler, CoMove, NOTE_CHARS};
-use crate::domain::moves::{Accept, Resolve, Return, Review};
+use crate::domain::moves::{Accept, Escalation, ManualDispatch, Recall, Resolve, Return, Review};
 use crate::domain::queue::Queue;
 use crate::domain::{Outcome, ReturnReason, Rule, Task};
 use crate::service::Tasks;
@@ -112,17 +112,20 @@ impl pb::routing_server::Routing for RoutingService {
     async fn put_rule(&self, request: Request<pb::PutRuleRequest>) -> Result<Response<pb::PutRuleResponse>, Status> {
         let p = kit::auth::principal(&request)?;
         let r = parsed(request.into_inner().rule.ok_or_else(|| FieldError::new("rule", "is required")))?;
-        let rule = parsed(Rule::parse(
-            "rule.",
-            &r.id,
-            r.priority,
-            &r.category_prefix,
-            &r.area_prefix,
-            &r.urgency,
-            &r.unit_kind,
-            &r.unit_code,
-            &r.unit_name,
-        ))?;
+        let rule = parsed(
+            Rule::parse(
+                "rule.",
+                &r.id,
+                r.priority,
+                &r.category_prefix,
+                &r.area_prefix,
+                &r.urgency,
+                &r.unit_kind,
+                &r.unit_code,
+                &r.unit_name,
+            )
+            .and_then(|rule| rule.with_fallback("rule.", &r.fallback_kind, &r.fallback_code, &r.fallback_name)),
+        )?;
         let rule = self.0.put_rule(&p, rule).await?;
         Ok(Response::new(pb::PutRuleResponse { rule: Some(to_rule(rule)) }))
     }
@@ -204,6 +207,39 @@ impl pb::routing_server::Routing for RoutingService {
         let co = self.0.co_handlers(&p, task_id).await?;
         Ok(Response::new(pb::ListCoHandlersResponse { co_handlers: co.into_iter().map(to_co).collect() }))
     }
+
+    async fn dispatch_case(
+        &self,
+        request: Request<pb::DispatchCaseRequest>,
+    ) -> Result<Response<pb::DispatchCaseResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let d = parsed(ManualDispatch::parse(&r.case_id, &r.unit_kind, &r.unit_code, &r.reason, &r.expected_task_id))?;
+        let (task, superseded) = self.0.dispatch_case(&p, d).await?;
+        Ok(Response::new(pb::DispatchCaseResponse { task: Some(to_task(task)), superseded: superseded.map(to_task) }))
+    }
+
+    async fn recall_task(
+        &self,
+        request: Request<pb::RecallTaskRequest>,
+    ) -> Result<Response<pb::RecallTaskResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let recall = parsed(Recall::parse(&r.task_id, &r.reason))?;
+        let task = self.0.recall_task(&p, recall).await?;
+        Ok(Response::new(pb::RecallTaskResponse { task: Some(to_task(task)) }))
+    }
+
+    async fn escalate_case(
+        &self,
+        request: Request<pb::EscalateCaseRequest>,
+    ) -> Result<Response<pb::EscalateCaseResponse>, Status> {
+        let p = kit::auth::principal(&request)?;
+        let r = request.get_ref();
+        let e = parsed(Escalation::parse(&r.case_id, &r.direction, &r.to_center_code, &r.reason, &r.expected_task_id))?;
+        let (task, superseded) = self.0.escalate(&p, e).await?;
+        Ok(Response::new(pb::EscalateCaseResponse { task: Some(to_task(task)), superseded: superseded.map(to_task) }))
+    }
 }
 
 fn to_task(t: Task) -> pb::Task {
@@ -232,6 +268,11 @@ fn to_task(t: Task) -> pb::Task {
         overdue: t.overdue,
         due_at: kit::time::local_opt(t.due_at),
         overdue_stage: t.overdue_stage,
+        holding_center: t.holding_center,
+        center_code: t.center_code,
+        dispatch_reason: t.dispatch_reason,
+        via: t.via.as_str().into(),
+        recall_reason: t.recall_reason,
     }
 }
 
@@ -245,5 +286,9 @@ fn to_rule(r: Rule) -> pb::Rule {
         unit_kind: r.unit_kind.as_str().into(),
         unit_code: r.unit_code,
         unit_name: r.unit_name,
+        fallback_kind: r.fallback.as_ref().map_or("", |f| f.kind.as_str()).into(),
+        fallback_code: r.fallback.as_ref().map(|f| f.code.clone()).unwrap_or_default(),
+        fallback_name: r.fallback.map(|f| f.name).unwrap_or_default(),
+        unit_center: r.unit_center,
     }
 }

@@ -5,9 +5,11 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod manual;
 pub mod scope;
 pub mod service;
 pub mod settings;
+pub mod units;
 
 use kit::app::{Foundation, Running};
 use proto::registry::v1::registry_client::RegistryClient;
@@ -26,11 +28,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         Foundation::start(NAME, config, &MIGRATIONS).await?;
     let registry =
         RegistryClient::new(kit::grpc::service_channel(&settings.registry_url, config.auth.identity(NAME)?)?);
-    let tasks = service::Tasks { pool: pool.clone(), outbox: outbox.clone(), registry };
+    let units = std::sync::Arc::new(units::Units::new(registry.clone(), settings.registry_cache));
+    let planner = std::sync::Arc::new(units::Planner::new(pool.clone(), units));
+    let tasks = service::Tasks { pool: pool.clone(), outbox: outbox.clone(), registry, planner: planner.clone() };
     let routes = tonic::service::Routes::new(RoutingServer::new(grpc::RoutingService(tasks)));
     app.spawn("grpc", kit::grpc::serve(listener, routes, &["zongzhi.routing.v1.Routing"], guard, app.shutdown()));
     app.spawn("outbox", outbox.clone().relay(pool.clone(), bus.clone(), app.shutdown()));
-    let handler = events::DispatchHandler { outbox };
+    let handler = events::DispatchHandler { outbox, planner };
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, handler, app.shutdown()));
     Ok(app)
 }

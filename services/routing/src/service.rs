@@ -16,9 +16,10 @@ use uuid::Uuid;
 use crate::db::{self, Change, NewTask};
 use crate::domain::moves::{Accept, Resolve, Return, Review};
 use crate::domain::queue::{Queue, QueuePage};
-use crate::domain::{Case, Move, Rule, Task, TaskState, route, slip_no};
+use crate::domain::{Case, Move, Rule, Target, Task, TaskState, Unit, UnitKind, route, slip_no};
 use crate::error::{Error, Result};
 use crate::scope::{self, Reach, acting, allow};
+use crate::units::{Plan, Planner};
 
 pub mod joint;
 
@@ -28,6 +29,8 @@ pub struct Tasks {
     pub outbox: Outbox,
     /// Asked who a resolution credits, when that is not the resolver themselves.
     pub registry: RegistryClient<kit::grpc::Channel>,
+    /// The routing table, the registry's units and their duty.
+    pub planner: std::sync::Arc<Planner>,
 }
 
 impl Tasks {
@@ -56,8 +59,15 @@ impl Tasks {
     /// Creates or replaces the rule. Tasks already dispatched keep their unit; the rule applies from the next
     /// dispatch on. Both the new area and, when replacing, the old one must lie within the caller's scope, or
     /// one county could take over another's rule by its id.
-    pub async fn put_rule(&self, p: &Principal, rule: Rule) -> Result<Rule> {
+    pub async fn put_rule(&self, p: &Principal, mut rule: Rule) -> Result<Rule> {
         allow(scope::rule_in_scope(p, &rule.area_prefix), "the rule's area is outside your scope")?;
+        // Bound to the registry, asked before the transaction opens: a rule names a unit that exists and
+        // receives cases, and remembers where it is stationed (a hop's receiving center uses its own rules).
+        let unit = Unit { kind: rule.unit_kind, code: rule.unit_code.clone(), name: rule.unit_name.clone() };
+        rule.unit_center = self.bound_unit(&unit, "rule.unit_code").await?;
+        if let Some(f) = &rule.fallback {
+            self.bound_unit(f, "rule.fallback_code").await?;
+        }
         let mut tx = self.pool.begin().await?;
         if let Some(old) = db::lock_rule_area(&mut tx, &rule.id).await? {
             allow(scope::rule_in_scope(p, &old), "the rule being replaced is outside your scope")?;
@@ -66,6 +76,25 @@ impl Tasks {
         tx.commit().await?;
         tracing::info!(rule_id = %rule.id, unit_code = %rule.unit_code, actor = p.actor(), "rule saved");
         Ok(rule)
+    }
+
+    /// The center a unit is at (a department's station, or the center itself), refusing by `field` a unit the
+    /// registry does not know or that is retired.
+    async fn bound_unit(&self, unit: &Unit, field: &str) -> Result<String> {
+        let units = &self.planner.units;
+        match unit.kind {
+            UnitKind::Department => match units.department(&unit.code).await? {
+                None => Err(Error::invalid(field, "is not a department the registry knows")),
+                Some(d) if d.duty == crate::domain::Duty::Retired => {
+                    Err(Error::invalid(field, "is a retired department; it receives no cases"))
+                }
+                Some(d) => Ok(d.center_code),
+            },
+            UnitKind::Center => match units.center(&unit.code).await? {
+                None => Err(Error::invalid(field, "is not a center the registry knows")),
+                Some(_) => Ok(unit.code.clone()),
+            },
+        }
     }
 
     /// 签收: the handling clock starts now, with the caller as the handler.
@@ -106,6 +135,8 @@ impl Tasks {
     /// approved, the new one.
     pub async fn review(&self, p: &Principal, r: Review) -> Result<(Task, Option<Task>)> {
         let reviewer = acting("reviewer_id", &r.reviewer_id, p)?;
+        // An approval dispatches again by the rules: the plan (table and duty) is made before the transaction.
+        let plan = if r.approve { self.plan_for_task(r.task_id).await? } else { Plan::default() };
         let mut tx = self.pool.begin().await?;
         // The case is locked before the task, in the same order as a reopening, so the two cannot deadlock.
         let case_id = db::case_of_task(&mut tx, r.task_id).await?.ok_or_else(|| not_found(r.task_id))?;
@@ -119,7 +150,7 @@ impl Tasks {
             return Ok((self.finish(tx, &task, &reviewer, body).await?, None));
         }
         db::exclude(&mut tx, case.id, case.round, task.unit_kind, &task.unit_code).await?;
-        let next = dispatch(&mut tx, &self.outbox, &case, &reviewer).await?;
+        let next = dispatch(&mut tx, &self.outbox, &case, &reviewer, &plan).await?;
         let reviewed = db::task(&mut tx, task.id, false).await?.ok_or_else(|| not_found(task.id))?;
         tx.commit().await?;
         self.outbox.wake();
@@ -156,6 +187,22 @@ impl Tasks {
             resolver_id: resolver.clone(),
         });
         self.finish(tx, &task, &actor, body).await
+    }
+
+    /// The plan for dispatching the case of a task again; an unknown task gets an empty plan (the locked read
+    /// that follows answers NOT_FOUND).
+    async fn plan_for_task(&self, task_id: Uuid) -> Result<Plan> {
+        let case = {
+            let mut conn = self.pool.acquire().await?;
+            match db::case_of_task(&mut conn, task_id).await? {
+                Some(id) => db::case(&mut conn, id).await?,
+                None => None,
+            }
+        };
+        match case {
+            Some(c) => self.planner.plan(&c.facts()).await,
+            None => Ok(Plan::default()),
+        }
     }
 
     /// Asks the registry (with routing's own identity) whether `person` may be credited with the task's case.
@@ -229,14 +276,27 @@ pub(crate) fn not_found(id: Uuid) -> Error {
     Error::not_found(format!("task {id}"))
 }
 
-/// Dispatches the case by the rules (兜底 to its center when none applies) as a new task in the caller's
-/// transaction, with its case.dispatched event. The caller holds the case's row lock.
-pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &Case, actor: &str) -> Result<Task> {
-    let rules = db::rules(conn).await?;
+/// Dispatches the case by the rules (兜底 to its holding center when none applies, or when no unit the best
+/// rule names receives cases today) as a new task in the caller's transaction, with its case.dispatched event.
+/// The caller holds the case's row lock, and made `plan` before opening the transaction.
+pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &Case, actor: &str, plan: &Plan) -> Result<Task> {
     let excluded = db::excluded(conn, case.id, case.round).await?;
-    let target = route(&rules, &case.facts(), &excluded);
+    let target = route(&plan.rules, &case.facts(), &excluded, &plan.roster);
+    issue(conn, outbox, case, actor, &target, "").await
+}
+
+/// Issues a 交办单 for the case to `target`: a new task numbered by the holding center, and its
+/// case.dispatched event. `reason` is a dispatcher's, for a dispatch by hand.
+pub async fn issue(
+    conn: &mut PgConnection,
+    outbox: &Outbox,
+    case: &Case,
+    actor: &str,
+    target: &Target,
+    reason: &str,
+) -> Result<Task> {
     let at = Utc::now();
-    let center = kit::division::significant(&case.center_code);
+    let center = kit::division::significant(&case.holding_center);
     let day = kit::time::local_date(at);
     let seq = db::next_slip_seq(conn, center, &day).await?;
     let slip = slip_no(center, &day, seq);
@@ -253,6 +313,9 @@ pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &Case, act
         unit_name: &target.unit_name,
         rule_id,
         at,
+        center_code: &case.holding_center,
+        via: target.via,
+        reason,
     };
     db::insert_task(conn, &new).await?;
     let event = CaseDispatched {
@@ -266,8 +329,11 @@ pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &Case, act
         case_no: case.case_no.clone(),
         urgency: case.urgency.as_str().into(),
         category_code: case.category_code.clone(),
+        reason: reason.into(),
+        center_code: case.holding_center.clone(),
+        via: target.via.as_str().into(),
     };
     outbox.add(conn, case.id, actor, Body::CaseDispatched(event)).await?;
-    tracing::info!(task_id = %id, case_id = %case.id, slip_no = %slip, unit_code = %target.unit_code, rule_id, "case dispatched");
+    tracing::info!(task_id = %id, case_id = %case.id, slip_no = %slip, unit_code = %target.unit_code, rule_id, via = %target.via, "case dispatched");
     db::task(conn, id, false).await?.ok_or_else(|| not_found(id))
 }

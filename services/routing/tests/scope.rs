@@ -290,6 +290,7 @@ fn rule(id: &str, area: &str) -> PutRuleRequest {
             unit_kind: "department".into(),
             unit_code: "civil-affairs".into(),
             unit_name: "民政局".into(),
+            ..Default::default()
         }),
     }
 }
@@ -297,6 +298,7 @@ fn rule(id: &str, area: &str) -> PutRuleRequest {
 #[tokio::test]
 async fn rules_stay_within_their_administrators_area() {
     let h = boot().await;
+    h.department("civil-affairs", "532901000000", "resident", false).await;
     h.client.clone().put_rule(rule("heqing", "532932")).await.expect("another county's rule");
     let mut admin = h.as_(&token("ba", &[("business_admin", "532901000000", "")])).await;
     let rows = [

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::boot;
+use common::{CENTER, boot};
 use proto::routing::v1::{
     AcceptTaskRequest, GetTaskRequest, ListTasksRequest, PutRuleRequest, ResolveTaskRequest, ReturnTaskRequest,
     ReviewReturnRequest, Rule,
@@ -114,6 +114,9 @@ async fn bad_inputs_name_the_field_for_every_rpc() {
 #[tokio::test]
 async fn bad_rules_name_the_field_and_are_not_saved() {
     let h = boot().await;
+    h.department("hrss-532901", CENTER, "resident", false).await;
+    h.department("court-532901", CENTER, "resident", false).await;
+    h.department("closed-bureau", CENTER, "resident", true).await;
     let mut client = h.client.clone();
     let ok = Rule {
         id: "labour".into(),
@@ -124,6 +127,13 @@ async fn bad_rules_name_the_field_and_are_not_saved() {
         unit_kind: "department".into(),
         unit_code: "hrss-532901".into(),
         unit_name: "市人社局".into(),
+        ..Default::default()
+    };
+    let fallback = |kind: &str, code: &str| Rule {
+        fallback_kind: kind.into(),
+        fallback_code: code.into(),
+        fallback_name: "备用".into(),
+        ..ok.clone()
     };
     let rules = [
         ("no id", Rule { id: String::new(), ..ok.clone() }, "rule.id"),
@@ -139,6 +149,17 @@ async fn bad_rules_name_the_field_and_are_not_saved() {
         ("no unit name", Rule { unit_name: " ".into(), ..ok.clone() }, "rule.unit_name"),
         ("NUL in unit name", Rule { unit_name: "市人社局\0".into(), ..ok.clone() }, "rule.unit_name"),
         ("NUL in unit code", Rule { unit_code: "hrss\0".into(), ..ok.clone() }, "rule.unit_code"),
+        ("department the registry does not know", Rule { unit_code: "ghost".into(), ..ok.clone() }, "rule.unit_code"),
+        ("retired department", Rule { unit_code: "closed-bureau".into(), ..ok.clone() }, "rule.unit_code"),
+        ("emoji unit code", Rule { unit_code: "人社🚀".into(), ..ok.clone() }, "rule.unit_code"),
+        (
+            "a division without a center",
+            Rule { unit_kind: "center".into(), unit_code: "532901003001001".into(), ..ok.clone() },
+            "rule.unit_code",
+        ),
+        ("unknown fallback", fallback("department", "ghost"), "rule.fallback_code"),
+        ("fallback of no kind", fallback("bureau", "court-532901"), "rule.fallback_kind"),
+        ("fallback the unit itself", fallback("department", "hrss-532901"), "rule.fallback_code"),
     ];
     for (case, rule, field) in rules {
         expect_invalid(case, client.put_rule(PutRuleRequest { rule: Some(rule) }).await, field);
@@ -148,8 +169,10 @@ async fn bad_rules_name_the_field_and_are_not_saved() {
     assert!(listed.is_empty(), "no rejected rule was saved: {listed:?}");
 
     let saved = client.put_rule(PutRuleRequest { rule: Some(ok.clone()) }).await.expect("valid rule").into_inner();
-    assert_eq!(saved.rule.as_ref(), Some(&ok));
-    let changed = Rule { unit_code: "court-532901".into(), ..ok.clone() };
+    let bound = Rule { unit_center: CENTER.into(), ..ok.clone() };
+    assert_eq!(saved.rule.as_ref(), Some(&bound), "the registry's station of the unit is recorded");
+    let changed = Rule { unit_code: "court-532901".into(), ..fallback("center", "532901003000") };
+    let changed = Rule { unit_center: CENTER.into(), ..changed };
     client.put_rule(PutRuleRequest { rule: Some(changed.clone()) }).await.expect("upsert");
     let listed = client.list_rules(proto::routing::v1::ListRulesRequest {}).await.expect("list").into_inner().rules;
     assert_eq!(listed, [changed], "a rule is replaced by id");

@@ -43,8 +43,11 @@ impl Handler for FollowUpHandler {
         match body {
             Body::CaseFollowedUp(_) => {}
             Body::CaseRegistered(r) => return registered(tx, event, r).await,
-            // Nothing else pays or changes where a case is.
-            Body::CaseDispatched(_)
+            // Nothing else pays or changes where a case is: a hop or a recall moves who holds it, not who
+            // resolved it.
+            Body::CaseEscalated(_)
+            | Body::CaseRecalled(_)
+            | Body::CaseDispatched(_)
             | Body::CaseAccepted(_)
             | Body::CaseReturned(_)
             | Body::ReturnRejected(_)

@@ -5,9 +5,10 @@
 
 use kit::auth::Role;
 use proto::registry::v1::registry_client::RegistryClient;
+use proto::registry::v1::tree_client::TreeClient;
 use proto::registry::v1::{
     AssignGridWorkerRequest, CreateGridRequest, CreatePersonRequest, Department, GetGridRequest, Person,
-    PutDepartmentRequest,
+    PutDepartmentRequest, RotationEntry, SetRotationRequest,
 };
 use proto::routing::v1::routing_client::RoutingClient;
 use proto::routing::v1::{PutRuleRequest, Rule};
@@ -57,8 +58,18 @@ pub async fn seed(
         demo.grid_workers.push(worker_id);
     }
     progress(&format!("grids: {} with their grid workers", demo.grids.len()));
+    let mut tree = TreeClient::new(kit::grpc::channel_with_token(registry_url, token)?);
     for d in departments() {
+        let rotating = d.stationing == "rotating";
+        let code = d.code.clone();
         registry.put_department(PutDepartmentRequest { department: Some(d) }).await?;
+        if rotating {
+            // Routing follows a 轮驻 department's schedule, and a day no line covers is a day off: the demo's
+            // rotating departments are stationed every day, so the demo routes the same whatever the weekday.
+            // A deployment sets its real schedule (SetRotation).
+            let entries = (1..=7).map(|weekday| RotationEntry { weekday, stationed: true, ..Default::default() });
+            tree.set_rotation(SetRotationRequest { department_code: code, entries: entries.collect() }).await?;
+        }
     }
     let mut routing = RoutingClient::new(kit::grpc::channel_with_token(routing_url, token)?);
     for rule in rules() {
@@ -124,6 +135,7 @@ fn department(code: &str, name: &str, center: &str, stationing: &str, prefixes: 
         center_code: center.into(),
         stationing: stationing.into(),
         category_prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
+        retired: false,
     }
 }
 
@@ -148,6 +160,7 @@ fn rule(id: &str, priority: u32, category: &str, area: &str, urgency: &str, unit
         unit_kind: "department".into(),
         unit_code: unit.code.clone(),
         unit_name: unit.name.clone(),
+        ..Default::default()
     }
 }
 

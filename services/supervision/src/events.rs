@@ -125,6 +125,12 @@ impl Handler for ProjectionHandler {
             }
             // Routing dispatches the case again; its deadlines start with that dispatch.
             Body::CaseUnmerged(_) => db::set_merged(tx, case_id, None).await?,
+            Body::CaseRecalled(r) => self.recalled(tx, case_id, &r.task_id, at).await?,
+            Body::CaseEscalated(e) if !e.superseded_task_id.is_empty() => {
+                self.recalled(tx, case_id, &e.superseded_task_id, at).await?;
+            }
+            // A hop with no live task ends no clock; the dispatch that follows starts one.
+            Body::CaseEscalated(_) => {}
             // Outcomes supervision wrote itself, the grades and clock changes it recorded itself, and a credit
             // change no deadline.
             Body::CaseClosed(_)
@@ -172,6 +178,23 @@ impl ProjectionHandler {
             }
             "contributed" => db::record_co_handler(tx, &seen).await?,
             other => tracing::warn!(%case_id, action = other, "case.joint with an action this build does not know"),
+        }
+        Ok(())
+    }
+
+    /// The task was taken back (召回, a re-dispatch or a hop): it is superseded and its clocks stop, as a
+    /// return's accept clock does; a pause in force ends first, so the time it stood is accounted for.
+    async fn recalled(
+        &self,
+        conn: &mut PgConnection,
+        case_id: Uuid,
+        task_id: &str,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        db::supersede_task(conn, case_id, task_id).await?;
+        for stage in [Stage::Accept, Stage::Resolve] {
+            self.end_pause(conn, case_id, task_id, stage, at).await?;
+            db::settle(conn, task_id, stage, DeadlineState::Cancelled, at).await?;
         }
         Ok(())
     }

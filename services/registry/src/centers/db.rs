@@ -35,15 +35,26 @@ pub async fn record(conn: &mut PgConnection, code: &str, change: &str) -> sqlx::
     Ok(())
 }
 
+/// The departments still stationed at a center (retired ones count too: their rows reference the center).
 pub async fn departments_at(conn: &mut PgConnection, center: &str) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT count(*) FROM departments WHERE center_code = $1").bind(center).fetch_one(conn).await
 }
 
+/// A department's columns; `retired` is read from its retirement time.
+const DEPARTMENT_COLUMNS: &str =
+    "code, name, center_code, stationing, category_prefixes, retired_at IS NOT NULL AS retired";
+
+pub async fn department(conn: &mut PgConnection, code: &str) -> sqlx::Result<Option<Department>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {DEPARTMENT_COLUMNS} FROM departments WHERE code = $1")))
+        .bind(code)
+        .fetch_optional(conn)
+        .await
+}
+
 pub async fn departments(conn: &mut PgConnection, center: &str) -> sqlx::Result<Vec<Department>> {
-    sqlx::query_as(
-        "SELECT code, name, center_code, stationing, category_prefixes FROM departments \
-         WHERE center_code = $1 ORDER BY code",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {DEPARTMENT_COLUMNS} FROM departments WHERE center_code = $1 ORDER BY code"
+    )))
     .bind(center)
     .fetch_all(conn)
     .await
@@ -55,15 +66,18 @@ pub async fn department_center(conn: &mut PgConnection, code: &str) -> sqlx::Res
 
 pub async fn put_department(conn: &mut PgConnection, d: &Department) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO departments (code, name, center_code, stationing, category_prefixes) VALUES ($1,$2,$3,$4,$5) \
+        "INSERT INTO departments (code, name, center_code, stationing, category_prefixes, retired_at) \
+         VALUES ($1,$2,$3,$4,$5, CASE WHEN $6 THEN now() END) \
          ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, center_code = EXCLUDED.center_code, \
-         stationing = EXCLUDED.stationing, category_prefixes = EXCLUDED.category_prefixes",
+         stationing = EXCLUDED.stationing, category_prefixes = EXCLUDED.category_prefixes, \
+         retired_at = CASE WHEN $6 THEN COALESCE(departments.retired_at, now()) END",
     )
     .bind(&d.code)
     .bind(&d.name)
     .bind(&d.center_code)
     .bind(d.stationing)
     .bind(&d.category_prefixes)
+    .bind(d.retired)
     .execute(conn)
     .await?;
     Ok(())

@@ -22,6 +22,8 @@ pub struct Department {
     pub center_code: String,
     pub stationing: Stationing,
     pub category_prefixes: Vec<String>,
+    /// Closed or retired: receives no more cases.
+    pub retired: bool,
 }
 
 impl Department {
@@ -32,6 +34,7 @@ impl Department {
         center_code: &str,
         stationing: &str,
         category_prefixes: Vec<String>,
+        retired: bool,
     ) -> Result<Self, FieldError> {
         let department = Department {
             code: field::text("department.code", code, 64)?.to_owned(),
@@ -39,6 +42,7 @@ impl Department {
             center_code: field::division_code("department.center_code", center_code)?.to_owned(),
             stationing: Stationing::parse("department.stationing", stationing)?,
             category_prefixes,
+            retired,
         };
         check_category_prefixes(&department.category_prefixes)?;
         Ok(department)
@@ -137,6 +141,11 @@ pub struct Stationed {
     pub rotation: Vec<Rotation>,
 }
 
+/// Whether the department receives cases on `date`: never once retired, else as [`on_duty`] says.
+pub fn duty(d: &Department, rotation: &[Rotation], date: NaiveDate) -> bool {
+    !d.retired && on_duty(d.stationing, rotation, date)
+}
+
 /// Resident departments are always there and on-call ones never (they come when called). A rotating one
 /// follows its schedule: date ranges outrank weekdays, "not stationed" wins among lines of the same kind, and
 /// a day no line covers is a day off.
@@ -212,7 +221,7 @@ mod tests {
         let department = |i: usize, value: &str, prefixes: &[&str]| {
             let mut f = OK;
             f[i] = value;
-            Department::parse(f[0], f[1], f[2], f[3], prefixes.iter().map(|p| (*p).to_owned()).collect())
+            Department::parse(f[0], f[1], f[2], f[3], prefixes.iter().map(|p| (*p).to_owned()).collect(), false)
         };
         assert_eq!(department(0, OK[0], &["01"]).unwrap().stationing, Stationing::Rotating);
         let long = "x".repeat(65);

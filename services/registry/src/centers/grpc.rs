@@ -20,6 +20,7 @@ impl From<Department> for pb::Department {
             center_code: d.center_code,
             stationing: d.stationing.as_str().to_owned(),
             category_prefixes: d.category_prefixes,
+            retired: d.retired,
         }
     }
 }
@@ -51,7 +52,8 @@ pub async fn put_department(
 ) -> Result<pb::PutDepartmentResponse> {
     let scope = scope::manage(&request)?;
     let d = request.into_inner().department.ok_or_else(|| Error::invalid("department", "is required"))?;
-    let department = Department::parse(&d.code, &d.name, &d.center_code, &d.stationing, d.category_prefixes)?;
+    let department =
+        Department::parse(&d.code, &d.name, &d.center_code, &d.stationing, d.category_prefixes, d.retired)?;
 
     scope::write(&scope, &department.center_code, &format!("center {}", department.center_code))?;
     // The department code is the key of an upsert: one stationed elsewhere is not taken over from outside.
@@ -119,4 +121,16 @@ pub async fn list_stationed_departments(
         })
         .collect();
     Ok(pb::ListStationedDepartmentsResponse { date: day.to_string(), departments })
+}
+
+pub async fn get_department(
+    pool: &PgPool,
+    request: Request<pb::GetDepartmentRequest>,
+) -> Result<pb::GetDepartmentResponse> {
+    let req = request.into_inner();
+    let code = field::text("code", &req.code, 64)?;
+    let today = chrono::Utc::now().with_timezone(&kit::time::shanghai()).date_naive();
+    let day = duty_day(&req.date, today)?;
+    let s = service::department(pool, code, day).await?;
+    Ok(pb::GetDepartmentResponse { on_duty: s.on_duty, department: Some(s.department.into()), date: day.to_string() })
 }

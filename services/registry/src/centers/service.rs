@@ -6,7 +6,7 @@ use kit::error::{Error, Result};
 use sqlx::{PgConnection, PgPool};
 
 use super::db;
-use super::domain::{Department, Rotation, Stationed, Stationing, center_level, on_duty};
+use super::domain::{Department, Rotation, Stationed, Stationing, center_level, duty};
 use crate::tree::db as tree_db;
 use crate::tree::domain::Node;
 
@@ -108,7 +108,16 @@ pub async fn stationed(pool: &PgPool, center: &str, date: NaiveDate) -> Result<V
         .map(|department| {
             let rotation: Vec<Rotation> =
                 lines.iter().filter(|(code, _)| *code == department.code).map(|(_, r)| *r).collect();
-            Stationed { on_duty: on_duty(department.stationing, &rotation, date), rotation, department }
+            Stationed { on_duty: duty(&department, &rotation, date), rotation, department }
         })
         .collect())
+}
+
+/// One department with its schedule and whether it receives cases on `date`; NOT_FOUND when unknown.
+pub async fn department(pool: &PgPool, code: &str, date: NaiveDate) -> Result<Stationed> {
+    let mut conn = pool.acquire().await?;
+    let department =
+        db::department(&mut conn, code).await?.ok_or_else(|| Error::not_found(format!("department {code}")))?;
+    let rotation: Vec<Rotation> = db::rotations(&mut conn, &[code]).await?.into_iter().map(|(_, r)| r).collect();
+    Ok(Stationed { on_duty: duty(&department, &rotation, date), rotation, department })
 }

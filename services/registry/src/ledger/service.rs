@@ -29,7 +29,8 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
         Some(Body::CaseMerged(_)) => Move::Merge,
         Some(Body::CaseUnmerged(_)) => Move::Unmerge,
         Some(Body::CaseSupervised(s)) => return card(conn, event, &s.action).await,
-        // Handling steps and outcomes that do not open, close or make a case overdue.
+        // Handling steps and outcomes that do not open, close or make a case overdue. A hop (上报 / 下派) or a
+        // recall moves who holds the case, not where it happened: the ledger counts cases by their place.
         Some(
             Body::CaseDispatched(_)
             | Body::CaseAccepted(_)
@@ -38,7 +39,9 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
             | Body::CaseResolved(_)
             | Body::CaseFollowedUp(_)
             | Body::CaseJoint(_)
-            | Body::SubsidyCredited(_),
+            | Body::SubsidyCredited(_)
+            | Body::CaseEscalated(_)
+            | Body::CaseRecalled(_),
         )
         | None => return Ok(Applied::NotLedger),
     };

@@ -4,7 +4,8 @@
 use kit::{FieldError, field};
 use uuid::Uuid;
 
-use crate::domain::{Outcome, ReturnReason};
+use crate::domain::joint::Hop;
+use crate::domain::{Outcome, ReturnReason, TaskState, UnitKind, unit_code};
 
 /// The longest actor id a request may name.
 const MAX_ID_CHARS: usize = 64;
@@ -88,6 +89,121 @@ impl Resolve {
     }
 }
 
+/// The longest reason a dispatcher may give for a hop, a dispatch or a recall.
+const MAX_REASON_CHARS: usize = 1000;
+
+/// An optional task id: empty means "none".
+fn expected(name: &str, value: &str) -> Result<Option<Uuid>, FieldError> {
+    if value.trim().is_empty() { Ok(None) } else { field::uuid(name, value).map(Some) }
+}
+
+/// 分流交办 by hand: the case, the unit, why, and the live task the dispatcher saw (None: none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualDispatch {
+    pub case_id: Uuid,
+    pub unit_kind: UnitKind,
+    pub unit_code: String,
+    pub reason: String,
+    pub expected_task: Option<Uuid>,
+}
+
+impl ManualDispatch {
+    pub fn parse(case_id: &str, kind: &str, code: &str, reason: &str, expected_task: &str) -> Result<Self, FieldError> {
+        Ok(Self {
+            case_id: field::uuid("case_id", case_id)?,
+            unit_kind: UnitKind::parse("unit_kind", kind)?,
+            unit_code: unit_code("unit_code", code)?.to_owned(),
+            // Overriding the rules must say why: the file and the audit keep it.
+            reason: field::text("reason", reason, MAX_REASON_CHARS)?.to_owned(),
+            expected_task: expected("expected_task_id", expected_task)?,
+        })
+    }
+}
+
+/// 召回 of a live task, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recall {
+    pub task_id: Uuid,
+    pub reason: String,
+}
+
+impl Recall {
+    pub fn parse(task_id: &str, reason: &str) -> Result<Self, FieldError> {
+        Ok(Self {
+            task_id: field::uuid("task_id", task_id)?,
+            reason: field::text("reason", reason, MAX_REASON_CHARS)?.to_owned(),
+        })
+    }
+}
+
+/// 上报 or 下派: the case, the direction, the receiving center, why, and the live task the dispatcher saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    pub case_id: Uuid,
+    pub hop: Hop,
+    pub to_center: String,
+    pub reason: String,
+    pub expected_task: Option<Uuid>,
+}
+
+impl Escalation {
+    pub fn parse(
+        case_id: &str,
+        direction: &str,
+        to: &str,
+        reason: &str,
+        expected_task: &str,
+    ) -> Result<Self, FieldError> {
+        let case_id = field::uuid("case_id", case_id)?;
+        let hop = match direction.trim() {
+            "up" => Hop::Up,
+            "down" => Hop::Down,
+            _ => return Err(FieldError::new("direction", "must be up (上报) or down (下派)")),
+        };
+        Ok(Self {
+            case_id,
+            hop,
+            to_center: field::division_code("to_center_code", to)?.to_owned(),
+            reason: field::text("reason", reason, MAX_REASON_CHARS)?.to_owned(),
+            expected_task: expected("expected_task_id", expected_task)?,
+        })
+    }
+}
+
+/// Where a case stands for a dispatcher's hand: closed, its live task (id), and the state of its latest task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub closed: bool,
+    pub live: Option<Uuid>,
+    pub latest: Option<TaskState>,
+}
+
+/// Whether a dispatcher may dispatch, re-dispatch or move the case now, having seen `expected` as its live
+/// task. A closed case is done; a resolved one waits for verification, not for a unit; and a live task other
+/// than the one the dispatcher saw means someone acted first (optimistic concurrency: the loser is told, not
+/// silently overridden). The refusal is FAILED_PRECONDITION's message.
+pub fn may_take(s: Standing, expected: Option<Uuid>) -> Result<(), String> {
+    if s.closed {
+        return Err("case_id: the case is closed (销号); it moves again only when reopened".into());
+    }
+    if s.live.is_none() && s.latest == Some(TaskState::Resolved) {
+        return Err("case_id: the case is resolved and awaits verification (核查)".into());
+    }
+    match (s.live, expected) {
+        (a, b) if a == b => Ok(()),
+        (None, None) => Ok(()),
+        (Some(live), _) => Err(format!("expected_task_id: the live task is {live}; someone acted on the case first")),
+        (None, Some(_)) => {
+            Err("expected_task_id: the case has no live task any more; someone acted on it first".into())
+        }
+    }
+}
+
+/// 越级: a category marked urgent (a prefix of `urgent` matches it) may go up past its parent center.
+pub fn skips_level(category: &str, urgent: &[String]) -> bool {
+    urgent.iter().any(|p| !p.is_empty() && category.starts_with(p.as_str()))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -115,5 +231,49 @@ mod tests {
         ] {
             assert_eq!(err.map(|e| e.field), Some(field.to_owned()), "{name}");
         }
+    }
+
+    #[test]
+    fn manual_moves_parse_or_name_the_first_bad_field() {
+        let d = ManualDispatch::parse(ID, "department", "532901-SFS", " 属地调解 ", "").unwrap();
+        assert_eq!((d.reason.as_str(), d.expected_task), ("属地调解", None));
+        let e = Escalation::parse(ID, "up", "532901000000", "超出权限", ID).unwrap();
+        assert_eq!((e.hop, e.expected_task.is_some()), (Hop::Up, true));
+        for (name, field, err) in [
+            ("bad case", "case_id", ManualDispatch::parse("x", "department", "a", "r", "").err()),
+            ("unknown kind", "unit_kind", ManualDispatch::parse(ID, "desk", "a", "r", "").err()),
+            ("emoji code", "unit_code", ManualDispatch::parse(ID, "center", "🚨", "r", "").err()),
+            ("NUL in code", "unit_code", ManualDispatch::parse(ID, "center", "a\0", "r", "").err()),
+            ("no reason", "reason", ManualDispatch::parse(ID, "center", "a", " ", "").err()),
+            ("NUL reason", "reason", ManualDispatch::parse(ID, "center", "a", "x\0", "").err()),
+            ("bad expected", "expected_task_id", ManualDispatch::parse(ID, "center", "a", "r", "T-1").err()),
+            ("recall without reason", "reason", Recall::parse(ID, "").err()),
+            ("sideways", "direction", Escalation::parse(ID, "left", "532901000000", "r", "").err()),
+            ("not a division", "to_center_code", Escalation::parse(ID, "up", "5329", "r", "").err()),
+            ("long reason", "reason", Escalation::parse(ID, "up", "532901000000", &"x".repeat(1001), "").err()),
+        ] {
+            assert_eq!(err.map(|e| e.field), Some(field.to_owned()), "{name}");
+        }
+    }
+
+    #[test]
+    fn one_dispatcher_wins_and_closed_or_resolved_cases_stay_put() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let s = |closed, live, latest| Standing { closed, live, latest };
+        assert!(may_take(s(false, Some(a), Some(TaskState::Dispatched)), Some(a)).is_ok());
+        assert!(may_take(s(false, None, Some(TaskState::Superseded)), None).is_ok(), "recalled: first dispatch");
+        assert!(may_take(s(false, Some(b), Some(TaskState::Dispatched)), Some(a)).unwrap_err().starts_with("expected"));
+        assert!(may_take(s(false, Some(a), Some(TaskState::Accepted)), None).unwrap_err().starts_with("expected"));
+        assert!(may_take(s(false, None, Some(TaskState::Superseded)), Some(a)).is_err());
+        assert!(may_take(s(true, None, Some(TaskState::Resolved)), None).unwrap_err().contains("closed"));
+        assert!(may_take(s(false, None, Some(TaskState::Resolved)), None).unwrap_err().contains("verification"));
+    }
+
+    #[test]
+    fn urgent_categories_skip_levels() {
+        let urgent = vec!["0208".to_owned(), "0205".to_owned()];
+        assert!(skips_level("0208", &urgent));
+        assert!(!skips_level("0102", &urgent));
+        assert!(!skips_level("0102", &[String::new()]), "an empty prefix marks nothing");
     }
 }

@@ -10,6 +10,7 @@ fn case(category: &str, urgency: &str) -> CaseFacts {
         urgency: Urgency::parse("urgency", urgency).expect("valid urgency"),
         village_code: "532901003001".into(),
         center_code: "532901000000".into(),
+        holding_center: "532901000000".into(),
     }
 }
 
@@ -31,7 +32,7 @@ fn the_best_matching_rule_wins_by_priority_then_specificity_then_id() {
         ("0201", "normal", "any", "the catch-all rule"),
     ];
     for (category, urgency, unit, why) in cases {
-        assert_eq!(route(&rules, &case(category, urgency), &[]).unit_code, unit, "{why}");
+        assert_eq!(route(&rules, &case(category, urgency), &[], &Roster::default()).unit_code, unit, "{why}");
     }
 }
 
@@ -39,15 +40,16 @@ fn the_best_matching_rule_wins_by_priority_then_specificity_then_id() {
 fn excluded_units_fall_through_to_the_next_rule_then_the_center() {
     let rules = vec![rule("r1", 5, "0102", "", "", "court"), rule("r2", 1, "01", "", "", "mediation")];
     let facts = case("0102", "normal");
-    let next = route(&rules, &facts, &[(UnitKind::Department, "court".into())]);
+    let none = Roster::default();
+    let next = route(&rules, &facts, &[(UnitKind::Department, "court".into())], &none);
     assert_eq!((next.unit_code.as_str(), next.rule_id.as_deref()), ("mediation", Some("r2")));
     let all = [(UnitKind::Department, "court".into()), (UnitKind::Department, "mediation".into())];
-    let fallback = route(&rules, &facts, &all);
+    let fallback = route(&rules, &facts, &all, &none);
     assert_eq!(fallback.unit_kind, UnitKind::Center);
     assert_eq!(fallback.unit_code, "532901000000");
     assert_eq!(fallback.unit_name, "属地综治中心 532901000000");
     assert_eq!(fallback.rule_id, None);
-    assert_eq!(route(&[], &facts, &[]), fallback, "no rules at all");
+    assert_eq!(route(&[], &facts, &[], &none), fallback, "no rules at all");
 }
 
 #[test]
@@ -86,4 +88,78 @@ fn bad_rule_fields_are_named() {
 #[test]
 fn slip_numbers_are_padded() {
     assert_eq!(slip_no("532901", "20250807", 3), "JB-532901-20250807-0003");
+}
+
+fn with_fallback(r: Rule, kind: &str, code: &str) -> Rule {
+    r.with_fallback("rule.", kind, code, &format!("{code} 名称")).expect("valid fallback")
+}
+
+#[test]
+fn an_unavailable_unit_gives_way_to_the_rules_fallback_then_the_center() {
+    let rules = vec![with_fallback(rule("r1", 5, "0102", "", "", "police"), "department", "mediation")];
+    let facts = case("0102", "normal");
+    let roster = |pairs: &[(&str, Duty)]| Roster(pairs.iter().map(|(c, d)| ((*c).to_owned(), *d)).collect());
+    for (why, r, unit, via) in [
+        ("on duty", roster(&[("police", Duty::OnDuty)]), "police", Via::Rule),
+        ("unknown to the roster counts as on duty", roster(&[]), "police", Via::Rule),
+        ("off duty: fallback", roster(&[("police", Duty::OffDuty)]), "mediation", Via::Fallback),
+        ("retired: fallback", roster(&[("police", Duty::Retired)]), "mediation", Via::Fallback),
+        (
+            "both away: the center",
+            roster(&[("police", Duty::OffDuty), ("mediation", Duty::Retired)]),
+            "532901000000",
+            Via::Center,
+        ),
+    ] {
+        let t = route(&rules, &facts, &[], &r);
+        assert_eq!((t.unit_code.as_str(), t.via), (unit, via), "{why}");
+        assert_eq!(t.rule_id.as_deref(), Some("r1"), "{why}: the rule that decided is named");
+    }
+    let excluded = [(UnitKind::Department, "mediation".to_owned())];
+    let t = route(&rules, &facts, &excluded, &roster(&[("police", Duty::OffDuty)]));
+    assert_eq!(t.via, Via::Center, "an excluded fallback is no fallback");
+    assert_eq!(candidates(&rules, &facts), ["police", "mediation"]);
+    assert!(candidates(&rules, &case("0201", "normal")).is_empty());
+}
+
+#[test]
+fn after_a_hop_only_the_holding_centers_own_rules_apply() {
+    let mut county = rule("county", 1, "01", "", "", "county-bureau");
+    county.unit_center = "532901000000".into();
+    let mut township = rule("township", 1, "0102", "", "", "township-office");
+    township.unit_center = "532901003000".into();
+    let legacy = rule("legacy", 9, "01", "", "", "anywhere");
+    let rules = vec![county, township, legacy];
+    let mut facts = case("0102", "normal");
+    assert_eq!(route(&rules, &facts, &[], &Roster::default()).unit_code, "anywhere", "at registration: all");
+    facts.center_code = "532901003000".into();
+    facts.holding_center = "532901000000".into();
+    assert_eq!(route(&rules, &facts, &[], &Roster::default()).unit_code, "township-office", "county and below");
+    facts.holding_center = "532900000000".into();
+    facts.category_code = "0105".into();
+    assert_eq!(route(&rules, &facts, &[], &Roster::default()).unit_code, "county-bureau");
+    facts.holding_center = "532901003001".into();
+    let kept = route(&rules, &facts, &[], &Roster::default());
+    assert_eq!((kept.unit_code.as_str(), kept.via), ("532901003001", Via::Center), "the village has no rules");
+}
+
+#[test]
+fn a_fallback_is_another_unit() {
+    let r = rule("r1", 1, "", "", "", "police");
+    assert_eq!(r.clone().with_fallback("rule.", "", "", "").unwrap().fallback, None);
+    let err = |k: &str, c: &str, n: &str| r.clone().with_fallback("rule.", k, c, n).unwrap_err().field;
+    assert_eq!(err("department", "police", "x"), "rule.fallback_code");
+    assert_eq!(err("desk", "a", "x"), "rule.fallback_kind");
+    assert_eq!(err("center", "a b", "x"), "rule.fallback_code");
+    assert_eq!(err("center", "532901000000", ""), "rule.fallback_name");
+}
+
+#[test]
+fn a_recall_supersedes_any_live_task() {
+    use TaskState::*;
+    for s in [Dispatched, Accepted, Returned] {
+        assert_eq!(Move::Recall.from(s), Some(Superseded), "{s}");
+    }
+    assert_eq!(Move::Recall.from(Resolved), None);
+    assert_eq!(Move::Recall.from(Superseded), None);
 }

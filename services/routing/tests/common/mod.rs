@@ -8,6 +8,8 @@ use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseRegistered, Envelope};
 use proto::registry::v1::registry_client::RegistryClient;
+use proto::registry::v1::tree_client::TreeClient;
+use proto::registry::v1::{Department, PutDepartmentRequest, RotationEntry, SetRotationRequest};
 use proto::routing::v1::routing_client::RoutingClient;
 use proto::routing::v1::{ListTasksRequest, PutRuleRequest, Rule, Task};
 use uuid::Uuid;
@@ -23,6 +25,7 @@ pub struct Harness {
     pub url: String,
     /// The registry routing asks, when the test booted one (with a root client to it).
     pub registry: Option<(RegistryClient<Channel>, kit::app::StopHandle)>,
+    pub registry_url: Option<String>,
     stop: kit::app::StopHandle,
     // Dropped last (fields drop in order), after the service was told to stop.
     pub infra: TestInfra,
@@ -37,16 +40,17 @@ impl Drop for Harness {
     }
 }
 
-/// Routing alone; its registry peer points nowhere, so only crediting someone else would fail.
+/// Routing with a real registry beside it: rules are bound to the registry's units, and the registry answers
+/// who may be credited. The registry holds the Dali division tree with a center at every unit.
 pub async fn boot() -> Harness {
-    let infra = TestInfra::new().await;
-    start(infra, None, None).await
+    boot_with_registry().await
 }
 
-/// Routing with a real registry beside it, for the resolver checks.
+/// Routing with a real registry beside it (with the Dali tree and its centers).
 pub async fn boot_with_registry() -> Harness {
     let infra = TestInfra::new().await;
     let app = registry::build(registry::Settings::new(infra.config(registry::NAME))).await.expect("registry builds");
+    registry::import_dali(&infra.pool(registry::NAME).await).await.expect("the Dali tree imports");
     let (url, stop) = kit::testing::spawn(app);
     let client = RegistryClient::new(kit::testing::connect(&url).await);
     start(infra, Some(url), Some((client, stop))).await
@@ -58,13 +62,13 @@ async fn start(
     registry: Option<(RegistryClient<Channel>, kit::app::StopHandle)>,
 ) -> Harness {
     let mut settings = routing::Settings::new(infra.config(routing::NAME));
-    if let Some(url) = registry_url {
-        settings.registry_url = url;
+    if let Some(url) = &registry_url {
+        settings.registry_url = url.clone();
     }
     let app = routing::build(settings).await.expect("routing builds");
     let (url, stop) = kit::testing::spawn(app);
     let client = RoutingClient::new(kit::testing::connect(&url).await);
-    Harness { client, url, registry, stop, infra }
+    Harness { client, url, registry, registry_url, stop, infra }
 }
 
 /// A case.registered as intake publishes it, for a case of `category` and `urgency` in the test village.
@@ -101,7 +105,39 @@ pub fn envelope(case_id: Uuid, body: Body) -> Envelope {
 }
 
 impl Harness {
+    /// The registry's Registry client (all roles).
+    pub fn registry(&self) -> RegistryClient<Channel> {
+        self.registry.as_ref().expect("the harness boots a registry").0.clone()
+    }
+
+    /// Stations department `code` at `center` (resident unless said otherwise), or changes it.
+    pub async fn department(&self, code: &str, center: &str, stationing: &str, retired: bool) {
+        let department = Department {
+            code: code.into(),
+            name: format!("{code} 部门"),
+            center_code: center.into(),
+            stationing: stationing.into(),
+            category_prefixes: vec![],
+            retired,
+        };
+        self.registry()
+            .put_department(PutDepartmentRequest { department: Some(department) })
+            .await
+            .expect("put department");
+    }
+
+    /// Gives a rotating department a weekly schedule: stationed on every weekday when `on`, on none when not.
+    pub async fn rotation(&self, code: &str, on: bool) {
+        let url = self.registry_url.clone().expect("registry url");
+        let mut tree = TreeClient::new(kit::testing::connect(&url).await);
+        let entries = (1..=7).map(|weekday| RotationEntry { weekday, stationed: on, ..Default::default() }).collect();
+        tree.set_rotation(SetRotationRequest { department_code: code.into(), entries }).await.expect("set rotation");
+    }
+
+    /// Puts a rule to department `unit`, stationing the department at the county center first (rules name
+    /// only units the registry knows).
     pub async fn put_rule(&self, id: &str, priority: u32, category: &str, area: &str, unit: &str) -> Rule {
+        self.department(unit, CENTER, "resident", false).await;
         let rule = Rule {
             id: id.into(),
             priority,
@@ -111,6 +147,7 @@ impl Harness {
             unit_kind: "department".into(),
             unit_code: unit.into(),
             unit_name: format!("{unit} 部门"),
+            ..Default::default()
         };
         let response = self.client.clone().put_rule(PutRuleRequest { rule: Some(rule) }).await.expect("put rule");
         response.into_inner().rule.expect("rule in response")

@@ -86,6 +86,19 @@ pub async fn supersede_returned(
     Ok(())
 }
 
+/// A dispatcher's 召回 (by itself, before a re-dispatch, or by a hop between centers) ends one task: it is
+/// superseded for good, whatever it was, unless it already reached a final state.
+pub async fn supersede_task(conn: &mut PgConnection, case_id: Uuid, task_id: &str) -> sqlx::Result<()> {
+    ensure_task(conn, case_id, task_id).await?;
+    sqlx::query("UPDATE tasks SET state = $2, updated_at = now() WHERE task_id = $1 AND state <> ALL($3)")
+        .bind(task_id)
+        .bind(TaskState::Superseded)
+        .bind(TaskState::FINAL)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// 签收: a dispatched task becomes accepted by `handler`, unless a later move was already seen. Any other
 /// state stays (a stale acceptance never moves a resolved or superseded task back), though a handler not yet
 /// known is still recorded, since separation of duties needs every hand.
