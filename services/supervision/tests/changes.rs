@@ -364,3 +364,31 @@ async fn a_summoned_unit_is_supervised_until_it_reports_in() {
     assert!(text.contains("主办") && text.contains("zjj局") && text.contains("gtj局"), "{text}");
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_report_in_clock_survives_a_restart_and_fires_once() {
+    let infra = TestInfra::new().await;
+    let first = supervision(&infra).await;
+    // 4 s to report in: reminder at 3.2 s, yellow at 4 s, red at 8 s.
+    common::set_policy(&infra, "report", 4).await;
+    let (case_id, task_id) = dispatched_case(&infra).await;
+    let co = Uuid::new_v4().to_string();
+    let seen = publish(&infra, case_id, joint(&task_id, &co, "zjj", "summoned"), Utc::now()).await;
+    await_handled(&infra, &seen).await;
+    // Down across the reminder, the yellow and the red card's due times; started again, each is issued once.
+    first.stop().await;
+    tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    let second = supervision(&infra).await;
+    let pool = infra.pool(supervision::NAME).await;
+    let grades = || async {
+        sqlx::query_scalar::<_, String>("SELECT grade FROM slips WHERE task_id = $1 ORDER BY issued_at, number")
+            .bind(&co)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    eventually("the 报到 red card after the restart", 20, || async { (grades().await.len() == 3).then_some(()) }).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(grades().await, ["reminder", "yellow", "red"], "each grade once");
+    second.stop().await;
+}
