@@ -280,7 +280,7 @@ async fn each_dispatch_carries_a_printable_task_slip() {
     let pdf = unit.get_slip_pdf(GetSlipPdfRequest { number: slip.number.clone() }).await.unwrap().into_inner();
     let again = unit.get_slip_pdf(GetSlipPdfRequest { number: slip.number.clone() }).await.unwrap().into_inner();
     assert_eq!(pdf.pdf, again.pdf, "the same bytes each time");
-    let text = pdf_text(&pdf.pdf);
+    let text = common::pdf_text(&pdf.pdf);
     let due_day = slip.due_at.get(..10).unwrap().replacen('-', "年", 1).replacen('-', "月", 1);
     for expected in [
         "工作任务交办单",
@@ -299,15 +299,6 @@ async fn each_dispatch_carries_a_printable_task_slip() {
     let hidden = other.get_slip_pdf(GetSlipPdfRequest { number: slip.number.clone() }).await.unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
     node.stop().await;
-}
-
-/// The text a reader's search finds in a PDF (poppler's pdftotext).
-fn pdf_text(pdf: &[u8]) -> String {
-    let path = std::env::temp_dir().join(format!("slip-{}.pdf", Uuid::new_v4()));
-    std::fs::write(&path, pdf).unwrap();
-    let out = std::process::Command::new("pdftotext").arg(&path).arg("-").output();
-    let _ = std::fs::remove_file(&path);
-    String::from_utf8(out.expect("pdftotext (poppler-utils)").stdout).unwrap()
 }
 
 fn joint(task_id: &str, co_id: &str, unit: &str, action: &str) -> Body {
@@ -360,7 +351,7 @@ async fn a_summoned_unit_is_supervised_until_it_reports_in() {
     let listed = unit.list_slips(ListSlipsRequest { case_id: case_id.to_string() }).await.unwrap().into_inner();
     let task_slip = listed.slips.iter().find(|s| s.kind == "task").unwrap().number.clone();
     let pdf = unit.get_slip_pdf(GetSlipPdfRequest { number: task_slip }).await.unwrap().into_inner();
-    let text = pdf_text(&pdf.pdf);
+    let text = common::pdf_text(&pdf.pdf);
     assert!(text.contains("主办") && text.contains("zjj局") && text.contains("gtj局"), "{text}");
     node.stop().await;
 }

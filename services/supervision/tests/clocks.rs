@@ -234,7 +234,7 @@ async fn each_grade_is_issued_once_in_order_across_a_restart() {
     let pdf = unit.get_slip_pdf(GetSlipPdfRequest { number: red.number.clone() }).await.unwrap().into_inner();
     let again = unit.get_slip_pdf(GetSlipPdfRequest { number: red.number.clone() }).await.unwrap().into_inner();
     assert_eq!(pdf.pdf, again.pdf, "the same bytes each time");
-    let text = pdf_text(&pdf.pdf);
+    let text = common::pdf_text(&pdf.pdf);
     let due_day = red.due_at.get(..10).unwrap().replacen('-', "年", 1).replacen('-', "月", 1);
     for expected in [red.number.as_str(), "532901003000", "红牌督办", "督办提示单", &red.verification_code, &due_day]
     {
@@ -256,15 +256,6 @@ async fn each_grade_is_issued_once_in_order_across_a_restart() {
     let unknown = unit.get_slip_pdf(GetSlipPdfRequest { number: "532901003-督-1999-00001".into() }).await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
     second.stop().await;
-}
-
-/// The text a reader's search finds in a PDF (poppler's pdftotext).
-fn pdf_text(pdf: &[u8]) -> String {
-    let path = std::env::temp_dir().join(format!("slip-{}.pdf", Uuid::new_v4()));
-    std::fs::write(&path, pdf).unwrap();
-    let out = std::process::Command::new("pdftotext").arg(&path).arg("-").output();
-    let _ = std::fs::remove_file(&path);
-    String::from_utf8(out.expect("pdftotext (poppler-utils)").stdout).unwrap()
 }
 
 #[tokio::test]

@@ -186,3 +186,12 @@ pub async fn await_handled(infra: &TestInfra, event_id: &str) {
     })
     .await;
 }
+
+/// The text a reader's search finds in a PDF (poppler's pdftotext).
+pub fn pdf_text(pdf: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("slip-{}.pdf", Uuid::new_v4()));
+    std::fs::write(&path, pdf).expect("write the PDF");
+    let out = std::process::Command::new("pdftotext").arg(&path).arg("-").output();
+    let _ = std::fs::remove_file(&path);
+    String::from_utf8(out.expect("pdftotext (poppler-utils)").stdout).expect("UTF-8 text")
+}
