@@ -5,7 +5,6 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
-pub mod manual;
 pub mod scope;
 pub mod service;
 pub mod settings;

@@ -22,6 +22,7 @@ use crate::scope::{self, Reach, acting, allow};
 use crate::units::{Plan, Planner};
 
 pub mod joint;
+pub mod manual;
 
 #[derive(Clone)]
 pub struct Tasks {
