@@ -125,15 +125,19 @@ async fn calls_cancelled_mid_flight_leave_whole_cases_and_a_service_that_answers
             tokio::time::sleep(typical * 2).await;
         }
     }
-    let (mut cancelled, mut registered, mut refused) = (0usize, 0usize, Vec::new());
+    let (mut cancelled, mut registered, mut shed, mut refused) = (0usize, 0usize, 0usize, Vec::new());
     for call in calls {
         match call.await.unwrap() {
             Err(_) => cancelled += 1,
             Ok(Ok(_)) => registered += 1,
+            // Abandoned calls still finish inside (that is the point), so on a slow or busy machine they can fill
+            // the gateway's in-flight limit; shedding with RESOURCE_EXHAUSTED and Retry-After is then the
+            // designed answer, not a failure. Those keys are registered by the retries below like any other.
+            Ok(Err(status)) if status.code() == tonic::Code::ResourceExhausted => shed += 1,
             Ok(Err(status)) => refused.push(status),
         }
     }
-    println!("typical call {typical:?}; of {CALLS} calls {cancelled} cancelled, {registered} answered");
+    println!("typical call {typical:?}; of {CALLS} calls {cancelled} cancelled, {registered} answered, {shed} shed");
     assert!(refused.is_empty(), "a call that was not cancelled is answered: {refused:?}");
     assert!(cancelled > 250, "many calls are cancelled mid-flight ({cancelled} of {CALLS})");
     // Work already under way finishes on its own; wait until the count stops moving.
