@@ -39,8 +39,9 @@ pub struct Around<'a> {
     pub limit: i64,
 }
 
-/// The open cases of the village registered in [from, to] in the category's group, newest first, but the one
-/// asked about. The state predicate is spelled exactly as the partial index `cases_open_by_village` is
+/// The open cases of the village registered in [from, to] in the category's group, but the one asked about:
+/// the newest `limit`, and besides them every one (up to `limit` more) with a party whose phone matches, so a
+/// phone match is never cut off by a busy village. The state predicate is spelled exactly as the partial index `cases_open_by_village` is
 /// (migration 1007): a bound parameter could not prove the index applies under a generic plan, and this one
 /// query would fall back to scanning the village. `open_predicate_matches_the_states` keeps the two in step.
 pub async fn nearby_open(conn: &mut PgConnection, a: &Around<'_>) -> sqlx::Result<Vec<Nearby>> {
@@ -49,9 +50,12 @@ pub async fn nearby_open(conn: &mut PgConnection, a: &Around<'_>) -> sqlx::Resul
                 (cardinality($6::bytea[]) > 0 AND EXISTS (SELECT 1 FROM case_parties p \
                      WHERE p.case_id = c.id AND p.phone_index = ANY($6::bytea[]))) AS same_phone \
          FROM cases c \
-         WHERE c.village_code = $1 AND c.state NOT IN ('closed', 'merged') \
-           AND c.registered_at >= $3 AND c.registered_at <= $4 AND left(c.category_code, 2) = $2 AND c.id <> $5 \
-         ORDER BY c.registered_at DESC LIMIT $7"
+         WHERE c.id IN ( \
+             (SELECT n.id FROM cases n WHERE {AROUND} ORDER BY n.registered_at DESC LIMIT $7) \
+             UNION \
+             (SELECT n.id FROM cases n WHERE {AROUND} AND cardinality($6::bytea[]) > 0 AND n.id IN \
+                 (SELECT p.case_id FROM case_parties p WHERE p.phone_index = ANY($6::bytea[])) LIMIT $7)) \
+         ORDER BY c.registered_at DESC"
     )))
     .bind(a.village_code)
     .bind(a.category_group)
@@ -63,6 +67,10 @@ pub async fn nearby_open(conn: &mut PgConnection, a: &Around<'_>) -> sqlx::Resul
     .fetch_all(conn)
     .await
 }
+
+/// The window of `nearby_open`, over `cases n`.
+const AROUND: &str = "n.village_code = $1 AND n.state NOT IN ('closed', 'merged') AND n.registered_at >= $3 \
+    AND n.registered_at <= $4 AND left(n.category_code, 2) = $2 AND n.id <> $5";
 
 /// The states `nearby_open` and the partial index spell out as not open.
 pub const NOT_OPEN_IN_SQL: [&str; 2] = ["closed", "merged"];

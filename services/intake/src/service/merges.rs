@@ -20,9 +20,11 @@ use crate::domain::{Case, CaseFile, CaseState, MergedCase, Reporter};
 use crate::error::{Error, Result};
 use crate::scope::covers;
 
-/// The most open cases of one village and window the matcher scores (the newest); a village with more open
-/// cases than this within a month has a backlog no duplicate check would rescue.
-const NEARBY_LIMIT: i64 = 2_000;
+/// The newest open cases of one village and window the matcher scores by text (phone matches come besides
+/// them). Each is scored in Rust at every registration, so this bounds what a registration costs: 2,000 made a
+/// burst of registrations in one village CPU-bound (loop_bench 60 150: 53/s achieved, lag p50 6.5 s); a
+/// village with more open cases than this within the window has a backlog no text match would rescue.
+const NEARBY_LIMIT: i64 = 200;
 
 /// A likely duplicate: why it is one, and the case as its list entry shows it.
 #[derive(Debug, Clone)]
