@@ -21,10 +21,11 @@ use crate::error::{Error, Result};
 use crate::scope::covers;
 
 /// The newest open cases of one village and window the matcher scores by text (phone matches come besides
-/// them). Each is scored in Rust at every registration, so this bounds what a registration costs: 2,000 made a
-/// burst of registrations in one village CPU-bound (loop_bench 60 150: 53/s achieved, lag p50 6.5 s); a
-/// village with more open cases than this within the window has a backlog no text match would rescue.
-const NEARBY_LIMIT: i64 = 200;
+/// them). Each is fetched and scored at every registration, so this bounds what a registration costs: with
+/// `loop_bench 60 150` (one village) 2,000 achieved 53 registrations/s, 200 achieved 92/s and 50 achieved
+/// 107/s. A village with more open cases of one category group in the window than this has a backlog no text
+/// match would rescue.
+const NEARBY_LIMIT: i64 = 50;
 
 /// A likely duplicate: why it is one, and the case as its list entry shows it.
 #[derive(Debug, Clone)]
