@@ -205,7 +205,10 @@ fn dispatched_detail(e: &proto::events::v1::CaseDispatched) -> String {
         "center" if !e.rule_id.is_empty() => {
             format!("{slip}{by}, rule {} unit off duty or retired: 兜底 to the center", e.rule_id)
         }
-        _ => format!("{slip}{by}"),
+        // Chosen by a rule, kept by the center with no rule, or from a producer that does not say.
+        "rule" | "center" | "" => format!("{slip}{by}"),
+        // A way of choosing this build does not know is shown as it came.
+        other => format!("{slip}{by} ({other})"),
     }
 }
 

@@ -38,7 +38,24 @@ impl Handler for DispatchHandler {
                 }
                 Err(_) => None,
             },
-            _ => None,
+            // Nothing else is dispatched by the rules, so nothing else needs a plan.
+            Some(
+                Body::CaseDispatched(_)
+                | Body::CaseAccepted(_)
+                | Body::CaseReturned(_)
+                | Body::ReturnRejected(_)
+                | Body::CaseResolved(_)
+                | Body::CaseClosed(_)
+                | Body::CaseFollowedUp(_)
+                | Body::DeadlineMissed(_)
+                | Body::CaseSupervised(_)
+                | Body::CaseJoint(_)
+                | Body::CaseEscalated(_)
+                | Body::CaseRecalled(_)
+                | Body::CaseMerged(_)
+                | Body::SubsidyCredited(_),
+            )
+            | None => None,
         };
         match facts {
             Some(f) => Ok(self.planner.plan(&f).await?),
