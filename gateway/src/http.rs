@@ -6,12 +6,13 @@ mod merges;
 mod observe;
 mod queues;
 mod rates;
+mod oversight;
 
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -42,15 +43,6 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .route("/v1/cases/{case_id}/dispatch", post(dispatch_case))
         .route("/v1/cases/{case_id}/escalate", post(escalate_case))
         .route("/v1/cases/{case_id}/follow-up", post(follow_up))
-        .route("/v1/cases/{case_id}/deadlines", get(list_deadlines))
-        .route("/v1/cases/{case_id}/slips", get(list_slips))
-        .route("/v1/slips/{number}/acknowledge", post(acknowledge_slip))
-        .route("/v1/slips/{number}/slip.pdf", get(slip_pdf))
-        .route("/v1/cases/{case_id}/clock-changes", get(list_clock_changes))
-        .route("/v1/tasks/{task_id}/clock-changes", post(request_clock_change))
-        .route("/v1/tasks/{task_id}/resume-clock", post(resume_clock))
-        .route("/v1/clock-changes/{id}/decide", post(decide_clock_change))
-        .route("/v1/time-policies", post(add_time_policy).get(list_time_policies))
         .route("/v1/tasks/{task_id}", get(get_task))
         .route("/v1/tasks/{task_id}/accept", post(accept_task))
         .route("/v1/tasks/{task_id}/return", post(return_task))
@@ -80,6 +72,7 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .merge(queues::routes())
         .merge(rates::routes())
         .merge(merges::routes())
+        .merge(oversight::routes())
         .layer(axum::middleware::from_fn_with_state(limit, crate::limit::http))
         .route("/healthz", get(|| async { "ok" }))
         // Last, so it wraps every route above (a layer applies to the routes present when it is added), the
@@ -270,48 +263,6 @@ async fn follow_up(
     reply(d.follow_up(c.req(b)).await).await
 }
 
-async fn list_clock_changes(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {
-    reply(d.list_clock_changes(c.req(supervision::ListClockChangesRequest { case_id })).await).await
-}
-
-async fn request_clock_change(
-    State(d): Desk_,
-    c: Caller,
-    Path(id): Path<String>,
-    Body(mut b): Body<supervision::RequestClockChangeRequest>,
-) -> Response {
-    b.task_id = id;
-    reply(d.request_clock_change(c.req(b)).await).await
-}
-
-async fn resume_clock(
-    State(d): Desk_,
-    c: Caller,
-    Path(id): Path<String>,
-    Body(mut b): Body<supervision::ResumeClockRequest>,
-) -> Response {
-    b.task_id = id;
-    reply(d.resume_clock(c.req(b)).await).await
-}
-
-async fn decide_clock_change(
-    State(d): Desk_,
-    c: Caller,
-    Path(id): Path<String>,
-    Body(mut b): Body<supervision::DecideClockChangeRequest>,
-) -> Response {
-    b.id = id;
-    reply(d.decide_clock_change(c.req(b)).await).await
-}
-
-async fn add_time_policy(State(d): Desk_, c: Caller, Body(b): Body<supervision::AddTimePolicyRequest>) -> Response {
-    reply(d.add_time_policy(c.req(b)).await).await
-}
-
-async fn list_time_policies(State(d): Desk_, c: Caller) -> Response {
-    reply(d.list_time_policies(c.req(supervision::ListTimePoliciesRequest {})).await).await
-}
-
 async fn summon_co_handlers(
     State(d): Desk_,
     c: Caller,
@@ -348,43 +299,6 @@ async fn release_co_handler(
 ) -> Response {
     b.id = id;
     reply(d.release_co_handler(c.req(b)).await).await
-}
-
-async fn list_deadlines(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {
-    reply(d.list_deadlines(c.req(supervision::ListDeadlinesRequest { case_id })).await).await
-}
-
-async fn list_slips(State(d): Desk_, c: Caller, Path(case_id): Path<String>) -> Response {
-    reply(d.list_slips(c.req(supervision::ListSlipsRequest { case_id })).await).await
-}
-
-async fn acknowledge_slip(State(d): Desk_, c: Caller, Path(number): Path<String>) -> Response {
-    reply(d.acknowledge_slip(c.req(supervision::AcknowledgeSlipRequest { number })).await).await
-}
-
-/// The slip as a PDF to open or print, not JSON; errors stay JSON like every other route's.
-async fn slip_pdf(State(d): Desk_, c: Caller, Path(number): Path<String>) -> Response {
-    match d.get_slip_pdf(c.req(supervision::GetSlipPdfRequest { number })).await {
-        Ok(r) => {
-            let r = r.into_inner();
-            // The file name is the slip's number, which holds a CJK character: RFC 5987's UTF-8 form.
-            let encoded: String = r
-                .filename
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
-                        char::from(b).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            let disposition = format!("inline; filename=\"slip.pdf\"; filename*=UTF-8''{encoded}");
-            ([(header::CONTENT_TYPE, "application/pdf".to_owned()), (header::CONTENT_DISPOSITION, disposition)], r.pdf)
-                .into_response()
-        }
-        Err(status) => error_response(&status),
-    }
 }
 
 async fn get_task(State(d): Desk_, c: Caller, Path(task_id): Path<String>) -> Response {
