@@ -4,9 +4,9 @@
 mod admin;
 mod merges;
 mod observe;
+mod oversight;
 mod queues;
 mod rates;
-mod oversight;
 
 use std::sync::Arc;
 
