@@ -30,7 +30,7 @@ pub async fn category_version(conn: &mut PgConnection, code: &str, kind: &str) -
     .await
 }
 
-/// Takes the next number of the center's day; inside the registering transaction.
+/// Takes the next number of the center's day, committed on its own (see `Cases::register_case`).
 pub async fn next_seq(conn: &mut PgConnection, center_prefix: &str, local_day: &str) -> sqlx::Result<i32> {
     sqlx::query_scalar(
         "INSERT INTO case_numbers (center_prefix, local_day, last_seq) VALUES ($1, $2, 1) \
@@ -106,10 +106,11 @@ pub async fn insert_party(
     case_id: Uuid,
     ordinal: i32,
     p: &SealedParty<'_>,
+    registered_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO case_parties (case_id, ordinal, name, role, phone_sealed, phone_masked, id_number_sealed, \
-         id_number_masked, phone_index) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+         id_number_masked, phone_index, registered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
     )
     .bind(case_id)
     .bind(ordinal)
@@ -120,6 +121,7 @@ pub async fn insert_party(
     .bind(&p.id_number_sealed)
     .bind(&p.id_number_masked)
     .bind(&p.phone_index)
+    .bind(registered_at)
     .execute(conn)
     .await?;
     Ok(())

@@ -21,6 +21,11 @@ impl Handler for CaseFileHandler {
         Ok(())
     }
 
+    /// Only events that read as a step of the case file (`step_for` names every kind).
+    fn applies(&self, event: &Envelope) -> bool {
+        event.body.as_ref().is_some_and(|b| step_for(b).is_some())
+    }
+
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
         let Some(body) = &event.body else { return Ok(()) };
         let Some(step) = step_for(body) else { return Ok(()) };

@@ -79,20 +79,28 @@ impl Cases {
         if !who.scope(Permission::Register).covers_place(&place.area_path, &place.grid_code) {
             return Err(Error::denied("the case's place is outside your registration scope"));
         }
-        let mut tx = self.pool.begin().await?;
-        let category_version = db::category_version(&mut tx, &new.category_code, new.kind.category_kind())
+        let mut conn = self.pool.acquire().await?;
+        // Category versions are only ever added, so the one read here is still current at commit.
+        let category_version = db::category_version(&mut conn, &new.category_code, new.kind.category_kind())
             .await?
             .ok_or_else(|| FieldError::new("category_code", format!("is not an active {} category", new.kind)))?;
         let now = Utc::now();
         let prefix = kit::division::significant(&new.center_code);
-        let seq = db::next_seq(&mut tx, prefix, &kit::time::local_date(now)).await?;
+        // The number is taken in a statement of its own, before the registering transaction: every registration
+        // of a center's day updates the same counter row, and inside the transaction each held that row's lock
+        // until its commit, so a center's registrations ran one at a time. A registration that fails after this
+        // leaves a gap; numbers stay unique and are never reused, which is what DOMAIN asks of them.
+        let seq = db::next_seq(&mut conn, prefix, &kit::time::local_date(now)).await?;
         let number = case_no(prefix, &kit::time::local_date(now), seq);
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let id = Uuid::new_v4();
         let reg =
             Registration { id, digest: &digest, case_no: &number, category_version, at: now, new: &new, place: &place };
         if !db::insert_case(&mut tx, &reg).await? {
-            // A concurrent registration with the same key won; this one writes nothing.
+            // A concurrent registration with the same key won; this one writes nothing. The connection goes
+            // back before `replay` takes one.
             drop(tx);
+            drop(conn);
             return self
                 .replay(&new, &digest, &readable)
                 .await?
@@ -111,7 +119,7 @@ impl Cases {
                 id_number_masked: p.id_number.as_deref().map(mask_id_number).unwrap_or_default(),
                 phone_index: p.phone.as_deref().and_then(|v| crate::domain::duplicates::phone_index(&self.sealer, v)),
             };
-            db::insert_party(&mut tx, id, i32::try_from(i).unwrap_or(i32::MAX), &party).await?;
+            db::insert_party(&mut tx, id, i32::try_from(i).unwrap_or(i32::MAX), &party, now).await?;
         }
         let detail = format!("受理登记 {number} via {} at center {}", new.channel, new.center_code);
         let step = NewStep {
@@ -141,6 +149,7 @@ impl Cases {
         };
         self.outbox.add(&mut tx, id, &new.operator_id, Body::CaseRegistered(event)).await?;
         tx.commit().await?;
+        drop(conn);
         self.outbox.wake();
         tracing::info!(case_id = %id, case_no = %number, "case registered");
         Ok((self.file(id.to_string().as_str(), &ScopeSet { all: true, ..ScopeSet::default() }).await?, false))

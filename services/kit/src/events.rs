@@ -439,7 +439,8 @@ async fn prune_chunks(pool: &PgPool, delete: &'static str, keep: Duration) -> sq
 /// `prepare` runs first, outside any transaction: whatever the effect needs from another service is asked
 /// there, so no pooled connection waits on a remote call. `handle` then runs inside the transaction that also
 /// records the event in the inbox; an error rolls its effect back and the event is parked for a retry, while
-/// other cases flow on.
+/// other cases flow on. `prepare` may run more than once for one event (a batch applied again, a redelivery),
+/// so whatever it writes itself must be harmless to repeat or to leave unused.
 pub trait Handler: Send + Sync + 'static {
     type Prepared: Send;
 
@@ -454,6 +455,14 @@ pub trait Handler: Send + Sync + 'static {
         event: &'a Envelope,
         prepared: Self::Prepared,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'a;
+
+    /// Whether the event can change anything here. An event that cannot is acknowledged without a transaction
+    /// or an inbox row: applying it any number of times changes nothing, so it needs neither, and about half
+    /// of what each consumer receives is another service's business (a consumer reads every kind). A handler
+    /// that overrides this names every kind, as `handle` does, so a new kind is decided here too.
+    fn applies(&self, _event: &Envelope) -> bool {
+        true
+    }
 
     /// Called after a transaction that applied events committed: a handler that wrote to its outbox wakes the
     /// relay here.

@@ -17,6 +17,10 @@ impl Handler for LedgerHandler {
         Ok(())
     }
 
+    fn applies(&self, event: &Envelope) -> bool {
+        crate::ledger::service::in_ledger(event)
+    }
+
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
         match apply_event(conn, event).await? {
             // Case ids are not personal data; the event carries no parties here, and none is logged.

@@ -293,7 +293,8 @@ pub async fn exclude(
     Ok(())
 }
 
-/// Takes the next slip number of the center's day; inside the dispatching transaction.
+/// Takes the next slip number of the center's day: inside a manual dispatch's transaction, or on its own ahead
+/// of the consumer's batch ([`crate::units::Planner::reserve_slip`]).
 pub async fn next_slip_seq(conn: &mut PgConnection, center_prefix: &str, local_day: &str) -> sqlx::Result<i32> {
     sqlx::query_scalar(
         "INSERT INTO slip_numbers (center_prefix, local_day, last_seq) VALUES ($1, $2, 1) \

@@ -28,13 +28,13 @@ impl Handler for DispatchHandler {
     type Prepared = Plan;
 
     async fn prepare(&self, event: &Envelope) -> anyhow::Result<Plan> {
-        let facts = match &event.body {
-            Some(Body::CaseRegistered(e)) => Some(registered_case(Uuid::nil(), event, e).facts()),
+        let case = match &event.body {
+            Some(Body::CaseRegistered(e)) => Some(registered_case(Uuid::nil(), event, e)),
             // A reopened or unmerged case is dispatched again by its rules.
             Some(Body::CaseReopened(_) | Body::CaseUnmerged(_)) => match Uuid::parse_str(&event.case_id) {
                 Ok(id) => {
                     let mut conn = self.planner.pool.acquire().await?;
-                    db::case(&mut conn, id).await?.map(|c| c.facts())
+                    db::case(&mut conn, id).await?
                 }
                 Err(_) => None,
             },
@@ -57,9 +57,37 @@ impl Handler for DispatchHandler {
             )
             | None => None,
         };
-        match facts {
-            Some(f) => Ok(self.planner.plan(&f).await?),
-            None => Ok(Plan::default()),
+        let Some(case) = case else { return Ok(Plan::default()) };
+        let mut plan = self.planner.plan(&case.facts()).await?;
+        plan.slip = Some(self.planner.reserve_slip(&case.holding_center).await?);
+        Ok(plan)
+    }
+
+    fn applies(&self, event: &Envelope) -> bool {
+        match &event.body {
+            Some(
+                Body::CaseRegistered(_)
+                | Body::CaseReopened(_)
+                | Body::DeadlineMissed(_)
+                | Body::CaseMerged(_)
+                | Body::CaseUnmerged(_)
+                | Body::CaseClosed(_),
+            ) => true,
+            // As in `handle`: nothing routing decides on.
+            Some(
+                Body::CaseDispatched(_)
+                | Body::CaseAccepted(_)
+                | Body::CaseReturned(_)
+                | Body::ReturnRejected(_)
+                | Body::CaseResolved(_)
+                | Body::CaseEscalated(_)
+                | Body::CaseRecalled(_)
+                | Body::CaseFollowedUp(_)
+                | Body::CaseSupervised(_)
+                | Body::CaseJoint(_)
+                | Body::SubsidyCredited(_),
+            )
+            | None => false,
         }
     }
 

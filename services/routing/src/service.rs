@@ -19,7 +19,7 @@ use crate::domain::queue::{Queue, QueuePage};
 use crate::domain::{Case, Move, Rule, Target, Task, TaskState, Unit, UnitKind, route, slip_no};
 use crate::error::{Error, Result};
 use crate::scope::{self, Reach, acting, allow};
-use crate::units::{Plan, Planner};
+use crate::units::{Plan, Planner, SlipSeq};
 
 pub mod joint;
 pub mod manual;
@@ -283,11 +283,12 @@ pub(crate) fn not_found(id: Uuid) -> Error {
 pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &Case, actor: &str, plan: &Plan) -> Result<Task> {
     let excluded = db::excluded(conn, case.id, case.round).await?;
     let target = route(&plan.rules, &case.facts(), &excluded, &plan.roster);
-    issue(conn, outbox, case, actor, &target, "").await
+    issue(conn, outbox, case, actor, &target, "", plan.slip.as_ref()).await
 }
 
 /// Issues a 交办单 for the case to `target`: a new task numbered by the holding center, and its
-/// case.dispatched event. `reason` is a dispatcher's, for a dispatch by hand.
+/// case.dispatched event. `reason` is a dispatcher's, for a dispatch by hand. The slip takes the number
+/// `reserved` for it when that is the holding center's, else the next one inside the transaction.
 pub async fn issue(
     conn: &mut PgConnection,
     outbox: &Outbox,
@@ -295,12 +296,17 @@ pub async fn issue(
     actor: &str,
     target: &Target,
     reason: &str,
+    reserved: Option<&SlipSeq>,
 ) -> Result<Task> {
     let at = Utc::now();
     let center = kit::division::significant(&case.holding_center);
-    let day = kit::time::local_date(at);
-    let seq = db::next_slip_seq(conn, center, &day).await?;
-    let slip = slip_no(center, &day, seq);
+    let slip = match reserved {
+        Some(r) if r.center_prefix == center => slip_no(center, &r.day, r.seq),
+        _ => {
+            let day = kit::time::local_date(at);
+            slip_no(center, &day, db::next_slip_seq(conn, center, &day).await?)
+        }
+    };
     let attempt = db::next_attempt(conn, case.id).await?;
     let id = Uuid::new_v4();
     let rule_id = target.rule_id.as_deref().unwrap_or("");

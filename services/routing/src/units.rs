@@ -125,6 +125,16 @@ impl Units {
 pub struct Plan {
     pub rules: Arc<Vec<Rule>>,
     pub roster: Roster,
+    /// The 交办单 number taken for it beforehand, when the dispatch is the consumer's (see [`Planner::reserve_slip`]).
+    pub slip: Option<SlipSeq>,
+}
+
+/// A slip number taken ahead of its dispatch: the center's significant prefix, its local day and the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlipSeq {
+    pub center_prefix: String,
+    pub day: String,
+    pub seq: i32,
 }
 
 /// The routing table read whole, and the version it was read at.
@@ -149,7 +159,19 @@ impl Planner {
             self.rules(&mut conn).await?
         };
         let roster = self.units.roster(&candidates(&rules, facts)).await;
-        Ok(Plan { rules, roster })
+        Ok(Plan { rules, roster, slip: None })
+    }
+
+    /// Takes the next 交办单 number of the holding center's day in a statement of its own. The consumer does
+    /// this before its batch's transaction: a number taken inside it kept the center's counter row locked until
+    /// the batch committed, so every partition's batch queued on that one row. A number whose dispatch then
+    /// does not happen (a batch retried, a redelivery) is a gap; numbers stay unique and are never reused.
+    pub async fn reserve_slip(&self, holding_center: &str) -> Result<SlipSeq> {
+        let center_prefix = kit::division::significant(holding_center).to_owned();
+        let day = kit::time::local_date(Utc::now());
+        let mut conn = self.pool.acquire().await?;
+        let seq = db::next_slip_seq(&mut conn, &center_prefix, &day).await?;
+        Ok(SlipSeq { center_prefix, day, seq })
     }
 
     /// The routing table, read again only when a rule was put since (any replica's put changes the version).

@@ -38,6 +38,31 @@ impl Handler for FollowUpHandler {
         Ok(Some(self.0.standing_for(case_id, &f.resolver_id).await?))
     }
 
+    /// A registration (where the case is) and a follow-up (what may be paid); as in `handle`, nothing else.
+    fn applies(&self, event: &Envelope) -> bool {
+        match &event.body {
+            Some(Body::CaseFollowedUp(_) | Body::CaseRegistered(_)) => true,
+            Some(
+                Body::CaseEscalated(_)
+                | Body::CaseRecalled(_)
+                | Body::CaseDispatched(_)
+                | Body::CaseAccepted(_)
+                | Body::CaseReturned(_)
+                | Body::ReturnRejected(_)
+                | Body::CaseResolved(_)
+                | Body::CaseClosed(_)
+                | Body::CaseReopened(_)
+                | Body::DeadlineMissed(_)
+                | Body::CaseSupervised(_)
+                | Body::CaseJoint(_)
+                | Body::SubsidyCredited(_)
+                | Body::CaseMerged(_)
+                | Body::CaseUnmerged(_),
+            )
+            | None => false,
+        }
+    }
+
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope, standing: Option<Standing>) -> anyhow::Result<()> {
         let Some(body) = &event.body else { return Ok(()) };
         match body {

@@ -254,14 +254,16 @@ async fn insert(pool: &sqlx::PgPool, b: &Batch) -> anyhow::Result<()> {
     .await?;
     sqlx::query(
         "INSERT INTO case_parties (case_id, ordinal, name, role, phone_sealed, phone_masked, id_number_masked, \
-         phone_index) \
-         SELECT id, 0, '报告人', 'reporter', sealed, masked, '', idx \
-         FROM UNNEST($1::uuid[], $2::bytea[], $3::text[], $4::bytea[]) AS t(id, sealed, masked, idx)",
+         phone_index, registered_at) \
+         SELECT id, 0, '报告人', 'reporter', sealed, masked, '', idx, at \
+         FROM UNNEST($1::uuid[], $2::bytea[], $3::text[], $4::bytea[], $5::timestamptz[]) \
+              AS t(id, sealed, masked, idx, at)",
     )
     .bind(&b.id)
     .bind(&b.phone_sealed)
     .bind(&b.phone_masked)
     .bind(&b.phone_index)
+    .bind(&b.at)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -153,8 +153,7 @@ async fn run_partition<H: Handler>(ctx: &Ctx<H>, part: u32, holder: Uuid, shutdo
         if batch.is_empty() && broken.is_none() {
             (batch, broken) = pull_one(&consumer).await?;
         }
-        if !batch.is_empty() {
-            run_batch(ctx, part_no, holder, batch, shutdown, &metrics).await?;
+        if !batch.is_empty() && run_batch(ctx, part_no, holder, batch, shutdown, &metrics).await? {
             renewed = tokio::time::Instant::now();
         }
         if let Some(e) = broken {
@@ -207,6 +206,12 @@ struct Item {
 
 /// Applies a batch, retrying the whole transaction until it commits: nothing is acknowledged before that, and
 /// nothing later of this partition is pulled meanwhile, so a database outage delays events and reorders none.
+/// True when a transaction ran (and so renewed the lease).
+///
+/// A batch is first applied without a savepoint per event: two round trips per event fewer, and events rarely
+/// fail. When one does, that transaction is rolled back and the batch applied again with savepoints, so the
+/// failing event is parked alone (its prepare step runs again, which is why it must have no lasting effect
+/// but a gap, see [`Handler::prepare`]).
 async fn run_batch<H: Handler>(
     ctx: &Ctx<H>,
     part: i32,
@@ -214,7 +219,7 @@ async fn run_batch<H: Handler>(
     batch: Vec<jetstream::Message>,
     shutdown: &Shutdown,
     metrics: &crate::metrics::ConsumerMetrics,
-) -> Result<(), Stop> {
+) -> Result<bool, Stop> {
     if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
         metrics.lag.set(info.pending as f64);
     }
@@ -228,13 +233,30 @@ async fn run_batch<H: Handler>(
             Item { msg, seq, envelope }
         })
         .collect();
+    let wanted: Vec<bool> =
+        items.iter().map(|it| it.envelope.as_ref().is_none_or(|e| ctx.handler.applies(e))).collect();
+    if !wanted.contains(&true) {
+        // Nothing here for this consumer: acknowledged as it is, no transaction.
+        metrics.skipped.inc_by(items.len() as u64);
+        for it in &items {
+            if let Err(e) = it.msg.ack().await {
+                tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
+            }
+        }
+        return Ok(false);
+    }
     let mut backoff = Duration::from_millis(200);
+    let mut careful = false;
     loop {
         let started = std::time::Instant::now();
         let slot = ctx.slots.acquire().await?;
-        let outcome = apply_batch(ctx, part, holder, &items).await;
+        let outcome = apply_batch(ctx, part, holder, &items, &wanted, careful).await;
         drop(slot);
         match outcome {
+            Err(Stop::Failed(e)) if !careful && e.is::<EventFailed>() => {
+                // Rolled back whole: apply it again with a savepoint per event, so only the failing one parks.
+                careful = true;
+            }
             Ok(Tally { applied, skipped, parked, dead }) => {
                 if applied + parked + dead > 0 {
                     exit_after_commit_hook();
@@ -254,7 +276,7 @@ async fn run_batch<H: Handler>(
                 if applied > 0 {
                     ctx.handler.committed();
                 }
-                return Ok(());
+                return Ok(true);
             }
             Err(stop @ (Stop::NotHeld | Stop::PullBroken(_))) => return Err(stop),
             Err(Stop::Failed(e)) => {
@@ -299,11 +321,32 @@ struct Tally {
     dead: usize,
 }
 
-/// The batch in one transaction.
-async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &[Item]) -> Result<Tally, Stop> {
+/// An event's handler failed in a batch applied without savepoints (see [`run_batch`]).
+#[derive(Debug)]
+struct EventFailed;
+
+impl std::fmt::Display for EventFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an event failed in a batch without savepoints")
+    }
+}
+
+impl std::error::Error for EventFailed {}
+
+/// The batch's `wanted` events in one transaction (the others were acknowledged as skipped); with a
+/// savepoint per event when `careful`, else failing whole with [`EventFailed`] at the first event that fails.
+async fn apply_batch<H: Handler>(
+    ctx: &Ctx<H>,
+    part: i32,
+    holder: Uuid,
+    all: &[Item],
+    wanted: &[bool],
+    careful: bool,
+) -> Result<Tally, Stop> {
+    let items: Vec<&Item> = all.iter().zip(wanted).filter(|(_, w)| **w).map(|(it, _)| it).collect();
     // Remote work first, outside the transaction.
     let mut prepared = Vec::with_capacity(items.len());
-    for it in items {
+    for it in &items {
         prepared.push(match &it.envelope {
             Some(env) => Some(ctx.handler.prepare(env).await),
             None => None,
@@ -313,7 +356,7 @@ async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &
     if !lease::renew(&mut tx, &ctx.name, part, holder).await? {
         return Err(Stop::NotHeld);
     }
-    let mut fresh = record_in_inbox(&mut tx, &ctx.name, items).await?;
+    let mut fresh = record_in_inbox(&mut tx, &ctx.name, &items).await?;
     let cases: Vec<&str> = items.iter().filter_map(|it| it.envelope.as_ref()).map(|e| e.case_id.as_str()).collect();
     let mut parked: HashSet<String> =
         sqlx::query_scalar("SELECT DISTINCT case_id FROM parked_event WHERE consumer = $1 AND case_id = ANY($2)")
@@ -323,8 +366,8 @@ async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &
             .await?
             .into_iter()
             .collect();
-    let mut tally = Tally::default();
-    for (it, prep) in items.iter().zip(prepared) {
+    let mut tally = Tally { skipped: all.len() - items.len(), ..Tally::default() };
+    for (it, prep) in items.iter().copied().zip(prepared) {
         let Some(env) = &it.envelope else {
             // Never readable, so never retried: a dead letter at once, kept with the raw bytes.
             let id = format!("seq:{}", it.seq);
@@ -347,7 +390,7 @@ async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &
         }
         let span = event_span(&ctx.name, &it.msg);
         let outcome = match prep {
-            Some(Ok(p)) => {
+            Some(Ok(p)) if careful => {
                 sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
                 let r = ctx.handler.handle(&mut tx, env, p).instrument(span).await;
                 if r.is_ok() {
@@ -357,6 +400,12 @@ async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &
                 }
                 r
             }
+            Some(Ok(p)) => match ctx.handler.handle(&mut tx, env, p).instrument(span).await {
+                Ok(()) => Ok(()),
+                // The transaction is dropped, so rolled back: nothing of the batch happened.
+                Err(_) => return Err(Stop::Failed(EventFailed.into())),
+            },
+            // A failed prepare touched nothing in the transaction: it parks here in either mode.
             Some(Err(e)) => Err(e),
             None => continue,
         };
@@ -377,7 +426,7 @@ async fn apply_batch<H: Handler>(ctx: &Ctx<H>, part: i32, holder: Uuid, items: &
 }
 
 /// Records the batch in the inbox in one statement and returns the ids that were new.
-async fn record_in_inbox(conn: &mut PgConnection, consumer: &str, items: &[Item]) -> sqlx::Result<HashSet<String>> {
+async fn record_in_inbox(conn: &mut PgConnection, consumer: &str, items: &[&Item]) -> sqlx::Result<HashSet<String>> {
     let (ids, subjects): (Vec<String>, Vec<String>) = items
         .iter()
         .map(|it| {

@@ -13,7 +13,7 @@ use crate::grids::domain::{GRID_LEVEL, GridKind, MICRO_GRID_LEVEL};
 
 /// A ledger case, locked for its move.
 pub async fn lock_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<LedgerCase>> {
-    sqlx::query_as("SELECT kind_class, nodes, state, overdue FROM ledger_cases WHERE case_id = $1 FOR UPDATE")
+    sqlx::query_as("SELECT kind_class, nodes, state, overdue, shard FROM ledger_cases WHERE case_id = $1 FOR UPDATE")
         .bind(case_id)
         .fetch_optional(conn)
         .await
@@ -29,31 +29,33 @@ pub async fn set_case(conn: &mut PgConnection, case_id: Uuid, state: CaseState, 
     Ok(())
 }
 
-/// Adds the delta to the counters of every node on a case's path.
-pub async fn add_to_counts(conn: &mut PgConnection, nodes: &[String], class: KindClass, d: Delta) -> sqlx::Result<()> {
+/// Adds the delta to the counters of every node on a case's path, in the case's shard.
+pub async fn add_to_counts(conn: &mut PgConnection, case: &LedgerCase, d: Delta) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE ledger_counts SET open_count = open_count + $3, overdue_count = overdue_count + $4, \
-         closed_count = closed_count + $5 WHERE kind_class = $2 AND code = ANY($1)",
+         closed_count = closed_count + $5 WHERE kind_class = $2 AND code = ANY($1) AND shard = $6",
     )
-    .bind(nodes)
-    .bind(class)
+    .bind(&case.nodes)
+    .bind(case.kind_class)
     .bind(d.open)
     .bind(d.overdue)
     .bind(d.closed)
+    .bind(case.shard)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Counts a 督办 card (yellow or red) at every node of the case's path.
-pub async fn add_card(conn: &mut PgConnection, nodes: &[String], class: KindClass, red: bool) -> sqlx::Result<()> {
+/// Counts a 督办 card (yellow or red) at every node of the case's path, in the case's shard.
+pub async fn add_card(conn: &mut PgConnection, case: &LedgerCase, red: bool) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE ledger_counts SET yellow_count = yellow_count + (NOT $3)::int, red_count = red_count + $3::int \
-         WHERE kind_class = $2 AND code = ANY($1)",
+         WHERE kind_class = $2 AND code = ANY($1) AND shard = $4",
     )
-    .bind(nodes)
-    .bind(class)
+    .bind(&case.nodes)
+    .bind(case.kind_class)
     .bind(red)
+    .bind(case.shard)
     .execute(conn)
     .await?;
     Ok(())
@@ -68,12 +70,14 @@ pub struct NewCase<'a> {
     pub grid_code: &'a str,
     pub nodes: &'a [String],
     pub registered_at: DateTime<Utc>,
+    /// The counters' shard the case counts in for good: its event partition.
+    pub shard: i16,
 }
 
 pub async fn insert_case(conn: &mut PgConnection, c: &NewCase<'_>) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO ledger_cases (case_id, kind, kind_class, village_code, grid_code, nodes, state, \
-         registered_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) \
+         registered_at, updated_at, shard) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9) \
          ON CONFLICT (case_id) DO NOTHING",
     )
     .bind(c.case_id)
@@ -84,26 +88,34 @@ pub async fn insert_case(conn: &mut PgConnection, c: &NewCase<'_>) -> sqlx::Resu
     .bind(c.nodes)
     .bind(CaseState::Open)
     .bind(c.registered_at)
+    .bind(c.shard)
     .execute(conn)
     .await?
     .rows_affected();
     Ok(inserted == 1)
 }
 
-/// One more open case at every node on the path.
-pub async fn count_opened(conn: &mut PgConnection, nodes: &[String], class: KindClass) -> sqlx::Result<()> {
+/// One more open case at every node on the path, in the new case's shard.
+pub async fn count_opened(conn: &mut PgConnection, c: &NewCase<'_>) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO ledger_counts (code, kind_class, open_count) SELECT unnest($1::text[]), $2, 1 \
-         ON CONFLICT (code, kind_class) DO UPDATE SET open_count = ledger_counts.open_count + 1",
+        "INSERT INTO ledger_counts (code, kind_class, shard, open_count) SELECT unnest($1::text[]), $2, $3, 1 \
+         ON CONFLICT (code, kind_class, shard) DO UPDATE SET open_count = ledger_counts.open_count + 1",
     )
-    .bind(nodes)
-    .bind(class)
+    .bind(c.nodes)
+    .bind(c.class)
+    .bind(c.shard)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// `nodes` (code, name, level) joined to both count rows of each node; `$1` and `$2` bind the two classes.
+/// One node's counts of one class, summed over its shards (an index range of at most one row per partition;
+/// no rows sum to NULL, which the caller reads as 0).
+const SHARDS_SUMMED: &str = "SELECT sum(open_count)::bigint AS open_count, sum(overdue_count)::bigint AS overdue_count, \
+    sum(closed_count)::bigint AS closed_count, sum(yellow_count)::bigint AS yellow_count, \
+    sum(red_count)::bigint AS red_count FROM ledger_counts WHERE code = n.code";
+
+/// `nodes` (code, name, level) joined to both classes' counts of each node; `$1` and `$2` bind the classes.
 fn with_counts(nodes: &str) -> String {
     format!(
         "WITH nodes AS ({nodes}) SELECT n.code, n.name, n.level, \
@@ -113,8 +125,8 @@ fn with_counts(nodes: &str) -> String {
         coalesce(r.yellow_count, 0) AS risk_yellow, coalesce(r.red_count, 0) AS risk_red, \
         coalesce(c.yellow_count, 0) AS case_yellow, coalesce(c.red_count, 0) AS case_red \
         FROM nodes n \
-        LEFT JOIN ledger_counts r ON r.code = n.code AND r.kind_class = $1 \
-        LEFT JOIN ledger_counts c ON c.code = n.code AND c.kind_class = $2 ORDER BY n.code"
+        CROSS JOIN LATERAL ({SHARDS_SUMMED} AND kind_class = $1) r \
+        CROSS JOIN LATERAL ({SHARDS_SUMMED} AND kind_class = $2) c ORDER BY n.code"
     )
 }
 

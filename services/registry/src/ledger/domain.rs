@@ -37,6 +37,8 @@ pub struct LedgerCase {
     pub nodes: Vec<String>,
     pub state: CaseState,
     pub overdue: bool,
+    /// The counters' shard it counts in (see migration 1014).
+    pub shard: i16,
 }
 
 /// What an event does to a case already in the ledger.

@@ -18,6 +18,34 @@ use super::domain::{
 };
 use crate::shared::page_token;
 
+/// Whether the event can move the ledger: what [`apply_event`] counts, kind by kind.
+pub fn in_ledger(event: &Envelope) -> bool {
+    match &event.body {
+        Some(
+            Body::CaseRegistered(_)
+            | Body::DeadlineMissed(_)
+            | Body::CaseClosed(_)
+            | Body::CaseReopened(_)
+            | Body::CaseMerged(_)
+            | Body::CaseUnmerged(_)
+            | Body::CaseSupervised(_),
+        ) => true,
+        Some(
+            Body::CaseDispatched(_)
+            | Body::CaseAccepted(_)
+            | Body::CaseReturned(_)
+            | Body::ReturnRejected(_)
+            | Body::CaseResolved(_)
+            | Body::CaseFollowedUp(_)
+            | Body::CaseJoint(_)
+            | Body::SubsidyCredited(_)
+            | Body::CaseEscalated(_)
+            | Body::CaseRecalled(_),
+        )
+        | None => false,
+    }
+}
+
 /// Applies one case event to the ledger inside the caller's transaction (the consumer's, which also holds the
 /// inbox row; or a loader's batch).
 pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::Result<Applied> {
@@ -52,7 +80,7 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
     };
     let state = if open { CaseState::Open } else { CaseState::Closed };
     db::set_case(conn, case_id, state, overdue).await?;
-    db::add_to_counts(conn, &case.nodes, case.kind_class, d).await?;
+    db::add_to_counts(conn, &case, d).await?;
     Ok(Applied::Counted)
 }
 
@@ -66,7 +94,7 @@ async fn card(conn: &mut PgConnection, event: &Envelope, action: &str) -> anyhow
     };
     let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(Applied::UnknownCase) };
     let Some(case) = db::lock_case(conn, case_id).await? else { return Ok(Applied::UnknownCase) };
-    db::add_card(conn, &case.nodes, case.kind_class, red).await?;
+    db::add_card(conn, &case, red).await?;
     Ok(Applied::Card)
 }
 
@@ -94,11 +122,13 @@ async fn register(
         grid_code: &r.grid_code,
         nodes: &nodes,
         registered_at: kit::time::from_ms(event.occurred_at_ms),
+        // Partitions are at most 16, so the cast is exact.
+        shard: kit::events::partition_of(&event.case_id) as i16,
     };
     if !db::insert_case(conn, &case).await? {
         return Ok(Applied::NoChange);
     }
-    db::count_opened(conn, &nodes, class).await?;
+    db::count_opened(conn, &case).await?;
     Ok(Applied::Counted)
 }
 

@@ -31,7 +31,7 @@ impl Tasks {
             Some(id) => Some(recall(&mut tx, self, &case, id, &actor, &d.reason, true).await?),
             None => None,
         };
-        let task = issue(&mut tx, &self.outbox, &case, &actor, &target, &d.reason).await?;
+        let task = issue(&mut tx, &self.outbox, &case, &actor, &target, &d.reason, None).await?;
         tx.commit().await?;
         self.outbox.wake();
         tracing::info!(case_id = %case.id, task_id = %task.id, unit_code = %task.unit_code, actor, "dispatched by hand");

@@ -218,8 +218,11 @@ async fn run_at(clerks: &[Desk], intake: &PgPool, rate: usize, hold: Duration) -
             match desk.register_case(registration(&format!("loop-{run}-{n}"))).await {
                 // The lag counts from when the client had its answer: what "registered" means to it.
                 Ok(r) => r.into_inner().case.map(|c| (c.id, chrono::Utc::now(), sent.elapsed().as_secs_f64())),
-                Err(_) => {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                Err(status) => {
+                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        // The first refusal says which limit the rate ran into (shed load, pool, timeout).
+                        eprintln!("first error at {rate}/s: {:?} {}", status.code(), status.message());
+                    }
                     None
                 }
             }
