@@ -365,7 +365,8 @@ impl TestInfra {
         .await;
     }
 
-    /// Waits until the service's consumer has applied the event (recorded it and not parked it).
+    /// Waits until the service's consumer has applied the event (recorded it and not parked it). Only for an
+    /// event the consumer applies: one its handler cannot apply leaves no inbox row (use [`Self::drained`]).
     pub async fn handled(&self, service: &str, event_id: &str) {
         let pool = self.pool(service).await;
         eventually(&format!("event {event_id} applied by {service}"), 30, || async {

@@ -1,6 +1,7 @@
 //! The event backbone against real PostgreSQL and NATS, with a test handler that records what it applied:
 //! per-case order across parallel partitions and two replicas, poison events parked and dead-lettered while
-//! other cases flow, dead letters retried and discarded, a case replayed, undecodable messages, pruning.
+//! other cases flow, dead letters retried and discarded, a case replayed, undecodable messages, pruning, and
+//! events a handler cannot apply acknowledged without a trace.
 
 #![allow(clippy::unwrap_used)]
 
@@ -30,8 +31,14 @@ impl Handler for Recorder {
         Ok(())
     }
 
+    /// An acceptance by `elsewhere` is another service's business here.
+    fn applies(&self, event: &Envelope) -> bool {
+        !matches!(&event.body, Some(Body::CaseAccepted(a)) if a.handler_id == "elsewhere")
+    }
+
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
         let Some(Body::CaseAccepted(a)) = &event.body else { return Ok(()) };
+        assert_ne!(a.handler_id, "elsewhere", "an event the handler cannot apply is never handed to it");
         if a.handler_id == "poison" || (a.handler_id == "flaky" && self.broken.load(Ordering::SeqCst)) {
             // A write before the failure, which the savepoint must undo.
             sqlx::query("INSERT INTO applied (case_id, n) VALUES ($1, -1)")
@@ -171,6 +178,34 @@ async fn a_poison_event_parks_its_case_becomes_a_dead_letter_and_the_rest_flows(
     eventually("the waiting event applied", 30, || async { (applied(&pool, &sick).await == [0, 2]).then_some(()) })
         .await;
     assert_eq!(ops::status(&pool, &bus, NAME).await.unwrap().parked, 0);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_the_handler_cannot_apply_is_acknowledged_with_no_inbox_row() {
+    let infra = TestInfra::new().await;
+    let (pool, bus) = setup(&infra).await;
+    let node = start(&pool, &bus, Recorder { broken: Arc::default() });
+    let case = Uuid::new_v4();
+    let mut ignored = Vec::new();
+    for n in 0..6 {
+        let by = if n % 2 == 1 { "elsewhere" } else { "h" };
+        let id = infra.publish(case, "test", event(n, by)).await;
+        if n % 2 == 1 {
+            ignored.push(id);
+        }
+    }
+    eventually("the applicable events applied", 30, || async {
+        (applied(&pool, &case).await == [0, 2, 4]).then_some(())
+    })
+    .await;
+    eventually("the stream drained", 30, || async {
+        (ops::status(&pool, &bus, NAME).await.ok()?.lag() == 0).then_some(())
+    })
+    .await;
+    let recorded: Vec<String> = sqlx::query_scalar("SELECT message_id FROM inbox").fetch_all(&pool).await.unwrap();
+    assert_eq!(recorded.len(), 3, "one inbox row per applied event: {recorded:?}");
+    assert!(ignored.iter().all(|id| !recorded.contains(id)), "no inbox row for an event that changes nothing");
     node.stop().await;
 }
 
