@@ -18,13 +18,12 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::parked::{Parking, park};
 use super::{Bus, Handler, PARTITIONS, lease};
 use crate::shutdown::Shutdown;
 
 /// Messages in flight per partition: the batch a partition applies in one transaction.
 pub const BATCH: usize = 256;
-/// The longest error text kept with a parked event.
-const ERROR_CHARS: usize = 2_000;
 
 pub(super) struct Ctx<H> {
     pub(super) name: String,
@@ -198,10 +197,10 @@ async fn collect(
 }
 
 /// One message and what it carries.
-struct Item {
-    msg: jetstream::Message,
-    seq: i64,
-    envelope: Option<Envelope>,
+pub(super) struct Item {
+    pub(super) msg: jetstream::Message,
+    pub(super) seq: i64,
+    pub(super) envelope: Option<Envelope>,
 }
 
 /// Applies a batch, retrying the whole transaction until it commits: nothing is acknowledged before that, and
@@ -444,55 +443,6 @@ async fn record_in_inbox(conn: &mut PgConnection, consumer: &str, items: &[&Item
     .fetch_all(conn)
     .await?;
     Ok(fresh.into_iter().collect())
-}
-
-/// How an event is parked.
-#[derive(Clone, Copy)]
-enum Parking {
-    /// Behind an earlier parked event of its case; applied when it becomes the head.
-    Behind,
-    /// It failed once; retried after the first backoff, or dead if one attempt is all there is.
-    Failed,
-    /// It can never apply (undecodable): dead at once.
-    Dead,
-}
-
-async fn park(
-    conn: &mut PgConnection,
-    settings: &super::Settings,
-    consumer: &str,
-    it: &Item,
-    (event_id, case_id): (&str, &str),
-    how: Parking,
-    error: &str,
-) -> sqlx::Result<()> {
-    let (attempts, dead, delay) = match how {
-        Parking::Behind => (0, false, 0.0),
-        Parking::Failed => (1, settings.max_attempts <= 1, settings.backoff(1).as_secs_f64()),
-        Parking::Dead => (1, true, 0.0),
-    };
-    sqlx::query(
-        "INSERT INTO parked_event (consumer, event_id, case_id, stream_seq, subject, payload, attempts, next_at, \
-         last_error, dead) VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9, $10) \
-         ON CONFLICT (consumer, event_id) DO NOTHING",
-    )
-    .bind(consumer)
-    .bind(event_id)
-    .bind(case_id)
-    .bind(it.seq)
-    .bind(it.msg.subject.as_str())
-    .bind(it.msg.payload.as_ref())
-    .bind(attempts)
-    .bind(delay)
-    .bind(truncate(error))
-    .bind(dead)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub(super) fn truncate(s: &str) -> String {
-    s.chars().take(ERROR_CHARS).collect()
 }
 
 /// A consumer span that joins the producer's trace (the relay copied it into the message headers).

@@ -1,5 +1,7 @@
-//! The retrier: parked events applied case by case, each case's in stream order, with backoff; after the last
-//! attempt an event is a dead letter and its case waits here for an operator (`ops`).
+//! Parking and the retrier. The consumer parks an event it cannot apply now (with its error, or behind an
+//! earlier parked event of its case); the retrier applies parked events case by case, each case's in stream
+//! order, with backoff; after the last attempt an event is a dead letter and its case waits here for an
+//! operator (`ops`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use sqlx::PgConnection;
 use tracing::Instrument;
 
 use super::Handler;
-use super::consume::{Ctx, truncate};
+use super::consume::{Ctx, Item};
 use crate::shutdown::Shutdown;
 
 /// Applies due parked events, each case's in stream order, until shutdown.
@@ -136,4 +138,56 @@ async fn apply_parked_case<H: Handler>(ctx: &Ctx<H>, case_id: &str) -> anyhow::R
             }
         }
     }
+}
+
+/// The longest error text kept with a parked event.
+const ERROR_CHARS: usize = 2_000;
+
+/// How the consumer parks an event it cannot apply now.
+#[derive(Clone, Copy)]
+pub(super) enum Parking {
+    /// Behind an earlier parked event of its case; applied when it becomes the head.
+    Behind,
+    /// It failed once; retried after the first backoff, or dead if one attempt is all there is.
+    Failed,
+    /// It can never apply (undecodable): dead at once.
+    Dead,
+}
+
+pub(super) async fn park(
+    conn: &mut PgConnection,
+    settings: &super::Settings,
+    consumer: &str,
+    it: &Item,
+    (event_id, case_id): (&str, &str),
+    how: Parking,
+    error: &str,
+) -> sqlx::Result<()> {
+    let (attempts, dead, delay) = match how {
+        Parking::Behind => (0, false, 0.0),
+        Parking::Failed => (1, settings.max_attempts <= 1, settings.backoff(1).as_secs_f64()),
+        Parking::Dead => (1, true, 0.0),
+    };
+    sqlx::query(
+        "INSERT INTO parked_event (consumer, event_id, case_id, stream_seq, subject, payload, attempts, next_at, \
+         last_error, dead) VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9, $10) \
+         ON CONFLICT (consumer, event_id) DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(event_id)
+    .bind(case_id)
+    .bind(it.seq)
+    .bind(it.msg.subject.as_str())
+    .bind(it.msg.payload.as_ref())
+    .bind(attempts)
+    .bind(delay)
+    .bind(truncate(error))
+    .bind(dead)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(ERROR_CHARS).collect()
 }
