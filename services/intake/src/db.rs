@@ -54,16 +54,17 @@ pub struct Registration<'a> {
     pub place: &'a Place,
 }
 
-/// Inserts the case unless its idempotency key exists; returns false when it did (nothing written).
-pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx::Result<bool> {
+/// Inserts the case unless its idempotency key exists, and answers the row as written; None when the key
+/// existed (nothing written).
+pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx::Result<Option<Case>> {
     let n = r.new;
-    let inserted = sqlx::query(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO cases (id, case_no, idempotency_key, center_code, channel, kind, category_code, \
          category_version, urgency, title, description, grid_code, village_code, area_path, reporter_id, \
          operator_id, state, registered_at, updated_at, registration_digest) \
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$18,$19) \
-         ON CONFLICT (idempotency_key) DO NOTHING",
-    )
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING {CASE_COLUMNS}"
+    )))
     .bind(r.id)
     .bind(r.case_no)
     .bind(&n.idempotency_key)
@@ -83,11 +84,8 @@ pub async fn insert_case(conn: &mut PgConnection, r: &Registration<'_>) -> sqlx:
     .bind(CaseState::Registered)
     .bind(r.at)
     .bind(r.digest)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    Ok(inserted)
+    .fetch_optional(conn)
+    .await
 }
 
 pub struct SealedParty<'a> {
@@ -101,16 +99,18 @@ pub struct SealedParty<'a> {
     pub phone_index: Option<Vec<u8>>,
 }
 
+/// Inserts the party and answers it as [`parties`] reads it.
 pub async fn insert_party(
     conn: &mut PgConnection,
     case_id: Uuid,
     ordinal: i32,
     p: &SealedParty<'_>,
     registered_at: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<Party> {
+    sqlx::query_as(
         "INSERT INTO case_parties (case_id, ordinal, name, role, phone_sealed, phone_masked, id_number_sealed, \
-         id_number_masked, phone_index, registered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+         id_number_masked, phone_index, registered_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) \
+         RETURNING name, role, phone_masked, id_number_masked",
     )
     .bind(case_id)
     .bind(ordinal)
@@ -122,9 +122,8 @@ pub async fn insert_party(
     .bind(&p.id_number_masked)
     .bind(&p.phone_index)
     .bind(registered_at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 pub struct NewStep<'a> {
@@ -140,10 +139,12 @@ pub struct NewStep<'a> {
     pub event_id: Option<&'a str>,
 }
 
-pub async fn append_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+/// Appends the step and answers it as [`timeline`] reads it.
+pub async fn append_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Result<TimelineEntry> {
+    sqlx::query_as(
         "INSERT INTO timeline (case_id, at, actor, action, from_state, to_state, detail, source, event_id) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) \
+         RETURNING at, actor, action, NULLIF(from_state, '') AS from_state, to_state, detail, source",
     )
     .bind(s.case_id)
     .bind(s.at)
@@ -154,9 +155,8 @@ pub async fn append_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Resu
     .bind(s.detail)
     .bind(s.source)
     .bind(s.event_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// What a replay is checked against: the case registered under a key, as first registered.

@@ -96,7 +96,7 @@ impl Cases {
         let id = Uuid::new_v4();
         let reg =
             Registration { id, digest: &digest, case_no: &number, category_version, at: now, new: &new, place: &place };
-        if !db::insert_case(&mut tx, &reg).await? {
+        let Some(case) = db::insert_case(&mut tx, &reg).await? else {
             // A concurrent registration with the same key won; this one writes nothing. The connection goes
             // back before `replay` takes one.
             drop(tx);
@@ -106,7 +106,8 @@ impl Cases {
                 .await?
                 .map(|f| (f, true))
                 .ok_or_else(|| case_not_found(&new.idempotency_key));
-        }
+        };
+        let mut parties = Vec::with_capacity(new.parties.len());
         for (i, p) in new.parties.iter().enumerate() {
             let row = party_row(id, i32::try_from(i).unwrap_or(i32::MAX));
             let at = |column| Binding { table: "case_parties", column, row: &row };
@@ -119,7 +120,7 @@ impl Cases {
                 id_number_masked: p.id_number.as_deref().map(mask_id_number).unwrap_or_default(),
                 phone_index: p.phone.as_deref().and_then(|v| crate::domain::duplicates::phone_index(&self.sealer, v)),
             };
-            db::insert_party(&mut tx, id, i32::try_from(i).unwrap_or(i32::MAX), &party, now).await?;
+            parties.push(db::insert_party(&mut tx, id, i32::try_from(i).unwrap_or(i32::MAX), &party, now).await?);
         }
         let detail = format!("受理登记 {number} via {} at center {}", new.channel, new.center_code);
         let step = NewStep {
@@ -133,7 +134,7 @@ impl Cases {
             source: "intake",
             event_id: None,
         };
-        db::append_step(&mut tx, &step).await?;
+        let registered = db::append_step(&mut tx, &step).await?;
         let event = CaseRegistered {
             case_no: number.clone(),
             channel: new.channel.as_str().into(),
@@ -152,7 +153,9 @@ impl Cases {
         drop(conn);
         self.outbox.wake();
         tracing::info!(case_id = %id, case_no = %number, "case registered");
-        Ok((self.file(id.to_string().as_str(), &ScopeSet { all: true, ..ScopeSet::default() }).await?, false))
+        // The file is answered from what the transaction wrote (the rows as the database returned them), not
+        // read back: five statements fewer on the busiest call.
+        Ok((merges::new_file(case, parties, vec![registered]), false))
     }
 
     /// The case first registered under the key, if this registration is identical to it; ALREADY_EXISTS if it

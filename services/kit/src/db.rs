@@ -11,6 +11,9 @@ use crate::config::DbConfig;
 /// The outbox and inbox tables, run before the service's own migrations (whose versions start above 1000).
 static EVENT_TABLES: Migrator = sqlx::migrate!("./migrations");
 
+/// A pooled connection idle longer than this is pinged before it is handed out (see [`connect`]).
+const PING_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Connects with the service's schema first on the search path, creates the schema if needed and runs the
 /// event-table and service migrations. sqlx takes an advisory lock while migrating, so replicas starting
 /// together are safe.
@@ -34,6 +37,19 @@ pub async fn connect(cfg: &DbConfig) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(cfg.max_connections)
         .acquire_timeout(cfg.acquire_timeout)
+        // sqlx pings a connection (a round trip) at every acquire by default, and again at every release. The
+        // release ping stays, so a connection that went back to the pool worked then; only one idle for longer
+        // than `PING_IDLE` (a database restarted meanwhile) is pinged again before it is handed out. Under load
+        // that is one round trip fewer per acquire, about a fifth of the loop's round trips.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options(cfg)?.options([
             ("statement_timeout", cfg.statement_timeout.as_millis()),
             ("idle_in_transaction_session_timeout", cfg.idle_in_transaction_timeout.as_millis()),

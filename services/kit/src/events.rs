@@ -307,7 +307,9 @@ impl Outbox {
             let held = lease::acquire(&pool, "relay", 0, holder).await;
             match held {
                 Ok(true) => match relay_batch(&pool, &bus).await {
-                    Ok(n) if n > 0 => {
+                    // A full batch may have more behind it. Anything committed after a shorter batch was read
+                    // woke the relay meanwhile (the wake is kept until it waits), so it waits only when idle.
+                    Ok(n) if n >= RELAY_BATCH as usize => {
                         backoff = Duration::from_millis(100);
                         continue;
                     }

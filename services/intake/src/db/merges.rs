@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::CASE_COLUMNS;
-use crate::domain::{Case, CaseState, MergedCase, Party};
+use crate::domain::{Case, CaseState, MergedCase, Party, PartyRole};
 
 /// An open case of the village within the window, and whether a party of it has a phone whose blind index is
 /// one of the probe's.
@@ -204,13 +204,16 @@ pub async fn cases(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Ca
 }
 
 /// The parties who reported a case (role reporter or applicant), masked, in order.
+/// The roles of a case's parties who reported the matter (followed up after it closes).
+pub const REPORTING: [PartyRole; 2] = [PartyRole::Reporter, PartyRole::Applicant];
+
 pub async fn reporting_parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Party>> {
     sqlx::query_as(
         "SELECT name, role, phone_masked, id_number_masked FROM case_parties \
          WHERE case_id = $1 AND role = ANY($2) ORDER BY ordinal",
     )
     .bind(case_id)
-    .bind(vec![crate::domain::PartyRole::Reporter, crate::domain::PartyRole::Applicant])
+    .bind(REPORTING.to_vec())
     .fetch_all(conn)
     .await
 }

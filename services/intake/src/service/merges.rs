@@ -16,7 +16,7 @@ use super::{Cases, case_not_found};
 use crate::db::merges::{self as mdb, Around, NewMerge};
 use crate::db::{self, NewStep};
 use crate::domain::duplicates::{self, Candidate, Known, MergeRequest, Probe, UnmergeRequest};
-use crate::domain::{Case, CaseFile, CaseState, MergedCase, Reporter};
+use crate::domain::{Case, CaseFile, CaseState, MergedCase, Party, Reporter, TimelineEntry};
 use crate::error::{Error, Result};
 use crate::scope::covers;
 
@@ -203,15 +203,27 @@ pub(super) async fn ties(
     sources.sort_by_key(|c| ids.iter().position(|i| *i == c.id));
     let mut reporters = Vec::with_capacity(sources.len() + 1);
     for c in std::iter::once(case).chain(sources.iter()) {
-        reporters.push(Reporter {
-            case_id: c.id,
-            case_no: c.case_no.clone(),
-            channel: c.channel,
-            reporter_id: c.reporter_id.clone(),
-            parties: mdb::reporting_parties(conn, c.id).await?,
-        });
+        reporters.push(reporter(c, mdb::reporting_parties(conn, c.id).await?));
     }
     Ok((into_no, merged, reporters))
+}
+
+/// The file of a case just registered, from what its registration wrote: nothing is merged into it or it into
+/// anything yet, and its reporters are its own reporting parties (those [`mdb::reporting_parties`] reads).
+pub(super) fn new_file(case: Case, parties: Vec<Party>, timeline: Vec<TimelineEntry>) -> CaseFile {
+    let reporting = parties.iter().filter(|p| mdb::REPORTING.contains(&p.role)).cloned().collect();
+    let reporters = vec![reporter(&case, reporting)];
+    CaseFile { case, parties, timeline, merged_into_no: String::new(), merged_cases: vec![], reporters }
+}
+
+fn reporter(c: &Case, parties: Vec<Party>) -> Reporter {
+    Reporter {
+        case_id: c.id,
+        case_no: c.case_no.clone(),
+        channel: c.channel,
+        reporter_id: c.reporter_id.clone(),
+        parties,
+    }
 }
 
 /// The locked case if the reader may read it; NOT_FOUND otherwise, exactly as for a missing case.
@@ -254,5 +266,5 @@ async fn step(
         source: "intake",
         event_id: None,
     };
-    db::append_step(conn, &s).await
+    db::append_step(conn, &s).await.map(drop)
 }

@@ -130,6 +130,7 @@ async fn run_partition<H: Handler>(ctx: &Ctx<H>, part: u32, holder: Uuid, shutdo
             },
         )
         .await?;
+    let mut puller = Puller::new(&ctx.bus.js, consumer).await?;
     let mut renewed = tokio::time::Instant::now();
     loop {
         if shutdown.is_down() {
@@ -148,9 +149,9 @@ async fn run_partition<H: Handler>(ctx: &Ctx<H>, part: u32, holder: Uuid, shutdo
         // What is there now, up to a batch; when nothing is, wait up to a second for the next message. Pulls
         // are never abandoned halfway (no prefetch, no cancelled wait), so nothing is ever delivered to this
         // replica that it does not hold in hand.
-        let (mut batch, mut broken) = pull_now(&consumer).await?;
+        let (mut batch, mut broken) = puller.pull(BATCH, true).await?;
         if batch.is_empty() && broken.is_none() {
-            (batch, broken) = pull_one(&consumer).await?;
+            (batch, broken) = puller.pull(1, false).await?;
         }
         if !batch.is_empty() && run_batch(ctx, part_no, holder, batch, shutdown, &metrics).await? {
             renewed = tokio::time::Instant::now();
@@ -168,32 +169,72 @@ type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
 /// The messages a pull brought, and the error that cut it short, if any.
 type Pulled = (Vec<jetstream::Message>, Option<String>);
 
-async fn pull_now(consumer: &PullConsumer) -> Result<Pulled, Stop> {
-    // A fetch without an expiry has no client-side timer: when NATS dies between the request and its answer,
-    // the pull waits forever and the partition stops for good (fault F4). With one, the server forgets the
-    // request after a second and the client gives up five seconds later, so nothing is delivered to a pull
-    // that was abandoned.
-    let stream = consumer.fetch().max_messages(BATCH).expires(Duration::from_secs(1)).messages().await?;
-    Ok(collect(stream).await)
+/// One partition's pulls, answered on one wildcard subscription: pull k asks for its answers at `<inbox>.k`. A
+/// subscription per pull (the client's `fetch` and `batch`) cost NATS a SUB and an UNSUB per pull, two pulls
+/// per event when a partition is quiet.
+///
+/// Pulls run one at a time, and a pull ends when it brought all it asked for or the server ended it with a
+/// status (404 nothing there, 408 expired). One the server never answers (NATS stalled or restarted between
+/// the request and its answer, fault F4) is given up [`PULL_GRACE`] after it expired: the server no longer
+/// delivers to an expired pull, so nothing is delivered to one that was given up, and a late status for it is
+/// told apart by its subject (a status comes under the pull's reply subject) and dropped.
+struct Puller {
+    consumer: PullConsumer,
+    context: jetstream::Context,
+    inbox: String,
+    answers: async_nats::Subscriber,
+    pulls: u64,
 }
 
-async fn pull_one(consumer: &PullConsumer) -> Result<Pulled, Stop> {
-    let stream = consumer.batch().max_messages(1).expires(Duration::from_secs(1)).messages().await?;
-    Ok(collect(stream).await)
-}
+/// How long the server keeps a pull waiting.
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
-/// Every message of a pull; the end of a pull (nothing there, or its wait expired) ends the stream cleanly.
-async fn collect(
-    mut stream: impl futures::Stream<Item = Result<jetstream::Message, impl std::fmt::Display>> + Unpin,
-) -> Pulled {
-    let mut out = Vec::new();
-    while let Some(m) = stream.next().await {
-        match m {
-            Ok(m) => out.push(m),
-            Err(e) => return (out, Some(e.to_string())),
-        }
+/// How long after a pull expired the client still waits for its answer.
+const PULL_GRACE: Duration = Duration::from_secs(5);
+
+impl Puller {
+    async fn new(js: &jetstream::Context, consumer: PullConsumer) -> Result<Puller, Stop> {
+        let client = js.client();
+        let inbox = client.new_inbox();
+        let answers = client.subscribe(format!("{inbox}.*")).await?;
+        Ok(Puller { consumer, context: js.clone(), inbox, answers, pulls: 0 })
     }
-    (out, None)
+
+    /// Up to `n` messages: those there now when `now`, else waiting up to [`PULL_EXPIRES`] for them.
+    async fn pull(&mut self, n: usize, now: bool) -> Result<Pulled, Stop> {
+        use async_nats::StatusCode;
+        self.pulls += 1;
+        let reply = async_nats::Subject::from(format!("{}.{}", self.inbox, self.pulls));
+        let request = pull::BatchConfig { batch: n, expires: Some(PULL_EXPIRES), no_wait: now, ..Default::default() };
+        self.consumer.request_batch(request, reply.clone()).await?;
+        let deadline = tokio::time::Instant::now() + PULL_EXPIRES + PULL_GRACE;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let answer = match tokio::time::timeout_at(deadline, self.answers.next()).await {
+                Ok(Some(answer)) => answer,
+                Ok(None) => return Ok((out, Some("the pulls' subscription closed".into()))),
+                Err(_) => {
+                    tracing::debug!(pull = self.pulls, "a pull was not answered; given up");
+                    break;
+                }
+            };
+            match answer.status {
+                // A message comes under its own subject, a status under the pull's reply subject.
+                None | Some(StatusCode::OK) => {
+                    out.push(jetstream::Message { message: answer, context: self.context.clone() });
+                }
+                // The late status of a pull given up.
+                Some(_) if answer.subject != reply => {}
+                Some(StatusCode::NOT_FOUND | StatusCode::TIMEOUT) => break,
+                Some(StatusCode::IDLE_HEARTBEAT) => {}
+                Some(status) => {
+                    let why = answer.description.unwrap_or_default();
+                    return Ok((out, Some(format!("a pull ended with {status} {why}"))));
+                }
+            }
+        }
+        Ok((out, None))
+    }
 }
 
 /// One message and what it carries.
@@ -352,19 +393,9 @@ async fn apply_batch<H: Handler>(
         });
     }
     let mut tx = ctx.pool.begin().await?;
-    if !lease::renew(&mut tx, &ctx.name, part, holder).await? {
+    let Some(Opened { mut fresh, mut parked }) = open_batch(&mut tx, ctx, part, holder, &items).await? else {
         return Err(Stop::NotHeld);
-    }
-    let mut fresh = record_in_inbox(&mut tx, &ctx.name, &items).await?;
-    let cases: Vec<&str> = items.iter().filter_map(|it| it.envelope.as_ref()).map(|e| e.case_id.as_str()).collect();
-    let mut parked: HashSet<String> =
-        sqlx::query_scalar("SELECT DISTINCT case_id FROM parked_event WHERE consumer = $1 AND case_id = ANY($2)")
-            .bind(&ctx.name)
-            .bind(&cases)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+    };
     let mut tally = Tally { skipped: all.len() - items.len(), ..Tally::default() };
     for (it, prep) in items.iter().copied().zip(prepared) {
         let Some(env) = &it.envelope else {
@@ -424,8 +455,22 @@ async fn apply_batch<H: Handler>(
     Ok(tally)
 }
 
-/// Records the batch in the inbox in one statement and returns the ids that were new.
-async fn record_in_inbox(conn: &mut PgConnection, consumer: &str, items: &[&Item]) -> sqlx::Result<HashSet<String>> {
+/// What a batch's first statement found: the ids new to the inbox, and the cases with a parked event.
+struct Opened {
+    fresh: HashSet<String>,
+    parked: HashSet<String>,
+}
+
+/// The batch's first statement, one round trip for three things: renews the lease (which fences the batch, see
+/// [`lease::renew`]), records the batch in the inbox (only if the lease was renewed) and reads which of its cases
+/// have a parked event. None when another replica holds the partition now.
+async fn open_batch<H: Handler>(
+    conn: &mut PgConnection,
+    ctx: &Ctx<H>,
+    part: i32,
+    holder: Uuid,
+    items: &[&Item],
+) -> sqlx::Result<Option<Opened>> {
     let (ids, subjects): (Vec<String>, Vec<String>) = items
         .iter()
         .map(|it| {
@@ -433,16 +478,30 @@ async fn record_in_inbox(conn: &mut PgConnection, consumer: &str, items: &[&Item
             (id, it.msg.subject.to_string())
         })
         .unzip();
-    let fresh: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO inbox (consumer, message_id, subject) SELECT $1, * FROM UNNEST($2::text[], $3::text[]) \
-         ON CONFLICT DO NOTHING RETURNING message_id",
-    )
-    .bind(consumer)
+    let cases: Vec<&str> = items.iter().filter_map(|it| it.envelope.as_ref()).map(|e| e.case_id.as_str()).collect();
+    // The inbox insert names the lease's CTE, so it runs after the renewal and only when it renewed.
+    let (held, fresh, parked): (bool, Vec<String>, Vec<String>) = sqlx::query_as(concat!(
+        "WITH lease AS (",
+        lease::renewal!(),
+        " RETURNING 1), \
+         fresh AS ( \
+             INSERT INTO inbox (consumer, message_id, subject) \
+             SELECT $1, m, s FROM UNNEST($5::text[], $6::text[]) AS u(m, s) WHERE EXISTS (SELECT 1 FROM lease) \
+             ON CONFLICT DO NOTHING RETURNING message_id) \
+         SELECT EXISTS (SELECT 1 FROM lease), \
+                ARRAY(SELECT message_id FROM fresh), \
+                ARRAY(SELECT DISTINCT case_id FROM parked_event WHERE consumer = $1 AND case_id = ANY($7))"
+    ))
+    .bind(&ctx.name)
+    .bind(part)
+    .bind(holder)
+    .bind(lease::TERM.as_secs_f64())
     .bind(&ids)
     .bind(&subjects)
-    .fetch_all(conn)
+    .bind(&cases)
+    .fetch_one(conn)
     .await?;
-    Ok(fresh.into_iter().collect())
+    Ok(held.then(|| Opened { fresh: fresh.into_iter().collect(), parked: parked.into_iter().collect() }))
 }
 
 /// A consumer span that joins the producer's trace (the relay copied it into the message headers).

@@ -33,21 +33,28 @@ pub async fn acquire(pool: &PgPool, name: &str, part: i32, holder: Uuid) -> sqlx
     Ok(taken == 1)
 }
 
+/// The renewal, bound as `$1` name, `$2` part, `$3` holder, `$4` term in seconds; also the first step of a
+/// consumer's batch statement (`consume::open_batch`).
+macro_rules! renewal {
+    () => {
+        "UPDATE event_lease SET until = now() + make_interval(secs => $4) \
+         WHERE name = $1 AND part = $2 AND holder = $3 AND until >= now()"
+    };
+}
+pub(super) use renewal;
+
 /// Renews the lease inside the caller's transaction; false when another replica holds it now. Run first in a
 /// transaction that commits effects, it also fences them: the row stays locked until commit, so no successor
 /// can take over halfway.
 pub async fn renew(conn: &mut PgConnection, name: &str, part: i32, holder: Uuid) -> sqlx::Result<bool> {
-    let renewed = sqlx::query(
-        "UPDATE event_lease SET until = now() + make_interval(secs => $4) \
-         WHERE name = $1 AND part = $2 AND holder = $3 AND until >= now()",
-    )
-    .bind(name)
-    .bind(part)
-    .bind(holder)
-    .bind(TERM.as_secs_f64())
-    .execute(conn)
-    .await?
-    .rows_affected();
+    let renewed = sqlx::query(renewal!())
+        .bind(name)
+        .bind(part)
+        .bind(holder)
+        .bind(TERM.as_secs_f64())
+        .execute(conn)
+        .await?
+        .rows_affected();
     Ok(renewed == 1)
 }
 

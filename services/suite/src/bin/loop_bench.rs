@@ -28,6 +28,9 @@ const IN_FLIGHT: usize = 512;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        kit::telemetry::init("loop_bench");
+    }
     let mut args = std::env::args().skip(1);
     let hold: u64 = args.next().map_or(Ok(60), |a| a.parse())?;
     let mut rates: Vec<usize> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
