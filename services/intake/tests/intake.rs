@@ -68,6 +68,15 @@ async fn registration_numbers_cases_and_replays_by_key() {
     assert_eq!(b.case_no, format!("532901003-{day}-00002"));
     assert_eq!(a.village_code, VILLAGE);
     assert_eq!(a.parties[0].phone, "137****1111");
+    // A registration answers from the rows it wrote; reading the file back shows exactly the same.
+    let mut two = request("k-file");
+    two.parties.push(PartyInput { name: "赵六".into(), role: "respondent".into(), ..Default::default() });
+    let answered = s.client.register_case(two).await.unwrap().into_inner().case.unwrap();
+    let read = s.client.get_case(GetCaseRequest { case_ref: answered.id.clone() }).await.unwrap();
+    let read = read.into_inner().case.unwrap();
+    assert_eq!(answered, read);
+    assert_eq!((answered.parties.len(), answered.timeline.len(), answered.reporters.len()), (2, 1, 1));
+    assert_eq!(answered.reporters[0].parties.len(), 1, "the respondent did not report it");
 
     let again = s.client.register_case(request("k-1")).await.unwrap().into_inner();
     assert!(again.replayed);
@@ -124,16 +133,16 @@ async fn registration_numbers_cases_and_replays_by_key() {
         sqlx::query_scalar("SELECT subject FROM outbox ORDER BY seq").fetch_all(&pool).await.unwrap();
     // The subject's last token is the case's partition.
     let kinds: Vec<&str> = events.iter().map(|s| s.rsplit_once('.').map_or(s.as_str(), |(kind, _)| kind)).collect();
-    assert_eq!(kinds, vec!["case.registered"; 3], "one event per case, none for replays");
+    assert_eq!(kinds, vec!["case.registered"; 4], "one event per case, none for replays");
     let stored: Vec<u8> =
         sqlx::query_scalar("SELECT phone_sealed FROM case_parties LIMIT 1").fetch_one(&pool).await.unwrap();
     assert!(!stored.windows(11).any(|w| w == b"13700001111"), "phone sealed at rest");
     let on_stream = eventually("registered events on the stream", 10, || async {
         let n = infra.events().await.len();
-        (n == 3).then_some(n)
+        (n == 4).then_some(n)
     })
     .await;
-    assert_eq!(on_stream, 3);
+    assert_eq!(on_stream, 4);
     for stop in s.stops {
         stop.stop();
     }
