@@ -14,6 +14,7 @@ mod consume;
 mod lease;
 pub mod ops;
 mod parked;
+mod pull;
 
 pub use consume::{BATCH, consume};
 
