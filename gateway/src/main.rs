@@ -4,6 +4,7 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help("usage: gateway   serves the client API (gRPC and JSON), configured by the environment");
     kit::telemetry::init(gateway::NAME);
     let settings = gateway::Settings::from_env().context("configuration")?;
     let gw = gateway::build(settings).await?;

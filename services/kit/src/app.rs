@@ -170,6 +170,10 @@ where
 {
     use anyhow::Context as _;
 
+    crate::cli::help(&format!(
+        "usage: {name}   serves, configured by the environment (see the README's Configuration)\n{}",
+        crate::events::ops::USAGE.replace("<service>", name).replacen("usage: ", "       ", 1)
+    ));
     crate::telemetry::init(name);
     let settings = load().context("configuration")?;
     let args: Vec<String> = std::env::args().skip(1).collect();

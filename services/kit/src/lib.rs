@@ -8,6 +8,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bus_access;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod division;

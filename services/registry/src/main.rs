@@ -6,8 +6,16 @@
 
 use anyhow::Context;
 
+const USAGE: &str = "usage: registry   serves the grid registry, configured by the environment
+       registry import FILE [--edition E] [--retire-missing] [--establish-centers]
+       registry keygen KID   (e.g. service:intake, zongzhi-1)";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help(&format!(
+        "{USAGE}\n{}",
+        kit::events::ops::USAGE.replace("<service>", registry::NAME).replacen("usage: ", "       ", 1)
+    ));
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("keygen") {
         let kid = args.get(1).context("usage: registry keygen KID (e.g. service:intake, zongzhi-1)")?;

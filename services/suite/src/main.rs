@@ -10,6 +10,10 @@ use sqlx::Connection;
 
 #[tokio::main]
 async fn main() {
+    kit::cli::help(
+        "usage: cargo run -p suite   the five services and the gateway with the Dali demo seeded; Ctrl-C stops it\n\
+         DATABASE_URL, NATS_URL, EVENT_STREAM, EVENT_PREFIX, SUITE_HOST, SUITE_BASE_PORT (50060), SUITE_HTTP_PORT (8080)",
+    );
     kit::telemetry::init("suite");
     // A person reads this: the cause chain on one line, no backtrace.
     if let Err(e) = run().await {
@@ -80,8 +84,11 @@ async fn run() -> anyhow::Result<()> {
     );
     println!("Demo users (password {}):", suite::seed::DEMO_PASSWORD);
     for u in &demo.users {
+        // A handler acts for a unit: the tasks dispatched to it are the ones it sees and handles.
+        let unit = if u.unit.is_empty() { String::new() } else { format!("  unit {}", u.unit) };
         let otp = if u.totp_secret.is_empty() { String::new() } else { format!("  TOTP secret {}", u.totp_secret) };
-        println!("  {:<14} {:<16} {}{otp}", u.username, u.role, u.scope);
+        // Role displays without padding; its code string pads.
+        println!("  {:<14} {:<16} {}{unit}{otp}", u.username, u.role.as_str(), u.scope);
     }
     let http = suite.gateway_http;
     println!("Try (sign in as the 下关 dispatcher, register a case, then open the dispatch board):");

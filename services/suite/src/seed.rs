@@ -27,12 +27,15 @@ pub struct Demo {
     pub users: Vec<DemoUser>,
 }
 
-/// A demo account: its username, role and scope, and (administrators) the TOTP secret for the second factor.
+/// A demo account: its username, role and scope, the unit a handler handles for, and (administrators) the TOTP
+/// secret for the second factor.
 #[derive(Debug, Clone)]
 pub struct DemoUser {
     pub username: String,
     pub role: Role,
     pub scope: String,
+    /// The unit whose tasks a handler's grant covers (`532901003-SFS`); empty for other roles.
+    pub unit: String,
     pub totp_secret: String,
 }
 
@@ -201,13 +204,21 @@ async fn seed_users(pool: &sqlx::PgPool, demo: &Demo) -> anyhow::Result<Vec<Demo
         let home = if *scope == "*" { DEMO_COUNTY } else { scope };
         let (_, totp) = seed_staff(pool, username, name, home, DEMO_PASSWORD, &[(*role, scope, unit)]).await?;
         let totp_secret = if role.is_admin() { totp } else { String::new() };
-        users.push(DemoUser { username: (*username).into(), role: *role, scope: (*scope).into(), totp_secret });
+        let (username, scope, unit) = ((*username).into(), (*scope).into(), (*unit).into());
+        users.push(DemoUser { username, role: *role, scope, unit, totp_secret });
     }
     for (i, (grid, worker)) in demo.grids.iter().zip(&demo.grid_workers).enumerate() {
         let username = format!("gw-{:03}", i + 1);
         let person = uuid::Uuid::parse_str(worker)?;
         seed_account(pool, &username, person, &format!("网格员 {}", i + 1), DEMO_PASSWORD, &[]).await?;
-        users.push(DemoUser { username, role: Role::GridWorker, scope: grid.clone(), totp_secret: String::new() });
+        let scope = grid.clone();
+        users.push(DemoUser {
+            username,
+            role: Role::GridWorker,
+            scope,
+            unit: String::new(),
+            totp_secret: String::new(),
+        });
     }
     Ok(users)
 }

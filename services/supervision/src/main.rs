@@ -7,6 +7,11 @@ use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help(&format!(
+        "usage: supervision   serves supervision, configured by the environment\n       \
+         supervision calendar import FILE [--center CODE]\n{}",
+        kit::events::ops::USAGE.replace("<service>", supervision::NAME).replacen("usage: ", "       ", 1)
+    ));
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("calendar") {
         kit::telemetry::init(supervision::NAME);

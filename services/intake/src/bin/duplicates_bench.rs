@@ -40,6 +40,9 @@ const MATTERS: [&str; 16] = [
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help(
+        "usage: duplicates_bench [OPEN_CASES] [PROBES]   (defaults 1000000 and 2000; TEST_DATABASE_URL names the server)",
+    );
     let open: usize = std::env::args().nth(1).map_or(Ok(1_000_000), |a| a.parse())?;
     let probes: usize = std::env::args().nth(2).map_or(Ok(2_000), |a| a.parse())?;
     let admin_url = kit::config::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");

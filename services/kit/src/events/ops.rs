@@ -231,7 +231,8 @@ pub async fn replay_remaining(pool: &PgPool, consumer: &str, ids: &[String]) -> 
     .await
 }
 
-const USAGE: &str = "usage: <service> events status
+/// The operator's commands, `<service>` standing for the service's command name.
+pub const USAGE: &str = "usage: <service> events status
        <service> events dead [--limit N]
        <service> events retry EVENT_ID | --all
        <service> events discard EVENT_ID

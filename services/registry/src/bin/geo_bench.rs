@@ -151,6 +151,7 @@ async fn over_grpc(url: String, token: &str, calls: usize) -> anyhow::Result<()>
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help("usage: geo_bench   (lookups per core, then ResolvePoint over gRPC on a scratch database)");
     in_process()?;
     let calls: usize = kit::config::parse_or("GEO_BENCH_CALLS", 20_000)?;
     let admin_url = kit::config::string_or("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");

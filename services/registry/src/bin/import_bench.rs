@@ -18,6 +18,9 @@ const PROVINCE: &str = "530000000000";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help(
+        "usage: import_bench [FILE]   (default: the national table beside the repository; BENCH_DATABASE_URL or TEST_DATABASE_URL)",
+    );
     let path = std::env::args().nth(1).unwrap_or_else(|| DEFAULT_FILE.to_owned());
     let admin_url = kit::config::string_or(
         "BENCH_DATABASE_URL",

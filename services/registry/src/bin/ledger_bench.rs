@@ -15,6 +15,7 @@ const QUERIES: u32 = 200;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help("usage: ledger_bench [CASES]   (default 20000; TEST_DATABASE_URL names the server)");
     let cases: usize = std::env::args().nth(1).map_or(Ok(20_000), |a| a.parse())?;
     let admin_url = kit::config::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
     let db = format!("zz_bench_{}", &Uuid::new_v4().simple().to_string()[..12]);

@@ -13,6 +13,7 @@ const RULES: usize = 10_000;
 const CASES: usize = 20_000;
 
 fn main() {
+    kit::cli::help("usage: rules_bench   (10,000 rules, p50/p99 of a registration's route)");
     let rules = table();
     let mut roster = Roster::default();
     for (i, r) in rules.iter().enumerate() {

@@ -13,6 +13,7 @@ static NO_MIGRATIONS: Migrator = Migrator::DEFAULT;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help("usage: audit_bench [RECORDS]   (default 50000; TEST_DATABASE_URL names the server)");
     let records: usize = std::env::args().nth(1).map_or(Ok(50_000), |a| a.parse())?;
     anyhow::ensure!(records >= 100, "RECORDS must be at least 100");
     let admin_url = kit::config::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");

@@ -19,6 +19,7 @@ const TARGET_MICROS: f64 = 50.0;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help("usage: auth_bench [SECONDS]   (default 10; TEST_DATABASE_URL and TEST_NATS_URL name the servers)");
     let seconds: u64 = std::env::args().nth(1).map_or(Ok(10), |a| a.parse())?;
     println!("$ cargo run --release -p suite --bin auth_bench {seconds}");
     let keys = KeySet::generate("bench-issuer", "zongzhi", "zongzhi")?;

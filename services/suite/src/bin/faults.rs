@@ -7,6 +7,9 @@ use suite::faults::{self, Fault, Options};
 
 #[tokio::main]
 async fn main() {
+    kit::cli::help(
+        "usage: faults [--short] all | F1 … F11   (--short: the cargo-test sizes; F6 restarts PostgreSQL and runs last)",
+    );
     let args: Vec<String> = std::env::args().skip(1).collect();
     let short = args.iter().any(|a| a == "--short");
     let mut chosen: Vec<Fault> = Vec::new();

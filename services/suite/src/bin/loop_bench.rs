@@ -28,6 +28,9 @@ const IN_FLIGHT: usize = 512;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help(
+        "usage: loop_bench [HOLD_SECONDS] [RATE ...]   (TEST_DATABASE_URL and TEST_NATS_URL name the servers)",
+    );
     if std::env::var_os("RUST_LOG").is_some() {
         kit::telemetry::init("loop_bench");
     }

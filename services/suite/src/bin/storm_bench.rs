@@ -11,6 +11,9 @@ use suite::bench::{Scratch, TOWNSHIP, registration};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help(
+        "usage: storm_bench [CALLS] [ROUNDS]   (defaults 200 and 5; TEST_DATABASE_URL and TEST_NATS_URL name the servers)",
+    );
     let calls: usize = std::env::args().nth(1).map_or(Ok(200), |a| a.parse())?;
     let rounds: usize = std::env::args().nth(2).map_or(Ok(5), |a| a.parse())?;
     println!("$ cargo run --release -p suite --bin storm_bench {calls} {rounds}");

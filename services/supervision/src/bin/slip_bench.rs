@@ -18,6 +18,7 @@ use supervision::slip::{Slip, SlipFont, SlipKind, render, verification_code};
 const CALENDAR: &str = include_str!("../../data/cn_holidays_2025_2026.csv");
 
 fn main() -> anyhow::Result<()> {
+    kit::cli::help("usage: slip_bench [SECONDS]   (default 5)");
     let seconds: u64 = std::env::args().nth(1).map_or(Ok(5), |a| a.parse()).context("SECONDS")?;
     let font_path =
         std::env::var("SLIP_FONT").unwrap_or_else(|_| "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc".into());

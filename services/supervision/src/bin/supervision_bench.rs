@@ -31,6 +31,7 @@ const MONTH: (&str, &str) = ("2025-10-01", "2025-11-01");
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    kit::cli::help("usage: supervision_bench   (TEST_DATABASE_URL names the server)");
     let admin_url = kit::config::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
     let db = format!("zz_bench_{}", &Uuid::new_v4().simple().to_string()[..12]);
     let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
