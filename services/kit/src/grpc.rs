@@ -63,7 +63,7 @@ pub async fn serve(
         // Next, so calls the auth layer refuses are counted and timed too.
         .layer(crate::metrics::layer::GrpcMetricsLayer)
         .layer(TraceLayer)
-        .layer(AuthLayer::new(guard))
+        .layer(AuthLayer::new(guard, services))
         .add_routes(routes)
         // Without TCP_NODELAY a reply written in pieces waits ~40 ms for the peer's delayed ACK (Nagle).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain)

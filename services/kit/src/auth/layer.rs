@@ -1,5 +1,7 @@
-//! The tower layer every gRPC server runs: it verifies the bearer token of every call except the public ones
-//! (health, reflection, sign-in), refuses a caller whose grants give no permission the method needs, and hands
+//! The tower layer every gRPC server runs: it answers UNIMPLEMENTED for a method this server does not serve
+//! (before any token is looked at, with no audit record: an invented path acts on nothing), verifies the bearer
+//! token of every call except the public ones (health, reflection, sign-in), refuses a caller whose grants give
+//! no permission the method needs, and hands
 //! the verified principal to the handler in the request's extensions. Handlers then check the object's place
 //! against the principal's scope, which only they can see. Every call but health and reflection, refused or
 //! not, ends as one audit record (who, grant, method, target, outcome, address, trace); a call whose record
@@ -26,18 +28,21 @@ pub struct Guard {
 #[derive(Clone)]
 pub struct AuthLayer {
     guard: Guard,
+    served: Served,
 }
 
 impl AuthLayer {
-    pub fn new(guard: Guard) -> Self {
-        Self { guard }
+    /// `services` are the fully-qualified names of the services on this port; health and reflection are
+    /// always served.
+    pub fn new(guard: Guard, services: &[&str]) -> Self {
+        Self { guard, served: Served(services.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>().into()) }
     }
 }
 
 impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, guard: self.guard.clone() }
+        AuthService { inner, guard: self.guard.clone(), served: self.served.clone() }
     }
 }
 
@@ -45,6 +50,29 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     guard: Guard,
+    served: Served,
+}
+
+/// The services one port serves.
+#[derive(Clone, Debug)]
+struct Served(Arc<[String]>);
+
+impl Served {
+    /// Whether `path` names a method this port answers: one of its services, and a method the policy table
+    /// knows. Anything else (a mistyped name, another service's method, a scanner's guess) is a method this
+    /// server does not have, which gRPC answers with UNIMPLEMENTED whoever asks.
+    fn serves(&self, path: &str) -> bool {
+        let service = path.strip_prefix('/').and_then(|p| p.rsplit_once('/')).map_or("", |(service, _)| service);
+        let own = self.0.iter().any(|s| s == service)
+            || service == "grpc.health.v1.Health"
+            || service.starts_with("grpc.reflection.");
+        own && policy::access(path).is_some()
+    }
+}
+
+/// The answer to a method this server does not have. The path is not echoed: it is whatever the caller made up.
+fn unimplemented() -> Status {
+    Status::unimplemented("no such method on this server")
 }
 
 /// The token in `authorization: Bearer …`, if the header is there and well-formed.
@@ -60,7 +88,7 @@ pub fn bearer(headers: &http::HeaderMap) -> Result<&str, AuthError> {
 /// Decides a call: the principal to hand on (None for a public method), or the status that refuses it.
 pub fn admit(verifier: &Verifier, path: &str, headers: &http::HeaderMap) -> Result<Option<Arc<Principal>>, Status> {
     let Some(access) = policy::access(path) else {
-        return Err(Status::permission_denied("method not open to any role"));
+        return Err(unimplemented());
     };
     if access == Access::Public {
         return Ok(None);
@@ -89,6 +117,10 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        if !self.served.serves(req.uri().path()) {
+            // Not audited and not logged per call: nothing was acted on, and each made-up path would be a record.
+            return Box::pin(async { Ok(unimplemented().into_http()) });
+        }
         let decision = admit(&self.guard.verifier, req.uri().path(), req.headers());
         let audit = self.guard.audit.as_ref().map(|(log, _, _)| log.clone()).filter(|_| audited(req.uri().path()));
         let mut entry = audit.as_ref().map(|_| entry_for(&req, decision.as_ref().ok().and_then(Option::as_ref)));
@@ -116,7 +148,7 @@ where
                 tracing::info!(method = %req.uri().path(), code = ?status.code(), reason = status.message(), "call refused");
                 Box::pin(async move {
                     if let (Some(log), Some(mut e)) = (audit, entry.take()) {
-                        e.outcome = code_name(status.code()).into();
+                        e.outcome = crate::grpc::code_name(status.code()).into();
                         e.reason = status.message().to_owned();
                         // The call is refused either way; a lost record of a refusal is logged, not answered.
                         if let Err(err) = log.append(e).await {
@@ -183,30 +215,6 @@ fn trace_id() -> String {
 fn outcome(headers: &http::HeaderMap) -> String {
     match headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
         None | Some(0) => "ok".into(),
-        Some(code) => code_name(tonic::Code::from_i32(code)).into(),
-    }
-}
-
-/// The canonical name of a gRPC code (`PERMISSION_DENIED`).
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code as C;
-    match code {
-        C::Ok => "OK",
-        C::Cancelled => "CANCELLED",
-        C::Unknown => "UNKNOWN",
-        C::InvalidArgument => "INVALID_ARGUMENT",
-        C::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        C::NotFound => "NOT_FOUND",
-        C::AlreadyExists => "ALREADY_EXISTS",
-        C::PermissionDenied => "PERMISSION_DENIED",
-        C::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        C::FailedPrecondition => "FAILED_PRECONDITION",
-        C::Aborted => "ABORTED",
-        C::OutOfRange => "OUT_OF_RANGE",
-        C::Unimplemented => "UNIMPLEMENTED",
-        C::Internal => "INTERNAL",
-        C::Unavailable => "UNAVAILABLE",
-        C::DataLoss => "DATA_LOSS",
-        C::Unauthenticated => "UNAUTHENTICATED",
+        Some(code) => crate::grpc::code_name(tonic::Code::from_i32(code)).into(),
     }
 }
