@@ -2,6 +2,7 @@
 //! identically. A gRPC status becomes an HTTP status with a JSON body naming the code and any bad fields.
 
 mod admin;
+mod extract;
 mod merges;
 mod observe;
 mod oversight;
@@ -10,8 +11,7 @@ mod rates;
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +23,7 @@ use serde::Serialize;
 use tonic::{Code, Request, Status};
 
 use crate::desk::DeskService;
+use extract::{Body, Params};
 
 type Desk_ = State<Arc<DeskService>>;
 
@@ -114,43 +115,6 @@ impl Caller {
     }
 }
 
-/// A JSON body whose rejection (malformed JSON, a wrong type, no JSON content type) answers like every other
-/// error: 400, code INVALID_ARGUMENT, field "body".
-struct Body<T>(T);
-
-impl<T, S> FromRequest<S> for Body<T>
-where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
-    S: Send + Sync,
-{
-    type Rejection = Response;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(bad_request("body", &rejection.body_text())),
-        }
-    }
-}
-
-/// Query parameters, rejected the same way with field "query".
-struct Params<T>(T);
-
-impl<T, S> FromRequestParts<S> for Params<T>
-where
-    Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
-    S: Send + Sync,
-{
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(value)) => Ok(Params(value)),
-            Err(rejection) => Err(bad_request("query", &rejection.body_text())),
-        }
-    }
-}
-
 fn bad_request(field: &str, reason: &str) -> Response {
     error_response(&kit::grpc::invalid(&kit::FieldError::new(field, reason)))
 }
@@ -223,9 +187,12 @@ async fn register_case(State(d): Desk_, c: Caller, Body(body): Body<intake::Regi
 async fn unmask_party(
     State(d): Desk_,
     c: Caller,
-    Path((case_id, party)): Path<(String, u32)>,
+    Path((case_id, party)): Path<(String, String)>,
     Body(mut b): Body<intake::UnmaskPartyRequest>,
 ) -> Response {
+    let Ok(party) = party.parse() else {
+        return bad_request("party", "must be the party's number in the case file: 0, 1, 2 …");
+    };
     b.case_id = case_id;
     b.party = party;
     reply(d.unmask_party(c.req(b)).await).await

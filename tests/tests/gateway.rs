@@ -56,8 +56,24 @@ async fn json_over_http_drives_the_same_operations() {
     assert_eq!((status, err["code"].as_str()), (403, Some("PERMISSION_DENIED")), "naming another handler");
     let (status, err) = world.http_raw("POST", "/v1/cases", "{\"kind\": ").await;
     assert_eq!((status, err["fields"].clone()), (400, json!(["body"])), "malformed JSON: {err}");
+    // A value of the wrong type names its own field, in the house's words, not the framework's.
     let (status, err) = world.http("GET", "/v1/locate?lon=east&lat=25", None).await;
-    assert_eq!((status, err["fields"].clone()), (400, json!(["query"])), "a query parameter of the wrong type: {err}");
+    assert_eq!((status, err["fields"].clone()), (400, json!(["lon"])), "a query parameter of the wrong type: {err}");
+    assert_eq!(err["message"], "invalid lon: must be a number", "{err}");
+    let (status, err) = world.http("GET", "/v1/nodes/532900000000/children?page_size=twenty", None).await;
+    assert_eq!((status, err["fields"].clone()), (400, json!(["page_size"])), "{err}");
+    assert_eq!(err["message"], "invalid page_size: must be a whole number", "{err}");
+    let (status, err) = world.http("POST", &format!("/v1/cases/{id}/verify"), Some(json!({"passed": "yes"}))).await;
+    assert_eq!((status, err["fields"].clone()), (400, json!(["passed"])), "{err}");
+    assert_eq!(err["message"], "invalid passed: must be true or false, not a string", "{err}");
+    let party = json!({"idempotency_key": "x", "parties": [{"name": "张三", "role": 7}]});
+    let (status, err) = world.http("POST", "/v1/cases", Some(party)).await;
+    assert_eq!((status, err["fields"].clone()), (400, json!(["parties[0].role"])), "{err}");
+    let (status, err) = world.http("POST", &format!("/v1/cases/{id}/parties/first/unmask"), Some(json!({}))).await;
+    assert_eq!((status, err["fields"].clone()), (400, json!(["party"])), "{err}");
+    let (status, err) = world.http_raw("POST", "/v1/cases", "[1, 2]").await;
+    assert_eq!((status, err["fields"].clone()), (400, json!(["body"])), "{err}");
+    assert!(!err.to_string().contains("Failed to deserialize"), "{err}");
     let (status, _) = world.http("GET", "/v1/cases/532901003-20200101-00009", None).await;
     assert_eq!(status, 404);
     let (status, node) = world.http("GET", "/v1/nodes/532900000000/children?page_size=20", None).await;
