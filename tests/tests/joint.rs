@@ -23,9 +23,17 @@ async fn a_whistle_through_the_gateway_reaches_the_case_file() {
     let path = format!("/v1/tasks/{}/co-handlers", task.id);
     let (status, body) = world.http("POST", &path, Some(json!({"co_units": [], "reason": "x"}))).await;
     assert_eq!(status, 400, "{body}");
-    let summons = json!({"co_units": [{"kind": "department", "code": "zjj", "name": "住建局"}], "reason": "房屋安全"});
+    // A unit the registry does not know answers no whistle: refused by its field, and nobody is summoned.
+    let unknown = json!({"co_units": [{"kind": "department", "code": "zjj", "name": "住建局"}], "reason": "房屋安全"});
+    let (status, body) = world.http("POST", &path, Some(unknown)).await;
+    assert_eq!((status, body["fields"].clone()), (400, json!(["co_units[0].code"])), "{body}");
+    // 大理市自然资源局, stationed at the county center above 下关, comes down to report in; its name is the
+    // registry's when the dispatcher gives none.
+    let summons = json!({"co_units": [{"kind": "department", "code": "532901-ZRZYJ"}], "reason": "房屋安全"});
     let (status, body) = world.http("POST", &path, Some(summons)).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["co_handlers"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["co_handlers"][0]["unit_name"], "大理市自然资源局", "{body}");
     let id = body["co_handlers"][0]["id"].as_str().unwrap().to_owned();
     let (status, body) = world.http("POST", &format!("/v1/co-handlers/{id}/report-in"), Some(json!({}))).await;
     assert_eq!((status, body["co_handler"]["state"].as_str()), (200, Some("reported_in")), "{body}");
@@ -46,7 +54,7 @@ async fn a_whistle_through_the_gateway_reaches_the_case_file() {
         }
     })
     .await;
-    assert!(steps[0].contains("吹哨报到") && steps[0].contains("住建局"), "{steps:?}");
+    assert!(steps[0].contains("吹哨报到") && steps[0].contains("大理市自然资源局"), "{steps:?}");
     assert!(steps[1].contains("报到") && steps[2].contains("出具鉴定意见"), "{steps:?}");
     world.stop().await;
 }

@@ -36,6 +36,30 @@ async fn the_lead_resolves_only_when_every_co_unit_has_contributed_or_been_relea
     let (case_id, task) = h.register("0102", "normal").await;
     let dispatcher = h.as_(&keys().token("d-1", &[("dispatcher", CENTER)])).await;
     let mut root = h.client.clone();
+    // The units a whistle reaches are the registry's: 住建局 stationed at the case's center, 自然资源局 on call
+    // there; a retired department and one of another county answer no whistle here.
+    h.department("zjj", CENTER, "resident", false).await;
+    h.department("gtj", CENTER, "on_call", false).await;
+    h.department("old-bureau", CENTER, "resident", true).await;
+    h.department("yb-sfj", "532922000000", "resident", false).await;
+    for (why, co) in [
+        ("a unit the registry does not know", unit("nowhere", "不存在的局")),
+        ("a retired department", unit("old-bureau", "撤销的局")),
+        ("a department of another county", unit("yb-sfj", "漾濞县司法局")),
+        (
+            "a center of another county",
+            CoUnit { kind: "center".into(), code: "532922000000".into(), name: String::new() },
+        ),
+        (
+            "a center the registry does not have",
+            CoUnit { kind: "center".into(), code: "532901999000".into(), name: String::new() },
+        ),
+    ] {
+        let status = dispatcher.clone().summon_co_handlers(summon(&task.id, vec![unit("zjj", "住建局"), co])).await;
+        assert_refused(why, &status.unwrap_err(), Code::InvalidArgument, "co_units[1].code");
+    }
+    let listed = root.list_co_handlers(ListCoHandlersRequest { task_id: task.id.clone() }).await.unwrap();
+    assert!(listed.into_inner().co_handlers.is_empty(), "a refused whistle summons nobody, not even its good units");
 
     // Bad summons name their field; a dispatcher of another county is refused.
     for (field, req) in [

@@ -67,6 +67,17 @@ impl Summons {
     }
 }
 
+/// Who answers a whistle of the center holding the case (街乡吹哨、部门报到): a department stationed there (常驻,
+/// 轮驻 or 随驻) or at a center above it, whose departments come down to report in; a center on the holding
+/// center's line, above it or below it (a village committee called in by its township).
+pub fn answers_at(kind: UnitKind, station: &str, holding_center: &str) -> bool {
+    let above_or_here = kit::division::is_ancestor_or_self(station, holding_center);
+    match kind {
+        UnitKind::Department => above_or_here,
+        UnitKind::Center => above_or_here || kit::division::is_ancestor_or_self(holding_center, station),
+    }
+}
+
 fn unit(at: &str, (kind, code): (&str, &str)) -> Result<UnitRef, FieldError> {
     let kind = UnitKind::parse(&format!("{at}.kind"), kind)?;
     let code = field::text(&format!("{at}.code"), code, 64)?;
@@ -222,5 +233,27 @@ mod tests {
         assert!(check_hop(Hop::Down, township, "532901004001", false).is_err(), "another township's village");
         assert!(check_hop(Hop::Down, county, county, false).unwrap_err().reason.contains("holds"));
         assert_eq!(check_hop(Hop::Down, county, "5329", false).unwrap_err().field, "to_center");
+    }
+}
+
+#[cfg(test)]
+mod whistle_tests {
+    use super::{UnitKind, answers_at};
+
+    #[test]
+    fn departments_here_or_above_and_centers_on_the_line_answer_a_whistle() {
+        let township = "532901003000";
+        let dept = UnitKind::Department;
+        let center = UnitKind::Center;
+        assert!(answers_at(dept, township, township), "stationed at the holding center");
+        assert!(answers_at(dept, "532901000000", township), "a county department comes down");
+        assert!(answers_at(dept, "532900000000", township), "a prefecture department too");
+        assert!(!answers_at(dept, "532901003001", township), "not a village's, below the whistle");
+        assert!(!answers_at(dept, "532901004000", township), "not a neighbouring township's");
+        assert!(!answers_at(dept, "532922000000", township), "not another county's");
+        assert!(answers_at(center, "532901003001", township), "a village center of the township");
+        assert!(answers_at(center, "532901000000", township), "the county center");
+        assert!(!answers_at(center, "532901004000", township), "not a neighbouring township");
+        assert!(!answers_at(dept, "", township) && !answers_at(center, "nonsense", township));
     }
 }

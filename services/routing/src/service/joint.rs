@@ -13,10 +13,16 @@ use uuid::Uuid;
 use super::{Tasks, not_found};
 use crate::db;
 use crate::db::joint::{self as store, CoChange, Summon};
-use crate::domain::joint::{CoHandler, CoMove, CoState, Summons, UnitRef, still_owed};
-use crate::domain::{OPEN, Task};
+use crate::domain::joint::{CoHandler, CoMove, CoState, Summons, UnitRef, answers_at, still_owed};
+use crate::domain::{Duty, OPEN, Task, UnitKind};
 use crate::error::{Error, Result};
 use crate::scope;
+
+/// Where a summoned unit is: the center a department is stationed at (or the center itself), and its name.
+struct Station {
+    center: String,
+    name: String,
+}
 
 /// A co-handling unit as the dispatcher names it: kind, code and the name to print.
 pub struct CoUnit {
@@ -28,29 +34,55 @@ pub struct CoUnit {
 impl Tasks {
     /// Summons `co` to the live task `task_id` with `reason`. The caller dispatches at the case's place; the
     /// task must still be open; a unit already summoned to it (or the lead itself, or one named twice) is
-    /// refused by field.
+    /// refused by field. Each unit must be one the registry knows and that can answer the whistle here (see
+    /// [`answers_at`]): a whistle to a unit that does not exist would start a 报到 clock nobody can stop and hold
+    /// the lead's 办结 until someone released it.
     pub async fn summon(&self, p: &Principal, task_id: Uuid, co: &[CoUnit], reason: &str) -> Result<Vec<CoHandler>> {
+        let named: Vec<(&str, &str)> = co.iter().map(|c| (c.kind.as_str(), c.code.as_str())).collect();
+        // The task as it stands, read without a lock: the request's own faults and the caller's right are
+        // answered before the registry is asked, and the registry is asked before a transaction opens.
+        let task = {
+            let mut conn = self.pool.acquire().await?;
+            db::task(&mut conn, task_id, false).await?.ok_or_else(|| not_found(task_id))?
+        };
+        scope::gate(p, &task, dispatcher_of(p, &task))?;
+        let summons = Summons::parse((task.unit_kind.as_str(), &task.unit_code), &named).map_err(Error::Invalid)?;
+        let mut stations = Vec::with_capacity(summons.co.len());
+        for (i, unit) in summons.co.iter().enumerate() {
+            stations.push(self.station(unit, &format!("co_units[{i}].code")).await?);
+        }
+
         let mut tx = self.pool.begin().await?;
-        let case_id = db::case_of_task(&mut tx, task_id).await?.ok_or_else(|| not_found(task_id))?;
         // The case first, then the task, as every other move locks them.
-        db::lock_case(&mut tx, case_id).await?.ok_or_else(|| not_found(task_id))?;
+        let case = db::lock_case(&mut tx, task.case_id).await?.ok_or_else(|| not_found(task_id))?;
         let task = db::task(&mut tx, task_id, true).await?.ok_or_else(|| not_found(task_id))?;
         scope::gate(p, &task, dispatcher_of(p, &task))?;
-        let named: Vec<(&str, &str)> = co.iter().map(|c| (c.kind.as_str(), c.code.as_str())).collect();
-        let summons = Summons::parse((task.unit_kind.as_str(), &task.unit_code), &named).map_err(Error::Invalid)?;
         if !OPEN.contains(&task.state) {
             return Err(Error::failed_precondition(format!(
                 "task {task_id} is {}: summon to an open task",
                 task.state
             )));
         }
+        for (i, (unit, station)) in summons.co.iter().zip(&stations).enumerate() {
+            if !answers_at(unit.kind, &station.center, &case.holding_center) {
+                return Err(Error::invalid(
+                    format!("co_units[{i}].code"),
+                    format!(
+                        "is at center {}, which does not answer a whistle of center {} (a department there or above, \
+                         a center on its line)",
+                        station.center, case.holding_center
+                    ),
+                ));
+            }
+        }
         let by = p.actor().to_owned();
         let at = Utc::now();
         let mut summoned = Vec::with_capacity(summons.co.len());
-        for (i, unit) in summons.co.iter().enumerate() {
+        for (i, (unit, station)) in summons.co.iter().zip(&stations).enumerate() {
+            // The dispatcher's wording for the slip if given, else the registry's name.
             let name = co[i].name.trim();
-            let name = if name.is_empty() { unit.code.as_str() } else { name };
-            let s = Summon { case_id, task_id, unit, name, reason, by: &by, at };
+            let name = if name.is_empty() { station.name.as_str() } else { name };
+            let s = Summon { case_id: task.case_id, task_id, unit, name, reason, by: &by, at };
             let Some(c) = store::summon(&mut tx, &s).await? else {
                 return Err(Error::invalid(format!("co_units[{i}].code"), "is already summoned to this task"));
             };
@@ -61,6 +93,26 @@ impl Tasks {
         self.outbox.wake();
         tracing::info!(%task_id, units = summoned.len(), "co-handlers summoned (吹哨报到)");
         Ok(summoned)
+    }
+
+    /// Where a summoned unit is, as the registry knows it now (never from a cache: a whistle decides on the
+    /// current record), refused by `field` when unknown or retired. A 轮驻 department off its schedule may still
+    /// be whistled, as a dispatch by hand may call it.
+    async fn station(&self, unit: &UnitRef, field: &str) -> Result<Station> {
+        let units = &self.planner.units;
+        match unit.kind {
+            UnitKind::Department => match units.department(&unit.code).await? {
+                None => Err(Error::invalid(field, "is not a department the registry knows")),
+                Some(d) if d.duty == Duty::Retired => {
+                    Err(Error::invalid(field, "is a retired department; it cannot report in"))
+                }
+                Some(d) => Ok(Station { center: d.center_code, name: d.name }),
+            },
+            UnitKind::Center => match units.center(&unit.code).await? {
+                None => Err(Error::invalid(field, "is not a center the registry knows")),
+                Some(name) => Ok(Station { center: unit.code.clone(), name: format!("{name}综治中心") }),
+            },
+        }
     }
 
     /// 报到, a contribution, or a release: one move of one co-handler, by its unit (报到, contribution) or by a

@@ -91,6 +91,7 @@ pub fn registered(case_no: &str, category: &str, urgency: &str) -> Body {
         center_code: CENTER.into(),
         reporter_id: "grid-worker-7".into(),
         center_name: "大理市".into(),
+        ..Default::default()
     })
 }
 
