@@ -26,6 +26,14 @@ fn pdf_text(pdf: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Chinese line breaking as a reader sees it: no printed line begins with a closing mark or a pause.
+fn assert_no_line_starts_with_a_closing_mark(text: &str) {
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let first = line.chars().next().unwrap();
+        assert!(!"，。、；：？！）》」』】".contains(first), "a line starts with {first:?}: {line:?} in\n{text}");
+    }
+}
+
 #[tokio::test]
 async fn slips_are_listed_printed_and_acknowledged_through_the_gateway() {
     let world = World::start().await;
@@ -65,6 +73,12 @@ async fn slips_are_listed_printed_and_acknowledged_through_the_gateway() {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
     assert!(!text.contains("13812345678"), "no personal data on a slip");
+    // Names, not bare codes: the category as the code table named it when the case was registered, and the
+    // center the slip is copied to (a yellow card: the case's own center, 下关街道).
+    assert!(text.contains("邻里纠纷") && !text.contains("类别 0102"), "the category by name:\n{text}");
+    let copied = text.lines().skip_while(|l| !l.contains("抄送")).take(3).collect::<Vec<_>>().join(" ");
+    assert!(copied.contains("下关街道综治中心"), "抄送 by name: {copied:?} in\n{text}");
+    assert_no_line_starts_with_a_closing_mark(&text);
 
     let ack = format!("/v1/slips/{}/acknowledge", encoded(&yellow.number));
     let (status, body) = world.http("POST", &ack, Some(json!({}))).await;
@@ -78,9 +92,10 @@ async fn slips_are_listed_printed_and_acknowledged_through_the_gateway() {
     let (status, _, task_pdf) = world.http_bytes(&format!("/v1/slips/{}/slip.pdf", encoded(&task.number))).await;
     assert_eq!(status, 200);
     let text = pdf_text(&task_pdf);
-    for expected in ["工作任务交办单", task.number.as_str(), task.unit_name.as_str()] {
+    for expected in ["工作任务交办单", task.number.as_str(), task.unit_name.as_str(), "邻里纠纷"] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
+    assert_no_line_starts_with_a_closing_mark(&text);
     // The case file shows each slip as a step; the clock changes are listed (none here).
     let file = kit::testing::eventually("the slips in the case file", 20, || {
         let mut desk = desk.clone();

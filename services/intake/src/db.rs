@@ -17,11 +17,11 @@ pub(crate) const CASE_COLUMNS: &str = "id, case_no, idempotency_key, center_code
     description, grid_code, village_code, area_path, reporter_id, state, current_task_id, current_unit_code, \
     registered_at, updated_at, operator_id, units, overdue, awaiting_follow_up, merged_into";
 
-/// The current (highest) version of the category when that version is active and of the given kind. An older
-/// active version does not count: a newer inactive one withdraws the code.
-pub async fn category_version(conn: &mut PgConnection, code: &str, kind: &str) -> sqlx::Result<Option<i32>> {
-    sqlx::query_scalar(
-        "SELECT version FROM (SELECT version, kind, active FROM categories WHERE code = $1 \
+/// The current (highest) version of the category, with its name at that version, when that version is active
+/// and of the given kind. An older active version does not count: a newer inactive one withdraws the code.
+pub async fn category_version(conn: &mut PgConnection, code: &str, kind: &str) -> sqlx::Result<Option<(i32, String)>> {
+    sqlx::query_as(
+        "SELECT version, name FROM (SELECT version, kind, active, name FROM categories WHERE code = $1 \
          ORDER BY version DESC LIMIT 1) c WHERE kind = $2 AND active",
     )
     .bind(code)

@@ -81,9 +81,10 @@ impl Cases {
         }
         let mut conn = self.pool.acquire().await?;
         // Category versions are only ever added, so the one read here is still current at commit.
-        let category_version = db::category_version(&mut conn, &new.category_code, new.kind.category_kind())
-            .await?
-            .ok_or_else(|| FieldError::new("category_code", format!("is not an active {} category", new.kind)))?;
+        let (category_version, category_name) =
+            db::category_version(&mut conn, &new.category_code, new.kind.category_kind())
+                .await?
+                .ok_or_else(|| FieldError::new("category_code", format!("is not an active {} category", new.kind)))?;
         let now = Utc::now();
         let prefix = kit::division::significant(&new.center_code);
         // The number is taken in a statement of its own, before the registering transaction: every registration
@@ -147,6 +148,8 @@ impl Cases {
             center_code: new.center_code.clone(),
             reporter_id: new.reporter_id.clone(),
             center_name: place.name_of(&new.center_code).to_owned(),
+            area_names: place.names.clone(),
+            category_name,
         };
         self.outbox.add(&mut tx, id, &new.operator_id, Body::CaseRegistered(event)).await?;
         tx.commit().await?;

@@ -87,12 +87,15 @@ pub struct Place<'a> {
     pub reporter_id: &'a str,
     pub center_code: &'a str,
     pub center_name: &'a str,
+    /// The names of `area_path`'s divisions, in its order.
+    pub area_names: &'a [String],
+    pub category_name: &'a str,
 }
 
 pub async fn set_place(conn: &mut PgConnection, case_id: Uuid, p: &Place<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE cases SET area_path = $2, grid_code = $3, reporter_id = $4, center_code = $5, center_name = $6, \
-         updated_at = now() WHERE case_id = $1",
+         area_names = $7, category_name = $8, updated_at = now() WHERE case_id = $1",
     )
     .bind(case_id)
     .bind(p.area_path)
@@ -100,6 +103,8 @@ pub async fn set_place(conn: &mut PgConnection, case_id: Uuid, p: &Place<'_>) ->
     .bind(p.reporter_id)
     .bind(p.center_code)
     .bind(p.center_name)
+    .bind(p.area_names)
+    .bind(p.category_name)
     .execute(conn)
     .await?;
     Ok(())
@@ -374,7 +379,8 @@ pub async fn slips_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Resu
 }
 
 const TASK_SLIP_SELECT: &str = "SELECT t.slip_no AS number, t.case_id, t.task_id, t.unit_code, t.unit_name, \
-    COALESCE(c.center_code, '') AS center_code, COALESCE(c.center_name, '') AS center_name, t.case_no, t.category_code, COALESCE(c.urgency, '') AS urgency, \
+    COALESCE(c.center_code, '') AS center_code, COALESCE(c.center_name, '') AS center_name, t.case_no, t.category_code, \
+    COALESCE(c.category_name, '') AS category_name, COALESCE(c.urgency, '') AS urgency, \
     c.policy_version, d.due_at AS accept_due, t.dispatched_at \
     FROM tasks t LEFT JOIN cases c ON c.case_id = t.case_id \
     LEFT JOIN deadlines d ON d.task_id = t.task_id AND d.stage = $2";
@@ -419,10 +425,15 @@ pub async fn acknowledge_slip(conn: &mut PgConnection, id: Uuid, by: &str) -> sq
     .await
 }
 
-/// A slip's columns, with its center's name from the case (selected `FROM slips`).
+/// A slip's columns, with the names it prints from the case (selected `FROM slips`): its center's, the center
+/// it is copied to (found on the case's area path) and the category's.
 const SLIP_COLUMNS: &str = "id, number, case_id, task_id, stage, grade, unit_code, unit_name, center_code, \
     COALESCE((SELECT c.center_name FROM cases c WHERE c.case_id = slips.case_id), '') AS center_name, copy_to, \
-    case_no, category_code, due_at, issued_at, verification_code, acknowledged_at, acknowledged_by";
+    COALESCE((SELECT c.area_names[array_position(c.area_path, slips.copy_to)] FROM cases c \
+      WHERE c.case_id = slips.case_id), '') AS copy_to_name, \
+    case_no, category_code, \
+    COALESCE((SELECT c.category_name FROM cases c WHERE c.case_id = slips.case_id), '') AS category_name, \
+    due_at, issued_at, verification_code, acknowledged_at, acknowledged_by";
 
 /// The pending deadlines already past due, for the scheduler's health metric. The partial index
 /// `deadlines_due` holds only pending rows, so this reads the due ones alone.

@@ -124,8 +124,12 @@ pub struct SlipRecord {
     /// The issuing center's division name ('' when the registration did not say).
     pub center_name: String,
     pub copy_to: String,
+    /// The division name of the center `copy_to` names ('' when the case's registration did not say).
+    pub copy_to_name: String,
     pub case_no: String,
     pub category_code: String,
+    /// The category's name at the version the case was registered under ('' when not known).
+    pub category_name: String,
     pub due_at: DateTime<Utc>,
     pub issued_at: DateTime<Utc>,
     pub verification_code: String,
@@ -146,6 +150,8 @@ pub struct TaskSlip {
     pub center_name: String,
     pub case_no: String,
     pub category_code: String,
+    /// The category's name at the version the case was registered under ('' when not known).
+    pub category_name: String,
     pub urgency: String,
     pub policy_version: Option<i32>,
     /// The accept (签收) deadline the dispatch started.

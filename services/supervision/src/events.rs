@@ -42,6 +42,8 @@ impl Handler for ProjectionHandler {
                     reporter_id: &r.reporter_id,
                     center_code: &r.center_code,
                     center_name: &r.center_name,
+                    area_names: &r.area_names,
+                    category_name: &r.category_name,
                 };
                 db::set_place(tx, case_id, &place).await?;
             }

@@ -30,7 +30,7 @@ async fn register(infra: &TestInfra) -> (Uuid, String) {
         area_path: vec!["532901001001".into(), "532901001000".into(), "532901000000".into()],
         center_code: "532901001000".into(),
         reporter_id: String::new(),
-        center_name: String::new(),
+        ..Default::default()
     };
     infra.publish(case_id, "operator-1", Body::CaseRegistered(registered)).await;
     let task_id = Uuid::new_v4().to_string();

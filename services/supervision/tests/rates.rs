@@ -104,7 +104,7 @@ impl Suite {
             area_path: [village, TOWNSHIP, "532901000000", "532900000000", "530000000000"].map(String::from).into(),
             center_code: TOWNSHIP.into(),
             reporter_id: String::new(),
-            center_name: String::new(),
+            ..Default::default()
         };
         self.at(case_id, -48, Body::CaseRegistered(registered)).await;
         case_id

@@ -59,6 +59,7 @@ impl Suite {
             center_code: "532901003000".into(),
             reporter_id: REPORTER.into(),
             center_name: "下关街道".into(),
+            ..Default::default()
         };
         self.infra.publish(case_id, REPORTER, Body::CaseRegistered(registered)).await;
         let pool = self.infra.pool(supervision::NAME).await;

@@ -79,8 +79,11 @@ pub async fn issue_due(pool: &PgPool, outbox: &Outbox, sealer: &kit::pii::Sealer
             center_code: d.center_code.clone(),
             center_name: d.center_name.clone(),
             copy_to: copy_to(d.grade, &d.center_code),
+            // The names are the case's, read with the slip when it is printed; the row keeps codes.
+            copy_to_name: String::new(),
             case_no: d.case_no.clone(),
             category_code: d.category_code.clone(),
+            category_name: String::new(),
             due_at: d.due_at,
             issued_at: now,
             acknowledged_at: None,

@@ -44,12 +44,12 @@ impl Printer {
             number: s.number.clone(),
             issuer: center_words(&s.center_name, &s.center_code),
             unit: unit_words(&s.unit_name, &s.unit_code),
-            copy_to: s.copy_to.clone(),
+            copy_to: if s.copy_to.is_empty() { String::new() } else { center_words(&s.copy_to_name, &s.copy_to) },
             case_no: s.case_no.clone(),
             summary: format!(
-                "案件 {}（类别 {}）{}时限 {}",
+                "案件 {}（{}）{}时限 {}",
                 s.case_no,
-                s.category_code,
+                category_words(&s.category_name, &s.category_code),
                 stage,
                 slip::local_minute(s.due_at)
             ),
@@ -87,7 +87,7 @@ impl Printer {
             unit,
             copy_to: String::new(),
             case_no: s.case_no.clone(),
-            summary: format!("案件 {}（类别 {}）", s.case_no, s.category_code),
+            summary: format!("案件 {}（{}）", s.case_no, category_words(&s.category_name, &s.category_code)),
             requirements: format!("{accept}{resolve}；逾期未签收或未办结的，发《督办提示单》督办。"),
             due_at: s.due_at(),
             grade: None,
@@ -101,6 +101,12 @@ impl Printer {
 /// `平坡镇综治中心 (532901003000)`, or the code alone with the generic name.
 fn center_words(name: &str, code: &str) -> String {
     format!("{name}综治中心 ({code})")
+}
+
+/// `类别 邻里纠纷 (0102)`: the name at the version the case was registered under, or the code alone for a case
+/// registered before names were carried.
+fn category_words(name: &str, code: &str) -> String {
+    if name.is_empty() { format!("类别 {code}") } else { format!("类别 {name} ({code})") }
 }
 
 /// `漾濞县司法局 (532922-SFJ)`, or the code alone when the dispatch named no unit.
