@@ -21,6 +21,7 @@ pub mod page;
 pub mod pii;
 pub mod shutdown;
 pub mod telemetry;
+pub mod throttle;
 pub mod time;
 pub mod vocab;
 

@@ -81,7 +81,7 @@ fn issuer(settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<auth::servi
     let signer = settings.common.auth.issuer_signer();
     let keys = signer.iter().map(|s| s.jwk()).collect::<anyhow::Result<Vec<_>>>()?;
     let jwks_json = serde_json::to_string(&kit::auth::token::JwkSet { keys })?;
-    Ok(auth::service::Issuer { pool, signer, policy: settings.policy.clone(), jwks_json })
+    Ok(auth::service::Issuer::new(pool, signer, settings.policy.clone(), jwks_json))
 }
 
 /// Imports the shipped Dali extract with centers at every level-2..5 unit (the demo's tree).

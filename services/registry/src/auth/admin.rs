@@ -26,16 +26,12 @@ impl Issuer {
             return Err(FieldError::new("new_password", why).into());
         }
         let history = db::password_history(&self.pool, account.id, self.policy.history).await?;
-        let (new_owned, current) = (new.to_owned(), account.password_hash.clone());
-        let reused = tokio::task::spawn_blocking(move || {
-            std::iter::once(&current).chain(&history).any(|h| secrets::verify_password(&new_owned, h))
-        })
-        .await
-        .map_err(|e| Error::Internal(e.into()))?;
+        let hashes = std::iter::once(account.password_hash.clone()).chain(history).collect();
+        let reused = super::hashing::matches_any(new, hashes).await?;
         if reused {
             return Err(FieldError::new("new_password", "must differ from the recent passwords").into());
         }
-        let hash = hash(new).await?;
+        let hash = super::hashing::hash(new).await?;
         let mut tx = self.pool.begin().await?;
         db::keep_old_password(&mut *tx, account.id, &account.password_hash).await?;
         db::set_password(&mut *tx, account.id, &hash).await?;
@@ -55,7 +51,7 @@ impl Issuer {
         if let Some(why) = secrets::weakness(initial_password, self.policy.min_length, self.policy.min_classes) {
             return Err(FieldError::new("initial_password", why).into());
         }
-        let password_hash = hash(initial_password).await?;
+        let password_hash = super::hashing::hash(initial_password).await?;
         let (id, totp) = insert_account(&self.pool, username, person_id, display_name, &password_hash, true).await?;
         Ok((id, secrets::base32(&totp)))
     }
@@ -122,14 +118,6 @@ impl Issuer {
     pub async fn list_grants(&self, username: &str) -> Result<Vec<GrantRow>> {
         Ok(db::grants_of(&self.pool, username).await?)
     }
-}
-
-async fn hash(password: &str) -> Result<String> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-        .await
-        .map_err(|e| Error::Internal(e.into()))?
-        .map_err(Error::Internal)
 }
 
 /// A new account with a fresh id and TOTP secret, returned; FAILED_PRECONDITION when the username is taken.

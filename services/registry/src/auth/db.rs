@@ -41,29 +41,51 @@ pub async fn disable_dormant<'e>(ex: impl PgExecutor<'e>, account: Uuid) -> sqlx
     Ok(())
 }
 
-/// One more failure; with `lock`, the count restarts and the account is locked for `minutes`.
-pub async fn count_failure<'e>(ex: impl PgExecutor<'e>, account: Uuid, lock: bool, minutes: i32) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE accounts SET failed_count = CASE WHEN $2 THEN 0 ELSE failed_count + 1 END, \
-         locked_until = CASE WHEN $2 THEN now() + make_interval(mins => $3::int) ELSE locked_until END \
-         WHERE id = $1",
+/// Takes one of the account's attempts before a secret (password or TOTP code) is checked: the failed count
+/// goes up first, in one statement under the row's lock, so guesses sent at once are counted one by one and no
+/// more than `lock_after` of them are ever checked before the lock. None when the account is disabled, locked,
+/// or has no attempt left; else the count including this attempt.
+pub async fn reserve_attempt<'e>(ex: impl PgExecutor<'e>, account: Uuid, lock_after: i32) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar(
+        "UPDATE accounts SET failed_count = failed_count + 1 WHERE id = $1 AND disabled_at IS NULL \
+         AND (locked_until IS NULL OR locked_until <= now()) AND failed_count < $2 RETURNING failed_count",
     )
     .bind(account)
-    .bind(lock)
+    .bind(lock_after)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Gives back an attempt whose secret was right.
+pub async fn release_attempt<'e>(ex: impl PgExecutor<'e>, account: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE accounts SET failed_count = greatest(failed_count - 1, 0) WHERE id = $1")
+        .bind(account)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Locks the account for `minutes` and starts its count again.
+pub async fn lock_account<'e>(ex: impl PgExecutor<'e>, account: Uuid, minutes: i32) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE accounts SET failed_count = 0, locked_until = now() + make_interval(mins => $2::int) WHERE id = $1",
+    )
+    .bind(account)
     .bind(minutes)
     .execute(ex)
     .await?;
     Ok(())
 }
 
-/// Remembers the TOTP step just accepted, so its code is not accepted again.
-pub async fn accept_totp_step<'e>(ex: impl PgExecutor<'e>, account: Uuid, step: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE accounts SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2")
+/// Remembers the TOTP step just accepted, so its code is not accepted again; false when that step (or a later
+/// one) was accepted already, by a sign-in racing this one.
+pub async fn accept_totp_step<'e>(ex: impl PgExecutor<'e>, account: Uuid, step: i64) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE accounts SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2")
         .bind(account)
         .bind(step)
         .execute(ex)
         .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// (role, scope, unit) of the stored grants in force, and a grid worker's grids from the active assignments.

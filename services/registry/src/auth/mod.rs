@@ -5,5 +5,6 @@ pub mod admin;
 pub mod db;
 pub mod domain;
 pub mod grpc;
+pub mod hashing;
 pub mod secrets;
 pub mod service;

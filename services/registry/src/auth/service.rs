@@ -26,6 +26,20 @@ pub struct Issuer {
     pub signer: Option<Signer>,
     pub policy: Policy,
     pub jwks_json: String,
+    /// Sign-in attempts by username ([`ATTEMPTS_BURST`], then [`ATTEMPTS_PER_MINUTE`]).
+    pub attempts: std::sync::Arc<kit::throttle::Throttle<String>>,
+}
+
+/// Attempts one username gets at once, then a minute: above the lockout (`lock_after`), so a person who
+/// mistypes is locked by the policy, not throttled, while a name hammered from many addresses is slowed.
+pub const ATTEMPTS_BURST: u32 = 10;
+pub const ATTEMPTS_PER_MINUTE: u32 = 10;
+
+impl Issuer {
+    pub fn new(pool: sqlx::PgPool, signer: Option<Signer>, policy: Policy, jwks_json: String) -> Self {
+        let attempts = std::sync::Arc::new(kit::throttle::Throttle::new(ATTEMPTS_BURST, ATTEMPTS_PER_MINUTE));
+        Self { pool, signer, policy, jwks_json, attempts }
+    }
 }
 
 /// One message for every failed sign-in, so nobody learns whether a username exists or is locked.
@@ -61,21 +75,38 @@ impl Issuer {
 
     /// The account if the password is right and the account may sign in; counts failures and locks.
     pub(super) async fn check_password(&self, username: &str, password: &str) -> Result<Account> {
+        // Before any hashing: one name hammered (an account being guessed, or a decoy burning CPU) is slowed
+        // down by name, whichever addresses the attempts come from. Known and unknown names alike.
+        if let Err(wait) = self.attempts.take(&username.trim().to_lowercase()) {
+            return Err(Error::RateLimited(format!(
+                "too many sign-in attempts for this username; retry in {} s",
+                kit::throttle::retry_after_secs(wait)
+            )));
+        }
         let row = db::account_named(&self.pool, username).await?;
         let phc = row.as_ref().map_or_else(|| secrets::decoy_hash().to_owned(), |a| a.password_hash.clone());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &phc))
-            .await
-            .map_err(|e| Error::Internal(e.into()))?;
-        let Some(account) = row else { return Err(Error::Unauthenticated(FAILED.into())) };
-        let locked = account.locked_until.is_some_and(|t| t > Utc::now());
-        if account.disabled_at.is_some() || locked {
-            return Err(Error::Unauthenticated(FAILED.into()));
-        }
+        // The attempt is counted before the hash is checked (see `db::reserve_attempt`); None: disabled, locked
+        // or out of attempts. The hash is checked either way, so the answer's time tells nothing.
+        let reserved = match &row {
+            Some(a) => db::reserve_attempt(&self.pool, a.id, self.policy.lock_after).await?,
+            None => None,
+        };
+        let ok = match super::hashing::verify(password, &phc).await {
+            Ok(ok) => ok,
+            Err(busy) => {
+                // Refused for load, not checked: the attempt is given back.
+                if let (Some(a), Some(_)) = (&row, reserved) {
+                    db::release_attempt(&self.pool, a.id).await?;
+                }
+                return Err(busy);
+            }
+        };
+        let (Some(account), Some(count)) = (row, reserved) else { return Err(Error::Unauthenticated(FAILED.into())) };
         if !ok {
-            self.count_failure(account.id, account.failed_count).await?;
+            self.failed(account.id, count).await?;
             return Err(Error::Unauthenticated(FAILED.into()));
         }
+        db::release_attempt(&self.pool, account.id).await?;
         if account.last_active_at + Duration::days(self.policy.dormant_days) < Utc::now() {
             // 等保: an account unused for the dormancy period is disabled; the system administrator re-enables it.
             db::disable_dormant(&self.pool, account.id).await?;
@@ -85,28 +116,33 @@ impl Issuer {
         Ok(account)
     }
 
-    async fn count_failure(&self, account: Uuid, failed_before: i32) -> Result<()> {
-        let lock = failed_before + 1 >= self.policy.lock_after;
-        db::count_failure(&self.pool, account, lock, i32::try_from(self.policy.lock_minutes).unwrap_or(30)).await?;
-        if lock {
+    /// A wrong secret on the `count`th attempt: the account locks when that was its last.
+    async fn failed(&self, account: Uuid, count: i32) -> Result<()> {
+        if count >= self.policy.lock_after {
+            db::lock_account(&self.pool, account, i32::try_from(self.policy.lock_minutes).unwrap_or(30)).await?;
             tracing::warn!(account = %account, "account locked after repeated sign-in failures");
         }
         Ok(())
     }
 
     pub(super) async fn check_otp(&self, account: &Account, otp: &str) -> Result<()> {
+        let Some(count) = db::reserve_attempt(&self.pool, account.id, self.policy.lock_after).await? else {
+            return Err(Error::Unauthenticated(FAILED.into()));
+        };
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let step = account.totp_secret.as_deref().and_then(|s| secrets::totp_match(s, otp, now));
-        // A code is good once: the step must be newer than the last one accepted.
-        match step.and_then(|s| i64::try_from(s).ok()).filter(|s| *s > account.totp_last_step) {
-            Some(step) => {
-                db::accept_totp_step(&self.pool, account.id, step).await?;
-                Ok(())
-            }
-            None => {
-                self.count_failure(account.id, account.failed_count).await?;
-                Err(Error::Unauthenticated(FAILED.into()))
-            }
+        // A code is good once: its step must be newer than the last one accepted, which the database decides, so
+        // two sign-ins racing with one code cannot both pass.
+        let accepted = match step.and_then(|s| i64::try_from(s).ok()) {
+            Some(step) => db::accept_totp_step(&self.pool, account.id, step).await?,
+            None => false,
+        };
+        if accepted {
+            db::release_attempt(&self.pool, account.id).await?;
+            Ok(())
+        } else {
+            self.failed(account.id, count).await?;
+            Err(Error::Unauthenticated(FAILED.into()))
         }
     }
 
