@@ -34,10 +34,15 @@ pub struct DeskService {
     ledger: LedgerClient<kit::grpc::Channel>,
     auth: AuthClient<kit::grpc::Channel>,
     verifier: Arc<kit::auth::Verifier>,
+    edge: Arc<crate::limit::Edge>,
 }
 
 impl DeskService {
-    pub fn connect(b: &Backends, verifier: Arc<kit::auth::Verifier>) -> anyhow::Result<Self> {
+    pub fn connect(
+        b: &Backends,
+        verifier: Arc<kit::auth::Verifier>,
+        edge: Arc<crate::limit::Edge>,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             intake: IntakeClient::new(kit::grpc::channel(&b.intake)?),
             routing: RoutingClient::new(kit::grpc::channel(&b.routing)?),
@@ -49,34 +54,45 @@ impl DeskService {
             ledger: LedgerClient::new(kit::grpc::channel(&b.registry)?),
             auth: AuthClient::new(kit::grpc::channel(&b.registry)?),
             verifier,
+            edge,
         })
     }
 
-    /// Admits a call to `method` (a Desk method name) as the backend would, and builds the request that
-    /// carries the caller's token (and address, for the backend's audit record) on.
-    fn admit<T>(&self, method: &str, request: Request<T>) -> Result<Request<T>, Status> {
+    /// Admits a call to `method` (a Desk method name) as the backend would, takes its place in flight (the
+    /// message is decoded by now), and builds the request that carries the caller's token (and address, for
+    /// the backend's audit record) on. The place is held until the returned [`Admitted`] drops.
+    fn admit<T>(&self, method: &str, request: Request<T>) -> Result<(Request<T>, crate::limit::Admitted), Status> {
         let (metadata, extensions, message) = request.into_parts();
         let headers = metadata.into_headers();
+        let path = format!("/zongzhi.gateway.v1.Desk/{method}");
+        // The address the limits count: the gRPC face's TCP peer; for the JSON face (in process, no socket) the
+        // peer its Caller put in x-forwarded-for. Never a header a gRPC client chose.
+        let peer = extensions.get::<tonic::transport::server::TcpConnectInfo>().and_then(|i| i.remote_addr());
+        let limited = match peer {
+            Some(addr) => Some(addr.ip()),
+            None => headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()),
+        };
+        let public = kit::auth::policy::access(&path) == Some(kit::auth::policy::Access::Public);
+        let admitted = self.edge.admit(limited, public)?;
         // A gRPC call was admitted by the server's auth layer already (its principal is attached); a call from
         // the JSON face arrives in process and is admitted here.
         if extensions.get::<std::sync::Arc<kit::auth::Principal>>().is_none() {
-            kit::auth::layer::admit(&self.verifier, &format!("/zongzhi.gateway.v1.Desk/{method}"), &headers)?;
+            kit::auth::layer::admit(&self.verifier, &path, &headers)?;
         }
         let mut out = Request::new(message);
         if let Some(token) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             out.metadata_mut()
                 .insert("authorization", token.parse().map_err(|_| Status::unauthenticated("malformed token"))?);
         }
-        let client = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
-            extensions
-                .get::<tonic::transport::server::TcpConnectInfo>()
-                .and_then(|i| i.remote_addr())
-                .map(|a| a.ip().to_string())
-        });
+        let client = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| peer.map(|a| a.ip().to_string()));
         if let Some(addr) = client.and_then(|a| a.parse().ok()) {
             out.metadata_mut().insert("x-forwarded-for", addr);
         }
-        Ok(out)
+        Ok((out, admitted))
     }
 }
 
@@ -88,7 +104,7 @@ macro_rules! forward {
         impl Desk for DeskService {
             $(
                 async fn $method(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
-                    let request = self.admit($name, request)?;
+                    let (request, _in_flight) = self.admit($name, request)?;
                     let mut client = self.$backend.clone();
                     Ok(Response::new(client.$method(request).await?.into_inner()))
                 }

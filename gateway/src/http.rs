@@ -8,6 +8,7 @@ mod observe;
 mod oversight;
 mod queues;
 mod rates;
+pub mod serve;
 
 use std::sync::Arc;
 
@@ -27,8 +28,9 @@ use extract::{Body, Params};
 
 type Desk_ = State<Arc<DeskService>>;
 
-/// Every route but `/healthz` counts against `limit`.
-pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
+/// Every route's call but `/healthz`'s takes a place in flight in the Desk, once its body is decoded (see
+/// [`crate::limit`]); every route answers within [`crate::limit::CALL_DEADLINE`].
+pub fn router(desk: DeskService) -> Router {
     Router::new()
         .route("/v1/auth/sign-in", post(sign_in))
         .route("/v1/auth/refresh", post(refresh))
@@ -74,7 +76,7 @@ pub fn router(desk: DeskService, limit: crate::limit::InFlight) -> Router {
         .merge(rates::routes())
         .merge(merges::routes())
         .merge(oversight::routes())
-        .layer(axum::middleware::from_fn_with_state(limit, crate::limit::http))
+        .layer(axum::middleware::from_fn(deadline))
         .route("/healthz", get(|| async { "ok" }))
         // Last, so it wraps every route above (a layer applies to the routes present when it is added), the
         // calls the limit sheds included.
@@ -133,6 +135,18 @@ struct ErrorBody {
     fields: Vec<String>,
 }
 
+/// A call still running at [`crate::limit::CALL_DEADLINE`] is answered 504 DEADLINE_EXCEEDED (and dropped: a
+/// backend call in it is cancelled, as a gRPC client's deadline cancels it).
+async fn deadline(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(crate::limit::CALL_DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let secs = crate::limit::CALL_DEADLINE.as_secs();
+            error_response(&Status::deadline_exceeded(format!("the call did not finish within {secs} s; retry")))
+        }
+    }
+}
+
 /// The HTTP equivalent of each gRPC code, as in Google's API design guide.
 pub fn error_response(status: &Status) -> Response {
     let http = match status.code() {
@@ -153,7 +167,12 @@ pub fn error_response(status: &Status) -> Response {
         message: status.message().to_owned(),
         fields: kit::grpc::violated_fields(status),
     };
-    (http, Json(body)).into_response()
+    let mut response = (http, Json(body)).into_response();
+    if status.code() == Code::ResourceExhausted {
+        let wait = crate::limit::retry_after(status);
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(wait));
+    }
+    response
 }
 
 async fn sign_in(State(d): Desk_, c: Caller, Body(b): Body<registry::SignInRequest>) -> Response {

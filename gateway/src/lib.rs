@@ -31,9 +31,22 @@ pub struct Settings {
     pub metrics_addr: SocketAddr,
     pub backends: Backends,
     pub auth: kit::auth::AuthConfig,
-    /// The most calls in flight across both faces before more are shed (see [`limit`]).
+    /// The most calls in flight across both faces before more are shed, and from one client address (see
+    /// [`limit`]).
     pub max_in_flight: usize,
+    pub max_in_flight_per_client: usize,
+    /// Sign-in calls one client address may make at once, then a minute.
+    pub auth_burst: u32,
+    pub auth_per_minute: u32,
 }
+
+/// One client address's share of the calls in flight in a deployment (GATEWAY_MAX_INFLIGHT_PER_CLIENT). The
+/// suite and the tests, whose clients all come from 127.0.0.1, give one address the whole budget.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_CLIENT: usize = 64;
+
+/// Sign-in calls per client address: a burst for a shift change at one office's NAT, then one a second.
+pub const DEFAULT_AUTH_BURST: u32 = 30;
+pub const DEFAULT_AUTH_PER_MINUTE: u32 = 60;
 
 #[derive(Debug, Clone)]
 pub struct Backends {
@@ -54,11 +67,15 @@ impl Settings {
             backends,
             auth,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_per_client: DEFAULT_MAX_IN_FLIGHT,
+            auth_burst: DEFAULT_AUTH_BURST,
+            auth_per_minute: DEFAULT_AUTH_PER_MINUTE,
         }
     }
 
     /// GRPC_ADDR (default 0.0.0.0:50060), HTTP_ADDR (0.0.0.0:8080), METRICS_ADDR (0.0.0.0:51060), INTAKE_URL, ROUTING_URL, REGISTRY_URL,
-    /// SUPERVISION_URL, SUBSIDY_URL, GATEWAY_MAX_INFLIGHT (256), and the trust settings of [`kit::auth::AuthConfig::from_env`].
+    /// SUPERVISION_URL, SUBSIDY_URL, GATEWAY_MAX_INFLIGHT (256), GATEWAY_MAX_INFLIGHT_PER_CLIENT (64),
+    /// GATEWAY_AUTH_BURST (30), GATEWAY_AUTH_PER_MINUTE (60), and the trust settings of [`kit::auth::AuthConfig::from_env`].
     pub fn from_env() -> anyhow::Result<Self> {
         let grpc_addr = parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], ports::GATEWAY)))?;
         let http_addr = parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT)))?;
@@ -72,6 +89,9 @@ impl Settings {
         Ok(Self {
             metrics_addr: parse_or("METRICS_ADDR", kit::metrics::default_addr(grpc_addr))?,
             max_in_flight: parse_or("GATEWAY_MAX_INFLIGHT", DEFAULT_MAX_IN_FLIGHT)?,
+            max_in_flight_per_client: parse_or("GATEWAY_MAX_INFLIGHT_PER_CLIENT", DEFAULT_MAX_IN_FLIGHT_PER_CLIENT)?,
+            auth_burst: parse_or("GATEWAY_AUTH_BURST", DEFAULT_AUTH_BURST)?,
+            auth_per_minute: parse_or("GATEWAY_AUTH_PER_MINUTE", DEFAULT_AUTH_PER_MINUTE)?,
             ..Self::new(grpc_addr, http_addr, backends, kit::auth::AuthConfig::from_env()?)
         })
     }
@@ -85,20 +105,22 @@ pub struct Gateway {
 
 pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
     let verifier = std::sync::Arc::new(kit::auth::Verifier::load(&config.auth.trust).await?);
-    let desk = desk::DeskService::connect(&config.backends, verifier.clone())?;
+    let edge = limit::Edge::new(limit::Limits {
+        max_in_flight: config.max_in_flight,
+        max_in_flight_per_client: config.max_in_flight_per_client.min(config.max_in_flight),
+        auth_burst: config.auth_burst,
+        auth_per_minute: config.auth_per_minute,
+    });
+    // The limits are taken in the Desk's methods, after decoding: health and reflection, added by the scaffold,
+    // are never shed.
+    let desk = desk::DeskService::connect(&config.backends, verifier.clone(), edge)?;
     let grpc = kit::grpc::bind(config.grpc_addr).await?;
     let http = kit::grpc::bind(config.http_addr).await?;
     let http_addr = http.local_addr()?;
     let mut app = Running::new(NAME, grpc.local_addr()?);
     app.serve_metrics(kit::grpc::bind(config.metrics_addr).await?)?;
     app.spawn("jwks", verifier.clone().follow(app.shutdown()));
-    let limit = limit::InFlight::new(config.max_in_flight);
-    // The limit wraps the Desk's routes only: health and reflection, added by the scaffold, are never shed.
-    let routes = tonic::service::Routes::from(
-        tonic::service::Routes::new(DeskServer::new(desk.clone()))
-            .into_axum_router()
-            .layer(axum::middleware::from_fn_with_state(limit.clone(), limit::grpc)),
-    );
+    let routes = tonic::service::Routes::new(DeskServer::new(desk.clone()));
     app.spawn(
         "grpc",
         kit::grpc::serve(
@@ -106,21 +128,12 @@ pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
             routes,
             &["zongzhi.gateway.v1.Desk"],
             // The gateway keeps no records of its own: every call it forwards is recorded by the service.
-            kit::auth::layer::Guard { verifier, audit: None },
+            kit::auth::layer::Guard { verifier, audit: None, deadline: Some(limit::CALL_DEADLINE) },
             app.shutdown(),
         ),
     );
     let mut shutdown = app.shutdown();
-    let router = http::router(desk, limit);
-    // As for gRPC: no Nagle delay on small JSON replies.
-    let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    app.spawn("http", async move {
-        axum::serve(http, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await?;
-        Ok(())
-    });
+    let router = http::router(desk);
+    app.spawn("http", http::serve::serve(http, router, async move { shutdown.wait().await }));
     Ok(Gateway { app, http_addr })
 }

@@ -74,6 +74,9 @@ async fn an_overloaded_gateway_sheds_calls_at_once_and_recovers() {
         },
         auth: kit::testing::keys().set.auth(gateway::NAME),
         max_in_flight: LIMIT,
+        max_in_flight_per_client: LIMIT,
+        auth_burst: gateway::DEFAULT_AUTH_BURST,
+        auth_per_minute: gateway::DEFAULT_AUTH_PER_MINUTE,
     })
     .await
     .unwrap();

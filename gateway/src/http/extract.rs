@@ -22,9 +22,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         if !is_json(req.headers().get(CONTENT_TYPE)) {
             return Err(bad_request("body", "must be JSON, sent with content-type: application/json"));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| bad_request("body", "could not be read in full; send it again"))?;
+        // A body sent slowly, or never finished, is cut off: it holds a connection and a task, if no place in
+        // flight (those are taken after decoding).
+        let bytes = match tokio::time::timeout(super::serve::BODY_TIMEOUT, Bytes::from_request(req, state)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) => return Err(bad_request("body", "could not be read in full; send it again")),
+            Err(_) => return Err(body_too_slow()),
+        };
         let mut json = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut json).map_err(|e| json_fault(&e))?;
         // Trailing bytes after the value are a malformed body too (`{} x`), as serde_json::from_slice says.
@@ -50,6 +54,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
             }
         }
     }
+}
+
+/// 408: the body did not arrive within [`super::serve::BODY_TIMEOUT`].
+fn body_too_slow() -> Response {
+    let secs = super::serve::BODY_TIMEOUT.as_secs();
+    let status = tonic::Status::deadline_exceeded(format!("the request body did not arrive within {secs} s"));
+    let mut response = super::error_response(&status);
+    *response.status_mut() = axum::http::StatusCode::REQUEST_TIMEOUT;
+    response
 }
 
 fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {

@@ -147,8 +147,11 @@ impl Foundation {
         let (audit, writer) = crate::audit::AuditLog::start(pool.clone(), config.audit_key.clone(), app.shutdown());
         app.spawn("audit", writer);
         app.spawn("jwks", verifier.clone().follow(app.shutdown()));
-        let guard =
-            crate::auth::layer::Guard { verifier, audit: Some((audit, config.audit_key.clone(), pool.clone())) };
+        let guard = crate::auth::layer::Guard {
+            verifier,
+            audit: Some((audit, config.audit_key.clone(), pool.clone())),
+            deadline: None,
+        };
         Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new(), guard })
     }
 }

@@ -57,7 +57,12 @@ pub async fn serve(
             health.set_service_status(name, ServingStatus::NotServing).await;
         }
     };
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(deadline) = guard.deadline {
+        // The shorter of this and the client's own grpc-timeout.
+        server = server.timeout(deadline);
+    }
+    server
         // Outermost, so every call runs to its end in a task of its own, whatever its client does.
         .layer(DetachLayer)
         // Next, so calls the auth layer refuses are counted and timed too.

@@ -23,6 +23,9 @@ use crate::audit::{AuditEntry, AuditKey, AuditLog, AuditTarget};
 pub struct Guard {
     pub verifier: Arc<Verifier>,
     pub audit: Option<(AuditLog, AuditKey, sqlx::PgPool)>,
+    /// The longest a call may take, reading its request included (DEADLINE_EXCEEDED after), on a server whose
+    /// clients are outside: the gateway's. Services behind it have none: their streaming imports run long.
+    pub deadline: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
