@@ -314,12 +314,17 @@ pub async fn sealed_party_field(
     sqlx::query_scalar(sql).bind(case_id).bind(ordinal).fetch_optional(conn).await
 }
 
-/// How many parties' fields `actor` unmasked in the last hour, counted from the audit trail itself: the reads
-/// that succeeded are exactly the records with outcome ok.
-pub async fn unmasks_in_last_hour(conn: &mut PgConnection, actor: &str) -> sqlx::Result<i64> {
+/// Takes one read of `actor`'s hourly unmask budget and answers how many the hour has used with it (so a
+/// value above the limit means refused). One statement under the row's lock: parallel reads count one by one.
+pub async fn take_unmask(conn: &mut PgConnection, actor: &str) -> sqlx::Result<i32> {
     sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE actor = $1 AND action = '/zongzhi.intake.v1.Intake/UnmaskParty' \
-         AND outcome = 'ok' AND at > now() - interval '1 hour'",
+        "INSERT INTO unmask_quota (actor, window_start, used) VALUES ($1, now(), 1) \
+         ON CONFLICT (actor) DO UPDATE SET \
+           window_start = CASE WHEN unmask_quota.window_start <= now() - interval '1 hour' THEN now() \
+                          ELSE unmask_quota.window_start END, \
+           used = CASE WHEN unmask_quota.window_start <= now() - interval '1 hour' THEN 1 \
+                  ELSE unmask_quota.used + 1 END \
+         RETURNING used",
     )
     .bind(actor)
     .fetch_one(conn)

@@ -264,8 +264,9 @@ impl Cases {
         }
         let ordinal = i32::try_from(party).unwrap_or(i32::MAX) - 1;
         let mut conn = self.pool.acquire().await?;
-        let recent = db::unmasks_in_last_hour(&mut conn, &who.subject).await?;
-        if recent >= self.unmask_per_hour {
+        // Counted before the read, in one statement: parallel reads cannot all see the same count.
+        let used = db::take_unmask(&mut conn, &who.subject).await?;
+        if i64::from(used) > self.unmask_per_hour {
             return Err(Error::RateLimited("unmasking: the hourly limit is reached".into()));
         }
         let sealed = db::sealed_party_field(&mut conn, case_id, ordinal, id_number)
