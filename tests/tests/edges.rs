@@ -1,0 +1,196 @@
+//! The anonymous edges hold (issue 19): sign-ins cannot run the registry out of memory, one name or one address
+//! cannot hog sign-in, and clients that send their requests slowly, or never finish them, take no place any
+//! other client needs.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use proto::registry::v1::SignInRequest;
+use proto::registry::v1::auth_client::AuthClient;
+use tests::World;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+
+fn sign_in(username: &str) -> SignInRequest {
+    SignInRequest { username: username.into(), password: "Wrong-password-1".into(), otp: String::new() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_sign_ins_hash_one_per_core_and_one_name_is_throttled() {
+    let world = World::start().await;
+    let registry = format!("http://{}", world.suite.registry);
+    // Straight at the registry, as a flood from many addresses arrives past the gateway's per-address budget:
+    // 48 sign-ins at once, every one for a different (unknown) name, each costing a decoy hash.
+    let calls = (0..48).map(|i| {
+        let url = registry.clone();
+        tokio::spawn(async move {
+            let mut auth = AuthClient::new(kit::testing::connect(&url).await);
+            auth.sign_in(sign_in(&format!("nobody-{i}"))).await.unwrap_err()
+        })
+    });
+    for refused in futures::future::join_all(calls).await {
+        let refused = refused.unwrap();
+        assert!(matches!(refused.code(), Code::Unauthenticated | Code::ResourceExhausted), "{refused:?}");
+    }
+    let (most, bound) = (registry::auth::hashing::high_water(), registry::auth::hashing::bound());
+    assert!(most >= 1 && most <= bound, "at most {bound} hashes at once (one per core), saw {most}");
+
+    // One name hammered: past its burst the name is throttled, before any hash, whoever asks.
+    let burst = registry::auth::service::ATTEMPTS_BURST as usize;
+    let mut auth = AuthClient::new(kit::testing::connect(&registry).await);
+    let mut throttled = 0;
+    for _ in 0..burst + 5 {
+        let refused = auth.sign_in(sign_in("xg-clerk")).await.unwrap_err();
+        if refused.code() == Code::ResourceExhausted {
+            assert!(refused.message().contains("retry in"), "{refused:?}");
+            throttled += 1;
+        }
+    }
+    assert_eq!(throttled, 5, "the attempts past the burst of {burst} are throttled");
+    // Another name is untouched, and its right password still signs in.
+    world.sign_in("xg-dispatcher").await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn one_address_spends_only_its_own_sign_in_budget_at_the_gateway() {
+    let world = World::start().await;
+    let mut answers = Vec::new();
+    for i in 0..gateway::DEFAULT_AUTH_BURST + 3 {
+        // A new name each time, so the registry's per-name throttle is not what answers.
+        let body = serde_json::json!({"username": format!("someone-{i}"), "password": "x"});
+        let (status, _) = world.http_as(None, "POST", "/v1/auth/sign-in", &body.to_string()).await;
+        answers.push(status);
+    }
+    let throttled = answers.iter().filter(|s| **s == 429).count();
+    assert_eq!(throttled, 3, "the calls past the address's burst are refused at once: {answers:?}");
+    assert!(answers[..gateway::DEFAULT_AUTH_BURST as usize].iter().all(|s| *s == 401), "{answers:?}");
+    // Other calls from the address are not sign-ins and still go through.
+    let (status, _) = world.http("GET", "/v1/nodes/532901000000", None).await;
+    assert_eq!(status, 200);
+    world.stop().await;
+}
+
+/// Opens a connection to the gateway's HTTP face and sends `head` (and nothing more).
+async fn half_request(world: &World, head: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(world.suite.gateway_http).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_bodies_and_slow_headers_take_no_place_in_flight_and_are_cut_off() {
+    let world = World::start().await;
+    // More unfinished requests than the gateway admits calls at once (256): each announces a body and sends
+    // half of it, or sends half its headers.
+    let body_head = "POST /v1/auth/sign-in HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+                     Content-Length: 100\r\n\r\n{\"username\": \"slow";
+    let mut slow_bodies = Vec::new();
+    for _ in 0..gateway::DEFAULT_MAX_IN_FLIGHT + 44 {
+        slow_bodies.push(half_request(&world, body_head).await);
+    }
+    let mut slow_heads = Vec::new();
+    for _ in 0..20 {
+        slow_heads.push(half_request(&world, "GET /v1/nodes/532901000000 HTTP/1.1\r\nHost: gat").await);
+    }
+    let started = Instant::now();
+    // A normal client is served all along, over HTTP and gRPC.
+    for _ in 0..20 {
+        let (status, node) = world.http("GET", "/v1/nodes/532901000000", None).await;
+        assert_eq!(status, 200, "a normal call while the flood waits: {node}");
+        let mut desk = world.desk.clone();
+        desk.get_node(proto::registry::v1::GetNodeRequest { code: "532901000000".into() }).await.unwrap();
+    }
+    assert!(started.elapsed() < gateway::http::serve::BODY_TIMEOUT, "the normal calls were not made to wait");
+
+    // Past the body timeout, each slow body is answered 408 and its connection closed.
+    let deadline = gateway::http::serve::BODY_TIMEOUT + Duration::from_secs(5);
+    let mut answered = 0;
+    for mut stream in slow_bodies {
+        let mut reply = Vec::new();
+        let read = tokio::time::timeout(deadline, stream.read_to_end(&mut reply)).await;
+        assert!(read.is_ok(), "a slow body is cut off within {deadline:?}");
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("DEADLINE_EXCEEDED"), "{text}");
+        answered += 1;
+    }
+    assert_eq!(answered, gateway::DEFAULT_MAX_IN_FLIGHT + 44);
+    // Slow headers are dropped at the header timeout (hyper answers 408 or just closes).
+    let deadline = gateway::http::serve::HEADER_TIMEOUT + Duration::from_secs(5);
+    for mut stream in slow_heads {
+        let mut reply = Vec::new();
+        let read = tokio::time::timeout(deadline, stream.read_to_end(&mut reply)).await;
+        assert!(read.is_ok(), "slow headers are cut off within {deadline:?}");
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_unmasks_stop_at_the_hourly_limit() {
+    let world = World::start().await;
+    let case = world.desk.clone().register_case(world.dispute("unmask-race")).await.unwrap().into_inner().case.unwrap();
+    let (follow_up, _) = world.sign_in("xg-followup").await;
+    // 64 reads at once by one person, against a limit of 30 an hour: the count is taken before each read in one
+    // statement, so no read sees a count the others have not bumped.
+    let calls = (0..64).map(|_| {
+        let (mut desk, case_id) = (follow_up.clone(), case.id.clone());
+        tokio::spawn(async move {
+            let ask = proto::intake::v1::UnmaskPartyRequest {
+                case_id,
+                party: 1,
+                field: "phone".into(),
+                reason: "回访核实".into(),
+            };
+            desk.unmask_party(ask).await
+        })
+    });
+    let mut read = 0;
+    for answer in futures::future::join_all(calls).await {
+        match answer.unwrap() {
+            Ok(r) => {
+                assert_eq!(r.into_inner().value, "13812345678");
+                read += 1;
+            }
+            Err(refused) => assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}"),
+        }
+    }
+    assert_eq!(read, intake::settings::DEFAULT_UNMASK_PER_HOUR, "exactly the hourly limit, however many at once");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_lock_the_account_and_a_totp_code_signs_in_once() {
+    let world = World::start().await;
+    let registry = format!("http://{}", world.suite.registry);
+    let at_once = |requests: Vec<SignInRequest>| {
+        let url = registry.clone();
+        async move {
+            let calls = requests.into_iter().map(|r| {
+                let url = url.clone();
+                tokio::spawn(async move { AuthClient::new(kit::testing::connect(&url).await).sign_in(r).await })
+            });
+            futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect::<Vec<_>>()
+        }
+    };
+    // Nine wrong passwords at once (within the name's burst of ten): each is counted before it is checked, so
+    // the fifth locks the account and the right password is refused afterwards (counted after the check, all
+    // nine saw a count of 0 and none locked it).
+    let guesses = at_once((0..9).map(|_| sign_in("xg-supervisor")).collect()).await;
+    assert!(guesses.iter().all(Result::is_err));
+    let right = SignInRequest { password: suite::seed::DEMO_PASSWORD.into(), ..sign_in("xg-supervisor") };
+    let locked = AuthClient::new(kit::testing::connect(&registry).await).sign_in(right).await.unwrap_err();
+    assert_eq!(locked.code(), Code::Unauthenticated, "locked after the parallel guesses: {locked:?}");
+
+    // One valid TOTP code sent by eight sign-ins at once signs in exactly one of them.
+    let auditor = world.demo.users.iter().find(|u| u.username == "auditor").unwrap();
+    let code = registry::auth::admin::current_otp(&auditor.totp_secret);
+    let same = SignInRequest { username: "auditor".into(), password: suite::seed::DEMO_PASSWORD.into(), otp: code };
+    let answers = at_once(vec![same; 8]).await;
+    let signed_in = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(signed_in, 1, "a code is good once: {answers:?}");
+    world.stop().await;
+}
