@@ -56,9 +56,13 @@ pub struct Grant {
 pub struct Trust {
     pub jwks: JwkSet,
     /// A JWKS document to fetch as well (an identity provider's), re-read every `refresh_secs` so its key
-    /// rotations are followed; `http://` only (put a TLS provider's JWKS in AUTH_JWKS_FILE).
+    /// rotations are followed; `https://` only, the server checked against `jwks_ca` (a PEM file of CAs) or
+    /// the platform's roots.
     pub jwks_url: Option<String>,
     pub refresh_secs: u64,
+    /// The one issuer the fetched keys vouch for: a provider's key cannot sign tokens of another issuer.
+    pub jwks_issuer: String,
+    pub jwks_ca: Option<std::path::PathBuf>,
     pub issuers: Vec<String>,
     pub audience: String,
     pub leeway_secs: u64,
@@ -121,14 +125,24 @@ impl Verifier {
     }
 
     /// Re-reads the JWKS URL (if any): its keys replace the URL's previous ones, the configured ones stay, and
-    /// remembered tokens are forgotten so a withdrawn key stops counting at once.
+    /// remembered tokens are forgotten so a withdrawn key stops counting at once. A fetched key that cannot be
+    /// trusted ([`fetched_key`]) is left out with a warning, and the rest of the set is used: a stock provider
+    /// publishes encryption keys beside its signing keys.
     pub async fn refresh(&self) -> anyhow::Result<()> {
         let Some(url) = &self.trust.jwks_url else { return Ok(()) };
-        let fetched = super::jwks::fetch(url).await?;
-        let mut keys = decode_keys(&self.trust, &self.trust.jwks)?;
-        keys.extend(decode_keys(&self.trust, &fetched)?);
+        let fetched = super::jwks::fetch(url, self.trust.jwks_ca.as_deref()).await?;
+        let configured = decode_keys(&self.trust, &self.trust.jwks)?;
+        let mut keys = configured.clone();
+        for jwk in &fetched {
+            match fetched_key(&self.trust, &configured, jwk) {
+                Ok((kid, key)) => {
+                    keys.insert(kid, key);
+                }
+                Err(why) => tracing::warn!(%url, %why, "a key of the fetched JWKS is left out"),
+            }
+        }
         if keys.is_empty() {
-            anyhow::bail!("no keys at {url}");
+            anyhow::bail!("no usable keys at {url}");
         }
         *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
@@ -159,23 +173,43 @@ impl Verifier {
     }
 }
 
+/// The configured keys, every one usable or the set is refused (the operator wrote it), each vouching for
+/// any trusted issuer.
 fn decode_keys(trust: &Trust, jwks: &JwkSet) -> anyhow::Result<Keys> {
     let mut keys = HashMap::new();
-    {
-        for jwk in &jwks.keys {
-            let kid = jwk.common.key_id.clone().ok_or_else(|| anyhow::anyhow!("a JWKS key has no kid"))?;
-            let alg = key_algorithm(jwk).map_err(|e| anyhow::anyhow!("JWKS key {kid}: {e}"))?;
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| anyhow::anyhow!("JWKS key {kid}: {e}"))?;
-            let mut v = Validation::new(alg);
-            v.leeway = trust.leeway_secs;
-            v.validate_nbf = true;
-            v.set_audience(&[&trust.audience]);
-            v.set_issuer(&trust.issuers);
-            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-            keys.insert(kid, (key, v));
-        }
+    for jwk in &jwks.keys {
+        let (kid, key) = decode_key(trust, jwk, &trust.issuers)?;
+        keys.insert(kid, key);
     }
     Ok(keys)
+}
+
+/// A key with its validation: algorithm from the key, the audience, `issuers`, and the required claims.
+fn decode_key(trust: &Trust, jwk: &Jwk, issuers: &[String]) -> anyhow::Result<(String, (DecodingKey, Validation))> {
+    let kid = jwk.common.key_id.clone().ok_or_else(|| anyhow::anyhow!("a JWKS key has no kid"))?;
+    let alg = key_algorithm(jwk).map_err(|e| anyhow::anyhow!("JWKS key {kid}: {e}"))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| anyhow::anyhow!("JWKS key {kid}: {e}"))?;
+    let mut v = Validation::new(alg);
+    v.leeway = trust.leeway_secs;
+    v.validate_nbf = true;
+    v.set_audience(&[&trust.audience]);
+    v.set_issuer(issuers);
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    Ok((kid, (key, v)))
+}
+
+/// A fetched key as the verifier will use it, or why it is left out: it may not stand in for a configured kid
+/// or any service's (`service:…`), which only the deployment's own files name; it must be a signing key of a
+/// supported type; and it vouches only for the provider's issuer (`jwks_issuer`).
+fn fetched_key(trust: &Trust, configured: &Keys, jwk: &Jwk) -> Result<(String, (DecodingKey, Validation)), String> {
+    let kid = jwk.common.key_id.clone().ok_or("a key without a kid")?;
+    if kid.starts_with("service:") || configured.contains_key(&kid) {
+        return Err(format!("key {kid}: a fetched key may not replace a configured or service key"));
+    }
+    if jwk.common.public_key_use == Some(jsonwebtoken::jwk::PublicKeyUse::Encryption) {
+        return Err(format!("key {kid}: an encryption key, not a signing key"));
+    }
+    decode_key(trust, jwk, std::slice::from_ref(&trust.jwks_issuer)).map_err(|e| e.to_string())
 }
 
 impl Verifier {
