@@ -85,9 +85,12 @@ pub fn router(desk: DeskService) -> Router {
 }
 
 /// The caller's credentials and address as the HTTP request carried them, put on the in-process gRPC call so
-/// the Desk admits it exactly as it admits a gRPC client.
+/// the Desk admits it exactly as it admits a gRPC client: the TCP peer in [`crate::desk::PEER`] (a request built
+/// here, so no client can set it) and the request's own X-Forwarded-For, which the Desk believes only from a
+/// trusted proxy.
 struct Caller {
     authorization: Option<axum::http::HeaderValue>,
+    peer: Option<axum::http::HeaderValue>,
     forwarded_for: Option<axum::http::HeaderValue>,
 }
 
@@ -98,7 +101,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
         Ok(Caller {
             authorization: parts.headers.get(axum::http::header::AUTHORIZATION).cloned(),
-            forwarded_for: peer.and_then(|ip| ip.to_string().parse().ok()),
+            peer: peer.and_then(|ip| ip.to_string().parse().ok()),
+            forwarded_for: parts.headers.get("x-forwarded-for").cloned(),
         })
     }
 }
@@ -109,6 +113,9 @@ impl Caller {
         let metadata = request.metadata_mut().as_mut();
         if let Some(v) = &self.authorization {
             metadata.insert(axum::http::header::AUTHORIZATION, v.clone());
+        }
+        if let Some(v) = &self.peer {
+            metadata.insert(crate::desk::PEER, v.clone());
         }
         if let Some(v) = &self.forwarded_for {
             metadata.insert("x-forwarded-for", v.clone());

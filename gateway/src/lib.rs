@@ -38,6 +38,9 @@ pub struct Settings {
     /// Sign-in calls one client address may make at once, then a minute.
     pub auth_burst: u32,
     pub auth_per_minute: u32,
+    /// The proxies in front of the gateway (an ingress) whose X-Forwarded-For names the client
+    /// (GATEWAY_TRUSTED_PROXIES, comma-separated addresses; none by default: the peer is the client).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// One client address's share of the calls in flight in a deployment (GATEWAY_MAX_INFLIGHT_PER_CLIENT). The
@@ -70,12 +73,13 @@ impl Settings {
             max_in_flight_per_client: DEFAULT_MAX_IN_FLIGHT,
             auth_burst: DEFAULT_AUTH_BURST,
             auth_per_minute: DEFAULT_AUTH_PER_MINUTE,
+            trusted_proxies: Vec::new(),
         }
     }
 
     /// GRPC_ADDR (default 0.0.0.0:50060), HTTP_ADDR (0.0.0.0:8080), METRICS_ADDR (0.0.0.0:51060), INTAKE_URL, ROUTING_URL, REGISTRY_URL,
     /// SUPERVISION_URL, SUBSIDY_URL, GATEWAY_MAX_INFLIGHT (256), GATEWAY_MAX_INFLIGHT_PER_CLIENT (64),
-    /// GATEWAY_AUTH_BURST (30), GATEWAY_AUTH_PER_MINUTE (60), and the trust settings of [`kit::auth::AuthConfig::from_env`].
+    /// GATEWAY_AUTH_BURST (30), GATEWAY_AUTH_PER_MINUTE (60), GATEWAY_TRUSTED_PROXIES, and the trust settings of [`kit::auth::AuthConfig::from_env`].
     pub fn from_env() -> anyhow::Result<Self> {
         let grpc_addr = parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], ports::GATEWAY)))?;
         let http_addr = parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT)))?;
@@ -92,6 +96,12 @@ impl Settings {
             max_in_flight_per_client: parse_or("GATEWAY_MAX_INFLIGHT_PER_CLIENT", DEFAULT_MAX_IN_FLIGHT_PER_CLIENT)?,
             auth_burst: parse_or("GATEWAY_AUTH_BURST", DEFAULT_AUTH_BURST)?,
             auth_per_minute: parse_or("GATEWAY_AUTH_PER_MINUTE", DEFAULT_AUTH_PER_MINUTE)?,
+            trusted_proxies: kit::config::string_or("GATEWAY_TRUSTED_PROXIES", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().map_err(|_| anyhow::anyhow!("GATEWAY_TRUSTED_PROXIES: {s:?} is not an IP address")))
+                .collect::<anyhow::Result<_>>()?,
             ..Self::new(grpc_addr, http_addr, backends, kit::auth::AuthConfig::from_env()?)
         })
     }
@@ -113,7 +123,7 @@ pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
     });
     // The limits are taken in the Desk's methods, after decoding: health and reflection, added by the scaffold,
     // are never shed.
-    let desk = desk::DeskService::connect(&config.backends, verifier.clone(), edge)?;
+    let desk = desk::DeskService::connect(&config.backends, verifier.clone(), edge, &config.trusted_proxies)?;
     let grpc = kit::grpc::bind(config.grpc_addr).await?;
     let http = kit::grpc::bind(config.http_addr).await?;
     let http_addr = http.local_addr()?;

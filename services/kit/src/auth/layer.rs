@@ -17,6 +17,7 @@ use tonic::Status;
 use super::policy::{self, Access};
 use super::{AuthError, Principal, Verifier};
 use crate::audit::{AuditEntry, AuditKey, AuditLog, AuditTarget};
+use crate::throttle::Throttle;
 
 /// What guards a server: the token verifier and, for a service with a database, its audit trail.
 #[derive(Clone)]
@@ -32,20 +33,31 @@ pub struct Guard {
 pub struct AuthLayer {
     guard: Guard,
     served: Served,
+    refusals: Arc<Throttle<std::net::IpAddr>>,
 }
+
+/// Refused calls one address may make at once, then a minute, before the rest are answered RESOURCE_EXHAUSTED
+/// without an audit record: every refusal is a record kept for 180 days, and a client sending garbage should
+/// not be able to grow the trail without bound. Above anything a working client is refused in a burst.
+pub const REFUSALS_BURST: u32 = 200;
+pub const REFUSALS_PER_MINUTE: u32 = 120;
 
 impl AuthLayer {
     /// `services` are the fully-qualified names of the services on this port; health and reflection are
     /// always served.
     pub fn new(guard: Guard, services: &[&str]) -> Self {
-        Self { guard, served: Served(services.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>().into()) }
+        Self {
+            guard,
+            served: Served(services.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>().into()),
+            refusals: Arc::new(Throttle::new(REFUSALS_BURST, REFUSALS_PER_MINUTE)),
+        }
     }
 }
 
 impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, guard: self.guard.clone(), served: self.served.clone() }
+        AuthService { inner, guard: self.guard.clone(), served: self.served.clone(), refusals: self.refusals.clone() }
     }
 }
 
@@ -54,6 +66,7 @@ pub struct AuthService<S> {
     inner: S,
     guard: Guard,
     served: Served,
+    refusals: Arc<Throttle<std::net::IpAddr>>,
 }
 
 /// The services one port serves.
@@ -122,9 +135,18 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         if !self.served.serves(req.uri().path()) {
             // Not audited and not logged per call: nothing was acted on, and each made-up path would be a record.
-            return Box::pin(async { Ok(unimplemented().into_http()) });
+            let status = self.throttled(&req).unwrap_or_else(unimplemented);
+            return Box::pin(async { Ok(status.into_http()) });
         }
         let decision = admit(&self.guard.verifier, req.uri().path(), req.headers());
+        let decision = match decision {
+            Err(status) => match self.throttled(&req) {
+                // Over the address's budget of refusals: answered, counted, not recorded one by one.
+                Some(throttled) => return Box::pin(async { Ok(throttled.into_http()) }),
+                None => Err(status),
+            },
+            admitted => admitted,
+        };
         let audit = self.guard.audit.as_ref().map(|(log, _, _)| log.clone()).filter(|_| audited(req.uri().path()));
         let mut entry = audit.as_ref().map(|_| entry_for(&req, decision.as_ref().ok().and_then(Option::as_ref)));
         match decision {
@@ -165,6 +187,25 @@ where
     }
 }
 
+impl<S> AuthService<S> {
+    /// RESOURCE_EXHAUSTED when the caller's address has spent its budget of refused calls.
+    fn throttled<B>(&self, req: &http::Request<B>) -> Option<Status> {
+        let ip = peer(req)?;
+        let wait = self.refusals.take(&ip).err()?;
+        crate::metrics::counter("zongzhi_refused_calls_throttled_total", &[]).inc();
+        let secs = crate::throttle::retry_after_secs(wait);
+        let mut status =
+            Status::resource_exhausted(format!("too many refused calls from your address; retry in {secs} s"));
+        status.metadata_mut().insert("retry-after", secs.into());
+        Some(status)
+    }
+}
+
+/// The TCP peer's address.
+fn peer<B>(req: &http::Request<B>) -> Option<std::net::IpAddr> {
+    req.extensions().get::<tonic::transport::server::TcpConnectInfo>().and_then(|i| i.remote_addr()).map(|a| a.ip())
+}
+
 /// Health, reflection and the public keys are asked constantly by probes and tools and act on nothing.
 fn audited(path: &str) -> bool {
     !(path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.") || path.ends_with("/GetJwks"))
@@ -177,12 +218,7 @@ fn entry_for<B>(req: &http::Request<B>, principal: Option<&Arc<Principal>>) -> A
         Some(Access::Needs(perm) | Access::NeedsOrService(perm, _)) => p.grant_for(perm).or(p.grants.first()),
         _ => p.grants.first(),
     });
-    let peer = req
-        .extensions()
-        .get::<tonic::transport::server::TcpConnectInfo>()
-        .and_then(|i| i.remote_addr())
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let peer = peer(req).map(|a| a.to_string()).unwrap_or_default();
     // A forwarded address is what the caller says; it is kept beside the peer, never instead of it.
     let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let client_addr = if forwarded.is_empty() { peer } else { format!("{peer} for {}", truncate(forwarded, 64)) };

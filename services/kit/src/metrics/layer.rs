@@ -64,9 +64,12 @@ fn status_of(headers: &http::HeaderMap) -> Code {
 }
 
 fn record_grpc(path: &str, code: Code, start: Instant) {
-    // A path no service serves is a scanner or a stale client: one series for all of them, not one per path.
+    // A path not in the method table is a scanner or a stale client: one series for all of them, however they
+    // were answered (UNIMPLEMENTED, or throttled), never one per path. The table bounds the rest.
+    let known = crate::auth::policy::access(path).is_some();
     let (service, method) = match (code, path.trim_start_matches('/').split_once('/')) {
         (Code::Unimplemented, _) | (_, None) => ("unrouted", "unrouted"),
+        (_, Some(_)) if !known => ("unrouted", "unrouted"),
         (_, Some(parts)) => parts,
     };
     let at = [("grpc_service", service), ("grpc_method", method)];
