@@ -3,8 +3,9 @@
 //! token of every call except the public ones (health, reflection, sign-in), refuses a caller whose grants give
 //! no permission the method needs, and hands
 //! the verified principal to the handler in the request's extensions. Handlers then check the object's place
-//! against the principal's scope, which only they can see. Every call but health and reflection, refused or
-//! not, ends as one audit record (who, grant, method, target, outcome, address, trace); a call whose record
+//! against the principal's scope, which only they can see. Every call but health, reflection, a method the
+//! server does not have and a refusal past its address's budget ([`REFUSALS_BURST`]), refused or not, ends as
+//! one audit record (who, grant, method, target, outcome, address, trace); a call whose record
 //! cannot be written answers UNAVAILABLE.
 
 use std::future::Future;
