@@ -299,3 +299,39 @@ async fn a_flood_of_refused_calls_leaves_the_trail_and_the_metrics_bounded() {
     assert!(series < 40 && !text.contains("scan.Svc"), "no series per made-up path ({series}):\n{text}");
     world.stop().await;
 }
+
+#[tokio::test]
+async fn an_administrator_cannot_make_a_second_account_for_a_grid_worker() {
+    let world = World::start().await;
+    let (mut sysadmin, _) = world.sign_in("sysadmin").await;
+    // gw-001's person: the grid worker whose grid grants follow their assignment.
+    let worker = world.demo.grid_workers[0].clone();
+    let second = proto::registry::v1::CreateAccountRequest {
+        username: "gw-001-shadow".into(),
+        person_id: worker.clone(),
+        display_name: "网格员 1".into(),
+        initial_password: "Shadow@2026x".into(),
+    };
+    let refused = sysadmin.create_account(second).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("gw-001"), "names the account the person has: {refused:?}");
+    // The database holds the rule whatever the code path: a second row for the person is refused.
+    let registry = world.infra.pool("registry").await;
+    let person: uuid::Uuid = worker.parse().unwrap();
+    let forced = sqlx::query(
+        "INSERT INTO accounts (id, username, person_id, display_name, password_hash) VALUES ($1, 'x', $2, 'x', 'x')",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(person)
+    .execute(&registry)
+    .await;
+    let forced = forced.unwrap_err().to_string();
+    assert!(forced.contains("accounts_one_per_person"), "one account per person is the database's rule: {forced}");
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts WHERE person_id = $1")
+        .bind(person)
+        .fetch_one(&registry)
+        .await
+        .unwrap();
+    assert_eq!(accounts, 1);
+    world.stop().await;
+}

@@ -132,6 +132,13 @@ async fn insert_account(
     let (id, totp) = (Uuid::new_v4(), secrets::totp_secret()?);
     let account = NewAccount { id, username, person_id, display_name, password_hash, totp: &totp, must_change };
     if !db::insert_account(pool, &account).await? {
+        // One account per person, by the database's unique index: an administrator cannot make a second
+        // account for a grid worker and take over the grants that follow the worker's assignments.
+        if let Some(theirs) = db::account_of_person(pool, person_id).await? {
+            return Err(Error::failed_precondition(format!(
+                "person {person_id} has an account already ({theirs}); a person holds one account"
+            )));
+        }
         return Err(Error::failed_precondition(format!("username {username} is taken")));
     }
     Ok((id, totp))

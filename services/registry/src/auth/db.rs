@@ -357,10 +357,12 @@ pub struct NewAccount<'a> {
 }
 
 /// A new account; false when the username is taken.
+/// Inserts the account; false when its username is taken or its person has an account already (either
+/// unique key; [`account_of_person`] tells which).
 pub async fn insert_account<'e>(ex: impl PgExecutor<'e>, a: &NewAccount<'_>) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO accounts (id, username, person_id, display_name, password_hash, totp_secret, must_change) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (username) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
     .bind(a.id)
     .bind(a.username)
@@ -421,4 +423,9 @@ pub async fn insert_staff_person<'e>(
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// The username of `person`'s account, if the person has one.
+pub async fn account_of_person<'e>(ex: impl PgExecutor<'e>, person: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT username FROM accounts WHERE person_id = $1").bind(person).fetch_optional(ex).await
 }
