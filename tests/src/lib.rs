@@ -213,3 +213,22 @@ impl Rng {
         &items[self.below(items.len())]
     }
 }
+
+/// Calls `path` on `channel` with an empty message and, if given, `authorization: Bearer <token>`: how a scanner
+/// or a stale client calls a method it made up or one of another service.
+pub async fn raw_call(
+    channel: tonic::transport::Channel,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut request = tonic::Request::new(());
+    if let Some(t) = token {
+        let value = format!("Bearer {t}").parse().map_err(|_| tonic::Status::invalid_argument("token"))?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::try_from(path).map_err(|_| tonic::Status::invalid_argument("path"))?;
+    grpc.unary(request, path, tonic_prost::ProstCodec::<(), ()>::default()).await.map(|_| ())
+}

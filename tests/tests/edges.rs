@@ -256,17 +256,8 @@ async fn a_flood_of_refused_calls_leaves_the_trail_and_the_metrics_bounded() {
         .await
         .unwrap();
     let call = |path: String, token: Option<&'static str>| {
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
-        async move {
-            grpc.ready().await.unwrap();
-            let mut request = tonic::Request::new(());
-            if let Some(t) = token {
-                request.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
-            }
-            let codec = tonic_prost::ProstCodec::<(), ()>::default();
-            let path = tonic::codegen::http::uri::PathAndQuery::try_from(path).unwrap();
-            grpc.unary(request, path, codec).await.unwrap_err()
-        }
+        let channel = channel.clone();
+        async move { tests::raw_call(channel, &path, token).await.unwrap_err() }
     };
     // 400 calls of a real method with a garbage token, then 2,000 made-up paths, from one address.
     let started = Instant::now();

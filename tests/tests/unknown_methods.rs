@@ -9,21 +9,12 @@ use std::net::SocketAddr;
 use kit::testing::{sample, scrape};
 use tests::{Rng, World};
 use tonic::Code;
-use tonic::codegen::http::uri::PathAndQuery;
-use tonic::metadata::MetadataValue;
 
-/// Calls `path` on `addr` with an empty message and, if given, `authorization: Bearer <token>`.
+/// Calls `path` on `addr` over a fresh connection (see [`tests::raw_call`]).
 async fn call(addr: SocketAddr, path: &str, token: Option<&str>) -> tonic::Status {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let mut request = tonic::Request::new(());
-    if let Some(t) = token {
-        request.metadata_mut().insert("authorization", MetadataValue::try_from(format!("Bearer {t}")).unwrap());
-    }
-    let codec = tonic_prost::ProstCodec::<(), ()>::default();
-    match grpc.unary(request, PathAndQuery::try_from(path).unwrap(), codec).await {
-        Ok(_) => tonic::Status::ok("answered"),
+    match tests::raw_call(channel, path, token).await {
+        Ok(()) => tonic::Status::ok("answered"),
         Err(status) => status,
     }
 }

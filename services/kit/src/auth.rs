@@ -251,9 +251,7 @@ impl std::fmt::Debug for AuthConfig {
 }
 
 impl AuthConfig {
-    /// AUTH_JWKS_FILE (a JWKS document) or AUTH_JWKS (the same inline) and/or AUTH_JWKS_URL (https, fetched at
-    /// start and every AUTH_JWKS_REFRESH_SECS, 300; its server checked against AUTH_JWKS_CA, a PEM file, or the
-    /// platform's roots; its keys vouching for AUTH_JWKS_ISSUER only), AUTH_ISSUER (default `zongzhi`),
+    /// AUTH_JWKS_FILE or AUTH_JWKS (inline) and/or AUTH_JWKS_URL (https; see [`Trust`]), AUTH_ISSUER (`zongzhi`),
     /// AUTH_TRUSTED_ISSUERS (more issuers, comma-separated), AUTH_AUDIENCE (`zongzhi`), AUTH_LEEWAY_SECS (60,
     /// at most 300), SERVICE_KEY (64 hex digits), and for the registry's embedded sign-in AUTH_SIGNING_KEY (64
     /// hex digits) with AUTH_SIGNING_KID (`zongzhi-1`). Without trusted keys the service does not start.
@@ -299,7 +297,6 @@ impl AuthConfig {
                 jwks,
                 jwks_url,
                 refresh_secs: parse_or("AUTH_JWKS_REFRESH_SECS", 300)?,
-                // The provider's issuer: named, or the first issuer trusted beside our own, or our own.
                 jwks_issuer: string_or("AUTH_JWKS_ISSUER", issuers.get(1).unwrap_or(&issuer)),
                 jwks_ca: Some(string_or("AUTH_JWKS_CA", "")).filter(|p| !p.is_empty()).map(Into::into),
                 issuers,
