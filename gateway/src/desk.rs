@@ -215,6 +215,8 @@ forward! {
     auth.create_account / "CreateAccount" (registry::CreateAccountRequest) -> registry::CreateAccountResponse;
     auth.disable_account / "DisableAccount" (registry::DisableAccountRequest) -> registry::DisableAccountResponse;
     auth.create_client / "CreateClient" (registry::CreateClientRequest) -> registry::CreateClientResponse;
+    auth.revoke_client / "RevokeClient" (registry::RevokeClientRequest) -> registry::RevokeClientResponse;
+    auth.rotate_client_secret / "RotateClientSecret" (registry::RotateClientSecretRequest) -> registry::RotateClientSecretResponse;
     auth.set_grant / "SetGrant" (registry::SetGrantRequest) -> registry::SetGrantResponse;
     auth.revoke_grant / "RevokeGrant" (registry::RevokeGrantRequest) -> registry::RevokeGrantResponse;
     auth.list_grants / "ListGrants" (registry::ListGrantsRequest) -> registry::ListGrantsResponse;

@@ -130,6 +130,7 @@ pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
     let mut app = Running::new(NAME, grpc.local_addr()?);
     app.serve_metrics(kit::grpc::bind(config.metrics_addr).await?)?;
     app.spawn("jwks", verifier.clone().follow(app.shutdown()));
+    kit::auth::revocation::spawn(&mut app, &verifier, &config.auth, NAME)?;
     let routes = tonic::service::Routes::new(DeskServer::new(desk.clone()));
     app.spawn(
         "grpc",

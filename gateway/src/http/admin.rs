@@ -33,6 +33,8 @@ pub(super) fn routes() -> Router<Arc<DeskService>> {
         .route("/v1/admin/accounts", post(create_account))
         .route("/v1/admin/accounts/{username}/disable", post(disable_account))
         .route("/v1/admin/clients", post(create_client))
+        .route("/v1/admin/clients/{client_id}/revoke", post(revoke_client))
+        .route("/v1/admin/clients/{client_id}/rotate", post(rotate_client_secret))
         .route("/v1/admin/grants", get(list_grants).post(set_grant))
         .route("/v1/admin/grants/{id}", delete(revoke_grant))
 }
@@ -171,6 +173,14 @@ async fn disable_account(State(d): Desk_, c: Caller, Path(username): Path<String
 
 async fn create_client(State(d): Desk_, c: Caller, Body(b): Body<registry::CreateClientRequest>) -> Response {
     reply(d.create_client(c.req(b)).await).await
+}
+
+async fn revoke_client(State(d): Desk_, c: Caller, Path(client_id): Path<String>) -> Response {
+    reply(d.revoke_client(c.req(registry::RevokeClientRequest { client_id })).await).await
+}
+
+async fn rotate_client_secret(State(d): Desk_, c: Caller, Path(client_id): Path<String>) -> Response {
+    reply(d.rotate_client_secret(c.req(registry::RotateClientSecretRequest { client_id })).await).await
 }
 
 async fn set_grant(State(d): Desk_, c: Caller, Body(b): Body<registry::SetGrantRequest>) -> Response {

@@ -147,6 +147,7 @@ impl Foundation {
         let (audit, writer) = crate::audit::AuditLog::start(pool.clone(), config.audit_key.clone(), app.shutdown());
         app.spawn("audit", writer);
         app.spawn("jwks", verifier.clone().follow(app.shutdown()));
+        crate::auth::revocation::spawn(&mut app, &verifier, &config.auth, name)?;
         let guard = crate::auth::layer::Guard {
             verifier,
             audit: Some((audit, config.audit_key.clone(), pool.clone())),

@@ -2,14 +2,17 @@
 //! they prove, and the scope each permission reaches. The matrix itself is in [`policy`].
 
 pub mod jwks;
+mod keyset;
 pub mod layer;
 pub mod policy;
+pub mod revocation;
 pub mod token;
 
 use std::sync::{Arc, Mutex};
 
 use tonic::Status;
 
+pub use keyset::{KeySet, SERVICES};
 pub use policy::{Access, Permission, Role, ScopeKind};
 pub use token::{Claims, Grant, Signer, Trust, Verifier};
 
@@ -36,6 +39,8 @@ pub enum AuthError {
     Audience,
     #[error("a service key may speak only for its own service")]
     KeyMisuse,
+    #[error("token revoked (the account was disabled or its password, grants or client secret changed); sign in again")]
+    Revoked,
 }
 
 impl From<AuthError> for Status {
@@ -73,6 +78,8 @@ pub struct Principal {
     pub grants: Vec<RoleGrant>,
     pub session: String,
     pub expires_at: u64,
+    /// When the token was issued (`iat`, Unix seconds): a revocation ends the tokens issued before it.
+    pub issued_at: u64,
 }
 
 impl Principal {
@@ -111,6 +118,7 @@ impl Principal {
             grants,
             session: claims.sid,
             expires_at: claims.exp,
+            issued_at: claims.iat,
         })
     }
 
@@ -236,6 +244,10 @@ pub struct AuthConfig {
     pub service_seed: Option<[u8; 32]>,
     /// The embedded issuer's key (the registry's sign-in): its seed and kid.
     pub issuer_key: Option<(String, [u8; 32])>,
+    /// The registry whose revocation list this service follows ([`revocation`]); None for the registry itself
+    /// (it reads its own table) and where nothing is followed.
+    pub revocations_url: Option<String>,
+    pub revocation_poll: std::time::Duration,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -254,7 +266,9 @@ impl AuthConfig {
     /// AUTH_JWKS_FILE or AUTH_JWKS (inline) and/or AUTH_JWKS_URL (https; see [`Trust`]), AUTH_ISSUER (`zongzhi`),
     /// AUTH_TRUSTED_ISSUERS (more issuers, comma-separated), AUTH_AUDIENCE (`zongzhi`), AUTH_LEEWAY_SECS (60,
     /// at most 300), SERVICE_KEY (64 hex digits), and for the registry's embedded sign-in AUTH_SIGNING_KEY (64
-    /// hex digits) with AUTH_SIGNING_KID (`zongzhi-1`). Without trusted keys the service does not start.
+    /// hex digits) with AUTH_SIGNING_KID (`zongzhi-1`), AUTH_REVOCATIONS_URL (the registry whose revocation list
+    /// is followed; by default REGISTRY_URL, else the registry's port on this host) polled every
+    /// AUTH_REVOCATION_POLL_MS (2000). Without trusted keys the service does not start.
     pub fn from_env() -> anyhow::Result<Self> {
         use crate::config::{parse_or, string_or};
         let jwks_url = Some(string_or("AUTH_JWKS_URL", "")).filter(|u| !u.is_empty());
@@ -306,6 +320,14 @@ impl AuthConfig {
             issuer,
             service_seed,
             issuer_key,
+            revocations_url: Some(string_or(
+                "AUTH_REVOCATIONS_URL",
+                &crate::config::peer_url("REGISTRY_URL", crate::config::ports::REGISTRY),
+            )),
+            revocation_poll: std::time::Duration::from_millis(parse_or(
+                "AUTH_REVOCATION_POLL_MS",
+                u64::try_from(revocation::DEFAULT_POLL.as_millis()).unwrap_or(2000),
+            )?),
         })
     }
 
@@ -362,93 +384,6 @@ impl ServiceIdentity {
         let t = self.signer.sign(claims).map_err(|e| crate::grpc::internal("cannot sign service token", &e))?;
         *current = Some((t.clone(), exp));
         Ok(t)
-    }
-}
-
-/// A whole deployment's keys made on the spot: the issuer's and one per service, and the JWKS trusting them.
-/// For the demo suite, benchmarks and tests; a real deployment keeps its keys in Secrets.
-#[derive(Clone)]
-pub struct KeySet {
-    pub issuer_seed: [u8; 32],
-    pub issuer_kid: String,
-    pub services: std::collections::HashMap<String, [u8; 32]>,
-    pub jwks: token::JwkSet,
-    pub issuer: String,
-    pub audience: String,
-}
-
-impl std::fmt::Debug for KeySet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySet").field("issuer_kid", &self.issuer_kid).finish_non_exhaustive()
-    }
-}
-
-/// The services that hold keys of their own.
-pub const SERVICES: &[&str] = &["intake", "routing", "registry", "supervision", "subsidy", "gateway"];
-
-impl KeySet {
-    pub fn generate(issuer_kid: &str, issuer: &str, audience: &str) -> anyhow::Result<Self> {
-        let issuer_seed = token::random_seed();
-        let mut keys = vec![Signer::from_seed(issuer_kid, &issuer_seed, issuer, audience).jwk()?];
-        let mut services = std::collections::HashMap::new();
-        for name in SERVICES {
-            let seed = token::random_seed();
-            keys.push(Signer::from_seed(&format!("service:{name}"), &seed, issuer, audience).jwk()?);
-            services.insert((*name).to_owned(), seed);
-        }
-        Ok(Self {
-            issuer_seed,
-            issuer_kid: issuer_kid.to_owned(),
-            services,
-            jwks: token::JwkSet { keys },
-            issuer: issuer.to_owned(),
-            audience: audience.to_owned(),
-        })
-    }
-
-    pub fn issuer_signer(&self) -> Signer {
-        Signer::from_seed(&self.issuer_kid, &self.issuer_seed, &self.issuer, &self.audience)
-    }
-
-    /// A person's token from this set's issuer with `grants` (role, scope) and a second factor, valid an hour.
-    pub fn token(&self, person_id: &str, grants: &[(Role, &str)]) -> anyhow::Result<String> {
-        let now = token::now_secs();
-        self.issuer_signer().sign(Claims {
-            iss: String::new(),
-            aud: String::new(),
-            sub: format!("person:{person_id}"),
-            exp: now + 3600,
-            nbf: now.saturating_sub(5),
-            iat: now,
-            jti: uuid::Uuid::new_v4().to_string(),
-            person: person_id.to_owned(),
-            name: person_id.to_owned(),
-            grants: grants
-                .iter()
-                .map(|(r, s)| Grant { role: r.as_str().into(), scope: (*s).into(), unit: String::new() })
-                .collect(),
-            amr: vec!["pwd".into(), "otp".into()],
-            sid: String::new(),
-        })
-    }
-
-    /// The trust settings and own key `service` runs with (the registry also holds the issuer's key).
-    pub fn auth(&self, service: &str) -> AuthConfig {
-        AuthConfig {
-            trust: Trust {
-                jwks: self.jwks.clone(),
-                jwks_url: None,
-                refresh_secs: 300,
-                jwks_issuer: self.issuer.clone(),
-                jwks_ca: None,
-                issuers: vec![self.issuer.clone()],
-                audience: self.audience.clone(),
-                leeway_secs: 30,
-            },
-            issuer: self.issuer.clone(),
-            service_seed: self.services.get(service).copied(),
-            issuer_key: (service == "registry").then(|| (self.issuer_kid.clone(), self.issuer_seed)),
-        }
     }
 }
 

@@ -119,6 +119,10 @@ delegate!(pb::auth_server::Auth, AuthService, [
     create_account: CreateAccountRequest -> CreateAccountResponse => auth::grpc::create_account, 0;
     disable_account: DisableAccountRequest -> DisableAccountResponse => auth::grpc::disable_account, 0;
     create_client: CreateClientRequest -> CreateClientResponse => auth::grpc::create_client, 0;
+    revoke_client: RevokeClientRequest -> RevokeClientResponse => auth::grpc::revoke_client, 0;
+    rotate_client_secret: RotateClientSecretRequest -> RotateClientSecretResponse
+        => auth::grpc::rotate_client_secret, 0;
+    list_revocations: ListRevocationsRequest -> ListRevocationsResponse => auth::grpc::list_revocations, 0;
     set_grant: SetGrantRequest -> SetGrantResponse => auth::grpc::set_grant, 0;
     revoke_grant: RevokeGrantRequest -> RevokeGrantResponse => auth::grpc::revoke_grant, 0;
     list_grants: ListGrantsRequest -> ListGrantsResponse => auth::grpc::list_grants, 0;

@@ -40,6 +40,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let config = &settings.common;
     // The registry publishes nothing: the foundation's outbox handle is left untaken and no relay is started.
     let Foundation { pool, bus, listener, mut app, guard, .. } = Foundation::start(NAME, config, &MIGRATIONS).await?;
+    let verifier = guard.verifier.clone();
     let geo = geo::Geo::load(pool.clone()).await?;
     let grids = grids::service::Grids {
         pool: pool.clone(),
@@ -68,6 +69,20 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
                 "zongzhi.registry.v1.Auth",
             ],
             guard,
+            app.shutdown(),
+        ),
+    );
+    // The registry's own verifier follows the revocation table directly.
+    let revoked = pool.clone();
+    app.spawn(
+        "revocations",
+        kit::auth::revocation::follow(
+            verifier,
+            move |after| {
+                let pool = revoked.clone();
+                async move { auth::revocations::fetch_local(&pool, after).await }
+            },
+            config.auth.revocation_poll,
             app.shutdown(),
         ),
     );

@@ -36,6 +36,15 @@ impl Settings {
             access_secs: parse_or("AUTH_ACCESS_TOKEN_SECS", d.access_secs)?,
             dormant_days: parse_or("AUTH_DORMANT_DAYS", d.dormant_days)?,
         };
-        Ok(Settings { common: kit::Config::from_env(crate::NAME, crate::DEFAULT_PORT)?, policy })
+        if policy.access_secs > kit::auth::revocation::WINDOW_SECS {
+            anyhow::bail!(
+                "environment variable AUTH_ACCESS_TOKEN_SECS: at most {} (revocations are kept that long)",
+                kit::auth::revocation::WINDOW_SECS
+            );
+        }
+        let mut common = kit::Config::from_env(crate::NAME, crate::DEFAULT_PORT)?;
+        // The registry follows its own revocation table directly, not over gRPC to itself.
+        common.auth.revocations_url = None;
+        Ok(Settings { common, policy })
     }
 }

@@ -97,11 +97,17 @@ impl Suite {
             registry::NAME,
             run(registry::build(registry::Settings::new(cfg.service(registry::NAME, registry::DEFAULT_PORT))).await?),
         );
+        // Every part but the registry follows the registry's revocation list.
+        let service = |name, port| {
+            let mut c = cfg.service(name, port);
+            c.auth.revocations_url = Some(url(registry));
+            c
+        };
         let routing = keep(
             routing::NAME,
             run(routing::build(routing::Settings {
                 registry_url: url(registry),
-                ..routing::Settings::new(cfg.service(routing::NAME, routing::DEFAULT_PORT))
+                ..routing::Settings::new(service(routing::NAME, routing::DEFAULT_PORT))
             })
             .await?),
         );
@@ -109,22 +115,20 @@ impl Suite {
             intake::NAME,
             run(intake::build(intake::Settings {
                 registry_url: url(registry),
-                ..intake::Settings::new(cfg.service(intake::NAME, intake::DEFAULT_PORT))
+                ..intake::Settings::new(service(intake::NAME, intake::DEFAULT_PORT))
             })
             .await?),
         );
         let supervision = keep(
             supervision::NAME,
-            run(supervision::build(supervision::Settings::new(
-                cfg.service(supervision::NAME, supervision::DEFAULT_PORT),
-            ))
-            .await?),
+            run(supervision::build(supervision::Settings::new(service(supervision::NAME, supervision::DEFAULT_PORT)))
+                .await?),
         );
         let subsidy = keep(
             subsidy::NAME,
             run(subsidy::build(subsidy::Settings {
                 registry_url: url(registry),
-                ..subsidy::Settings::new(cfg.service(subsidy::NAME, subsidy::DEFAULT_PORT))
+                ..subsidy::Settings::new(service(subsidy::NAME, subsidy::DEFAULT_PORT))
             })
             .await?),
         );
@@ -138,8 +142,9 @@ impl Suite {
             subsidy: url(subsidy),
         };
         let http_addr = SocketAddr::new(cfg.host, gw_port(cfg.http_port));
-        let gw =
-            gateway::build(gateway::Settings::new(gw_grpc, http_addr, backends, cfg.keys.auth(gateway::NAME))).await?;
+        let mut gw_auth = cfg.keys.auth(gateway::NAME);
+        gw_auth.revocations_url = Some(url(registry));
+        let gw = gateway::build(gateway::Settings::new(gw_grpc, http_addr, backends, gw_auth)).await?;
         let gateway_http = gw.http_addr;
         let gateway_grpc = keep(gateway::NAME, run(gw.app));
         Ok(Self { gateway_grpc, gateway_http, registry, routing, intake, supervision, subsidy, metrics, parts })

@@ -241,6 +241,12 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/zongzhi.registry.v1.Auth/CreateAccount", Access::Needs(ManageAccounts)),
     ("/zongzhi.registry.v1.Auth/DisableAccount", Access::Needs(ManageAccounts)),
     ("/zongzhi.registry.v1.Auth/CreateClient", Access::Needs(ManageAccounts)),
+    ("/zongzhi.registry.v1.Auth/RevokeClient", Access::Needs(ManageAccounts)),
+    ("/zongzhi.registry.v1.Auth/RotateClientSecret", Access::Needs(ManageAccounts)),
+    (
+        "/zongzhi.registry.v1.Auth/ListRevocations",
+        Access::NeedsOrService(ManageAccounts, &["intake", "routing", "supervision", "subsidy", "gateway"]),
+    ),
     ("/zongzhi.registry.v1.Auth/SetGrant", Access::Needs(ManageGrants)),
     ("/zongzhi.registry.v1.Auth/RevokeGrant", Access::Needs(ManageGrants)),
     ("/zongzhi.registry.v1.Auth/ListGrants", Access::Needs(ManageGrants)),

@@ -94,6 +94,9 @@ pub struct Verifier {
     trust: Trust,
     keys: std::sync::RwLock<Arc<Keys>>,
     cache: Mutex<HashMap<Box<str>, Arc<Principal>>>,
+    /// Ended tokens by subject: any token of the subject issued at or before the time is refused, cached or
+    /// not ([`super::revocation`] keeps it current).
+    revoked: std::sync::RwLock<HashMap<Box<str>, u64>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -114,6 +117,7 @@ impl Verifier {
             trust: trust.clone(),
             keys: std::sync::RwLock::new(Arc::new(keys)),
             cache: Mutex::new(HashMap::new()),
+            revoked: std::sync::RwLock::new(HashMap::new()),
         })
     }
 
@@ -220,7 +224,7 @@ impl Verifier {
         }
         let now = now_secs();
         if let Some(p) = self.cached(token, now) {
-            return Ok(p);
+            return self.unrevoked(p);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let kid = header.kid.ok_or(AuthError::UnknownKey)?;
@@ -243,7 +247,32 @@ impl Verifier {
         })?;
         let principal = Arc::new(Principal::from_claims(data.claims, &kid)?);
         self.remember(token, principal.clone());
-        Ok(principal)
+        self.unrevoked(principal)
+    }
+
+    /// Ends every token of `subject` issued at or before `not_before` (Unix seconds). A later revocation of the
+    /// same subject moves the time forward; an earlier one arriving late never moves it back.
+    pub fn revoke(&self, subject: &str, not_before: u64) {
+        let mut revoked = self.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = revoked.entry(subject.into()).or_insert(0);
+        *at = (*at).max(not_before);
+    }
+
+    /// Forgets revocations older than `horizon` (Unix seconds): every token they ended has expired since.
+    pub fn forget_revocations_before(&self, horizon: u64) {
+        let mut revoked = self.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        revoked.retain(|_, at| *at >= horizon);
+    }
+
+    fn unrevoked(&self, principal: Arc<Principal>) -> Result<Arc<Principal>, AuthError> {
+        let revoked = self.revoked.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match revoked.get(principal.subject.as_str()) {
+            // Seconds are the tokens' own precision: a token issued in the second of the revocation is ended
+            // too, so none minted just before it slips through; the registry dates a token minted after it in
+            // that second one second later (`issue_time`).
+            Some(&not_before) if principal.issued_at <= not_before => Err(AuthError::Revoked),
+            _ => Ok(principal),
+        }
     }
 
     fn cached(&self, token: &str, now: u64) -> Option<Arc<Principal>> {

@@ -10,8 +10,8 @@ use kit::error::{Error, Result};
 
 use super::db::{self, NewAccount, NewGrantRow};
 use super::domain::NewGrant;
-use super::secrets;
 use super::service::{Issuer, needs_second_factor};
+use super::{revocations, secrets};
 
 pub use super::db::GrantRow;
 
@@ -35,6 +35,9 @@ impl Issuer {
         let mut tx = self.pool.begin().await?;
         db::keep_old_password(&mut *tx, account.id, &account.password_hash).await?;
         db::set_password(&mut *tx, account.id, &hash).await?;
+        // Whoever held the old password may hold a session and tokens too: all of them end.
+        db::revoke_sessions_of(&mut *tx, account.id, "password changed").await?;
+        revocations::revoke(&mut *tx, &revocations::person_subject(account.person_id), "password changed").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -59,8 +62,9 @@ impl Issuer {
     pub async fn disable_account(&self, username: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let id = db::disable_account(&mut *tx, username).await?;
-        let id = id.ok_or_else(|| Error::NotFound(format!("account {username}")))?;
+        let (id, person) = id.ok_or_else(|| Error::NotFound(format!("account {username}")))?;
         db::revoke_sessions_of(&mut *tx, id, "account disabled").await?;
+        revocations::revoke(&mut *tx, &revocations::person_subject(person), "account disabled").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -111,7 +115,12 @@ impl Issuer {
         if by.person_id == owner.to_string() {
             return Err(Error::Denied("nobody changes their own grants".into()));
         }
-        db::revoke_grant(&self.pool, grant, by.actor()).await?;
+        // The holder's tokens carry the grant until they expire: they end now, and the next refresh issues
+        // tokens with the grants that remain.
+        let mut tx = self.pool.begin().await?;
+        db::revoke_grant(&mut *tx, grant, by.actor()).await?;
+        revocations::revoke(&mut *tx, &revocations::person_subject(owner), "grant revoked").await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -240,9 +240,9 @@ pub async fn set_password<'e>(ex: impl PgExecutor<'e>, account: Uuid, hash: &str
     Ok(())
 }
 
-/// Disables an account by username, returning its id; None when there is none.
-pub async fn disable_account<'e>(ex: impl PgExecutor<'e>, username: &str) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar("UPDATE accounts SET disabled_at = now() WHERE username = $1 RETURNING id")
+/// Disables an account by username, returning its id and person; None when there is none.
+pub async fn disable_account<'e>(ex: impl PgExecutor<'e>, username: &str) -> sqlx::Result<Option<(Uuid, Uuid)>> {
+    sqlx::query_as("UPDATE accounts SET disabled_at = now() WHERE username = $1 RETURNING id, person_id")
         .bind(username)
         .fetch_optional(ex)
         .await

@@ -159,3 +159,33 @@ pub async fn list_grants(issuer: &Issuer, request: Request<pb::ListGrantsRequest
     let rows = issuer.list_grants(username(&request.get_ref().username)?).await?;
     Ok(pb::ListGrantsResponse { grants: rows.into_iter().map(Into::into).collect() })
 }
+
+pub async fn revoke_client(
+    issuer: &Issuer,
+    request: Request<pb::RevokeClientRequest>,
+) -> Result<pb::RevokeClientResponse> {
+    issuer.revoke_client(client_id(&request.get_ref().client_id)?).await?;
+    Ok(pb::RevokeClientResponse {})
+}
+
+pub async fn rotate_client_secret(
+    issuer: &Issuer,
+    request: Request<pb::RotateClientSecretRequest>,
+) -> Result<pb::RotateClientSecretResponse> {
+    let client_secret = issuer.rotate_client_secret(client_id(&request.get_ref().client_id)?).await?;
+    Ok(pb::RotateClientSecretResponse { client_secret })
+}
+
+pub async fn list_revocations(
+    issuer: &Issuer,
+    request: Request<pb::ListRevocationsRequest>,
+) -> Result<pb::ListRevocationsResponse> {
+    let after = request.get_ref().after_seq;
+    if after < 0 {
+        return Err(kit::FieldError::new("after_seq", "must be 0 or a sequence number served before").into());
+    }
+    let rows = issuer.list_revocations(after).await?;
+    let revocations =
+        rows.into_iter().map(|r| pb::Revocation { seq: r.seq, subject: r.subject, not_before: r.not_before }).collect();
+    Ok(pb::ListRevocationsResponse { revocations })
+}

@@ -6,5 +6,6 @@ pub mod db;
 pub mod domain;
 pub mod grpc;
 pub mod hashing;
+pub mod revocations;
 pub mod secrets;
 pub mod service;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::db;
 use super::domain::{Account, Policy};
-use super::secrets;
+use super::{revocations, secrets};
 
 /// What a successful sign-in or refresh hands back.
 #[derive(Debug, Clone)]
@@ -156,13 +156,15 @@ impl Issuer {
     /// An access token and the next refresh token of `session`.
     async fn issue(&self, account: &Account, session: Uuid, amr: Vec<String>, grants: Vec<Grant>) -> Result<Tokens> {
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+        let sub = revocations::person_subject(account.person_id);
+        let iat = revocations::issue_time(&self.pool, &sub, now).await?;
         let claims = Claims {
             iss: String::new(),
             aud: String::new(),
-            sub: format!("person:{}", account.person_id),
+            sub,
             exp: now + self.policy.access_secs,
             nbf: now,
-            iat: now,
+            iat,
             jti: Uuid::new_v4().to_string(),
             person: account.person_id.to_string(),
             name: account.display_name.clone(),
@@ -220,13 +222,15 @@ impl Issuer {
         };
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let grants = vec![Grant { role: "external_client".into(), scope, unit: String::new() }];
+        let sub = revocations::client_subject(client_id);
+        let iat = revocations::issue_time(&self.pool, &sub, now).await?;
         let claims = Claims {
             iss: String::new(),
             aud: String::new(),
-            sub: format!("client:{client_id}"),
+            sub,
             exp: now + self.policy.access_secs,
             nbf: now,
-            iat: now,
+            iat,
             jti: Uuid::new_v4().to_string(),
             person: String::new(),
             name: client_id.to_owned(),

@@ -1,0 +1,123 @@
+//! Ended tokens. A service verifies an access token on its own and remembers it until it expires, so ending a
+//! session in the registry is not enough: a disabled account, a changed password, a revoked grant and a revoked
+//! or rotated client secret are also written to `revocations`, which every verifier follows
+//! (`kit::auth::revocation`) to refuse the subject's older tokens within seconds.
+
+use kit::error::{Error, Result};
+use sqlx::PgExecutor;
+
+use super::secrets;
+use super::service::Issuer;
+
+/// Revocations older than this are not served: every token they ended has expired (access and service tokens
+/// live at most [`kit::auth::revocation::WINDOW_SECS`]).
+const WINDOW_SECS: i64 = kit::auth::revocation::WINDOW_SECS as i64;
+
+/// The most revocations one ListRevocations answer carries.
+pub const PAGE: i64 = 500;
+
+/// One ended subject, as served.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Revocation {
+    pub seq: i64,
+    pub subject: String,
+    pub not_before: i64,
+}
+
+/// Ends every token of `subject` issued up to now, in the caller's transaction: the revocation commits with the
+/// change that causes it, or neither does.
+pub async fn revoke<'e>(ex: impl PgExecutor<'e>, subject: &str, reason: &str) -> sqlx::Result<()> {
+    let now = chrono::Utc::now().timestamp();
+    sqlx::query("INSERT INTO revocations (subject, not_before, reason) VALUES ($1, $2, $3)")
+        .bind(subject)
+        .bind(now)
+        .bind(reason)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Revocations after `after_seq` still inside the window, in order, at most [`PAGE`].
+pub async fn since<'e>(ex: impl PgExecutor<'e>, after_seq: i64) -> sqlx::Result<Vec<Revocation>> {
+    sqlx::query_as(
+        "SELECT seq, subject, not_before FROM revocations \
+         WHERE seq > $1 AND at > now() - make_interval(secs => $2) ORDER BY seq LIMIT $3",
+    )
+    .bind(after_seq)
+    .bind(WINDOW_SECS as f64)
+    .bind(PAGE)
+    .fetch_all(ex)
+    .await
+}
+
+/// The `iat` for a token of `subject` issued now. Tokens are dated in whole seconds and a revocation ends the
+/// tokens issued in its own second too, so a token issued after a revocation in that same second (a client
+/// signing in with its rotated secret at once) is dated one second later: it is not mistaken for one the
+/// revocation ended. Its `nbf` stays now, so it is usable at once.
+pub async fn issue_time<'e>(ex: impl PgExecutor<'e>, subject: &str, now: u64) -> sqlx::Result<u64> {
+    let latest: Option<i64> = sqlx::query_scalar("SELECT max(not_before) FROM revocations WHERE subject = $1")
+        .bind(subject)
+        .fetch_one(ex)
+        .await?;
+    let after = latest.and_then(|t| u64::try_from(t).ok()).map_or(0, |t| t + 1);
+    Ok(now.max(after))
+}
+
+/// A person's token subject, as the issuer writes it.
+pub fn person_subject(person: uuid::Uuid) -> String {
+    format!("person:{person}")
+}
+
+pub fn client_subject(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
+impl Issuer {
+    /// Ends a client credential and the tokens it holds; NOT_FOUND when there is no such live client.
+    pub async fn revoke_client(&self, client_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE clients SET disabled_at = now() WHERE client_id = $1 AND disabled_at IS NULL")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("client {client_id}")));
+        }
+        revoke(&mut *tx, &client_subject(client_id), "client revoked").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A new secret for a live client, returned once; the old one stops working and its tokens end.
+    pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String> {
+        let (secret, hash) = secrets::random_token()?;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE clients SET secret_hash = $2 WHERE client_id = $1 AND disabled_at IS NULL")
+            .bind(client_id)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("client {client_id}")));
+        }
+        revoke(&mut *tx, &client_subject(client_id), "client secret rotated").await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    pub async fn list_revocations(&self, after_seq: i64) -> Result<Vec<Revocation>> {
+        Ok(since(&self.pool, after_seq).await?)
+    }
+}
+
+/// The registry's own verifier follows the table directly (it is the table's owner; no call to itself).
+pub async fn fetch_local(pool: &sqlx::PgPool, after_seq: i64) -> anyhow::Result<Vec<kit::auth::revocation::Revoked>> {
+    let rows = since(pool, after_seq).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+impl From<Revocation> for kit::auth::revocation::Revoked {
+    fn from(r: Revocation) -> Self {
+        Self { seq: r.seq, subject: r.subject, not_before: u64::try_from(r.not_before).unwrap_or(0) }
+    }
+}
