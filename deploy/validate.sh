@@ -25,4 +25,4 @@ if bad:
 print("kustomizations: all references resolve")
 PY
 python3 -m kubernetes_validate --strict --kubernetes-version 1.30.0 base/config.yaml base/intake.yaml base/routing.yaml \
-  base/registry.yaml base/supervision.yaml base/subsidy.yaml base/gateway.yaml nats/nats.yaml
+  base/registry.yaml base/supervision.yaml base/subsidy.yaml base/gateway.yaml base/audit-anchor.yaml nats/nats.yaml

@@ -27,6 +27,10 @@ pub struct Config {
 pub struct DbConfig {
     /// Connection URL; it may carry a password, so it is never printed (read it with `.expose()`).
     pub url: Secret<String>,
+    /// The schema owner's URL (DATABASE_MIGRATION_URL), when migrations run as a role of their own: the
+    /// service then runs as `url`'s role with only the privileges the owner grants it (see
+    /// [`crate::db::connect_and_migrate`]). None: one role does both (the demo and tests).
+    pub migration_url: Option<Secret<String>>,
     /// The schema the service owns; its tables, outbox and migration history live there.
     pub schema: String,
     pub max_connections: u32,
@@ -46,6 +50,7 @@ impl DbConfig {
     pub fn new(url: impl Into<String>, schema: impl Into<String>, max_connections: u32) -> Self {
         Self {
             url: Secret::new(url.into()),
+            migration_url: None,
             schema: schema.into(),
             max_connections,
             acquire_timeout: Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
@@ -54,7 +59,7 @@ impl DbConfig {
         }
     }
 
-    /// Reads DATABASE_URL, DATABASE_SCHEMA (default: the service's name), DATABASE_MAX_CONNECTIONS (10),
+    /// Reads DATABASE_URL, DATABASE_MIGRATION_URL (unset), DATABASE_SCHEMA (default: the service's name), DATABASE_MAX_CONNECTIONS (10),
     /// DATABASE_ACQUIRE_TIMEOUT_MS (2000), DATABASE_STATEMENT_TIMEOUT_SECS (30) and
     /// DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS (60).
     pub fn from_env(service: &str) -> Result<Self, ConfigError> {
@@ -71,6 +76,7 @@ impl DbConfig {
                 "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS",
                 DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS,
             )?),
+            migration_url: Some(string_or("DATABASE_MIGRATION_URL", "")).filter(|u| !u.is_empty()).map(Secret::new),
             ..Self::new(
                 string_or("DATABASE_URL", DEFAULT_DATABASE_URL),
                 string_or("DATABASE_SCHEMA", service),

@@ -19,16 +19,40 @@ const PING_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 /// together are safe.
 ///
 /// Migrations run on a connection of their own without the pool's timeouts: waiting for another replica's
-/// migration, or building an index, may rightly take longer than any call should.
+/// migration, or building an index, may rightly take longer than any call should. With a migration URL they
+/// run as the schema's owner, who then grants the runtime role what it needs and no more ([`RUNTIME_GRANTS`]):
+/// the role a compromised service holds cannot drop the audit triggers, rewrite a record or delete one.
 pub async fn connect_and_migrate(cfg: &DbConfig, service: &Migrator) -> anyhow::Result<PgPool> {
-    let options = options(cfg)?;
-    let mut migrating = options.connect().await.map_err(|e| cannot(cfg, &e))?;
+    let owner = match &cfg.migration_url {
+        Some(url) => with_schema(url.expose(), &cfg.schema, "DATABASE_MIGRATION_URL")?,
+        None => options(cfg)?,
+    };
+    let mut migrating = owner.connect().await.map_err(|e| cannot(cfg, &e))?;
     let schema = &cfg.schema;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&mut migrating).await?;
     migrator(service).run(&mut migrating).await?;
+    if cfg.migration_url.is_some() {
+        let runtime = options(cfg)?.get_username().to_owned();
+        let role: String =
+            sqlx::query_scalar("SELECT quote_ident($1)").bind(&runtime).fetch_one(&mut migrating).await?;
+        let grants = RUNTIME_GRANTS.replace("{schema}", schema).replace("{role}", &role);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(grants)).execute(&mut migrating).await?;
+    }
     migrating.close().await?;
     connect(cfg).await
 }
+
+/// What the schema's owner grants the runtime role after every migration (so tables a migration adds are
+/// covered): the service's own tables to read and write, but of the audit trail only appending records and
+/// moving the head, and nothing of the migration history. It owns nothing, so it can neither drop nor alter a
+/// table or trigger, nor switch triggers off (`session_replication_role` needs a superuser).
+pub const RUNTIME_GRANTS: &str = "\
+    GRANT USAGE ON SCHEMA {schema} TO {role}; \
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}; \
+    GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}; \
+    REVOKE ALL ON {schema}._sqlx_migrations FROM {role}; \
+    REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.audit_log FROM {role}; \
+    REVOKE INSERT, DELETE, TRUNCATE ON {schema}.audit_head FROM {role};";
 
 /// Connects with the service's schema first on the search path, without migrating (operator commands).
 /// Pooled connections carry the statement and idle-in-transaction timeouts, and the pool refuses after the
@@ -61,16 +85,17 @@ pub async fn connect(cfg: &DbConfig) -> anyhow::Result<PgPool> {
 
 /// The connection options: the URL with the service's schema first on the search path.
 fn options(cfg: &DbConfig) -> anyhow::Result<PgConnectOptions> {
-    let schema = &cfg.schema;
+    with_schema(cfg.url.expose(), &cfg.schema, "DATABASE_URL")
+}
+
+fn with_schema(url: &str, schema: &str, var: &str) -> anyhow::Result<PgConnectOptions> {
     if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
         anyhow::bail!("DATABASE_SCHEMA must be lowercase letters, digits and underscores, got {schema:?}");
     }
-    Ok(cfg
-        .url
-        .expose()
+    Ok(url
         .parse::<PgConnectOptions>()
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL does not parse: {e}"))?
-        .options([("search_path", schema.as_str())])
+        .map_err(|e| anyhow::anyhow!("{var} does not parse: {e}"))?
+        .options([("search_path", schema)])
         .log_statements(tracing::log::LevelFilter::Trace))
 }
 

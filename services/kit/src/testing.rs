@@ -266,6 +266,9 @@ impl Drop for TestInfra {
                 {
                     let sql = format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)");
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                    // Roles are the cluster's, not the database's: the test's own goes once the database has.
+                    let sql = format!("DROP ROLE IF EXISTS {db_name}_runtime");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
                 }
             });
         });
@@ -274,6 +277,22 @@ impl Drop for TestInfra {
 }
 
 impl TestInfra {
+    /// A login role of this test's own (`<database>_runtime`) holding no privileges, and this database's URL
+    /// as that role: a service run as it, migrated by the owner ([`DbConfig::migration_url`]), has only what
+    /// the owner grants. The role is dropped with the database.
+    pub async fn runtime_role(&self) -> String {
+        let role = format!("{}_runtime", self.db_name);
+        let opts = self.admin_url.parse::<sqlx::postgres::PgConnectOptions>().expect("admin url");
+        let mut admin = sqlx::PgConnection::connect_with(&opts).await.expect("admin connection");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} LOGIN")))
+            .execute(&mut admin)
+            .await
+            .expect("create the runtime role");
+        let host = self.db_url.rsplit_once('@').map_or(self.db_url.as_str(), |(_, h)| h);
+        let host = host.strip_prefix("postgres://").unwrap_or(host);
+        format!("postgres://{role}@{host}")
+    }
+
     /// A client as `ops`.
     pub async fn connect(&self) -> async_nats::Client {
         crate::events::connect_options(&self.nats).connect(&self.nats.url).await.expect("nats as ops")

@@ -2,6 +2,7 @@
 //! their binaries start them, and the demo data seeded through their APIs. `cargo run -p suite` uses it for
 //! local work; the end-to-end tests use it on their own database and stream.
 
+pub mod audit_cli;
 pub mod bench;
 pub mod faults;
 pub mod seed;

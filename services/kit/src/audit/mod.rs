@@ -6,9 +6,11 @@
 //! does around the triggers. If a record cannot be written, `append` fails and so must the action it guards.
 //!
 //! - [`AuditLog`]: the writer handle; appends are group-committed, many records per transaction.
-//! - [`verify`]: walks the chain and names the first broken link.
+//! - [`verify`]: walks the chain and names the first broken link; [`verify_anchored`] also checks it against
+//!   the signed anchors kept outside the database ([`anchor`]).
 //! - [`grpc::AuditService`]: `zongzhi.audit.v1.Audit`, listing and verifying over gRPC.
 
+pub mod anchor;
 mod chain;
 pub mod grpc;
 mod store;
@@ -16,7 +18,7 @@ mod verify;
 mod writer;
 
 pub use chain::{AuditKey, DEV_KEY, GENESIS, HASH_LEN};
-pub use verify::{Break, BreakKind, PROGRESS_EVERY, VerifyReport, verify};
+pub use verify::{Break, BreakKind, PROGRESS_EVERY, RETENTION_DAYS, VerifyReport, verify, verify_anchored};
 pub use writer::AuditLog;
 
 /// One audited action, as the caller knows it. The writer adds the sequence number, the server time and the

@@ -37,6 +37,12 @@ pub(crate) async fn head(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, Vec<u8>)
     sqlx::query_as("SELECT seq, hash FROM audit_head").fetch_one(db).await
 }
 
+/// The last record's seq and the head's, read in one statement (one snapshot): a writer inserts its records
+/// and moves the head in one statement too, so the two differ only when someone moved the head by hand.
+pub(crate) async fn last_and_head(db: impl PgExecutor<'_>) -> sqlx::Result<(Option<i64>, i64)> {
+    sqlx::query_as("SELECT (SELECT max(seq) FROM audit_log), (SELECT seq FROM audit_head)").fetch_one(db).await
+}
+
 /// Chains `entries` onto the locked head and inserts them in one statement; returns the new head.
 pub(crate) async fn append(
     tx: &mut PgConnection,

@@ -1,9 +1,17 @@
 //! Verification: walks the chain in order a page at a time and names the first broken link.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::chain::{AuditKey, GENESIS};
+use super::anchor::Anchor;
+use super::chain::{AuditKey, GENESIS, hex};
 use super::store;
+
+/// How long records are kept before the purge may remove them (网络安全法 §21: six months); the purge trigger
+/// in `migrations/2_audit.sql` enforces the same.
+pub const RETENTION_DAYS: i64 = 180;
 
 /// Records fetched per query while walking.
 const PAGE: i64 = 1000;
@@ -49,6 +57,12 @@ pub enum BreakKind {
     PrevMismatch,
     /// The head does not point at the last record: records were removed from the end or the head was moved.
     HeadMismatch { last_seq: Option<i64> },
+    /// The record an anchor names is not the one anchored (records were cut and the chain rewritten after).
+    AnchorMismatch { anchored_at: DateTime<Utc> },
+    /// The head is behind the latest anchor: records `seq` up to `anchor_seq` were cut and the head moved back.
+    BehindAnchor { anchor_seq: i64, anchored_at: DateTime<Utc> },
+    /// A record an anchor younger than the retention window names is gone: records were removed early.
+    PurgedEarly { anchored_at: DateTime<Utc> },
 }
 
 impl std::fmt::Display for Break {
@@ -64,14 +78,44 @@ impl std::fmt::Display for Break {
                 Some(last) => write!(f, "seq {seq}: head mismatch (the last record is {last})"),
                 None => write!(f, "seq {seq}: head mismatch (no records)"),
             },
+            BreakKind::AnchorMismatch { anchored_at } => {
+                write!(f, "seq {seq}: not the record anchored at {} (the chain was rewritten)", local(anchored_at))
+            }
+            BreakKind::BehindAnchor { anchor_seq, anchored_at } => write!(
+                f,
+                "seq {seq}: records {seq}..={anchor_seq} are missing (the anchor of {} names seq {anchor_seq}; the head was moved back)",
+                local(anchored_at)
+            ),
+            BreakKind::PurgedEarly { anchored_at } => write!(
+                f,
+                "seq {seq}: purged before the {RETENTION_DAYS}-day retention ended (it was anchored at {})",
+                local(anchored_at)
+            ),
         }
     }
+}
+
+fn local(at: &DateTime<Utc>) -> String {
+    crate::time::local(*at)
 }
 
 /// Recomputes every hash from the first record present to the head, checking that sequence numbers are
 /// contiguous and each prev_hash is the hash before it. Memory stays one page however long the chain;
 /// `progress` is called with the number checked every [`PROGRESS_EVERY`] records and at the end.
-pub async fn verify(pool: &PgPool, key: &AuditKey, mut progress: impl FnMut(u64)) -> anyhow::Result<VerifyReport> {
+pub async fn verify(pool: &PgPool, key: &AuditKey, progress: impl FnMut(u64)) -> anyhow::Result<VerifyReport> {
+    verify_anchored(pool, key, &[], progress).await
+}
+
+/// As [`verify`], and checks the chain against signed anchors ([`super::anchor`], already checked against
+/// their key): each anchored record present must be the one anchored, the head may not be behind the latest
+/// anchor, and no record anchored within the retention window may be gone.
+pub async fn verify_anchored(
+    pool: &PgPool,
+    key: &AuditKey,
+    anchors: &[Anchor],
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<VerifyReport> {
+    let anchored: HashMap<i64, &Anchor> = anchors.iter().map(|a| (a.seq, a)).collect();
     let (head_seq, head_hash) = store::head(pool).await?;
     let mut report = VerifyReport { checked: 0, first_seq: None, head_seq, broken: None };
     // The last record checked: its seq and hash.
@@ -107,6 +151,11 @@ pub async fn verify(pool: &PgPool, key: &AuditKey, mut progress: impl FnMut(u64)
                 progress(report.checked);
                 return Ok(report);
             }
+            if let Some(a) = anchored.get(&seq).filter(|a| a.hash != hex(&record.hash)) {
+                report.broken = Some(Break { seq, kind: BreakKind::AnchorMismatch { anchored_at: a.at } });
+                progress(report.checked);
+                return Ok(report);
+            }
             if report.checked.is_multiple_of(PROGRESS_EVERY) {
                 progress(report.checked);
             }
@@ -115,7 +164,37 @@ pub async fn verify(pool: &PgPool, key: &AuditKey, mut progress: impl FnMut(u64)
     }
     progress(report.checked);
     report.broken = head_break(head_seq, &head_hash, last);
+    if report.broken.is_none() {
+        // Records past the head: the head was moved back by hand (the runtime role may update it), leaving the
+        // newest records outside the walk.
+        if let (Some(last), head) = store::last_and_head(pool).await?
+            && last > head
+        {
+            report.broken = Some(Break { seq: head, kind: BreakKind::HeadMismatch { last_seq: Some(last) } });
+        }
+    }
+    if report.broken.is_none() {
+        report.broken = anchor_break(&report, anchors, Utc::now());
+    }
     Ok(report)
+}
+
+/// What the anchors say about the ends of an otherwise intact chain: the head behind the latest anchor (the
+/// newest records cut), or an anchored record younger than the retention window gone (the oldest cut early).
+fn anchor_break(report: &VerifyReport, anchors: &[Anchor], now: DateTime<Utc>) -> Option<Break> {
+    if let Some(latest) = anchors.iter().max_by_key(|a| a.seq)
+        && latest.seq > report.head_seq
+    {
+        let kind = BreakKind::BehindAnchor { anchor_seq: latest.seq, anchored_at: latest.at };
+        return Some(Break { seq: report.head_seq + 1, kind });
+    }
+    let first = report.first_seq.unwrap_or(report.head_seq + 1);
+    let window = now - chrono::Duration::days(RETENTION_DAYS);
+    anchors
+        .iter()
+        .filter(|a| a.seq >= 1 && a.seq < first && a.at > window)
+        .min_by_key(|a| a.seq)
+        .map(|a| Break { seq: a.seq, kind: BreakKind::PurgedEarly { anchored_at: a.at } })
 }
 
 /// The head must name the last record and its hash. An empty table is intact only at the genesis head: the

@@ -333,7 +333,7 @@ impl std::fmt::Debug for Signer {
 }
 
 /// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410): a fixed 16-byte prefix, then the 32 bytes.
-const ED25519_PKCS8_PREFIX: [u8; 16] =
+pub(crate) const ED25519_PKCS8_PREFIX: [u8; 16] =
     [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
 impl Signer {

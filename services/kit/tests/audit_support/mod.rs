@@ -28,7 +28,22 @@ impl Harness {
     pub async fn new() -> Self {
         kit::testing::init_tracing();
         let infra = TestInfra::new().await;
-        let pool = kit::db::connect_and_migrate(&infra.db(SCHEMA), &NO_MIGRATIONS).await.unwrap();
+        let db = infra.db(SCHEMA);
+        Self::with(infra, db).await
+    }
+
+    /// The schema migrated by its owner and the writer run as a runtime role of its own, as a deployment
+    /// with DATABASE_MIGRATION_URL runs it.
+    pub async fn runtime_role() -> Self {
+        kit::testing::init_tracing();
+        let infra = TestInfra::new().await;
+        let mut db = kit::config::DbConfig::new(infra.runtime_role().await, SCHEMA, 5);
+        db.migration_url = Some(kit::config::Secret::new(infra.db_url.clone()));
+        Self::with(infra, db).await
+    }
+
+    async fn with(infra: TestInfra, db: kit::config::DbConfig) -> Self {
+        let pool = kit::db::connect_and_migrate(&db, &NO_MIGRATIONS).await.unwrap();
         let key = AuditKey::new([42; 32]);
         let (stop, shutdown) = kit::shutdown::channel();
         let (log, task) = AuditLog::start(pool.clone(), key.clone(), shutdown);

@@ -1,14 +1,18 @@
-//! `cargo run -p suite --bin audit_verify -- --schema intake`: walks one service's audit chain and says
-//! whether it is intact (exit 0) or where it first breaks (exit 1); exit 2 when it cannot check at all.
+//! `cargo run -p suite --bin audit_verify -- --schema intake [--anchors FILE]`: walks each named service's
+//! audit chain and says whether it is intact (exit 0) or where it first breaks (exit 1); exit 2 when it cannot
+//! check at all. With `--anchors`, the chain is also checked against the signed anchors in FILE
+//! (`audit_anchor`), whose public key is AUDIT_ANCHOR_PUBLIC_KEY: a chain whose newest records were cut and
+//! whose head was moved back, or whose oldest were purged early, verifies alone but not against its anchors.
 //! DATABASE_URL (default the local `zongzhi` database) and AUDIT_KEY (64 hex digits) as the service has them.
 
 use std::process::ExitCode;
 
-use kit::audit::{AuditKey, PROGRESS_EVERY, verify};
-use kit::config::string_or;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use kit::audit::anchor::{self, AnchorCheck};
+use kit::audit::{AuditKey, PROGRESS_EVERY, verify_anchored};
+use suite::audit_cli;
 
-const USAGE: &str = "usage: audit_verify --schema SERVICE   (DATABASE_URL, AUDIT_KEY from the environment)";
+const USAGE: &str = "usage: audit_verify --schema SERVICE[,SERVICE…] [--anchors FILE]   \
+(DATABASE_URL, AUDIT_KEY, and with --anchors AUDIT_ANCHOR_PUBLIC_KEY, from the environment)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,9 +27,9 @@ async fn main() -> ExitCode {
     }
 }
 
-/// True when the chain is intact.
+/// True when every chain is intact.
 async fn run() -> anyhow::Result<bool> {
-    let schema = schema_arg(std::env::args().skip(1))?;
+    let args = audit_cli::parse(std::env::args().skip(1), USAGE)?;
     // The demo suite keys its chain with the development key, so verifying the demo needs no key set.
     let key = if std::env::var("AUDIT_KEY").map_or(true, |k| k.trim().is_empty()) {
         eprintln!("warning: AUDIT_KEY is unset; verifying with the development key (the demo suite's)");
@@ -33,23 +37,36 @@ async fn run() -> anyhow::Result<bool> {
     } else {
         AuditKey::from_env()?
     };
-    let url = string_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zongzhi");
-    let options = url
-        .parse::<PgConnectOptions>()
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL does not parse: {e}"))?
-        .options([("search_path", schema.as_str())]);
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e}", kit::db::redact(&url)))?;
-    // Checked first, so a wrong schema reads as such rather than as a missing-relation error.
-    let has_trail: bool = sqlx::query_scalar("SELECT to_regclass('audit_head') IS NOT NULL").fetch_one(&pool).await?;
-    if !has_trail {
-        anyhow::bail!("schema {schema:?} has no audit trail (audit_head not found)");
+    let check = match &args.anchors {
+        Some(_) => Some(AnchorCheck::from_env()?),
+        None => None,
+    };
+    let mut intact = true;
+    for schema in &args.schemas {
+        let anchors = match (&args.anchors, &check) {
+            (Some(file), Some(check)) => anchor::read(file, schema, check)?,
+            _ => Vec::new(),
+        };
+        intact &= verify_one(schema, &key, &anchors, args.anchors.is_some()).await?;
     }
+    Ok(intact)
+}
+
+async fn verify_one(schema: &str, key: &AuditKey, anchors: &[anchor::Anchor], anchored: bool) -> anyhow::Result<bool> {
+    let pool = audit_cli::pool(schema).await?;
     println!("verifying the audit chain of schema {schema}");
-    let report = verify(&pool, &key, |checked| {
+    if anchored {
+        match anchors.iter().max_by_key(|a| a.seq) {
+            Some(latest) => println!(
+                "  against {} signed anchors, the latest seq {} at {}",
+                anchors.len(),
+                latest.seq,
+                kit::time::local(latest.at)
+            ),
+            None => println!("  warning: the anchor file holds no anchor of schema {schema}"),
+        }
+    }
+    let report = verify_anchored(&pool, key, anchors, |checked| {
         if checked > 0 && checked.is_multiple_of(PROGRESS_EVERY) {
             println!("  checked {checked} records");
         }
@@ -67,22 +84,4 @@ async fn run() -> anyhow::Result<bool> {
             Ok(false)
         }
     }
-}
-
-/// `--schema NAME` or `--schema=NAME`, in the form kit accepts for DATABASE_SCHEMA.
-fn schema_arg(mut args: impl Iterator<Item = String>) -> anyhow::Result<String> {
-    let mut schema = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--schema" => schema = args.next(),
-            a if a.starts_with("--schema=") => schema = Some(a["--schema=".len()..].to_owned()),
-            "-h" | "--help" => anyhow::bail!("{USAGE}"),
-            other => anyhow::bail!("unexpected argument {other:?}\n{USAGE}"),
-        }
-    }
-    let schema = schema.ok_or_else(|| anyhow::anyhow!("--schema is required\n{USAGE}"))?;
-    if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        anyhow::bail!("--schema must be lowercase letters, digits and underscores, got {schema:?}");
-    }
-    Ok(schema)
 }
