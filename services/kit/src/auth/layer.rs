@@ -157,7 +157,7 @@ where
                 }
                 let call = self.inner.call(req);
                 Box::pin(async move {
-                    let response = call.await?;
+                    let response = undecodable_is_invalid(call.await?);
                     let (Some(log), Some(mut e)) = (audit, entry.take()) else { return Ok(response) };
                     e.outcome = outcome(response.headers());
                     if let Some(t) = response.extensions().get::<AuditTarget>() {
@@ -249,6 +249,22 @@ fn trace_id() -> String {
     let cx = tracing::Span::current().context();
     let id = cx.span().span_context().trace_id();
     if id == opentelemetry::trace::TraceId::INVALID { String::new() } else { id.to_string() }
+}
+
+/// tonic answers a request message that does not decode (cut short, a string that is not UTF-8, a wrong wire
+/// type) with INTERNAL, as the gRPC library convention has it. To a government client and to our alerts that
+/// reads as a fault of the server; it is bad input, so it becomes INVALID_ARGUMENT, keeping prost's message,
+/// which names the field (`RegisterCaseRequest.title: invalid string value`). Found by `tests/grpc_fuzz.rs`.
+fn undecodable_is_invalid(mut response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    let internal = headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"13");
+    let undecodable = headers
+        .get("grpc-message")
+        .is_some_and(|m| m.as_bytes().starts_with(b"failed%20to%20decode%20Protobuf%20message"));
+    if internal && undecodable {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
 }
 
 /// A unary reply that failed carries its status in the headers (trailers-only); one that succeeded does not.
