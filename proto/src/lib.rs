@@ -2,6 +2,18 @@
 
 #![allow(clippy::all, clippy::unwrap_used)]
 
+pub mod codec;
+
+/// What a message names, for the audit record of a call carrying it (generated from the descriptors by
+/// `build.rs`: its identifier fields as `name=value`; empty for a message naming nothing).
+pub trait Targeted {
+    fn audit_target(&self) -> String {
+        String::new()
+    }
+}
+
+include!(concat!(env!("OUT_DIR"), "/targets.rs"));
+
 /// The encoded `FileDescriptorSet` of every Zongzhi proto, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 

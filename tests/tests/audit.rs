@@ -128,3 +128,46 @@ async fn unmasking_a_phone_takes_a_role_a_reason_and_leaves_a_record() {
     assert_eq!((status, body["code"].as_str()), (429, Some("RESOURCE_EXHAUSTED")), "{body}");
     world.stop().await;
 }
+
+#[tokio::test]
+async fn every_record_names_what_the_call_acted_on_and_why_it_was_refused() {
+    let world = World::start().await;
+    let mut anonymous =
+        proto::gateway::v1::desk_client::DeskClient::connect(format!("http://{}", world.suite.gateway_grpc))
+            .await
+            .unwrap();
+    let guess = proto::registry::v1::SignInRequest {
+        username: "no-such-user".into(),
+        password: "Guess-1234".into(),
+        otp: String::new(),
+    };
+    assert_eq!(anonymous.sign_in(guess).await.unwrap_err().code(), Code::Unauthenticated);
+    let (mut sysadmin, _) = world.sign_in("sysadmin").await;
+    sysadmin.disable_account(proto::registry::v1::DisableAccountRequest { username: "gw-002".into() }).await.unwrap();
+    let (mut dispatcher, _) = world.sign_in("xg-dispatcher").await;
+    let missing = "00000000-0000-4000-8000-00000000abcd";
+    let lost = dispatcher.get_task(proto::routing::v1::GetTaskRequest { task_id: missing.into() }).await.unwrap_err();
+    assert_eq!(lost.code(), Code::NotFound);
+
+    let (_, auditor_token) = world.sign_in("auditor").await;
+    let records = |addr: std::net::SocketAddr, action: &'static str| {
+        let token = auditor_token.clone();
+        async move {
+            let url = format!("http://{addr}");
+            let mut auditor = AuditClient::new(kit::testing::connect_as(&url, &token).await);
+            let request = ListRecordsRequest { action: action.into(), page_size: 100, ..Default::default() };
+            auditor.list_records(request).await.unwrap().into_inner().records
+        }
+    };
+    let sign_ins = records(world.suite.registry, "/zongzhi.registry.v1.Auth/SignIn").await;
+    let guessed = sign_ins.iter().find(|r| r.target == "username=no-such-user").expect("the name tried is named");
+    assert_eq!(guessed.outcome, "UNAUTHENTICATED", "{guessed:?}");
+    assert!(!guessed.reason.is_empty(), "the refusal says why: {guessed:?}");
+    let disabled = records(world.suite.registry, "/zongzhi.registry.v1.Auth/DisableAccount").await;
+    assert!(disabled.iter().any(|r| r.target == "username=gw-002" && r.outcome == "ok"), "{disabled:?}");
+    let reads = records(world.suite.routing, "/zongzhi.routing.v1.Routing/GetTask").await;
+    let read = reads.iter().find(|r| r.target == format!("task_id={missing}")).expect("the task asked for is named");
+    assert_eq!(read.outcome, "NOT_FOUND", "{read:?}");
+    assert!(!read.reason.is_empty(), "the refusal says why: {read:?}");
+    world.stop().await;
+}

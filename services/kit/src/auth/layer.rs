@@ -155,14 +155,23 @@ where
                 if let Some(p) = principal {
                     req.extensions_mut().insert(p);
                 }
-                let call = self.inner.call(req);
+                let decoded = Arc::new(std::sync::Mutex::new(None));
+                let call = proto::codec::DECODED.scope(decoded.clone(), self.inner.call(req));
                 Box::pin(async move {
                     let response = undecodable_is_invalid(call.await?);
                     let (Some(log), Some(mut e)) = (audit, entry.take()) else { return Ok(response) };
                     e.outcome = outcome(response.headers());
+                    if e.outcome != "ok" {
+                        // A refusal inside the handler (out of scope, a state that does not allow the move) says why.
+                        e.reason = reason(response.headers());
+                    }
+                    // The handler's own word on the object wins; else what the request named.
                     if let Some(t) = response.extensions().get::<AuditTarget>() {
                         e.target.clone_from(&t.target);
                         e.detail.clone_from(&t.detail);
+                    } else if let Some(named) = decoded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+                    {
+                        e.target = named;
                     }
                     match log.append(e).await {
                         Ok(()) => Ok(response),
@@ -265,6 +274,27 @@ fn undecodable_is_invalid(mut response: http::Response<tonic::body::Body>) -> ht
         headers.insert("grpc-status", http::HeaderValue::from_static("3"));
     }
     response
+}
+
+/// The status message of a failed reply (percent-encoded on the wire), cut at 200 characters.
+fn reason(headers: &http::HeaderMap) -> String {
+    let raw = headers.get("grpc-message").map(http::HeaderValue::as_bytes).unwrap_or_default();
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (raw[i], raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                bytes.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                bytes.push(b);
+                i += 1;
+            }
+        }
+    }
+    truncate(&String::from_utf8_lossy(&bytes), 200).to_owned()
 }
 
 /// A unary reply that failed carries its status in the headers (trailers-only); one that succeeded does not.
