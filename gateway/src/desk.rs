@@ -36,39 +36,18 @@ pub struct DeskService {
     verifier: Arc<kit::auth::Verifier>,
     edge: Arc<crate::limit::Edge>,
     /// Proxies (an ingress) whose X-Forwarded-For is believed (GATEWAY_TRUSTED_PROXIES).
-    trusted_proxies: Arc<[std::net::IpAddr]>,
+    trusted_proxies: kit::proxies::Proxies,
 }
 
 /// The metadata key the JSON face puts its TCP peer in, for the Desk; never read on the gRPC face.
 pub const PEER: &str = "x-zongzhi-peer";
-
-/// The client's address: `peer`, unless `peer` is a trusted proxy; then the nearest address of X-Forwarded-For
-/// (read from the right, as each proxy appends the one it saw) that is not itself a trusted proxy. Garbage in
-/// the header ends the walk at the last address known good.
-pub fn client_address(
-    peer: std::net::IpAddr,
-    forwarded: Option<&str>,
-    trusted: &[std::net::IpAddr],
-) -> std::net::IpAddr {
-    let mut client = peer;
-    for hop in forwarded.unwrap_or_default().rsplit(',') {
-        if !trusted.contains(&client) {
-            break;
-        }
-        match hop.trim().parse() {
-            Ok(addr) => client = addr,
-            Err(_) => break,
-        }
-    }
-    client
-}
 
 impl DeskService {
     pub fn connect(
         b: &Backends,
         verifier: Arc<kit::auth::Verifier>,
         edge: Arc<crate::limit::Edge>,
-        trusted_proxies: &[std::net::IpAddr],
+        trusted_proxies: &kit::proxies::Proxies,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             intake: IntakeClient::new(kit::grpc::channel(&b.intake)?),
@@ -82,7 +61,7 @@ impl DeskService {
             auth: AuthClient::new(kit::grpc::channel(&b.registry)?),
             verifier,
             edge,
-            trusted_proxies: trusted_proxies.into(),
+            trusted_proxies: trusted_proxies.clone(),
         })
     }
 
@@ -101,7 +80,7 @@ impl DeskService {
             None => headers.get(PEER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()),
         };
         let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let client = peer.map(|p| client_address(p, forwarded, &self.trusted_proxies));
+        let client = peer.map(|p| self.trusted_proxies.client(p, forwarded));
         let public = kit::auth::policy::access(&path) == Some(kit::auth::policy::Access::Public);
         let admitted = self.edge.admit(client, public)?;
         // A gRPC call was admitted by the server's auth layer already (its principal is attached); a call from
@@ -227,25 +206,4 @@ forward! {
     routing.list_task_queue / "ListTaskQueue" (routing::ListTaskQueueRequest) -> routing::ListTaskQueueResponse;
     supervision.get_rates / "GetRates" (supervision::GetRatesRequest) -> supervision::GetRatesResponse;
     supervision.export_rates / "ExportRates" (supervision::ExportRatesRequest) -> supervision::ExportRatesResponse;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::client_address;
-    use std::net::IpAddr;
-
-    #[test]
-    fn forwarded_addresses_count_only_from_trusted_proxies() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let ingress = [ip("10.0.0.2"), ip("10.0.0.3")];
-        let (client, stranger) = (ip("203.0.113.7"), ip("198.51.100.9"));
-        assert_eq!(client_address(stranger, Some("1.2.3.4"), &ingress), stranger, "a client's own header is ignored");
-        assert_eq!(client_address(ip("10.0.0.2"), Some("203.0.113.7"), &ingress), client);
-        // Spoofed hops to the left of what the ingress appended are not believed.
-        assert_eq!(client_address(ip("10.0.0.2"), Some("1.2.3.4, 203.0.113.7"), &ingress), client);
-        // Through two trusted proxies.
-        assert_eq!(client_address(ip("10.0.0.2"), Some("203.0.113.7, 10.0.0.3"), &ingress), client);
-        assert_eq!(client_address(ip("10.0.0.2"), Some("garbage"), &ingress), ip("10.0.0.2"));
-        assert_eq!(client_address(ip("10.0.0.2"), None, &ingress), ip("10.0.0.2"));
-    }
 }

@@ -40,7 +40,7 @@ pub struct Settings {
     pub auth_per_minute: u32,
     /// The proxies in front of the gateway (an ingress) whose X-Forwarded-For names the client
     /// (GATEWAY_TRUSTED_PROXIES, comma-separated addresses; none by default: the peer is the client).
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: kit::proxies::Proxies,
 }
 
 /// One client address's share of the calls in flight in a deployment (GATEWAY_MAX_INFLIGHT_PER_CLIENT). The
@@ -73,7 +73,7 @@ impl Settings {
             max_in_flight_per_client: DEFAULT_MAX_IN_FLIGHT,
             auth_burst: DEFAULT_AUTH_BURST,
             auth_per_minute: DEFAULT_AUTH_PER_MINUTE,
-            trusted_proxies: Vec::new(),
+            trusted_proxies: kit::proxies::Proxies::default(),
         }
     }
 
@@ -96,12 +96,7 @@ impl Settings {
             max_in_flight_per_client: parse_or("GATEWAY_MAX_INFLIGHT_PER_CLIENT", DEFAULT_MAX_IN_FLIGHT_PER_CLIENT)?,
             auth_burst: parse_or("GATEWAY_AUTH_BURST", DEFAULT_AUTH_BURST)?,
             auth_per_minute: parse_or("GATEWAY_AUTH_PER_MINUTE", DEFAULT_AUTH_PER_MINUTE)?,
-            trusted_proxies: kit::config::string_or("GATEWAY_TRUSTED_PROXIES", "")
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().map_err(|_| anyhow::anyhow!("GATEWAY_TRUSTED_PROXIES: {s:?} is not an IP address")))
-                .collect::<anyhow::Result<_>>()?,
+            trusted_proxies: kit::proxies::Proxies::from_env("GATEWAY_TRUSTED_PROXIES")?,
             ..Self::new(grpc_addr, http_addr, backends, kit::auth::AuthConfig::from_env()?)
         })
     }
@@ -139,7 +134,12 @@ pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
             routes,
             &["zongzhi.gateway.v1.Desk"],
             // The gateway keeps no records of its own: every call it forwards is recorded by the service.
-            kit::auth::layer::Guard { verifier, audit: None, deadline: Some(limit::CALL_DEADLINE) },
+            kit::auth::layer::Guard {
+                verifier,
+                audit: None,
+                deadline: Some(limit::CALL_DEADLINE),
+                trusted_proxies: config.trusted_proxies.clone(),
+            },
             app.shutdown(),
         ),
     );

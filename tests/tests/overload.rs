@@ -77,7 +77,7 @@ async fn an_overloaded_gateway_sheds_calls_at_once_and_recovers() {
         max_in_flight_per_client: LIMIT,
         auth_burst: gateway::DEFAULT_AUTH_BURST,
         auth_per_minute: gateway::DEFAULT_AUTH_PER_MINUTE,
-        trusted_proxies: vec![],
+        trusted_proxies: kit::proxies::Proxies::default(),
     })
     .await
     .unwrap();

@@ -152,6 +152,7 @@ impl Foundation {
             verifier,
             audit: Some((audit, config.audit_key.clone(), pool.clone())),
             deadline: None,
+            trusted_proxies: config.auth.trusted_proxies.clone(),
         };
         Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new(), guard })
     }

@@ -248,6 +248,9 @@ pub struct AuthConfig {
     /// (it reads its own table) and where nothing is followed.
     pub revocations_url: Option<String>,
     pub revocation_poll: std::time::Duration,
+    /// The proxies whose X-Forwarded-For a service believes for the audit record's client address (the
+    /// gateway's addresses or its pods' network): TRUSTED_PROXIES. None by default: the peer is the client.
+    pub trusted_proxies: crate::proxies::Proxies,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -268,7 +271,8 @@ impl AuthConfig {
     /// at most 300), SERVICE_KEY (64 hex digits), and for the registry's embedded sign-in AUTH_SIGNING_KEY (64
     /// hex digits) with AUTH_SIGNING_KID (`zongzhi-1`), AUTH_REVOCATIONS_URL (the registry whose revocation list
     /// is followed; by default REGISTRY_URL, else the registry's port on this host) polled every
-    /// AUTH_REVOCATION_POLL_MS (2000). Without trusted keys the service does not start.
+    /// AUTH_REVOCATION_POLL_MS (2000), TRUSTED_PROXIES (addresses or CIDR blocks whose X-Forwarded-For is
+    /// believed; none by default). Without trusted keys the service does not start.
     pub fn from_env() -> anyhow::Result<Self> {
         use crate::config::{parse_or, string_or};
         let jwks_url = Some(string_or("AUTH_JWKS_URL", "")).filter(|u| !u.is_empty());
@@ -328,6 +332,7 @@ impl AuthConfig {
                 "AUTH_REVOCATION_POLL_MS",
                 u64::try_from(revocation::DEFAULT_POLL.as_millis()).unwrap_or(2000),
             )?),
+            trusted_proxies: crate::proxies::Proxies::from_env("TRUSTED_PROXIES")?,
         })
     }
 

@@ -19,6 +19,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod page;
 pub mod pii;
+pub mod proxies;
 pub mod shutdown;
 pub mod telemetry;
 pub mod throttle;

@@ -21,6 +21,7 @@ async fn serve(h: &Harness) -> (AuditClient<Channel>, kit::shutdown::Trigger) {
         verifier: std::sync::Arc::new(kit::auth::Verifier::new(&kit::testing::keys().auth("registry").trust).unwrap()),
         audit: None,
         deadline: None,
+        trusted_proxies: kit::proxies::Proxies::default(),
     };
     tokio::spawn(async move { kit::grpc::serve(listener, routes, &[SERVICE_NAME], guard, shutdown).await });
     (AuditClient::new(kit::testing::connect(&url).await), stop)

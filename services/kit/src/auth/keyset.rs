@@ -87,6 +87,7 @@ impl KeySet {
             issuer_key: (service == "registry").then(|| (self.issuer_kid.clone(), self.issuer_seed)),
             revocations_url: None,
             revocation_poll: revocation::DEFAULT_POLL,
+            trusted_proxies: crate::proxies::Proxies::default(),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Guard {
     /// The longest a call may take, reading its request included (DEADLINE_EXCEEDED after), on a server whose
     /// clients are outside: the gateway's. Services behind it have none: their streaming imports run long.
     pub deadline: Option<std::time::Duration>,
+    /// Whose X-Forwarded-For names the client in the audit record; from anyone else the header is ignored.
+    pub trusted_proxies: crate::proxies::Proxies,
 }
 
 #[derive(Clone)]
@@ -149,7 +151,9 @@ where
             admitted => admitted,
         };
         let audit = self.guard.audit.as_ref().map(|(log, _, _)| log.clone()).filter(|_| audited(req.uri().path()));
-        let mut entry = audit.as_ref().map(|_| entry_for(&req, decision.as_ref().ok().and_then(Option::as_ref)));
+        let mut entry = audit
+            .as_ref()
+            .map(|_| entry_for(&req, decision.as_ref().ok().and_then(Option::as_ref), &self.guard.trusted_proxies));
         match decision {
             Ok(principal) => {
                 if let Some(p) = principal {
@@ -222,16 +226,26 @@ fn audited(path: &str) -> bool {
 }
 
 /// The record of a call before its outcome: who (and under which grant), what, from where, in which trace.
-fn entry_for<B>(req: &http::Request<B>, principal: Option<&Arc<Principal>>) -> AuditEntry {
+fn entry_for<B>(
+    req: &http::Request<B>,
+    principal: Option<&Arc<Principal>>,
+    trusted: &crate::proxies::Proxies,
+) -> AuditEntry {
     let path = req.uri().path();
     let grant = principal.and_then(|p| match policy::access(path) {
         Some(Access::Needs(perm) | Access::NeedsOrService(perm, _)) => p.grant_for(perm).or(p.grants.first()),
         _ => p.grants.first(),
     });
-    let peer = peer(req).map(|a| a.to_string()).unwrap_or_default();
-    // A forwarded address is what the caller says; it is kept beside the peer, never instead of it.
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let client_addr = if forwarded.is_empty() { peer } else { format!("{peer} for {}", truncate(forwarded, 64)) };
+    // The client behind a trusted proxy (the gateway) as the proxy says, beside the proxy; from anyone else a
+    // forwarded address is only what the caller claims, and the record names the peer alone.
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client_addr = match peer(req) {
+        Some(p) => match trusted.client(p, forwarded) {
+            client if client == p => p.to_string(),
+            client => format!("{client} via {p}"),
+        },
+        None => String::new(),
+    };
     AuditEntry {
         actor: principal.map(|p| p.subject.clone()).unwrap_or_else(|| "anonymous".into()),
         role: grant.map(|g| g.role.as_str().to_owned()).unwrap_or_default(),

@@ -113,7 +113,12 @@ async fn over_grpc(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let routes = tonic::service::Routes::new(service);
     let verifier = std::sync::Arc::new(kit::auth::Verifier::new(&keys()?.auth(registry::NAME).trust)?);
     // Queries only, and no audit trail: this measures the ledger, not the audit writer.
-    let guard = kit::auth::layer::Guard { verifier, audit: None, deadline: None };
+    let guard = kit::auth::layer::Guard {
+        verifier,
+        audit: None,
+        deadline: None,
+        trusted_proxies: kit::proxies::Proxies::default(),
+    };
     let server = tokio::spawn(kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Ledger"], guard, shutdown));
     time_client("over gRPC", &url).await?;
     trigger.fire();
