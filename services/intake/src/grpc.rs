@@ -41,9 +41,11 @@ impl pb::intake_server::Intake for IntakeService {
     async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::GetCaseResponse>, Status> {
         let who = kit::auth::principal(&request)?;
         let case_ref = parsed(field::text("case_ref", &request.get_ref().case_ref, 64))?;
-        let file = self.0.file(case_ref, &who.scope(Permission::ReadCase)).await?;
+        let scope = who.scope(Permission::ReadCase);
+        let file = self.0.file(case_ref, &scope).await?;
         let target = format!("case:{}", file.case.id);
-        Ok(kit::audit::target(Response::new(pb::GetCaseResponse { case: Some(to_case(file)) }), target))
+        let case = viewed(&scope, to_case(file));
+        Ok(kit::audit::target(Response::new(pb::GetCaseResponse { case: Some(case) }), target))
     }
 
     async fn unmask_party(
@@ -67,7 +69,7 @@ impl pb::intake_server::Intake for IntakeService {
         let req = request.into_inner();
         let center = parsed(field::division_code("center_code", &req.center_code))?;
         let (found, next_page_token) = self.0.list(center, &scope, req.page_size, &req.page_token).await?;
-        let cases = found.into_iter().map(|case| to_case(CaseFile::summary(case))).collect();
+        let cases = found.into_iter().map(|case| viewed(&scope, to_case(CaseFile::summary(case)))).collect();
         Ok(Response::new(pb::ListCasesResponse { cases, next_page_token }))
     }
 
@@ -183,6 +185,11 @@ fn to_candidate(d: Duplicate) -> pb::DuplicateCandidate {
         same_grid: k.same_grid,
         text_similarity: k.text_similarity,
     }
+}
+
+/// The case as the reader may see it: the status view for another system's client, the file for staff.
+fn viewed(scope: &kit::auth::ScopeSet, case: pb::Case) -> pb::Case {
+    if crate::status_view::client_only(scope) { crate::status_view::of(case) } else { case }
 }
 
 fn to_party(p: Party) -> pb::Party {

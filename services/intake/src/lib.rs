@@ -9,6 +9,7 @@ pub mod inflight;
 pub mod scope;
 pub mod service;
 pub mod settings;
+pub mod status_view;
 
 use kit::app::{Foundation, Running};
 use proto::intake::v1::intake_server::IntakeServer;

@@ -10,6 +10,12 @@ pub fn mask_id_number(id: &str) -> String {
     mask(id, 4, 4)
 }
 
+/// `张*` / `欧阳**`: the first character of a name, the rest hidden, for readers outside the center (another
+/// system's status view).
+pub fn mask_name(name: &str) -> String {
+    mask(name, 1, 0)
+}
+
 fn mask(s: &str, head: usize, tail: usize) -> String {
     let chars: Vec<char> = s.chars().collect();
     if chars.len() <= head + tail {

@@ -2,7 +2,9 @@
 //! one call → response.
 //!
 //! Ledger reads stay open to every signed-in caller: a row is counts of open, overdue and closed cases per
-//! node, with no case, party or person in it, and the tree it hangs on is public. Directives are scoped: the
+//! node, with no case, party or person in it, and the tree it hangs on is public. Its risk counts (风险隐患: how
+//! many hazards a village has, and how many are overdue) are not public: they are shown only at nodes the
+//! caller's case-reading scope holds, and left out elsewhere. Directives are scoped: the
 //! issuing center and the target lie in the issuer's IssueDirective scope, a recipient center in the
 //! answerer's AnswerDirective scope, and a directive is seen only from its issuing side or a receiving side.
 
@@ -33,11 +35,13 @@ async fn visible<T>(pool: &PgPool, request: &Request<T>, id: uuid::Uuid) -> Resu
 }
 
 pub async fn get_ledger(pool: &PgPool, request: Request<pb::GetLedgerRequest>) -> Result<pb::GetLedgerResponse> {
+    let (_, cases) = scope::reach(&request, Permission::ReadCase)?;
     let code = node_code("code", &request.get_ref().code)?;
-    Ok(pb::GetLedgerResponse { row: Some(service::get(pool, code).await?.into()) })
+    Ok(pb::GetLedgerResponse { row: Some(shown(&cases, service::get(pool, code).await?)) })
 }
 
 pub async fn list_ledger(pool: &PgPool, request: Request<pb::ListLedgerRequest>) -> Result<pb::ListLedgerResponse> {
+    let (_, cases) = scope::reach(&request, Permission::ReadCase)?;
     let req = request.into_inner();
     let code = node_code("code", &req.code)?;
     let limit = page_size(req.page_size, 100, 1000);
@@ -45,10 +49,20 @@ pub async fn list_ledger(pool: &PgPool, request: Request<pb::ListLedgerRequest>)
     let children = service::children(pool, &node, &req.page_token, limit).await?;
     let next_page_token = next_page_token(&children, limit, |c| &c.code);
     Ok(pb::ListLedgerResponse {
-        node: Some(node.into()),
-        children: children.into_iter().map(Into::into).collect(),
+        node: Some(shown(&cases, node)),
+        children: children.into_iter().map(|c| shown(&cases, c)).collect(),
         next_page_token,
     })
+}
+
+/// A row as the caller may see it: the risk counts only where their case-reading scope holds the node.
+fn shown(cases: &kit::auth::ScopeSet, node: LedgerNode) -> pb::LedgerRow {
+    let covered = cases.covers_node(&node.code);
+    let mut row: pb::LedgerRow = node.into();
+    if !covered {
+        row.risks = None;
+    }
+    row
 }
 
 pub async fn issue_directive(
