@@ -192,6 +192,8 @@ forward! {
     intake.list_categories / "ListCategories" (intake::ListCategoriesRequest) -> intake::ListCategoriesResponse;
     intake.put_category / "PutCategory" (intake::PutCategoryRequest) -> intake::PutCategoryResponse;
     auth.create_account / "CreateAccount" (registry::CreateAccountRequest) -> registry::CreateAccountResponse;
+    auth.activate_account / "ActivateAccount" (registry::ActivateAccountRequest) -> registry::ActivateAccountResponse;
+    auth.approve_account / "ApproveAccount" (registry::ApproveAccountRequest) -> registry::ApproveAccountResponse;
     auth.disable_account / "DisableAccount" (registry::DisableAccountRequest) -> registry::DisableAccountResponse;
     auth.create_client / "CreateClient" (registry::CreateClientRequest) -> registry::CreateClientResponse;
     auth.revoke_client / "RevokeClient" (registry::RevokeClientRequest) -> registry::RevokeClientResponse;

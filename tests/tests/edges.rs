@@ -309,7 +309,7 @@ async fn an_administrator_cannot_make_a_second_account_for_a_grid_worker() {
         username: "gw-001-shadow".into(),
         person_id: worker.clone(),
         display_name: "网格员 1".into(),
-        initial_password: "Shadow@2026x".into(),
+        initial_password: String::new(),
     };
     let refused = sysadmin.create_account(second).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");

@@ -32,6 +32,7 @@ pub(super) fn routes() -> Router<Arc<DeskService>> {
         .route("/v1/admin/categories", get(list_categories).put(put_category))
         .route("/v1/admin/accounts", post(create_account))
         .route("/v1/admin/accounts/{username}/disable", post(disable_account))
+        .route("/v1/admin/accounts/{username}/approve", post(approve_account))
         .route("/v1/admin/clients", post(create_client))
         .route("/v1/admin/clients/{client_id}/revoke", post(revoke_client))
         .route("/v1/admin/clients/{client_id}/rotate", post(rotate_client_secret))
@@ -169,6 +170,10 @@ async fn create_account(State(d): Desk_, c: Caller, Body(b): Body<registry::Crea
 
 async fn disable_account(State(d): Desk_, c: Caller, Path(username): Path<String>) -> Response {
     reply(d.disable_account(c.req(registry::DisableAccountRequest { username })).await).await
+}
+
+async fn approve_account(State(d): Desk_, c: Caller, Path(username): Path<String>) -> Response {
+    reply(d.approve_account(c.req(registry::ApproveAccountRequest { username })).await).await
 }
 
 async fn create_client(State(d): Desk_, c: Caller, Body(b): Body<registry::CreateClientRequest>) -> Response {

@@ -117,6 +117,8 @@ delegate!(pb::auth_server::Auth, AuthService, [
     client_token: ClientTokenRequest -> TokenResponse => auth::grpc::client_token, 0;
     change_password: ChangePasswordRequest -> ChangePasswordResponse => auth::grpc::change_password, 0;
     create_account: CreateAccountRequest -> CreateAccountResponse => auth::grpc::create_account, 0;
+    activate_account: ActivateAccountRequest -> ActivateAccountResponse => auth::grpc::activate_account, 0;
+    approve_account: ApproveAccountRequest -> ApproveAccountResponse => auth::grpc::approve_account, 0;
     disable_account: DisableAccountRequest -> DisableAccountResponse => auth::grpc::disable_account, 0;
     create_client: CreateClientRequest -> CreateClientResponse => auth::grpc::create_client, 0;
     revoke_client: RevokeClientRequest -> RevokeClientResponse => auth::grpc::revoke_client, 0;

@@ -239,6 +239,8 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/zongzhi.registry.v1.Auth/GetJwks", Access::Public),
     ("/zongzhi.registry.v1.Auth/WhoAmI", Access::SignedIn),
     ("/zongzhi.registry.v1.Auth/CreateAccount", Access::Needs(ManageAccounts)),
+    ("/zongzhi.registry.v1.Auth/ActivateAccount", Access::Public),
+    ("/zongzhi.registry.v1.Auth/ApproveAccount", Access::Needs(ManageGrants)),
     ("/zongzhi.registry.v1.Auth/DisableAccount", Access::Needs(ManageAccounts)),
     ("/zongzhi.registry.v1.Auth/CreateClient", Access::Needs(ManageAccounts)),
     ("/zongzhi.registry.v1.Auth/RevokeClient", Access::Needs(ManageAccounts)),

@@ -42,21 +42,75 @@ impl Issuer {
         Ok(())
     }
 
-    /// A new account for a registry person; the initial password must be changed at first sign-in. Returns
-    /// the account id and the TOTP secret for the holder's authenticator (shown once).
+    /// A new account for a registry person, waiting for its holder: no password anyone knows (the hash of a
+    /// discarded random secret) and no second factor yet. Returns the account id and the one-time activation
+    /// code for the holder, with when it expires; the system administrator who made it can sign in as nobody.
     pub async fn create_account(
         &self,
         username: &str,
         person_id: Uuid,
         display_name: &str,
-        initial_password: &str,
-    ) -> Result<(Uuid, String)> {
-        if let Some(why) = secrets::weakness(initial_password, self.policy.min_length, self.policy.min_classes) {
-            return Err(FieldError::new("initial_password", why).into());
+    ) -> Result<(Uuid, String, chrono::DateTime<Utc>)> {
+        let (unknown, _) = secrets::random_token()?;
+        let password_hash = super::hashing::hash(&unknown).await?;
+        let (code, code_hash) = secrets::random_token()?;
+        let expires = Utc::now() + chrono::Duration::hours(ACTIVATION_HOURS);
+        let id = Uuid::new_v4();
+        let account = NewAccount {
+            id,
+            username,
+            person_id,
+            display_name,
+            password_hash: &password_hash,
+            totp: None,
+            must_change: false,
+            activation: Some((&code_hash, expires)),
+            approved_by: None,
+        };
+        insert_account(&self.pool, &account).await?;
+        Ok((id, code, expires))
+    }
+
+    /// The holder's activation: the code (once, before it expires) and a password that meets the policy; the
+    /// answer is the TOTP secret for their authenticator, which only they see.
+    pub async fn activate_account(&self, username: &str, code: &str, password: &str) -> Result<String> {
+        if let Some(why) = secrets::weakness(password, self.policy.min_length, self.policy.min_classes) {
+            return Err(FieldError::new("new_password", why).into());
         }
-        let password_hash = super::hashing::hash(initial_password).await?;
-        let (id, totp) = insert_account(&self.pool, username, person_id, display_name, &password_hash, true).await?;
-        Ok((id, secrets::base32(&totp)))
+        let hash = super::hashing::hash(password).await?;
+        let totp = secrets::totp_secret()?;
+        let activated = sqlx::query(
+            "UPDATE accounts SET password_hash = $3, password_changed_at = now(), must_change = FALSE,                totp_secret = $4, activation_hash = NULL, activation_expires_at = NULL              WHERE username = $1 AND activation_hash = $2 AND activation_expires_at > now() AND disabled_at IS NULL",
+        )
+        .bind(username)
+        .bind(secrets::token_hash(code))
+        .bind(&hash)
+        .bind(&totp)
+        .execute(&self.pool)
+        .await?;
+        if activated.rows_affected() == 0 {
+            // One answer for every reason (no such account, used, expired, wrong code): it tells a guesser nothing.
+            return Err(Error::Unauthenticated("activation failed: the code is wrong, used or expired".into()));
+        }
+        Ok(secrets::base32(&totp))
+    }
+
+    /// The security administrator's approval, after which the person's assignments give grid grants (from
+    /// the holder's next sign-in or refresh).
+    pub async fn approve_account(&self, by: &Principal, username: &str) -> Result<()> {
+        let account = db::grantee(&self.pool, username).await?;
+        let (_, person, _) = account.ok_or_else(|| Error::NotFound(format!("account {username}")))?;
+        if by.person_id == person.to_string() {
+            return Err(Error::Denied("nobody approves their own account".into()));
+        }
+        sqlx::query(
+            "UPDATE accounts SET approved_at = now(), approved_by = $2 WHERE username = $1 AND approved_at IS NULL",
+        )
+        .bind(username)
+        .bind(by.actor())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn disable_account(&self, username: &str) -> Result<()> {
@@ -129,28 +183,23 @@ impl Issuer {
     }
 }
 
-/// A new account with a fresh id and TOTP secret, returned; FAILED_PRECONDITION when the username is taken.
-async fn insert_account(
-    pool: &sqlx::PgPool,
-    username: &str,
-    person_id: Uuid,
-    display_name: &str,
-    password_hash: &str,
-    must_change: bool,
-) -> Result<(Uuid, Vec<u8>)> {
-    let (id, totp) = (Uuid::new_v4(), secrets::totp_secret()?);
-    let account = NewAccount { id, username, person_id, display_name, password_hash, totp: &totp, must_change };
-    if !db::insert_account(pool, &account).await? {
+/// How long an activation code works.
+pub const ACTIVATION_HOURS: i64 = 72;
+
+/// Inserts an account; FAILED_PRECONDITION when the username is taken or the person has an account.
+async fn insert_account(pool: &sqlx::PgPool, account: &NewAccount<'_>) -> Result<()> {
+    if !db::insert_account(pool, account).await? {
         // One account per person, by the database's unique index: an administrator cannot make a second
         // account for a grid worker and take over the grants that follow the worker's assignments.
+        let person_id = account.person_id;
         if let Some(theirs) = db::account_of_person(pool, person_id).await? {
             return Err(Error::failed_precondition(format!(
                 "person {person_id} has an account already ({theirs}); a person holds one account"
             )));
         }
-        return Err(Error::failed_precondition(format!("username {username} is taken")));
+        return Err(Error::failed_precondition(format!("username {} is taken", account.username)));
     }
-    Ok((id, totp))
+    Ok(())
 }
 
 /// A ready account with its grants, for the demo and tests (no first-sign-in change). Returns the TOTP
@@ -168,9 +217,20 @@ pub async fn seed_account(
         return Ok(secrets::base32(&secret));
     }
     let password_hash = secrets::hash_password(password)?;
-    let (id, totp) = insert_account(pool, username, person_id, display_name, &password_hash, false)
-        .await
-        .map_err(|e| anyhow::anyhow!("seed account {username}: {e}"))?;
+    let (id, totp) = (Uuid::new_v4(), secrets::totp_secret()?);
+    // Seeded accounts (the demo's, the tests') are ready: active and approved by the deployment itself.
+    let account = NewAccount {
+        id,
+        username,
+        person_id,
+        display_name,
+        password_hash: &password_hash,
+        totp: Some(&totp),
+        must_change: false,
+        activation: None,
+        approved_by: Some("seed"),
+    };
+    insert_account(pool, &account).await.map_err(|e| anyhow::anyhow!("seed account {username}: {e}"))?;
     for (role, scope, unit) in grants {
         db::seed_grant(pool, id, *role, scope, unit).await?;
     }

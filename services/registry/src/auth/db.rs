@@ -99,6 +99,7 @@ pub async fn grants_now<'e>(
            AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now()) \
          UNION ALL \
          SELECT $3::text, grid_code, '' FROM grid_assignments WHERE person_id = $2 AND ended_at IS NULL \
+           AND EXISTS (SELECT 1 FROM accounts WHERE id = $1 AND approved_at IS NOT NULL) \
          ORDER BY 1, 2",
     )
     .bind(account)
@@ -352,8 +353,12 @@ pub struct NewAccount<'a> {
     pub person_id: Uuid,
     pub display_name: &'a str,
     pub password_hash: &'a str,
-    pub totp: &'a [u8],
+    pub totp: Option<&'a [u8]>,
     pub must_change: bool,
+    /// The activation code's hash and when it expires, for an account waiting for its holder.
+    pub activation: Option<(&'a [u8], chrono::DateTime<Utc>)>,
+    /// Who approved it, for an account approved as it is made (seeded ones).
+    pub approved_by: Option<&'a str>,
 }
 
 /// A new account; false when the username is taken.
@@ -361,8 +366,10 @@ pub struct NewAccount<'a> {
 /// unique key; [`account_of_person`] tells which).
 pub async fn insert_account<'e>(ex: impl PgExecutor<'e>, a: &NewAccount<'_>) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO accounts (id, username, person_id, display_name, password_hash, totp_secret, must_change) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        "INSERT INTO accounts (id, username, person_id, display_name, password_hash, totp_secret, must_change, \
+                               activation_hash, activation_expires_at, approved_at, approved_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10::text IS NULL THEN NULL ELSE now() END, $10) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(a.id)
     .bind(a.username)
@@ -371,6 +378,9 @@ pub async fn insert_account<'e>(ex: impl PgExecutor<'e>, a: &NewAccount<'_>) -> 
     .bind(a.password_hash)
     .bind(a.totp)
     .bind(a.must_change)
+    .bind(a.activation.map(|(h, _)| h))
+    .bind(a.activation.map(|(_, t)| t))
+    .bind(a.approved_by)
     .execute(ex)
     .await?;
     Ok(inserted.rows_affected() == 1)

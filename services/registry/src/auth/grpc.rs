@@ -110,9 +110,40 @@ pub async fn create_account(
     let user = username(&r.username)?;
     let person = field::uuid("person_id", &r.person_id)?;
     let name = field::text("display_name", &r.display_name, 64)?;
-    let password = secret("initial_password", &r.initial_password)?;
-    let (id, totp) = issuer.create_account(user, person, name, password).await?;
-    Ok(pb::CreateAccountResponse { account_id: id.to_string(), totp_secret: totp })
+    if !r.initial_password.is_empty() {
+        return Err(kit::FieldError::new(
+            "initial_password",
+            "is not accepted: the holder chooses the password with the activation code (ActivateAccount)",
+        )
+        .into());
+    }
+    let (id, code, expires) = issuer.create_account(user, person, name).await?;
+    Ok(pb::CreateAccountResponse {
+        account_id: id.to_string(),
+        activation_code: code,
+        activation_expires_at: kit::time::local(expires),
+    })
+}
+
+pub async fn activate_account(
+    issuer: &Issuer,
+    request: Request<pb::ActivateAccountRequest>,
+) -> Result<pb::ActivateAccountResponse> {
+    let r = request.into_inner();
+    let user = username(&r.username)?;
+    let code = secret("activation_code", &r.activation_code)?;
+    let password = secret("new_password", &r.new_password)?;
+    let totp_secret = issuer.activate_account(user, code, password).await?;
+    Ok(pb::ActivateAccountResponse { totp_secret })
+}
+
+pub async fn approve_account(
+    issuer: &Issuer,
+    request: Request<pb::ApproveAccountRequest>,
+) -> Result<pb::ApproveAccountResponse> {
+    let by = principal(&request)?;
+    issuer.approve_account(&by, username(&request.get_ref().username)?).await?;
+    Ok(pb::ApproveAccountResponse {})
 }
 
 pub async fn disable_account(
