@@ -75,8 +75,13 @@ impl DeskService {
         // The client: the TCP peer (the gRPC face's socket; the JSON face's, carried in PEER), or behind a
         // trusted proxy the address X-Forwarded-For gives. It is what the limits count and what the backend's
         // audit record names; a header a client chose counts for nothing.
-        let peer = match extensions.get::<tonic::transport::server::TcpConnectInfo>() {
-            Some(info) => info.remote_addr().map(|a| a.ip()),
+        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+        let socket = extensions
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.get_ref().remote_addr()));
+        let peer = match socket {
+            Some(addr) => Some(addr.ip()),
             None => headers.get(PEER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()),
         };
         let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());

@@ -139,6 +139,7 @@ pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
                 audit: None,
                 deadline: Some(limit::CALL_DEADLINE),
                 trusted_proxies: config.trusted_proxies.clone(),
+                tls: config.auth.server_tls.clone(),
             },
             app.shutdown(),
         ),

@@ -153,6 +153,7 @@ impl Foundation {
             audit: Some((audit, config.audit_key.clone(), pool.clone())),
             deadline: None,
             trusted_proxies: config.auth.trusted_proxies.clone(),
+            tls: config.auth.server_tls.clone(),
         };
         Ok(Self { pool, bus, listener, app, outbox: crate::events::Outbox::new(), guard })
     }

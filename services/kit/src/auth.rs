@@ -251,6 +251,8 @@ pub struct AuthConfig {
     /// The proxies whose X-Forwarded-For a service believes for the audit record's client address (the
     /// gateway's addresses or its pods' network): TRUSTED_PROXIES. None by default: the peer is the client.
     pub trusted_proxies: crate::proxies::Proxies,
+    /// This server's certificate and key (GRPC_TLS_CERT, GRPC_TLS_KEY): with them it serves TLS only.
+    pub server_tls: Option<crate::tls::ServerTls>,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -272,7 +274,8 @@ impl AuthConfig {
     /// hex digits) with AUTH_SIGNING_KID (`zongzhi-1`), AUTH_REVOCATIONS_URL (the registry whose revocation list
     /// is followed; by default REGISTRY_URL, else the registry's port on this host) polled every
     /// AUTH_REVOCATION_POLL_MS (2000), TRUSTED_PROXIES (addresses or CIDR blocks whose X-Forwarded-For is
-    /// believed; none by default). Without trusted keys the service does not start.
+    /// believed; none by default), GRPC_TLS_CERT and GRPC_TLS_KEY ([`crate::tls`]). Without trusted keys the
+    /// service does not start.
     pub fn from_env() -> anyhow::Result<Self> {
         use crate::config::{parse_or, string_or};
         let jwks_url = Some(string_or("AUTH_JWKS_URL", "")).filter(|u| !u.is_empty());
@@ -333,6 +336,10 @@ impl AuthConfig {
                 u64::try_from(revocation::DEFAULT_POLL.as_millis()).unwrap_or(2000),
             )?),
             trusted_proxies: crate::proxies::Proxies::from_env("TRUSTED_PROXIES")?,
+            server_tls: {
+                crate::tls::trust_ca(Some(string_or("GRPC_TLS_CA", "")).filter(|p| !p.is_empty()).map(Into::into));
+                crate::tls::ServerTls::from_env()?
+            },
         })
     }
 

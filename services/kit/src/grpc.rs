@@ -58,6 +58,9 @@ pub async fn serve(
         }
     };
     let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &guard.tls {
+        server = server.tls_config(tls.config())?;
+    }
     if let Some(deadline) = guard.deadline {
         // The shorter of this and the client's own grpc-timeout.
         server = server.timeout(deadline);
@@ -116,11 +119,16 @@ pub fn service_channel(url: &str, identity: Arc<ServiceIdentity>) -> anyhow::Res
     Ok(InterceptedService::new(endpoint(url)?.connect_lazy(), Outgoing { identity: Some(identity), bearer: None }))
 }
 
+/// A peer's endpoint; an `https://` URL is dialed over TLS, the peer checked against GRPC_TLS_CA.
 fn endpoint(url: &str) -> anyhow::Result<tonic::transport::Endpoint> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
         .map_err(|e| anyhow::anyhow!("bad gRPC endpoint {url:?}: {e}"))?
         .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(30)))
+        .timeout(std::time::Duration::from_secs(30));
+    if url.starts_with("https://") {
+        return Ok(endpoint.tls_config(crate::tls::client_config()?)?);
+    }
+    Ok(endpoint)
 }
 
 #[derive(Debug, Clone)]

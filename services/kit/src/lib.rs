@@ -24,6 +24,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod throttle;
 pub mod time;
+pub mod tls;
 pub mod vocab;
 
 #[cfg(feature = "testing")]

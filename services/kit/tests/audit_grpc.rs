@@ -22,6 +22,7 @@ async fn serve(h: &Harness) -> (AuditClient<Channel>, kit::shutdown::Trigger) {
         audit: None,
         deadline: None,
         trusted_proxies: kit::proxies::Proxies::default(),
+        tls: None,
     };
     tokio::spawn(async move { kit::grpc::serve(listener, routes, &[SERVICE_NAME], guard, shutdown).await });
     (AuditClient::new(kit::testing::connect(&url).await), stop)

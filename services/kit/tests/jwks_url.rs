@@ -5,10 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use kit::auth::{AuthError, Signer, Trust, Verifier};
+use kit::testing::TestCerts;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -16,75 +17,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 const IDP: &str = "https://idp.yn.gov.cn/realms/yunnan";
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl command line.
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    fn make() -> Self {
-        let dir = std::env::temp_dir().join(format!("jwks-tls-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("leaf.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n\
-             extendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-        for (what, args) in [
-            ("a CA", vec!["req", "-x509", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca"]),
-            (
-                "another CA",
-                vec!["req", "-x509", "-keyout", "other.key", "-out", "other.pem", "-days", "2", "-subj", "/CN=other"],
-            ),
-            ("a request", vec!["req", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost"]),
-        ] {
-            let args: Vec<&str> = args.iter().copied().chain(ec).collect();
-            openssl(&dir, what, &args);
-        }
-        openssl(
-            &dir,
-            "the server certificate",
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "leaf.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "leaf.ext",
-            ],
-        );
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn openssl(dir: &Path, what: &str, args: &[&str]) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-    assert!(out.status.success(), "openssl making {what}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A one-route HTTPS server that answers with whatever JWKS the test puts in `served`.
-async fn provider(certs: &Certs, served: Arc<Mutex<String>>) -> String {
+async fn provider(certs: &TestCerts, served: Arc<Mutex<String>>) -> String {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(certs.path("leaf.pem")).unwrap().map(Result::unwrap).collect();
     let key = PrivateKeyDer::from_pem_file(certs.path("leaf.key")).unwrap();
@@ -163,7 +97,7 @@ fn trust(url: String, ca: &Path) -> Trust {
 
 #[tokio::test]
 async fn keys_are_fetched_over_https_and_rotations_followed() {
-    let certs = Certs::make();
+    let certs = TestCerts::make();
     let first = Signer::from_seed("yn-2026-1", &[1u8; 32], IDP, "zongzhi");
     let second = Signer::from_seed("yn-2026-2", &[2u8; 32], IDP, "zongzhi");
     let served = Arc::new(Mutex::new(document(keys(&[&first]))));
@@ -191,7 +125,7 @@ async fn keys_are_fetched_over_https_and_rotations_followed() {
 
 #[tokio::test]
 async fn a_fetched_set_cannot_replace_configured_or_service_keys_nor_vouch_for_another_issuer() {
-    let certs = Certs::make();
+    let certs = TestCerts::make();
     // The deployment's own keys: the embedded issuer's and a service's, from the configured file.
     let ours = Signer::from_seed("zongzhi-1", &[7u8; 32], "zongzhi", "zongzhi");
     let intake = Signer::from_seed("service:intake", &[8u8; 32], "zongzhi", "zongzhi");

@@ -88,6 +88,7 @@ impl KeySet {
             revocations_url: None,
             revocation_poll: revocation::DEFAULT_POLL,
             trusted_proxies: crate::proxies::Proxies::default(),
+            server_tls: None,
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct Guard {
     pub deadline: Option<std::time::Duration>,
     /// Whose X-Forwarded-For names the client in the audit record; from anyone else the header is ignored.
     pub trusted_proxies: crate::proxies::Proxies,
+    /// The server's certificate and key: with them the port serves TLS only.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 #[derive(Clone)]
@@ -217,7 +219,7 @@ impl<S> AuthService<S> {
 
 /// The TCP peer's address.
 fn peer<B>(req: &http::Request<B>) -> Option<std::net::IpAddr> {
-    req.extensions().get::<tonic::transport::server::TcpConnectInfo>().and_then(|i| i.remote_addr()).map(|a| a.ip())
+    crate::tls::remote_addr(req.extensions()).map(|a| a.ip())
 }
 
 /// Health, reflection and the public keys are asked constantly by probes and tools and act on nothing.

@@ -18,9 +18,24 @@ pub fn default_addr(grpc: SocketAddr) -> SocketAddr {
     SocketAddr::new(grpc.ip(), port)
 }
 
-/// Serves the Prometheus text format on GET /metrics until shutdown.
+/// Serves the Prometheus text format on GET /metrics until shutdown, and GET /healthz: 200 while the service
+/// runs, 503 once it is shutting down. The gRPC port has the standard health service, but a kubelet's gRPC
+/// probe speaks no TLS: with GRPC_TLS_CERT set the probes ask here instead (deploy/components/grpc-tls).
 pub async fn serve(listener: TcpListener, mut shutdown: Shutdown) -> anyhow::Result<()> {
-    let router = axum::Router::new().route("/metrics", axum::routing::get(scrape));
+    let state = shutdown.clone();
+    let healthz = move || {
+        let down = state.is_down();
+        async move {
+            if down {
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")
+            } else {
+                (axum::http::StatusCode::OK, "SERVING")
+            }
+        }
+    };
+    let router = axum::Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .route("/healthz", axum::routing::get(healthz));
     axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.wait().await }).await?;
     Ok(())
 }

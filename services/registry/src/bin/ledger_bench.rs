@@ -118,6 +118,7 @@ async fn over_grpc(pool: &sqlx::PgPool) -> anyhow::Result<()> {
         audit: None,
         deadline: None,
         trusted_proxies: kit::proxies::Proxies::default(),
+        tls: None,
     };
     let server = tokio::spawn(kit::grpc::serve(listener, routes, &["zongzhi.registry.v1.Ledger"], guard, shutdown));
     time_client("over gRPC", &url).await?;
