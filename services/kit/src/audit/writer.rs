@@ -47,7 +47,8 @@ impl AuditLog {
 
     /// Records `entry` and returns once it is committed. An error means it was not recorded, and the caller
     /// must then fail the action.
-    pub async fn append(&self, entry: AuditEntry) -> Result<(), AuditError> {
+    pub async fn append(&self, mut entry: AuditEntry) -> Result<(), AuditError> {
+        entry.make_storable();
         let (done, committed) = oneshot::channel();
         self.queue.send(Pending { entry, done }).await.map_err(|_| AuditError::Closed)?;
         committed.await.unwrap_or(Err(AuditError::Closed))

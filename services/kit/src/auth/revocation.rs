@@ -18,6 +18,9 @@ use crate::shutdown::Shutdown;
 /// with room for clock skew. The registry serves none older, and the verifier forgets them after this.
 pub const WINDOW_SECS: u64 = 3600;
 
+/// The most revocations one ListRevocations answer carries; a full page is followed at once by the next.
+pub const PAGE: usize = 500;
+
 /// How often a follower asks, by default (AUTH_REVOCATION_POLL_MS).
 pub const DEFAULT_POLL: Duration = Duration::from_secs(2);
 
@@ -50,7 +53,7 @@ where
                     tracing::info!("revocation list reachable again");
                     failing = false;
                 }
-                let full = page.len() >= 500;
+                let full = page.len() >= PAGE;
                 for r in &page {
                     verifier.revoke(&r.subject, r.not_before);
                     after = after.max(r.seq);

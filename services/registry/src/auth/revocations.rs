@@ -13,8 +13,8 @@ use super::service::Issuer;
 /// live at most [`kit::auth::revocation::WINDOW_SECS`]).
 const WINDOW_SECS: i64 = kit::auth::revocation::WINDOW_SECS as i64;
 
-/// The most revocations one ListRevocations answer carries.
-pub const PAGE: i64 = 500;
+/// The most revocations one ListRevocations answer carries (the followers' page).
+const PAGE: i64 = kit::auth::revocation::PAGE as i64;
 
 /// One ended subject, as served.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -26,13 +26,19 @@ pub struct Revocation {
 
 /// Ends every token of `subject` issued up to now, in the caller's transaction: the revocation commits with the
 /// change that causes it, or neither does.
-pub async fn revoke<'e>(ex: impl PgExecutor<'e>, subject: &str, reason: &str) -> sqlx::Result<()> {
+///
+/// Followers read the list by sequence number, so numbers must become visible in order: a revocation that took
+/// number 7 and committed after number 8 was read would be skipped for good. The table lock, held to the end of
+/// the transaction, makes revocations take their numbers and commit one after another (they are an
+/// administrator's actions, a handful a day); readers are not blocked.
+pub async fn revoke(tx: &mut sqlx::PgConnection, subject: &str, reason: &str) -> sqlx::Result<()> {
+    sqlx::query("LOCK TABLE revocations IN EXCLUSIVE MODE").execute(&mut *tx).await?;
     let now = chrono::Utc::now().timestamp();
     sqlx::query("INSERT INTO revocations (subject, not_before, reason) VALUES ($1, $2, $3)")
         .bind(subject)
         .bind(now)
         .bind(reason)
-        .execute(ex)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
