@@ -74,6 +74,13 @@ async fn a_disabled_accounts_cached_token_is_refused_within_seconds() {
     eprintln!("disabled account's token refused at every door after {took:?}");
     let status = doors.intake.list_categories(ListCategoriesRequest::default()).await.unwrap_err();
     assert!(status.message().contains("revoked"), "says why: {status:?}");
+    // The followers' polls (every service, every 2 s) leave no record each in the registry's trail.
+    let registry = world.infra.pool("registry").await;
+    let polls: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action LIKE '%/ListRevocations'")
+        .fetch_one(&registry)
+        .await
+        .unwrap();
+    assert_eq!(polls, 0);
     world.stop().await;
 }
 
