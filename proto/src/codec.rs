@@ -72,7 +72,16 @@ impl<U: Message + Default + crate::Targeted> Decoder for Noting<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        let item = self.0.decode(buf)?;
+        // The first message a recorded call decodes is its request (see DECODED).
+        let request = DECODED.try_with(|slot| slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_none());
+        let item = match self.0.decode(buf) {
+            // prost's codec answers a message that does not decode (cut short, a string that is not UTF-8) with
+            // INTERNAL, the gRPC library convention. A request that does not decode is bad input, not a server
+            // fault: INVALID_ARGUMENT, keeping prost's message, which names the field. An answer from another
+            // service that does not decode stays INTERNAL. Found by tests/grpc_fuzz.rs.
+            Err(status) if request == Ok(true) => return Err(Status::invalid_argument(status.message())),
+            decoded => decoded?,
+        };
         if let Some(message) = &item {
             // Outside a recorded call (a client decoding an answer, an unaudited server) there is no slot.
             let _ = DECODED.try_with(|slot| {

@@ -165,12 +165,13 @@ where
                 let decoded = Arc::new(std::sync::Mutex::new(None));
                 let call = proto::codec::DECODED.scope(decoded.clone(), self.inner.call(req));
                 Box::pin(async move {
-                    let response = undecodable_is_invalid(call.await?);
+                    let response = call.await?;
                     let (Some(log), Some(mut e)) = (audit, entry.take()) else { return Ok(response) };
-                    e.outcome = outcome(response.headers());
-                    if e.outcome != "ok" {
+                    e.outcome = "ok".into();
+                    if let Some(status) = failure(response.headers()) {
                         // A refusal inside the handler (out of scope, a state that does not allow the move) says why.
-                        e.reason = reason(response.headers());
+                        e.outcome = crate::grpc::code_name(status.code()).into();
+                        e.reason = truncate(status.message(), 200).to_owned();
                     }
                     // The handler's own word on the object wins; else what the request named.
                     if let Some(t) = response.extensions().get::<AuditTarget>() {
@@ -282,47 +283,7 @@ fn trace_id() -> String {
     if id == opentelemetry::trace::TraceId::INVALID { String::new() } else { id.to_string() }
 }
 
-/// tonic answers a request message that does not decode (cut short, a string that is not UTF-8, a wrong wire
-/// type) with INTERNAL, as the gRPC library convention has it. To a government client and to our alerts that
-/// reads as a fault of the server; it is bad input, so it becomes INVALID_ARGUMENT, keeping prost's message,
-/// which names the field (`RegisterCaseRequest.title: invalid string value`). Found by `tests/grpc_fuzz.rs`.
-fn undecodable_is_invalid(mut response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
-    let headers = response.headers_mut();
-    let internal = headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"13");
-    let undecodable = headers
-        .get("grpc-message")
-        .is_some_and(|m| m.as_bytes().starts_with(b"failed%20to%20decode%20Protobuf%20message"));
-    if internal && undecodable {
-        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
-    }
-    response
-}
-
-/// The status message of a failed reply (percent-encoded on the wire), cut at 200 characters.
-fn reason(headers: &http::HeaderMap) -> String {
-    let raw = headers.get("grpc-message").map(http::HeaderValue::as_bytes).unwrap_or_default();
-    let mut bytes = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (raw[i], raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                bytes.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
-                i += 3;
-            }
-            (b, _, _) => {
-                bytes.push(b);
-                i += 1;
-            }
-        }
-    }
-    truncate(&String::from_utf8_lossy(&bytes), 200).to_owned()
-}
-
 /// A unary reply that failed carries its status in the headers (trailers-only); one that succeeded does not.
-fn outcome(headers: &http::HeaderMap) -> String {
-    match headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
-        None | Some(0) => "ok".into(),
-        Some(code) => crate::grpc::code_name(tonic::Code::from_i32(code)).into(),
-    }
+fn failure(headers: &http::HeaderMap) -> Option<Status> {
+    Status::from_header_map(headers).filter(|s| s.code() != tonic::Code::Ok)
 }
