@@ -52,6 +52,10 @@ impl TestInfra {
                 retry_base: std::time::Duration::from_millis(200),
                 // Many suites run side by side in one test process; each consumer keeps to one connection.
                 consumer_connections: 1,
+                // JetStream reserves a file stream's max_bytes against the server's store (by default 75% of
+                // the disk's free space) when the stream is created: with production's 8 GiB, a handful of
+                // suites at once on a machine with 40 GB free were refused "insufficient storage resources".
+                stream_max_bytes: 64 << 20,
                 ..Default::default()
             });
         Self { admin_url, db_name, db_url, nats }

@@ -151,21 +151,33 @@ impl Suite {
         Ok(Self { gateway_grpc, gateway_http, registry, routing, intake, supervision, subsidy, metrics, parts })
     }
 
-    /// Stops the gateway first (no new calls), then the services in reverse start order, each draining.
+    /// Stops the gateway first and waits for it (no client calls remain), then tells every service to stop at
+    /// once and waits for all. Each drains on its own: its consumers finish the pull and batch in hand (up to a
+    /// second's wait), which one after another was most of the time a stop took. A consumer batch that needed
+    /// a peer already gone fails and is not acknowledged, so the stream delivers it again at the next start.
     pub async fn stop(self) -> anyhow::Result<()> {
         let mut first_error = None;
-        for (name, stop, join) in self.parts.into_iter().rev() {
-            stop.stop();
-            match join.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(service = name, error = %e, "stopped with an error");
-                    first_error.get_or_insert(e);
-                }
-                Err(e) => {
-                    first_error.get_or_insert(anyhow::anyhow!("{name} panicked: {e}"));
-                }
+        let mut parts = self.parts;
+        let mut note = |name: &str, joined: Result<anyhow::Result<()>, tokio::task::JoinError>| match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(service = name, error = %e, "stopped with an error");
+                first_error.get_or_insert(e);
             }
+            Err(e) => {
+                first_error.get_or_insert(anyhow::anyhow!("{name} panicked: {e}"));
+            }
+        };
+        // The gateway started last.
+        if let Some((name, stop, join)) = parts.pop() {
+            stop.stop();
+            note(name, join.await);
+        }
+        for (_, stop, _) in &parts {
+            stop.stop();
+        }
+        for (name, _, join) in parts.into_iter().rev() {
+            note(name, join.await);
         }
         first_error.map_or(Ok(()), Err)
     }

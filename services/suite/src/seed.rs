@@ -182,7 +182,8 @@ fn rules() -> Vec<Rule> {
 /// One account per role at 下关街道 (township) and 大理市 (county), the grid workers' own accounts (their grid
 /// grants follow their assignments), and the three separated administrators.
 async fn seed_users(pool: &sqlx::PgPool, demo: &Demo) -> anyhow::Result<Vec<DemoUser>> {
-    use registry::auth::admin::{seed_account, seed_staff};
+    use registry::auth::admin::{seed_account, seed_password_hash, seed_staff};
+    let hash = seed_password_hash(DEMO_PASSWORD)?;
     let staff: &[(&str, &str, Role, &str, &str)] = &[
         ("xg-clerk", "下关受理员", Role::IntakeClerk, DEMO_TOWNSHIP, ""),
         ("xg-dispatcher", "下关调度员", Role::Dispatcher, DEMO_TOWNSHIP, ""),
@@ -202,7 +203,7 @@ async fn seed_users(pool: &sqlx::PgPool, demo: &Demo) -> anyhow::Result<Vec<Demo
     let mut users = Vec::new();
     for (username, name, role, scope, unit) in staff {
         let home = if *scope == "*" { DEMO_COUNTY } else { scope };
-        let (_, totp) = seed_staff(pool, username, name, home, DEMO_PASSWORD, &[(*role, scope, unit)]).await?;
+        let (_, totp) = seed_staff(pool, username, name, home, &hash, &[(*role, scope, unit)]).await?;
         let totp_secret = if role.is_admin() { totp } else { String::new() };
         let (username, scope, unit) = ((*username).into(), (*scope).into(), (*unit).into());
         users.push(DemoUser { username, role: *role, scope, unit, totp_secret });
@@ -210,7 +211,7 @@ async fn seed_users(pool: &sqlx::PgPool, demo: &Demo) -> anyhow::Result<Vec<Demo
     for (i, (grid, worker)) in demo.grids.iter().zip(&demo.grid_workers).enumerate() {
         let username = format!("gw-{:03}", i + 1);
         let person = uuid::Uuid::parse_str(worker)?;
-        seed_account(pool, &username, person, &format!("网格员 {}", i + 1), DEMO_PASSWORD, &[]).await?;
+        seed_account(pool, &username, person, &format!("网格员 {}", i + 1), &hash, &[]).await?;
         let scope = grid.clone();
         users.push(DemoUser {
             username,
