@@ -101,8 +101,12 @@ impl World {
         (DeskClient::new(kit::testing::connect_as(&url, &token.access_token).await), token.access_token)
     }
 
+    /// Stops the suite, and fails the test if any call it made changed something without staging its audit
+    /// record in the same transaction (see `kit::audit::staged`).
     pub async fn stop(self) {
         self.suite.stop().await.expect("clean stop");
+        let unstaged = kit::testing::unstaged_changes();
+        assert!(unstaged.is_empty(), "changes committed without their audit record staged: {unstaged:#?}");
     }
 
     /// Waits until supervision has seen the task resolved. Supervision verifies on what routing's events told

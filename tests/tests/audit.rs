@@ -171,3 +171,59 @@ async fn every_record_names_what_the_call_acted_on_and_why_it_was_refused() {
     assert!(!read.reason.is_empty(), "the refusal says why: {read:?}");
     world.stop().await;
 }
+
+/// An action and its record commit together: when the record cannot be staged in the action's transaction the
+/// action does not happen; when it was staged but the chain cannot be written after the answer, the action
+/// stands and its record is kept staged until the sweeper chains it.
+#[tokio::test]
+async fn an_action_and_its_record_commit_together() {
+    let world = World::start().await;
+    let intake = world.infra.pool("intake").await;
+    let cases =
+        || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM cases").fetch_one(&intake).await.unwrap() };
+    let fail = |table: &str| {
+        format!(
+            "CREATE FUNCTION fail_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+               BEGIN RAISE EXCEPTION 'audit storage fault'; END $$; \
+             CREATE TRIGGER fault BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION fail_audit()"
+        )
+    };
+    let heal = |table: &str| format!("DROP TRIGGER fault ON {table}; DROP FUNCTION fail_audit()");
+    let sql = |text: String| {
+        let pool = intake.clone();
+        async move { sqlx::raw_sql(sqlx::AssertSqlSafe(text)).execute(&pool).await.unwrap() }
+    };
+    let mut desk = world.desk.clone();
+
+    // The staged record cannot be written: the registration is refused and leaves no case.
+    let before = cases().await;
+    sql(fail("audit_pending")).await;
+    let refused = desk.register_case(world.dispute("staged-1")).await.unwrap_err();
+    assert_ne!(refused.code(), Code::Ok);
+    assert_eq!(cases().await, before, "a case was written without its audit record");
+    sql(heal("audit_pending")).await;
+
+    // The chain cannot be written after the commit: the registration stands, its record waits staged.
+    sql(fail("audit_log")).await;
+    let case = desk.register_case(world.dispute("staged-2")).await.unwrap().into_inner().case.unwrap();
+    assert_eq!(cases().await, before + 1);
+    let staged: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_pending").fetch_all(&intake).await.unwrap();
+    assert_eq!(staged, ["/zongzhi.intake.v1.Intake/RegisterCase"]);
+    sql(heal("audit_log")).await;
+
+    // The sweeper (the writer runs it every 30 s for rows a minute old; here at once) chains it, intact.
+    let key = kit::audit::AuditKey::dev();
+    assert_eq!(kit::audit::sweep(&intake, &key, std::time::Duration::ZERO).await.unwrap(), 1);
+    let swept: (String, String, String) =
+        sqlx::query_as("SELECT action, outcome, detail FROM audit_log WHERE detail = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(kit::audit::staged::SWEPT_DETAIL)
+            .fetch_one(&intake)
+            .await
+            .unwrap();
+    assert_eq!((swept.0.as_str(), swept.1.as_str()), ("/zongzhi.intake.v1.Intake/RegisterCase", "ok"));
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_pending").fetch_one(&intake).await.unwrap();
+    assert_eq!(pending, 0);
+    assert!(kit::audit::verify(&intake, &key, |_| {}).await.unwrap().intact());
+    assert!(!case.id.is_empty());
+    world.stop().await;
+}

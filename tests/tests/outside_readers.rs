@@ -33,6 +33,16 @@ async fn a_client_reads_its_case_as_a_status_view_and_staff_read_the_file() {
     let case = client.register_case(submitted).await.unwrap().into_inner().case.unwrap();
 
     let (mut dispatcher, _) = world.sign_in("xg-dispatcher").await;
+    // Routing dispatches the case by the rules moments after registration; both reads must see one state.
+    kit::testing::eventually("the case dispatched", 20, || {
+        let mut dispatcher = dispatcher.clone();
+        let id = case.id.clone();
+        async move {
+            let file = dispatcher.get_case(GetCaseRequest { case_ref: id }).await.ok()?.into_inner().case?;
+            (file.state == "dispatched").then_some(())
+        }
+    })
+    .await;
     let file = dispatcher.get_case(GetCaseRequest { case_ref: case.id.clone() }).await.unwrap().into_inner();
     let file = file.case.unwrap();
     let seen = client.get_case(GetCaseRequest { case_ref: case.id.clone() }).await.unwrap().into_inner();

@@ -94,6 +94,7 @@ impl Cases {
         let seq = db::next_seq(&mut conn, prefix, &kit::time::local_date(now)).await?;
         let number = case_no(prefix, &kit::time::local_date(now), seq);
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        kit::audit::stage(&mut tx).await?;
         let id = Uuid::new_v4();
         let reg =
             Registration { id, digest: &digest, case_no: &number, category_version, at: now, new: &new, place: &place };
@@ -183,7 +184,10 @@ impl Cases {
         // read scope (a client that may register but not read gets the case through its own-client scope).
         match self.file(&case.id.to_string(), readable).await {
             Err(Error::NotFound(_)) => Err(key_reused()),
-            other => other.map(Some),
+            other => {
+                kit::audit::unchanged();
+                other.map(Some)
+            }
         }
     }
 
@@ -263,7 +267,8 @@ impl Cases {
             return Err(Error::denied("a follow-up clerk sees phone numbers only"));
         }
         let ordinal = i32::try_from(party).unwrap_or(i32::MAX) - 1;
-        let mut conn = self.pool.acquire().await?;
+        // The count, the read and the record of it commit together: an unmask is never unrecorded.
+        let mut conn = kit::audit::begin(&self.pool).await?;
         // Counted before the read, in one statement: parallel reads cannot all see the same count.
         let used = db::take_unmask(&mut conn, &who.subject).await?;
         if i64::from(used) > self.unmask_per_hour {
@@ -275,7 +280,9 @@ impl Cases {
             .ok_or_else(|| FieldError::new("field", "the party gave none"))?;
         let row = party_row(case_id, ordinal);
         let column = if id_number { "id_number" } else { "phone" };
-        Ok(self.sealer.open(&sealed, &Binding { table: "case_parties", column, row: &row })?)
+        let plain = self.sealer.open(&sealed, &Binding { table: "case_parties", column, row: &row })?;
+        conn.commit().await?;
+        Ok(plain)
     }
 
     /// The case board: a page of the cases within `scope` the board asks for, and its counts.
@@ -303,7 +310,7 @@ impl Cases {
                 "the category table is deployment-wide: it needs a grant over the whole deployment or a prefecture",
             ));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let row = db::insert_next_version(&mut tx, &new, p.actor()).await?;
         tx.commit().await?;
         tracing::info!(code = %row.code, version = row.version, actor = p.actor(), "category version added");

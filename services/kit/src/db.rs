@@ -52,7 +52,8 @@ pub const RUNTIME_GRANTS: &str = "\
     GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}; \
     REVOKE ALL ON {schema}._sqlx_migrations FROM {role}; \
     REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.audit_log FROM {role}; \
-    REVOKE INSERT, DELETE, TRUNCATE ON {schema}.audit_head FROM {role};";
+    REVOKE INSERT, DELETE, TRUNCATE ON {schema}.audit_head FROM {role}; \
+    REVOKE UPDATE, TRUNCATE ON {schema}.audit_pending FROM {role};";
 
 /// Connects with the service's schema first on the search path, without migrating (operator commands).
 /// Pooled connections carry the statement and idle-in-transaction timeouts, and the pool refuses after the

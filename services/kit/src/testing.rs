@@ -252,6 +252,16 @@ impl TestInfra {
     }
 }
 
+/// The metric lines of calls that committed a change without staging their audit record in its transaction
+/// (see [`crate::audit::staged`]), in this test process so far: empty when every changing handler stages.
+pub fn unstaged_changes() -> Vec<String> {
+    crate::metrics::render(&[])
+        .lines()
+        .filter(|l| l.starts_with("zongzhi_audit_unstaged_total{"))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Polls `check` until it returns Some, or panics after `secs` seconds saying what was awaited.
 pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
 where

@@ -69,7 +69,7 @@ impl Tasks {
         if let Some(f) = &rule.fallback {
             self.bound_unit(f, "rule.fallback_code").await?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         if let Some(old) = db::lock_rule_area(&mut tx, &rule.id).await? {
             allow(scope::rule_in_scope(p, &old), "the rule being replaced is outside your scope")?;
         }
@@ -101,7 +101,7 @@ impl Tasks {
     /// 签收: the handling clock starts now, with the caller as the handler.
     pub async fn accept(&self, p: &Principal, a: Accept) -> Result<Task> {
         let handler = acting("handler_id", &a.handler_id, p)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let (task, to) = locked(&mut tx, a.task_id, Move::Accept, |t| {
             scope::gate(p, t, allow(scope::can_handle(p, t), "the task is not your unit's"))
         })
@@ -115,7 +115,7 @@ impl Tasks {
     /// 退单: the task waits for the center's review.
     pub async fn return_task(&self, p: &Principal, r: Return) -> Result<Task> {
         let handler = acting("handler_id", &r.handler_id, p)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let (task, to) = locked(&mut tx, r.task_id, Move::Return, |t| {
             scope::gate(p, t, allow(scope::can_handle(p, t), "the task is not your unit's"))
         })
@@ -138,7 +138,7 @@ impl Tasks {
         let reviewer = acting("reviewer_id", &r.reviewer_id, p)?;
         // An approval dispatches again by the rules: the plan (table and duty) is made before the transaction.
         let plan = if r.approve { self.plan_for_task(r.task_id).await? } else { Plan::default() };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         // The case is locked before the task, in the same order as a reopening, so the two cannot deadlock.
         let case_id = db::case_of_task(&mut tx, r.task_id).await?.ok_or_else(|| not_found(r.task_id))?;
         let case = db::lock_case(&mut tx, case_id).await?.ok_or_else(|| not_found(r.task_id))?;
@@ -173,7 +173,7 @@ impl Tasks {
             scope::gate(p, &task, allow(scope::can_resolve(p, &task), "only the accepting handler or its unit"))?;
             self.check_creditable(&resolver, &task).await?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let (task, to) = locked(&mut tx, r.task_id, Move::Resolve, |t| {
             scope::gate(p, t, allow(scope::can_resolve(p, t), "only the accepting handler or its unit"))
         })

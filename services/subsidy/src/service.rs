@@ -160,7 +160,7 @@ impl Ledger {
                 "tariffs are deployment-wide: they need a grant over the whole deployment or a prefecture",
             ));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let saved = db::insert_next_tariff(&mut tx, &rule, p.actor()).await?;
         tx.commit().await?;
         tracing::info!(rule_id = %saved.id, version = saved.version, actor = p.actor(), "tariff version added");

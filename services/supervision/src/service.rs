@@ -73,7 +73,7 @@ impl Supervision {
         let v = Verification { verifier_id: acting("verifier_id", &v.verifier_id, p)?, ..v };
         let known = db::case(&mut *self.pool.acquire().await?, v.case_id).await?;
         scope::gate(p, Permission::Verify, v.case_id, known.as_ref())?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let case = db::lock_case(&mut tx, v.case_id).await?.ok_or_else(|| no_case(v.case_id))?;
         not_merged(&mut tx, v.case_id).await?;
         // The tasks as supervision's consumer has seen them (routing's events), read under the case lock.
@@ -119,7 +119,7 @@ impl Supervision {
     /// (the visit decides whether the resolver is paid).
     pub async fn follow_up(&self, p: &Principal, f: FollowUp) -> Result<(Closure, bool)> {
         let f = FollowUp { visitor_id: acting("visitor_id", &f.visitor_id, p)?, ..f };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let case = db::lock_case(&mut tx, f.case_id).await?;
         scope::gate(p, Permission::FollowUp, f.case_id, case.as_ref())?;
         let case = case.ok_or_else(|| no_case(f.case_id))?;

@@ -56,7 +56,7 @@ impl Cases {
     /// Merges `m.case_id` into `m.into_case_id` (dispatch scope over both) and answers the target's file.
     pub async fn merge(&self, who: &Principal, m: &MergeRequest) -> Result<CaseFile> {
         let read = who.scope(Permission::ReadCase);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let locked = mdb::lock_pair(&mut tx, m.case_id, m.into_case_id).await?;
         let (case, into) = (readable(&locked, m.case_id, &read)?, readable(&locked, m.into_case_id, &read)?);
         may_dispatch(who, &[case, into])?;
@@ -108,7 +108,7 @@ impl Cases {
             may_dispatch(who, &[&case])?;
             case.merged_into.ok_or_else(|| precondition("case_id", &format!("is {}, not merged", case.state)))?
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let locked = mdb::lock_pair(&mut tx, u.case_id, target).await?;
         let case = readable(&locked, u.case_id, &read)?;
         if case.merged_into != Some(target) {

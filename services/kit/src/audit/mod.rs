@@ -3,9 +3,12 @@
 //! Every audited action becomes one record in the service's `audit_log`, chained to the record before it by an
 //! HMAC-SM3 over the previous hash and every field. The database refuses updates, truncation and deletion of
 //! records younger than 180 days (triggers, see `migrations/2_audit.sql`); the chain catches what a superuser
-//! does around the triggers. If a record cannot be written, `append` fails and so must the action it guards.
+//! does around the triggers. A mutating call's record is staged in the action's own transaction
+//! ([`staged`]); any other record that cannot be written makes `append` fail, and so must the call it guards.
 //!
 //! - [`AuditLog`]: the writer handle; appends are group-committed, many records per transaction.
+//! - [`begin`]: a handler's transaction with its call's record staged in it, so an action and its record
+//!   commit together or not at all ([`staged`]).
 //! - [`verify`]: walks the chain and names the first broken link; [`verify_anchored`] also checks it against
 //!   the signed anchors kept outside the database ([`anchor`]).
 //! - [`grpc::AuditService`]: `zongzhi.audit.v1.Audit`, listing and verifying over gRPC.
@@ -13,11 +16,13 @@
 pub mod anchor;
 mod chain;
 pub mod grpc;
+pub mod staged;
 mod store;
 mod verify;
 mod writer;
 
 pub use chain::{AuditKey, DEV_KEY, GENESIS, HASH_LEN};
+pub use staged::{begin, stage, sweep, unchanged};
 pub use verify::{Break, BreakKind, PROGRESS_EVERY, RETENTION_DAYS, VerifyReport, verify, verify_anchored};
 pub use writer::AuditLog;
 

@@ -24,6 +24,8 @@ const SHUTDOWN_IDLE: Duration = Duration::from_secs(2);
 
 struct Pending {
     entry: AuditEntry,
+    /// The row the call staged in its action's transaction, which this record completes.
+    staged: Option<uuid::Uuid>,
     done: oneshot::Sender<Result<(), AuditError>>,
 }
 
@@ -47,10 +49,22 @@ impl AuditLog {
 
     /// Records `entry` and returns once it is committed. An error means it was not recorded, and the caller
     /// must then fail the action.
-    pub async fn append(&self, mut entry: AuditEntry) -> Result<(), AuditError> {
+    pub async fn append(&self, entry: AuditEntry) -> Result<(), AuditError> {
+        self.enqueue(entry, None).await
+    }
+
+    /// Records `entry` in place of the row its call staged (`staged`), deleting that row in the same
+    /// transaction. The row may be gone: rolled back with its action (a replay that wrote nothing), or, when
+    /// this comes over a minute late, chained by the sweeper, and then the call has two records, the swept one
+    /// saying so. A record twice is better than a record lost to guessing which of the two happened.
+    pub async fn complete(&self, entry: AuditEntry, staged: uuid::Uuid) -> Result<(), AuditError> {
+        self.enqueue(entry, Some(staged)).await
+    }
+
+    async fn enqueue(&self, mut entry: AuditEntry, staged: Option<uuid::Uuid>) -> Result<(), AuditError> {
         entry.make_storable();
         let (done, committed) = oneshot::channel();
-        self.queue.send(Pending { entry, done }).await.map_err(|_| AuditError::Closed)?;
+        self.queue.send(Pending { entry, staged, done }).await.map_err(|_| AuditError::Closed)?;
         committed.await.unwrap_or(Err(AuditError::Closed))
     }
 }
@@ -62,6 +76,9 @@ async fn run(
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // The first tick is at once: rows a stopped process left staged are chained as the service starts.
+    let mut sweeps = tokio::time::interval(super::staged::SWEEP_EVERY);
+    sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             // Whatever has queued while the previous batch committed goes into the next one.
@@ -71,6 +88,11 @@ async fn run(
                     return Ok(());
                 }
                 commit(&pool, &key, &mut batch).await;
+            }
+            _ = sweeps.tick() => {
+                if let Err(e) = super::staged::sweep(&pool, &key, super::staged::STAGED_GRACE).await {
+                    tracing::error!(error = %e, "staged audit records not swept; next try in a while");
+                }
             }
             () = shutdown.wait() => break,
         }
@@ -105,8 +127,10 @@ async fn commit(pool: &PgPool, key: &AuditKey, batch: &mut Vec<Pending>) {
 }
 
 async fn write(pool: &PgPool, key: &AuditKey, batch: &[Pending]) -> sqlx::Result<()> {
-    let entries: Vec<&AuditEntry> = batch.iter().map(|p| &p.entry).collect();
     let mut tx = pool.begin().await?;
+    let staged: Vec<uuid::Uuid> = batch.iter().filter_map(|p| p.staged).collect();
+    super::staged::claim(&mut tx, &staged).await?;
+    let entries: Vec<&AuditEntry> = batch.iter().map(|p| &p.entry).collect();
     let (seq, _) = store::append(&mut tx, key, &entries).await?;
     tx.commit().await?;
     tracing::trace!(records = entries.len(), head = seq, "audit batch committed");

@@ -18,6 +18,7 @@ use tonic::Status;
 
 use super::policy::{self, Access};
 use super::{AuthError, Principal, Verifier};
+use crate::audit::staged::Call;
 use crate::audit::{AuditEntry, AuditKey, AuditLog, AuditTarget};
 use crate::throttle::Throttle;
 
@@ -163,10 +164,15 @@ where
                     req.extensions_mut().insert(p);
                 }
                 let decoded = Arc::new(std::sync::Mutex::new(None));
+                let path = req.uri().path().to_owned();
                 let call = proto::codec::DECODED.scope(decoded.clone(), self.inner.call(req));
+                let Some((log, e)) = audit.zip(entry.take()) else { return Box::pin(call) };
+                // The handler may stage this call's record in its own transaction (crate::audit::begin).
+                let staging = Call::new(e, decoded);
+                let call = staging.clone().scope(call);
                 Box::pin(async move {
                     let response = call.await?;
-                    let (Some(log), Some(mut e)) = (audit, entry.take()) else { return Ok(response) };
+                    let mut e = staging.entry.clone();
                     e.outcome = "ok".into();
                     if let Some(status) = failure(response.headers()) {
                         // A refusal inside the handler (out of scope, a state that does not allow the move) says why.
@@ -177,14 +183,25 @@ where
                     if let Some(t) = response.extensions().get::<AuditTarget>() {
                         e.target.clone_from(&t.target);
                         e.detail.clone_from(&t.detail);
-                    } else if let Some(named) = decoded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
-                    {
+                    } else if let Some(named) = staging.decoded_target() {
                         e.target = named;
                     }
-                    match log.append(e).await {
-                        Ok(()) => Ok(response),
-                        Err(err) => Ok(Status::from(err).into_http()),
+                    if !staging.staged() {
+                        if e.outcome == "ok" && changes(&path) && !staging.unchanged() {
+                            // A handler that changed something without staging: its record can still be lost.
+                            tracing::error!(method = %path, "a changing call committed without staging its audit record");
+                            crate::metrics::counter("zongzhi_audit_unstaged_total", &[("method", &path)]).inc();
+                        }
+                        return match log.append(e).await {
+                            Ok(()) => Ok(response),
+                            Err(err) => Ok(Status::from(err).into_http()),
+                        };
                     }
+                    // The action committed with its record staged: the record is kept whatever happens here.
+                    if let Err(err) = log.complete(e, staging.id).await {
+                        tracing::error!(error = %err, method = %path, "audit record left staged; the sweeper chains it");
+                    }
+                    Ok(response)
                 })
             }
             Err(status) => {
@@ -232,6 +249,16 @@ fn audited(path: &str) -> bool {
         || path.starts_with("/grpc.reflection.")
         || path.ends_with("/GetJwks")
         || path == "/zongzhi.registry.v1.Auth/ListRevocations")
+}
+
+/// Whether a method changes something, by its name: everything but reads (`Get…`, `List…`, `Count…`,
+/// `Export…`, `Search…`) and a few named lookups. A changing call must stage its audit record in the
+/// transaction that makes the change (see [`crate::audit::staged`]).
+pub fn changes(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or("");
+    let reads = ["Get", "List", "Count", "Export", "Search"].iter().any(|p| method.starts_with(p))
+        || ["WhoAmI", "VerifyChain", "ResolveLocation", "ResolvePoint", "ClientToken"].contains(&method);
+    !reads
 }
 
 /// The record of a call before its outcome: who (and under which grant), what, from where, in which trace.

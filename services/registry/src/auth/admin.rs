@@ -32,7 +32,7 @@ impl Issuer {
             return Err(FieldError::new("new_password", "must differ from the recent passwords").into());
         }
         let hash = super::hashing::hash(new).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         db::keep_old_password(&mut *tx, account.id, &account.password_hash).await?;
         db::set_password(&mut *tx, account.id, &hash).await?;
         // Whoever held the old password may hold a session and tokens too: all of them end.
@@ -67,7 +67,9 @@ impl Issuer {
             activation: Some((&code_hash, expires)),
             approved_by: None,
         };
-        insert_account(&self.pool, &account).await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
+        insert_account(&mut tx, &account).await?;
+        tx.commit().await?;
         Ok((id, code, expires))
     }
 
@@ -79,6 +81,7 @@ impl Issuer {
         }
         let hash = super::hashing::hash(password).await?;
         let totp = secrets::totp_secret()?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let activated = sqlx::query(
             "UPDATE accounts SET password_hash = $3, password_changed_at = now(), must_change = FALSE,                totp_secret = $4, activation_hash = NULL, activation_expires_at = NULL              WHERE username = $1 AND activation_hash = $2 AND activation_expires_at > now() AND disabled_at IS NULL",
         )
@@ -86,12 +89,13 @@ impl Issuer {
         .bind(secrets::token_hash(code))
         .bind(&hash)
         .bind(&totp)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if activated.rows_affected() == 0 {
             // One answer for every reason (no such account, used, expired, wrong code): it tells a guesser nothing.
             return Err(Error::Unauthenticated("activation failed: the code is wrong, used or expired".into()));
         }
+        tx.commit().await?;
         Ok(secrets::base32(&totp))
     }
 
@@ -103,18 +107,20 @@ impl Issuer {
         if by.person_id == person.to_string() {
             return Err(Error::Denied("nobody approves their own account".into()));
         }
+        let mut tx = kit::audit::begin(&self.pool).await?;
         sqlx::query(
             "UPDATE accounts SET approved_at = now(), approved_by = $2 WHERE username = $1 AND approved_at IS NULL",
         )
         .bind(username)
         .bind(by.actor())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn disable_account(&self, username: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let id = db::disable_account(&mut *tx, username).await?;
         let (id, person) = id.ok_or_else(|| Error::NotFound(format!("account {username}")))?;
         db::revoke_sessions_of(&mut *tx, id, "account disabled").await?;
@@ -126,9 +132,11 @@ impl Issuer {
     /// A client credential for another system, scoped to a subtree; the secret is returned once.
     pub async fn create_client(&self, by: &Principal, client_id: &str, name: &str, scope: &str) -> Result<String> {
         let (secret, hash) = secrets::random_token()?;
-        if !db::insert_client(&self.pool, client_id, name, &hash, scope, by.actor()).await? {
+        let mut tx = kit::audit::begin(&self.pool).await?;
+        if !db::insert_client(&mut *tx, client_id, name, &hash, scope, by.actor()).await? {
             return Err(Error::FailedPrecondition(format!("client {client_id} exists already")));
         }
+        tx.commit().await?;
         Ok(secret)
     }
 
@@ -160,7 +168,10 @@ impl Issuer {
             valid_to: g.valid_to,
             granted_by: by.actor(),
         };
-        Ok(db::insert_grant(&self.pool, &row).await?)
+        let mut tx = kit::audit::begin(&self.pool).await?;
+        let row = db::insert_grant(&mut *tx, &row).await?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     pub async fn revoke_grant(&self, by: &Principal, grant: Uuid) -> Result<()> {
@@ -171,7 +182,7 @@ impl Issuer {
         }
         // The holder's tokens carry the grant until they expire: they end now, and the next refresh issues
         // tokens with the grants that remain.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         db::revoke_grant(&mut *tx, grant, by.actor()).await?;
         revocations::revoke(&mut *tx, &revocations::person_subject(owner), "grant revoked").await?;
         tx.commit().await?;
@@ -187,12 +198,12 @@ impl Issuer {
 pub const ACTIVATION_HOURS: i64 = 72;
 
 /// Inserts an account; FAILED_PRECONDITION when the username is taken or the person has an account.
-async fn insert_account(pool: &sqlx::PgPool, account: &NewAccount<'_>) -> Result<()> {
-    if !db::insert_account(pool, account).await? {
+async fn insert_account(conn: &mut sqlx::PgConnection, account: &NewAccount<'_>) -> Result<()> {
+    if !db::insert_account(&mut *conn, account).await? {
         // One account per person, by the database's unique index: an administrator cannot make a second
         // account for a grid worker and take over the grants that follow the worker's assignments.
         let person_id = account.person_id;
-        if let Some(theirs) = db::account_of_person(pool, person_id).await? {
+        if let Some(theirs) = db::account_of_person(&mut *conn, person_id).await? {
             return Err(Error::failed_precondition(format!(
                 "person {person_id} has an account already ({theirs}); a person holds one account"
             )));
@@ -236,7 +247,8 @@ pub async fn seed_account(
         activation: None,
         approved_by: Some("seed"),
     };
-    insert_account(pool, &account).await.map_err(|e| anyhow::anyhow!("seed account {username}: {e}"))?;
+    let mut conn = pool.acquire().await?;
+    insert_account(&mut conn, &account).await.map_err(|e| anyhow::anyhow!("seed account {username}: {e}"))?;
     for (role, scope, unit) in grants {
         db::seed_grant(pool, id, *role, scope, unit).await?;
     }

@@ -81,7 +81,7 @@ pub fn client_subject(client_id: &str) -> String {
 impl Issuer {
     /// Ends a client credential and the tokens it holds; NOT_FOUND when there is no such live client.
     pub async fn revoke_client(&self, client_id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let done = sqlx::query("UPDATE clients SET disabled_at = now() WHERE client_id = $1 AND disabled_at IS NULL")
             .bind(client_id)
             .execute(&mut *tx)
@@ -97,7 +97,7 @@ impl Issuer {
     /// A new secret for a live client, returned once; the old one stops working and its tokens end.
     pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String> {
         let (secret, hash) = secrets::random_token()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let done = sqlx::query("UPDATE clients SET secret_hash = $2 WHERE client_id = $1 AND disabled_at IS NULL")
             .bind(client_id)
             .bind(&hash)

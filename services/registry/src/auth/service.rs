@@ -66,10 +66,13 @@ impl Issuer {
         if account.must_change || account.password_changed_at + Duration::days(self.policy.max_age_days) < Utc::now() {
             return Err(Error::FailedPrecondition("password change required: call ChangePassword".into()));
         }
-        db::signed_in(&self.pool, account.id).await?;
+        // The session and the sign-in's audit record commit together.
+        let mut tx = kit::audit::begin(&self.pool).await?;
+        db::signed_in(&mut *tx, account.id).await?;
         let session = Uuid::new_v4();
         let expires = Utc::now() + Duration::hours(self.policy.session_hours);
-        db::insert_session(&self.pool, session, account.id, &amr, expires).await?;
+        db::insert_session(&mut *tx, session, account.id, &amr, expires).await?;
+        tx.commit().await?;
         self.issue(&account, session, amr, grants).await
     }
 
@@ -182,7 +185,7 @@ impl Issuer {
     /// session ends for both.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
         self.signer()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let hash = secrets::token_hash(refresh_token);
         let row = db::lock_refresh_token(&mut *tx, &hash).await?;
         let Some((session, spent)) = row else { return Err(Error::Unauthenticated("unknown refresh token".into())) };
@@ -206,9 +209,11 @@ impl Issuer {
     }
 
     pub async fn sign_out(&self, refresh_token: &str) -> Result<()> {
-        if !db::sign_out(&self.pool, &secrets::token_hash(refresh_token)).await? {
+        let mut tx = kit::audit::begin(&self.pool).await?;
+        if !db::sign_out(&mut *tx, &secrets::token_hash(refresh_token)).await? {
             return Err(Error::Unauthenticated("unknown or ended session".into()));
         }
+        tx.commit().await?;
         Ok(())
     }
 

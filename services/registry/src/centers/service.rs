@@ -12,7 +12,7 @@ use crate::tree::domain::Node;
 
 /// Opens a center at a unit of level 2-5; `false` when it was already open.
 pub async fn establish(pool: &PgPool, code: &str) -> Result<(Node, bool)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = kit::audit::begin(pool).await?;
     lock_center_level(&mut tx, code).await?;
     let opened = db::open_center(&mut tx, code).await?;
     if opened {
@@ -28,7 +28,7 @@ pub async fn establish(pool: &PgPool, code: &str) -> Result<(Node, bool)> {
 
 /// Closes a center; its departments must be moved or removed first, so no case loses its handler silently.
 pub async fn close(pool: &PgPool, code: &str) -> Result<Node> {
-    let mut tx = pool.begin().await?;
+    let mut tx = kit::audit::begin(pool).await?;
     lock_center_level(&mut tx, code).await?;
     let stationed = db::departments_at(&mut tx, code).await?;
     if stationed > 0 {
@@ -71,17 +71,18 @@ pub async fn department_center(pool: &PgPool, code: &str) -> Result<Option<Strin
 }
 
 pub async fn put_department(pool: &PgPool, d: Department) -> Result<Department> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = kit::audit::begin(pool).await?;
     if !db::is_center(&mut conn, &d.center_code).await? {
         return Err(Error::invalid("department.center_code", "has no center"));
     }
     db::put_department(&mut conn, &d).await?;
+    conn.commit().await?;
     Ok(d)
 }
 
 /// Replaces a rotating department's schedule as a whole, under a lock on the department row.
 pub async fn set_rotation(pool: &PgPool, department: &str, lines: &[Rotation]) -> Result<Vec<Rotation>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = kit::audit::begin(pool).await?;
     match db::lock_stationing(&mut tx, department).await? {
         None => return Err(Error::not_found(format!("department {department}"))),
         Some(s) if s != Stationing::Rotating => {

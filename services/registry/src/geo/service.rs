@@ -43,13 +43,13 @@ impl Geo {
 
     /// Stores a grid's geometry and rebuilds the index before returning, so the next lookup sees it.
     pub async fn set_grid_geometry(&self, code: &str, g: &GridGeometry) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = kit::audit::begin(&self.pool).await?;
         match db::set_geometry(&mut conn, code, g).await? {
             db::Outcome::Set => {}
             db::Outcome::Missing => return Err(Error::not_found(format!("grid {code}"))),
             db::Outcome::Retired => return Err(Error::failed_precondition(format!("grid {code} is retired"))),
         }
-        drop(conn);
+        conn.commit().await?;
         self.rebuild().await?;
         tracing::info!(grid = %code, rings = g.boundary.len(), centre = g.centre.is_some(), "grid geometry set");
         Ok(())

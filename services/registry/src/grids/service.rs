@@ -66,7 +66,7 @@ impl Grids {
     /// Creates a grid under a village, or a micro-grid under a grid, numbered with the next free sequence.
     pub async fn create_grid(&self, place: GridPlace<'_>, name: &str) -> Result<Grid> {
         let GridPlace { kind, parent } = place;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let village = match kind {
             GridKind::Grid => match tree_db::lock_division(&mut tx, parent).await? {
                 Some(VILLAGE_LEVEL) => parent.to_owned(),
@@ -92,7 +92,7 @@ impl Grids {
     pub async fn create_person(&self, p: NewPerson<'_>) -> Result<Person> {
         let id = Uuid::new_v4();
         let row_id = id.to_string();
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = kit::audit::begin(&self.pool).await?;
         if tree_db::node(&mut conn, p.home_code).await?.is_none() && !is_grid_code(p.home_code) {
             return Err(Error::invalid("home_code", "is not a known division"));
         }
@@ -109,6 +109,7 @@ impl Grids {
             eligibility_source: p.eligibility_source,
         };
         db::insert_person(&mut conn, &row).await?;
+        conn.commit().await?;
         tracing::info!(person_id = %id, role = %p.role, "person registered");
         self.person(id).await
     }
@@ -120,7 +121,7 @@ impl Grids {
     /// 一格一员: ends the current assignment and starts the new one in one transaction, under a lock on the
     /// grid row; the partial unique index refuses a second active worker even if that lock were bypassed.
     pub async fn assign(&self, grid: &str, person: Uuid) -> Result<(Grid, Option<Uuid>)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         lock_active_grid(&mut tx, grid).await?;
         let who = db::person(&mut tx, person).await?.ok_or_else(|| Error::not_found(format!("person {person}")))?;
         may_walk_grids(&who)?;
@@ -131,7 +132,7 @@ impl Grids {
     }
 
     pub async fn rename_grid(&self, code: &str, name: &str) -> Result<Grid> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         lock_active_grid(&mut tx, code).await?;
         db::rename_grid(&mut tx, code, name).await?;
         tx.commit().await?;
@@ -140,7 +141,7 @@ impl Grids {
 
     /// Retires the grid and its micro-grids and ends their assignments in one transaction.
     pub async fn retire_grid(&self, code: &str) -> Result<Retired> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         lock_active_grid(&mut tx, code).await?;
         let micro_grids = db::retire_grid(&mut tx, code).await?;
         let all: Vec<String> = micro_grids.iter().cloned().chain([code.to_owned()]).collect();
@@ -153,7 +154,7 @@ impl Grids {
 
     /// The worker left and nobody replaces them yet: the grid has no primary worker until the next assignment.
     pub async fn end_assignment(&self, code: &str) -> Result<(Grid, Option<Uuid>)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         lock_active_grid(&mut tx, code).await?;
         let previous = db::end_assignment(&mut tx, code).await?;
         tx.commit().await?;
@@ -192,7 +193,7 @@ pub async fn person_home(pool: &PgPool, id: Uuid) -> Result<String> {
 
 /// Sets eligibility and its source, recording the change; setting what is already there records nothing.
 pub async fn change_eligibility(pool: &PgPool, person: Uuid, u: &EligibilityUpdate<'_>) -> Result<Person> {
-    let mut tx = pool.begin().await?;
+    let mut tx = kit::audit::begin(pool).await?;
     let current = db::lock_eligibility(&mut tx, person).await?;
     let (was, was_source) = current.ok_or_else(|| Error::not_found(format!("person {person}")))?;
     if (was, was_source.as_str()) != (u.eligible, u.source) {

@@ -222,7 +222,12 @@ pub async fn insert_recipients(conn: &mut PgConnection, id: Uuid, target: &str) 
 }
 
 /// pending → acknowledged; None when the recipient is missing or not pending.
-pub async fn acknowledge(pool: &PgPool, id: Uuid, center: &str, actor: &str) -> sqlx::Result<Option<Recipient>> {
+pub async fn acknowledge(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    center: &str,
+    actor: &str,
+) -> sqlx::Result<Option<Recipient>> {
     let sql = format!(
         "UPDATE directive_recipients r SET status = $4, acknowledged_at = now(), acknowledged_by = $3 \
          FROM divisions d \
@@ -235,13 +240,13 @@ pub async fn acknowledge(pool: &PgPool, id: Uuid, center: &str, actor: &str) -> 
         .bind(actor)
         .bind(RecipientStatus::Acknowledged)
         .bind(RecipientStatus::Pending)
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await
 }
 
 /// acknowledged → answered with the report; None when the recipient is missing or not acknowledged.
 pub async fn answer(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     id: Uuid,
     center: &str,
     report: &str,
@@ -260,7 +265,7 @@ pub async fn answer(
         .bind(actor)
         .bind(RecipientStatus::Answered)
         .bind(RecipientStatus::Acknowledged)
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await
 }
 

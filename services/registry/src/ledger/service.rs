@@ -146,7 +146,7 @@ pub async fn children(pool: &PgPool, parent: &LedgerNode, after: &str, limit: i6
 /// Issues the directive and its recipients in one transaction. The issuer must be a center at or above the
 /// target, and the subtree must hold at least one village center.
 pub async fn issue(pool: &PgPool, new: &NewDirective<'_>) -> Result<(Directive, u64)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = kit::audit::begin(pool).await?;
     if !crate::centers::db::is_center(&mut tx, new.issuer).await? {
         return Err(Error::invalid("issuer_center_code", "is not a center"));
     }
@@ -170,7 +170,10 @@ pub async fn issue(pool: &PgPool, new: &NewDirective<'_>) -> Result<(Directive, 
 
 /// pending → acknowledged, by the signed-in `actor`.
 pub async fn acknowledge(pool: &PgPool, id: Uuid, center: &str, actor: &str) -> Result<Recipient> {
-    match db::acknowledge(pool, id, center, actor).await? {
+    let mut tx = kit::audit::begin(pool).await?;
+    let moved = db::acknowledge(&mut tx, id, center, actor).await?;
+    tx.commit().await?;
+    match moved {
         Some(r) => Ok(r),
         None => Err(refusal(pool, id, center, RecipientStatus::Pending).await),
     }
@@ -178,7 +181,10 @@ pub async fn acknowledge(pool: &PgPool, id: Uuid, center: &str, actor: &str) -> 
 
 /// acknowledged → answered, with the report, by the signed-in `actor`.
 pub async fn answer(pool: &PgPool, id: Uuid, center: &str, report: &str, actor: &str) -> Result<Recipient> {
-    match db::answer(pool, id, center, report, actor).await? {
+    let mut tx = kit::audit::begin(pool).await?;
+    let moved = db::answer(&mut tx, id, center, report, actor).await?;
+    tx.commit().await?;
+    match moved {
         Some(r) => Ok(r),
         None => Err(refusal(pool, id, center, RecipientStatus::Acknowledged).await),
     }

@@ -52,7 +52,7 @@ impl Tasks {
             stations.push(self.station(unit, &format!("co_units[{i}].code")).await?);
         }
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         // The case first, then the task, as every other move locks them.
         let case = db::lock_case(&mut tx, task.case_id).await?.ok_or_else(|| not_found(task_id))?;
         let task = db::task(&mut tx, task_id, true).await?.ok_or_else(|| not_found(task_id))?;
@@ -119,7 +119,7 @@ impl Tasks {
     /// dispatcher at the case's place (release). A move its state does not allow is FAILED_PRECONDITION.
     pub async fn move_co(&self, p: &Principal, id: Uuid, mv: CoMove, note: &str) -> Result<CoHandler> {
         let missing = || Error::not_found(format!("co-handler {id}"));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let co = store::co_handler(&mut tx, id, false).await?.ok_or_else(missing)?;
         // The lead task's lock orders this move against the lead's 办结, which counts what is still owed.
         let task = db::task(&mut tx, co.lead_task_id, true).await?.ok_or_else(missing)?;

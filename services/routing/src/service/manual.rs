@@ -25,7 +25,7 @@ impl Tasks {
         let case = self.case_in_hand(p, d.case_id).await?;
         let target = self.manual_target(p, d.unit_kind, &d.unit_code).await?;
         let actor = p.actor().to_owned();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let (case, live) = lock_in_hand(&mut tx, p, &case.holding_center, d.case_id, d.expected_task).await?;
         let superseded = match live {
             Some(id) => Some(recall(&mut tx, self, &case, id, &actor, &d.reason, true).await?),
@@ -41,7 +41,7 @@ impl Tasks {
     /// 召回: the live task is superseded; the case waits at its holding center for a dispatch by hand.
     pub async fn recall_task(&self, p: &Principal, r: Recall) -> Result<Task> {
         let actor = p.actor().to_owned();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let case_id = db::case_of_task(&mut tx, r.task_id).await?.ok_or_else(|| not_found(r.task_id))?;
         let case = db::lock_case(&mut tx, case_id).await?.ok_or_else(|| not_found(r.task_id))?;
         let task = db::task(&mut tx, r.task_id, true).await?.ok_or_else(|| not_found(r.task_id))?;
@@ -88,7 +88,7 @@ impl Tasks {
         let plan = self.planner.plan(&arriving).await?;
 
         let actor = p.actor().to_owned();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let (mut case, live) = lock_in_hand(&mut tx, p, &case.holding_center, e.case_id, e.expected_task).await?;
         let at = Utc::now();
         // The hop itself says which task it superseded (case.escalated), so no separate 召回 event is written.

@@ -25,7 +25,7 @@ impl Supervision {
     /// tasks of the task's unit; the stage must be open (and, for an extension, not yet overdue and under the
     /// policy's cap); one request per stage waits at a time.
     pub async fn request_change(&self, p: &Principal, r: ChangeRequest) -> Result<ClockChange> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let clock = store::lock_stage_clock(&mut tx, &r.task_id, r.stage).await?;
         let clock = clock.ok_or_else(|| no_stage(&r.task_id, r.stage))?;
         if !p.scope(Permission::HandleTask).covers_unit(&clock.unit_code) {
@@ -74,7 +74,7 @@ impl Supervision {
     /// grades with it); approving a pause stops the clock. Decided once: a second decision is
     /// FAILED_PRECONDITION. Nobody decides their own request.
     pub async fn decide_change(&self, p: &Principal, d: Decision) -> Result<ClockChange> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let missing = || Error::not_found(format!("clock change request {}", d.id));
         let change = store::lock_change(&mut tx, d.id).await?.ok_or_else(missing)?;
         let case = db::case(&mut tx, change.case_id).await?;
@@ -125,7 +125,7 @@ impl Supervision {
 
     /// The center restarts a paused clock: every point still ahead of the pause moves on by the time it stood.
     pub async fn resume(&self, p: &Principal, task_id: &str, stage: Stage, note: &str) -> Result<ClockChange> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         let clock = store::lock_stage_clock(&mut tx, task_id, stage).await?.ok_or_else(|| no_stage(task_id, stage))?;
         let case = db::case(&mut tx, clock.case_id).await?;
         scope::gate(p, Permission::ReviewReturn, clock.case_id, case.as_ref())?;

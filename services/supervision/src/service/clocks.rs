@@ -153,7 +153,7 @@ pub async fn import_calendar(
     years.sort_unstable();
     years.dedup();
     progress(&format!("checked {} rows for {:?}", rows.len(), years));
-    let mut tx = pool.begin().await?;
+    let mut tx = kit::audit::begin(pool).await?;
     let replaced = db::replace_calendar(&mut tx, center_code, &years, &rows, by).await?;
     tx.commit().await?;
     progress(&format!("wrote {} rows, replacing {replaced}", rows.len()));
@@ -174,7 +174,7 @@ pub async fn seed_national(pool: &PgPool) -> anyhow::Result<()> {
     }
     let mut years: Vec<i32> = rows.iter().map(|r| r.date.year()).collect();
     years.dedup();
-    let mut tx = pool.begin().await?;
+    let mut tx = kit::audit::begin(pool).await?;
     db::replace_calendar(&mut tx, "", &years, &rows, "shipped").await?;
     tx.commit().await?;
     tracing::info!(?years, "national calendar seeded from the shipped schedule");
@@ -184,7 +184,7 @@ pub async fn seed_national(pool: &PgPool) -> anyhow::Result<()> {
 /// Adds the next time-policy version (checked whole by [`NewPolicy::parse`]); cases whose clocks have not started
 /// yet take it, the others keep theirs.
 pub async fn add_policy(pool: &PgPool, policy: &NewPolicy, by: &str) -> Result<i32> {
-    let mut tx = pool.begin().await?;
+    let mut tx = kit::audit::begin(pool).await?;
     let version = db::add_policy(&mut tx, policy, by).await?;
     tx.commit().await?;
     tracing::info!(version, "time policy added");

@@ -187,7 +187,7 @@ impl Supervision {
 
     /// The unit's acknowledgement (签收确认) of a slip addressed to it; a slip is acknowledged once.
     pub async fn acknowledge_slip(&self, p: &Principal, number: &str) -> Result<SlipRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
         if number.starts_with(TASK_SLIP_PREFIX) {
             return Err(Error::failed_precondition(format!(
                 "{number} is a task slip (交办单): the unit acknowledges it by accepting the task (签收)"

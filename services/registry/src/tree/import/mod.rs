@@ -23,7 +23,7 @@ pub async fn import(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImportReport, ImportError> {
     let total = rows.len() as u64;
-    let mut tx = pool.begin().await?;
+    let mut tx = kit::audit::begin(pool).await?;
     // A national import's statements (COPY, the merge, the count rebuild) run longer than any call's
     // statement_timeout allows; the import bounds itself instead, waiting for another import included.
     sqlx::query("SET LOCAL statement_timeout = '15min'").execute(&mut *tx).await?;
