@@ -201,6 +201,7 @@ forward! {
     auth.approve_account / "ApproveAccount" (registry::ApproveAccountRequest) -> registry::ApproveAccountResponse;
     auth.disable_account / "DisableAccount" (registry::DisableAccountRequest) -> registry::DisableAccountResponse;
     auth.create_client / "CreateClient" (registry::CreateClientRequest) -> registry::CreateClientResponse;
+    auth.activate_client / "ActivateClient" (registry::ActivateClientRequest) -> registry::ActivateClientResponse;
     auth.revoke_client / "RevokeClient" (registry::RevokeClientRequest) -> registry::RevokeClientResponse;
     auth.rotate_client_secret / "RotateClientSecret" (registry::RotateClientSecretRequest) -> registry::RotateClientSecretResponse;
     auth.set_grant / "SetGrant" (registry::SetGrantRequest) -> registry::SetGrantResponse;

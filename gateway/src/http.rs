@@ -38,6 +38,7 @@ pub fn router(desk: DeskService) -> Router {
         .route("/v1/auth/client-token", post(client_token))
         .route("/v1/auth/change-password", post(change_password))
         .route("/v1/auth/activate", post(activate_account))
+        .route("/v1/auth/activate-client", post(activate_client))
         .route("/v1/auth/me", get(who_am_i))
         .route("/v1/cases", post(register_case).get(list_cases))
         .route("/v1/cases/{case_ref}", get(get_case))
@@ -205,6 +206,10 @@ async fn change_password(State(d): Desk_, c: Caller, Body(b): Body<registry::Cha
 
 async fn activate_account(State(d): Desk_, c: Caller, Body(b): Body<registry::ActivateAccountRequest>) -> Response {
     reply(d.activate_account(c.req(b)).await).await
+}
+
+async fn activate_client(State(d): Desk_, c: Caller, Body(b): Body<registry::ActivateClientRequest>) -> Response {
+    reply(d.activate_client(c.req(b)).await).await
 }
 
 async fn who_am_i(State(d): Desk_, c: Caller) -> Response {

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct World {
     pub suite: Suite,
     pub demo: Demo,
-    /// The gateway as a test principal holding every role (for tests about something other than who may act).
+    /// The gateway as the test root (for tests about something other than who may act): every business role,
+    /// and for an administrator's method the token of that administrator role alone.
     pub desk: DeskClient<kit::testing::AuthedChannel>,
     pub root_token: String,
     /// Dropped last: removes the database and stream.
@@ -74,8 +75,7 @@ impl World {
         .await
         .expect("seed");
         let root_token = kit::testing::keys().root();
-        let desk =
-            DeskClient::new(kit::testing::connect_as(&format!("http://{}", suite.gateway_grpc), &root_token).await);
+        let desk = DeskClient::new(kit::testing::connect(&format!("http://{}", suite.gateway_grpc)).await);
         Self { suite, demo, desk, root_token, infra }
     }
 
@@ -125,14 +125,14 @@ impl World {
     }
 
     /// Sends one HTTP/1.1 request to the gateway and returns the status code and the JSON body.
-    /// It carries the all-roles test token.
+    /// It carries the root's token for the route (see [`root_token_for`]).
     pub async fn http(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
         self.http_raw(method, path, &body.map(|b| b.to_string()).unwrap_or_default()).await
     }
 
     /// The same with the body sent as given, for malformed input.
     pub async fn http_raw(&self, method: &str, path: &str, payload: &str) -> (u16, serde_json::Value) {
-        self.http_as(Some(&self.root_token), method, path, payload).await
+        self.http_as(Some(&root_token_for(path)), method, path, payload).await
     }
 
     /// One HTTP/1.1 request with `token` as its bearer (None: no Authorization header).
@@ -173,8 +173,26 @@ impl World {
     }
 }
 
+/// The root's token for an HTTP route: the administrator whose route it is (accounts and clients: the system
+/// administrator; approvals and grants: the security administrator; the rest of `/v1/admin` and persons: the
+/// business administrator), else the business token.
+pub fn root_token_for(path: &str) -> String {
+    use kit::auth::Role;
+    let keys = kit::testing::keys();
+    let admin = if path.starts_with("/v1/admin/grants") || path.ends_with("/approve") {
+        Some(Role::SecurityAdmin)
+    } else if path.starts_with("/v1/admin/accounts") || path.starts_with("/v1/admin/clients") {
+        Some(Role::SystemAdmin)
+    } else if path.starts_with("/v1/admin/") || path.starts_with("/v1/persons/") {
+        Some(Role::BusinessAdmin)
+    } else {
+        None
+    };
+    admin.map_or_else(|| keys.root(), |role| keys.admin(role))
+}
+
 impl World {
-    /// One GET with the all-roles token, for a body that is not JSON (a PDF): the status, the Content-Type and
+    /// One GET with the root's business token, for a body that is not JSON (a PDF): the status, the Content-Type and
     /// the raw body.
     pub async fn http_bytes(&self, path: &str) -> (u16, String, Vec<u8>) {
         let mut stream = tokio::net::TcpStream::connect(self.suite.gateway_http).await.unwrap();

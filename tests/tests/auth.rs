@@ -69,6 +69,8 @@ fn bad_tokens() -> Vec<(&'static str, String)> {
     // A service's own key speaking for a person.
     let intake_seed = kit::testing::keys().set.services["intake"];
     let misuse = kit::auth::Signer::from_seed("service:intake", &intake_seed, "zongzhi", "zongzhi");
+    let keys = kit::testing::keys();
+    let every_unit = kit::auth::Grant { role: "handler".into(), scope: COUNTY.into(), unit: "*".into() };
     vec![
         ("expired", signed_as("zongzhi", "zongzhi", claims(-120))),
         ("not yet valid", signed_as("zongzhi", "zongzhi", future)),
@@ -79,6 +81,13 @@ fn bad_tokens() -> Vec<(&'static str, String)> {
         ("HMAC with the public key", hmac),
         ("unknown kid", stranger.sign(claims(600)).unwrap()),
         ("service key for a person", misuse.sign(claims(600)).unwrap()),
+        // Signed by a trusted issuer, and still refused: 三权分立 holds whoever issued the grants.
+        (
+            "an administrator role beside a business role",
+            keys.token("jwt-table", &[("system_admin", "*"), ("dispatcher", COUNTY)]),
+        ),
+        ("two administrator roles", keys.token("jwt-table", &[("security_admin", "*"), ("audit_admin", "*")])),
+        ("a handler over every unit the policy does not name", keys.token_with("jwt-table", vec![every_unit])),
         ("malformed", "not.a.jwt".into()),
         ("garbage", "!!".into()),
     ]

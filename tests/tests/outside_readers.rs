@@ -6,7 +6,7 @@
 
 use proto::gateway::v1::desk_client::DeskClient;
 use proto::intake::v1::GetCaseRequest;
-use proto::registry::v1::{ClientTokenRequest, CreateClientRequest, GetLedgerRequest};
+use proto::registry::v1::{ActivateClientRequest, ClientTokenRequest, CreateClientRequest, GetLedgerRequest};
 use tests::World;
 
 #[tokio::test]
@@ -18,9 +18,11 @@ async fn a_client_reads_its_case_as_a_status_view_and_staff_read_the_file() {
         name: "云综治".into(),
         scope: suite::seed::DEMO_COUNTY.into(),
     };
-    let secret = sysadmin.create_client(create).await.unwrap().into_inner().client_secret;
+    let code = sysadmin.create_client(create).await.unwrap().into_inner().activation_code;
     let url = format!("http://{}", world.suite.gateway_grpc);
     let mut anonymous = DeskClient::connect(url.clone()).await.unwrap();
+    let activate = ActivateClientRequest { client_id: "yun-zongzhi".into(), activation_code: code };
+    let secret = anonymous.activate_client(activate).await.unwrap().into_inner().client_secret;
     let token = anonymous
         .client_token(ClientTokenRequest { client_id: "yun-zongzhi".into(), client_secret: secret })
         .await

@@ -12,8 +12,8 @@ use proto::intake::v1::ListCategoriesRequest;
 use proto::intake::v1::intake_client::IntakeClient;
 use proto::registry::v1::auth_client::AuthClient;
 use proto::registry::v1::{
-    ChangePasswordRequest, ClientTokenRequest, CreateClientRequest, DisableAccountRequest, RefreshRequest,
-    RevokeClientRequest, RotateClientSecretRequest, SignInRequest, WhoAmIRequest,
+    ActivateClientRequest, ChangePasswordRequest, ClientTokenRequest, CreateClientRequest, DisableAccountRequest,
+    RefreshRequest, RevokeClientRequest, RotateClientSecretRequest, SignInRequest, WhoAmIRequest,
 };
 use tests::World;
 use tonic::Code;
@@ -122,15 +122,27 @@ async fn a_rotated_or_revoked_client_secret_ends_its_tokens() {
         name: "12345 热线".into(),
         scope: suite::seed::DEMO_COUNTY.into(),
     };
-    let old_secret = sysadmin.create_client(create).await.unwrap().into_inner().client_secret;
+    let created = sysadmin.create_client(create).await.unwrap().into_inner();
     let mut anonymous = DeskClient::connect(format!("http://{}", world.suite.gateway_grpc)).await.unwrap();
+    // The administrator got an activation code, not the secret: the client's operator collects it, once.
+    let activate = |code: &str| ActivateClientRequest { client_id: client_id.into(), activation_code: code.into() };
+    let wrong = anonymous.activate_client(activate("not-the-code")).await.unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated, "{wrong:?}");
+    let old_secret =
+        anonymous.activate_client(activate(&created.activation_code)).await.unwrap().into_inner().client_secret;
+    let twice = anonymous.activate_client(activate(&created.activation_code)).await.unwrap_err();
+    assert_eq!(twice.code(), Code::Unauthenticated, "an activation code works once: {twice:?}");
     let token_for = |secret: &str| ClientTokenRequest { client_id: client_id.into(), client_secret: secret.into() };
     let old_token = anonymous.client_token(token_for(&old_secret)).await.unwrap().into_inner().access_token;
     let mut doors = Doors::with(&world, &old_token).await;
     assert_eq!(doors.codes().await, [Code::Ok; 3]);
 
     let rotate = RotateClientSecretRequest { client_id: client_id.into() };
-    let new_secret = sysadmin.rotate_client_secret(rotate).await.unwrap().into_inner().client_secret;
+    let rotated = sysadmin.rotate_client_secret(rotate).await.unwrap().into_inner();
+    let old = anonymous.client_token(token_for(&old_secret)).await.unwrap_err();
+    assert_eq!(old.code(), Code::Unauthenticated, "the old secret ends with the rotation: {old:?}");
+    let new_secret =
+        anonymous.activate_client(activate(&rotated.activation_code)).await.unwrap().into_inner().client_secret;
     assert_ne!(new_secret, old_secret);
     // The new secret works at once, in the same second as the rotation: its token is dated after it.
     let new_token = anonymous.client_token(token_for(&new_secret)).await.unwrap().into_inner().access_token;

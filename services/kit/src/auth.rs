@@ -41,6 +41,8 @@ pub enum AuthError {
     KeyMisuse,
     #[error("token revoked (the account was disabled or its password, grants or client secret changed); sign in again")]
     Revoked,
+    #[error("token refused: its grants break the separation of duties ({0})")]
+    Duties(&'static str),
 }
 
 impl From<AuthError> for Status {
@@ -323,6 +325,12 @@ impl AuthConfig {
                 issuers,
                 audience: string_or("AUTH_AUDIENCE", "zongzhi"),
                 leeway_secs,
+                wide_grant_subjects: string_or("AUTH_WIDE_GRANT_SUBJECTS", "")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             },
             issuer,
             service_seed,

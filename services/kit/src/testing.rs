@@ -4,8 +4,10 @@
 //! (deploy/nats/nats.conf), so every service under test connects as its own user with its own permissions.
 
 mod certs;
+mod channel;
 mod nats;
 pub use certs::TestCerts;
+pub use channel::{AuthedChannel, ROOT_PERSON, RootTokens};
 pub use nats::{TestNats, test_nats};
 
 use crate::config::{Config, DbConfig, NatsConfig};
@@ -319,16 +321,25 @@ pub fn assert_refused(case: &str, status: &tonic::Status, code: tonic::Code, fie
 pub struct TestKeys {
     pub set: crate::auth::KeySet,
     pub issuer: crate::auth::Signer,
+    root_tokens: std::sync::Arc<RootTokens>,
 }
 
 pub const TEST_ISSUER: &str = "zongzhi";
+
+/// The test persons the tests' security policy lets hold handler grants over every unit (see
+/// [`crate::auth::policy::duties_broken`]): the root, and the officers the service tests handle any task as.
+pub const WIDE_GRANT_PERSONS: &[&str] = &[ROOT_PERSON, "officer-1", "officer-2", "h-1"];
 pub const TEST_AUDIENCE: &str = "zongzhi";
 
 pub fn keys() -> &'static TestKeys {
     static KEYS: std::sync::OnceLock<TestKeys> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        let set = crate::auth::KeySet::generate("test-issuer", TEST_ISSUER, TEST_AUDIENCE).expect("test keys");
-        TestKeys { issuer: set.issuer_signer(), set }
+        let mut set = crate::auth::KeySet::generate("test-issuer", TEST_ISSUER, TEST_AUDIENCE).expect("test keys");
+        // The security policy of the tests names the persons whose tokens hold handler grants over every unit.
+        set.wide_grant_subjects = WIDE_GRANT_PERSONS.iter().map(|p| format!("person:{p}")).collect();
+        let mut keys = TestKeys { issuer: set.issuer_signer(), set, root_tokens: std::sync::Arc::default() };
+        keys.root_tokens = std::sync::Arc::new(RootTokens::new(&keys));
+        keys
     })
 }
 
@@ -370,52 +381,40 @@ impl TestKeys {
         self.issuer.sign(claims).expect("sign test token")
     }
 
-    /// A token with every role over the whole deployment: for tests about something other than who may do
-    /// it. (No real person could hold it: the issuer keeps the administrators apart.)
+    /// The root's business token: every business role over the whole deployment, for tests about something
+    /// other than who may do it. Administrator methods take the root's administrator tokens ([`Self::admin`];
+    /// a channel from [`connect`] picks the right one per call).
     pub fn root(&self) -> String {
-        let grants: Vec<(&str, &str)> = crate::auth::Role::ALL
-            .iter()
-            .filter(|r| **r != crate::auth::Role::Service)
-            .map(|r| (r.as_str(), "*"))
-            .collect();
-        self.token("00000000-0000-4000-8000-000000000000", &grants)
+        self.root_tokens.business.clone()
     }
-}
 
-/// A channel that sends `token` as the bearer of every call, for typed clients in tests.
-pub type AuthedChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;
-
-#[derive(Clone)]
-pub struct Bearer(pub tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
+    /// The root's token for one administrator role alone.
+    pub fn admin(&self, role: crate::auth::Role) -> String {
+        self.root_tokens.admin(role).to_owned()
     }
 }
 
 /// Connects to `url` carrying `token`.
 pub async fn connect_as(url: &str, token: &str) -> AuthedChannel {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .expect("url")
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    let value = format!("Bearer {token}").parse().expect("token is a header value");
-    tonic::service::interceptor::InterceptedService::new(channel, Bearer(value))
+    AuthedChannel::with_token(channel(url).await, token)
 }
 
-/// Connects to `url` with the all-roles test token.
+/// Connects to `url` as the root, with the token of a role each method needs.
 pub async fn connect(url: &str) -> AuthedChannel {
-    connect_as(url, &keys().root()).await
+    AuthedChannel::as_root(channel(url).await)
 }
 
 /// Like [`connect`], but connecting on first use (for a peer that may start later or go away in the test).
 pub fn connect_lazy(url: &str) -> AuthedChannel {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url").connect_lazy();
-    let value = format!("Bearer {}", keys().root()).parse().expect("token is a header value");
-    tonic::service::interceptor::InterceptedService::new(channel, Bearer(value))
+    AuthedChannel::as_root(tonic::transport::Endpoint::from_shared(url.to_owned()).expect("url").connect_lazy())
+}
+
+async fn channel(url: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(url.to_owned())
+        .expect("url")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
 }
 
 /// GET /metrics at `addr`: the body of the Prometheus text exposition.

@@ -28,7 +28,7 @@ async fn a_tls_port_serves_checked_clients_only() {
         tls: Some(kit::tls::ServerTls::from_files(&certs.path("leaf.pem"), &certs.path("leaf.key")).unwrap()),
     };
     tokio::spawn(async move { kit::grpc::serve(listener, routes, &[], guard, shutdown).await });
-    let token = kit::testing::keys().root();
+    let token = kit::testing::keys().admin(kit::auth::Role::AuditAdmin);
     let list = || ListRecordsRequest { page_size: 10, ..Default::default() };
 
     // This test binary has one test, so setting the process's trusted CA races with nothing.

@@ -92,6 +92,7 @@ fn trust(url: String, ca: &Path) -> Trust {
         issuers: vec!["zongzhi".into(), IDP.into()],
         audience: "zongzhi".into(),
         leeway_secs: 5,
+        wide_grant_subjects: vec![],
     }
 }
 

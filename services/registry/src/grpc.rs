@@ -121,6 +121,7 @@ delegate!(pb::auth_server::Auth, AuthService, [
     approve_account: ApproveAccountRequest -> ApproveAccountResponse => auth::grpc::approve_account, 0;
     disable_account: DisableAccountRequest -> DisableAccountResponse => auth::grpc::disable_account, 0;
     create_client: CreateClientRequest -> CreateClientResponse => auth::grpc::create_client, 0;
+    activate_client: ActivateClientRequest -> ActivateClientResponse => auth::grpc::activate_client, 0;
     revoke_client: RevokeClientRequest -> RevokeClientResponse => auth::grpc::revoke_client, 0;
     rotate_client_secret: RotateClientSecretRequest -> RotateClientSecretResponse
         => auth::grpc::rotate_client_secret, 0;

@@ -12,6 +12,8 @@ pub struct KeySet {
     pub jwks: token::JwkSet,
     pub issuer: String,
     pub audience: String,
+    /// Subjects the security policy lets hold handler grants over every unit (see [`Trust`]); none by default.
+    pub wide_grant_subjects: Vec<String>,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -40,6 +42,7 @@ impl KeySet {
             jwks: token::JwkSet { keys },
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            wide_grant_subjects: Vec::new(),
         })
     }
 
@@ -81,6 +84,7 @@ impl KeySet {
                 issuers: vec![self.issuer.clone()],
                 audience: self.audience.clone(),
                 leeway_secs: 30,
+                wide_grant_subjects: self.wide_grant_subjects.clone(),
             },
             issuer: self.issuer.clone(),
             service_seed: self.services.get(service).copied(),

@@ -23,6 +23,28 @@ crate::code_enum! {
     }
 }
 
+/// What breaks the separation of duties in one principal's grants, whoever issued them: more than one
+/// administrator role, an administrator role beside any other role (三权分立: the three administrators and the
+/// business administrator each in their own hands, none of them handling cases), or a handler or unit-lead
+/// grant over every unit or the whole deployment unless the security policy names the subject (`wide`).
+pub fn duties_broken(grants: &[super::RoleGrant], wide: bool) -> Option<&'static str> {
+    let mut admins = grants.iter().filter(|g| g.role.is_admin()).map(|g| g.role);
+    if let Some(first) = admins.next() {
+        if admins.any(|r| r != first) {
+            return Some("two administrator roles in one hand");
+        }
+        if grants.iter().any(|g| !g.role.is_admin()) {
+            return Some("an administrator role beside a business role");
+        }
+    }
+    let everywhere =
+        |g: &super::RoleGrant| matches!(g.role, Role::Handler | Role::UnitLead) && (g.unit == "*" || g.scope == "*");
+    if !wide && grants.iter().any(everywhere) {
+        return Some("a handler grant over every unit or the whole deployment that the security policy does not name");
+    }
+    None
+}
+
 impl Role {
     /// Administrator roles sign in with a second factor, and no person holds two of them or one of them with
     /// a business role.
@@ -240,6 +262,7 @@ pub const METHODS: &[(&str, Access)] = &[
     ("/zongzhi.registry.v1.Auth/WhoAmI", Access::SignedIn),
     ("/zongzhi.registry.v1.Auth/CreateAccount", Access::Needs(ManageAccounts)),
     ("/zongzhi.registry.v1.Auth/ActivateAccount", Access::Public),
+    ("/zongzhi.registry.v1.Auth/ActivateClient", Access::Public),
     ("/zongzhi.registry.v1.Auth/ApproveAccount", Access::Needs(ManageGrants)),
     ("/zongzhi.registry.v1.Auth/DisableAccount", Access::Needs(ManageAccounts)),
     ("/zongzhi.registry.v1.Auth/CreateClient", Access::Needs(ManageAccounts)),
@@ -349,6 +372,26 @@ pub fn markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duties_stay_apart_whoever_issued_the_grants() {
+        let g =
+            |role, scope: &str, unit: &str| super::super::RoleGrant { role, scope: scope.into(), unit: unit.into() };
+        let county = "532901000000";
+        assert_eq!(duties_broken(&[g(Role::SystemAdmin, "*", "")], false), None);
+        assert_eq!(duties_broken(&[g(Role::Dispatcher, county, ""), g(Role::Supervisor, county, "")], false), None);
+        assert_eq!(duties_broken(&[g(Role::Handler, "", "532901-RSJ")], false), None);
+        assert_eq!(duties_broken(&[g(Role::Handler, county, "*")], true), None);
+        for broken in [
+            vec![g(Role::SystemAdmin, "*", ""), g(Role::Dispatcher, county, "")],
+            vec![g(Role::SecurityAdmin, "*", ""), g(Role::AuditAdmin, "*", "")],
+            vec![g(Role::BusinessAdmin, county, ""), g(Role::GridWorker, county, "")],
+            vec![g(Role::Handler, county, "*")],
+            vec![g(Role::UnitLead, "*", "532901-RSJ")],
+        ] {
+            assert!(duties_broken(&broken, false).is_some(), "{broken:?}");
+        }
+    }
 
     #[test]
     fn administrators_read_no_cases_and_hold_nothing_else() {

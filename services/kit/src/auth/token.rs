@@ -66,6 +66,9 @@ pub struct Trust {
     pub issuers: Vec<String>,
     pub audience: String,
     pub leeway_secs: u64,
+    /// The subjects (`person:<id>`, `client:<id>`) the security policy names as holding handler grants over
+    /// every unit or the whole deployment (AUTH_WIDE_GRANT_SUBJECTS); anyone else's token with one is refused.
+    pub wide_grant_subjects: Vec<String>,
 }
 
 /// Only asymmetric algorithms: a verifier that holds public keys must never accept HMAC (whose "secret" would
@@ -246,6 +249,13 @@ impl Verifier {
             }
         })?;
         let principal = Arc::new(Principal::from_claims(data.claims, &kid)?);
+        // 三权分立 whoever issued the token: the embedded issuer refuses such grants when they are set, and a
+        // token from an identity provider or any other key is held to the same rules here.
+        let wide = self.trust.wide_grant_subjects.iter().any(|s| *s == principal.subject);
+        if let Some(why) = super::policy::duties_broken(&principal.grants, wide) {
+            tracing::warn!(subject = %principal.subject, why, "token refused: its grants break the separation of duties");
+            return Err(AuthError::Duties(why));
+        }
         self.remember(token, principal.clone());
         self.unrevoked(principal)
     }

@@ -53,8 +53,7 @@ impl Issuer {
     ) -> Result<(Uuid, String, chrono::DateTime<Utc>)> {
         let (unknown, _) = secrets::random_token()?;
         let password_hash = super::hashing::hash(&unknown).await?;
-        let (code, code_hash) = secrets::random_token()?;
-        let expires = Utc::now() + chrono::Duration::hours(ACTIVATION_HOURS);
+        let activation = Activation::new()?;
         let id = Uuid::new_v4();
         let account = NewAccount {
             id,
@@ -64,13 +63,13 @@ impl Issuer {
             password_hash: &password_hash,
             totp: None,
             must_change: false,
-            activation: Some((&code_hash, expires)),
+            activation: Some((&activation.hash, activation.expires)),
             approved_by: None,
         };
         let mut tx = kit::audit::begin(&self.pool).await?;
         insert_account(&mut tx, &account).await?;
         tx.commit().await?;
-        Ok((id, code, expires))
+        Ok((id, activation.code, activation.expires))
     }
 
     /// The holder's activation: the code (once, before it expires) and a password that meets the policy; the
@@ -129,12 +128,44 @@ impl Issuer {
         Ok(())
     }
 
-    /// A client credential for another system, scoped to a subtree; the secret is returned once.
-    pub async fn create_client(&self, by: &Principal, client_id: &str, name: &str, scope: &str) -> Result<String> {
+    /// A client credential for another system, scoped to a subtree. The administrator gets a one-time
+    /// activation code, never the secret: until the client's operator activates it, its secret is one nobody
+    /// knows.
+    pub async fn create_client(
+        &self,
+        by: &Principal,
+        client_id: &str,
+        name: &str,
+        scope: &str,
+    ) -> Result<(String, chrono::DateTime<Utc>)> {
+        let (_, unknown) = secrets::random_token()?;
+        let activation = Activation::new()?;
+        let mut tx = kit::audit::begin(&self.pool).await?;
+        let client = db::NewClient { client_id, name, secret_hash: &unknown, scope, created_by: by.actor() };
+        if !db::insert_client(&mut *tx, &client, (&activation.hash, activation.expires)).await? {
+            return Err(Error::FailedPrecondition(format!("client {client_id} exists already")));
+        }
+        tx.commit().await?;
+        Ok((activation.code, activation.expires))
+    }
+
+    /// The client's operator exchanges the activation code (once, before it expires) for the secret, which
+    /// only they see.
+    pub async fn activate_client(&self, client_id: &str, code: &str) -> Result<String> {
         let (secret, hash) = secrets::random_token()?;
         let mut tx = kit::audit::begin(&self.pool).await?;
-        if !db::insert_client(&mut *tx, client_id, name, &hash, scope, by.actor()).await? {
-            return Err(Error::FailedPrecondition(format!("client {client_id} exists already")));
+        let activated = sqlx::query(
+            "UPDATE clients SET secret_hash = $3, activation_hash = NULL, activation_expires_at = NULL \
+             WHERE client_id = $1 AND activation_hash = $2 AND activation_expires_at > now() AND disabled_at IS NULL",
+        )
+        .bind(client_id)
+        .bind(secrets::token_hash(code))
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        if activated.rows_affected() == 0 {
+            // One answer for every reason, as for accounts.
+            return Err(Error::Unauthenticated("activation failed: the code is wrong, used or expired".into()));
         }
         tx.commit().await?;
         Ok(secret)
@@ -196,6 +227,20 @@ impl Issuer {
 
 /// How long an activation code works.
 pub const ACTIVATION_HOURS: i64 = 72;
+
+/// A one-time activation code: the code for its holder, its hash to keep, and when it stops working.
+pub(super) struct Activation {
+    pub code: String,
+    pub hash: Vec<u8>,
+    pub expires: chrono::DateTime<Utc>,
+}
+
+impl Activation {
+    pub fn new() -> Result<Self> {
+        let (code, hash) = secrets::random_token()?;
+        Ok(Self { code, hash, expires: Utc::now() + chrono::Duration::hours(ACTIVATION_HOURS) })
+    }
+}
 
 /// Inserts an account; FAILED_PRECONDITION when the username is taken or the person has an account.
 async fn insert_account(conn: &mut sqlx::PgConnection, account: &NewAccount<'_>) -> Result<()> {

@@ -249,24 +249,33 @@ pub async fn disable_account<'e>(ex: impl PgExecutor<'e>, username: &str) -> sql
         .await
 }
 
-/// A new client credential; false when the client id is taken.
+/// A client credential as the system administrator creates it.
+pub struct NewClient<'a> {
+    pub client_id: &'a str,
+    pub name: &'a str,
+    pub secret_hash: &'a [u8],
+    pub scope: &'a str,
+    pub created_by: &'a str,
+}
+
+/// A new client credential with its activation code's hash and expiry; false when the client id is taken.
 pub async fn insert_client<'e>(
     ex: impl PgExecutor<'e>,
-    client_id: &str,
-    name: &str,
-    secret_hash: &[u8],
-    scope: &str,
-    created_by: &str,
+    c: &NewClient<'_>,
+    (activation_hash, expires): (&[u8], chrono::DateTime<chrono::Utc>),
 ) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO clients (client_id, name, secret_hash, scope, created_by) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO clients (client_id, name, secret_hash, scope, created_by, activation_hash, \
+                              activation_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (client_id) DO NOTHING",
     )
-    .bind(client_id)
-    .bind(name)
-    .bind(secret_hash)
-    .bind(scope)
-    .bind(created_by)
+    .bind(c.client_id)
+    .bind(c.name)
+    .bind(c.secret_hash)
+    .bind(c.scope)
+    .bind(c.created_by)
+    .bind(activation_hash)
+    .bind(expires)
     .execute(ex)
     .await?;
     Ok(inserted.rows_affected() == 1)

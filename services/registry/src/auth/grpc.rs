@@ -163,8 +163,19 @@ pub async fn create_client(
     let id = client_id(&r.client_id)?;
     let name = field::text("name", &r.name, 100)?;
     let scope = scope("scope", &r.scope)?;
-    let client_secret = issuer.create_client(&by, id, name, &scope).await?;
-    Ok(pb::CreateClientResponse { client_secret })
+    let (code, expires) = issuer.create_client(&by, id, name, &scope).await?;
+    Ok(pb::CreateClientResponse { activation_code: code, activation_expires_at: kit::time::local(expires) })
+}
+
+pub async fn activate_client(
+    issuer: &Issuer,
+    request: Request<pb::ActivateClientRequest>,
+) -> Result<pb::ActivateClientResponse> {
+    let r = request.into_inner();
+    let id = client_id(&r.client_id)?;
+    let code = secret("activation_code", &r.activation_code)?;
+    let client_secret = issuer.activate_client(id, code).await?;
+    Ok(pb::ActivateClientResponse { client_secret })
 }
 
 pub async fn set_grant(issuer: &Issuer, request: Request<pb::SetGrantRequest>) -> Result<pb::SetGrantResponse> {
@@ -203,8 +214,8 @@ pub async fn rotate_client_secret(
     issuer: &Issuer,
     request: Request<pb::RotateClientSecretRequest>,
 ) -> Result<pb::RotateClientSecretResponse> {
-    let client_secret = issuer.rotate_client_secret(client_id(&request.get_ref().client_id)?).await?;
-    Ok(pb::RotateClientSecretResponse { client_secret })
+    let (code, expires) = issuer.rotate_client_secret(client_id(&request.get_ref().client_id)?).await?;
+    Ok(pb::RotateClientSecretResponse { activation_code: code, activation_expires_at: kit::time::local(expires) })
 }
 
 pub async fn list_revocations(

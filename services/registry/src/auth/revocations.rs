@@ -94,21 +94,28 @@ impl Issuer {
         Ok(())
     }
 
-    /// A new secret for a live client, returned once; the old one stops working and its tokens end.
-    pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String> {
-        let (secret, hash) = secrets::random_token()?;
+    /// Ends a live client's secret and the tokens it got, and returns a one-time activation code with which the
+    /// client's operator collects the next secret ([`Issuer::activate_client`]).
+    pub async fn rotate_client_secret(&self, client_id: &str) -> Result<(String, chrono::DateTime<chrono::Utc>)> {
+        let (_, unknown) = secrets::random_token()?;
+        let activation = super::admin::Activation::new()?;
         let mut tx = kit::audit::begin(&self.pool).await?;
-        let done = sqlx::query("UPDATE clients SET secret_hash = $2 WHERE client_id = $1 AND disabled_at IS NULL")
-            .bind(client_id)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE clients SET secret_hash = $2, activation_hash = $3, activation_expires_at = $4 \
+             WHERE client_id = $1 AND disabled_at IS NULL",
+        )
+        .bind(client_id)
+        .bind(&unknown)
+        .bind(&activation.hash)
+        .bind(activation.expires)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("client {client_id}")));
         }
         revoke(&mut *tx, &client_subject(client_id), "client secret rotated").await?;
         tx.commit().await?;
-        Ok(secret)
+        Ok((activation.code, activation.expires))
     }
 
     pub async fn list_revocations(&self, after_seq: i64) -> Result<Vec<Revocation>> {
