@@ -91,8 +91,7 @@ impl Issuer {
         .execute(&mut *tx)
         .await?;
         if activated.rows_affected() == 0 {
-            // One answer for every reason (no such account, used, expired, wrong code): it tells a guesser nothing.
-            return Err(Error::Unauthenticated("activation failed: the code is wrong, used or expired".into()));
+            return Err(activation_failed());
         }
         tx.commit().await?;
         Ok(secrets::base32(&totp))
@@ -164,8 +163,7 @@ impl Issuer {
         .execute(&mut *tx)
         .await?;
         if activated.rows_affected() == 0 {
-            // One answer for every reason, as for accounts.
-            return Err(Error::Unauthenticated("activation failed: the code is wrong, used or expired".into()));
+            return Err(activation_failed());
         }
         tx.commit().await?;
         Ok(secret)
@@ -233,6 +231,12 @@ pub(super) struct Activation {
     pub code: String,
     pub hash: Vec<u8>,
     pub expires: chrono::DateTime<Utc>,
+}
+
+/// One answer for every reason an activation fails (no such account or client, used, expired, wrong code):
+/// it tells a guesser nothing.
+fn activation_failed() -> Error {
+    Error::Unauthenticated("activation failed: the code is wrong, used or expired".into())
 }
 
 impl Activation {
