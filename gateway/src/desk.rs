@@ -15,6 +15,7 @@ use proto::subsidy::v1::subsidy_client::SubsidyClient;
 use proto::supervision::v1::supervision_client::SupervisionClient;
 use proto::{intake::v1 as intake, registry::v1 as registry, routing::v1 as routing};
 use proto::{subsidy::v1 as subsidy, supervision::v1 as supervision};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -37,6 +38,8 @@ pub struct DeskService {
     edge: Arc<crate::limit::Edge>,
     /// Proxies (an ingress) whose X-Forwarded-For is believed (GATEWAY_TRUSTED_PROXIES).
     trusted_proxies: kit::proxies::Proxies,
+    /// Where the calls refused here are recorded (none in a test of the limits alone).
+    trail: Option<Arc<crate::trail::Trail>>,
 }
 
 /// The metadata key the JSON face puts its TCP peer in, for the Desk; never read on the gRPC face.
@@ -48,6 +51,7 @@ impl DeskService {
         verifier: Arc<kit::auth::Verifier>,
         edge: Arc<crate::limit::Edge>,
         trusted_proxies: &kit::proxies::Proxies,
+        trail: Option<Arc<crate::trail::Trail>>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             intake: IntakeClient::new(kit::grpc::channel(&b.intake)?),
@@ -62,19 +66,25 @@ impl DeskService {
             verifier,
             edge,
             trusted_proxies: trusted_proxies.clone(),
+            trail,
         })
     }
 
     /// Admits a call to `method` (a Desk method name) as the backend would, takes its place in flight (the
     /// message is decoded by now), and builds the request that carries the caller's token (and address, for
-    /// the backend's audit record) on. The place is held until the returned [`Admitted`] drops.
-    fn admit<T>(&self, method: &str, request: Request<T>) -> Result<(Request<T>, crate::limit::Admitted), Status> {
+    /// the backend's audit record) on. The place is held until the returned [`Admitted`] drops. A refusal
+    /// here reaches no backend, so it is recorded in the gateway's own trail ([`crate::trail`]).
+    async fn admit<T>(
+        &self,
+        method: &str,
+        request: Request<T>,
+    ) -> Result<(Request<T>, crate::limit::Admitted), Status> {
         let (metadata, extensions, message) = request.into_parts();
         let headers = metadata.into_headers();
         let path = format!("/zongzhi.gateway.v1.Desk/{method}");
         // The client: the TCP peer (the gRPC face's socket; the JSON face's, carried in PEER), or behind a
-        // trusted proxy the address X-Forwarded-For gives. It is what the limits count and what the backend's
-        // audit record names; a header a client chose counts for nothing.
+        // trusted proxy the address X-Forwarded-For gives. It is what the limits count and what the audit
+        // records name; a header a client chose counts for nothing.
         use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
         let socket = extensions
             .get::<TcpConnectInfo>()
@@ -86,13 +96,20 @@ impl DeskService {
         };
         let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
         let client = peer.map(|p| self.trusted_proxies.client(p, forwarded));
+        // A gRPC call was admitted by the server's auth layer already (its principal is attached, its refusals
+        // recorded there); a call from the JSON face arrives in process and is admitted here.
+        let principal = match extensions.get::<Arc<kit::auth::Principal>>() {
+            Some(principal) => Some(principal.clone()),
+            None => match kit::auth::layer::decide(&self.verifier, &path, &headers) {
+                Ok(principal) => principal,
+                Err(r) => return Err(self.refused(&path, r.principal.as_deref(), peer, client, r.status).await),
+            },
+        };
         let public = kit::auth::policy::access(&path) == Some(kit::auth::policy::Access::Public);
-        let admitted = self.edge.admit(client, public)?;
-        // A gRPC call was admitted by the server's auth layer already (its principal is attached); a call from
-        // the JSON face arrives in process and is admitted here.
-        if extensions.get::<std::sync::Arc<kit::auth::Principal>>().is_none() {
-            kit::auth::layer::admit(&self.verifier, &path, &headers)?;
-        }
+        let admitted = match self.edge.admit(client, public) {
+            Ok(admitted) => admitted,
+            Err(status) => return Err(self.refused(&path, principal.as_deref(), peer, client, status).await),
+        };
         let mut out = Request::new(message);
         if let Some(token) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             out.metadata_mut()
@@ -102,6 +119,27 @@ impl DeskService {
             out.metadata_mut().insert("x-forwarded-for", addr);
         }
         Ok((out, admitted))
+    }
+
+    /// Records a call refused here (with who made it, when the token was good) and gives back its status.
+    async fn refused(
+        &self,
+        path: &str,
+        principal: Option<&kit::auth::Principal>,
+        peer: Option<IpAddr>,
+        client: Option<IpAddr>,
+        status: Status,
+    ) -> Status {
+        if let Some(trail) = &self.trail {
+            // As the services name a client behind the gateway: the client, and the proxy it came through.
+            let addr = match (client, peer) {
+                (Some(c), Some(p)) if c != p => format!("{c} via {p}"),
+                (Some(c), _) => c.to_string(),
+                (None, _) => String::new(),
+            };
+            trail.refused(kit::auth::layer::entry(path, principal, addr), client, &status).await;
+        }
+        status
     }
 }
 
@@ -113,7 +151,7 @@ macro_rules! forward {
         impl Desk for DeskService {
             $(
                 async fn $method(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
-                    let (request, _in_flight) = self.admit($name, request)?;
+                    let (request, _in_flight) = self.admit($name, request).await?;
                     let mut client = self.$backend.clone();
                     Ok(Response::new(client.$method(request).await?.into_inner()))
                 }

@@ -3,6 +3,7 @@
 pub mod desk;
 pub mod http;
 pub mod limit;
+pub mod trail;
 
 use std::net::SocketAddr;
 
@@ -21,8 +22,8 @@ pub const DEFAULT_HTTP_PORT: u16 = 8080;
 
 /// The gateway's settings: where it listens, where each backend is, whose tokens it trusts and how many calls
 /// it admits at once. Read from the environment once, in `main` ([`Settings::from_env`]); the suite and tests
-/// start from [`Settings::new`], which holds the defaults. The gateway has no database or bus, so it has no
-/// `kit::Config`.
+/// start from [`Settings::new`], which holds the defaults. The gateway has no bus, and a database only for its
+/// audit trail, so it has no `kit::Config`.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub grpc_addr: SocketAddr,
@@ -41,6 +42,9 @@ pub struct Settings {
     /// The proxies in front of the gateway (an ingress) whose X-Forwarded-For names the client
     /// (GATEWAY_TRUSTED_PROXIES, comma-separated addresses; none by default: the peer is the client).
     pub trusted_proxies: kit::proxies::Proxies,
+    /// Where the calls the gateway refuses are recorded ([`trail`]): always, from the environment; a test of
+    /// the limits alone may leave it out.
+    pub trail: Option<trail::TrailSettings>,
 }
 
 /// One client address's share of the calls in flight in a deployment (GATEWAY_MAX_INFLIGHT_PER_CLIENT). The
@@ -74,12 +78,15 @@ impl Settings {
             auth_burst: DEFAULT_AUTH_BURST,
             auth_per_minute: DEFAULT_AUTH_PER_MINUTE,
             trusted_proxies: kit::proxies::Proxies::default(),
+            trail: None,
         }
     }
 
     /// GRPC_ADDR (default 0.0.0.0:50060), HTTP_ADDR (0.0.0.0:8080), METRICS_ADDR (0.0.0.0:51060), INTAKE_URL, ROUTING_URL, REGISTRY_URL,
     /// SUPERVISION_URL, SUBSIDY_URL, GATEWAY_MAX_INFLIGHT (256), GATEWAY_MAX_INFLIGHT_PER_CLIENT (64),
-    /// GATEWAY_AUTH_BURST (30), GATEWAY_AUTH_PER_MINUTE (60), GATEWAY_TRUSTED_PROXIES, and the trust settings of [`kit::auth::AuthConfig::from_env`].
+    /// GATEWAY_AUTH_BURST (30), GATEWAY_AUTH_PER_MINUTE (60), GATEWAY_TRUSTED_PROXIES, the trail's database
+    /// ([`kit::config::DbConfig::from_env`], schema `gateway`) and AUDIT_KEY, and the trust settings of
+    /// [`kit::auth::AuthConfig::from_env`].
     pub fn from_env() -> anyhow::Result<Self> {
         let grpc_addr = parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], ports::GATEWAY)))?;
         let http_addr = parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT)))?;
@@ -97,6 +104,10 @@ impl Settings {
             auth_burst: parse_or("GATEWAY_AUTH_BURST", DEFAULT_AUTH_BURST)?,
             auth_per_minute: parse_or("GATEWAY_AUTH_PER_MINUTE", DEFAULT_AUTH_PER_MINUTE)?,
             trusted_proxies: kit::proxies::Proxies::from_env("GATEWAY_TRUSTED_PROXIES")?,
+            trail: Some(trail::TrailSettings {
+                database: kit::config::DbConfig::from_env(NAME)?,
+                key: kit::audit::AuditKey::from_env()?,
+            }),
             ..Self::new(grpc_addr, http_addr, backends, kit::auth::AuthConfig::from_env()?)
         })
     }
@@ -116,14 +127,21 @@ pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
         auth_burst: config.auth_burst,
         auth_per_minute: config.auth_per_minute,
     });
-    // The limits are taken in the Desk's methods, after decoding: health and reflection, added by the scaffold,
-    // are never shed.
-    let desk = desk::DeskService::connect(&config.backends, verifier.clone(), edge, &config.trusted_proxies)?;
     let grpc = kit::grpc::bind(config.grpc_addr).await?;
     let http = kit::grpc::bind(config.http_addr).await?;
     let http_addr = http.local_addr()?;
     let mut app = Running::new(NAME, grpc.local_addr()?);
     app.serve_metrics(kit::grpc::bind(config.metrics_addr).await?)?;
+    let (trail, guard_audit) = match &config.trail {
+        Some(settings) => {
+            let started = trail::Trail::start(settings, &mut app).await?;
+            (Some(std::sync::Arc::new(started.trail)), Some(started.guard_audit))
+        }
+        None => (None, None),
+    };
+    // The limits are taken in the Desk's methods, after decoding: health and reflection, added by the scaffold,
+    // are never shed.
+    let desk = desk::DeskService::connect(&config.backends, verifier.clone(), edge, &config.trusted_proxies, trail)?;
     app.spawn("jwks", verifier.clone().follow(app.shutdown()));
     kit::auth::revocation::spawn(&mut app, &verifier, &config.auth, NAME)?;
     let routes = tonic::service::Routes::new(DeskServer::new(desk.clone()));
@@ -133,10 +151,11 @@ pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
             grpc,
             routes,
             &["zongzhi.gateway.v1.Desk"],
-            // The gateway keeps no records of its own: every call it forwards is recorded by the service.
+            // Every call the gateway forwards is recorded by the service; it records the ones it refuses.
             kit::auth::layer::Guard {
                 verifier,
-                audit: None,
+                audit: guard_audit,
+                forwards: &["zongzhi.gateway.v1.Desk"],
                 deadline: Some(limit::CALL_DEADLINE),
                 trusted_proxies: config.trusted_proxies.clone(),
                 tls: config.auth.server_tls.clone(),

@@ -78,7 +78,7 @@ impl<U: Message + Default + crate::Targeted> Decoder for Noting<U> {
             // prost's codec answers a message that does not decode (cut short, a string that is not UTF-8) with
             // INTERNAL, the gRPC library convention. A request that does not decode is bad input, not a server
             // fault: INVALID_ARGUMENT, keeping prost's message, which names the field. An answer from another
-            // service that does not decode stays INTERNAL. Found by tests/grpc_fuzz.rs.
+            // service that does not decode stays INTERNAL. Found by tests/tests/e2e/grpc_fuzz.rs.
             Err(status) if request == Ok(true) => return Err(Status::invalid_argument(status.message())),
             decoded => decoded?,
         };

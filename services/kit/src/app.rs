@@ -151,6 +151,7 @@ impl Foundation {
         let guard = crate::auth::layer::Guard {
             verifier,
             audit: Some((audit, config.audit_key.clone(), pool.clone())),
+            forwards: &[],
             deadline: None,
             trusted_proxies: config.auth.trusted_proxies.clone(),
             tls: config.auth.server_tls.clone(),

@@ -20,6 +20,7 @@ async fn serve(h: &Harness) -> (AuditClient<Channel>, kit::shutdown::Trigger) {
     let guard = kit::auth::layer::Guard {
         verifier: std::sync::Arc::new(kit::auth::Verifier::new(&kit::testing::keys().auth("registry").trust).unwrap()),
         audit: None,
+        forwards: &[],
         deadline: None,
         trusted_proxies: kit::proxies::Proxies::default(),
         tls: None,

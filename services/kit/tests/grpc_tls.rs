@@ -23,6 +23,7 @@ async fn a_tls_port_serves_checked_clients_only() {
     let guard = kit::auth::layer::Guard {
         verifier: std::sync::Arc::new(kit::auth::Verifier::new(&kit::testing::keys().auth("intake").trust).unwrap()),
         audit: Some((h.log.clone(), h.key.clone(), h.pool.clone())),
+        forwards: &[],
         deadline: None,
         trusted_proxies: kit::proxies::Proxies::default(),
         tls: Some(kit::tls::ServerTls::from_files(&certs.path("leaf.pem"), &certs.path("leaf.key")).unwrap()),

@@ -145,7 +145,14 @@ impl Suite {
         let http_addr = SocketAddr::new(cfg.host, gw_port(cfg.http_port));
         let mut gw_auth = cfg.keys.auth(gateway::NAME);
         gw_auth.revocations_url = Some(url(registry));
-        let gw = gateway::build(gateway::Settings::new(gw_grpc, http_addr, backends, gw_auth)).await?;
+        let gw = gateway::build(gateway::Settings {
+            trail: Some(gateway::trail::TrailSettings {
+                database: DbConfig::new(cfg.database_url.clone(), gateway::NAME, 5),
+                key: cfg.audit_key.clone(),
+            }),
+            ..gateway::Settings::new(gw_grpc, http_addr, backends, gw_auth)
+        })
+        .await?;
         let gateway_http = gw.http_addr;
         let gateway_grpc = keep(gateway::NAME, run(gw.app));
         Ok(Self { gateway_grpc, gateway_http, registry, routing, intake, supervision, subsidy, metrics, parts })

@@ -7,7 +7,8 @@
 //! the revocation list (see `audited`), a method the server does not have and a refusal past its address's
 //! budget ([`REFUSALS_BURST`]), refused or not, ends as
 //! one audit record (who, grant, method, target, outcome, address, trace); a call whose record
-//! cannot be written answers UNAVAILABLE.
+//! cannot be written answers UNAVAILABLE. At the gateway, which forwards its calls to services that record
+//! them, only its own refusals are recorded ([`Guard::forwards`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +28,9 @@ use crate::throttle::Throttle;
 pub struct Guard {
     pub verifier: Arc<Verifier>,
     pub audit: Option<(AuditLog, AuditKey, sqlx::PgPool)>,
+    /// The services (`zongzhi.gateway.v1.Desk`) whose calls this server forwards to a service that records
+    /// them: of their calls only the refusals made here are recorded, so no call is recorded twice.
+    pub forwards: &'static [&'static str],
     /// The longest a call may take, reading its request included (DEADLINE_EXCEEDED after), on a server whose
     /// clients are outside: the gateway's. Services behind it have none: their streaming imports run long.
     pub deadline: Option<std::time::Duration>,
@@ -110,8 +114,27 @@ pub fn bearer(headers: &http::HeaderMap) -> Result<&str, AuthError> {
 
 /// Decides a call: the principal to hand on (None for a public method), or the status that refuses it.
 pub fn admit(verifier: &Verifier, path: &str, headers: &http::HeaderMap) -> Result<Option<Arc<Principal>>, Status> {
+    decide(verifier, path, headers).map_err(|refused| refused.status)
+}
+
+/// A refused call: its status, and who made it when the token was good but gave no permission the method needs
+/// (the audit record names them).
+#[derive(Debug)]
+pub struct Refused {
+    pub status: Status,
+    pub principal: Option<Arc<Principal>>,
+}
+
+impl From<AuthError> for Refused {
+    fn from(err: AuthError) -> Self {
+        Self { status: err.into(), principal: None }
+    }
+}
+
+/// [`admit`], saying who was refused.
+pub fn decide(verifier: &Verifier, path: &str, headers: &http::HeaderMap) -> Result<Option<Arc<Principal>>, Refused> {
     let Some(access) = policy::access(path) else {
-        return Err(unimplemented());
+        return Err(Refused { status: unimplemented(), principal: None });
     };
     if access == Access::Public {
         return Ok(None);
@@ -122,7 +145,11 @@ pub fn admit(verifier: &Verifier, path: &str, headers: &http::HeaderMap) -> Resu
         Access::Needs(p) => principal.has(p),
         Access::NeedsOrService(p, services) => principal.has(p) || services.iter().any(|s| principal.is_service(s)),
     };
-    if allowed { Ok(Some(principal)) } else { Err(super::denied("no role of yours gives this method")) }
+    if allowed {
+        Ok(Some(principal))
+    } else {
+        Err(Refused { status: super::denied("no role of yours gives this method"), principal: Some(principal) })
+    }
 }
 
 impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
@@ -145,20 +172,20 @@ where
             let status = self.throttled(&req).unwrap_or_else(unimplemented);
             return Box::pin(async { Ok(status.into_http()) });
         }
-        let decision = admit(&self.guard.verifier, req.uri().path(), req.headers());
-        let decision = match decision {
-            Err(status) => match self.throttled(&req) {
-                // Over the address's budget of refusals: answered, counted, not recorded one by one.
-                Some(throttled) => return Box::pin(async { Ok(throttled.into_http()) }),
-                None => Err(status),
-            },
-            admitted => admitted,
-        };
+        let decision = decide(&self.guard.verifier, req.uri().path(), req.headers());
+        if decision.is_err()
+            && let Some(throttled) = self.throttled(&req)
+        {
+            // Over the address's budget of refusals: answered, counted, not recorded one by one.
+            return Box::pin(async { Ok(throttled.into_http()) });
+        }
         let audit = self.guard.audit.as_ref().map(|(log, _, _)| log.clone()).filter(|_| audited(req.uri().path()));
-        let mut entry = audit
-            .as_ref()
-            .map(|_| entry_for(&req, decision.as_ref().ok().and_then(Option::as_ref), &self.guard.trusted_proxies));
-        match decision {
+        let who = match &decision {
+            Ok(principal) => principal.as_ref(),
+            Err(refused) => refused.principal.as_ref(),
+        };
+        let mut entry = audit.as_ref().map(|_| entry_for(&req, who, &self.guard.trusted_proxies));
+        match decision.map_err(|refused| refused.status) {
             Ok(principal) => {
                 if let Some(p) = principal {
                     req.extensions_mut().insert(p);
@@ -166,6 +193,8 @@ where
                 let decoded = Arc::new(std::sync::Mutex::new(None));
                 let path = req.uri().path().to_owned();
                 let call = proto::codec::DECODED.scope(decoded.clone(), self.inner.call(req));
+                // A forwarded call is recorded by the service that answers it.
+                let audit = audit.filter(|_| !forwarded(&path, self.guard.forwards));
                 let Some((log, e)) = audit.zip(entry.take()) else { return Box::pin(call) };
                 // The handler may stage this call's record in its own transaction (crate::audit::begin).
                 let staging = Call::new(e, decoded);
@@ -241,6 +270,10 @@ fn peer<B>(req: &http::Request<B>) -> Option<std::net::IpAddr> {
     crate::tls::remote_addr(req.extensions()).map(|a| a.ip())
 }
 
+fn forwarded(path: &str, forwards: &[&str]) -> bool {
+    path.strip_prefix('/').and_then(|p| p.rsplit_once('/')).is_some_and(|(service, _)| forwards.contains(&service))
+}
+
 /// Health, reflection, the public keys and the revocation list are asked constantly by probes, tools and
 /// every service's follower, and act on nothing: a record of each would be a few hundred thousand a day of
 /// noise in the registry's trail.
@@ -267,11 +300,6 @@ fn entry_for<B>(
     principal: Option<&Arc<Principal>>,
     trusted: &crate::proxies::Proxies,
 ) -> AuditEntry {
-    let path = req.uri().path();
-    let grant = principal.and_then(|p| match policy::access(path) {
-        Some(Access::Needs(perm) | Access::NeedsOrService(perm, _)) => p.grant_for(perm).or(p.grants.first()),
-        _ => p.grants.first(),
-    });
     // The client behind a trusted proxy (the gateway) as the proxy says, beside the proxy; from anyone else a
     // forwarded address is only what the caller claims, and the record names the peer alone.
     let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
@@ -282,6 +310,16 @@ fn entry_for<B>(
         },
         None => String::new(),
     };
+    entry(req.uri().path(), principal.map(Arc::as_ref), client_addr)
+}
+
+/// The record of a call to `path` before its outcome: who (the grant `path` needs, else the first), what, from
+/// `client_addr`, in the current trace. The gateway records the calls it refuses itself with it.
+pub fn entry(path: &str, principal: Option<&Principal>, client_addr: String) -> AuditEntry {
+    let grant = principal.and_then(|p| match policy::access(path) {
+        Some(Access::Needs(perm) | Access::NeedsOrService(perm, _)) => p.grant_for(perm).or(p.grants.first()),
+        _ => p.grants.first(),
+    });
     AuditEntry {
         actor: principal.map(|p| p.subject.clone()).unwrap_or_else(|| "anonymous".into()),
         role: grant.map(|g| g.role.as_str().to_owned()).unwrap_or_default(),

@@ -116,6 +116,7 @@ async fn over_grpc(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let guard = kit::auth::layer::Guard {
         verifier,
         audit: None,
+        forwards: &[],
         deadline: None,
         trusted_proxies: kit::proxies::Proxies::default(),
         tls: None,

@@ -19,7 +19,7 @@ use tonic::Code;
 
 type Desk = DeskClient<kit::testing::AuthedChannel>;
 
-const DIVISIONS: &str = include_str!("../../services/registry/data/dali_532900_divisions_2023.csv");
+const DIVISIONS: &str = include_str!("../../../services/registry/data/dali_532900_divisions_2023.csv");
 
 /// Where the cases are registered: label, location (grid or village), registering center over it.
 const PLACES: &[(&str, &str, &str)] = &[

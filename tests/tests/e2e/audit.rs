@@ -23,8 +23,8 @@ async fn calls_are_recorded_and_only_the_auditor_reads_the_chain() {
     let (_, token) = world.sign_in("xg-dispatcher").await;
     let (status, created) = world.http_as(Some(&token), "POST", "/v1/cases", &registration.to_string()).await;
     assert_eq!(status, 200, "{created}");
-    // A forged token straight at a service port: refused, and the refusal recorded there. (The gateway refuses
-    // such calls before they reach a service and keeps no trail of its own; it logs them.)
+    // A forged token straight at a service port: refused, and the refusal recorded there. (Sent to the gateway,
+    // it would be refused and recorded there: see the_gateway_records_the_calls_it_refuses.)
     let intake = format!("http://{}", world.suite.intake);
     let mut forged =
         proto::intake::v1::intake_client::IntakeClient::new(kit::testing::connect_as(&intake, "forged").await);
@@ -71,6 +71,71 @@ async fn calls_are_recorded_and_only_the_auditor_reads_the_chain() {
     let report = auditor.verify_chain(VerifyChainRequest {}).await.unwrap().into_inner();
     assert!(!report.intact);
     assert_eq!(report.broken_seq, seq, "{report:?}");
+    world.stop().await;
+}
+
+/// The calls the gateway refuses itself reach no service, so the gateway keeps a chain of its own: a garbage
+/// token and a role without the method on the gRPC face, no token on the JSON face, a client over its sign-in
+/// budget. The calls it forwards are recorded only by the service that answered them.
+#[tokio::test]
+async fn the_gateway_records_the_calls_it_refuses() {
+    let world = World::start().await;
+    let gateway = format!("http://{}", world.suite.gateway_grpc);
+    let get_case = || proto::intake::v1::GetCaseRequest { case_ref: "x".into() };
+    let mut forged = proto::gateway::v1::desk_client::DeskClient::new(
+        kit::testing::connect_as(&gateway, "garbage.token.here").await,
+    );
+    assert_eq!(forged.get_case(get_case()).await.unwrap_err().code(), Code::Unauthenticated);
+    let (mut dispatcher, dispatcher_token) = world.sign_in("xg-dispatcher").await;
+    let me = dispatcher.who_am_i(WhoAmIRequest {}).await.unwrap().into_inner();
+    let account = proto::registry::v1::CreateAccountRequest::default();
+    assert_eq!(dispatcher.create_account(account).await.unwrap_err().code(), Code::PermissionDenied);
+    let (status, _) = world.http_as(None, "GET", "/v1/cases/x", "").await;
+    assert_eq!(status, 401);
+    let (_, auditor_token) = world.sign_in("auditor").await;
+    // The sign-in budget per address (30 at once): empty sign-ins are refused by the registry without a hash,
+    // until the gateway refuses the address itself.
+    let mut anonymous = proto::gateway::v1::desk_client::DeskClient::connect(gateway.clone()).await.unwrap();
+    let mut throttled = 0;
+    for _ in 0..gateway::DEFAULT_AUTH_BURST + 2 {
+        let status = anonymous.sign_in(proto::registry::v1::SignInRequest::default()).await.unwrap_err();
+        throttled += usize::from(status.code() == Code::ResourceExhausted);
+    }
+    assert!(throttled >= 1, "the address's sign-in budget was spent");
+
+    let pool = world.infra.pool("gateway").await;
+    let records: Vec<(String, String, String, String, String)> =
+        sqlx::query_as("SELECT actor, role, action, outcome, client_addr FROM audit_log ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let desk = |m: &str| format!("/zongzhi.gateway.v1.Desk/{m}");
+    let has = |actor: &str, method: &str, outcome: &str| {
+        records.iter().any(|(a, _, action, o, addr)| {
+            a == actor && *action == desk(method) && o == outcome && addr.starts_with("127.0.0.1")
+        })
+    };
+    assert!(has("anonymous", "GetCase", "UNAUTHENTICATED"), "gRPC face, bad token: {records:#?}");
+    assert!(has(&me.subject, "CreateAccount", "PERMISSION_DENIED"), "gRPC face, no such role: {records:#?}");
+    let denied = records.iter().find(|r| r.0 == me.subject).unwrap();
+    assert_eq!(denied.1, "dispatcher", "the grant the caller came with");
+    let over = records.iter().filter(|r| r.2 == desk("SignIn") && r.3 == "RESOURCE_EXHAUSTED").count();
+    assert_eq!(over, throttled, "each sign-in over the budget: {records:#?}");
+    assert!(
+        records.iter().all(|r| r.3 != "ok" && r.3 != "INVALID_ARGUMENT"),
+        "forwarded calls are the services' to record: {records:#?}"
+    );
+    let via_http = records.iter().filter(|r| r.2 == desk("GetCase") && r.3 == "UNAUTHENTICATED").count();
+    assert_eq!(via_http, 2, "one from each face: {records:#?}");
+
+    // The chain is the gateway's own, read and verified like a service's, at the gateway's port.
+    let mut auditor = AuditClient::new(kit::testing::connect_as(&gateway, &auditor_token).await);
+    let listed = auditor.list_records(ListRecordsRequest { page_size: 100, ..Default::default() }).await.unwrap();
+    assert!(listed.into_inner().records.len() >= records.len());
+    assert!(auditor.verify_chain(VerifyChainRequest {}).await.unwrap().into_inner().intact);
+    let mut snoop = AuditClient::new(kit::testing::connect_as(&gateway, &dispatcher_token).await);
+    let refused = snoop.list_records(ListRecordsRequest::default()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
     world.stop().await;
 }
 

@@ -62,7 +62,7 @@ async fn made_up_and_foreign_methods_answer_unimplemented_on_every_port() {
     }
 
     // No audit record for any of them, in any service's trail.
-    for schema in ["intake", "routing", "registry", "supervision", "subsidy"] {
+    for schema in ["intake", "routing", "registry", "supervision", "subsidy", "gateway"] {
         let pool = world.infra.pool(schema).await;
         let recorded: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM audit_log WHERE action LIKE '/zz.scan%' OR action LIKE '%NoSuchMethod' \

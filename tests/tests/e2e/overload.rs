@@ -78,6 +78,7 @@ async fn an_overloaded_gateway_sheds_calls_at_once_and_recovers() {
         auth_burst: gateway::DEFAULT_AUTH_BURST,
         auth_per_minute: gateway::DEFAULT_AUTH_PER_MINUTE,
         trusted_proxies: kit::proxies::Proxies::default(),
+        trail: None,
     })
     .await
     .unwrap();
