@@ -239,3 +239,29 @@ async fn bad_inputs_name_their_field() {
     }
     s.stop.stop();
 }
+
+/// A client rotated and then revoked within one second: the token its new secret got in between was dated one
+/// second after the rotation (so the rotation did not end it), and the revocation must end it all the same.
+#[tokio::test]
+async fn a_revocation_ends_the_token_dated_after_the_one_before() {
+    use registry::auth::revocations;
+    let infra = TestInfra::new().await;
+    let s = common::start(&infra, false).await;
+    let subject = revocations::client_subject("hotline");
+    let revoke = |reason: &'static str| {
+        let (pool, subject) = (s.pool.clone(), subject.clone());
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            revocations::revoke(&mut tx, &subject, reason).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    revoke("rotated").await;
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let issued_at = revocations::issue_time(&s.pool, &subject, now).await.unwrap();
+    revoke("revoked").await;
+    let list = revocations::since(&s.pool, 0).await.unwrap();
+    let [rotated, revoked] = &list[..] else { panic!("{list:?}") };
+    assert!(issued_at > u64::try_from(rotated.not_before).unwrap(), "the new secret's token outlives the rotation");
+    assert!(issued_at <= u64::try_from(revoked.not_before).unwrap(), "{list:?}, issued at {issued_at}");
+}

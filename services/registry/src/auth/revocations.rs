@@ -31,12 +31,17 @@ pub struct Revocation {
 /// number 7 and committed after number 8 was read would be skipped for good. The table lock, held to the end of
 /// the transaction, makes revocations take their numbers and commit one after another (they are an
 /// administrator's actions, a handful a day); readers are not blocked.
+///
+/// A token issued after the subject's previous revocation in that revocation's second was dated one second
+/// later ([`issue_time`]), so this one ends the tokens up to then at least: a client rotated and then revoked
+/// within one second must not keep the token its new secret got in between.
 pub async fn revoke(tx: &mut sqlx::PgConnection, subject: &str, reason: &str) -> sqlx::Result<()> {
     sqlx::query("LOCK TABLE revocations IN EXCLUSIVE MODE").execute(&mut *tx).await?;
-    let now = chrono::Utc::now().timestamp();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let not_before = i64::try_from(issue_time(&mut *tx, subject, now).await?).unwrap_or(i64::MAX);
     sqlx::query("INSERT INTO revocations (subject, not_before, reason) VALUES ($1, $2, $3)")
         .bind(subject)
-        .bind(now)
+        .bind(not_before)
         .bind(reason)
         .execute(&mut *tx)
         .await?;
