@@ -122,8 +122,11 @@ impl Suite {
         );
         let supervision = keep(
             supervision::NAME,
-            run(supervision::build(supervision::Settings::new(service(supervision::NAME, supervision::DEFAULT_PORT)))
-                .await?),
+            run(supervision::build(supervision::Settings {
+                routing_url: url(routing),
+                ..supervision::Settings::new(service(supervision::NAME, supervision::DEFAULT_PORT))
+            })
+            .await?),
         );
         let subsidy = keep(
             subsidy::NAME,

@@ -472,6 +472,14 @@ pub async fn closure(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx
 }
 
 /// Whether a closure names the task: a task is verified at most once.
+/// Whether supervision has seen the task resolved (routing's case.resolved applied).
+pub async fn task_resolved(conn: &mut PgConnection, task_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE task_id = $1 AND state = 'resolved')")
+        .bind(task_id)
+        .fetch_one(conn)
+        .await
+}
+
 pub async fn task_verified(conn: &mut PgConnection, task_id: &str) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM closures WHERE task_id = $1)").bind(task_id).fetch_one(conn).await
 }

@@ -23,7 +23,8 @@ impl pb::supervision_server::Supervision for SupervisionService {
         let r = request.get_ref();
         let v = Verification::parse(&r.case_id, &r.verifier_id, r.passed, &r.closure_reason, &r.note)
             .map_err(|e| kit::grpc::invalid(&e))?;
-        let closure = self.0.verify(&p, v).await?;
+        let caller = crate::service::resolution::Caller::of(request.metadata());
+        let closure = self.0.verify(&p, v, &caller).await?;
         Ok(Response::new(pb::VerifyCaseResponse { closure: Some(to_closure(closure)) }))
     }
 

@@ -40,6 +40,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         slips,
         clocks: clocks.clone(),
         sealer: sealer.clone(),
+        routing: service::resolution::Routing::connect(&settings.routing_url)?,
     };
     let routes = tonic::service::Routes::new(SupervisionServer::new(grpc::SupervisionService(work)));
     app.spawn(

@@ -7,6 +7,7 @@
 pub mod changes;
 pub mod clocks;
 pub mod rates;
+pub mod resolution;
 pub mod scheduler;
 pub mod slips;
 
@@ -34,6 +35,8 @@ pub struct Supervision {
     pub clocks: std::sync::Arc<clocks::Clocks>,
     /// Keys the task slips' verification codes (the scheduler's, for 督办 slips).
     pub sealer: kit::pii::Sealer,
+    /// Asked whether a task supervision has not seen resolved is resolved at routing ([`resolution`]).
+    pub routing: resolution::Routing,
 }
 
 impl Supervision {
@@ -68,9 +71,31 @@ impl Supervision {
 
     /// Verifies the current round against the case's latest task: a pass closes it off the ledger, a failure
     /// reopens it into the next round. The caller is the verifier, within their area, and neither the case's
-    /// reporter nor anyone who handled or was credited with one of its tasks.
-    pub async fn verify(&self, p: &Principal, v: Verification) -> Result<Closure> {
-        let v = Verification { verifier_id: acting("verifier_id", &v.verifier_id, p)?, ..v };
+    /// reporter nor anyone who handled or was credited with one of its tasks. A resolution routing has recorded
+    /// and supervision has not yet received is waited for ([`resolution`]), never refused as "not resolved".
+    pub async fn verify(&self, p: &Principal, v: Verification, caller: &resolution::Caller) -> Result<Closure> {
+        let unseen = match self.verify_seen(p, &v).await? {
+            Ok(closure) => return Ok(closure),
+            Err(unseen) => unseen,
+        };
+        // Asked with no connection held; the transaction that found the task unresolved is rolled back.
+        let Some(task_id) = self.routing.latest_resolved(v.case_id, caller).await? else { return Err(unseen) };
+        let started = std::time::Instant::now();
+        while !db::task_resolved(&mut *self.pool.acquire().await?, &task_id).await? {
+            if started.elapsed() >= resolution::WAIT {
+                tracing::warn!(case_id = %v.case_id, task_id, "verification gave up waiting for case.resolved");
+                return Err(resolution::still_on_its_way());
+            }
+            tokio::time::sleep(resolution::POLL).await;
+        }
+        // Routing and supervision agree now: whatever this answers is the case's real state.
+        self.verify_seen(p, &v).await?
+    }
+
+    /// Verifies on what supervision has seen of the case's tasks; the inner error is a refusal for want of a
+    /// resolved task, which may only be late.
+    async fn verify_seen(&self, p: &Principal, v: &Verification) -> Result<Result<Closure>> {
+        let v = Verification { verifier_id: acting("verifier_id", &v.verifier_id, p)?, ..v.clone() };
         let known = db::case(&mut *self.pool.acquire().await?, v.case_id).await?;
         scope::gate(p, Permission::Verify, v.case_id, known.as_ref())?;
         let mut tx = kit::audit::begin(&self.pool).await?;
@@ -83,12 +108,15 @@ impl Supervision {
         if db::closure(&mut tx, v.case_id, case.round).await?.is_some() {
             return Err(Error::failed_precondition(format!("round {} was already verified", case.round)));
         }
-        let task = domain::latest_resolved(tasks)?;
+        let task = match domain::latest_resolved(tasks) {
+            Ok(task) => task,
+            Err(unseen) => return Ok(Err(unseen)),
+        };
         if db::task_verified(&mut tx, &task.task_id).await? {
             // The round was reopened and its new task has not been resolved (or not yet seen).
-            return Err(Error::failed_precondition(
+            return Ok(Err(Error::failed_precondition(
                 "the reopened case was not resolved again: closing a case never resolved",
-            ));
+            )));
         }
         let closure = Closure::of(&v, &case, &task, Utc::now());
         db::insert_closure(&mut tx, &closure).await?;
@@ -111,7 +139,7 @@ impl Supervision {
         tx.commit().await?;
         self.outbox.wake();
         tracing::info!(case_id = %v.case_id, round = case.round, state = %closure.state, "case verified");
-        Ok(closure)
+        Ok(Ok(closure))
     }
 
     /// Records the citizen's satisfaction with the closed round; unsatisfied reopens the case (重办). The

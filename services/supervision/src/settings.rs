@@ -22,21 +22,29 @@ pub struct Settings {
     pub deadline_poll: Duration,
     /// The TrueType/OpenType font (a .ttf, or the first face of a .ttc) printed slips embed (SLIP_FONT).
     pub slip_font: PathBuf,
+    /// Routing, asked whether a task is resolved that supervision has not yet seen resolved (ROUTING_URL).
+    pub routing_url: String,
 }
 
 impl Settings {
     /// The common settings with supervision's defaults.
     pub fn new(common: kit::Config) -> Self {
-        Self { common, deadline_poll: DEFAULT_DEADLINE_POLL, slip_font: PathBuf::from(DEFAULT_SLIP_FONT) }
+        Self {
+            common,
+            deadline_poll: DEFAULT_DEADLINE_POLL,
+            slip_font: PathBuf::from(DEFAULT_SLIP_FONT),
+            routing_url: kit::config::local_url(kit::config::ports::ROUTING),
+        }
     }
 
     /// Reads the common settings ([`kit::Config::from_env`]), DEADLINE_POLL_MS (default 1000, at least 10) and
-    /// SLIP_FONT.
+    /// SLIP_FONT and ROUTING_URL.
     pub fn from_env() -> anyhow::Result<Self> {
         let defaults = Self::new(kit::Config::from_env(crate::NAME, crate::DEFAULT_PORT)?);
         let default_ms = u64::try_from(defaults.deadline_poll.as_millis()).unwrap_or(u64::MAX);
         let poll = Duration::from_millis(parse_or("DEADLINE_POLL_MS", default_ms)?);
         let slip_font = kit::config::string_or("SLIP_FONT", DEFAULT_SLIP_FONT).into();
-        Ok(Self { deadline_poll: poll.max(MIN_DEADLINE_POLL), slip_font, ..defaults })
+        let routing_url = kit::config::peer_url("ROUTING_URL", kit::config::ports::ROUTING);
+        Ok(Self { deadline_poll: poll.max(MIN_DEADLINE_POLL), slip_font, routing_url, ..defaults })
     }
 }

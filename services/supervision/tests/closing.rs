@@ -106,13 +106,21 @@ impl Suite {
     }
 }
 
+/// No routing runs in these tests. Where the latest task supervision has seen is not resolved, it asks routing
+/// whether the resolution is only late (`service::resolution`); routing not answering, it cannot tell a late
+/// resolution from none, so it says retry rather than "not resolved". (With routing there, the real refusal is
+/// FAILED_PRECONDITION: `tests/tests/e2e/lifecycle.rs`.)
+fn routing_asked(status: &tonic::Status) {
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.message(), "routing is unavailable; retry");
+}
+
 #[tokio::test]
 async fn verifying_a_case_never_resolved_fails_and_an_unknown_case_is_not_found() {
     let mut s = boot().await;
     let (case_id, _) = s.registered().await;
     let status = s.verify(case_id, true, "resolved", "").await.expect_err("never resolved");
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert!(status.message().contains("closing a case never resolved"), "{}", status.message());
+    routing_asked(&status);
     let status = s.follow_up(case_id, "satisfied").await.expect_err("not closed");
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     let status = s.verify(Uuid::new_v4(), true, "resolved", "").await.expect_err("unknown");
@@ -170,15 +178,13 @@ async fn an_unsatisfied_follow_up_reopens_the_case_for_another_round() {
     assert_eq!((reopen.round, reopen.reason.as_str()), (2, "回访不满意"));
     // Until routing dispatches the new round, the latest task is the one already verified.
     let status = s.verify(case_id, true, "resolved", "").await.expect_err("round 2 has no task yet");
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert!(status.message().contains("not resolved again"), "{}", status.message());
+    routing_asked(&status);
     // Routing dispatches the reopened case again; the new round is not closable until it is resolved.
     let second = Uuid::new_v4().to_string();
     s.infra.publish(case_id, "routing", dispatched(&second, UNIT, 2)).await;
     assert_eq!(await_task(&s.infra, &second, "dispatched").await.round, 2, "dispatched in the reopened round");
     let status = s.verify(case_id, true, "resolved", "").await.expect_err("round 2 not resolved");
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert!(status.message().contains("latest task is dispatched"), "{}", status.message());
+    routing_asked(&status);
     s.stop().await;
 }
 
@@ -253,15 +259,15 @@ async fn verify_and_follow_up_reject_bad_input() {
 
 #[tokio::test]
 async fn verification_waits_for_the_resolution_to_be_seen_and_needs_no_routing() {
-    // No routing service exists in this test at all: what supervision knows comes from the events alone.
+    // No routing service exists in this test at all: a resolution supervision has seen is verified on the events
+    // alone.
     let mut s = boot().await;
     let (case_id, task_id) = s.registered().await;
     s.infra.publish(case_id, "handler-1", accepted(&task_id, "handler-1")).await;
     await_task(&s.infra, &task_id, "accepted").await;
     // Routing may already have resolved the task; until case.resolved reaches supervision it is not closable.
     let status = s.verify(case_id, true, "mediated", "").await.expect_err("resolution not seen yet");
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert!(status.message().contains("latest task is accepted, not resolved yet"), "{}", status.message());
+    routing_asked(&status);
 
     // Resolved by another member of the unit, crediting a grid worker.
     s.infra.publish(case_id, "handler-2", resolved(&task_id, "grid-worker-7")).await;
@@ -359,6 +365,6 @@ async fn the_task_projection_follows_routing_s_moves() {
         .collect();
     assert_eq!(rounds, [1, 2], "each task keeps the round it was dispatched in");
     let status = s.verify(case_id, true, "resolved", "").await.expect_err("round 2 not resolved");
-    assert!(status.message().contains("latest task is dispatched"), "{}", status.message());
+    routing_asked(&status);
     s.stop().await;
 }
