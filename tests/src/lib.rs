@@ -47,10 +47,22 @@ impl World {
     }
 
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// The suite with every connection to PostgreSQL through a proxy that counts round trips (the seed's
+    /// too; read the count before and after what is measured).
+    pub async fn start_counted() -> (Self, std::sync::Arc<kit::testing::PgCounter>) {
+        let counter = std::sync::Arc::new(kit::testing::PgCounter::start().await);
+        (Self::start_with(Some(&counter)).await, counter)
+    }
+
+    async fn start_with(counter: Option<&kit::testing::PgCounter>) -> Self {
         kit::testing::init_tracing();
         let infra = TestInfra::new().await;
+        let database_url = counter.map_or_else(|| infra.db_url.clone(), |c| c.url(&infra.db_url));
         let cfg = SuiteConfig {
-            database_url: infra.db_url.clone(),
+            database_url,
             nats: infra.nats.clone(),
             nats_passwords: kit::testing::TestNats::users()
                 .filter(|u| *u != kit::bus_access::OPS_USER)

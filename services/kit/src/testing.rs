@@ -6,9 +6,11 @@
 mod certs;
 mod channel;
 mod nats;
+mod pg_count;
 pub use certs::TestCerts;
 pub use channel::{AuthedChannel, ROOT_PERSON, RootTokens};
 pub use nats::{TestNats, test_nats};
+pub use pg_count::PgCounter;
 
 use crate::config::{Config, DbConfig, NatsConfig};
 use sqlx::Connection as _;

@@ -11,6 +11,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod auth;
+mod budget;
 mod cancellation;
 mod dispatch;
 mod edges;
