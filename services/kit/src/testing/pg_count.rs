@@ -74,6 +74,10 @@ impl Drop for PgCounter {
 /// One connection: the startup exchange (TLS declined), then frames client → server counted, and the
 /// server's bytes copied back as they come.
 async fn pass(mut client: TcpStream, server: TcpStream, trips: Arc<AtomicU64>) -> std::io::Result<()> {
+    // Frames are written one at a time: with Nagle's algorithm each small write after the first would wait for
+    // the peer's delayed ACK (some 40 ms a round trip), which a direct connection never does.
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
     let startup = loop {
         let len = client.read_u32().await?;
         let mut body = vec![0; (len as usize).saturating_sub(4)];
