@@ -264,3 +264,11 @@ pub async fn co_units_of(conn: &mut PgConnection, lead_task_id: &str) -> sqlx::R
     .fetch_all(conn)
     .await
 }
+
+/// Whether supervision has seen the task resolved (routing's case.resolved applied).
+pub async fn task_resolved(conn: &mut PgConnection, task_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE task_id = $1 AND state = 'resolved')")
+        .bind(task_id)
+        .fetch_one(conn)
+        .await
+}
