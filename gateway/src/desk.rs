@@ -131,13 +131,7 @@ impl DeskService {
         status: Status,
     ) -> Status {
         if let Some(trail) = &self.trail {
-            // As the services name a client behind the gateway: the client, and the proxy it came through.
-            let addr = match (client, peer) {
-                (Some(c), Some(p)) if c != p => format!("{c} via {p}"),
-                (Some(c), _) => c.to_string(),
-                (None, _) => String::new(),
-            };
-            trail.refused(kit::auth::layer::entry(path, principal, addr), client, &status).await;
+            trail.refused(kit::auth::layer::entry(path, principal, peer, client), client, &status).await;
         }
         status
     }

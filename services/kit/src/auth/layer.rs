@@ -300,22 +300,28 @@ fn entry_for<B>(
     principal: Option<&Arc<Principal>>,
     trusted: &crate::proxies::Proxies,
 ) -> AuditEntry {
-    // The client behind a trusted proxy (the gateway) as the proxy says, beside the proxy; from anyone else a
-    // forwarded address is only what the caller claims, and the record names the peer alone.
     let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client_addr = match peer(req) {
-        Some(p) => match trusted.client(p, forwarded) {
-            client if client == p => p.to_string(),
-            client => format!("{client} via {p}"),
-        },
-        None => String::new(),
-    };
-    entry(req.uri().path(), principal.map(Arc::as_ref), client_addr)
+    let peer = peer(req);
+    entry(req.uri().path(), principal.map(Arc::as_ref), peer, peer.map(|p| trusted.client(p, forwarded)))
 }
 
 /// The record of a call to `path` before its outcome: who (the grant `path` needs, else the first), what, from
-/// `client_addr`, in the current trace. The gateway records the calls it refuses itself with it.
-pub fn entry(path: &str, principal: Option<&Principal>, client_addr: String) -> AuditEntry {
+/// where, in the current trace. The gateway records the calls it refuses itself with it.
+///
+/// Where: the client behind a trusted proxy (the gateway) as the proxy says, beside the proxy (`client via
+/// peer`); from anyone else a forwarded address is only what the caller claims, so `client` is the TCP `peer`
+/// and the record names it alone.
+pub fn entry(
+    path: &str,
+    principal: Option<&Principal>,
+    peer: Option<std::net::IpAddr>,
+    client: Option<std::net::IpAddr>,
+) -> AuditEntry {
+    let client_addr = match (client, peer) {
+        (Some(c), Some(p)) if c != p => format!("{c} via {p}"),
+        (Some(c), _) => c.to_string(),
+        (None, _) => String::new(),
+    };
     let grant = principal.and_then(|p| match policy::access(path) {
         Some(Access::Needs(perm) | Access::NeedsOrService(perm, _)) => p.grant_for(perm).or(p.grants.first()),
         _ => p.grants.first(),
