@@ -59,7 +59,13 @@ impl World {
 
     async fn start_with(counter: Option<&kit::testing::PgCounter>) -> Self {
         kit::testing::init_tracing();
-        let infra = TestInfra::new().await;
+        let infra = TestInfra::from_template("suite", |template| async move {
+            suite::migrate(&template.db_url).await.expect("the suite's schemas migrate");
+            let registry = template.pool(registry::NAME).await;
+            registry::import_dali(&registry).await.expect("the Dali tree imports");
+            registry.close().await;
+        })
+        .await;
         let database_url = counter.map_or_else(|| infra.db_url.clone(), |c| c.url(&infra.db_url));
         let cfg = SuiteConfig {
             database_url,

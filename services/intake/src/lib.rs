@@ -17,7 +17,7 @@ use proto::registry::v1::registry_client::RegistryClient;
 
 pub const NAME: &str = "intake";
 pub const DEFAULT_PORT: u16 = kit::config::ports::INTAKE;
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub use settings::Settings;
 

@@ -7,6 +7,7 @@ mod certs;
 mod channel;
 mod nats;
 mod pg_count;
+mod template;
 pub use certs::TestCerts;
 pub use channel::{AuthedChannel, ROOT_PERSON, RootTokens};
 pub use nats::{TestNats, test_nats};
@@ -23,6 +24,18 @@ pub struct TestInfra {
     pub db_url: String,
     /// The test's stream, as the `ops` user (who may do everything): for injecting and reading events.
     pub nats: NatsConfig,
+    origin: Origin,
+}
+
+/// Where the database came from, which decides what dropping the harness does with it.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// Made empty for this test: dropped with it.
+    Fresh,
+    /// Copied from the template of a kind: dropped with it, and the template's use ends.
+    Copy(&'static str),
+    /// A template being made: kept (the template's last copy drops it).
+    Template,
 }
 
 impl TestInfra {
@@ -30,19 +43,39 @@ impl TestInfra {
     /// TEST_DATABASE_URL (an existing database to connect to for CREATE DATABASE) overrides the local default;
     /// for the bus see [`test_nats`].
     pub async fn new() -> Self {
+        let infra = Self::named("zz_test_", Origin::Fresh);
+        infra.create(None).await;
+        infra
+    }
+
+    /// Like [`TestInfra::new`], but the database starts as a copy of the template of `kind`, which this process
+    /// makes once with `build` (given the template's own harness: migrate, import, then close every pool) and
+    /// keeps while a copy of it is in use (see `template`).
+    pub async fn from_template<B, F>(kind: &'static str, build: B) -> Self
+    where
+        B: FnOnce(TestInfra) -> F,
+        F: Future<Output = ()>,
+    {
+        let infra = Self::named("zz_test_", Origin::Copy(kind));
+        let template = template::lease(&infra.admin_url, kind, || async {
+            let template = Self::named(&format!("{}{}_", template::PREFIX, std::process::id()), Origin::Template);
+            let name = template.db_name.clone();
+            template.create(None).await;
+            build(template).await;
+            name
+        })
+        .await;
+        infra.create(Some(&template)).await;
+        infra
+    }
+
+    /// A harness for a database named `prefix` and a fresh tag, not made yet; TEST_DATABASE_URL (an existing
+    /// database to connect to for CREATE DATABASE) overrides the local default; for the bus see [`test_nats`].
+    fn named(prefix: &str, origin: Origin) -> Self {
         let admin_url = crate::config::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
         let bus = test_nats();
         let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let db_name = format!("zz_test_{tag}");
-        let mut admin = sqlx::PgConnection::connect_with(
-            &admin_url.parse::<sqlx::postgres::PgConnectOptions>().expect("TEST_DATABASE_URL parses"),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL must be running at {admin_url}: {e}"));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
+        let db_name = format!("{prefix}{tag}");
         let db_url = match admin_url.rfind('/') {
             Some(i) => format!("{}/{db_name}", &admin_url[..i]),
             None => panic!("TEST_DATABASE_URL needs a database path"),
@@ -62,7 +95,22 @@ impl TestInfra {
                 stream_max_bytes: 64 << 20,
                 ..Default::default()
             });
-        Self { admin_url, db_name, db_url, nats }
+        Self { admin_url, db_name, db_url, nats, origin }
+    }
+
+    /// Creates the database, empty or as a copy of `template`.
+    async fn create(&self, template: Option<&str>) {
+        let admin_url = &self.admin_url;
+        let mut admin = sqlx::PgConnection::connect_with(
+            &admin_url.parse::<sqlx::postgres::PgConnectOptions>().expect("TEST_DATABASE_URL parses"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must be running at {admin_url}: {e}"));
+        let from = template.map(|t| format!(" TEMPLATE {t}")).unwrap_or_default();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {}{from}", self.db_name)))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
     }
 
     pub fn db(&self, schema: &str) -> DbConfig {
@@ -103,6 +151,10 @@ impl TestInfra {
 
 impl Drop for TestInfra {
     fn drop(&mut self) {
+        let origin = self.origin;
+        if let Origin::Template = origin {
+            return;
+        }
         let admin_url = self.admin_url.clone();
         let db_name = self.db_name.clone();
         let nats = self.nats.clone();
@@ -122,6 +174,9 @@ impl Drop for TestInfra {
                     // Roles are the cluster's, not the database's: the test's own goes once the database has.
                     let sql = format!("DROP ROLE IF EXISTS {db_name}_runtime");
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                }
+                if let Origin::Copy(kind) = origin {
+                    template::release(&admin_url, kind).await;
                 }
             });
         });

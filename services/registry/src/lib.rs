@@ -25,7 +25,7 @@ pub use settings::Settings;
 
 pub const NAME: &str = "registry";
 pub const DEFAULT_PORT: u16 = kit::config::ports::REGISTRY;
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The Dali extract shipped with the product, for the demo and tests (see data/README.md).
 pub const DALI_CSV: &str = include_str!("../data/dali_532900_divisions_2023.csv");

@@ -16,7 +16,7 @@ use proto::routing::v1::routing_server::RoutingServer;
 
 pub const NAME: &str = "routing";
 pub const DEFAULT_PORT: u16 = kit::config::ports::ROUTING;
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub use settings::Settings;
 

@@ -17,7 +17,7 @@ pub const NAME: &str = "subsidy";
 pub const DEFAULT_PORT: u16 = kit::config::ports::SUBSIDY;
 pub use settings::Settings;
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects, migrates, binds and starts every task; the caller runs it until shutdown.
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {

@@ -71,6 +71,24 @@ impl SuiteConfig {
     }
 }
 
+/// Migrates every schema the suite uses (each service's, and the gateway's audit trail) and serves nothing: what
+/// the tests' template database is made of. Each part migrates again at start, which then finds nothing to do.
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    static KIT_TABLES_ONLY: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
+    let schemas = [
+        (registry::NAME, &registry::MIGRATIONS),
+        (routing::NAME, &routing::MIGRATIONS),
+        (intake::NAME, &intake::MIGRATIONS),
+        (supervision::NAME, &supervision::MIGRATIONS),
+        (subsidy::NAME, &subsidy::MIGRATIONS),
+        (gateway::NAME, &KIT_TABLES_ONLY),
+    ];
+    for (name, migrations) in schemas {
+        kit::db::connect_and_migrate(&DbConfig::new(database_url, name, 1), migrations).await?.close().await;
+    }
+    Ok(())
+}
+
 fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }

@@ -18,7 +18,7 @@ pub const NAME: &str = "supervision";
 pub const DEFAULT_PORT: u16 = kit::config::ports::SUPERVISION;
 pub use settings::Settings;
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects to supervision's schema and migrates it: what the operator's commands run against.
 pub async fn connect(config: &kit::Config) -> anyhow::Result<sqlx::PgPool> {

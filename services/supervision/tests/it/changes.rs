@@ -115,7 +115,7 @@ async fn supervised(infra: &TestInfra, case_id: Uuid) -> Vec<String> {
 
 #[tokio::test]
 async fn extensions_are_asked_decided_once_and_capped() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     let (case_id, task_id) = dispatched_case(&infra).await;
     let (due, _, _) = clock(&infra, &task_id, "accept").await;
@@ -214,7 +214,7 @@ where
 
 #[tokio::test]
 async fn a_pause_holds_every_grade_and_resuming_gives_the_time_back() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     // 6 s to accept: the reminder at 4.8 s, the yellow card at 6 s.
     common::set_policy(&infra, "accept", 6).await;
@@ -268,7 +268,7 @@ async fn a_pause_holds_every_grade_and_resuming_gives_the_time_back() {
 
 #[tokio::test]
 async fn each_dispatch_carries_a_printable_task_slip() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     let (case_id, _task_id) = dispatched_case(&infra).await;
     let mut unit = as_handler(&node, "h-1").await;
@@ -315,7 +315,7 @@ fn joint(task_id: &str, co_id: &str, unit: &str, action: &str) -> Body {
 
 #[tokio::test]
 async fn a_summoned_unit_is_supervised_until_it_reports_in() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     // 3 s to report in (报到): the yellow card at 3 s.
     common::set_policy(&infra, "report", 3).await;
@@ -358,7 +358,7 @@ async fn a_summoned_unit_is_supervised_until_it_reports_in() {
 
 #[tokio::test]
 async fn a_report_in_clock_survives_a_restart_and_fires_once() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let first = supervision(&infra).await;
     // 4 s to report in: reminder at 3.2 s, yellow at 4 s, red at 8 s.
     common::set_policy(&infra, "report", 4).await;

@@ -45,7 +45,7 @@ fn import(center: &str, rows: &str) -> ImportCalendarRequest {
 
 #[tokio::test]
 async fn calendars_import_whole_or_not_at_all_within_scope() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     assert_eq!(calendar_rows(&infra, "").await, 72, "the shipped 2025–2026 schedule seeds the national calendar");
     let mut prefecture = as_(&node, "pref-admin", &[("business_admin", "532900000000")]).await;
@@ -135,7 +135,7 @@ async fn accept_deadline(infra: &TestInfra, task_id: &str) -> (String, String, i
 
 #[tokio::test]
 async fn the_accept_clock_counts_working_days_of_the_cases_place() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     // Tuesday 30 September 2025, 10:00 in Dali: 1–8 October are the National Day holiday.
     let at = kit::time::shanghai().with_ymd_and_hms(2025, 9, 30, 10, 0, 0).unwrap().with_timezone(&Utc);
@@ -161,7 +161,7 @@ async fn the_accept_clock_counts_working_days_of_the_cases_place() {
 
 #[tokio::test]
 async fn a_rejected_return_restarts_the_accept_clock() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
     let start = Utc::now() - chrono::Duration::days(3);
@@ -198,7 +198,7 @@ async fn slips(infra: &TestInfra, case_id: Uuid) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn each_grade_is_issued_once_in_order_across_a_restart() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let first = supervision(&infra).await;
     // 4 s to accept: the reminder at 80 % (3.2 s), the yellow card at 4 s, the red card at 8 s.
     common::set_policy(&infra, "accept", 4).await;
@@ -260,7 +260,7 @@ async fn each_grade_is_issued_once_in_order_across_a_restart() {
 
 #[tokio::test]
 async fn a_stage_done_late_stops_the_red_card() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     // 8 s to accept: the yellow card at 8 s, the red card at 16 s; the task is accepted in between.
     common::set_policy(&infra, "accept", 8).await;
@@ -292,7 +292,7 @@ async fn a_stage_done_late_stops_the_red_card() {
 
 #[tokio::test]
 async fn policy_versions_are_added_whole_by_the_prefecture_and_new_cases_take_them() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     let header = "category_prefix,urgency,stage,clock,amount";
     let rules = format!(

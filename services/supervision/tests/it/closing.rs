@@ -30,7 +30,7 @@ const RESOLVER: &str = "handler-3";
 const UNIT: &str = "532901003-SFS";
 
 async fn boot() -> Suite {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let supervision_node = supervision(&infra).await;
     Suite { supervision: client(&supervision_node).await, infra, supervision_node }
 }

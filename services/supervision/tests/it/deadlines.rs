@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::{await_deadlines, bodies, client, deadline_states, set_policy, supervision};
-use kit::testing::{TestInfra, eventually};
+use kit::testing::eventually;
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseAccepted, CaseDispatched, CaseResolved, CaseReturned};
 use proto::supervision::v1::ListDeadlinesRequest;
@@ -30,7 +30,7 @@ fn overdue_count(events: &[Body]) -> usize {
 
 #[tokio::test]
 async fn a_deadline_fires_exactly_once_across_a_restart() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let first = supervision(&infra).await;
     set_policy(&infra, "accept", 3).await;
     let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
@@ -69,7 +69,7 @@ async fn a_deadline_fires_exactly_once_across_a_restart() {
 
 #[tokio::test]
 async fn accepting_before_the_deadline_fires_nothing() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     set_policy(&infra, "accept", 2).await;
     let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
@@ -92,7 +92,7 @@ async fn accepting_before_the_deadline_fires_nothing() {
 
 #[tokio::test]
 async fn a_returned_task_cancels_its_accept_deadline_and_a_redelivery_adds_none() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     let (case_id, task_id) = (Uuid::new_v4(), Uuid::new_v4().to_string());
     infra.publish(case_id, "routing", dispatched(&task_id)).await;
@@ -106,7 +106,7 @@ async fn a_returned_task_cancels_its_accept_deadline_and_a_redelivery_adds_none(
 
 #[tokio::test]
 async fn list_deadlines_rejects_bad_input() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     let mut client = client(&node).await;
     for (name, case_id) in [("empty", ""), ("blank", "  "), ("not a uuid", "532901-20250807-00042")] {

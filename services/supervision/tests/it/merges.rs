@@ -49,7 +49,7 @@ fn merged() -> Body {
 
 #[tokio::test]
 async fn a_merged_case_has_its_task_superseded_and_its_deadlines_cancelled() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     let (case_id, task_id) = register(&infra).await;
     infra.publish(case_id, RESOLVER, accepted(&task_id, RESOLVER)).await;
@@ -68,7 +68,7 @@ async fn a_merged_case_has_its_task_superseded_and_its_deadlines_cancelled() {
 
 #[tokio::test]
 async fn a_merged_case_is_never_verified_or_followed_up_until_unmerged() {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let node = supervision(&infra).await;
     let mut s = client(&node).await;
     let (case_id, task_id) = register(&infra).await;

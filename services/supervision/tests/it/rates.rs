@@ -51,7 +51,7 @@ fn hours(h: i64) -> chrono::Duration {
 
 impl Suite {
     async fn boot() -> Self {
-        let infra = TestInfra::new().await;
+        let infra = common::infra().await;
         let mut settings = supervision::Settings::new(infra.config(supervision::NAME));
         settings.deadline_poll = Duration::from_secs(3600);
         let node = Node::start(supervision::build(settings).await.expect("supervision starts"));

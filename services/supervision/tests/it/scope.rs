@@ -27,7 +27,7 @@ struct Suite {
 }
 
 async fn boot() -> Suite {
-    let infra = TestInfra::new().await;
+    let infra = common::infra().await;
     let supervision = supervision(&infra).await;
     Suite { infra, supervision }
 }

@@ -44,9 +44,16 @@ pub async fn boot() -> Harness {
 
 /// Routing with a real registry beside it (with the Dali tree and its centers).
 pub async fn boot_with_registry() -> Harness {
-    let infra = TestInfra::new().await;
+    // Both schemas migrated and the tree imported once per test process, copied for each test.
+    let infra = TestInfra::from_template("registry_routing_dali", |template| async move {
+        let registry = registry::connect(&template.config(registry::NAME)).await.expect("the registry migrates");
+        registry::import_dali(&registry).await.expect("the Dali tree imports");
+        registry.close().await;
+        let routing = template.db(routing::NAME);
+        kit::db::connect_and_migrate(&routing, &routing::MIGRATIONS).await.expect("routing migrates").close().await;
+    })
+    .await;
     let app = registry::build(registry::Settings::new(infra.config(registry::NAME))).await.expect("registry builds");
-    registry::import_dali(&infra.pool(registry::NAME).await).await.expect("the Dali tree imports");
     let (url, stop) = kit::testing::spawn(app);
     let client = RegistryClient::new(kit::testing::connect(&url).await);
     start(infra, Some(url), Some((client, stop))).await

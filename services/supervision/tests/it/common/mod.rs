@@ -48,6 +48,15 @@ pub fn clean(result: anyhow::Result<()>) {
     }
 }
 
+/// The test's own database, a copy of one with supervision's schema migrated (made once per test process).
+pub async fn infra() -> TestInfra {
+    TestInfra::from_template("supervision", |template| async move {
+        let pool = supervision::connect(&template.config(supervision::NAME)).await.expect("supervision migrates");
+        pool.close().await;
+    })
+    .await
+}
+
 pub async fn supervision(infra: &TestInfra) -> Node {
     let settings = supervision::Settings::new(infra.config(supervision::NAME));
     Node::start(supervision::build(settings).await.expect("supervision starts"))
