@@ -159,6 +159,27 @@ pub async fn append_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Resu
     .await
 }
 
+/// Appends the step an event makes, unless the file shows that event already (its id is unique in the
+/// timeline); true when it was appended.
+pub async fn append_event_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Result<bool> {
+    let appended = sqlx::query(
+        "INSERT INTO timeline (case_id, at, actor, action, from_state, to_state, detail, source, event_id) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT ON CONSTRAINT timeline_event_id_key DO NOTHING",
+    )
+    .bind(s.case_id)
+    .bind(s.at)
+    .bind(s.actor)
+    .bind(s.action)
+    .bind(s.from_state.map_or("", CaseState::as_str))
+    .bind(s.to_state)
+    .bind(s.detail)
+    .bind(s.source)
+    .bind(s.event_id)
+    .execute(conn)
+    .await?;
+    Ok(appended.rows_affected() == 1)
+}
+
 /// What a replay is checked against: the case registered under a key, as first registered.
 #[derive(Debug, sqlx::FromRow)]
 pub struct KeyedCase {
@@ -200,15 +221,6 @@ pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<
     sqlx::query_as("SELECT state, current_task_id FROM cases WHERE id = $1 FOR UPDATE")
         .bind(case_id)
         .fetch_optional(conn)
-        .await
-}
-
-/// Whether the case file already shows the event (a replay, or the same event under a second delivery).
-pub async fn has_step(conn: &mut PgConnection, case_id: Uuid, event_id: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM timeline WHERE case_id = $1 AND event_id = $2)")
-        .bind(case_id)
-        .bind(event_id)
-        .fetch_one(conn)
         .await
 }
 

@@ -37,10 +37,6 @@ impl Handler for CaseFileHandler {
             tracing::warn!(%case_id, "event for a case intake does not know; ignored");
             return Ok(());
         };
-        if db::has_step(tx, case_id, &event.event_id).await? {
-            // Replayed: the file shows it already, and applying it again would move the state back.
-            return Ok(());
-        }
         // A step of a task the case has moved on from (superseded by a reopening or a new dispatch) is history,
         // not the case's state: it is recorded and moves nothing.
         let stale = matches!(step_task(body), Some(t) if !current_task.is_empty() && t != current_task);
@@ -50,12 +46,6 @@ impl Handler for CaseFileHandler {
         let stale = stale || from == CaseState::Merged;
         let to = if stale { from } else { step.to_state.unwrap_or(from) };
         let at = kit::time::from_ms(event.occurred_at_ms);
-        let task = step.task.as_ref().filter(|_| from != CaseState::Merged).map(|(t, u)| (t.as_str(), u.as_str()));
-        db::set_state(tx, case_id, to, task, at).await?;
-        let flags = flags_for(body);
-        if flags != Flags::default() {
-            db::set_flags(tx, case_id, flags).await?;
-        }
         let new = NewStep {
             case_id,
             at,
@@ -67,7 +57,17 @@ impl Handler for CaseFileHandler {
             source: step.source,
             event_id: Some(&event.event_id),
         };
-        db::append_step(tx, &new).await?;
+        // The step goes first: when the file shows the event already (a replay from the stream after the inbox
+        // let go of it), it is not written again and applying it again would move the state back.
+        if !db::append_event_step(tx, &new).await? {
+            return Ok(());
+        }
+        let task = step.task.as_ref().filter(|_| from != CaseState::Merged).map(|(t, u)| (t.as_str(), u.as_str()));
+        db::set_state(tx, case_id, to, task, at).await?;
+        let flags = flags_for(body);
+        if flags != Flags::default() {
+            db::set_flags(tx, case_id, flags).await?;
+        }
         Ok(())
     }
 }

@@ -56,22 +56,16 @@ impl Cases {
     /// operator is the principal; the place must be within its registration scope.
     /// The likely duplicates come with it ([`Self::duplicates_of`]), among the cases the operator may read.
     pub async fn register(&self, new: NewCase, who: &Principal) -> Result<Registered> {
-        let (file, replayed) = self.register_case(new, who).await?;
-        let likely_duplicates = self.duplicates_of(&file.case, &who.scope(Permission::ReadCase)).await?;
-        Ok(Registered { file, replayed, likely_duplicates })
-    }
-
-    async fn register_case(&self, new: NewCase, who: &Principal) -> Result<(CaseFile, bool)> {
         let digest = fingerprint(&self.sealer, &new);
         let readable = who.scope(Permission::ReadCase);
         if let Some(existing) = self.replay(&new, &digest, &readable).await? {
-            return Ok((existing, true));
+            return self.replayed(existing, &readable).await;
         }
         let turn = self.inflight.enter(&new.idempotency_key);
         if matches!(turn, Turn::Follower(_)) {
             turn.wait().await;
             if let Some(existing) = self.replay(&new, &digest, &readable).await? {
-                return Ok((existing, true));
+                return self.replayed(existing, &readable).await;
             }
             // The other registration failed; this one tries for itself, and the database's unique key decides.
         }
@@ -103,13 +97,11 @@ impl Cases {
             // back before `replay` takes one.
             drop(tx);
             drop(conn);
-            return self
-                .replay(&new, &digest, &readable)
-                .await?
-                .map(|f| (f, true))
-                .ok_or_else(|| case_not_found(&new.idempotency_key));
+            let existing = self.replay(&new, &digest, &readable).await?;
+            return self.replayed(existing.ok_or_else(|| case_not_found(&new.idempotency_key))?, &readable).await;
         };
         let mut parties = Vec::with_capacity(new.parties.len());
+        let mut phone_indexes = Vec::new();
         for (i, p) in new.parties.iter().enumerate() {
             let row = party_row(id, i32::try_from(i).unwrap_or(i32::MAX));
             let at = |column| Binding { table: "case_parties", column, row: &row };
@@ -123,6 +115,7 @@ impl Cases {
                 phone_index: p.phone.as_deref().and_then(|v| crate::domain::duplicates::phone_index(&self.sealer, v)),
             };
             parties.push(db::insert_party(&mut tx, id, i32::try_from(i).unwrap_or(i32::MAX), &party, now).await?);
+            phone_indexes.extend(party.phone_index);
         }
         let detail = format!("受理登记 {number} via {} at center {}", new.channel, new.center_code);
         let step = NewStep {
@@ -154,12 +147,21 @@ impl Cases {
         };
         self.outbox.add(&mut tx, id, &new.operator_id, Body::CaseRegistered(event)).await?;
         tx.commit().await?;
-        drop(conn);
         self.outbox.wake();
         tracing::info!(case_id = %id, case_no = %number, "case registered");
         // The file is answered from what the transaction wrote (the rows as the database returned them), not
-        // read back: five statements fewer on the busiest call.
-        Ok((merges::new_file(case, parties, vec![registered]), false))
+        // read back: five statements fewer on the busiest call. The duplicate search runs on the same
+        // connection with the phone indexes just written (a checkout and a read fewer).
+        let file = merges::new_file(case, parties, vec![registered]);
+        let likely_duplicates = merges::likely_duplicates_on(&mut conn, &file.case, &readable, phone_indexes).await?;
+        Ok(Registered { file, replayed: false, likely_duplicates })
+    }
+
+    /// The answer to a registration that replays an earlier one: its case, and the likely duplicates as they
+    /// are now.
+    async fn replayed(&self, file: CaseFile, readable: &ScopeSet) -> Result<Registered> {
+        let likely_duplicates = self.duplicates_of(&file.case, readable).await?;
+        Ok(Registered { file, replayed: true, likely_duplicates })
     }
 
     /// The case first registered under the key, if this registration is identical to it; ALREADY_EXISTS if it

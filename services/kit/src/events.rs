@@ -300,12 +300,25 @@ impl Outbox {
     /// one case's events out of order. No connection is held while JetStream answers: rows are read, published
     /// and awaited, then marked in a second statement. A crash in between republishes with the same message
     /// id, which JetStream drops as a duplicate.
+    ///
+    /// The lease is renewed when [`lease::RENEW`] has passed, not at every wake (two round trips fewer per
+    /// batch, with its ping): a batch is only ever started within `RENEW` of a renewal, as a consumer's is, so a
+    /// successor still takes over only after every publish this holder could have started.
     pub async fn relay(self, pool: PgPool, bus: Bus, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let holder = Uuid::new_v4();
         let mut backoff = Duration::from_millis(100);
         let mut pruned_at = tokio::time::Instant::now();
+        let mut renewed: Option<tokio::time::Instant> = None;
         loop {
-            let held = lease::acquire(&pool, "relay", 0, holder).await;
+            let held = match renewed {
+                Some(at) if at.elapsed() < lease::RENEW => Ok(true),
+                _ => {
+                    let asked = tokio::time::Instant::now();
+                    let held = lease::acquire(&pool, "relay", 0, holder).await;
+                    renewed = matches!(held, Ok(true)).then_some(asked);
+                    held
+                }
+            };
             match held {
                 Ok(true) => match relay_batch(&pool, &bus).await {
                     // A full batch may have more behind it. Anything committed after a shorter batch was read

@@ -137,12 +137,26 @@ impl Cases {
 /// is alike or whose parties share a phone (by blind index), likeliest first; only those `scope` reads. One
 /// query narrows by the partial index on open cases (village, registered_at); the scoring is in Rust.
 pub async fn likely_duplicates(pool: &PgPool, case: &Case, scope: &ScopeSet) -> Result<Vec<Duplicate>> {
-    if case.village_code.is_empty() || case.category_code.len() < 2 {
+    if !searchable(case) {
+        return Ok(vec![]);
+    }
+    let mut conn = pool.acquire().await?;
+    let phone_indexes = mdb::phone_indexes(&mut conn, case.id).await?;
+    likely_duplicates_on(&mut conn, case, scope, phone_indexes).await
+}
+
+/// [`likely_duplicates`] on a connection the caller holds, with the case's phone indexes (its parties' in
+/// order) as the caller knows them.
+pub async fn likely_duplicates_on(
+    conn: &mut PgConnection,
+    case: &Case,
+    scope: &ScopeSet,
+    phone_indexes: Vec<Vec<u8>>,
+) -> Result<Vec<Duplicate>> {
+    if !searchable(case) {
         return Ok(vec![]);
     }
     let window = duplicates::DEFAULT_WINDOW;
-    let mut conn = pool.acquire().await?;
-    let phone_indexes = mdb::phone_indexes(&mut conn, case.id).await?;
     let around = Around {
         village_code: &case.village_code,
         category_group: case.category_code.get(..2).unwrap_or_default(),
@@ -152,8 +166,7 @@ pub async fn likely_duplicates(pool: &PgPool, case: &Case, scope: &ScopeSet) -> 
         phone_indexes: &phone_indexes,
         limit: NEARBY_LIMIT,
     };
-    let nearby = mdb::nearby_open(&mut conn, &around).await?;
-    drop(conn);
+    let nearby = mdb::nearby_open(conn, &around).await?;
     let mut readable: HashMap<Uuid, Case> = HashMap::with_capacity(nearby.len());
     let mut known: Vec<Known> = Vec::with_capacity(nearby.len());
     for n in nearby.into_iter().filter(|n| covers(scope, &n.case)) {
@@ -183,6 +196,11 @@ pub async fn likely_duplicates(pool: &PgPool, case: &Case, scope: &ScopeSet) -> 
         .into_iter()
         .filter_map(|candidate| Some(Duplicate { case: readable.remove(&candidate.case_id)?, candidate }))
         .collect())
+}
+
+/// A case without a village or a category group has nothing to be compared with.
+fn searchable(case: &Case) -> bool {
+    !case.village_code.is_empty() && case.category_code.len() >= 2
 }
 
 /// What the file of `case` shows of merging: the number of the case it is merged into, the cases merged into

@@ -120,14 +120,6 @@ pub async fn stage(conn: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Deletes the staged rows of `ids`, in the transaction that chains their calls' records.
-pub(crate) async fn claim(tx: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
-    if !ids.is_empty() {
-        sqlx::query("DELETE FROM audit_pending WHERE id = ANY($1)").bind(ids).execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
 /// Tells the layer that this changing call changed nothing (a replay answered from what an earlier call
 /// wrote), so that it had nothing to stage.
 pub fn unchanged() {
@@ -165,7 +157,7 @@ pub async fn sweep(pool: &PgPool, key: &AuditKey, older_than: Duration) -> sqlx:
         })
         .collect();
     let refs: Vec<&AuditEntry> = entries.iter().collect();
-    store::append(&mut tx, key, &refs).await?;
+    store::append(&mut tx, key, &refs, &[]).await?;
     tx.commit().await?;
     tracing::warn!(records = entries.len(), "audit records chained from their actions' transactions by the sweeper");
     Ok(entries.len())

@@ -21,13 +21,21 @@ const COLUMNS: &str = "seq, at, actor, role, scope, action, target, outcome, rea
                        prev_hash, hash";
 
 /// The end of the chain, locked until the transaction ends, with the database's clock read after the lock
-/// was granted: the one clock every replica shares, so times follow the sequence.
-pub(crate) async fn lock_head(tx: &mut PgConnection) -> sqlx::Result<(i64, Vec<u8>, DateTime<Utc>)> {
-    // MATERIALIZED keeps the lock inside the CTE, so clock_timestamp() is evaluated after any wait for it.
+/// was granted: the one clock every replica shares, so times follow the sequence. The staged rows `claimed`
+/// (of the calls whose records this transaction chains, see `staged`) are deleted in the same statement: one
+/// round trip fewer per batch.
+pub(crate) async fn lock_head(
+    tx: &mut PgConnection,
+    claimed: &[uuid::Uuid],
+) -> sqlx::Result<(i64, Vec<u8>, DateTime<Utc>)> {
+    // MATERIALIZED keeps the lock inside the CTE, so clock_timestamp() is evaluated after any wait for it. A
+    // data-modifying CTE runs whether or not the query reads it.
     sqlx::query_as(
-        "WITH head AS MATERIALIZED (SELECT seq, hash FROM audit_head FOR UPDATE) \
+        "WITH claimed AS (DELETE FROM audit_pending WHERE id = ANY($1)), \
+              head AS MATERIALIZED (SELECT seq, hash FROM audit_head FOR UPDATE) \
          SELECT seq, hash, clock_timestamp() FROM head",
     )
+    .bind(claimed)
     .fetch_one(tx)
     .await
 }
@@ -43,13 +51,15 @@ pub(crate) async fn last_and_head(db: impl PgExecutor<'_>) -> sqlx::Result<(Opti
     sqlx::query_as("SELECT (SELECT max(seq) FROM audit_log), (SELECT seq FROM audit_head)").fetch_one(db).await
 }
 
-/// Chains `entries` onto the locked head and inserts them in one statement; returns the new head.
+/// Chains `entries` onto the locked head and inserts them in one statement, deleting the staged rows `claimed`
+/// (see [`lock_head`]); returns the new head.
 pub(crate) async fn append(
     tx: &mut PgConnection,
     key: &AuditKey,
     entries: &[&AuditEntry],
+    claimed: &[uuid::Uuid],
 ) -> sqlx::Result<(i64, Vec<u8>)> {
-    let (mut seq, mut prev, at) = lock_head(tx).await?;
+    let (mut seq, mut prev, at) = lock_head(tx, claimed).await?;
     let n = entries.len();
     let mut seqs = Vec::with_capacity(n);
     let mut prevs = Vec::with_capacity(n);

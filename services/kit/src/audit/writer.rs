@@ -129,9 +129,8 @@ async fn commit(pool: &PgPool, key: &AuditKey, batch: &mut Vec<Pending>) {
 async fn write(pool: &PgPool, key: &AuditKey, batch: &[Pending]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     let staged: Vec<uuid::Uuid> = batch.iter().filter_map(|p| p.staged).collect();
-    super::staged::claim(&mut tx, &staged).await?;
     let entries: Vec<&AuditEntry> = batch.iter().map(|p| &p.entry).collect();
-    let (seq, _) = store::append(&mut tx, key, &entries).await?;
+    let (seq, _) = store::append(&mut tx, key, &entries, &staged).await?;
     tx.commit().await?;
     tracing::trace!(records = entries.len(), head = seq, "audit batch committed");
     Ok(())
