@@ -141,31 +141,26 @@ pub struct NewStep<'a> {
 
 /// Appends the step and answers it as [`timeline`] reads it.
 pub async fn append_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Result<TimelineEntry> {
-    sqlx::query_as(
-        "INSERT INTO timeline (case_id, at, actor, action, from_state, to_state, detail, source, event_id) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) \
-         RETURNING at, actor, action, NULLIF(from_state, '') AS from_state, to_state, detail, source",
-    )
-    .bind(s.case_id)
-    .bind(s.at)
-    .bind(s.actor)
-    .bind(s.action)
-    .bind(s.from_state.map_or("", CaseState::as_str))
-    .bind(s.to_state)
-    .bind(s.detail)
-    .bind(s.source)
-    .bind(s.event_id)
-    .fetch_one(conn)
-    .await
+    insert_step(conn, s, "").await?.ok_or(sqlx::Error::RowNotFound)
 }
 
 /// Appends the step an event makes, unless the file shows that event already (its id is unique in the
 /// timeline); true when it was appended.
 pub async fn append_event_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx::Result<bool> {
-    let appended = sqlx::query(
+    let unless_seen = "ON CONFLICT ON CONSTRAINT timeline_event_id_key DO NOTHING";
+    Ok(insert_step(conn, s, unless_seen).await?.is_some())
+}
+
+async fn insert_step(
+    conn: &mut PgConnection,
+    s: &NewStep<'_>,
+    on_conflict: &'static str,
+) -> sqlx::Result<Option<TimelineEntry>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO timeline (case_id, at, actor, action, from_state, to_state, detail, source, event_id) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT ON CONSTRAINT timeline_event_id_key DO NOTHING",
-    )
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) {on_conflict} \
+         RETURNING at, actor, action, NULLIF(from_state, '') AS from_state, to_state, detail, source"
+    )))
     .bind(s.case_id)
     .bind(s.at)
     .bind(s.actor)
@@ -175,9 +170,8 @@ pub async fn append_event_step(conn: &mut PgConnection, s: &NewStep<'_>) -> sqlx
     .bind(s.detail)
     .bind(s.source)
     .bind(s.event_id)
-    .execute(conn)
-    .await?;
-    Ok(appended.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
 
 /// What a replay is checked against: the case registered under a key, as first registered.
