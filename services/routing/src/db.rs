@@ -294,7 +294,7 @@ pub async fn exclude(
 }
 
 /// Takes the next slip number of the center's day: inside a manual dispatch's transaction, or on its own ahead
-/// of the consumer's batch ([`crate::units::Planner::reserve_slip`]).
+/// of the consumer's batch ([`crate::units::Planner::plan_reserving`]).
 pub async fn next_slip_seq(conn: &mut PgConnection, center_prefix: &str, local_day: &str) -> sqlx::Result<i32> {
     sqlx::query_scalar(
         "INSERT INTO slip_numbers (center_prefix, local_day, last_seq) VALUES ($1, $2, 1) \
@@ -307,17 +307,9 @@ pub async fn next_slip_seq(conn: &mut PgConnection, center_prefix: &str, local_d
     .await
 }
 
-pub async fn next_attempt(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<i32> {
-    sqlx::query_scalar("SELECT COALESCE(max(attempt), 0) + 1 FROM tasks WHERE case_id = $1")
-        .bind(case_id)
-        .fetch_one(conn)
-        .await
-}
-
 pub struct NewTask<'a> {
     pub id: Uuid,
     pub case: &'a Case,
-    pub attempt: i32,
     pub slip_no: &'a str,
     pub unit_kind: UnitKind,
     pub unit_code: &'a str,
@@ -330,16 +322,21 @@ pub struct NewTask<'a> {
     pub reason: &'a str,
 }
 
-pub async fn insert_task(conn: &mut PgConnection, t: &NewTask<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO tasks (id, case_id, round, attempt, slip_no, unit_kind, unit_code, unit_name, rule_id, state, \
-         category_code, dispatched_at, updated_at, center_code, via, dispatch_reason) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$12,$10,$11,$11,$13,$14,$15)",
-    )
+/// Inserts the task as the case's next attempt and answers it as [`task`] reads it, in one statement. The
+/// caller holds the case's row lock, so no other attempt is numbered meanwhile.
+pub async fn insert_task(conn: &mut PgConnection, t: &NewTask<'_>) -> sqlx::Result<Task> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH t AS ( \
+           INSERT INTO tasks (id, case_id, round, attempt, slip_no, unit_kind, unit_code, unit_name, rule_id, state, \
+                              category_code, dispatched_at, updated_at, center_code, via, dispatch_reason) \
+           VALUES ($1, $2, $3, (SELECT COALESCE(max(attempt), 0) + 1 FROM tasks WHERE case_id = $2), \
+                   $4, $5, $6, $7, $8, $11, $9, $10, $10, $12, $13, $14) \
+           RETURNING *) \
+         SELECT {TASK_COLUMNS} FROM t JOIN cases c ON c.id = t.case_id"
+    )))
     .bind(t.id)
     .bind(t.case.id)
     .bind(t.case.round)
-    .bind(t.attempt)
     .bind(t.slip_no)
     .bind(t.unit_kind)
     .bind(t.unit_code)
@@ -351,9 +348,8 @@ pub async fn insert_task(conn: &mut PgConnection, t: &NewTask<'_>) -> sqlx::Resu
     .bind(t.center_code)
     .bind(t.via)
     .bind(t.reason)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// The task with its case number; `FOR UPDATE` locks the task row (not the case) when `lock` is set.

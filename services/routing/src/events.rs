@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::domain::Case;
-use crate::service::dispatch;
+use crate::service::{dispatch, dispatch_new};
 use crate::units::{Plan, Planner};
 
 pub struct DispatchHandler {
@@ -58,9 +58,7 @@ impl Handler for DispatchHandler {
             | None => None,
         };
         let Some(case) = case else { return Ok(Plan::default()) };
-        let mut plan = self.planner.plan(&case.facts()).await?;
-        plan.slip = Some(self.planner.reserve_slip(&case.holding_center).await?);
-        Ok(plan)
+        Ok(self.planner.plan_reserving(&case.facts(), Some(&case.holding_center)).await?)
     }
 
     fn applies(&self, event: &Envelope) -> bool {
@@ -142,7 +140,7 @@ impl DispatchHandler {
             tracing::warn!(%case_id, "case already known to routing; not dispatched again");
             return Ok(());
         }
-        dispatch(tx, &self.outbox, &case, "routing", plan).await?;
+        dispatch_new(tx, &self.outbox, &case, "routing", plan).await?;
         Ok(())
     }
 

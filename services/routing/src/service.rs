@@ -286,6 +286,19 @@ pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &Case, act
     issue(conn, outbox, case, actor, &target, "", plan.slip.as_ref()).await
 }
 
+/// [`dispatch`] for a case inserted in this transaction: no unit has had it, so none has returned it, and there
+/// is nothing to exclude (a read fewer on every registration).
+pub async fn dispatch_new(
+    conn: &mut PgConnection,
+    outbox: &Outbox,
+    case: &Case,
+    actor: &str,
+    plan: &Plan,
+) -> Result<Task> {
+    let target = route(&plan.rules, &case.facts(), &[], &plan.roster);
+    issue(conn, outbox, case, actor, &target, "", plan.slip.as_ref()).await
+}
+
 /// Issues a 交办单 for the case to `target`: a new task numbered by the holding center, and its
 /// case.dispatched event. `reason` is a dispatcher's, for a dispatch by hand. The slip takes the number
 /// `reserved` for it when that is the holding center's, else the next one inside the transaction.
@@ -307,13 +320,11 @@ pub async fn issue(
             slip_no(center, &day, db::next_slip_seq(conn, center, &day).await?)
         }
     };
-    let attempt = db::next_attempt(conn, case.id).await?;
     let id = Uuid::new_v4();
     let rule_id = target.rule_id.as_deref().unwrap_or("");
     let new = NewTask {
         id,
         case,
-        attempt,
         slip_no: &slip,
         unit_kind: target.unit_kind,
         unit_code: &target.unit_code,
@@ -324,7 +335,8 @@ pub async fn issue(
         via: target.via,
         reason,
     };
-    db::insert_task(conn, &new).await?;
+    // Numbered, inserted and read back as the answer in one statement.
+    let task = db::insert_task(conn, &new).await?;
     let event = CaseDispatched {
         task_id: id.to_string(),
         slip_no: slip.clone(),
@@ -332,7 +344,7 @@ pub async fn issue(
         unit_name: target.unit_name.clone(),
         unit_kind: target.unit_kind.as_str().into(),
         rule_id: rule_id.into(),
-        attempt: u32::try_from(attempt).unwrap_or_default(),
+        attempt: u32::try_from(task.attempt).unwrap_or_default(),
         case_no: case.case_no.clone(),
         urgency: case.urgency.as_str().into(),
         category_code: case.category_code.clone(),
@@ -342,5 +354,5 @@ pub async fn issue(
     };
     outbox.add(conn, case.id, actor, Body::CaseDispatched(event)).await?;
     tracing::info!(task_id = %id, case_id = %case.id, slip_no = %slip, unit_code = %target.unit_code, rule_id, via = %target.via, "case dispatched");
-    db::task(conn, id, false).await?.ok_or_else(|| not_found(id))
+    Ok(task)
 }

@@ -125,7 +125,8 @@ impl Units {
 pub struct Plan {
     pub rules: Arc<Vec<Rule>>,
     pub roster: Roster,
-    /// The 交办单 number taken for it beforehand, when the dispatch is the consumer's (see [`Planner::reserve_slip`]).
+    /// The 交办单 number taken for it beforehand, when the dispatch is the consumer's (see
+    /// [`Planner::plan_reserving`]).
     pub slip: Option<SlipSeq>,
 }
 
@@ -154,24 +155,33 @@ impl Planner {
     /// The plan for a case with these facts: the current table and the duty of the departments its matching
     /// rules name (units and fallbacks). The connection is handed back before the registry is asked.
     pub async fn plan(&self, facts: &CaseFacts) -> Result<Plan> {
-        let rules = {
-            let mut conn = self.pool.acquire().await?;
-            self.rules(&mut conn).await?
-        };
-        let roster = self.units.roster(&candidates(&rules, facts)).await;
-        Ok(Plan { rules, roster, slip: None })
+        self.plan_reserving(facts, None).await
     }
 
-    /// Takes the next 交办单 number of the holding center's day in a statement of its own. The consumer does
-    /// this before its batch's transaction: a number taken inside it kept the center's counter row locked until
-    /// the batch committed, so every partition's batch queued on that one row. A number whose dispatch then
-    /// does not happen (a batch retried, a redelivery) is a gap; numbers stay unique and are never reused.
-    pub async fn reserve_slip(&self, holding_center: &str) -> Result<SlipSeq> {
-        let center_prefix = kit::division::significant(holding_center).to_owned();
-        let day = kit::time::local_date(Utc::now());
-        let mut conn = self.pool.acquire().await?;
-        let seq = db::next_slip_seq(&mut conn, &center_prefix, &day).await?;
-        Ok(SlipSeq { center_prefix, day, seq })
+    /// [`Planner::plan`], with the next 交办单 number of `slip_center`'s day taken on the same connection as
+    /// the table is checked on (a checkout, and its ping, fewer per dispatch).
+    ///
+    /// The number is taken in a statement of its own, before the consumer's batch transaction: a number taken
+    /// inside it kept the center's counter row locked until the batch committed, so every partition's batch
+    /// queued on that one row. A number whose dispatch then does not happen (a batch retried, a redelivery) is
+    /// a gap; numbers stay unique and are never reused.
+    pub async fn plan_reserving(&self, facts: &CaseFacts, slip_center: Option<&str>) -> Result<Plan> {
+        let (rules, slip) = {
+            let mut conn = self.pool.acquire().await?;
+            let rules = self.rules(&mut conn).await?;
+            let slip = match slip_center {
+                Some(center) => {
+                    let center_prefix = kit::division::significant(center).to_owned();
+                    let day = kit::time::local_date(Utc::now());
+                    let seq = db::next_slip_seq(&mut conn, &center_prefix, &day).await?;
+                    Some(SlipSeq { center_prefix, day, seq })
+                }
+                None => None,
+            };
+            (rules, slip)
+        };
+        let roster = self.units.roster(&candidates(&rules, facts)).await;
+        Ok(Plan { rules, roster, slip })
     }
 
     /// The routing table, read again only when a rule was put since (any replica's put changes the version).

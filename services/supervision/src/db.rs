@@ -59,27 +59,6 @@ pub struct CaseFacts<'a> {
     pub urgency: Option<Urgency>,
 }
 
-pub async fn upsert_case(conn: &mut PgConnection, f: &CaseFacts<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO cases (case_id, case_no, category_code, urgency) \
-         VALUES ($1, $2, $3, COALESCE($4, $5)) \
-         ON CONFLICT (case_id) DO UPDATE SET \
-           case_no = COALESCE(NULLIF(EXCLUDED.case_no, ''), cases.case_no), \
-           category_code = COALESCE(NULLIF(EXCLUDED.category_code, ''), cases.category_code), \
-           urgency = COALESCE($4, cases.urgency), \
-           updated_at = now()",
-    )
-    .bind(f.case_id)
-    .bind(f.case_no)
-    .bind(f.category_code)
-    .bind(f.urgency)
-    .bind(Urgency::Normal)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Records where the case is and who reported it, from case.registered.
 /// Where a case is and who registered it, from case.registered.
 pub struct Place<'a> {
     pub area_path: &'a [String],
@@ -92,21 +71,45 @@ pub struct Place<'a> {
     pub category_name: &'a str,
 }
 
-pub async fn set_place(conn: &mut PgConnection, case_id: Uuid, p: &Place<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE cases SET area_path = $2, grid_code = $3, reporter_id = $4, center_code = $5, center_name = $6, \
-         area_names = $7, category_name = $8, updated_at = now() WHERE case_id = $1",
-    )
-    .bind(case_id)
-    .bind(p.area_path)
-    .bind(p.grid_code)
-    .bind(p.reporter_id)
-    .bind(p.center_code)
-    .bind(p.center_name)
-    .bind(p.area_names)
-    .bind(p.category_name)
-    .execute(conn)
-    .await?;
+/// What an event tells of the case, and case.registered also its place, in one statement whether or not the row
+/// exists yet (an empty fact leaves the known one as it is).
+pub async fn upsert_case(conn: &mut PgConnection, f: &CaseFacts<'_>, place: Option<&Place<'_>>) -> sqlx::Result<()> {
+    let (columns, values, set) = match place {
+        Some(_) => (
+            ", area_path, grid_code, reporter_id, center_code, center_name, area_names, category_name",
+            ", $6, $7, $8, $9, $10, $11, $12",
+            "area_path = EXCLUDED.area_path, grid_code = EXCLUDED.grid_code, reporter_id = EXCLUDED.reporter_id, \
+             center_code = EXCLUDED.center_code, center_name = EXCLUDED.center_name, \
+             area_names = EXCLUDED.area_names, category_name = EXCLUDED.category_name,",
+        ),
+        None => ("", "", ""),
+    };
+    let sql = format!(
+        "INSERT INTO cases (case_id, case_no, category_code, urgency{columns}) \
+         VALUES ($1, $2, $3, COALESCE($4, $5){values}) \
+         ON CONFLICT (case_id) DO UPDATE SET \
+           case_no = COALESCE(NULLIF(EXCLUDED.case_no, ''), cases.case_no), \
+           category_code = COALESCE(NULLIF(EXCLUDED.category_code, ''), cases.category_code), \
+           urgency = COALESCE($4, cases.urgency), {set} \
+           updated_at = now()"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(f.case_id)
+        .bind(f.case_no)
+        .bind(f.category_code)
+        .bind(f.urgency)
+        .bind(Urgency::Normal);
+    if let Some(p) = place {
+        query = query
+            .bind(p.area_path)
+            .bind(p.grid_code)
+            .bind(p.reporter_id)
+            .bind(p.center_code)
+            .bind(p.center_name)
+            .bind(p.area_names)
+            .bind(p.category_name);
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 

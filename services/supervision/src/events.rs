@@ -35,7 +35,6 @@ impl Handler for ProjectionHandler {
         let at = occurred_at(event);
         match body {
             Body::CaseRegistered(r) => {
-                db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency)).await?;
                 let place = db::Place {
                     area_path: &r.area_path,
                     grid_code: &r.grid_code,
@@ -45,10 +44,10 @@ impl Handler for ProjectionHandler {
                     area_names: &r.area_names,
                     category_name: &r.category_name,
                 };
-                db::set_place(tx, case_id, &place).await?;
+                db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency), Some(&place)).await?;
             }
             Body::CaseDispatched(d) => {
-                db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency)).await?;
+                db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency), None).await?;
                 let dispatch = db::Dispatch {
                     case_id,
                     task_id: &d.task_id,
@@ -111,7 +110,7 @@ impl Handler for ProjectionHandler {
             Body::CaseReopened(r) => {
                 // Supervision's own reopenings come back here too; advancing to a round is idempotent.
                 let round = i32::try_from(r.round).unwrap_or(i32::MAX);
-                db::upsert_case(tx, &facts(case_id, "", "", "")).await?;
+                db::upsert_case(tx, &facts(case_id, "", "", ""), None).await?;
                 db::advance_round(tx, case_id, round).await?;
                 db::supersede_open(tx, case_id, round).await?;
                 db::cancel_pending(tx, case_id).await?;
