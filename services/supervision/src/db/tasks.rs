@@ -39,17 +39,25 @@ pub async fn ensure_task(conn: &mut PgConnection, case_id: Uuid, task_id: &str) 
     Ok(())
 }
 
-/// Fills in what the dispatch says of the task. Only what is still unknown is written, never the state, so a
-/// dispatch seen again (redelivered, or replayed) resets nothing.
+/// Fills in what the dispatch says of the task, making its row if this is the first event of it seen, in one
+/// statement. Only what is still unknown is written, never the state, so a dispatch seen again (redelivered, or
+/// replayed) resets nothing.
 pub async fn record_dispatch(conn: &mut PgConnection, d: &Dispatch<'_>) -> sqlx::Result<()> {
-    ensure_task(conn, d.case_id, d.task_id).await?;
+    if d.task_id.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE tasks SET unit_code = COALESCE(NULLIF(unit_code, ''), $2), \
-           attempt = CASE WHEN attempt = 0 THEN $3 ELSE attempt END, \
-           case_no = COALESCE(NULLIF(case_no, ''), $4), category_code = COALESCE(NULLIF(category_code, ''), $5), \
-           dispatched_at = COALESCE(dispatched_at, $6), unit_name = COALESCE(NULLIF(unit_name, ''), $7), \
-           slip_no = COALESCE(NULLIF(slip_no, ''), $8), updated_at = now() \
-         WHERE task_id = $1",
+        "INSERT INTO tasks (task_id, case_id, round, unit_code, attempt, case_no, category_code, dispatched_at, \
+                            unit_name, slip_no) \
+         VALUES ($1, $9, COALESCE((SELECT round FROM cases WHERE case_id = $9), 1), $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (task_id) DO UPDATE SET \
+           unit_code = COALESCE(NULLIF(tasks.unit_code, ''), EXCLUDED.unit_code), \
+           attempt = CASE WHEN tasks.attempt = 0 THEN EXCLUDED.attempt ELSE tasks.attempt END, \
+           case_no = COALESCE(NULLIF(tasks.case_no, ''), EXCLUDED.case_no), \
+           category_code = COALESCE(NULLIF(tasks.category_code, ''), EXCLUDED.category_code), \
+           dispatched_at = COALESCE(tasks.dispatched_at, EXCLUDED.dispatched_at), \
+           unit_name = COALESCE(NULLIF(tasks.unit_name, ''), EXCLUDED.unit_name), \
+           slip_no = COALESCE(NULLIF(tasks.slip_no, ''), EXCLUDED.slip_no), updated_at = now()",
     )
     .bind(d.task_id)
     .bind(d.unit_code)
@@ -59,6 +67,7 @@ pub async fn record_dispatch(conn: &mut PgConnection, d: &Dispatch<'_>) -> sqlx:
     .bind(d.at)
     .bind(d.unit_name)
     .bind(d.slip_no)
+    .bind(d.case_id)
     .execute(conn)
     .await?;
     Ok(())
