@@ -108,10 +108,7 @@ impl NewCase {
         let urgency = Urgency::parse("urgency", r.urgency)?;
         let title = field::text("title", r.title, 200)?.to_owned();
         let description = field::bounded("description", r.description, 10_000)?.to_owned();
-        let location_code = field::required("location_code", r.location_code)?;
-        if ![12, 15, 18].contains(&location_code.len()) || !location_code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(FieldError::new("location_code", "must be a 12-digit village code or a 15/18-digit grid code"));
-        }
+        let location_code = field::node_code("location_code", r.location_code)?;
         if r.parties.len() > MAX_PARTIES {
             return Err(FieldError::new("parties", "more than 50 parties"));
         }

@@ -162,7 +162,7 @@ impl Principal {
         }
         // Only well-formed nodes count: a division code or a grid code. A grant from an outside issuer saying "5"
         // would otherwise prefix-match every grid of a province.
-        set.nodes.retain(|n| [12, 15, 18].contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()));
+        set.nodes.retain(|n| crate::division::is_node_code(n));
         set.units.retain(|u| !u.is_empty());
         set
     }

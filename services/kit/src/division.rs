@@ -3,7 +3,22 @@
 
 /// True for exactly 12 ASCII digits.
 pub fn is_code(code: &str) -> bool {
-    code.len() == 12 && code.bytes().all(|b| b.is_ascii_digit())
+    code.len() == 12 && digits(code)
+}
+
+/// A grid's code: its village's code and 3 digits (15 in all); a micro-grid's extends its grid's likewise (18).
+pub fn is_grid_code(code: &str) -> bool {
+    matches!(code.len(), 15 | 18) && digits(code)
+}
+
+/// Any node of the tree: a division (12 digits), a grid (15) or a micro-grid (18). The one place the rule is
+/// written; [`crate::field::node_code`] is its field check.
+pub fn is_node_code(code: &str) -> bool {
+    is_code(code) || is_grid_code(code)
+}
+
+fn digits(code: &str) -> bool {
+    code.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The level the code's pattern gives: the lowest non-zero segment (1 province .. 5 village).
@@ -84,5 +99,23 @@ mod tests {
         assert_eq!(parent("530000000000"), None);
         assert_eq!(parent("5329"), None);
         assert!(!is_code("53290100300"));
+    }
+
+    #[test]
+    fn a_node_is_a_division_a_grid_or_a_micro_grid() {
+        for (code, node, grid) in [
+            ("532901003001", true, false),
+            ("532901003001002", true, true),
+            ("532901003001002003", true, true),
+            ("5329010030010", false, false),
+            ("53290100300100", false, false),
+            ("53290100300100200", false, false),
+            ("5329010030010020030", false, false),
+            ("53290100300100a", false, false),
+            ("５３２９０１００３００１", false, false),
+            ("", false, false),
+        ] {
+            assert_eq!((is_node_code(code), is_grid_code(code)), (node, grid), "{code}");
+        }
     }
 }

@@ -66,6 +66,16 @@ pub fn division_code<'a>(field: &str, value: &'a str) -> Result<&'a str, FieldEr
     if crate::division::is_code(v) { Ok(v) } else { Err(FieldError::new(field, "must be a 12-digit division code")) }
 }
 
+/// A node of the tree ([`crate::division::is_node_code`]), required.
+pub fn node_code<'a>(field: &str, value: &'a str) -> Result<&'a str, FieldError> {
+    let v = required(field, value)?;
+    if crate::division::is_node_code(v) {
+        Ok(v)
+    } else {
+        Err(FieldError::new(field, "must be a 12-digit division code or a 15/18-digit grid code"))
+    }
+}
+
 /// A page token that is the code of the last item of the previous page, checked to be one this service could
 /// have issued for the listing under `parent_prefix`: empty (the first page), or 12, 15 or 18 ASCII digits
 /// starting with the prefix. Anything else is refused rather than paged from, so a client never silently gets
@@ -76,8 +86,11 @@ pub fn code_page_token<'a>(field: &str, token: &'a str, parent_prefix: &str) -> 
     if t.is_empty() {
         return Ok(t);
     }
-    let digits = [12, 15, 18].contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
-    if digits && t.starts_with(parent_prefix) && t != parent_prefix { Ok(t) } else { Err(bad()) }
+    if crate::division::is_node_code(t) && t.starts_with(parent_prefix) && t != parent_prefix {
+        Ok(t)
+    } else {
+        Err(bad())
+    }
 }
 
 /// The code of a [`code_enum!`] value, as `parse` reads it: refused without looking further when it is longer

@@ -6,20 +6,9 @@ use kit::{FieldError, field};
 /// The nation: the root above the provinces, which has no division row.
 pub const NATION: &str = "000000000000";
 
-/// Grid codes extend the village code by 3 digits (15 in all); micro-grids extend their grid's code likewise (18).
-pub fn is_grid_code(code: &str) -> bool {
-    (code.len() == 15 || code.len() == 18) && code.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// A division code or a grid code: any node of the tree, grids included.
-pub fn node_code<'a>(field_name: &str, value: &'a str) -> Result<&'a str, FieldError> {
-    let v = field::required(field_name, value)?;
-    if kit::division::is_code(v) || is_grid_code(v) {
-        Ok(v)
-    } else {
-        Err(FieldError::new(field_name, "must be a 12-digit division code or a 15/18-digit grid code"))
-    }
-}
+// The node-code rule is kit's (`kit::division::is_node_code`), shared with every service.
+pub use kit::division::is_grid_code;
+pub use kit::field::node_code;
 
 /// A 15- or 18-digit grid code.
 pub fn grid_code<'a>(field_name: &str, value: &'a str) -> Result<&'a str, FieldError> {

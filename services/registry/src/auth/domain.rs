@@ -90,7 +90,7 @@ pub fn otp(value: &str) -> Result<&str, FieldError> {
 /// A scope node: `*`, a 12-digit division code, or a grid code (15 or 18 digits).
 pub fn scope(name: &str, value: &str) -> Result<String, FieldError> {
     let v = field::required(name, value)?;
-    let ok = v == "*" || ([12, 15, 18].contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()));
+    let ok = v == "*" || kit::division::is_node_code(v);
     if !ok {
         return Err(FieldError::new(name, "must be *, a 12-digit division code or a grid code"));
     }
