@@ -6,6 +6,11 @@
 //! last renewal and a holder renews at least every `RENEW`, so a successor starts at least `TERM - RENEW` after
 //! the last message the old holder could have pulled, which is longer than `ACK_WAIT`: by then the old
 //! holder's messages are due for redelivery, and JetStream redelivers before it delivers anything new.
+//!
+//! A holder renews with every batch it applies, and on its own only when `RENEW` passed without one: an idle
+//! service renews each partition it holds (and the relay) once in `RENEW`, a checkout and a statement each, so
+//! `RENEW` is as long as `TERM - RENEW > ACK_WAIT` (with a margin) allows. A standby replica asks for a lease
+//! it does not hold as often.
 
 use std::time::Duration;
 
@@ -13,7 +18,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub const TERM: Duration = Duration::from_secs(30);
-pub const RENEW: Duration = Duration::from_secs(5);
+pub const RENEW: Duration = Duration::from_secs(10);
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// Takes the lease if it is free, expired or already ours; true when this holder has it now.
