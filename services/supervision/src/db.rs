@@ -72,8 +72,9 @@ pub struct Place<'a> {
 }
 
 /// What an event tells of the case, and case.registered also its place, in one statement whether or not the row
-/// exists yet (an empty fact leaves the known one as it is).
-pub async fn upsert_case(conn: &mut PgConnection, f: &CaseFacts<'_>, place: Option<&Place<'_>>) -> sqlx::Result<()> {
+/// exists yet (an empty fact leaves the known one as it is). Answers the case as it now is, its row locked for
+/// the rest of the transaction (as [`lock_case`] would).
+pub async fn upsert_case(conn: &mut PgConnection, f: &CaseFacts<'_>, place: Option<&Place<'_>>) -> sqlx::Result<Case> {
     let (columns, values, set) = match place {
         Some(_) => (
             ", area_path, grid_code, reporter_id, center_code, center_name, area_names, category_name",
@@ -91,9 +92,10 @@ pub async fn upsert_case(conn: &mut PgConnection, f: &CaseFacts<'_>, place: Opti
            case_no = COALESCE(NULLIF(EXCLUDED.case_no, ''), cases.case_no), \
            category_code = COALESCE(NULLIF(EXCLUDED.category_code, ''), cases.category_code), \
            urgency = COALESCE($4, cases.urgency), {set} \
-           updated_at = now()"
+           updated_at = now() \
+         RETURNING {CASE_COLUMNS}"
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut query = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql))
         .bind(f.case_id)
         .bind(f.case_no)
         .bind(f.category_code)
@@ -109,8 +111,7 @@ pub async fn upsert_case(conn: &mut PgConnection, f: &CaseFacts<'_>, place: Opti
             .bind(p.area_names)
             .bind(p.category_name);
     }
-    query.execute(conn).await?;
-    Ok(())
+    Ok(Case::from(query.fetch_one(conn).await?))
 }
 
 const CASE_COLUMNS: &str =

@@ -47,7 +47,7 @@ impl Handler for ProjectionHandler {
                 db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency), Some(&place)).await?;
             }
             Body::CaseDispatched(d) => {
-                db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency), None).await?;
+                let case = db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency), None).await?;
                 let dispatch = db::Dispatch {
                     case_id,
                     task_id: &d.task_id,
@@ -64,7 +64,7 @@ impl Handler for ProjectionHandler {
                 // A dispatch seen again after its task moved on (a replay) starts no clock: any deadline of the
                 // task means the accept stage was already reached.
                 if db::task_deadline_states(tx, &d.task_id).await?.is_empty() {
-                    self.start_clock(tx, case_id, &d.task_id, Stage::Accept, at, false).await?;
+                    self.start_clock_of(tx, &case, &d.task_id, Stage::Accept, at, false).await?;
                 }
             }
             Body::CaseAccepted(a) => {
@@ -223,12 +223,25 @@ impl ProjectionHandler {
         at: DateTime<Utc>,
         restart: bool,
     ) -> anyhow::Result<()> {
+        let case = db::lock_case(conn, case_id).await?.unwrap_or_else(|| unknown_case(case_id));
+        self.start_clock_of(conn, &case, task_id, stage, at, restart).await
+    }
+
+    /// [`Self::start_clock`] for a case the transaction has already locked and read.
+    async fn start_clock_of(
+        &self,
+        conn: &mut PgConnection,
+        case: &crate::domain::Case,
+        task_id: &str,
+        stage: Stage,
+        at: DateTime<Utc>,
+        restart: bool,
+    ) -> anyhow::Result<()> {
         if task_id.is_empty() {
-            tracing::warn!(%case_id, stage = %stage, "event without a task id; no deadline");
+            tracing::warn!(case_id = %case.case_id, stage = %stage, "event without a task id; no deadline");
             return Ok(());
         }
-        let case = db::lock_case(conn, case_id).await?.unwrap_or_else(|| unknown_case(case_id));
-        let deadline = self.clocks.plan(conn, &case, task_id, stage, at).await?;
+        let deadline = self.clocks.plan(conn, case, task_id, stage, at).await?;
         db::insert_deadline(conn, &deadline, restart).await?;
         Ok(())
     }

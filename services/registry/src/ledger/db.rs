@@ -61,7 +61,7 @@ pub async fn add_card(conn: &mut PgConnection, case: &LedgerCase, red: bool) -> 
     Ok(())
 }
 
-/// A newly registered case, open; false when the case is in the ledger already.
+/// A newly registered case, open.
 pub struct NewCase<'a> {
     pub case_id: Uuid,
     pub kind: &'a str,
@@ -74,11 +74,18 @@ pub struct NewCase<'a> {
     pub shard: i16,
 }
 
-pub async fn insert_case(conn: &mut PgConnection, c: &NewCase<'_>) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO ledger_cases (case_id, kind, kind_class, village_code, grid_code, nodes, state, \
-         registered_at, updated_at, shard) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9) \
-         ON CONFLICT (case_id) DO NOTHING",
+/// Puts the case in the ledger and counts it open at every node on its path (in its shard), in one statement;
+/// false when the case was in the ledger already (then nothing is counted again).
+pub async fn open_case(conn: &mut PgConnection, c: &NewCase<'_>) -> sqlx::Result<bool> {
+    let counted = sqlx::query(
+        "WITH inserted AS ( \
+           INSERT INTO ledger_cases (case_id, kind, kind_class, village_code, grid_code, nodes, state, \
+                                     registered_at, updated_at, shard) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9) \
+           ON CONFLICT (case_id) DO NOTHING RETURNING nodes, kind_class, shard) \
+         INSERT INTO ledger_counts (code, kind_class, shard, open_count) \
+         SELECT unnest(i.nodes), i.kind_class, i.shard, 1 FROM inserted i \
+         ON CONFLICT (code, kind_class, shard) DO UPDATE SET open_count = ledger_counts.open_count + 1",
     )
     .bind(c.case_id)
     .bind(c.kind)
@@ -92,21 +99,8 @@ pub async fn insert_case(conn: &mut PgConnection, c: &NewCase<'_>) -> sqlx::Resu
     .execute(conn)
     .await?
     .rows_affected();
-    Ok(inserted == 1)
-}
-
-/// One more open case at every node on the path, in the new case's shard.
-pub async fn count_opened(conn: &mut PgConnection, c: &NewCase<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO ledger_counts (code, kind_class, shard, open_count) SELECT unnest($1::text[]), $2, $3, 1 \
-         ON CONFLICT (code, kind_class, shard) DO UPDATE SET open_count = ledger_counts.open_count + 1",
-    )
-    .bind(c.nodes)
-    .bind(c.class)
-    .bind(c.shard)
-    .execute(conn)
-    .await?;
-    Ok(())
+    // Every case has at least one node on its path (the caller sees to it), so a case put in counts somewhere.
+    Ok(counted > 0)
 }
 
 /// One node's counts of one class, summed over its shards (an index range of at most one row per partition;

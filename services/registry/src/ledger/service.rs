@@ -125,11 +125,7 @@ async fn register(
         // Partitions are at most 16, so the cast is exact.
         shard: kit::events::partition_of(&event.case_id) as i16,
     };
-    if !db::insert_case(conn, &case).await? {
-        return Ok(Applied::NoChange);
-    }
-    db::count_opened(conn, &case).await?;
-    Ok(Applied::Counted)
+    Ok(if db::open_case(conn, &case).await? { Applied::Counted } else { Applied::NoChange })
 }
 
 /// A node (division or grid) with its counts.
