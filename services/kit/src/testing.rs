@@ -39,9 +39,7 @@ enum Origin {
 }
 
 impl TestInfra {
-    /// Creates a fresh database and names a fresh stream (services create it on connect).
-    /// TEST_DATABASE_URL (an existing database to connect to for CREATE DATABASE) overrides the local default;
-    /// for the bus see [`test_nats`].
+    /// Creates a fresh, empty database and names a fresh stream (services create it on connect).
     pub async fn new() -> Self {
         let infra = Self::named("zz_test_", Origin::Fresh);
         infra.create(None).await;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::domain::Case;
-use crate::service::{dispatch, dispatch_new};
+use crate::service::{dispatch, dispatch_excluding};
 use crate::units::{Plan, Planner};
 
 pub struct DispatchHandler {
@@ -140,7 +140,8 @@ impl DispatchHandler {
             tracing::warn!(%case_id, "case already known to routing; not dispatched again");
             return Ok(());
         }
-        dispatch_new(tx, &self.outbox, &case, "routing", plan).await?;
+        // Just inserted: no unit has had the case, so none is excluded (a read fewer on every registration).
+        dispatch_excluding(tx, &self.outbox, &case, "routing", plan, &[]).await?;
         Ok(())
     }
 

@@ -282,20 +282,20 @@ pub(crate) fn not_found(id: Uuid) -> Error {
 /// The caller holds the case's row lock, and made `plan` before opening the transaction.
 pub async fn dispatch(conn: &mut PgConnection, outbox: &Outbox, case: &Case, actor: &str, plan: &Plan) -> Result<Task> {
     let excluded = db::excluded(conn, case.id, case.round).await?;
-    let target = route(&plan.rules, &case.facts(), &excluded, &plan.roster);
-    issue(conn, outbox, case, actor, &target, "", plan.slip.as_ref()).await
+    dispatch_excluding(conn, outbox, case, actor, plan, &excluded).await
 }
 
-/// [`dispatch`] for a case inserted in this transaction: no unit has had it, so none has returned it, and there
-/// is nothing to exclude (a read fewer on every registration).
-pub async fn dispatch_new(
+/// [`dispatch`] past the units in `excluded` (those whose return was approved this round), for a caller that
+/// knows them: a case inserted in this transaction has none, since no unit has had it.
+pub async fn dispatch_excluding(
     conn: &mut PgConnection,
     outbox: &Outbox,
     case: &Case,
     actor: &str,
     plan: &Plan,
+    excluded: &[(UnitKind, String)],
 ) -> Result<Task> {
-    let target = route(&plan.rules, &case.facts(), &[], &plan.roster);
+    let target = route(&plan.rules, &case.facts(), excluded, &plan.roster);
     issue(conn, outbox, case, actor, &target, "", plan.slip.as_ref()).await
 }
 
