@@ -4,17 +4,6 @@
 //! it knows.
 
 use proto::gateway::v1::desk_server::Desk;
-use proto::intake::v1::intake_client::IntakeClient;
-use proto::registry::v1::auth_client::AuthClient;
-use proto::registry::v1::geo_client::GeoClient;
-use proto::registry::v1::ledger_client::LedgerClient;
-use proto::registry::v1::registry_client::RegistryClient;
-use proto::registry::v1::tree_client::TreeClient;
-use proto::routing::v1::routing_client::RoutingClient;
-use proto::subsidy::v1::subsidy_client::SubsidyClient;
-use proto::supervision::v1::supervision_client::SupervisionClient;
-use proto::{intake::v1 as intake, registry::v1 as registry, routing::v1 as routing};
-use proto::{subsidy::v1 as subsidy, supervision::v1 as supervision};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -22,54 +11,47 @@ use tonic::{Request, Response, Status};
 
 use crate::Backends;
 
-/// Clients of every backend; cloning a tonic client is cheap (it shares the channel).
-#[derive(Clone)]
-pub struct DeskService {
-    intake: IntakeClient<kit::grpc::Channel>,
-    routing: RoutingClient<kit::grpc::Channel>,
-    supervision: SupervisionClient<kit::grpc::Channel>,
-    subsidy: SubsidyClient<kit::grpc::Channel>,
-    registry: RegistryClient<kit::grpc::Channel>,
-    tree: TreeClient<kit::grpc::Channel>,
-    geo: GeoClient<kit::grpc::Channel>,
-    ledger: LedgerClient<kit::grpc::Channel>,
-    auth: AuthClient<kit::grpc::Channel>,
-    verifier: Arc<kit::auth::Verifier>,
-    edge: Arc<crate::limit::Edge>,
-    /// Proxies (an ingress) whose X-Forwarded-For is believed (GATEWAY_TRUSTED_PROXIES).
-    trusted_proxies: kit::proxies::Proxies,
-    /// Where the calls refused here are recorded (none in a test of the limits alone).
-    trail: Option<Arc<crate::trail::Trail>>,
+/// The Desk's state: a client of every service with a routed RPC (the list is generated from the protos, see
+/// [`proto::desk_backends`]), and what admits a call. Cloning a tonic client is cheap (it shares the channel).
+macro_rules! desk_service {
+    ($($field:ident $client:ty, $backend:ident;)*) => {
+        #[derive(Clone)]
+        pub struct DeskService {
+            $($field: $client,)*
+            verifier: Arc<kit::auth::Verifier>,
+            edge: Arc<crate::limit::Edge>,
+            /// Proxies (an ingress) whose X-Forwarded-For is believed (GATEWAY_TRUSTED_PROXIES).
+            trusted_proxies: kit::proxies::Proxies,
+            /// Where the calls refused here are recorded (none in a test of the limits alone).
+            trail: Option<Arc<crate::trail::Trail>>,
+        }
+
+        impl DeskService {
+            pub fn connect(
+                b: &Backends,
+                verifier: Arc<kit::auth::Verifier>,
+                edge: Arc<crate::limit::Edge>,
+                trusted_proxies: &kit::proxies::Proxies,
+                trail: Option<Arc<crate::trail::Trail>>,
+            ) -> anyhow::Result<Self> {
+                Ok(Self {
+                    $($field: <$client>::new(kit::grpc::channel(&b.$backend)?),)*
+                    verifier,
+                    edge,
+                    trusted_proxies: trusted_proxies.clone(),
+                    trail,
+                })
+            }
+        }
+    };
 }
+
+proto::desk_backends!(desk_service, kit::grpc::Channel);
 
 /// The metadata key the JSON face puts its TCP peer in, for the Desk; never read on the gRPC face.
 pub const PEER: &str = "x-zongzhi-peer";
 
 impl DeskService {
-    pub fn connect(
-        b: &Backends,
-        verifier: Arc<kit::auth::Verifier>,
-        edge: Arc<crate::limit::Edge>,
-        trusted_proxies: &kit::proxies::Proxies,
-        trail: Option<Arc<crate::trail::Trail>>,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
-            intake: IntakeClient::new(kit::grpc::channel(&b.intake)?),
-            routing: RoutingClient::new(kit::grpc::channel(&b.routing)?),
-            supervision: SupervisionClient::new(kit::grpc::channel(&b.supervision)?),
-            subsidy: SubsidyClient::new(kit::grpc::channel(&b.subsidy)?),
-            registry: RegistryClient::new(kit::grpc::channel(&b.registry)?),
-            tree: TreeClient::new(kit::grpc::channel(&b.registry)?),
-            geo: GeoClient::new(kit::grpc::channel(&b.registry)?),
-            ledger: LedgerClient::new(kit::grpc::channel(&b.registry)?),
-            auth: AuthClient::new(kit::grpc::channel(&b.registry)?),
-            verifier,
-            edge,
-            trusted_proxies: trusted_proxies.clone(),
-            trail,
-        })
-    }
-
     /// Admits a call to `method` (a Desk method name) as the backend would, takes its place in flight (the
     /// message is decoded by now), and builds the request that carries the caller's token (and address, for
     /// the backend's audit record) on. The place is held until the returned [`Admitted`] drops. A refusal
@@ -138,9 +120,9 @@ impl DeskService {
 }
 
 /// Each line forwards one method to one backend; the backend validates, so its statuses (and their field
-/// violations) reach the client unchanged.
+/// violations) reach the client unchanged. The lines are the protos' routed RPCs ([`proto::desk_methods`]).
 macro_rules! forward {
-    ($($backend:ident . $method:ident / $name:literal ( $req:ty ) -> $resp:ty;)*) => {
+    ($($backend:ident $method:ident $name:literal ($req:ty) -> ($resp:ty);)*) => {
         #[tonic::async_trait]
         impl Desk for DeskService {
             $(
@@ -154,96 +136,4 @@ macro_rules! forward {
     };
 }
 
-forward! {
-    auth.sign_in / "SignIn" (registry::SignInRequest) -> registry::TokenResponse;
-    auth.refresh / "Refresh" (registry::RefreshRequest) -> registry::TokenResponse;
-    auth.sign_out / "SignOut" (registry::SignOutRequest) -> registry::SignOutResponse;
-    auth.client_token / "ClientToken" (registry::ClientTokenRequest) -> registry::TokenResponse;
-    auth.change_password / "ChangePassword" (registry::ChangePasswordRequest) -> registry::ChangePasswordResponse;
-    auth.who_am_i / "WhoAmI" (registry::WhoAmIRequest) -> registry::WhoAmIResponse;
-    intake.register_case / "RegisterCase" (intake::RegisterCaseRequest) -> intake::RegisterCaseResponse;
-    intake.get_case / "GetCase" (intake::GetCaseRequest) -> intake::GetCaseResponse;
-    intake.list_cases / "ListCases" (intake::ListCasesRequest) -> intake::ListCasesResponse;
-    intake.unmask_party / "UnmaskParty" (intake::UnmaskPartyRequest) -> intake::UnmaskPartyResponse;
-    routing.get_task / "GetTask" (routing::GetTaskRequest) -> routing::GetTaskResponse;
-    routing.list_tasks / "ListTasks" (routing::ListTasksRequest) -> routing::ListTasksResponse;
-    routing.accept_task / "AcceptTask" (routing::AcceptTaskRequest) -> routing::AcceptTaskResponse;
-    routing.return_task / "ReturnTask" (routing::ReturnTaskRequest) -> routing::ReturnTaskResponse;
-    routing.review_return / "ReviewReturn" (routing::ReviewReturnRequest) -> routing::ReviewReturnResponse;
-    routing.resolve_task / "ResolveTask" (routing::ResolveTaskRequest) -> routing::ResolveTaskResponse;
-    routing.summon_co_handlers / "SummonCoHandlers" (routing::SummonCoHandlersRequest) -> routing::SummonCoHandlersResponse;
-    routing.report_in / "ReportIn" (routing::ReportInRequest) -> routing::ReportInResponse;
-    routing.record_contribution / "RecordContribution" (routing::RecordContributionRequest) -> routing::RecordContributionResponse;
-    routing.release_co_handler / "ReleaseCoHandler" (routing::ReleaseCoHandlerRequest) -> routing::ReleaseCoHandlerResponse;
-    routing.list_co_handlers / "ListCoHandlers" (routing::ListCoHandlersRequest) -> routing::ListCoHandlersResponse;
-    routing.dispatch_case / "DispatchCase" (routing::DispatchCaseRequest) -> routing::DispatchCaseResponse;
-    routing.recall_task / "RecallTask" (routing::RecallTaskRequest) -> routing::RecallTaskResponse;
-    routing.escalate_case / "EscalateCase" (routing::EscalateCaseRequest) -> routing::EscalateCaseResponse;
-    supervision.verify_case / "VerifyCase" (supervision::VerifyCaseRequest) -> supervision::VerifyCaseResponse;
-    supervision.follow_up / "FollowUp" (supervision::FollowUpRequest) -> supervision::FollowUpResponse;
-    supervision.list_deadlines / "ListDeadlines" (supervision::ListDeadlinesRequest) -> supervision::ListDeadlinesResponse;
-    supervision.list_slips / "ListSlips" (supervision::ListSlipsRequest) -> supervision::ListSlipsResponse;
-    supervision.acknowledge_slip / "AcknowledgeSlip" (supervision::AcknowledgeSlipRequest) -> supervision::AcknowledgeSlipResponse;
-    supervision.get_slip_pdf / "GetSlipPdf" (supervision::GetSlipPdfRequest) -> supervision::GetSlipPdfResponse;
-    supervision.request_clock_change / "RequestClockChange" (supervision::RequestClockChangeRequest) -> supervision::RequestClockChangeResponse;
-    supervision.decide_clock_change / "DecideClockChange" (supervision::DecideClockChangeRequest) -> supervision::DecideClockChangeResponse;
-    supervision.resume_clock / "ResumeClock" (supervision::ResumeClockRequest) -> supervision::ResumeClockResponse;
-    supervision.list_clock_changes / "ListClockChanges" (supervision::ListClockChangesRequest) -> supervision::ListClockChangesResponse;
-    supervision.add_time_policy / "AddTimePolicy" (supervision::AddTimePolicyRequest) -> supervision::AddTimePolicyResponse;
-    supervision.list_time_policies / "ListTimePolicies" (supervision::ListTimePoliciesRequest) -> supervision::ListTimePoliciesResponse;
-    subsidy.list_credits / "ListCredits" (subsidy::ListCreditsRequest) -> subsidy::ListCreditsResponse;
-    registry.get_node / "GetNode" (registry::GetNodeRequest) -> registry::GetNodeResponse;
-    registry.list_children / "ListChildren" (registry::ListChildrenRequest) -> registry::ListChildrenResponse;
-    registry.get_person / "GetPerson" (registry::GetPersonRequest) -> registry::GetPersonResponse;
-    tree.list_descendants / "ListDescendants" (registry::ListDescendantsRequest) -> registry::ListDescendantsResponse;
-    tree.count_by_level / "CountByLevel" (registry::CountByLevelRequest) -> registry::CountByLevelResponse;
-    tree.search_names / "SearchNames" (registry::SearchNamesRequest) -> registry::SearchNamesResponse;
-    geo.resolve_point / "ResolvePoint" (registry::ResolvePointRequest) -> registry::ResolvePointResponse;
-    ledger.get_ledger / "GetLedger" (registry::GetLedgerRequest) -> registry::GetLedgerResponse;
-    ledger.list_ledger / "ListLedger" (registry::ListLedgerRequest) -> registry::ListLedgerResponse;
-    ledger.issue_directive / "IssueDirective" (registry::IssueDirectiveRequest) -> registry::IssueDirectiveResponse;
-    ledger.acknowledge_directive / "AcknowledgeDirective" (registry::AcknowledgeDirectiveRequest) -> registry::AcknowledgeDirectiveResponse;
-    ledger.answer_directive / "AnswerDirective" (registry::AnswerDirectiveRequest) -> registry::AnswerDirectiveResponse;
-    ledger.get_directive / "GetDirective" (registry::GetDirectiveRequest) -> registry::GetDirectiveResponse;
-    ledger.list_directive_recipients / "ListDirectiveRecipients" (registry::ListDirectiveRecipientsRequest) -> registry::ListDirectiveRecipientsResponse;
-    registry.create_grid / "CreateGrid" (registry::CreateGridRequest) -> registry::CreateGridResponse;
-    registry.get_grid / "GetGrid" (registry::GetGridRequest) -> registry::GetGridResponse;
-    registry.update_grid / "UpdateGrid" (registry::UpdateGridRequest) -> registry::UpdateGridResponse;
-    registry.retire_grid / "RetireGrid" (registry::RetireGridRequest) -> registry::RetireGridResponse;
-    geo.set_grid_geometry / "SetGridGeometry" (registry::SetGridGeometryRequest) -> registry::SetGridGeometryResponse;
-    registry.create_person / "CreatePerson" (registry::CreatePersonRequest) -> registry::CreatePersonResponse;
-    registry.assign_grid_worker / "AssignGridWorker" (registry::AssignGridWorkerRequest) -> registry::AssignGridWorkerResponse;
-    registry.end_grid_assignment / "EndGridAssignment" (registry::EndGridAssignmentRequest) -> registry::EndGridAssignmentResponse;
-    registry.list_departments / "ListDepartments" (registry::ListDepartmentsRequest) -> registry::ListDepartmentsResponse;
-    registry.put_department / "PutDepartment" (registry::PutDepartmentRequest) -> registry::PutDepartmentResponse;
-    tree.set_rotation / "SetRotation" (registry::SetRotationRequest) -> registry::SetRotationResponse;
-    tree.list_stationed_departments / "ListStationedDepartments" (registry::ListStationedDepartmentsRequest) -> registry::ListStationedDepartmentsResponse;
-    tree.establish_center / "EstablishCenter" (registry::EstablishCenterRequest) -> registry::EstablishCenterResponse;
-    tree.close_center / "CloseCenter" (registry::CloseCenterRequest) -> registry::CloseCenterResponse;
-    tree.change_eligibility / "ChangeEligibility" (registry::ChangeEligibilityRequest) -> registry::ChangeEligibilityResponse;
-    tree.list_eligibility_changes / "ListEligibilityChanges" (registry::ListEligibilityChangesRequest) -> registry::ListEligibilityChangesResponse;
-    routing.list_rules / "ListRules" (routing::ListRulesRequest) -> routing::ListRulesResponse;
-    routing.put_rule / "PutRule" (routing::PutRuleRequest) -> routing::PutRuleResponse;
-    subsidy.list_tariff_rules / "ListTariffRules" (subsidy::ListTariffRulesRequest) -> subsidy::ListTariffRulesResponse;
-    subsidy.put_tariff_rule / "PutTariffRule" (subsidy::PutTariffRuleRequest) -> subsidy::PutTariffRuleResponse;
-    intake.list_categories / "ListCategories" (intake::ListCategoriesRequest) -> intake::ListCategoriesResponse;
-    intake.put_category / "PutCategory" (intake::PutCategoryRequest) -> intake::PutCategoryResponse;
-    auth.create_account / "CreateAccount" (registry::CreateAccountRequest) -> registry::CreateAccountResponse;
-    auth.activate_account / "ActivateAccount" (registry::ActivateAccountRequest) -> registry::ActivateAccountResponse;
-    auth.approve_account / "ApproveAccount" (registry::ApproveAccountRequest) -> registry::ApproveAccountResponse;
-    auth.disable_account / "DisableAccount" (registry::DisableAccountRequest) -> registry::DisableAccountResponse;
-    auth.create_client / "CreateClient" (registry::CreateClientRequest) -> registry::CreateClientResponse;
-    auth.activate_client / "ActivateClient" (registry::ActivateClientRequest) -> registry::ActivateClientResponse;
-    auth.revoke_client / "RevokeClient" (registry::RevokeClientRequest) -> registry::RevokeClientResponse;
-    auth.rotate_client_secret / "RotateClientSecret" (registry::RotateClientSecretRequest) -> registry::RotateClientSecretResponse;
-    auth.set_grant / "SetGrant" (registry::SetGrantRequest) -> registry::SetGrantResponse;
-    auth.revoke_grant / "RevokeGrant" (registry::RevokeGrantRequest) -> registry::RevokeGrantResponse;
-    auth.list_grants / "ListGrants" (registry::ListGrantsRequest) -> registry::ListGrantsResponse;
-    intake.list_case_board / "ListCaseBoard" (intake::ListCaseBoardRequest) -> intake::ListCaseBoardResponse;
-    intake.list_duplicate_candidates / "ListDuplicateCandidates" (intake::ListDuplicateCandidatesRequest) -> intake::ListDuplicateCandidatesResponse;
-    intake.merge_case / "MergeCase" (intake::MergeCaseRequest) -> intake::MergeCaseResponse;
-    intake.unmerge_case / "UnmergeCase" (intake::UnmergeCaseRequest) -> intake::UnmergeCaseResponse;
-    routing.list_task_queue / "ListTaskQueue" (routing::ListTaskQueueRequest) -> routing::ListTaskQueueResponse;
-    supervision.get_rates / "GetRates" (supervision::GetRatesRequest) -> supervision::GetRatesResponse;
-    supervision.export_rates / "ExportRates" (supervision::ExportRatesRequest) -> supervision::ExportRatesResponse;
-}
+proto::desk_methods!(forward);

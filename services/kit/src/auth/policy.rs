@@ -173,111 +173,57 @@ pub enum Access {
     NeedsOrService(Permission, &'static [&'static str]),
 }
 
-/// Every method of every service, by its gRPC path. A method missing here is refused (fail closed).
-pub const METHODS: &[(&str, Access)] = &[
-    ("/zongzhi.intake.v1.Intake/RegisterCase", Access::Needs(Register)),
-    ("/zongzhi.intake.v1.Intake/GetCase", Access::Needs(ReadCase)),
-    ("/zongzhi.intake.v1.Intake/ListCases", Access::Needs(ReadCase)),
-    ("/zongzhi.intake.v1.Intake/UnmaskParty", Access::Needs(Unmask)),
-    ("/zongzhi.intake.v1.Intake/ListCaseBoard", Access::Needs(ReadCase)),
-    ("/zongzhi.intake.v1.Intake/ListCategories", Access::SignedIn),
-    ("/zongzhi.intake.v1.Intake/PutCategory", Access::Needs(ManageRules)),
-    ("/zongzhi.intake.v1.Intake/ListDuplicateCandidates", Access::Needs(ReadCase)),
-    ("/zongzhi.intake.v1.Intake/MergeCase", Access::Needs(Dispatch)),
-    ("/zongzhi.intake.v1.Intake/UnmergeCase", Access::Needs(Dispatch)),
-    ("/zongzhi.routing.v1.Routing/GetTask", Access::Needs(ReadCase)),
-    ("/zongzhi.routing.v1.Routing/ListTasks", Access::Needs(ReadCase)),
-    ("/zongzhi.routing.v1.Routing/AcceptTask", Access::Needs(HandleTask)),
-    ("/zongzhi.routing.v1.Routing/ReturnTask", Access::Needs(HandleTask)),
-    ("/zongzhi.routing.v1.Routing/ReviewReturn", Access::Needs(ReviewReturn)),
-    ("/zongzhi.routing.v1.Routing/ResolveTask", Access::Needs(HandleTask)),
-    ("/zongzhi.routing.v1.Routing/ListRules", Access::Needs(ManageRules)),
-    ("/zongzhi.routing.v1.Routing/PutRule", Access::Needs(ManageRules)),
-    ("/zongzhi.routing.v1.Routing/ListTaskQueue", Access::Needs(HandleTask)),
-    ("/zongzhi.routing.v1.Routing/SummonCoHandlers", Access::Needs(Dispatch)),
-    ("/zongzhi.routing.v1.Routing/ReportIn", Access::Needs(HandleTask)),
-    ("/zongzhi.routing.v1.Routing/RecordContribution", Access::Needs(HandleTask)),
-    ("/zongzhi.routing.v1.Routing/ReleaseCoHandler", Access::Needs(Dispatch)),
-    ("/zongzhi.routing.v1.Routing/ListCoHandlers", Access::Needs(ReadCase)),
-    ("/zongzhi.routing.v1.Routing/DispatchCase", Access::Needs(Dispatch)),
-    ("/zongzhi.routing.v1.Routing/RecallTask", Access::Needs(Dispatch)),
-    ("/zongzhi.routing.v1.Routing/EscalateCase", Access::Needs(Dispatch)),
-    ("/zongzhi.supervision.v1.Supervision/VerifyCase", Access::Needs(Verify)),
-    ("/zongzhi.supervision.v1.Supervision/FollowUp", Access::Needs(FollowUp)),
-    ("/zongzhi.supervision.v1.Supervision/ListDeadlines", Access::Needs(ReadCase)),
-    ("/zongzhi.supervision.v1.Supervision/ImportCalendar", Access::Needs(ManageRules)),
-    ("/zongzhi.supervision.v1.Supervision/ListSlips", Access::Needs(ReadCase)),
-    ("/zongzhi.supervision.v1.Supervision/AcknowledgeSlip", Access::Needs(HandleTask)),
-    ("/zongzhi.supervision.v1.Supervision/GetSlipPdf", Access::Needs(ReadCase)),
-    ("/zongzhi.supervision.v1.Supervision/RequestClockChange", Access::Needs(HandleTask)),
-    ("/zongzhi.supervision.v1.Supervision/DecideClockChange", Access::Needs(ReviewReturn)),
-    ("/zongzhi.supervision.v1.Supervision/ResumeClock", Access::Needs(ReviewReturn)),
-    ("/zongzhi.supervision.v1.Supervision/ListClockChanges", Access::Needs(ReadCase)),
-    ("/zongzhi.supervision.v1.Supervision/AddTimePolicy", Access::Needs(ManageRules)),
-    ("/zongzhi.supervision.v1.Supervision/ListTimePolicies", Access::Needs(ManageRules)),
-    ("/zongzhi.supervision.v1.Supervision/GetRates", Access::Needs(ReadCase)),
-    ("/zongzhi.supervision.v1.Supervision/ExportRates", Access::Needs(ReadCase)),
-    ("/zongzhi.subsidy.v1.Subsidy/ListCredits", Access::Needs(ReadCredits)),
-    ("/zongzhi.subsidy.v1.Subsidy/ListTariffRules", Access::SignedIn),
-    ("/zongzhi.subsidy.v1.Subsidy/PutTariffRule", Access::Needs(ManageRules)),
-    ("/zongzhi.registry.v1.Registry/GetNode", Access::SignedIn),
-    ("/zongzhi.registry.v1.Registry/ListChildren", Access::SignedIn),
-    ("/zongzhi.registry.v1.Registry/ResolveLocation", Access::NeedsOrService(Register, &["intake"])),
-    ("/zongzhi.registry.v1.Registry/CreateGrid", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Registry/GetGrid", Access::SignedIn),
-    ("/zongzhi.registry.v1.Registry/UpdateGrid", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Registry/RetireGrid", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Registry/CreatePerson", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Registry/GetPerson", Access::NeedsOrService(ManageGrids, &["subsidy", "routing"])),
-    ("/zongzhi.registry.v1.Registry/AssignGridWorker", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Registry/EndGridAssignment", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Registry/ListDepartments", Access::SignedIn),
-    ("/zongzhi.registry.v1.Registry/PutDepartment", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Registry/GetDepartment", Access::SignedIn),
-    ("/zongzhi.registry.v1.Tree/ListDescendants", Access::SignedIn),
-    ("/zongzhi.registry.v1.Tree/CountByLevel", Access::SignedIn),
-    ("/zongzhi.registry.v1.Tree/SearchNames", Access::SignedIn),
-    ("/zongzhi.registry.v1.Tree/ImportDivisions", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Tree/EstablishCenter", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Tree/CloseCenter", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Tree/SetRotation", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Tree/ListStationedDepartments", Access::SignedIn),
-    ("/zongzhi.registry.v1.Tree/ChangeEligibility", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Tree/ListEligibilityChanges", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Geo/ResolvePoint", Access::SignedIn),
-    ("/zongzhi.registry.v1.Geo/SetGridGeometry", Access::Needs(ManageGrids)),
-    ("/zongzhi.registry.v1.Ledger/GetLedger", Access::SignedIn),
-    ("/zongzhi.registry.v1.Ledger/ListLedger", Access::SignedIn),
-    ("/zongzhi.registry.v1.Ledger/IssueDirective", Access::Needs(IssueDirective)),
-    ("/zongzhi.registry.v1.Ledger/AcknowledgeDirective", Access::Needs(AnswerDirective)),
-    ("/zongzhi.registry.v1.Ledger/AnswerDirective", Access::Needs(AnswerDirective)),
-    ("/zongzhi.registry.v1.Ledger/GetDirective", Access::SignedIn),
-    ("/zongzhi.registry.v1.Ledger/ListDirectiveRecipients", Access::SignedIn),
-    ("/zongzhi.registry.v1.Auth/SignIn", Access::Public),
-    ("/zongzhi.registry.v1.Auth/Refresh", Access::Public),
-    ("/zongzhi.registry.v1.Auth/SignOut", Access::Public),
-    ("/zongzhi.registry.v1.Auth/ClientToken", Access::Public),
-    ("/zongzhi.registry.v1.Auth/ChangePassword", Access::Public),
-    ("/zongzhi.registry.v1.Auth/GetJwks", Access::Public),
-    ("/zongzhi.registry.v1.Auth/WhoAmI", Access::SignedIn),
-    ("/zongzhi.registry.v1.Auth/CreateAccount", Access::Needs(ManageAccounts)),
-    ("/zongzhi.registry.v1.Auth/ActivateAccount", Access::Public),
-    ("/zongzhi.registry.v1.Auth/ActivateClient", Access::Public),
-    ("/zongzhi.registry.v1.Auth/ApproveAccount", Access::Needs(ManageGrants)),
-    ("/zongzhi.registry.v1.Auth/DisableAccount", Access::Needs(ManageAccounts)),
-    ("/zongzhi.registry.v1.Auth/CreateClient", Access::Needs(ManageAccounts)),
-    ("/zongzhi.registry.v1.Auth/RevokeClient", Access::Needs(ManageAccounts)),
-    ("/zongzhi.registry.v1.Auth/RotateClientSecret", Access::Needs(ManageAccounts)),
-    (
-        "/zongzhi.registry.v1.Auth/ListRevocations",
-        Access::NeedsOrService(ManageAccounts, &["intake", "routing", "supervision", "subsidy", "gateway"]),
-    ),
-    ("/zongzhi.registry.v1.Auth/SetGrant", Access::Needs(ManageGrants)),
-    ("/zongzhi.registry.v1.Auth/RevokeGrant", Access::Needs(ManageGrants)),
-    ("/zongzhi.registry.v1.Auth/ListGrants", Access::Needs(ManageGrants)),
-    ("/zongzhi.audit.v1.Audit/ListRecords", Access::Needs(ViewAudit)),
-    ("/zongzhi.audit.v1.Audit/VerifyChain", Access::Needs(ViewAudit)),
-];
+impl Permission {
+    /// The permission by the name the protos use in `option (zongzhi.api.v1.access) = { needs: "…" }`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "register" => Register,
+            "read_case" => ReadCase,
+            "dispatch" => Dispatch,
+            "review_return" => ReviewReturn,
+            "handle_task" => HandleTask,
+            "verify" => Verify,
+            "follow_up" => FollowUp,
+            "unmask" => Unmask,
+            "issue_directive" => IssueDirective,
+            "answer_directive" => AnswerDirective,
+            "manage_grids" => ManageGrids,
+            "manage_rules" => ManageRules,
+            "view_audit" => ViewAudit,
+            "manage_accounts" => ManageAccounts,
+            "manage_grants" => ManageGrants,
+            "read_credits" => ReadCredits,
+            _ => return None,
+        })
+    }
+}
+
+impl Access {
+    /// A method's access as its proto declares it; `None` for a name kit does not know (the method is then
+    /// refused, and a test names it).
+    fn declared(method: &proto::api::Method) -> Option<Self> {
+        Some(match method.needs {
+            "public" => Access::Public,
+            "signed_in" => Access::SignedIn,
+            name => {
+                let permission = Permission::from_name(name)?;
+                if method.or_services.is_empty() {
+                    Access::Needs(permission)
+                } else {
+                    Access::NeedsOrService(permission, method.or_services)
+                }
+            }
+        })
+    }
+}
+
+/// Every method of every service, by its gRPC path, with the access its proto declares beside it (`option
+/// (zongzhi.api.v1.access)`, read at build time into [`proto::api::METHODS`]), in the protos' order. A method
+/// missing here is refused (fail closed).
+pub fn methods() -> &'static [(&'static str, Access)] {
+    static TABLE: std::sync::OnceLock<Vec<(&'static str, Access)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| proto::api::METHODS.iter().filter_map(|m| Some((m.path, Access::declared(m)?))).collect())
+}
 
 /// The access a method path needs; `None` for a method nobody listed (refused).
 pub fn access(path: &str) -> Option<Access> {
@@ -298,8 +244,13 @@ type Index = (std::collections::HashMap<&'static str, Access>, std::collections:
 fn index() -> &'static Index {
     static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
     INDEX.get_or_init(|| {
-        let by_path = METHODS.iter().map(|(p, a)| (*p, *a)).collect();
-        let by_name = METHODS.iter().map(|(p, a)| (p.rsplit('/').next().unwrap_or(p), *a)).collect();
+        let by_path = methods().iter().map(|(p, a)| (*p, *a)).collect();
+        // Only the routed methods are on the Desk, and their names are unique (build.rs refuses a second).
+        let by_name = proto::api::METHODS
+            .iter()
+            .filter(|m| m.http.is_some())
+            .filter_map(|m| Some((m.path.rsplit('/').next().unwrap_or(m.path), Access::declared(m)?)))
+            .collect();
         (by_path, by_name)
     })
 }
@@ -352,7 +303,7 @@ pub fn markdown() -> String {
     out.push_str("\n\n| permission | methods (service/Method) |\n|---|---|");
     let short = |path: &str| path.trim_start_matches("/zongzhi.").replace(".v1.", ".").to_owned();
     for (p, name) in PERMISSIONS {
-        let methods: Vec<String> = METHODS
+        let methods: Vec<String> = methods()
             .iter()
             .filter_map(|(path, a)| match a {
                 Access::Needs(q) if q == p => Some(short(path)),
@@ -362,8 +313,9 @@ pub fn markdown() -> String {
             .collect();
         out.push_str(&format!("\n| {name} | {} |", methods.join(", ")));
     }
-    let open =
-        |want: Access| METHODS.iter().filter(|(_, a)| *a == want).map(|(p, _)| short(p)).collect::<Vec<_>>().join(", ");
+    let open = |want: Access| {
+        methods().iter().filter(|(_, a)| *a == want).map(|(p, _)| short(p)).collect::<Vec<_>>().join(", ")
+    };
     out.push_str(&format!("\n| any signed-in principal | {} |", open(Access::SignedIn)));
     out.push_str(&format!("\n| public (no token) | {}, health, reflection |", open(Access::Public)));
     out
@@ -416,13 +368,13 @@ mod tests {
     }
 
     #[test]
-    fn every_method_is_listed_once_and_health_is_public() {
-        // Method names are unique across services, so the gateway's Desk maps each to one owner.
-        let mut seen = std::collections::HashSet::new();
-        for (path, _) in METHODS {
-            let name = path.rsplit('/').next().unwrap_or_default();
-            assert!(seen.insert(name), "{name} listed twice");
+    fn every_declared_access_is_understood_and_health_is_public() {
+        for method in proto::api::METHODS {
+            assert!(Access::declared(method).is_some(), "{}: kit knows no permission {:?}", method.path, method.needs);
         }
+        assert_eq!(methods().len(), proto::api::METHODS.len());
+        assert_eq!(access("/zongzhi.gateway.v1.Desk/RegisterCase"), Some(Access::Needs(Register)));
+        assert_eq!(access("/zongzhi.gateway.v1.Desk/ResolveLocation"), None, "not routed, so not on the Desk");
         assert_eq!(access("/grpc.health.v1.Health/Check"), Some(Access::Public));
         assert_eq!(access("/zongzhi.intake.v1.Intake/Nope"), None);
     }
