@@ -5,7 +5,11 @@
 //! method options (`zongzhi/api/v1/annotations.proto`). From those this script also generates, in `api.rs`:
 //! the table of every method's access and route (`crate::api::METHODS`, which kit's permission table is built
 //! from), the gateway's `Desk` service (added to the descriptors before code generation, so tonic and
-//! reflection see it like any other), and the macros the gateway expands into its forwarding and JSON routes.
+//! reflection see it like any other), and the macros the gateway expands into its forwarding and JSON routes;
+//! and the OpenAPI document of those routes (`openapi.json`, see `build/openapi.rs`).
+
+#[path = "build/openapi.rs"]
+mod openapi;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("descriptor.bin"), fds.encode_to_vec())?;
     std::fs::write(out.join("targets.rs"), targets(&fds))?;
     std::fs::write(out.join("api.rs"), api(&methods))?;
+    std::fs::write(out.join("openapi.json"), openapi::document(&pool, &methods)?)?;
 
     tonic_prost_build::configure()
         // Every call decodes its request through this codec, which notes what the request names for the
@@ -39,6 +44,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .message_attribute(".zongzhi", "#[derive(serde::Serialize, serde::Deserialize)]")
         .message_attribute(".zongzhi", "#[serde(default)]")
         .enum_attribute(".zongzhi", "#[derive(serde::Serialize, serde::Deserialize)]")
+        // The rates' query parameter was `node` before the routes were generated from the protos; the old name
+        // still answers for one release (README, "The loop, through the gateway").
+        .field_attribute(".zongzhi.supervision.v1.GetRatesRequest.node_code", "#[serde(alias = \"node\")]")
+        .field_attribute(".zongzhi.supervision.v1.ExportRatesRequest.node_code", "#[serde(alias = \"node\")]")
         .compile_fds(fds)?;
     Ok(())
 }

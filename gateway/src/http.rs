@@ -32,6 +32,11 @@ pub fn router(desk: DeskService) -> Router {
         .merge(slips::routes())
         .layer(axum::middleware::from_fn(deadline))
         .route("/healthz", get(|| async { "ok" }))
+        // The routes' OpenAPI document, generated with them; static, so outside the limits and open to all.
+        .route(
+            "/v1/openapi.json",
+            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], proto::api::OPENAPI) }),
+        )
         // Last, so it wraps every route above (a layer applies to the routes present when it is added), the
         // calls the limit sheds included.
         .layer(axum::middleware::from_fn(observe::observe))

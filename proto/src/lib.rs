@@ -43,6 +43,10 @@ pub mod api {
     }
 
     include!(concat!(env!("OUT_DIR"), "/api.rs"));
+
+    /// The OpenAPI 3.1 document of the gateway's JSON face, generated with the routes (served at
+    /// `/v1/openapi.json`).
+    pub const OPENAPI: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 }
 
 /// The encoded `FileDescriptorSet` of every Zongzhi proto, for `tonic-reflection`.

@@ -22,6 +22,7 @@ mod joint;
 mod lifecycle;
 mod merges;
 mod metrics;
+mod openapi;
 mod outside_readers;
 mod overload;
 mod queues;
