@@ -3,59 +3,61 @@
 //! reads in the file ([`Step`]) and moves the board's flags ([`Flags`]) is decided here, where the protobuf
 //! events are known, so the domain stays proto-free.
 
-use kit::events::Handler;
-use proto::events::v1::Envelope;
+use kit::events::{Event, Handler};
 use proto::events::v1::envelope::Body;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::db::{self, NewStep};
 use crate::domain::{CaseState, Flags, Step};
 
 pub struct CaseFileHandler;
 
+/// What an event does to the case file (see [`filing`]).
+pub struct Filing {
+    step: Step,
+    /// The task a handling step is about; None for a step about the whole case.
+    about_task: Option<String>,
+    flags: Flags,
+}
+
 impl Handler for CaseFileHandler {
+    type Work = Filing;
     type Prepared = ();
 
-    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
+    fn select(&self, event: &Event<'_>) -> Option<Filing> {
+        filing(event.body)
+    }
+
+    async fn prepare(&self, _event: &Event<'_>, _filing: &Filing) -> anyhow::Result<()> {
         Ok(())
     }
 
-    /// Only events that read as a step of the case file (`step_for` names every kind).
-    fn applies(&self, event: &Envelope) -> bool {
-        event.body.as_ref().is_some_and(|b| step_for(b).is_some())
-    }
-
-    async fn handle(&self, tx: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
-        let Some(body) = &event.body else { return Ok(()) };
-        let Some(step) = step_for(body) else { return Ok(()) };
-        let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
-            tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
-            return Ok(());
-        };
+    async fn handle(&self, tx: &mut PgConnection, event: &Event<'_>, filing: Filing, (): ()) -> anyhow::Result<()> {
+        let Filing { step, about_task, flags } = filing;
+        let case_id = event.case_id;
         let Some((from, current_task)) = db::lock_state(tx, case_id).await? else {
             tracing::warn!(%case_id, "event for a case intake does not know; ignored");
             return Ok(());
         };
         // A step of a task the case has moved on from (superseded by a reopening or a new dispatch) is history,
         // not the case's state: it is recorded and moves nothing.
-        let stale = matches!(step_task(body), Some(t) if !current_task.is_empty() && t != current_task);
+        let stale = matches!(&about_task, Some(t) if !current_task.is_empty() && *t != current_task);
         // A merged case is handled as the case it was merged into: a step of its own handling that was under
         // way when it was merged (a dispatch or acceptance routing had made, which its consumption of
         // case.merged then superseded) is history too. Only an unmerge, written by intake, moves it on.
         let stale = stale || from == CaseState::Merged;
         let to = if stale { from } else { step.to_state.unwrap_or(from) };
-        let at = kit::time::from_ms(event.occurred_at_ms);
+        let at = event.occurred_at();
         let new = NewStep {
             case_id,
             at,
-            actor: &event.actor,
+            actor: event.actor(),
             action: step.action,
             from_state: Some(from),
             to_state: to,
             detail: &step.detail,
             source: step.source,
-            event_id: Some(&event.event_id),
+            event_id: Some(event.id()),
         };
         // The step goes first: when the file shows the event already (a replay from the stream after the inbox
         // let go of it), it is not written again and applying it again would move the state back.
@@ -64,7 +66,6 @@ impl Handler for CaseFileHandler {
         }
         let task = step.task.as_ref().filter(|_| from != CaseState::Merged).map(|(t, u)| (t.as_str(), u.as_str()));
         db::set_state(tx, case_id, to, task, at).await?;
-        let flags = flags_for(body);
         if flags != Flags::default() {
             db::set_flags(tx, case_id, flags).await?;
         }
@@ -72,118 +73,97 @@ impl Handler for CaseFileHandler {
     }
 }
 
-/// The task a handling event is about; None for events about the whole case. Dispatch names the task it
-/// creates, so it is never stale.
-fn step_task(body: &Body) -> Option<&str> {
-    match body {
-        Body::CaseAccepted(e) => Some(&e.task_id),
-        Body::CaseReturned(e) => Some(&e.task_id),
-        Body::ReturnRejected(e) => Some(&e.task_id),
-        Body::CaseResolved(e) => Some(&e.task_id),
-        Body::CaseRegistered(_)
-        | Body::CaseDispatched(_)
-        | Body::CaseClosed(_)
-        | Body::CaseFollowedUp(_)
-        | Body::CaseReopened(_)
-        | Body::DeadlineMissed(_)
-        | Body::CaseSupervised(_)
-        | Body::CaseJoint(_)
-        | Body::SubsidyCredited(_)
-        | Body::CaseMerged(_)
-        | Body::CaseUnmerged(_)
-        | Body::CaseEscalated(_)
-        | Body::CaseRecalled(_) => None,
-    }
-}
-
-/// How an event reads in the case file. None for events intake itself wrote.
-fn step_for(body: &Body) -> Option<Step> {
+/// What an event means to the case file, the one match over the event catalogue: how it reads as a step, the
+/// task it is about, and how it moves the board's two flags (see [`Flags`]; None leaves one as it is). None for
+/// the events intake itself wrote.
+fn filing(body: &Body) -> Option<Filing> {
     let step = |action, to_state, detail: String, source| Step { action, to_state, detail, task: None, source };
-    Some(match body {
-        // Intake wrote these steps itself, in the transaction that made the change.
+    let flags = |overdue, awaiting_follow_up| Flags { overdue, awaiting_follow_up };
+    // The handling steps and a credit neither miss a deadline nor close the case.
+    let keep = Flags::default();
+    let task = |id: &str| Some(id.to_owned());
+    let (step, about_task, flags) = match body {
+        // Intake wrote these steps itself, in the transaction that made the change (a merge clears both flags
+        // itself; an unmerged case starts again with neither).
         Body::CaseRegistered(_) | Body::CaseMerged(_) | Body::CaseUnmerged(_) => return None,
-        Body::CaseDispatched(e) => Step {
-            action: "dispatched",
-            to_state: Some(CaseState::Dispatched),
-            detail: dispatched_detail(e),
-            task: Some((e.task_id.clone(), e.unit_code.clone())),
-            source: "routing",
-        },
+        // Dispatch names the task it creates, so it is never stale.
+        Body::CaseDispatched(e) => {
+            let dispatched = Step {
+                action: "dispatched",
+                to_state: Some(CaseState::Dispatched),
+                detail: dispatched_detail(e),
+                task: Some((e.task_id.clone(), e.unit_code.clone())),
+                source: "routing",
+            };
+            (dispatched, None, keep)
+        }
         // A hop or a recall leaves the case without a live task, waiting at its holding center: it reads as
-        // awaiting dispatch (registered) until the next case.dispatched, which for a hop follows at once.
-        Body::CaseEscalated(e) => Step {
-            action: "escalated",
-            to_state: Some(CaseState::Registered),
-            detail: escalated_detail(e),
-            task: Some((String::new(), String::new())),
-            source: "routing",
-        },
-        Body::CaseRecalled(e) => Step {
-            action: "recalled",
-            to_state: Some(CaseState::Registered),
-            detail: format!("召回 task {} to {}: {}", e.task_id, e.center_code, e.reason),
-            task: Some((String::new(), String::new())),
-            source: "routing",
-        },
+        // awaiting dispatch (registered) until the next case.dispatched, which for a hop follows at once. The
+        // missed deadline was the superseded task's; the case starts afresh at its (new) center.
+        Body::CaseEscalated(e) => {
+            let hop = Step {
+                action: "escalated",
+                to_state: Some(CaseState::Registered),
+                detail: escalated_detail(e),
+                task: Some((String::new(), String::new())),
+                source: "routing",
+            };
+            (hop, None, flags(Some(false), None))
+        }
+        Body::CaseRecalled(e) => {
+            let recall = Step {
+                action: "recalled",
+                to_state: Some(CaseState::Registered),
+                detail: format!("召回 task {} to {}: {}", e.task_id, e.center_code, e.reason),
+                task: Some((String::new(), String::new())),
+                source: "routing",
+            };
+            (recall, None, flags(Some(false), None))
+        }
         Body::CaseAccepted(e) => {
-            step("accepted", Some(CaseState::Accepted), format!("签收 by {}", e.handler_id), "routing")
+            let detail = format!("签收 by {}", e.handler_id);
+            (step("accepted", Some(CaseState::Accepted), detail, "routing"), task(&e.task_id), keep)
         }
         Body::CaseReturned(e) => {
-            step("returned", Some(CaseState::Returned), format!("退单 {}: {}", e.reason_code, e.reason), "routing")
+            let detail = format!("退单 {}: {}", e.reason_code, e.reason);
+            (step("returned", Some(CaseState::Returned), detail, "routing"), task(&e.task_id), keep)
         }
         Body::ReturnRejected(e) => {
-            step("return_rejected", Some(CaseState::Dispatched), format!("退单驳回: {}", e.note), "routing")
+            let detail = format!("退单驳回: {}", e.note);
+            (step("return_rejected", Some(CaseState::Dispatched), detail, "routing"), task(&e.task_id), keep)
         }
         Body::CaseResolved(e) => {
-            step("resolved", Some(CaseState::Resolved), format!("办结 {} by {}", e.outcome, e.resolver_id), "routing")
+            let detail = format!("办结 {} by {}", e.outcome, e.resolver_id);
+            (step("resolved", Some(CaseState::Resolved), detail, "routing"), task(&e.task_id), keep)
         }
-        Body::CaseClosed(e) => step(
-            "closed",
-            Some(CaseState::Closed),
-            format!("核查通过, 销号 ({}), round {}", e.closure_reason, e.round),
-            "supervision",
-        ),
-        Body::CaseFollowedUp(e) => step("followed_up", None, format!("回访: {}", e.satisfaction), "supervision"),
+        Body::CaseClosed(e) => {
+            let detail = format!("核查通过, 销号 ({}), round {}", e.closure_reason, e.round);
+            (step("closed", Some(CaseState::Closed), detail, "supervision"), None, flags(Some(false), Some(true)))
+        }
+        Body::CaseFollowedUp(e) => {
+            let detail = format!("回访: {}", e.satisfaction);
+            (step("followed_up", None, detail, "supervision"), None, flags(None, Some(false)))
+        }
         Body::CaseReopened(e) => {
-            step("reopened", Some(CaseState::Reopened), format!("重办 round {}: {}", e.round, e.reason), "supervision")
+            let detail = format!("重办 round {}: {}", e.round, e.reason);
+            let reopened = step("reopened", Some(CaseState::Reopened), detail, "supervision");
+            (reopened, None, flags(Some(false), Some(false)))
         }
-        Body::DeadlineMissed(e) => step("overdue", None, format!("{} deadline missed", e.stage), "supervision"),
-        Body::CaseSupervised(e) => step("supervised", None, supervised_detail(e), "supervision"),
-        Body::CaseJoint(e) => step("joint", None, joint_detail(e), "routing"),
-        Body::SubsidyCredited(e) => step(
-            "credited",
-            None,
-            format!(
+        Body::DeadlineMissed(e) => {
+            let detail = format!("{} deadline missed", e.stage);
+            (step("overdue", None, detail, "supervision"), None, flags(Some(true), None))
+        }
+        Body::CaseSupervised(e) => (step("supervised", None, supervised_detail(e), "supervision"), None, keep),
+        Body::CaseJoint(e) => (step("joint", None, joint_detail(e), "routing"), None, keep),
+        Body::SubsidyCredited(e) => {
+            let detail = format!(
                 "以案定补 {} fen to {} (rule {} v{})",
                 e.amount_fen, e.person_id, e.tariff_rule_id, e.tariff_version
-            ),
-            "subsidy",
-        ),
-    })
-}
-
-/// How an event moves the board's two flags (see [`Flags`]).
-fn flags_for(body: &Body) -> Flags {
-    match body {
-        Body::DeadlineMissed(_) => Flags { overdue: Some(true), awaiting_follow_up: None },
-        Body::CaseClosed(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(true) },
-        Body::CaseFollowedUp(_) => Flags { overdue: None, awaiting_follow_up: Some(false) },
-        Body::CaseReopened(_) => Flags { overdue: Some(false), awaiting_follow_up: Some(false) },
-        // The missed deadline was the superseded task's; the case starts afresh at its (new) center.
-        Body::CaseEscalated(_) | Body::CaseRecalled(_) => Flags { overdue: Some(false), awaiting_follow_up: None },
-        // The handling steps and a credit neither miss a deadline nor close the case.
-        Body::CaseRegistered(_)
-        | Body::CaseDispatched(_)
-        | Body::CaseAccepted(_)
-        | Body::CaseReturned(_)
-        | Body::ReturnRejected(_)
-        | Body::CaseResolved(_)
-        | Body::CaseSupervised(_)
-        | Body::CaseJoint(_)
-        | Body::SubsidyCredited(_) => Flags::default(),
-        // A merge clears both flags itself; an unmerged case starts again with neither.
-        Body::CaseMerged(_) | Body::CaseUnmerged(_) => Flags::default(),
-    }
+            );
+            (step("credited", None, detail, "subsidy"), None, keep)
+        }
+    };
+    Some(Filing { step, about_task, flags })
 }
 
 /// How a step of 吹哨报到 reads in the case file.
@@ -269,7 +249,7 @@ mod tests {
             ("reopened", Body::CaseReopened(CaseReopened::default()), f(Some(false), Some(false))),
             ("resolved keeps both", Body::CaseResolved(CaseResolved::default()), f(None, None)),
         ] {
-            assert_eq!(flags_for(&body), want, "{name}");
+            assert_eq!(filing(&body).map(|f| f.flags), Some(want), "{name}");
         }
     }
 
@@ -307,6 +287,9 @@ mod tests {
         };
         assert_eq!(joint_detail(&joint("summoned")), "吹哨报到: 协办 住建局 (zjj): 房屋安全");
         assert_eq!(joint_detail(&joint("reported_in")), "住建局 (zjj) 报到");
-        assert!(matches!(step_for(&Body::CaseJoint(joint("released"))), Some(Step { to_state: None, .. })));
+        assert!(matches!(
+            filing(&Body::CaseJoint(joint("released"))),
+            Some(Filing { step: Step { to_state: None, .. }, .. })
+        ));
     }
 }

@@ -26,6 +26,7 @@ use async_nats::jetstream::{self, stream};
 use proto::events::v1::Envelope;
 use proto::events::v1::envelope::Body;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::config::NatsConfig;
 
@@ -246,35 +247,69 @@ pub fn connect_options(cfg: &NatsConfig) -> async_nats::ConnectOptions {
     opts.require_tls(cfg.tls.required)
 }
 
+/// A case event as a consumer gets it: decoded once, its case id parsed once, its kind known. Events that are
+/// not this (undecodable bytes, a case id that is not a UUID) never reach a handler: they are dead letters at
+/// once, kept with their bytes for an operator.
+pub struct Event<'a> {
+    pub case_id: Uuid,
+    pub envelope: &'a Envelope,
+    pub body: &'a Body,
+}
+
+impl<'a> Event<'a> {
+    /// The event in `envelope`; `Ok(None)` for one of a kind this build does not know (no body: a newer
+    /// producer's), which changes nothing here; `Err` for one that can never apply.
+    pub fn read(envelope: &'a Envelope) -> Result<Option<Self>, &'static str> {
+        let case_id = Uuid::parse_str(&envelope.case_id).map_err(|_| "the event's case id is not a UUID")?;
+        Ok(envelope.body.as_ref().map(|body| Event { case_id, envelope, body }))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.envelope.event_id
+    }
+
+    /// Who caused it (a person's id, or a service's name).
+    pub fn actor(&self) -> &str {
+        &self.envelope.actor
+    }
+
+    pub fn occurred_at(&self) -> chrono::DateTime<chrono::Utc> {
+        crate::time::from_ms(self.envelope.occurred_at_ms)
+    }
+}
+
 /// What a consumer does with one event.
 ///
-/// `prepare` runs first, outside any transaction: whatever the effect needs from another service is asked
+/// `select` is the one place a consumer names every kind of the catalogue (an exhaustive match): it says what,
+/// if anything, the event means here, as the consumer's own [`Handler::Work`]; a new kind fails to compile
+/// there and nowhere else. An event it selects nothing for is acknowledged without a transaction or an inbox
+/// row (applying it any number of times changes nothing, and about half of what each consumer receives is
+/// another service's business). `select` is pure and may be called more than once for one event.
+///
+/// `prepare` runs next, outside any transaction: whatever the effect needs from another service is asked
 /// there, so no pooled connection waits on a remote call. `handle` then runs inside the transaction that also
 /// records the event in the inbox; an error rolls its effect back and the event is parked for a retry, while
 /// other cases flow on. `prepare` may run more than once for one event (a batch applied again, a redelivery),
 /// so whatever it writes itself must be harmless to repeat or to leave unused.
 pub trait Handler: Send + Sync + 'static {
+    type Work: Send + Sync;
     type Prepared: Send;
+
+    fn select(&self, event: &Event<'_>) -> Option<Self::Work>;
 
     fn prepare<'a>(
         &'a self,
-        event: &'a Envelope,
+        event: &'a Event<'a>,
+        work: &'a Self::Work,
     ) -> impl std::future::Future<Output = anyhow::Result<Self::Prepared>> + Send + 'a;
 
     fn handle<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a Envelope,
+        event: &'a Event<'a>,
+        work: Self::Work,
         prepared: Self::Prepared,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'a;
-
-    /// Whether the event can change anything here. An event that cannot is acknowledged without a transaction
-    /// or an inbox row: applying it any number of times changes nothing, so it needs neither, and about half
-    /// of what each consumer receives is another service's business (a consumer reads every kind). A handler
-    /// that overrides this names every kind, as `handle` does, so a new kind is decided here too.
-    fn applies(&self, _event: &Envelope) -> bool {
-        true
-    }
 
     /// Called after a transaction that applied events committed: a handler that wrote to its outbox wakes the
     /// relay here.
@@ -284,7 +319,6 @@ pub trait Handler: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
 
     #[test]
     fn a_case_keeps_its_partition_everywhere() {

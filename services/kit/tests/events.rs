@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kit::events::{Bus, Handler, ops};
+use kit::events::{Bus, Event, Handler, ops};
 use kit::testing::{TestInfra, eventually};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseAccepted, Envelope};
@@ -25,34 +25,38 @@ struct Recorder {
 }
 
 impl Handler for Recorder {
+    /// The acceptance's task id (its number) and handler.
+    type Work = (String, String);
     type Prepared = ();
 
-    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
+    /// An acceptance by `elsewhere` is another service's business here; so is every other kind.
+    fn select(&self, event: &Event<'_>) -> Option<(String, String)> {
+        match event.body {
+            Body::CaseAccepted(a) if a.handler_id != "elsewhere" => Some((a.task_id.clone(), a.handler_id.clone())),
+            _ => None,
+        }
+    }
+
+    async fn prepare(&self, _event: &Event<'_>, _work: &(String, String)) -> anyhow::Result<()> {
         Ok(())
     }
 
-    /// An acceptance by `elsewhere` is another service's business here.
-    fn applies(&self, event: &Envelope) -> bool {
-        !matches!(&event.body, Some(Body::CaseAccepted(a)) if a.handler_id == "elsewhere")
-    }
-
-    async fn handle(&self, conn: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
-        let Some(Body::CaseAccepted(a)) = &event.body else { return Ok(()) };
-        assert_ne!(a.handler_id, "elsewhere", "an event the handler cannot apply is never handed to it");
-        if a.handler_id == "poison" || (a.handler_id == "flaky" && self.broken.load(Ordering::SeqCst)) {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: &Event<'_>,
+        (task_id, handler_id): (String, String),
+        (): (),
+    ) -> anyhow::Result<()> {
+        assert_ne!(handler_id, "elsewhere", "an event the handler cannot apply is never handed to it");
+        let case_id = event.case_id.to_string();
+        if handler_id == "poison" || (handler_id == "flaky" && self.broken.load(Ordering::SeqCst)) {
             // A write before the failure, which the savepoint must undo.
-            sqlx::query("INSERT INTO applied (case_id, n) VALUES ($1, -1)")
-                .bind(&event.case_id)
-                .execute(&mut *conn)
-                .await?;
-            anyhow::bail!("cannot apply {}", a.handler_id);
+            sqlx::query("INSERT INTO applied (case_id, n) VALUES ($1, -1)").bind(&case_id).execute(&mut *conn).await?;
+            anyhow::bail!("cannot apply {handler_id}");
         }
-        let n: i32 = a.task_id.parse()?;
-        sqlx::query("INSERT INTO applied (case_id, n) VALUES ($1, $2)")
-            .bind(&event.case_id)
-            .bind(n)
-            .execute(conn)
-            .await?;
+        let n: i32 = task_id.parse()?;
+        sqlx::query("INSERT INTO applied (case_id, n) VALUES ($1, $2)").bind(&case_id).bind(n).execute(conn).await?;
         Ok(())
     }
 }
@@ -241,13 +245,27 @@ async fn a_replay_reapplies_one_case_and_an_undecodable_message_is_a_dead_letter
     }
     // Garbage on a partition subject: nothing can read it, so it is dead at once with its raw bytes.
     bus.jetstream().publish(bus.subject("case.accepted.03"), "not protobuf \u{0}".into()).await.unwrap().await.unwrap();
+    // A well-formed event whose case id is not a UUID: no handler is given it, and it is dead at once too.
+    let nameless = Envelope {
+        event_id: Uuid::new_v4().to_string(),
+        case_id: "not-a-case".into(),
+        body: Some(event(0, "h")),
+        ..Default::default()
+    };
+    let payload = prost::Message::encode_to_vec(&nameless);
+    bus.jetstream().publish(bus.subject("case.accepted.05"), payload.into()).await.unwrap().await.unwrap();
     eventually("all applied", 30, || async { (total(&pool).await == 6).then_some(()) }).await;
-    let dead = eventually("the garbage is a dead letter", 30, || async {
+    let mut dead = eventually("the garbage and the nameless event are dead letters", 30, || async {
         let d = ops::dead_letters(&pool, NAME, 10).await.unwrap();
-        (d.len() == 1).then_some(d)
+        (d.len() == 2).then_some(d)
     })
     .await;
-    assert_eq!(dead[0].last_error, "undecodable event");
+    dead.sort_by(|a, b| a.last_error.cmp(&b.last_error));
+    assert_eq!(
+        (dead[0].last_error.as_str(), dead[1].last_error.as_str()),
+        ("the event's case id is not a UUID", "undecodable event")
+    );
+    assert_eq!(dead[0].case_id, "not-a-case");
 
     // The projection of one case is lost; a replay rebuilds it, in order, and leaves the other alone.
     sqlx::query("DELETE FROM applied WHERE case_id = $1").bind(case.to_string()).execute(&pool).await.unwrap();

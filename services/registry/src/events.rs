@@ -1,34 +1,34 @@
 //! The registry's consumer: case events keep the tree ledger current. The inbox row and the ledger change share
 //! one transaction, so a redelivered event changes nothing.
 
-use kit::events::Handler;
-use proto::events::v1::Envelope;
+use kit::events::{Event, Handler};
 use sqlx::PgConnection;
 
 use crate::ledger::domain::Applied;
-use crate::ledger::service::apply_event;
+use crate::ledger::service::{self, Work};
 
 pub struct LedgerHandler;
 
 impl Handler for LedgerHandler {
+    type Work = Work;
     type Prepared = ();
 
-    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
+    fn select(&self, event: &Event<'_>) -> Option<Work> {
+        service::select(event.body)
+    }
+
+    async fn prepare(&self, _event: &Event<'_>, _work: &Work) -> anyhow::Result<()> {
         Ok(())
     }
 
-    fn applies(&self, event: &Envelope) -> bool {
-        crate::ledger::service::in_ledger(event)
-    }
-
-    async fn handle(&self, conn: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
-        match apply_event(conn, event).await? {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event<'_>, work: Work, (): ()) -> anyhow::Result<()> {
+        match service::apply(conn, event, work).await? {
             // Case ids are not personal data; the event carries no parties here, and none is logged.
             Applied::UnknownCase => {
-                tracing::warn!(event_id = %event.event_id, case_id = %event.case_id, "ledger event for an unknown case; ignored");
+                tracing::warn!(event_id = %event.id(), case_id = %event.case_id, "ledger event for an unknown case; ignored");
             }
             Applied::NoChange => {
-                tracing::debug!(event_id = %event.event_id, case_id = %event.case_id, "ledger event changes nothing");
+                tracing::debug!(event_id = %event.id(), case_id = %event.case_id, "ledger event changes nothing");
             }
             Applied::Counted | Applied::Card | Applied::NotLedger => {}
         }

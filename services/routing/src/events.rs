@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use kit::events::{Handler, Outbox};
+use kit::events::{Event, Handler, Outbox};
 use kit::vocab::Urgency;
 use proto::events::v1::envelope::Body;
-use proto::events::v1::{CaseRegistered, CaseReopened, DeadlineMissed, Envelope};
+use proto::events::v1::{CaseRegistered, CaseReopened, DeadlineMissed};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -22,89 +22,30 @@ pub struct DispatchHandler {
     pub planner: Arc<Planner>,
 }
 
+/// What an event means to routing: the one match over the catalogue is [`DispatchHandler::select`].
+pub enum Work {
+    Registered(Box<CaseRegistered>),
+    Reopened(CaseReopened),
+    Overdue(DeadlineMissed),
+    Merged,
+    Unmerged,
+    Closed,
+}
+
 impl Handler for DispatchHandler {
+    type Work = Work;
     /// The routing table and the duty of the departments the case could go to, read before the batch's
     /// transaction (the registry is never asked while a connection is held).
     type Prepared = Plan;
 
-    async fn prepare(&self, event: &Envelope) -> anyhow::Result<Plan> {
-        let case = match &event.body {
-            Some(Body::CaseRegistered(e)) => Some(registered_case(Uuid::nil(), event, e)),
-            // A reopened or unmerged case is dispatched again by its rules.
-            Some(Body::CaseReopened(_) | Body::CaseUnmerged(_)) => match Uuid::parse_str(&event.case_id) {
-                Ok(id) => {
-                    let mut conn = self.planner.pool.acquire().await?;
-                    db::case(&mut conn, id).await?
-                }
-                Err(_) => None,
-            },
-            // Nothing else is dispatched by the rules, so nothing else needs a plan.
-            Some(
-                Body::CaseDispatched(_)
-                | Body::CaseAccepted(_)
-                | Body::CaseReturned(_)
-                | Body::ReturnRejected(_)
-                | Body::CaseResolved(_)
-                | Body::CaseClosed(_)
-                | Body::CaseFollowedUp(_)
-                | Body::DeadlineMissed(_)
-                | Body::CaseSupervised(_)
-                | Body::CaseJoint(_)
-                | Body::CaseEscalated(_)
-                | Body::CaseRecalled(_)
-                | Body::CaseMerged(_)
-                | Body::SubsidyCredited(_),
-            )
-            | None => None,
-        };
-        let Some(case) = case else { return Ok(Plan::default()) };
-        Ok(self.planner.plan_reserving(&case.facts(), Some(&case.holding_center)).await?)
-    }
-
-    fn applies(&self, event: &Envelope) -> bool {
-        match &event.body {
-            Some(
-                Body::CaseRegistered(_)
-                | Body::CaseReopened(_)
-                | Body::DeadlineMissed(_)
-                | Body::CaseMerged(_)
-                | Body::CaseUnmerged(_)
-                | Body::CaseClosed(_),
-            ) => true,
-            // As in `handle`: nothing routing decides on.
-            Some(
-                Body::CaseDispatched(_)
-                | Body::CaseAccepted(_)
-                | Body::CaseReturned(_)
-                | Body::ReturnRejected(_)
-                | Body::CaseResolved(_)
-                | Body::CaseEscalated(_)
-                | Body::CaseRecalled(_)
-                | Body::CaseFollowedUp(_)
-                | Body::CaseSupervised(_)
-                | Body::CaseJoint(_)
-                | Body::SubsidyCredited(_),
-            )
-            | None => false,
-        }
-    }
-
-    async fn handle(&self, tx: &mut PgConnection, event: &Envelope, plan: Plan) -> anyhow::Result<()> {
-        let Some(body) = &event.body else { return Ok(()) };
-        let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
-            tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
-            return Ok(());
-        };
-        match body {
-            Body::CaseRegistered(e) => self.registered(tx, case_id, event, e, &plan).await,
-            Body::CaseReopened(e) => self.reopened(tx, case_id, e, &plan).await,
-            Body::DeadlineMissed(e) => overdue(tx, case_id, e).await,
-            Body::CaseMerged(_) => merged(tx, case_id).await,
-            Body::CaseUnmerged(_) => self.unmerged(tx, case_id, &plan).await,
-            Body::CaseClosed(_) => {
-                db::set_closed(tx, case_id, true).await?;
-                Ok(())
-            }
+    fn select(&self, event: &Event<'_>) -> Option<Work> {
+        Some(match event.body {
+            Body::CaseRegistered(e) => Work::Registered(Box::new(e.clone())),
+            Body::CaseReopened(e) => Work::Reopened(e.clone()),
+            Body::DeadlineMissed(e) => Work::Overdue(e.clone()),
+            Body::CaseMerged(_) => Work::Merged,
+            Body::CaseUnmerged(_) => Work::Unmerged,
+            Body::CaseClosed(_) => Work::Closed,
             // Routing's own events, and supervision's and subsidy's outcomes, change nothing it decides on.
             Body::CaseDispatched(_)
             | Body::CaseAccepted(_)
@@ -116,7 +57,37 @@ impl Handler for DispatchHandler {
             | Body::CaseFollowedUp(_)
             | Body::CaseSupervised(_)
             | Body::CaseJoint(_)
-            | Body::SubsidyCredited(_) => Ok(()),
+            | Body::SubsidyCredited(_) => return None,
+        })
+    }
+
+    async fn prepare(&self, event: &Event<'_>, work: &Work) -> anyhow::Result<Plan> {
+        let case = match work {
+            Work::Registered(e) => Some(registered_case(event, e)),
+            // A reopened or unmerged case is dispatched again by its rules.
+            Work::Reopened(_) | Work::Unmerged => {
+                let mut conn = self.planner.pool.acquire().await?;
+                db::case(&mut conn, event.case_id).await?
+            }
+            // Nothing else is dispatched by the rules, so nothing else needs a plan.
+            Work::Overdue(_) | Work::Merged | Work::Closed => None,
+        };
+        let Some(case) = case else { return Ok(Plan::default()) };
+        Ok(self.planner.plan_reserving(&case.facts(), Some(&case.holding_center)).await?)
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, event: &Event<'_>, work: Work, plan: Plan) -> anyhow::Result<()> {
+        let case_id = event.case_id;
+        match work {
+            Work::Registered(e) => self.registered(tx, event, &e, &plan).await,
+            Work::Reopened(e) => self.reopened(tx, case_id, &e, &plan).await,
+            Work::Overdue(e) => overdue(tx, case_id, &e).await,
+            Work::Merged => merged(tx, case_id).await,
+            Work::Unmerged => self.unmerged(tx, case_id, &plan).await,
+            Work::Closed => {
+                db::set_closed(tx, case_id, true).await?;
+                Ok(())
+            }
         }
     }
 
@@ -129,12 +100,12 @@ impl DispatchHandler {
     async fn registered(
         &self,
         tx: &mut PgConnection,
-        case_id: Uuid,
-        event: &Envelope,
+        event: &Event<'_>,
         e: &CaseRegistered,
         plan: &Plan,
     ) -> anyhow::Result<()> {
-        let case = registered_case(case_id, event, e);
+        let case_id = event.case_id;
+        let case = registered_case(event, e);
         if !db::insert_case(tx, &case).await? {
             // The inbox catches redeliveries; this is the same case registered under another event id.
             tracing::warn!(%case_id, "case already known to routing; not dispatched again");
@@ -201,9 +172,9 @@ async fn merged(tx: &mut PgConnection, case_id: Uuid) -> anyhow::Result<()> {
 }
 
 /// The case a registration records: held by its registering center.
-fn registered_case(id: Uuid, event: &Envelope, e: &CaseRegistered) -> Case {
+fn registered_case(event: &Event<'_>, e: &CaseRegistered) -> Case {
     Case {
-        id,
+        id: event.case_id,
         case_no: e.case_no.clone(),
         category_code: e.category_code.clone(),
         // Intake checked it; a value this service does not know is read as normal, never left unrouted.
@@ -213,7 +184,7 @@ fn registered_case(id: Uuid, event: &Envelope, e: &CaseRegistered) -> Case {
         grid_code: e.grid_code.clone(),
         center_code: e.center_code.clone(),
         round: 1,
-        registered_at: kit::time::from_ms(event.occurred_at_ms),
+        registered_at: event.occurred_at(),
         holding_center: e.center_code.clone(),
         closed: false,
     }

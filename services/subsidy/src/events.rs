@@ -2,12 +2,10 @@
 //! confirmed (满意 / 基本满意) credits its resolver, once per event (the inbox) and once per case (the
 //! credits' unique case id).
 
-use kit::events::Handler;
-use proto::events::v1::CaseFollowedUp;
-use proto::events::v1::Envelope;
+use kit::events::{Event, Handler};
 use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseFollowedUp, CaseRegistered};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use kit::vocab::Satisfaction;
 
@@ -15,61 +13,33 @@ use crate::service::{Confirmed, Ledger, Standing};
 
 pub struct FollowUpHandler(pub Ledger);
 
-/// The follow-up if it confirms the result (满意 / 基本满意), the only event that pays.
-fn confirming(event: &Envelope) -> Option<&CaseFollowedUp> {
-    let Some(Body::CaseFollowedUp(f)) = &event.body else { return None };
-    match Satisfaction::parse("satisfaction", &f.satisfaction) {
-        Ok(s) if s.confirms_result() => Some(f),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::warn!(event_id = %event.event_id, error = %e, "follow-up with an unknown satisfaction; ignored");
-            None
-        }
-    }
+/// What an event means to subsidy: the one match over the catalogue is [`FollowUpHandler::select`].
+pub enum Work {
+    /// Where the case is, for scoped reads of credits.
+    Registered(Box<CaseRegistered>),
+    /// A follow-up that confirms the result (满意 / 基本满意), the only event that pays.
+    Confirmed(CaseFollowedUp),
 }
 
 impl Handler for FollowUpHandler {
+    type Work = Work;
     /// The resolver's standing in the registry, for a confirming follow-up.
     type Prepared = Option<Standing>;
 
-    async fn prepare(&self, event: &Envelope) -> anyhow::Result<Option<Standing>> {
-        let Some(f) = confirming(event) else { return Ok(None) };
-        let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(None) };
-        Ok(Some(self.0.standing_for(case_id, &f.resolver_id).await?))
-    }
-
-    /// A registration (where the case is) and a follow-up (what may be paid); as in `handle`, nothing else.
-    fn applies(&self, event: &Envelope) -> bool {
-        match &event.body {
-            Some(Body::CaseFollowedUp(_) | Body::CaseRegistered(_)) => true,
-            Some(
-                Body::CaseEscalated(_)
-                | Body::CaseRecalled(_)
-                | Body::CaseDispatched(_)
-                | Body::CaseAccepted(_)
-                | Body::CaseReturned(_)
-                | Body::ReturnRejected(_)
-                | Body::CaseResolved(_)
-                | Body::CaseClosed(_)
-                | Body::CaseReopened(_)
-                | Body::DeadlineMissed(_)
-                | Body::CaseSupervised(_)
-                | Body::CaseJoint(_)
-                | Body::SubsidyCredited(_)
-                | Body::CaseMerged(_)
-                | Body::CaseUnmerged(_),
-            )
-            | None => false,
-        }
-    }
-
-    async fn handle(&self, tx: &mut PgConnection, event: &Envelope, standing: Option<Standing>) -> anyhow::Result<()> {
-        let Some(body) = &event.body else { return Ok(()) };
-        match body {
-            Body::CaseFollowedUp(_) => {}
-            Body::CaseRegistered(r) => return registered(tx, event, r).await,
+    fn select(&self, event: &Event<'_>) -> Option<Work> {
+        match event.body {
+            Body::CaseRegistered(r) => Some(Work::Registered(Box::new(r.clone()))),
+            Body::CaseFollowedUp(f) => match Satisfaction::parse("satisfaction", &f.satisfaction) {
+                Ok(s) if s.confirms_result() => Some(Work::Confirmed(f.clone())),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(event_id = %event.id(), error = %e, "follow-up with an unknown satisfaction; ignored");
+                    None
+                }
+            },
             // Nothing else pays or changes where a case is: a hop or a recall moves who holds it, not who
-            // resolved it.
+            // resolved it. A merged case is never closed or followed up itself (supervision refuses it), so it
+            // is never credited; its matter is paid once, on the case it was merged into.
             Body::CaseEscalated(_)
             | Body::CaseRecalled(_)
             | Body::CaseDispatched(_)
@@ -82,37 +52,42 @@ impl Handler for FollowUpHandler {
             | Body::DeadlineMissed(_)
             | Body::CaseSupervised(_)
             | Body::CaseJoint(_)
-            | Body::SubsidyCredited(_) => return Ok(()),
-            // A merged case is never closed or followed up itself (supervision refuses it), so it is never
-            // credited; its matter is paid once, on the case it was merged into.
-            Body::CaseMerged(_) | Body::CaseUnmerged(_) => return Ok(()),
+            | Body::SubsidyCredited(_)
+            | Body::CaseMerged(_)
+            | Body::CaseUnmerged(_) => None,
         }
-        let (Some(f), Some(standing)) = (confirming(event), standing) else { return Ok(()) };
-        let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
-            tracing::warn!(event_id = %event.event_id, "follow-up without a valid case id; ignored");
-            return Ok(());
-        };
-        let confirmed =
-            Confirmed { case_id, case_no: &f.case_no, category_code: &f.category_code, resolver_id: &f.resolver_id };
-        self.0.credit(tx, &confirmed, standing).await?;
+    }
+
+    async fn prepare(&self, event: &Event<'_>, work: &Work) -> anyhow::Result<Option<Standing>> {
+        let Work::Confirmed(f) = work else { return Ok(None) };
+        Ok(Some(self.0.standing_for(event.case_id, &f.resolver_id).await?))
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event<'_>,
+        work: Work,
+        standing: Option<Standing>,
+    ) -> anyhow::Result<()> {
+        match (work, standing) {
+            // Keeps where the case is, so a center reads the credits of its own area.
+            (Work::Registered(r), _) => crate::db::insert_case(tx, event.case_id, &r.area_path, &r.grid_code).await?,
+            (Work::Confirmed(f), Some(standing)) => {
+                let confirmed = Confirmed {
+                    case_id: event.case_id,
+                    case_no: &f.case_no,
+                    category_code: &f.category_code,
+                    resolver_id: &f.resolver_id,
+                };
+                self.0.credit(tx, &confirmed, standing).await?;
+            }
+            (Work::Confirmed(_), None) => {}
+        }
         Ok(())
     }
 
     fn committed(&self) {
         self.0.outbox.wake();
     }
-}
-
-/// Keeps where the case is, so a center reads the credits of its own area.
-async fn registered(
-    tx: &mut PgConnection,
-    event: &Envelope,
-    r: &proto::events::v1::CaseRegistered,
-) -> anyhow::Result<()> {
-    let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
-        tracing::warn!(event_id = %event.event_id, "registration without a valid case id; ignored");
-        return Ok(());
-    };
-    crate::db::insert_case(tx, case_id, &r.area_path, &r.grid_code).await?;
-    Ok(())
 }

@@ -2,10 +2,13 @@
 //! exactly once per event (the inbox), and once per task and stage (the deadlines' unique key).
 
 use chrono::{DateTime, Utc};
-use kit::events::Handler;
+use kit::events::{Event, Handler};
 use kit::vocab::Urgency;
-use proto::events::v1::Envelope;
 use proto::events::v1::envelope::Body;
+use proto::events::v1::{
+    CaseAccepted, CaseDispatched, CaseJoint, CaseMerged, CaseRegistered, CaseReopened, CaseResolved, CaseReturned,
+    Envelope, ReturnRejected,
+};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -19,22 +22,66 @@ pub struct ProjectionHandler {
     pub clocks: std::sync::Arc<Clocks>,
 }
 
+/// What an event means to supervision's projection: the one match over the catalogue is
+/// [`ProjectionHandler::select`].
+pub enum Work {
+    Registered(CaseRegistered),
+    Dispatched(CaseDispatched),
+    Accepted(CaseAccepted),
+    Returned(CaseReturned),
+    ReturnRejected(ReturnRejected),
+    Resolved(CaseResolved),
+    Reopened(CaseReopened),
+    Joint(CaseJoint),
+    Merged(CaseMerged),
+    Unmerged,
+    /// The task was taken back: 召回, or a hop that superseded a live task.
+    Recalled {
+        task_id: String,
+    },
+}
+
 impl Handler for ProjectionHandler {
+    type Work = Work;
     type Prepared = ();
 
-    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
+    fn select(&self, event: &Event<'_>) -> Option<Work> {
+        Some(match event.body {
+            Body::CaseRegistered(r) => Work::Registered(r.clone()),
+            Body::CaseDispatched(d) => Work::Dispatched(d.clone()),
+            Body::CaseAccepted(a) => Work::Accepted(a.clone()),
+            Body::CaseReturned(r) => Work::Returned(r.clone()),
+            Body::ReturnRejected(r) => Work::ReturnRejected(r.clone()),
+            Body::CaseResolved(r) => Work::Resolved(r.clone()),
+            Body::CaseReopened(r) => Work::Reopened(r.clone()),
+            Body::CaseJoint(j) => Work::Joint(j.clone()),
+            Body::CaseMerged(m) => Work::Merged(m.clone()),
+            Body::CaseUnmerged(_) => Work::Unmerged,
+            Body::CaseRecalled(r) => Work::Recalled { task_id: r.task_id.clone() },
+            Body::CaseEscalated(e) if !e.superseded_task_id.is_empty() => {
+                Work::Recalled { task_id: e.superseded_task_id.clone() }
+            }
+            // A hop with no live task ends no clock; the dispatch that follows starts one.
+            Body::CaseEscalated(_) => return None,
+            // Outcomes supervision wrote itself, the grades and clock changes it recorded itself, and a credit
+            // change no deadline.
+            Body::CaseClosed(_)
+            | Body::CaseFollowedUp(_)
+            | Body::DeadlineMissed(_)
+            | Body::CaseSupervised(_)
+            | Body::SubsidyCredited(_) => return None,
+        })
+    }
+
+    async fn prepare(&self, _event: &Event<'_>, _work: &Work) -> anyhow::Result<()> {
         Ok(())
     }
 
-    async fn handle(&self, tx: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
-        let Some(body) = &event.body else { return Ok(()) };
-        let Ok(case_id) = Uuid::parse_str(&event.case_id) else {
-            tracing::warn!(event_id = %event.event_id, "event without a valid case id; ignored");
-            return Ok(());
-        };
-        let at = occurred_at(event);
-        match body {
-            Body::CaseRegistered(r) => {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event<'_>, work: Work, (): ()) -> anyhow::Result<()> {
+        let case_id = event.case_id;
+        let at = occurred_at(event.envelope);
+        match work {
+            Work::Registered(r) => {
                 let place = db::Place {
                     area_path: &r.area_path,
                     grid_code: &r.grid_code,
@@ -46,7 +93,7 @@ impl Handler for ProjectionHandler {
                 };
                 db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency), Some(&place)).await?;
             }
-            Body::CaseDispatched(d) => {
+            Work::Dispatched(d) => {
                 let case = db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency), None).await?;
                 let dispatch = db::Dispatch {
                     case_id,
@@ -67,7 +114,7 @@ impl Handler for ProjectionHandler {
                     self.start_clock_of(tx, &case, &d.task_id, Stage::Accept, at, false).await?;
                 }
             }
-            Body::CaseAccepted(a) => {
+            Work::Accepted(a) => {
                 db::accept_task(tx, case_id, &a.task_id, &a.handler_id, at).await?;
                 self.end_pause(tx, case_id, &a.task_id, Stage::Accept, at).await?;
                 db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met, at).await?;
@@ -79,11 +126,11 @@ impl Handler for ProjectionHandler {
                     self.start_clock(tx, case_id, &a.task_id, Stage::Resolve, at, false).await?;
                 }
             }
-            Body::CaseReturned(r) => {
+            Work::Returned(r) => {
                 db::set_returned(tx, case_id, &r.task_id, true, at).await?;
                 db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled, at).await?;
             }
-            Body::ReturnRejected(r) => {
+            Work::ReturnRejected(r) => {
                 // The task goes back to its unit, which must now accept it: the accept clock the return stopped
                 // starts again from the rejection, unless the task has moved past accepting meanwhile.
                 db::set_returned(tx, case_id, &r.task_id, false, at).await?;
@@ -93,12 +140,12 @@ impl Handler for ProjectionHandler {
                     self.start_clock(tx, case_id, &r.task_id, Stage::Accept, at, true).await?;
                 }
             }
-            Body::CaseResolved(r) => {
+            Work::Resolved(r) => {
                 // The envelope's actor is who resolved it; routing records them as the task's handler.
                 let resolution = db::Resolution {
                     case_id,
                     task_id: &r.task_id,
-                    resolved_by: &event.actor,
+                    resolved_by: event.actor(),
                     resolver_id: &r.resolver_id,
                     outcome: &r.outcome,
                     at,
@@ -107,7 +154,7 @@ impl Handler for ProjectionHandler {
                 self.end_pause(tx, case_id, &r.task_id, Stage::Resolve, at).await?;
                 db::settle(tx, &r.task_id, Stage::Resolve, DeadlineState::Met, at).await?;
             }
-            Body::CaseReopened(r) => {
+            Work::Reopened(r) => {
                 // Supervision's own reopenings come back here too; advancing to a round is idempotent.
                 let round = i32::try_from(r.round).unwrap_or(i32::MAX);
                 db::upsert_case(tx, &facts(case_id, "", "", ""), None).await?;
@@ -115,8 +162,8 @@ impl Handler for ProjectionHandler {
                 db::supersede_open(tx, case_id, round).await?;
                 db::cancel_pending(tx, case_id).await?;
             }
-            Body::CaseJoint(j) => self.joint(tx, case_id, j, at).await?,
-            Body::CaseMerged(m) => {
+            Work::Joint(j) => self.joint(tx, case_id, &j, at).await?,
+            Work::Merged(m) => {
                 // Handled as the case it was merged into: every open task of any round is superseded and every
                 // pending deadline cancelled, as a reopening does for the rounds it ends.
                 let into = if m.into_case_no.is_empty() { &m.into_case_id } else { &m.into_case_no };
@@ -125,20 +172,8 @@ impl Handler for ProjectionHandler {
                 db::cancel_pending(tx, case_id).await?;
             }
             // Routing dispatches the case again; its deadlines start with that dispatch.
-            Body::CaseUnmerged(_) => db::set_merged(tx, case_id, None).await?,
-            Body::CaseRecalled(r) => self.recalled(tx, case_id, &r.task_id, at).await?,
-            Body::CaseEscalated(e) if !e.superseded_task_id.is_empty() => {
-                self.recalled(tx, case_id, &e.superseded_task_id, at).await?;
-            }
-            // A hop with no live task ends no clock; the dispatch that follows starts one.
-            Body::CaseEscalated(_) => {}
-            // Outcomes supervision wrote itself, the grades and clock changes it recorded itself, and a credit
-            // change no deadline.
-            Body::CaseClosed(_)
-            | Body::CaseFollowedUp(_)
-            | Body::DeadlineMissed(_)
-            | Body::CaseSupervised(_)
-            | Body::SubsidyCredited(_) => {}
+            Work::Unmerged => db::set_merged(tx, case_id, None).await?,
+            Work::Recalled { task_id } => self.recalled(tx, case_id, &task_id, at).await?,
         }
         Ok(())
     }

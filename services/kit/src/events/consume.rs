@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::parked::{Parking, park};
 use super::pull::Puller;
-use super::{Bus, Handler, PARTITIONS, lease};
+use super::{Bus, Event, Handler, PARTITIONS, lease};
 use crate::shutdown::Shutdown;
 
 /// Messages in flight per partition: the batch a partition applies in one transaction.
@@ -200,8 +200,7 @@ async fn run_batch<H: Handler>(
             Item { msg, seq, envelope }
         })
         .collect();
-    let wanted: Vec<bool> =
-        items.iter().map(|it| it.envelope.as_ref().is_none_or(|e| ctx.handler.applies(e))).collect();
+    let wanted: Vec<bool> = items.iter().map(|it| wants(&ctx.handler, it)).collect();
     if !wanted.contains(&true) {
         // Nothing here for this consumer: acknowledged as it is, no transaction.
         metrics.skipped.inc_by(items.len() as u64);
@@ -314,9 +313,15 @@ async fn apply_batch<H: Handler>(
     // Remote work first, outside the transaction.
     let mut prepared = Vec::with_capacity(items.len());
     for it in &items {
-        prepared.push(match &it.envelope {
-            Some(env) => Some(ctx.handler.prepare(env).await),
-            None => None,
+        prepared.push(match it.envelope.as_ref().map(Event::read) {
+            Some(Ok(Some(event))) => match ctx.handler.select(&event) {
+                Some(work) => {
+                    let p = ctx.handler.prepare(&event, &work).await;
+                    Some((work, p))
+                }
+                None => None,
+            },
+            _ => None,
         });
     }
     let mut tx = ctx.pool.begin().await?;
@@ -325,31 +330,40 @@ async fn apply_batch<H: Handler>(
     };
     let mut tally = Tally { skipped: all.len() - items.len(), ..Tally::default() };
     for (it, prep) in items.iter().copied().zip(prepared) {
-        let Some(env) = &it.envelope else {
-            // Never readable, so never retried: a dead letter at once, kept with the raw bytes.
-            let id = format!("seq:{}", it.seq);
-            if fresh.remove(&id) {
-                park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&id, ""), Parking::Dead, "undecodable event").await?;
-                tally.dead += 1;
-            }
-            continue;
+        let (id, case, read) = match &it.envelope {
+            Some(env) => (env.event_id.as_str(), env.case_id.as_str(), Event::read(env)),
+            None => ("", "", Err("undecodable event")),
         };
-        if !fresh.remove(&env.event_id) {
+        let event = match read {
+            Ok(Some(event)) => event,
+            Ok(None) => continue,
+            Err(why) => {
+                // Never applicable, so never retried: a dead letter at once, kept with the raw bytes.
+                let id = if id.is_empty() { format!("seq:{}", it.seq) } else { id.to_owned() };
+                if fresh.remove(&id) {
+                    park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&id, case), Parking::Dead, why).await?;
+                    tally.dead += 1;
+                }
+                continue;
+            }
+        };
+        if !fresh.remove(id) {
             tally.skipped += 1;
             continue;
         }
-        if parked.contains(&env.case_id) {
+        if parked.contains(case) {
             let why = "waits behind an earlier event of its case";
-            park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&env.event_id, &env.case_id), Parking::Behind, why)
-                .await?;
+            park(&mut tx, &ctx.bus.settings, &ctx.name, it, (id, case), Parking::Behind, why).await?;
             tally.skipped += 1;
             continue;
         }
+        // Selected when the batch was filtered; `select` is pure, so it selects the same again.
+        let Some((work, prep)) = prep else { continue };
         let span = event_span(&ctx.name, &it.msg);
         let outcome = match prep {
-            Some(Ok(p)) if careful => {
+            Ok(p) if careful => {
                 sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
-                let r = ctx.handler.handle(&mut tx, env, p).instrument(span).await;
+                let r = ctx.handler.handle(&mut tx, &event, work, p).instrument(span).await;
                 if r.is_ok() {
                     sqlx::query("RELEASE SAVEPOINT event").execute(&mut *tx).await?;
                 } else {
@@ -357,29 +371,37 @@ async fn apply_batch<H: Handler>(
                 }
                 r
             }
-            Some(Ok(p)) => match ctx.handler.handle(&mut tx, env, p).instrument(span).await {
+            Ok(p) => match ctx.handler.handle(&mut tx, &event, work, p).instrument(span).await {
                 Ok(()) => Ok(()),
                 // The transaction is dropped, so rolled back: nothing of the batch happened.
                 Err(_) => return Err(Stop::Failed(EventFailed.into())),
             },
             // A failed prepare touched nothing in the transaction: it parks here in either mode.
-            Some(Err(e)) => Err(e),
-            None => continue,
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(()) => tally.applied += 1,
             Err(e) => {
-                tracing::warn!(consumer = %ctx.name, event_id = %env.event_id, error = %e, "event failed; parked for a retry");
+                tracing::warn!(consumer = %ctx.name, event_id = %id, error = %e, "event failed; parked for a retry");
                 let why = format!("{e:#}");
-                park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&env.event_id, &env.case_id), Parking::Failed, &why)
-                    .await?;
-                parked.insert(env.case_id.clone());
+                park(&mut tx, &ctx.bus.settings, &ctx.name, it, (id, case), Parking::Failed, &why).await?;
+                parked.insert(case.to_owned());
                 tally.parked += 1;
             }
         }
     }
     tx.commit().await?;
     Ok(tally)
+}
+
+/// Whether the consumer applies an item: one it selects work for, and one that can never apply (it becomes a
+/// dead letter in the batch's transaction). One of a kind this build does not know changes nothing here.
+fn wants<H: Handler>(handler: &H, it: &Item) -> bool {
+    match it.envelope.as_ref().map(Event::read) {
+        None | Some(Err(_)) => true,
+        Some(Ok(None)) => false,
+        Some(Ok(Some(event))) => handler.select(&event).is_some(),
+    }
 }
 
 /// What a batch's first statement found: the ids new to the inbox, and the cases with a parked event.

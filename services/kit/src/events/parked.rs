@@ -11,8 +11,8 @@ use proto::events::v1::Envelope;
 use sqlx::PgConnection;
 use tracing::Instrument;
 
-use super::Handler;
 use super::consume::{Ctx, Item};
+use super::{Event, Handler};
 use crate::shutdown::Shutdown;
 
 /// Applies due parked events, each case's in stream order, until shutdown.
@@ -71,9 +71,20 @@ async fn apply_parked_case<H: Handler>(ctx: &Ctx<H>, case_id: &str) -> anyhow::R
             return Ok(());
         }
         let envelope = Envelope::decode(first.payload.as_slice());
-        let prepared = match &envelope {
-            Ok(env) => Some(ctx.handler.prepare(env).await),
-            Err(_) => None,
+        let event = match &envelope {
+            Ok(env) => Event::read(env).map_err(|why| anyhow::anyhow!(why)),
+            Err(e) => Err(anyhow::anyhow!("undecodable event: {e}")),
+        };
+        let selected = match event {
+            Ok(Some(event)) => match ctx.handler.select(&event) {
+                Some(work) => {
+                    let p = ctx.handler.prepare(&event, &work).await;
+                    Ok(Some((event, work, p)))
+                }
+                None => Ok(None),
+            },
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
         };
         let mut tx = ctx.pool.begin().await?;
         // Two replicas' retriers never work one case at once.
@@ -88,14 +99,14 @@ async fn apply_parked_case<H: Handler>(ctx: &Ctx<H>, case_id: &str) -> anyhow::R
             Some(h) if h.event_id == first.event_id && !h.dead => {}
             _ => continue,
         }
-        let outcome = match (envelope, prepared) {
-            (Ok(env), Some(Ok(p))) => {
-                let span = tracing::info_span!("consume parked", consumer = %ctx.name, event_id = %env.event_id);
-                ctx.handler.handle(&mut tx, &env, p).instrument(span).await
+        let outcome = match selected {
+            Ok(Some((event, work, Ok(p)))) => {
+                let span = tracing::info_span!("consume parked", consumer = %ctx.name, event_id = %event.id());
+                ctx.handler.handle(&mut tx, &event, work, p).instrument(span).await
             }
-            (Ok(_), Some(Err(e))) => Err(e),
-            (Err(e), _) => Err(anyhow::anyhow!("undecodable event: {e}")),
-            (Ok(_), None) => Err(anyhow::anyhow!("not prepared")),
+            Ok(Some((_, _, Err(e)))) | Err(e) => Err(e),
+            // Nothing this consumer applies (an operator queued it, or its kind is unknown here): done.
+            Ok(None) => Ok(()),
         };
         match outcome {
             Ok(()) => {

@@ -6,8 +6,9 @@
 //! A village without a center receives nothing; its township center remains responsible for it.
 
 use kit::error::{Error, Result};
-use proto::events::v1::Envelope;
+use kit::events::Event;
 use proto::events::v1::envelope::Body;
+use proto::events::v1::{CaseRegistered, Envelope};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -18,62 +19,59 @@ use super::domain::{
 };
 use crate::shared::page_token;
 
-/// Whether the event can move the ledger: what [`apply_event`] counts, kind by kind.
-pub fn in_ledger(event: &Envelope) -> bool {
-    match &event.body {
-        Some(
-            Body::CaseRegistered(_)
-            | Body::DeadlineMissed(_)
-            | Body::CaseClosed(_)
-            | Body::CaseReopened(_)
-            | Body::CaseMerged(_)
-            | Body::CaseUnmerged(_)
-            | Body::CaseSupervised(_),
-        ) => true,
-        Some(
-            Body::CaseDispatched(_)
-            | Body::CaseAccepted(_)
-            | Body::CaseReturned(_)
-            | Body::ReturnRejected(_)
-            | Body::CaseResolved(_)
-            | Body::CaseFollowedUp(_)
-            | Body::CaseJoint(_)
-            | Body::SubsidyCredited(_)
-            | Body::CaseEscalated(_)
-            | Body::CaseRecalled(_),
-        )
-        | None => false,
-    }
+/// What a case event means to the ledger: the one match over the event catalogue is [`select`].
+pub enum Work {
+    Register(Box<CaseRegistered>),
+    /// A 督办 card (yellow or red) counted at every node of the case's path.
+    Card {
+        red: bool,
+    },
+    Move(Move),
 }
 
-/// Applies one case event to the ledger inside the caller's transaction (the consumer's, which also holds the
-/// inbox row; or a loader's batch).
-pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::Result<Applied> {
-    let m = match &event.body {
-        Some(Body::CaseRegistered(r)) => return register(conn, event, r).await,
-        Some(Body::DeadlineMissed(_)) => Move::Overdue,
-        Some(Body::CaseClosed(_)) => Move::Close,
-        Some(Body::CaseReopened(_)) => Move::Reopen,
-        Some(Body::CaseMerged(_)) => Move::Merge,
-        Some(Body::CaseUnmerged(_)) => Move::Unmerge,
-        Some(Body::CaseSupervised(s)) => return card(conn, event, &s.action).await,
+/// What the event changes in the ledger, kind by kind; `None` for what it does not count.
+pub fn select(body: &Body) -> Option<Work> {
+    Some(match body {
+        Body::CaseRegistered(r) => Work::Register(Box::new(r.clone())),
+        Body::DeadlineMissed(_) => Work::Move(Move::Overdue),
+        Body::CaseClosed(_) => Work::Move(Move::Close),
+        Body::CaseReopened(_) => Work::Move(Move::Reopen),
+        Body::CaseMerged(_) => Work::Move(Move::Merge),
+        Body::CaseUnmerged(_) => Work::Move(Move::Unmerge),
+        // The other steps of supervision (reminders, clock changes) are the case file's, not the ledger's.
+        Body::CaseSupervised(s) => match s.action.as_str() {
+            "yellow" => Work::Card { red: false },
+            "red" => Work::Card { red: true },
+            _ => return None,
+        },
         // Handling steps and outcomes that do not open, close or make a case overdue. A hop (上报 / 下派) or a
         // recall moves who holds the case, not where it happened: the ledger counts cases by their place.
-        Some(
-            Body::CaseDispatched(_)
-            | Body::CaseAccepted(_)
-            | Body::CaseReturned(_)
-            | Body::ReturnRejected(_)
-            | Body::CaseResolved(_)
-            | Body::CaseFollowedUp(_)
-            | Body::CaseJoint(_)
-            | Body::SubsidyCredited(_)
-            | Body::CaseEscalated(_)
-            | Body::CaseRecalled(_),
-        )
-        | None => return Ok(Applied::NotLedger),
+        Body::CaseDispatched(_)
+        | Body::CaseAccepted(_)
+        | Body::CaseReturned(_)
+        | Body::ReturnRejected(_)
+        | Body::CaseResolved(_)
+        | Body::CaseFollowedUp(_)
+        | Body::CaseJoint(_)
+        | Body::SubsidyCredited(_)
+        | Body::CaseEscalated(_)
+        | Body::CaseRecalled(_) => return None,
+    })
+}
+
+/// Applies what a case event means to the ledger inside the caller's transaction (the consumer's, which also
+/// holds the inbox row).
+pub async fn apply(conn: &mut PgConnection, event: &Event<'_>, work: Work) -> anyhow::Result<Applied> {
+    let case_id = event.case_id;
+    let m = match work {
+        Work::Register(r) => return register(conn, event, &r).await,
+        Work::Card { red } => {
+            let Some(case) = db::lock_case(conn, case_id).await? else { return Ok(Applied::UnknownCase) };
+            db::add_card(conn, &case, red).await?;
+            return Ok(Applied::Card);
+        }
+        Work::Move(m) => m,
     };
-    let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(Applied::UnknownCase) };
     let Some(case) = db::lock_case(conn, case_id).await? else { return Ok(Applied::UnknownCase) };
     let Some((open, overdue, d)) = transition(case.state == CaseState::Open, case.overdue, m) else {
         return Ok(Applied::NoChange);
@@ -84,26 +82,16 @@ pub async fn apply_event(conn: &mut PgConnection, event: &Envelope) -> anyhow::R
     Ok(Applied::Counted)
 }
 
-/// A yellow or red card counts at every node of the case's path; the other steps of supervision (reminders,
-/// clock changes) are the case file's, not the ledger's.
-async fn card(conn: &mut PgConnection, event: &Envelope, action: &str) -> anyhow::Result<Applied> {
-    let red = match action {
-        "yellow" => false,
-        "red" => true,
-        _ => return Ok(Applied::NotLedger),
-    };
-    let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(Applied::UnknownCase) };
-    let Some(case) = db::lock_case(conn, case_id).await? else { return Ok(Applied::UnknownCase) };
-    db::add_card(conn, &case, red).await?;
-    Ok(Applied::Card)
+/// One encoded event applied as the consumer would (a loader's batch, the ledger bench).
+pub async fn apply_event(conn: &mut PgConnection, envelope: &Envelope) -> anyhow::Result<Applied> {
+    let Ok(Some(event)) = Event::read(envelope) else { return Ok(Applied::UnknownCase) };
+    match select(event.body) {
+        Some(work) => apply(conn, &event, work).await,
+        None => Ok(Applied::NotLedger),
+    }
 }
 
-async fn register(
-    conn: &mut PgConnection,
-    event: &Envelope,
-    r: &proto::events::v1::CaseRegistered,
-) -> anyhow::Result<Applied> {
-    let Ok(case_id) = Uuid::parse_str(&event.case_id) else { return Ok(Applied::UnknownCase) };
+async fn register(conn: &mut PgConnection, event: &Event<'_>, r: &CaseRegistered) -> anyhow::Result<Applied> {
     let mut area = r.area_path.clone();
     if area.is_empty() && !r.village_code.is_empty() {
         // An event without its path (older producers): the registry's own tree supplies it.
@@ -115,15 +103,15 @@ async fn register(
     }
     let class = KindClass::of(&r.kind);
     let case = NewCase {
-        case_id,
+        case_id: event.case_id,
         kind: r.kind.trim(),
         class,
         village_code: &r.village_code,
         grid_code: &r.grid_code,
         nodes: &nodes,
-        registered_at: kit::time::from_ms(event.occurred_at_ms),
+        registered_at: event.occurred_at(),
         // Partitions are at most 16, so the cast is exact.
-        shard: kit::events::partition_of(&event.case_id) as i16,
+        shard: kit::events::partition_of(&event.envelope.case_id) as i16,
     };
     Ok(if db::open_case(conn, &case).await? { Applied::Counted } else { Applied::NoChange })
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kit::auth::{KeySet, Role};
-use kit::events::{Bus, Handler};
+use kit::events::{Bus, Event, Handler};
 use prost::Message as _;
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseAccepted, Envelope};
@@ -62,14 +62,19 @@ async fn main() -> anyhow::Result<()> {
 struct Insert;
 
 impl Handler for Insert {
+    type Work = ();
     type Prepared = ();
 
-    async fn prepare(&self, _event: &Envelope) -> anyhow::Result<()> {
+    fn select(&self, _event: &Event<'_>) -> Option<()> {
+        Some(())
+    }
+
+    async fn prepare(&self, _event: &Event<'_>, (): &()) -> anyhow::Result<()> {
         Ok(())
     }
 
-    async fn handle(&self, conn: &mut PgConnection, event: &Envelope, (): ()) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO applied (case_id) VALUES ($1)").bind(&event.case_id).execute(conn).await?;
+    async fn handle(&self, conn: &mut PgConnection, event: &Event<'_>, (): (), (): ()) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO applied (case_id) VALUES ($1)").bind(event.case_id.to_string()).execute(conn).await?;
         Ok(())
     }
 }
