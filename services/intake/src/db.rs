@@ -3,13 +3,14 @@
 //! as values, never spelled as SQL literals).
 
 use chrono::{DateTime, Utc};
+use kit::auth::ScopeSet;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::board::{After, Board, BoardPage, BoardQueue};
 use crate::domain::categories::{Category, NewCategory};
 use crate::domain::{Case, CaseState, Flags, NewCase, Party, PartyRole, Place, TimelineEntry};
-use crate::scope::Filter;
+use crate::scope::CASES;
 
 pub mod merges;
 
@@ -281,28 +282,21 @@ pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Ve
 pub async fn list_cases(
     conn: &mut PgConnection,
     center_code: &str,
-    scope: &Filter,
+    scope: &ScopeSet,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<Case>> {
     let (at, id) = after.unzip();
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let reach = scope.sql(&CASES, 5);
+    let sql = format!(
         "SELECT {CASE_COLUMNS} FROM cases WHERE center_code = $1 \
-         AND ($2::timestamptz IS NULL OR (registered_at, id) < ($2, $3)) \
-         AND ($5 OR area_path && $6 OR EXISTS (SELECT 1 FROM unnest($6::text[]) n WHERE left(grid_code, length(n)) = n) \
-              OR units && $7 OR ($8 <> '' AND (operator_id = $8 OR reporter_id = $8))) \
+         AND ($2::timestamptz IS NULL OR (registered_at, id) < ($2, $3)) AND {reach} \
          ORDER BY registered_at DESC, id DESC LIMIT $4"
-    )))
-    .bind(center_code)
-    .bind(at)
-    .bind(id)
-    .bind(limit)
-    .bind(scope.all)
-    .bind(&scope.nodes)
-    .bind(&scope.units)
-    .bind(&scope.actor)
-    .fetch_all(conn)
-    .await
+    );
+    reach
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(center_code).bind(at).bind(id).bind(limit))
+        .fetch_all(conn)
+        .await
 }
 
 /// One party's sealed phone or ID number.
@@ -337,31 +331,19 @@ pub async fn take_unmask(conn: &mut PgConnection, actor: &str) -> sqlx::Result<i
     .await
 }
 
-/// The reader's scope ($1 all, $2 nodes: area-path codes or grid-code prefixes, $3 units, $4 own or client
-/// actor) and the place, category and time filters ($5–$8), as in [`list_cases`].
-const BOARD_WHERE: &str = "($1 OR area_path && $2::text[] \
-        OR EXISTS (SELECT 1 FROM unnest($2::text[]) n WHERE starts_with(grid_code, n)) \
-        OR units && $3::text[] OR ($4 <> '' AND (operator_id = $4 OR reporter_id = $4))) \
-    AND ($5 = '' OR area_path @> ARRAY[$5]::text[]) \
-    AND ($6 = '' OR starts_with(category_code, $6)) \
-    AND ($7::timestamptz IS NULL OR registered_at >= $7) \
-    AND ($8::timestamptz IS NULL OR registered_at < $8)";
+/// The board's place, category and time filters, as $1–$4 (see [`bind_board_filters`]); the reader's scope
+/// follows each query's own parameters.
+const BOARD_WHERE: &str = "($1 = '' OR area_path @> ARRAY[$1]::text[]) \
+    AND ($2 = '' OR starts_with(category_code, $2)) \
+    AND ($3::timestamptz IS NULL OR registered_at >= $3) \
+    AND ($4::timestamptz IS NULL OR registered_at < $4)";
 
-/// A query with the reader's scope and the board's filters bound as $1–$8 of [`BOARD_WHERE`].
+/// A query with the board's filters bound as $1–$4 of [`BOARD_WHERE`].
 fn bind_board_filters<'q, O>(
     query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    f: &'q Filter,
     b: &'q Board,
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    query
-        .bind(f.all)
-        .bind(&f.nodes)
-        .bind(&f.units)
-        .bind(&f.actor)
-        .bind(&b.center_code)
-        .bind(&b.category_prefix)
-        .bind(b.registered_after)
-        .bind(b.registered_before)
+    query.bind(&b.center_code).bind(&b.category_prefix).bind(b.registered_after).bind(b.registered_before)
 }
 
 /// Ascending: overdue first, then the oldest registration.
@@ -370,37 +352,38 @@ const BOARD_SORT_KEY: &str = "(NOT overdue, registered_at, id)";
 /// One page of the board within the reader's reach, after the cursor.
 pub async fn board_page(
     conn: &mut PgConnection,
-    f: &Filter,
+    scope: &ScopeSet,
     b: &Board,
     after: Option<&After>,
 ) -> sqlx::Result<Vec<Case>> {
+    let reach = scope.sql(&CASES, 12);
     let sql = format!(
-        "SELECT {CASE_COLUMNS} FROM cases WHERE {BOARD_WHERE} AND state = ANY($9::text[]) \
-         AND (NOT $10 OR overdue) AND (NOT $11 OR awaiting_follow_up) \
-         AND ($12::bool IS NULL OR {BOARD_SORT_KEY} > ($12, $13, $14)) \
-         ORDER BY {BOARD_SORT_KEY} LIMIT $15"
+        "SELECT {CASE_COLUMNS} FROM cases WHERE {BOARD_WHERE} AND {reach} AND state = ANY($5::text[]) \
+         AND (NOT $6 OR overdue) AND (NOT $7 OR awaiting_follow_up) \
+         AND ($8::bool IS NULL OR {BOARD_SORT_KEY} > ($8, $9, $10)) \
+         ORDER BY {BOARD_SORT_KEY} LIMIT $11"
     );
-    bind_board_filters(sqlx::query_as(sqlx::AssertSqlSafe(sql)), f, b)
+    let query = bind_board_filters(sqlx::query_as(sqlx::AssertSqlSafe(sql)), b)
         .bind(b.states())
         .bind(b.overdue_only)
         .bind(b.queue == BoardQueue::FollowUp)
         .bind(after.map(|a| a.on_time))
         .bind(after.map(|a| a.registered_at))
         .bind(after.map(|a| a.id))
-        .bind(b.limit)
-        .fetch_all(conn)
-        .await
+        .bind(b.limit);
+    reach.bind(query).fetch_all(conn).await
 }
 
 /// The board's counts (per state, overdue, awaiting 核查 and 回访) over the place, category and time filters; the
 /// page's cases are left empty.
-pub async fn board_counts(conn: &mut PgConnection, f: &Filter, b: &Board) -> sqlx::Result<BoardPage> {
+pub async fn board_counts(conn: &mut PgConnection, scope: &ScopeSet, b: &Board) -> sqlx::Result<BoardPage> {
+    let reach = scope.sql(&CASES, 5);
     let sql = format!(
         "SELECT state, count(*), count(*) FILTER (WHERE overdue), count(*) FILTER (WHERE awaiting_follow_up) \
-         FROM cases WHERE {BOARD_WHERE} GROUP BY state"
+         FROM cases WHERE {BOARD_WHERE} AND {reach} GROUP BY state"
     );
     let rows: Vec<(CaseState, i64, i64, i64)> =
-        bind_board_filters(sqlx::query_as(sqlx::AssertSqlSafe(sql)), f, b).fetch_all(conn).await?;
+        reach.bind(bind_board_filters(sqlx::query_as(sqlx::AssertSqlSafe(sql)), b)).fetch_all(conn).await?;
     let count = |s: CaseState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
     Ok(BoardPage {
         cases: vec![],

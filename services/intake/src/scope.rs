@@ -1,37 +1,31 @@
 //! Who may see and act on which case: the principal's scope for a permission against the case's place, the
-//! units it was dispatched to, and who registered or reported it.
+//! units it was dispatched to, and who registered or reported it. One rule in two forms ([`kit::auth::reach`]):
+//! [`covers`] for a case read, and the same over [`CASES`] as SQL for the lists and the board.
 
-use kit::auth::ScopeSet;
+use kit::auth::{Columns, Row, ScopeSet, UnitColumn};
 
 use crate::domain::Case;
 
+/// Where the cases table keeps what a scope is matched on: its place, every unit it has been with, its reporter
+/// and registering operator (own work), and the operator (a client's own submissions).
+pub const CASES: Columns = Columns {
+    area_path: Some("area_path"),
+    grid_code: Some("grid_code"),
+    units: Some(UnitColumn::Many("units")),
+    own: &["reporter_id", "operator_id"],
+    client: &["operator_id"],
+};
+
 /// Whether `scope` reaches the case: its place is under a scope node (or in a scope grid), one of its units is
-/// the reader's, or the reader registered it (a client) or reported it (own work).
+/// the reader's, the reader reported or registered it (own work), or the reader's client submitted it.
 pub fn covers(scope: &ScopeSet, case: &Case) -> bool {
-    scope.covers_place(&case.area_path, &case.grid_code)
-        || case.units.iter().any(|u| scope.covers_unit(u))
-        || scope.client.as_deref().is_some_and(|c| c == case.operator_id)
-        || scope.own.as_deref().is_some_and(|a| a == case.reporter_id || a == case.operator_id)
-}
-
-/// The same rule as SQL parameters, so lists are filtered in the query.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub all: bool,
-    /// Division codes (matched on the area path) and grid codes (matched as grid-code prefixes).
-    pub nodes: Vec<String>,
-    pub units: Vec<String>,
-    /// A client's subject or a person's id: cases they registered or reported.
-    pub actor: String,
-}
-
-impl From<&ScopeSet> for Filter {
-    fn from(s: &ScopeSet) -> Self {
-        Self {
-            all: s.all,
-            nodes: s.nodes.clone(),
-            units: s.units.clone(),
-            actor: s.client.clone().or_else(|| s.own.clone()).unwrap_or_default(),
-        }
-    }
+    let actors = [case.reporter_id.as_str(), case.operator_id.as_str()];
+    let row = Row {
+        area_path: &case.area_path,
+        grid_code: &case.grid_code,
+        units: &case.units,
+        own: &actors,
+        client: &actors[1..],
+    };
+    scope.covers(&CASES, &row)
 }

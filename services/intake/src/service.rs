@@ -20,7 +20,6 @@ use crate::domain::categories::{self, Category, NewCategory};
 use crate::domain::{Case, CaseFile, CaseState, NewCase, Place, case_no};
 use crate::error::{Error, Result};
 use crate::inflight::{InFlight, Turn};
-use crate::scope::Filter;
 
 mod merges;
 pub use merges::{Duplicate, likely_duplicates};
@@ -242,7 +241,7 @@ impl Cases {
         let after = if token.is_empty() { None } else { Some(decode_token(token)?) };
         let limit = kit::page::size(page_size, DEFAULT_PAGE, MAX_PAGE);
         let mut conn = self.pool.acquire().await?;
-        let rows = db::list_cases(&mut conn, center_code, &scope.into(), after, limit).await?;
+        let rows = db::list_cases(&mut conn, center_code, scope, after, limit).await?;
         let next = match rows.last() {
             Some(last) if rows.len() as i64 == limit => {
                 format!("{}|{}", last.registered_at.timestamp_micros(), last.id)
@@ -290,10 +289,9 @@ impl Cases {
     /// The case board: a page of the cases within `scope` the board asks for, and its counts.
     pub async fn board(&self, scope: &ScopeSet, b: &Board) -> Result<BoardPage> {
         let after = b.after()?;
-        let reach = Filter::from(scope);
         let mut conn = self.pool.acquire().await?;
-        let cases = db::board_page(&mut conn, &reach, b, after.as_ref()).await?;
-        let mut page = db::board_counts(&mut conn, &reach, b).await?;
+        let cases = db::board_page(&mut conn, scope, b, after.as_ref()).await?;
+        let mut page = db::board_counts(&mut conn, scope, b).await?;
         page.next_page_token = b.next_token(&cases);
         page.cases = cases;
         Ok(page)

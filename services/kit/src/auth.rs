@@ -5,6 +5,7 @@ pub mod jwks;
 mod keyset;
 pub mod layer;
 pub mod policy;
+pub mod reach;
 pub mod revocation;
 pub mod token;
 
@@ -14,6 +15,7 @@ use tonic::Status;
 
 pub use keyset::{KeySet, SERVICES};
 pub use policy::{Access, Permission, Role, ScopeKind};
+pub use reach::{Columns, Row, ScopeSql, UnitColumn};
 pub use token::{Claims, Grant, Signer, Trust, Verifier};
 
 /// Why a token was refused. Clients see UNAUTHENTICATED with this reason, which names no secret.

@@ -2,11 +2,11 @@
 //! caller whose roles lack the method's permission; what only routing can decide is whether this task, of this
 //! case, at this place, lies within the caller's grants. A task the caller cannot even read answers exactly as
 //! a task that does not exist, so scope never leaks existence; one they can read but not move is refused.
-//! [`Reach`] is the same rule for the task queue, as SQL parameters.
+//! Reading a task and filling the task queue are each one rule in two forms ([`kit::auth::reach`]): over
+//! [`TASKS`] and [`QUEUE`], in Rust for one task and as SQL for a case's tasks and the queue.
 
-use kit::auth::{Permission, Principal};
+use kit::auth::{Columns, Permission, Principal, Row, ScopeSet, UnitColumn};
 
-use crate::db::Visible;
 use crate::domain::Task;
 use crate::error::{Error, Result};
 
@@ -26,15 +26,29 @@ pub fn acting(field: &str, named: &str, p: &Principal) -> Result<String> {
 /// subtree, a grid worker's grid), or the task was dispatched to their unit. A unit sees only its own tasks
 /// of a case, not the other units' ones.
 pub fn can_read(p: &Principal, task: &Task) -> bool {
-    let s = p.scope(Permission::ReadCase);
-    s.covers_place(&task.area_path, &task.grid_code) || s.covers_unit(&task.unit_code)
+    let unit = [task.unit_code.clone()];
+    let row = Row { area_path: &task.area_path, grid_code: &task.grid_code, units: &unit, ..Row::default() };
+    p.scope(Permission::ReadCase).covers(&TASKS, &row)
 }
 
-/// The SQL form of [`can_read`] for listing a case's tasks.
-pub fn readable(p: &Principal) -> Visible {
-    let s = p.scope(Permission::ReadCase);
-    Visible { all: s.all, nodes: s.nodes, units: s.units }
-}
+/// Where a case's tasks keep what reading them is matched on (`tasks t JOIN cases c`): the case's place and the
+/// task's unit.
+pub const TASKS: Columns = Columns {
+    area_path: Some("c.area_path"),
+    grid_code: Some("c.grid_code"),
+    units: Some(UnitColumn::One("t.unit_code")),
+    own: &[],
+    client: &[],
+};
+
+/// Where the task queue matches its reach: the task's unit, and its handler (own work).
+pub const QUEUE: Columns = Columns {
+    area_path: None,
+    grid_code: None,
+    units: Some(UnitColumn::One("t.unit_code")),
+    own: &["t.handler_id"],
+    client: &[],
+};
 
 /// 签收 and 退单: the task's unit is the caller's (a unit grant of `*` covers every unit), or the task is the
 /// caller's own work (a grid worker's OwnWork reaches tasks whose handler is themselves).
@@ -63,26 +77,17 @@ pub fn can_review(p: &Principal, task: &Task) -> Result<()> {
     Ok(())
 }
 
-/// Whose tasks a caller's queue holds: the units of their HandleTask and ReadCase grants (unit scope), and
-/// the tasks they handle themselves (a grid worker's own work). A center's tree scope is not a unit: a
-/// dispatcher's view of cases is the case board, not this queue.
-#[derive(Debug, Clone, Default)]
-pub struct Reach {
-    pub all: bool,
-    pub units: Vec<String>,
-    pub handler: String,
-}
-
-impl Reach {
-    pub fn of(p: &Principal) -> Self {
-        let handle = p.scope(Permission::HandleTask);
-        let read = p.scope(Permission::ReadCase);
-        let mut units = handle.units;
-        units.extend(read.units);
-        units.sort();
-        units.dedup();
-        Self { all: handle.all, units, handler: handle.own.unwrap_or_default() }
-    }
+/// Whose tasks a caller's queue holds, matched over [`QUEUE`]: the units of their HandleTask and ReadCase grants
+/// (unit scope), and the tasks they handle themselves (a grid worker's own work). A center's tree scope is not a
+/// unit: a dispatcher's view of cases is the case board, not this queue.
+pub fn queue_reach(p: &Principal) -> ScopeSet {
+    let handle = p.scope(Permission::HandleTask);
+    let read = p.scope(Permission::ReadCase);
+    let mut units = handle.units;
+    units.extend(read.units);
+    units.sort();
+    units.dedup();
+    ScopeSet { all: handle.all, nodes: Vec::new(), units, own: handle.own, client: None }
 }
 
 /// Turns a decision on a task into the answer: allowed goes on; a task the caller may read (or could move,

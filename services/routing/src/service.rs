@@ -3,7 +3,7 @@
 //! they touch is the events they write and the registry client they ask who may be credited.
 
 use chrono::Utc;
-use kit::auth::Principal;
+use kit::auth::{Permission, Principal};
 use kit::events::Outbox;
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseAccepted, CaseDispatched, CaseResolved, CaseReturned, ReturnRejected};
@@ -18,7 +18,7 @@ use crate::domain::moves::{Accept, Resolve, Return, Review};
 use crate::domain::queue::{Queue, QueuePage};
 use crate::domain::{Case, Move, Rule, Target, Task, TaskState, Unit, UnitKind, route, slip_no};
 use crate::error::{Error, Result};
-use crate::scope::{self, Reach, acting, allow};
+use crate::scope::{self, acting, allow};
 use crate::units::{Plan, Planner, SlipSeq};
 
 pub mod joint;
@@ -46,7 +46,7 @@ impl Tasks {
     /// outside the caller's scope, and both answer the same NOT_FOUND.
     pub async fn of_case(&self, p: &Principal, case_id: Uuid) -> Result<Vec<Task>> {
         let mut conn = self.pool.acquire().await?;
-        let tasks = db::tasks_of_case(&mut conn, case_id, &scope::readable(p)).await?;
+        let tasks = db::tasks_of_case(&mut conn, case_id, &p.scope(Permission::ReadCase)).await?;
         if tasks.is_empty() { Err(Error::not_found(format!("case {case_id}"))) } else { Ok(tasks) }
     }
 
@@ -243,7 +243,7 @@ impl Tasks {
     /// The caller's task queue: a page of the open tasks within their reach, and the counts per state.
     pub async fn queue(&self, p: &Principal, q: &Queue) -> Result<QueuePage> {
         let after = q.after(p.actor())?;
-        let reach = Reach::of(p);
+        let reach = scope::queue_reach(p);
         let mine = if q.mine { p.actor() } else { "" };
         let mut conn = self.pool.acquire().await?;
         let tasks = db::queue_page(&mut conn, &reach, q, mine, after.as_ref()).await?;

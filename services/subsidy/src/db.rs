@@ -1,11 +1,11 @@
 //! Subsidy's queries: plain functions over a connection or transaction, taking and returning the domain's
 //! aggregates (rows decode straight into [`Credit`] and [`TariffRule`]; a decision is bound as a value).
 
+use kit::auth::ScopeSet;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::{Credit, CreditQuery, Decision, NewTariffRule, TariffRule};
-use crate::scope::Reach;
 
 const TARIFF_COLUMNS: &str = "id, version, category_prefix, amount_fen, description, active, created_by";
 
@@ -97,23 +97,18 @@ pub async fn insert_case(conn: &mut PgConnection, case_id: Uuid, area_path: &[St
     Ok(())
 }
 
-/// Credits matching every given criterion and within the caller's reach, oldest first. The reach mirrors
-/// `kit::auth::ScopeSet::covers_place` (a scope node on the case's area path, or the case's grid at or under a
-/// grid node) and `covers_actor` (the credited person is the caller).
-pub async fn credits(conn: &mut PgConnection, q: &CreditQuery, r: &Reach) -> sqlx::Result<Vec<Credit>> {
-    sqlx::query_as(
+/// Credits matching every given criterion and within the caller's reach (its ReadCredits scope over
+/// [`crate::scope::CREDITS`]), oldest first.
+pub async fn credits(conn: &mut PgConnection, q: &CreditQuery, scope: &ScopeSet) -> sqlx::Result<Vec<Credit>> {
+    let reach = scope.sql(&crate::scope::CREDITS, 3);
+    let sql = format!(
         "SELECT cr.id, cr.case_id, cr.case_no, cr.person_id, cr.amount_fen, cr.tariff_rule_id, cr.tariff_version, \
          cr.credited_at FROM credits cr LEFT JOIN cases c ON c.case_id = cr.case_id \
-         WHERE ($1::uuid IS NULL OR cr.case_id = $1) AND ($2::text IS NULL OR cr.person_id = $2) \
-         AND ($3 OR cr.person_id = $4 OR c.area_path && $5::text[] \
-              OR (c.grid_code <> '' AND EXISTS (SELECT 1 FROM unnest($5::text[]) n WHERE starts_with(c.grid_code, n)))) \
-         ORDER BY cr.credited_at, cr.id",
-    )
-    .bind(q.case_id)
-    .bind(q.person_id.as_deref())
-    .bind(r.all)
-    .bind(r.own.as_deref())
-    .bind(&r.nodes)
-    .fetch_all(conn)
-    .await
+         WHERE ($1::uuid IS NULL OR cr.case_id = $1) AND ($2::text IS NULL OR cr.person_id = $2) AND {reach} \
+         ORDER BY cr.credited_at, cr.id"
+    );
+    reach
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(q.case_id).bind(q.person_id.as_deref()))
+        .fetch_all(conn)
+        .await
 }

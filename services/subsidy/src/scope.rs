@@ -2,22 +2,18 @@
 //! area (Center), a grant over everything all of them. The decision is made in SQL (`db::credits`), never by
 //! filtering what was fetched, so totals count only what the caller may see.
 
-use kit::auth::{Permission, Principal};
+use kit::auth::{Columns, Permission, Principal};
 
-/// The reach of the caller's ReadCredits grants, as the credits query takes it.
-#[derive(Debug, Clone, Default)]
-pub struct Reach {
-    pub all: bool,
-    /// Division codes (or grid codes) whose cases' credits are visible.
-    pub nodes: Vec<String>,
-    /// The person whose own credits are visible.
-    pub own: Option<String>,
-}
-
-pub fn reach(p: &Principal) -> Reach {
-    let s = p.scope(Permission::ReadCredits);
-    Reach { all: s.all, nodes: s.nodes, own: s.own }
-}
+/// Where a credit keeps what the caller's reach is matched on (`credits cr LEFT JOIN cases c`): the case's
+/// place, and the credited person (own work). The credits query renders the caller's ReadCredits scope over
+/// these ([`kit::auth::reach`]).
+pub const CREDITS: Columns = Columns {
+    area_path: Some("c.area_path"),
+    grid_code: Some("c.grid_code"),
+    units: None,
+    own: &["cr.person_id"],
+    client: &[],
+};
 
 /// The highest division level (1 province, 2 prefecture) a grant must reach to write the tariffs.
 pub const TARIFF_LEVEL: u8 = 2;

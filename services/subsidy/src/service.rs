@@ -142,7 +142,7 @@ impl Ledger {
     /// The matching credits within the caller's reach and their sum in fen.
     pub async fn credits(&self, p: &Principal, q: &CreditQuery) -> Result<(Vec<Credit>, i64)> {
         let mut conn = self.pool.acquire().await?;
-        let credits = db::credits(&mut conn, q, &crate::scope::reach(p)).await?;
+        let credits = db::credits(&mut conn, q, &p.scope(kit::auth::Permission::ReadCredits)).await?;
         let total = credits.iter().map(|c| c.amount_fen).sum();
         Ok((credits, total))
     }

@@ -1,13 +1,13 @@
 //! Routing's task queries: exclusions, slip numbers, tasks and their moves, and the queues people work from.
 
 use chrono::{DateTime, Utc};
+use kit::auth::ScopeSet;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::TASK_COLUMNS;
 use crate::domain::queue::{After, Queue};
 use crate::domain::{Case, OPEN, Outcome, ReturnReason, Task, TaskState, UnitKind, Via};
-use crate::scope::Reach;
 
 /// Units whose return was approved in this round of the case.
 pub async fn excluded(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<Vec<(UnitKind, String)>> {
@@ -126,32 +126,15 @@ pub async fn case_of_task(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Opt
     sqlx::query_scalar("SELECT case_id FROM tasks WHERE id = $1").bind(id).fetch_optional(conn).await
 }
 
-/// Which tasks a reader may see, as SQL parameters: everything, the cases placed under one of `nodes` (on the
-/// area path, or the grid at or under a grid node), or the tasks of one of `units`. Mirrors
-/// `kit::auth::ScopeSet::covers_place` and `covers_unit`, which decide a single task the same way.
-#[derive(Debug, Clone, Default)]
-pub struct Visible {
-    pub all: bool,
-    pub nodes: Vec<String>,
-    pub units: Vec<String>,
-}
-
-/// The case's tasks the reader may see, oldest first (filtered here, never after fetching).
-pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid, v: &Visible) -> sqlx::Result<Vec<Task>> {
+/// The case's tasks the reader may see (over [`crate::scope::TASKS`]), oldest first: filtered here, never after
+/// fetching.
+pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid, scope: &ScopeSet) -> sqlx::Result<Vec<Task>> {
+    let reach = scope.sql(&crate::scope::TASKS, 2);
     let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.case_id = $1 \
-         AND ($2 OR c.area_path && $3::text[] \
-              OR (c.grid_code <> '' AND EXISTS (SELECT 1 FROM unnest($3::text[]) n WHERE starts_with(c.grid_code, n))) \
-              OR t.unit_code = ANY($4::text[])) \
+        "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.case_id = $1 AND {reach} \
          ORDER BY t.attempt"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(case_id)
-        .bind(v.all)
-        .bind(&v.nodes)
-        .bind(&v.units)
-        .fetch_all(conn)
-        .await
+    reach.bind(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(case_id)).fetch_all(conn).await
 }
 
 /// What one transition writes onto the task; fields left None keep their value. The state's own timestamp
@@ -208,10 +191,9 @@ pub async fn apply(conn: &mut PgConnection, id: Uuid, c: &Change<'_>, at: DateTi
     Ok(())
 }
 
-/// The queue's WHERE clause over `tasks t`, minus the state and overdue filters and the cursor: the caller's
-/// reach ($1 all, $2 units, $3 own handler id), `mine` ($4) and the unit filter ($5).
-const QUEUE_REACH: &str = "($1 OR t.unit_code = ANY($2::text[]) OR ($3 <> '' AND t.handler_id = $3)) \
-    AND ($4 = '' OR t.handler_id = $4) AND ($5 = '' OR t.unit_code = $5)";
+/// The queue's WHERE clause over `tasks t`, minus the caller's reach, the state and overdue filters and the
+/// cursor: `mine` ($1) and the unit filter ($2).
+const QUEUE_FILTERS: &str = "($1 = '' OR t.handler_id = $1) AND ($2 = '' OR t.unit_code = $2)";
 
 /// The sort key, ascending: overdue first, then the missed deadline's due time, then the oldest dispatch.
 const QUEUE_SORT_KEY: &str = "(NOT t.overdue, COALESCE(t.due_at, 'infinity'::timestamptz), t.dispatched_at, t.id)";
@@ -219,22 +201,20 @@ const QUEUE_SORT_KEY: &str = "(NOT t.overdue, COALESCE(t.due_at, 'infinity'::tim
 /// One page of the queue within the reach, after the cursor.
 pub async fn queue_page(
     conn: &mut PgConnection,
-    reach: &Reach,
+    reach: &ScopeSet,
     q: &Queue,
     mine: &str,
     after: Option<&After>,
 ) -> sqlx::Result<Vec<Task>> {
     let states: Vec<TaskState> = q.state.map_or_else(|| OPEN.to_vec(), |s| vec![s]);
+    let reach = reach.sql(&crate::scope::QUEUE, 10);
     let sql = format!(
         "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id \
-         WHERE t.state = ANY($6::text[]) AND {QUEUE_REACH} AND (NOT $7 OR t.overdue) \
-         AND ($8::bool IS NULL OR {QUEUE_SORT_KEY} > ($8, COALESCE($9, 'infinity'::timestamptz), $10, $11)) \
-         ORDER BY {QUEUE_SORT_KEY} LIMIT $12"
+         WHERE t.state = ANY($3::text[]) AND {QUEUE_FILTERS} AND {reach} AND (NOT $4 OR t.overdue) \
+         AND ($5::bool IS NULL OR {QUEUE_SORT_KEY} > ($5, COALESCE($6, 'infinity'::timestamptz), $7, $8)) \
+         ORDER BY {QUEUE_SORT_KEY} LIMIT $9"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(reach.all)
-        .bind(&reach.units)
-        .bind(&reach.handler)
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(mine)
         .bind(&q.unit_code)
         .bind(states)
@@ -243,31 +223,24 @@ pub async fn queue_page(
         .bind(after.and_then(|a| a.due))
         .bind(after.map(|a| a.dispatched))
         .bind(after.map(|a| a.id))
-        .bind(q.limit)
-        .fetch_all(conn)
-        .await
+        .bind(q.limit);
+    reach.bind(query).fetch_all(conn).await
 }
 
 /// Open tasks per state within the reach, `mine` and the unit filter, and how many of them are overdue.
 pub async fn queue_counts(
     conn: &mut PgConnection,
-    reach: &Reach,
+    reach: &ScopeSet,
     q: &Queue,
     mine: &str,
 ) -> sqlx::Result<(Vec<(TaskState, u64)>, u64)> {
+    let reach = reach.sql(&crate::scope::QUEUE, 4);
     let sql = format!(
         "SELECT t.state, count(*), count(*) FILTER (WHERE t.overdue) FROM tasks t \
-         WHERE t.state = ANY($6::text[]) AND {QUEUE_REACH} GROUP BY t.state"
+         WHERE t.state = ANY($3::text[]) AND {QUEUE_FILTERS} AND {reach} GROUP BY t.state"
     );
-    let rows: Vec<(TaskState, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(reach.all)
-        .bind(&reach.units)
-        .bind(&reach.handler)
-        .bind(mine)
-        .bind(&q.unit_code)
-        .bind(OPEN)
-        .fetch_all(conn)
-        .await?;
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(mine).bind(&q.unit_code).bind(OPEN);
+    let rows: Vec<(TaskState, i64, i64)> = reach.bind(query).fetch_all(conn).await?;
     let count = |s: TaskState| rows.iter().find(|r| r.0 == s).map_or(0, |r| r.1.unsigned_abs());
     let overdue = rows.iter().map(|r| r.2.unsigned_abs()).sum();
     Ok((OPEN.iter().map(|s| (*s, count(*s))).collect(), overdue))
