@@ -330,18 +330,19 @@ async fn apply_batch<H: Handler>(
     };
     let mut tally = Tally { skipped: all.len() - items.len(), ..Tally::default() };
     for (it, prep) in items.iter().copied().zip(prepared) {
+        // The id the inbox knows the message by, as `open_batch` recorded it.
         let (id, case, read) = match &it.envelope {
-            Some(env) => (env.event_id.as_str(), env.case_id.as_str(), Event::read(env)),
-            None => ("", "", Err("undecodable event")),
+            Some(env) => (env.event_id.clone(), env.case_id.as_str(), Event::read(env)),
+            None => (format!("seq:{}", it.seq), "", Err("undecodable event")),
         };
+        let id = id.as_str();
         let event = match read {
             Ok(Some(event)) => event,
             Ok(None) => continue,
             Err(why) => {
                 // Never applicable, so never retried: a dead letter at once, kept with the raw bytes.
-                let id = if id.is_empty() { format!("seq:{}", it.seq) } else { id.to_owned() };
-                if fresh.remove(&id) {
-                    park(&mut tx, &ctx.bus.settings, &ctx.name, it, (&id, case), Parking::Dead, why).await?;
+                if fresh.remove(id) {
+                    park(&mut tx, &ctx.bus.settings, &ctx.name, it, (id, case), Parking::Dead, why).await?;
                     tally.dead += 1;
                 }
                 continue;
