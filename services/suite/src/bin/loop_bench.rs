@@ -53,9 +53,44 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let scratch = Scratch::create("loop_bench").await?;
+    let yardstick = pgbench_inserts(&scratch).await;
     let result = full_loop(&scratch, Duration::from_secs(hold), &rates).await;
     scratch.drop_all().await?;
-    result
+    match (yardstick, &result) {
+        (Ok(tps), Ok(Some(best))) => println!(
+            "pgbench, a single-row INSERT from {CLIENTS} clients on the same box: {tps:.0} tps; the loop kept {best}/s, \
+             {:.4} of it",
+            *best as f64 / tps
+        ),
+        (Ok(tps), _) => println!("pgbench, a single-row INSERT from {CLIENTS} clients on the same box: {tps:.0} tps"),
+        (Err(e), _) => println!("pgbench did not run ({e:#}); no ratio"),
+    }
+    result.map(|_| ())
+}
+
+/// The yardstick the loop's rate is read against (the same box, the same PostgreSQL, the same moment): pgbench's
+/// transactions per second for a one-row INSERT into a table of the scratch database, over 10 s.
+async fn pgbench_inserts(scratch: &Scratch) -> anyhow::Result<f64> {
+    let pool = scratch.pool("public", 1).await?;
+    sqlx::query("CREATE TABLE pgbench_one (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)").execute(&pool).await?;
+    pool.close().await;
+    let script = std::env::temp_dir().join(format!("loop_bench_insert_{}.sql", std::process::id()));
+    std::fs::write(&script, "INSERT INTO pgbench_one (v) VALUES ('x');\n")?;
+    let (path, url) = (script.clone(), scratch.database_url.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("pgbench")
+            .args(["-n", "-c", &CLIENTS.to_string(), "-j", "2", "-T", "10", "-f"])
+            .arg(&path)
+            .arg(&url)
+            .output()
+    })
+    .await?;
+    let _ = std::fs::remove_file(&script);
+    let out = out.map_err(|e| anyhow::anyhow!("pgbench: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("tps = ")?.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("pgbench printed no tps: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 /// A consumer whose handler inserts one row per event.
@@ -139,7 +174,8 @@ async fn consumer_rate(spread: bool) -> anyhow::Result<f64> {
     result
 }
 
-async fn full_loop(scratch: &Scratch, hold: Duration, rates: &[usize]) -> anyhow::Result<()> {
+/// The full loop at each rate until one is not kept, then at half the best: the best rate kept, if any.
+async fn full_loop(scratch: &Scratch, hold: Duration, rates: &[usize]) -> anyhow::Result<Option<usize>> {
     let keys = KeySet::generate("bench-issuer", "zongzhi", "zongzhi")?;
     let (suite, _) = scratch.suite(&keys).await?;
     let result = async {
@@ -168,7 +204,7 @@ async fn full_loop(scratch: &Scratch, hold: Duration, rates: &[usize]) -> anyhow
             }
             None => println!("no rate was kept"),
         }
-        anyhow::Ok(())
+        anyhow::Ok(best)
     }
     .await;
     suite.stop().await?;
