@@ -81,65 +81,14 @@ impl Handler for ProjectionHandler {
         let case_id = event.case_id;
         let at = occurred_at(event.envelope);
         match work {
-            Work::Registered(r) => {
-                let place = db::Place {
-                    area_path: &r.area_path,
-                    grid_code: &r.grid_code,
-                    reporter_id: &r.reporter_id,
-                    center_code: &r.center_code,
-                    center_name: &r.center_name,
-                    area_names: &r.area_names,
-                    category_name: &r.category_name,
-                };
-                db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency), Some(&place)).await?;
-            }
-            Work::Dispatched(d) => {
-                let case = db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency), None).await?;
-                let dispatch = db::Dispatch {
-                    case_id,
-                    task_id: &d.task_id,
-                    unit_code: &d.unit_code,
-                    unit_name: &d.unit_name,
-                    slip_no: &d.slip_no,
-                    attempt: i32::try_from(d.attempt).unwrap_or(i32::MAX),
-                    case_no: &d.case_no,
-                    category_code: &d.category_code,
-                    at,
-                };
-                db::record_dispatch(tx, &dispatch).await?;
-                db::supersede_returned(tx, case_id, &d.task_id, dispatch.attempt).await?;
-                // A dispatch seen again after its task moved on (a replay) starts no clock: any deadline of the
-                // task means the accept stage was already reached.
-                if db::task_deadline_states(tx, &d.task_id).await?.is_empty() {
-                    self.start_clock_of(tx, &case, &d.task_id, Stage::Accept, at, false).await?;
-                }
-            }
-            Work::Accepted(a) => {
-                db::accept_task(tx, case_id, &a.task_id, &a.handler_id, at).await?;
-                self.end_pause(tx, case_id, &a.task_id, Stage::Accept, at).await?;
-                db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met, at).await?;
-                // 签收 starts the handling clock, unless the task was cancelled meanwhile (returned, or its round
-                // reopened): an acceptance seen late never starts a clock for a stage already passed.
-                let states = db::task_deadline_states(tx, &a.task_id).await?;
-                let cancelled = states.iter().any(|&(_, state)| state == DeadlineState::Cancelled);
-                if !cancelled {
-                    self.start_clock(tx, case_id, &a.task_id, Stage::Resolve, at, false).await?;
-                }
-            }
+            Work::Registered(r) => registered(tx, case_id, &r).await?,
+            Work::Dispatched(d) => self.dispatched(tx, case_id, &d, at).await?,
+            Work::Accepted(a) => self.accepted(tx, case_id, &a, at).await?,
             Work::Returned(r) => {
                 db::set_returned(tx, case_id, &r.task_id, true, at).await?;
                 db::settle(tx, &r.task_id, Stage::Accept, DeadlineState::Cancelled, at).await?;
             }
-            Work::ReturnRejected(r) => {
-                // The task goes back to its unit, which must now accept it: the accept clock the return stopped
-                // starts again from the rejection, unless the task has moved past accepting meanwhile.
-                db::set_returned(tx, case_id, &r.task_id, false, at).await?;
-                let states = db::task_deadline_states(tx, &r.task_id).await?;
-                let stopped = states.contains(&(Stage::Accept, DeadlineState::Cancelled));
-                if stopped && !states.iter().any(|&(stage, _)| stage == Stage::Resolve) {
-                    self.start_clock(tx, case_id, &r.task_id, Stage::Accept, at, true).await?;
-                }
-            }
+            Work::ReturnRejected(r) => self.return_rejected(tx, case_id, &r.task_id, at).await?,
             Work::Resolved(r) => {
                 // The envelope's actor is who resolved it; routing records them as the task's handler.
                 let resolution = db::Resolution {
@@ -154,23 +103,9 @@ impl Handler for ProjectionHandler {
                 self.end_pause(tx, case_id, &r.task_id, Stage::Resolve, at).await?;
                 db::settle(tx, &r.task_id, Stage::Resolve, DeadlineState::Met, at).await?;
             }
-            Work::Reopened(r) => {
-                // Supervision's own reopenings come back here too; advancing to a round is idempotent.
-                let round = i32::try_from(r.round).unwrap_or(i32::MAX);
-                db::upsert_case(tx, &facts(case_id, "", "", ""), None).await?;
-                db::advance_round(tx, case_id, round).await?;
-                db::supersede_open(tx, case_id, round).await?;
-                db::cancel_pending(tx, case_id).await?;
-            }
+            Work::Reopened(r) => reopened(tx, case_id, &r).await?,
             Work::Joint(j) => self.joint(tx, case_id, &j, at).await?,
-            Work::Merged(m) => {
-                // Handled as the case it was merged into: every open task of any round is superseded and every
-                // pending deadline cancelled, as a reopening does for the rounds it ends.
-                let into = if m.into_case_no.is_empty() { &m.into_case_id } else { &m.into_case_no };
-                db::set_merged(tx, case_id, Some(into)).await?;
-                db::supersede_open(tx, case_id, i32::MAX).await?;
-                db::cancel_pending(tx, case_id).await?;
-            }
+            Work::Merged(m) => merged(tx, case_id, &m).await?,
             // Routing dispatches the case again; its deadlines start with that dispatch.
             Work::Unmerged => db::set_merged(tx, case_id, None).await?,
             Work::Recalled { task_id } => self.recalled(tx, case_id, &task_id, at).await?,
@@ -179,7 +114,111 @@ impl Handler for ProjectionHandler {
     }
 }
 
+/// case.registered: the case and its place (area, grid, reporter, center), which its clocks and reads need.
+async fn registered(tx: &mut PgConnection, case_id: Uuid, r: &CaseRegistered) -> anyhow::Result<()> {
+    let place = db::Place {
+        area_path: &r.area_path,
+        grid_code: &r.grid_code,
+        reporter_id: &r.reporter_id,
+        center_code: &r.center_code,
+        center_name: &r.center_name,
+        area_names: &r.area_names,
+        category_name: &r.category_name,
+    };
+    db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency), Some(&place)).await?;
+    Ok(())
+}
+
+/// case.reopened: a new round. Supervision's own reopenings come back here too; advancing to a round is
+/// idempotent.
+async fn reopened(tx: &mut PgConnection, case_id: Uuid, r: &CaseReopened) -> anyhow::Result<()> {
+    let round = i32::try_from(r.round).unwrap_or(i32::MAX);
+    db::upsert_case(tx, &facts(case_id, "", "", ""), None).await?;
+    db::advance_round(tx, case_id, round).await?;
+    db::supersede_open(tx, case_id, round).await?;
+    db::cancel_pending(tx, case_id).await?;
+    Ok(())
+}
+
+/// case.merged: handled as the case it was merged into, so every open task of any round is superseded and every
+/// pending deadline cancelled, as a reopening does for the rounds it ends.
+async fn merged(tx: &mut PgConnection, case_id: Uuid, m: &CaseMerged) -> anyhow::Result<()> {
+    let into = if m.into_case_no.is_empty() { &m.into_case_id } else { &m.into_case_no };
+    db::set_merged(tx, case_id, Some(into)).await?;
+    db::supersede_open(tx, case_id, i32::MAX).await?;
+    db::cancel_pending(tx, case_id).await?;
+    Ok(())
+}
+
 impl ProjectionHandler {
+    /// case.dispatched: the task, and its accept clock.
+    async fn dispatched(
+        &self,
+        tx: &mut PgConnection,
+        case_id: Uuid,
+        d: &CaseDispatched,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let case = db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency), None).await?;
+        let dispatch = db::Dispatch {
+            case_id,
+            task_id: &d.task_id,
+            unit_code: &d.unit_code,
+            unit_name: &d.unit_name,
+            slip_no: &d.slip_no,
+            attempt: i32::try_from(d.attempt).unwrap_or(i32::MAX),
+            case_no: &d.case_no,
+            category_code: &d.category_code,
+            at,
+        };
+        db::record_dispatch(tx, &dispatch).await?;
+        db::supersede_returned(tx, case_id, &d.task_id, dispatch.attempt).await?;
+        // A dispatch seen again after its task moved on (a replay) starts no clock: any deadline of the task
+        // means the accept stage was already reached.
+        if db::task_deadline_states(tx, &d.task_id).await?.is_empty() {
+            self.start_clock_of(tx, &case, &d.task_id, Stage::Accept, at, false).await?;
+        }
+        Ok(())
+    }
+
+    /// case.accepted: the accept clock is met and 签收 starts the handling clock, unless the task was cancelled
+    /// meanwhile (returned, or its round reopened): an acceptance seen late never starts a clock for a stage
+    /// already passed.
+    async fn accepted(
+        &self,
+        tx: &mut PgConnection,
+        case_id: Uuid,
+        a: &CaseAccepted,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        db::accept_task(tx, case_id, &a.task_id, &a.handler_id, at).await?;
+        self.end_pause(tx, case_id, &a.task_id, Stage::Accept, at).await?;
+        db::settle(tx, &a.task_id, Stage::Accept, DeadlineState::Met, at).await?;
+        let states = db::task_deadline_states(tx, &a.task_id).await?;
+        if !states.iter().any(|&(_, state)| state == DeadlineState::Cancelled) {
+            self.start_clock(tx, case_id, &a.task_id, Stage::Resolve, at, false).await?;
+        }
+        Ok(())
+    }
+
+    /// case.return_rejected: the task goes back to its unit, which must now accept it: the accept clock the
+    /// return stopped starts again from the rejection, unless the task has moved past accepting meanwhile.
+    async fn return_rejected(
+        &self,
+        tx: &mut PgConnection,
+        case_id: Uuid,
+        task_id: &str,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        db::set_returned(tx, case_id, task_id, false, at).await?;
+        let states = db::task_deadline_states(tx, task_id).await?;
+        let stopped = states.contains(&(Stage::Accept, DeadlineState::Cancelled));
+        if stopped && !states.iter().any(|&(stage, _)| stage == Stage::Resolve) {
+            self.start_clock(tx, case_id, task_id, Stage::Accept, at, true).await?;
+        }
+        Ok(())
+    }
+
     /// 吹哨报到: a summoned unit's 报到 clock starts at the summons, is met by its 报到 and stopped by its release.
     async fn joint(
         &self,
