@@ -75,6 +75,8 @@ struct Route {
     template: String,
     json_body: bool,
     custom: bool,
+    /// The media types of a file answer; empty for JSON.
+    file: Vec<String>,
     /// The fields the path binds, in order, and whether each is a whole number (else a string).
     bound: Vec<(String, bool)>,
 }
@@ -165,7 +167,11 @@ fn route(path: &str, method: &MethodDescriptor, http: &prost_reflect::DynamicMes
         bound.push((name.to_owned(), number));
     }
     let custom = http.get_field_by_name("custom").and_then(|v| v.as_bool()).unwrap_or(false);
-    Ok(Route { verb, template, json_body: body == "*", custom, bound })
+    let file: Vec<String> = string_field(http, "file").split_whitespace().map(str::to_owned).collect();
+    if !file.is_empty() && !custom {
+        return Err(format!("{path}: a file answer is answered by hand, so the route must say custom: true"));
+    }
+    Ok(Route { verb, template, json_body: body == "*", custom, file, bound })
 }
 
 /// Adds the gateway's `Desk` to `zongzhi/gateway/v1/gateway.proto`: every routed RPC under its own name, request

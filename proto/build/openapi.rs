@@ -32,13 +32,13 @@ pub fn document(pool: &DescriptorPool, rpcs: &[Rpc]) -> Result<String, String> {
                 }
             }
         }
-        let answer = if http.custom && rpc.output.ends_with("PdfResponse") {
-            json!({ "description": "the file", "content": { "application/pdf": { "schema": { "type": "string", "format": "binary" } } } })
-        } else if http.custom {
-            json!({ "description": "the file, its type in Content-Type and its name in Content-Disposition",
-                    "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } } })
-        } else {
+        let answer = if http.file.is_empty() {
             json!({ "description": "OK", "content": { "application/json": { "schema": reference(&rpc.output) } } })
+        } else {
+            let binary = json!({ "schema": { "type": "string", "format": "binary" } });
+            let content: Map<String, Value> = http.file.iter().map(|t| (t.clone(), binary.clone())).collect();
+            json!({ "description": "the file, its type in Content-Type and its name in Content-Disposition",
+                    "content": content })
         };
         let mut operation = json!({
             "operationId": rpc.name,

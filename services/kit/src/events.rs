@@ -273,8 +273,13 @@ impl<'a> Event<'a> {
         &self.envelope.actor
     }
 
+    /// When it happened; an envelope without a time counts from now rather than from 1970 (which would, say,
+    /// fire a deadline at once).
     pub fn occurred_at(&self) -> chrono::DateTime<chrono::Utc> {
-        crate::time::from_ms(self.envelope.occurred_at_ms)
+        match self.envelope.occurred_at_ms {
+            0 => chrono::Utc::now(),
+            ms => crate::time::from_ms(ms),
+        }
     }
 }
 

@@ -7,11 +7,13 @@ mod certs;
 mod channel;
 mod nats;
 mod pg_count;
+mod rng;
 mod template;
 pub use certs::TestCerts;
 pub use channel::{AuthedChannel, ROOT_PERSON, RootTokens};
 pub use nats::{TestNats, test_nats};
 pub use pg_count::PgCounter;
+pub use rng::Rng;
 
 use crate::config::{Config, DbConfig, NatsConfig};
 use sqlx::Connection as _;
@@ -491,26 +493,4 @@ pub async fn scrape(addr: std::net::SocketAddr) -> String {
 /// labels sorted by name), if the scrape has it.
 pub fn sample(scrape: &str, series: &str) -> Option<f64> {
     scrape.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// xorshift64*: deterministic pseudo-random choices for fuzzing and property tests, so a failure names a seed
-/// and an iteration that reproduce it; no dependency.
-pub struct Rng(pub u64);
-
-impl Rng {
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n.max(1) as u64).unwrap_or(0)
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
 }

@@ -33,7 +33,23 @@ impl Handler for Recorder {
     fn select(&self, event: &Event<'_>) -> Option<(String, String)> {
         match event.body {
             Body::CaseAccepted(a) if a.handler_id != "elsewhere" => Some((a.task_id.clone(), a.handler_id.clone())),
-            _ => None,
+            Body::CaseAccepted(_)
+            | Body::CaseRegistered(_)
+            | Body::CaseDispatched(_)
+            | Body::CaseReturned(_)
+            | Body::ReturnRejected(_)
+            | Body::CaseResolved(_)
+            | Body::CaseClosed(_)
+            | Body::CaseFollowedUp(_)
+            | Body::CaseReopened(_)
+            | Body::DeadlineMissed(_)
+            | Body::CaseSupervised(_)
+            | Body::CaseJoint(_)
+            | Body::CaseMerged(_)
+            | Body::CaseUnmerged(_)
+            | Body::SubsidyCredited(_)
+            | Body::CaseEscalated(_)
+            | Body::CaseRecalled(_) => None,
         }
     }
 

@@ -7,7 +7,7 @@ use kit::vocab::Urgency;
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{
     CaseAccepted, CaseDispatched, CaseJoint, CaseMerged, CaseRegistered, CaseReopened, CaseResolved, CaseReturned,
-    Envelope, ReturnRejected,
+    ReturnRejected,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -79,7 +79,7 @@ impl Handler for ProjectionHandler {
 
     async fn handle(&self, tx: &mut PgConnection, event: &Event<'_>, work: Work, (): ()) -> anyhow::Result<()> {
         let case_id = event.case_id;
-        let at = occurred_at(event.envelope);
+        let at = event.occurred_at();
         match work {
             Work::Registered(r) => registered(tx, case_id, &r).await?,
             Work::Dispatched(d) => self.dispatched(tx, case_id, &d, at).await?,
@@ -343,10 +343,4 @@ fn unknown_case(case_id: Uuid) -> crate::domain::Case {
 fn facts<'a>(case_id: Uuid, case_no: &'a str, category_code: &'a str, urgency: &str) -> CaseFacts<'a> {
     let urgency = (!urgency.is_empty()).then(|| Urgency::or_normal(urgency));
     CaseFacts { case_id, case_no, category_code, urgency }
-}
-
-/// When the event happened; an envelope without a time counts from now rather than from 1970, which would
-/// fire its deadline at once.
-fn occurred_at(event: &Envelope) -> DateTime<Utc> {
-    if event.occurred_at_ms > 0 { kit::time::from_ms(event.occurred_at_ms) } else { Utc::now() }
 }

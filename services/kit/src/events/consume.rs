@@ -321,7 +321,8 @@ async fn apply_batch<H: Handler>(
                 }
                 None => None,
             },
-            _ => None,
+            // Nothing to prepare: a dead letter, or a kind this build does not know.
+            Some(Ok(None) | Err(_)) | None => None,
         });
     }
     let mut tx = ctx.pool.begin().await?;
