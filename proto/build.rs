@@ -35,8 +35,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("targets.rs"), targets(&fds))?;
     std::fs::write(out.join("api.rs"), api(&methods))?;
     std::fs::write(out.join("openapi.json"), openapi::document(&pool, &methods)?)?;
+    std::fs::write(out.join("enums.rs"), enums(&pool))?;
 
-    tonic_prost_build::configure()
+    let mut builder = tonic_prost_build::configure();
+    // An enum field is an i32 in Rust; in JSON it is the value's name (see `src/json.rs`).
+    for (field, attribute) in enum_fields(&pool) {
+        builder = builder.field_attribute(field, attribute);
+    }
+    builder
         // Every call decodes its request through this codec, which notes what the request names for the
         // audit record (see `targets` below and `src/codec.rs`).
         .codec_path("crate::codec::Codec")
@@ -368,6 +374,66 @@ fn targets(fds: &prost_types::FileDescriptorSet) -> String {
         }
     }
     out
+}
+
+/// `impl ProtoEnum` for every Zongzhi enum: each value's name, code and number, for the JSON face.
+fn enums(pool: &DescriptorPool) -> String {
+    let mut out = String::new();
+    for e in pool.all_enums().filter(|e| e.full_name().starts_with("zongzhi.")) {
+        let prefix = format!("{}_", screaming(e.name()));
+        let has_prefix = e.values().all(|v| v.name().starts_with(&prefix));
+        let values: Vec<String> = e
+            .values()
+            .map(|v| {
+                let code = if has_prefix { &v.name()[prefix.len()..] } else { v.name() };
+                format!("({:?}, {:?}, {})", v.name(), code.to_ascii_lowercase(), v.number())
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "impl crate::json::ProtoEnum for {} {{ const VALUES: &'static [(&'static str, &'static str, i32)] = &[{}]; }}",
+            rust_path(e.full_name(), e.parent_message().is_some()),
+            values.join(", ")
+        );
+    }
+    out
+}
+
+/// Every enum field of every Zongzhi message, with the serde attribute that writes and reads it by name.
+fn enum_fields(pool: &DescriptorPool) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for m in pool.all_messages().filter(|m| m.full_name().starts_with("zongzhi.") && !m.is_map_entry()) {
+        for f in m.fields() {
+            let Kind::Enum(e) = f.kind() else { continue };
+            if f.is_map() || f.containing_oneof().is_some() {
+                continue;
+            }
+            let ty = rust_path(e.full_name(), e.parent_message().is_some());
+            let (ser, de) = if f.is_list() { ("names", "numbers") } else { ("name", "number") };
+            out.push((
+                format!(".{}", f.full_name()),
+                format!(
+                    "#[serde(serialize_with = \"crate::json::{ser}::<{ty}, _>\", deserialize_with = \"crate::json::{de}::<{ty}, _>\")]"
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// `zongzhi.vocab.v1.Channel` is `crate::vocab::v1::Channel`; an enum nested in a message sits in the
+/// message's snake-case module.
+fn rust_path(full: &str, nested: bool) -> String {
+    let mut parts: Vec<String> = full.trim_start_matches("zongzhi.").split('.').map(str::to_owned).collect();
+    if nested && parts.len() >= 2 {
+        let at = parts.len() - 2;
+        parts[at] = snake(&parts[at]);
+    }
+    format!("crate::{}", parts.join("::"))
+}
+
+fn screaming(name: &str) -> String {
+    snake(name).to_ascii_uppercase()
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -141,7 +141,12 @@ fn scalar(field: &FieldDescriptor) -> Value {
     match field.kind() {
         Kind::String => json!({ "type": "string" }),
         Kind::Bool => json!({ "type": "boolean" }),
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 | Kind::Enum(_) => json!({ "type": "integer", "format": "int32" }),
+        // Written by name (see `src/json.rs`); requests may also give the number or the lower-case code.
+        Kind::Enum(e) => {
+            let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
+            json!({ "type": "string", "enum": names })
+        }
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => json!({ "type": "integer", "format": "int32" }),
         Kind::Uint32 | Kind::Fixed32 => json!({ "type": "integer", "format": "int32", "minimum": 0 }),
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => json!({ "type": "integer", "format": "int64" }),
         Kind::Uint64 | Kind::Fixed64 => json!({ "type": "integer", "format": "int64", "minimum": 0 }),

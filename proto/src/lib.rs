@@ -3,6 +3,9 @@
 #![allow(clippy::all, clippy::unwrap_used)]
 
 pub mod codec;
+pub mod json;
+
+include!(concat!(env!("OUT_DIR"), "/enums.rs"));
 
 /// What a message names, for the audit record of a call carrying it (generated from the descriptors by
 /// `build.rs`: its identifier fields as `name=value`; empty for a message naming nothing).
@@ -80,6 +83,11 @@ pub mod subsidy {
 pub mod audit {
     pub mod v1 {
         tonic::include_proto!("zongzhi.audit.v1");
+    }
+}
+pub mod vocab {
+    pub mod v1 {
+        tonic::include_proto!("zongzhi.vocab.v1");
     }
 }
 pub mod events {

@@ -33,10 +33,10 @@ impl World {
         proto::intake::v1::RegisterCaseRequest {
             idempotency_key: key.into(),
             center_code: self.demo.center_code.clone(),
-            channel: "grid_app".into(),
-            kind: "dispute".into(),
+            channel: proto::vocab::v1::Channel::GridApp.into(),
+            kind: proto::vocab::v1::CaseKind::Dispute.into(),
             category_code: "0102".into(),
-            urgency: "normal".into(),
+            urgency: proto::vocab::v1::Urgency::Normal.into(),
             title: "楼道堆物引发邻里纠纷".into(),
             description: "楼道长期堆放杂物, 协商未果".into(),
             location_code: self.demo.grids[0].clone(),

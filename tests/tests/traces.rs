@@ -130,10 +130,10 @@ async fn a_callers_trace_runs_through_both_gateway_faces_to_every_service() {
     let mut request = tonic::Request::new(RegisterCaseRequest {
         idempotency_key: "traced-grpc".into(),
         center_code: world.demo.center_code.clone(),
-        channel: "grid_app".into(),
-        kind: "dispute".into(),
+        channel: proto::vocab::v1::Channel::GridApp.into(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: "0102".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         title: "楼上漏水".into(),
         description: String::new(),
         location_code: world.demo.grids[0].clone(),

@@ -64,15 +64,15 @@ pub struct NewCase {
     pub operator_id: String,
 }
 
-/// A registration's fields as the request gave them, in the message's order.
+/// A registration's fields as the request gave them, in the message's order (an enum as its number).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RegistrationInput<'a> {
     pub idempotency_key: &'a str,
     pub center_code: &'a str,
-    pub channel: &'a str,
-    pub kind: &'a str,
+    pub channel: i32,
+    pub kind: i32,
     pub category_code: &'a str,
-    pub urgency: &'a str,
+    pub urgency: i32,
     pub title: &'a str,
     pub description: &'a str,
     pub location_code: &'a str,
@@ -99,13 +99,13 @@ impl NewCase {
     pub fn parse(r: &RegistrationInput<'_>) -> Result<Self, FieldError> {
         let idempotency_key = field::text("idempotency_key", r.idempotency_key, 128)?.to_owned();
         let center_code = field::division_code("center_code", r.center_code)?.to_owned();
-        let channel = Channel::parse("channel", r.channel)?;
-        let kind = CaseKind::parse("kind", r.kind)?;
+        let channel = Channel::from_proto("channel", r.channel)?;
+        let kind = CaseKind::from_proto("kind", r.kind)?;
         let category_code = field::required("category_code", r.category_code)?;
         if category_code.len() != 4 || !category_code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::new("category_code", "must be a 4-digit category code"));
         }
-        let urgency = Urgency::parse("urgency", r.urgency)?;
+        let urgency = Urgency::from_proto("urgency", r.urgency)?;
         let title = field::text("title", r.title, 200)?.to_owned();
         let description = field::bounded("description", r.description, 10_000)?.to_owned();
         let location_code = field::node_code("location_code", r.location_code)?;
@@ -341,10 +341,10 @@ mod tests {
         RegistrationInput {
             idempotency_key: "k-1",
             center_code: "532901003000",
-            channel: "walk_in",
-            kind: "inquiry",
+            channel: Channel::WalkIn.into(),
+            kind: CaseKind::Inquiry.into(),
             category_code: "0106",
-            urgency: "normal",
+            urgency: Urgency::Normal.into(),
             title: "工地拖欠工资",
             location_code: "532901003001",
             ..RegistrationInput::default()
@@ -360,15 +360,15 @@ mod tests {
         for (name, r, field) in [
             ("no key", RegistrationInput { idempotency_key: " ", ..registration() }, "idempotency_key"),
             ("short center", RegistrationInput { center_code: "5329", ..registration() }, "center_code"),
-            ("unknown channel", RegistrationInput { channel: "fax", ..registration() }, "channel"),
-            ("unknown kind", RegistrationInput { kind: "gossip", ..registration() }, "kind"),
+            ("unknown channel", RegistrationInput { channel: 99, ..registration() }, "channel"),
+            ("no kind", RegistrationInput { kind: 0, ..registration() }, "kind"),
             ("letters in category", RegistrationInput { category_code: "01a6", ..registration() }, "category_code"),
-            ("unknown urgency", RegistrationInput { urgency: "soon", ..registration() }, "urgency"),
+            ("unknown urgency", RegistrationInput { urgency: -1, ..registration() }, "urgency"),
             ("no title", RegistrationInput { title: "", ..registration() }, "title"),
             ("county as place", RegistrationInput { location_code: "5329010", ..registration() }, "location_code"),
             ("too many parties", RegistrationInput { parties: &many, ..registration() }, "parties"),
             ("bad party role", RegistrationInput { parties: &bad_party, ..registration() }, "parties[0].role"),
-            ("first bad field first", RegistrationInput { channel: "fax", title: "", ..registration() }, "channel"),
+            ("first bad field first", RegistrationInput { channel: 99, title: "", ..registration() }, "channel"),
         ] {
             assert_eq!(NewCase::parse(&r).err().map(|e| e.field), Some(field.to_owned()), "{name}");
         }

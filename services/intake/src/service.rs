@@ -131,10 +131,10 @@ impl Cases {
         let registered = db::append_step(&mut tx, &step).await?;
         let event = CaseRegistered {
             case_no: number.clone(),
-            channel: new.channel.as_str().into(),
-            kind: new.kind.as_str().into(),
+            channel: new.channel.into(),
+            kind: new.kind.into(),
             category_code: new.category_code.clone(),
-            urgency: new.urgency.as_str().into(),
+            urgency: new.urgency.into(),
             grid_code: place.grid_code.clone(),
             village_code: place.village_code.clone(),
             area_path: place.area_path.clone(),

@@ -37,10 +37,10 @@ fn request(key: &str) -> RegisterCaseRequest {
     RegisterCaseRequest {
         idempotency_key: key.into(),
         center_code: TOWNSHIP.into(),
-        channel: "walk_in".into(),
-        kind: "dispute".into(),
+        channel: proto::vocab::v1::Channel::WalkIn.into(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: "0106".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         title: "工地拖欠工资".into(),
         description: "12 名工人 3 个月工资未结".into(),
         location_code: VILLAGE.into(),
@@ -90,8 +90,8 @@ async fn registration_numbers_cases_and_replays_by_key() {
     let differences: Vec<(&str, Edit)> = vec![
         ("title", |r| r.title = "另一件事".into()),
         ("description", |r| r.description.push('!')),
-        ("channel", |r| r.channel = "hotline".into()),
-        ("urgency", |r| r.urgency = "urgent".into()),
+        ("channel", |r| r.channel = proto::vocab::v1::Channel::Hotline.into()),
+        ("urgency", |r| r.urgency = proto::vocab::v1::Urgency::Urgent.into()),
         ("reporter", |r| r.reporter_id = "p-9".into()),
         ("party name", |r| r.parties[0].name = "王六".into()),
         ("party phone", |r| r.parties[0].phone = "13700002222".into()),
@@ -212,12 +212,13 @@ async fn bad_registrations_name_their_field_and_write_nothing() {
         ("no key", |r| r.idempotency_key.clear(), Code::InvalidArgument, "idempotency_key"),
         ("center not 12 digits", |r| r.center_code = "5329".into(), Code::InvalidArgument, "center_code"),
         ("center not over the place", |r| r.center_code = "532931000000".into(), Code::InvalidArgument, "center_code"),
-        ("channel", |r| r.channel = "fax".into(), Code::InvalidArgument, "channel"),
-        ("kind", |r| r.kind = "gossip".into(), Code::InvalidArgument, "kind"),
+        ("channel unknown", |r| r.channel = 99, Code::InvalidArgument, "channel"),
+        ("channel unset", |r| r.channel = 0, Code::InvalidArgument, "channel"),
+        ("kind", |r| r.kind = -3, Code::InvalidArgument, "kind"),
         ("category shape", |r| r.category_code = "01".into(), Code::InvalidArgument, "category_code"),
         ("category unknown", |r| r.category_code = "0999".into(), Code::InvalidArgument, "category_code"),
         ("category of another kind", |r| r.category_code = "0201".into(), Code::InvalidArgument, "category_code"),
-        ("urgency", |r| r.urgency = "asap".into(), Code::InvalidArgument, "urgency"),
+        ("urgency", |r| r.urgency = 0, Code::InvalidArgument, "urgency"),
         ("title", |r| r.title = " ".into(), Code::InvalidArgument, "title"),
         ("location shape", |r| r.location_code = "abc".into(), Code::InvalidArgument, "location_code"),
         ("location unknown", |r| r.location_code = "532901003999".into(), Code::InvalidArgument, "location_code"),
@@ -268,19 +269,16 @@ async fn huge_and_nul_bearing_values_are_refused_by_name() {
     let mut s = start(&infra).await;
     // A 10 KB value used to be echoed whole into the status, whose trailer then broke the HTTP/2 connection.
     let mut req = request("k-huge");
-    req.channel = "\u{1f4a5}garbage".repeat(1000);
+    req.parties[0].role = "\u{1f4a5}garbage".repeat(1000);
     let status = s.client.register_case(req).await.unwrap_err();
-    kit::testing::assert_refused("10 KB channel", &status, Code::InvalidArgument, "channel");
+    kit::testing::assert_refused("10 KB party role", &status, Code::InvalidArgument, "parties[0].role");
     assert!(status.message().len() < 300, "a short message: {} bytes", status.message().len());
 
     type Edit = fn(&mut RegisterCaseRequest);
     let nul: Vec<(&str, Edit)> = vec![
         ("idempotency_key", |r| r.idempotency_key.push('\0')),
         ("center_code", |r| r.center_code.push('\0')),
-        ("channel", |r| r.channel.push('\0')),
-        ("kind", |r| r.kind = "\0".into()),
         ("category_code", |r| r.category_code.insert(0, '\0')),
-        ("urgency", |r| r.urgency.push('\0')),
         ("title", |r| r.title.push_str("\0漏水")),
         ("description", |r| r.description.push('\0')),
         ("location_code", |r| r.location_code.push('\0')),

@@ -52,10 +52,10 @@ fn report(key: &str, channel: &str, category: &str, title: &str, phone: &str) ->
     RegisterCaseRequest {
         idempotency_key: key.into(),
         center_code: TOWNSHIP.into(),
-        channel: channel.into(),
-        kind: "dispute".into(),
+        channel: <proto::vocab::v1::Channel as proto::json::ProtoEnum>::number_of(channel).unwrap_or_default(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: category.into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         title: title.into(),
         description: String::new(),
         location_code: VILLAGE.into(),
@@ -107,7 +107,7 @@ async fn registrations_show_likely_duplicates_and_only_those() {
     assert_eq!(numbers(&b.likely_duplicates), [a.case_no.as_str()]);
     let hit = &b.likely_duplicates[0];
     assert!(!hit.same_phone && hit.text_similarity > 0.7 && hit.score > 0.0, "{hit:?}");
-    assert_eq!((hit.state.as_str(), hit.channel.as_str()), ("registered", "hotline"));
+    assert_eq!((hit.state.as_str(), hit.channel), ("registered", proto::vocab::v1::Channel::Hotline as i32));
     let b = b.case.unwrap();
 
     // Other words, the same caller: found through the phone's blind index alone.
@@ -149,7 +149,10 @@ async fn registrations_show_likely_duplicates_and_only_those() {
     let elsewhere =
         RegisterCaseRequest { location_code: OTHER_VILLAGE.into(), ..report("d-far", "web", "0102", TEXT, "") };
     let elsewhere = register(&mut s.client, elsewhere).await.case.unwrap();
-    let risk = RegisterCaseRequest { kind: "risk".into(), ..report("d-risk", "web", "0201", TEXT, "") };
+    let risk = RegisterCaseRequest {
+        kind: proto::vocab::v1::CaseKind::Risk.into(),
+        ..report("d-risk", "web", "0201", TEXT, "")
+    };
     register(&mut s.client, risk).await;
 
     let g = register(&mut s.client, report("d-g", "hotline_12345", "0102", TEXT, "")).await;

@@ -16,10 +16,10 @@ fn request(key: &str) -> RegisterCaseRequest {
     RegisterCaseRequest {
         idempotency_key: key.into(),
         center_code: "532901003000".into(),
-        channel: "walk_in".into(),
-        kind: "dispute".into(),
+        channel: proto::vocab::v1::Channel::WalkIn.into(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: "0106".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         title: "工地拖欠工资".into(),
         description: String::new(),
         location_code: "532901003001".into(),

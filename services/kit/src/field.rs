@@ -105,8 +105,55 @@ pub fn code_candidate<'a>(field: &str, value: &'a str) -> Result<&'a str, FieldE
 
 /// Declares an enum of string codes as clients send them, with `as_str`, `parse` (naming the field on
 /// error) and `ALL`.
+///
+/// Led by `proto = path::To::Enum;`, it is also the domain side of that proto enum (`zongzhi/vocab/v1`): the
+/// variants must be the proto enum's, name for name (prost's names: `CHANNEL_WALK_IN` is `WalkIn`), and both
+/// conversions are exhaustive matches, so a value added on one side only is a compile error. It then has
+/// `from_proto` (the zero value is "is required", an unknown number is refused naming the field),
+/// `from_filter` (the zero value is `None`: "any") and `From` into the proto enum and its `i32`.
 #[macro_export]
 macro_rules! code_enum {
+    (proto = $($seg:ident)::+; $(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[$vmeta:meta])* $var:ident = $code:literal),+ $(,)?
+    }) => {
+        $crate::code_enum! { $(#[$meta])* $vis enum $name { $($(#[$vmeta])* $var = $code),+ } }
+
+        impl $name {
+            /// The value a request or event field holds, refused naming the field when it is unset or unknown.
+            pub fn from_proto(field: &str, value: i32) -> ::std::result::Result<Self, $crate::FieldError> {
+                // An alias, because a macro cannot repeat the path inside the variants' repetition.
+                use $($seg)::+ as P;
+                match P::try_from(value) {
+                    ::std::result::Result::Ok(P::Unspecified) => {
+                        ::std::result::Result::Err($crate::FieldError::new(field, "is required"))
+                    }
+                    $(::std::result::Result::Ok(P::$var) => ::std::result::Result::Ok($name::$var),)+
+                    ::std::result::Result::Err(_) => ::std::result::Result::Err($crate::FieldError::new(
+                        field,
+                        format!("unknown value {value}; expected one of: {}", [$($code),+].join(", ")),
+                    )),
+                }
+            }
+
+            /// A filter's value: unset is `None` (any), an unknown number is refused naming the field.
+            pub fn from_filter(field: &str, value: i32) -> ::std::result::Result<Option<Self>, $crate::FieldError> {
+                if value == 0 { ::std::result::Result::Ok(None) } else { Self::from_proto(field, value).map(Some) }
+            }
+        }
+
+        impl ::std::convert::From<$name> for $($seg)::+ {
+            fn from(value: $name) -> Self {
+                use $($seg)::+ as P;
+                match value { $($name::$var => P::$var),+ }
+            }
+        }
+
+        impl ::std::convert::From<$name> for i32 {
+            fn from(value: $name) -> Self {
+                $($seg)::+::from(value) as i32
+            }
+        }
+    };
     ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $var:ident = $code:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

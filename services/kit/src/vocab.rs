@@ -5,6 +5,7 @@
 use crate::code_enum;
 
 code_enum! {
+    proto = proto::vocab::v1::Channel;
     /// Where the case came in (受理渠道).
     pub enum Channel {
         WalkIn = "walk_in",
@@ -19,6 +20,7 @@ code_enum! {
 }
 
 code_enum! {
+    proto = proto::vocab::v1::CaseKind;
     /// What kind of matter a case is: 矛盾纠纷, 风险隐患, 诉求, 咨询.
     pub enum CaseKind {
         Dispute = "dispute",
@@ -40,6 +42,7 @@ impl CaseKind {
 }
 
 code_enum! {
+    proto = proto::vocab::v1::Urgency;
     /// How urgent a case is (一般, 紧急, 特急); it sets the time limits.
     pub enum Urgency {
         Normal = "normal",
@@ -51,8 +54,8 @@ code_enum! {
 impl Urgency {
     /// The urgency an event names, or normal when it names none or one this service does not know: a case
     /// is never left without a deadline because of an unexpected value.
-    pub fn or_normal(value: &str) -> Self {
-        Self::parse("urgency", value).unwrap_or(Urgency::Normal)
+    pub fn or_normal(value: i32) -> Self {
+        Self::from_proto("urgency", value).unwrap_or(Urgency::Normal)
     }
 }
 
@@ -121,10 +124,32 @@ mod tests {
     fn inquiries_take_demand_categories_and_unknown_urgency_is_normal() {
         assert_eq!(CaseKind::Inquiry.category_kind(), "demand");
         assert_eq!(CaseKind::Risk.category_kind(), "risk");
-        assert_eq!(Urgency::or_normal("emergency"), Urgency::Emergency);
-        assert_eq!(Urgency::or_normal("whatever"), Urgency::Normal);
+        assert_eq!(Urgency::or_normal(proto::vocab::v1::Urgency::Emergency as i32), Urgency::Emergency);
+        assert_eq!(Urgency::or_normal(0), Urgency::Normal);
+        assert_eq!(Urgency::or_normal(99), Urgency::Normal);
         assert!(Satisfaction::BasicallySatisfied.confirms_result());
         assert!(!Satisfaction::Unsatisfied.confirms_result());
         assert_eq!(Channel::parse("channel", "hotline_12345").unwrap(), Channel::Hotline12345);
+    }
+
+    /// A value's code here is its proto code (its name without the prefix, in lower case), which the JSON face
+    /// still reads from clients that send codes.
+    #[test]
+    fn codes_are_the_proto_codes() {
+        use proto::json::ProtoEnum;
+        fn agree<E: Copy + Into<i32>, P: ProtoEnum>(all: &[E], code: fn(E) -> &'static str) {
+            for &value in all {
+                let number: i32 = value.into();
+                assert!(P::VALUES.iter().any(|(_, c, n)| *n == number && *c == code(value)), "{}", code(value));
+            }
+            assert_eq!(P::VALUES.len(), all.len() + 1, "the proto enum has a value the domain lacks");
+        }
+        agree::<_, proto::vocab::v1::Channel>(Channel::ALL, Channel::as_str);
+        agree::<_, proto::vocab::v1::CaseKind>(CaseKind::ALL, CaseKind::as_str);
+        agree::<_, proto::vocab::v1::Urgency>(Urgency::ALL, Urgency::as_str);
+        let refused = Channel::from_proto("channel", 0).unwrap_err();
+        assert_eq!((refused.field.as_str(), refused.reason.as_str()), ("channel", "is required"));
+        assert!(Channel::from_proto("channel", 42).unwrap_err().reason.contains("unknown value 42"));
+        assert_eq!(CaseKind::from_filter("kind", 0).unwrap(), None);
     }
 }

@@ -225,7 +225,7 @@ impl Rule {
         priority: u32,
         category_prefix: &str,
         area_prefix: &str,
-        urgency: &str,
+        urgency: i32,
         unit_kind: &str,
         unit_code: &str,
         unit_name: &str,
@@ -240,10 +240,8 @@ impl Rule {
         }
         let category_prefix = digits(&f("category_prefix"), category_prefix, 6)?;
         let area_prefix = digits(&f("area_prefix"), area_prefix, 12)?;
-        let urgency = match urgency.trim() {
-            "" => None,
-            u => Some(Urgency::parse(&f("urgency"), u)?),
-        };
+        // Unset matches every urgency.
+        let urgency = Urgency::from_filter(&f("urgency"), urgency)?;
         Ok(Self {
             id: id.to_owned(),
             priority,

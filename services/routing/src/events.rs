@@ -178,7 +178,7 @@ fn registered_case(event: &Event<'_>, e: &CaseRegistered) -> Case {
         case_no: e.case_no.clone(),
         category_code: e.category_code.clone(),
         // Intake checked it; a value this service does not know is read as normal, never left unrouted.
-        urgency: Urgency::or_normal(&e.urgency),
+        urgency: Urgency::or_normal(e.urgency),
         village_code: e.village_code.clone(),
         area_path: e.area_path.clone(),
         grid_code: e.grid_code.clone(),

@@ -346,7 +346,7 @@ pub async fn issue(
         rule_id: rule_id.into(),
         attempt: u32::try_from(task.attempt).unwrap_or_default(),
         case_no: case.case_no.clone(),
-        urgency: case.urgency.as_str().into(),
+        urgency: case.urgency.into(),
         category_code: case.category_code.clone(),
         reason: reason.into(),
         center_code: case.holding_center.clone(),

@@ -110,10 +110,10 @@ pub fn registration(key: &str) -> RegisterCaseRequest {
     RegisterCaseRequest {
         idempotency_key: key.into(),
         center_code: TOWNSHIP.into(),
-        channel: "walk_in".into(),
-        kind: "dispute".into(),
+        channel: proto::vocab::v1::Channel::WalkIn.into(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: "0102".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         title: "楼上漏水引发邻里纠纷".into(),
         description: "三楼住户反映楼上长期漏水, 协商未果".into(),
         location_code: GRID.into(),

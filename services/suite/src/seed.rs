@@ -153,13 +153,12 @@ fn departments() -> Vec<Department> {
     ]
 }
 
-fn rule(id: &str, priority: u32, category: &str, area: &str, urgency: &str, unit: &Department) -> Rule {
+fn rule(id: &str, priority: u32, category: &str, area: &str, unit: &Department) -> Rule {
     Rule {
         id: id.into(),
         priority,
         category_prefix: category.into(),
         area_prefix: area.into(),
-        urgency: urgency.into(),
         unit_kind: "department".into(),
         unit_code: unit.code.clone(),
         unit_name: unit.name.clone(),
@@ -170,12 +169,12 @@ fn rule(id: &str, priority: u32, category: &str, area: &str, urgency: &str, unit
 fn rules() -> Vec<Rule> {
     let d = departments();
     vec![
-        rule("xiaguan-family-neighbour", 10, "010", "532901003", "", &d[0]),
-        rule("xiaguan-public-order", 10, "0207", "532901003", "", &d[1]),
-        rule("dali-labour", 10, "0106", "532901", "", &d[2]),
-        rule("dali-land", 10, "010", "532901", "", &d[3]),
-        rule("dali-health", 10, "0107", "532901", "", &d[4]),
-        rule("dali-lending", 5, "0111", "532901", "", &d[5]),
+        rule("xiaguan-family-neighbour", 10, "010", "532901003", &d[0]),
+        rule("xiaguan-public-order", 10, "0207", "532901003", &d[1]),
+        rule("dali-labour", 10, "0106", "532901", &d[2]),
+        rule("dali-land", 10, "010", "532901", &d[3]),
+        rule("dali-health", 10, "0107", "532901", &d[4]),
+        rule("dali-lending", 5, "0111", "532901", &d[5]),
     ]
 }
 

@@ -41,7 +41,7 @@ impl From<CaseRow> for Case {
             case_id: r.case_id,
             case_no: r.case_no,
             category_code: r.category_code,
-            urgency: Urgency::or_normal(&r.urgency),
+            urgency: Urgency::parse("urgency", &r.urgency).unwrap_or(Urgency::Normal),
             round: r.round,
             area_path: r.area_path,
             grid_code: r.grid_code,

@@ -341,9 +341,9 @@ mod tests {
 
     #[test]
     fn an_unknown_urgency_gets_the_normal_policy() {
-        assert_eq!(Urgency::or_normal("urgent"), Urgency::Urgent);
-        assert_eq!(Urgency::or_normal(""), Urgency::Normal);
-        assert_eq!(Urgency::or_normal("whenever"), Urgency::Normal);
+        assert_eq!(Urgency::or_normal(Urgency::Urgent.into()), Urgency::Urgent);
+        assert_eq!(Urgency::or_normal(0), Urgency::Normal);
+        assert_eq!(Urgency::or_normal(77), Urgency::Normal);
     }
 
     fn task(id: &str, state: TaskState) -> Task {

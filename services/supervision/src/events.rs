@@ -125,7 +125,7 @@ async fn registered(tx: &mut PgConnection, case_id: Uuid, r: &CaseRegistered) ->
         area_names: &r.area_names,
         category_name: &r.category_name,
     };
-    db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, &r.urgency), Some(&place)).await?;
+    db::upsert_case(tx, &facts(case_id, &r.case_no, &r.category_code, r.urgency), Some(&place)).await?;
     Ok(())
 }
 
@@ -133,7 +133,7 @@ async fn registered(tx: &mut PgConnection, case_id: Uuid, r: &CaseRegistered) ->
 /// idempotent.
 async fn reopened(tx: &mut PgConnection, case_id: Uuid, r: &CaseReopened) -> anyhow::Result<()> {
     let round = i32::try_from(r.round).unwrap_or(i32::MAX);
-    db::upsert_case(tx, &facts(case_id, "", "", ""), None).await?;
+    db::upsert_case(tx, &facts(case_id, "", "", 0), None).await?;
     db::advance_round(tx, case_id, round).await?;
     db::supersede_open(tx, case_id, round).await?;
     db::cancel_pending(tx, case_id).await?;
@@ -159,7 +159,7 @@ impl ProjectionHandler {
         d: &CaseDispatched,
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let case = db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, &d.urgency), None).await?;
+        let case = db::upsert_case(tx, &facts(case_id, &d.case_no, &d.category_code, d.urgency), None).await?;
         let dispatch = db::Dispatch {
             case_id,
             task_id: &d.task_id,
@@ -339,8 +339,8 @@ fn unknown_case(case_id: Uuid) -> crate::domain::Case {
 
 /// What an event says of the case. An urgency it names but this service does not know is normal
 /// ([`Urgency::or_normal`]), so a case is never left without a deadline because of an unexpected value; an
-/// empty one leaves the known urgency as it is.
-fn facts<'a>(case_id: Uuid, case_no: &'a str, category_code: &'a str, urgency: &str) -> CaseFacts<'a> {
-    let urgency = (!urgency.is_empty()).then(|| Urgency::or_normal(urgency));
+/// unset one leaves the known urgency as it is.
+fn facts<'a>(case_id: Uuid, case_no: &'a str, category_code: &'a str, urgency: i32) -> CaseFacts<'a> {
+    let urgency = (urgency != 0).then(|| Urgency::or_normal(urgency));
     CaseFacts { case_id, case_no, category_code, urgency }
 }

@@ -27,6 +27,11 @@ async fn json_over_http_drives_the_same_operations() {
     assert_eq!(status, 200, "{created}");
     let id = created["case"]["id"].as_str().unwrap().to_owned();
     assert_eq!(created["case"]["parties"][0]["phone"], "136****2222");
+    // Sent as the old codes, answered by name (proto3's JSON mapping).
+    assert_eq!(
+        (&created["case"]["channel"], &created["case"]["urgency"]),
+        (&json!("CHANNEL_WEB"), &json!("URGENCY_URGENT"))
+    );
     let (_, replay) = world.http("POST", "/v1/cases", Some(body)).await;
     assert_eq!(replay["replayed"], true);
 
@@ -66,6 +71,10 @@ async fn json_over_http_drives_the_same_operations() {
     let (status, err) = world.http("POST", &format!("/v1/cases/{id}/verify"), Some(json!({"passed": "yes"}))).await;
     assert_eq!((status, err["fields"].clone()), (400, json!(["passed"])), "{err}");
     assert_eq!(err["message"], "invalid passed: must be true or false, not a string", "{err}");
+    // An enum takes its names (and, for one release, the old codes): anything else names the field and its values.
+    let (status, err) = world.http("POST", "/v1/cases", Some(json!({"idempotency_key": "x", "channel": "fax"}))).await;
+    assert_eq!((status, err["fields"].clone()), (400, json!(["channel"])), "{err}");
+    assert!(err["message"].as_str().unwrap().starts_with("invalid channel: must be one of CHANNEL_WALK_IN"), "{err}");
     let party = json!({"idempotency_key": "x", "parties": [{"name": "张三", "role": 7}]});
     let (status, err) = world.http("POST", "/v1/cases", Some(party)).await;
     assert_eq!((status, err["fields"].clone()), (400, json!(["parties[0].role"])), "{err}");

@@ -21,10 +21,10 @@ fn registration(world: &World, key: &str) -> RegisterCaseRequest {
     RegisterCaseRequest {
         idempotency_key: key.into(),
         center_code: world.demo.center_code.clone(),
-        channel: "grid_app".into(),
-        kind: "dispute".into(),
+        channel: proto::vocab::v1::Channel::GridApp.into(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: "0102".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         title: "楼上漏水引发邻里纠纷".into(),
         description: "三楼住户反映楼上长期漏水, 协商未果".into(),
         location_code: world.demo.grids[0].clone(),

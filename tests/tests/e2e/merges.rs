@@ -54,7 +54,7 @@ async fn two_channels_one_matter_merged_and_credited_once() {
     assert_eq!(status, 200, "{second}");
     let likely = &second["likely_duplicates"];
     assert_eq!(likely[0]["case_no"], first["case_no"], "{second}");
-    assert_eq!(likely[0]["channel"], "hotline");
+    assert_eq!(likely[0]["channel"], "CHANNEL_HOTLINE");
     assert!(likely[0]["text_similarity"].as_f64().unwrap() > 0.9, "{likely}");
     let second = second["case"].clone();
     let (first_id, second_id) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
@@ -78,7 +78,7 @@ async fn two_channels_one_matter_merged_and_credited_once() {
         .iter()
         .map(|r| (r["channel"].as_str().unwrap(), r["parties"][0]["phone"].as_str().unwrap()))
         .collect();
-    assert_eq!(reporters, [("hotline", "138****0001"), ("grid_app", "138****0002")]);
+    assert_eq!(reporters, [("CHANNEL_HOTLINE", "138****0001"), ("CHANNEL_GRID_APP", "138****0002")]);
 
     // Both numbers lead to the matter: the merged one answers with its file pointing at the first.
     let (_, by_number) =

@@ -2,7 +2,7 @@
 //! it names every routed RPC at its route, and real answers of a sample of routes, a refusal among them, are
 //! valid against the schemas it gives for them. The validator is small and written here (the keywords the
 //! document uses: `$ref`, `anyOf`, `type`, `properties`, `additionalProperties`, `items`, `required`, `minimum`,
-//! `maximum`); a test of its own shows it refuses what the schemas do not allow.
+//! `maximum`, `enum`); a test of its own shows it refuses what the schemas do not allow.
 
 #![allow(clippy::unwrap_used)]
 
@@ -39,6 +39,11 @@ fn violations(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<Strin
         };
         if !types.iter().any(|t| fits(t)) {
             return vec![format!("{at}: {value} is not {types:?}")];
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        if !allowed.contains(value) {
+            out.push(format!("{at}: {value} is not one of the enum's values"));
         }
     }
     if let Some(n) = value.as_f64() {
@@ -147,7 +152,7 @@ async fn the_document_names_every_route_and_real_answers_fit_it() {
 fn the_validator_refuses_what_the_schemas_do_not_allow() {
     let doc: Value = serde_json::from_str(proto::api::OPENAPI).unwrap();
     let schema = json!({ "$ref": "#/components/schemas/zongzhi.intake.v1.GetCaseResponse" });
-    let fine = json!({ "case": { "id": "x", "case_no": "y", "parties": [], "timeline": [], "overdue": false } });
+    let fine = json!({ "case": { "id": "x", "case_no": "y", "channel": "CHANNEL_WEB", "parties": [], "timeline": [], "overdue": false } });
     assert_eq!(violations(&doc, &schema, &fine, "$"), Vec::<String>::new());
     for (wrong, why) in [
         (json!({ "case": { "id": 5 } }), "a number for a string"),
@@ -155,6 +160,8 @@ fn the_validator_refuses_what_the_schemas_do_not_allow() {
         (json!({ "case": { "timeline": {} } }), "an object for a list"),
         (json!({ "case": { "overdue": "no" } }), "a string for true or false"),
         (json!({ "case": "x" }), "a string for a message"),
+        (json!({ "case": { "channel": "web" } }), "an enum's old code in an answer"),
+        (json!({ "case": { "channel": 5 } }), "an enum's number in an answer"),
     ] {
         assert!(!violations(&doc, &schema, &wrong, "$").is_empty(), "{why} passes: {wrong}");
     }

@@ -28,10 +28,10 @@ fn registration(key: &str, center: &str, location: &str, category: &str) -> Regi
     RegisterCaseRequest {
         idempotency_key: key.into(),
         center_code: center.into(),
-        channel: "walk_in".into(),
-        kind: "dispute".into(),
+        channel: proto::vocab::v1::Channel::WalkIn.into(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: category.into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         title: format!("工作台测试 {key}"),
         description: "用于检查各岗位的待办".into(),
         location_code: location.into(),

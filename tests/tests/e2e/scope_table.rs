@@ -148,10 +148,10 @@ fn registration(key: &str, location: &str, center: &str) -> RegisterCaseRequest 
     RegisterCaseRequest {
         idempotency_key: key.into(),
         center_code: center.into(),
-        channel: "walk_in".into(),
-        kind: "dispute".into(),
+        channel: proto::vocab::v1::Channel::WalkIn.into(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: "0102".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         title: "邻里纠纷".into(),
         description: "scope table".into(),
         location_code: location.into(),

@@ -2,6 +2,7 @@
 //! into a scratch database through the consumer's own apply function, then times GetLedger and ListLedger at
 //! the prefecture, and drops the database. TEST_DATABASE_URL names the server (default local postgres).
 
+use proto::vocab::v1::CaseKind;
 use std::time::Instant;
 
 use proto::events::v1::envelope::Body;
@@ -177,7 +178,7 @@ async fn directive_to_dali(pool: &sqlx::PgPool) -> anyhow::Result<()> {
 /// Each case registered in a village chosen round-robin; a third of them closed, a fifth overdue (some of those
 /// then closed), one in four a risk.
 fn synthetic(villages: &[Vec<String>], cases: usize) -> Vec<Envelope> {
-    let kinds = ["dispute", "demand", "inquiry", "risk"];
+    let kinds = [CaseKind::Dispute, CaseKind::Demand, CaseKind::Inquiry, CaseKind::Risk];
     let mut out = Vec::with_capacity(cases * 3 / 2);
     let envelope = |case_id: Uuid, body: Body| Envelope {
         event_id: Uuid::new_v4().to_string(),

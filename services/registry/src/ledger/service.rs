@@ -101,10 +101,11 @@ async fn register(conn: &mut PgConnection, event: &Event<'_>, r: &CaseRegistered
     if nodes.is_empty() {
         return Ok(Applied::UnknownCase);
     }
-    let class = KindClass::of(&r.kind);
+    let kind = kit::vocab::CaseKind::from_proto("kind", r.kind).map(|k| k.as_str()).unwrap_or_default();
+    let class = KindClass::of(kind);
     let case = NewCase {
         case_id: event.case_id,
-        kind: r.kind.trim(),
+        kind,
         class,
         village_code: &r.village_code,
         grid_code: &r.grid_code,

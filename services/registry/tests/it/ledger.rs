@@ -59,7 +59,7 @@ fn envelope(case_id: Uuid, body: Body) -> Envelope {
 
 fn registered(case_id: Uuid, kind: &str, village: &str, grid: &str) -> Envelope {
     let body = CaseRegistered {
-        kind: kind.into(),
+        kind: <proto::vocab::v1::CaseKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or_default(),
         village_code: village.into(),
         grid_code: grid.into(),
         area_path: area_path(village),

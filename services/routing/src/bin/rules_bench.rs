@@ -86,7 +86,7 @@ fn table() -> Vec<Rule> {
                     (i % 5) as u32,
                     family,
                     &area,
-                    "",
+                    0,
                     "department",
                     &unit,
                     &unit,

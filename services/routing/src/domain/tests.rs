@@ -1,6 +1,8 @@
 use super::*;
 
 fn rule(id: &str, priority: u32, category: &str, area: &str, urgency: &str, unit: &str) -> Rule {
+    let urgency =
+        if urgency.is_empty() { 0 } else { Urgency::parse("urgency", urgency).expect("valid urgency").into() };
     Rule::parse("rule.", id, priority, category, area, urgency, "department", unit, unit).expect("valid rule")
 }
 
@@ -72,13 +74,13 @@ fn moves_follow_the_task_lifecycle() {
 fn bad_rule_fields_are_named() {
     let parse = |id, cat, area, urgency, kind, code| Rule::parse("rule.", id, 1, cat, area, urgency, kind, code, "名");
     let cases = [
-        (parse("", "", "", "", "department", "x"), "rule.id"),
-        (parse("a b", "", "", "", "department", "x"), "rule.id"),
-        (parse("r", "01a", "", "", "department", "x"), "rule.category_prefix"),
-        (parse("r", "", "5329010030011", "", "department", "x"), "rule.area_prefix"),
-        (parse("r", "", "", "soon", "department", "x"), "rule.urgency"),
-        (parse("r", "", "", "", "bureau", "x"), "rule.unit_kind"),
-        (parse("r", "", "", "", "center", " "), "rule.unit_code"),
+        (parse("", "", "", 0, "department", "x"), "rule.id"),
+        (parse("a b", "", "", 0, "department", "x"), "rule.id"),
+        (parse("r", "01a", "", 0, "department", "x"), "rule.category_prefix"),
+        (parse("r", "", "5329010030011", 0, "department", "x"), "rule.area_prefix"),
+        (parse("r", "", "", 7, "department", "x"), "rule.urgency"),
+        (parse("r", "", "", 0, "bureau", "x"), "rule.unit_kind"),
+        (parse("r", "", "", 0, "center", " "), "rule.unit_code"),
     ];
     for (result, field) in cases {
         assert_eq!(result.err().map(|e| e.field), Some(field.to_owned()), "{field}");

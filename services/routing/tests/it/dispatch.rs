@@ -37,7 +37,8 @@ async fn a_registered_case_goes_to_the_unit_its_best_rule_names() {
         (event.unit_code.as_str(), event.unit_kind.as_str(), event.rule_id.as_str()),
         ("judicial-office", "department", "neighbours-here")
     );
-    assert_eq!((event.category_code.as_str(), event.urgency.as_str(), event.attempt), ("0102", "normal", 1));
+    let normal = proto::vocab::v1::Urgency::Normal as i32;
+    assert_eq!((event.category_code.as_str(), event.urgency, event.attempt), ("0102", normal, 1));
     assert_eq!(event.case_no, task.case_no);
 
     let rules = h.client.clone().list_rules(ListRulesRequest {}).await.expect("list rules").into_inner().rules;

@@ -286,7 +286,7 @@ fn rule(id: &str, area: &str) -> PutRuleRequest {
             priority: 1,
             category_prefix: "03".into(),
             area_prefix: area.into(),
-            urgency: String::new(),
+            urgency: 0,
             unit_kind: "department".into(),
             unit_code: "civil-affairs".into(),
             unit_name: "民政局".into(),

@@ -51,10 +51,10 @@ pub fn registration(demo: &Demo, key: &str) -> RegisterCaseRequest {
     RegisterCaseRequest {
         idempotency_key: key.into(),
         center_code: demo.center_code.clone(),
-        channel: "grid_app".into(),
-        kind: "dispute".into(),
+        channel: proto::vocab::v1::Channel::GridApp.into(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: "0102".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         title: "楼上漏水引发邻里纠纷".into(),
         description: format!("故障测试 {key}"),
         location_code: demo.grids[0].clone(),

@@ -53,7 +53,7 @@ async fn dispatched_case(infra: &TestInfra) -> (Uuid, String) {
     let registered = CaseRegistered {
         case_no: "532901003-20261128-00007".into(),
         category_code: "0102".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         village_code: VILLAGE.into(),
         area_path: vec![VILLAGE.into(), CENTER.into(), "532901000000".into(), "532900000000".into()],
         center_code: CENTER.into(),

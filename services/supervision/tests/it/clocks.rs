@@ -107,7 +107,7 @@ fn registered() -> Body {
     Body::CaseRegistered(CaseRegistered {
         case_no: "532901003-20250930-00001".into(),
         category_code: "0102".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         village_code: VILLAGE.into(),
         area_path: vec![
             VILLAGE.into(),

@@ -42,10 +42,10 @@ impl Suite {
         let case_id = Uuid::new_v4();
         let registered = CaseRegistered {
             case_no: "532901-20250807-00042".into(),
-            channel: "walk_in".into(),
-            kind: "dispute".into(),
+            channel: proto::vocab::v1::Channel::WalkIn.into(),
+            kind: proto::vocab::v1::CaseKind::Dispute.into(),
             category_code: "0104".into(),
-            urgency: "normal".into(),
+            urgency: proto::vocab::v1::Urgency::Normal.into(),
             grid_code: "532901001001001".into(),
             village_code: "532901001001".into(),
             area_path: vec!["532901001001".into(), "532901001000".into(), "532901000000".into()],

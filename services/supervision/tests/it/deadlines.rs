@@ -16,7 +16,7 @@ fn dispatched(task_id: &str) -> Body {
     Body::CaseDispatched(CaseDispatched {
         task_id: task_id.into(),
         case_no: "532901-20250807-00042".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         category_code: "0104".into(),
         unit_kind: "center".into(),
         attempt: 1,

@@ -95,10 +95,10 @@ impl Suite {
         let case_id = Uuid::new_v4();
         let registered = CaseRegistered {
             case_no: format!("532901001-20250807-{:05}", case_id.as_u128() % 100_000),
-            channel: "walk_in".into(),
-            kind: "dispute".into(),
+            channel: proto::vocab::v1::Channel::WalkIn.into(),
+            kind: proto::vocab::v1::CaseKind::Dispute.into(),
             category_code: "0104".into(),
-            urgency: "normal".into(),
+            urgency: proto::vocab::v1::Urgency::Normal.into(),
             grid_code: format!("{village}001"),
             village_code: village.into(),
             area_path: [village, TOWNSHIP, "532901000000", "532900000000", "530000000000"].map(String::from).into(),

@@ -43,10 +43,10 @@ impl Suite {
         let case_id = Uuid::new_v4();
         let registered = CaseRegistered {
             case_no: "532901003-20250807-00042".into(),
-            channel: "grid".into(),
-            kind: "dispute".into(),
+            channel: proto::vocab::v1::Channel::GridApp.into(),
+            kind: proto::vocab::v1::CaseKind::Dispute.into(),
             category_code: "0102".into(),
-            urgency: "normal".into(),
+            urgency: proto::vocab::v1::Urgency::Normal.into(),
             grid_code: GRID.into(),
             village_code: VILLAGE.into(),
             area_path: vec![

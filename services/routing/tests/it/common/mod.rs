@@ -78,10 +78,10 @@ async fn start(
 pub fn registered(case_no: &str, category: &str, urgency: &str) -> Body {
     Body::CaseRegistered(CaseRegistered {
         case_no: case_no.into(),
-        channel: "walk_in".into(),
-        kind: "dispute".into(),
+        channel: proto::vocab::v1::Channel::WalkIn.into(),
+        kind: proto::vocab::v1::CaseKind::Dispute.into(),
         category_code: category.into(),
-        urgency: urgency.into(),
+        urgency: <proto::vocab::v1::Urgency as proto::json::ProtoEnum>::number_of(urgency).unwrap_or_default(),
         grid_code: format!("{VILLAGE}001"),
         village_code: VILLAGE.into(),
         area_path: vec![
@@ -147,7 +147,7 @@ impl Harness {
             priority,
             category_prefix: category.into(),
             area_prefix: area.into(),
-            urgency: String::new(),
+            urgency: 0,
             unit_kind: "department".into(),
             unit_code: unit.into(),
             unit_name: format!("{unit} 部门"),

@@ -114,7 +114,7 @@ pub fn dispatched(task_id: &str, unit: &str, attempt: u32) -> Body {
         unit_kind: "department".into(),
         attempt,
         case_no: "532901-20250807-00042".into(),
-        urgency: "normal".into(),
+        urgency: proto::vocab::v1::Urgency::Normal.into(),
         category_code: "0104".into(),
         ..Default::default()
     })
