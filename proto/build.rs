@@ -389,11 +389,16 @@ fn enums(pool: &DescriptorPool) -> String {
                 format!("({:?}, {:?}, {})", v.name(), code.to_ascii_lowercase(), v.number())
             })
             .collect();
+        let ty = rust_path(e.full_name(), e.parent_message().is_some());
         let _ = writeln!(
             out,
-            "impl crate::json::ProtoEnum for {} {{ const VALUES: &'static [(&'static str, &'static str, i32)] = &[{}]; }}",
-            rust_path(e.full_name(), e.parent_message().is_some()),
+            "impl crate::json::ProtoEnum for {ty} {{ const VALUES: &'static [(&'static str, &'static str, i32)] = &[{}]; }}",
             values.join(", ")
+        );
+        // The value's code, as the services store it and clients sent it before enums (`walk_in`).
+        let _ = writeln!(
+            out,
+            "impl {ty} {{ pub fn code(self) -> &'static str {{ crate::json::code_of::<Self>(self as i32) }} }}"
         );
     }
     out

@@ -32,6 +32,11 @@ pub trait ProtoEnum {
     }
 }
 
+/// The code of a number `E` defines (`walk_in`), or `""` for one it does not.
+pub fn code_of<E: ProtoEnum>(number: i32) -> &'static str {
+    E::VALUES.iter().find(|(_, _, n)| *n == number).map_or("", |(_, code, _)| *code)
+}
+
 /// Writes one enum field: its name, or its number when this build does not know it (proto3's rule).
 pub fn name<E: ProtoEnum, S: Serializer>(value: &i32, s: S) -> Result<S::Ok, S::Error> {
     match E::name_of(*value) {

@@ -24,7 +24,8 @@ impl World {
     /// A dispute in the demo's first grid under the idempotency key `key`, with an applicant and a respondent.
     pub fn dispute(&self, key: &str) -> proto::intake::v1::RegisterCaseRequest {
         use proto::intake::v1::PartyInput;
-        let party = |name: &str, phone: &str, role: &str| PartyInput {
+        use proto::vocab::v1::PartyRole;
+        let party = |name: &str, phone: &str, role: PartyRole| PartyInput {
             name: name.into(),
             phone: phone.into(),
             id_number: String::new(),
@@ -40,7 +41,7 @@ impl World {
             title: "楼道堆物引发邻里纠纷".into(),
             description: "楼道长期堆放杂物, 协商未果".into(),
             location_code: self.demo.grids[0].clone(),
-            parties: vec![party("张三", "13812345678", "applicant"), party("李四", "", "respondent")],
+            parties: vec![party("张三", "13812345678", PartyRole::Applicant), party("李四", "", PartyRole::Respondent)],
             reporter_id: self.demo.grid_workers[0].clone(),
             operator_id: String::new(),
         }

@@ -141,7 +141,7 @@ async fn a_callers_trace_runs_through_both_gateway_faces_to_every_service() {
             name: "李四".into(),
             phone: "13912345678".into(),
             id_number: String::new(),
-            role: "applicant".into(),
+            role: proto::vocab::v1::PartyRole::Applicant.into(),
         }],
         ..Default::default()
     });

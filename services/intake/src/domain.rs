@@ -13,6 +13,7 @@ pub mod categories;
 pub mod duplicates;
 
 code_enum! {
+    proto = proto::vocab::v1::PartyRole;
     /// Who a party is to the case.
     pub enum PartyRole {
         Applicant = "applicant",
@@ -29,7 +30,7 @@ pub struct NewParty {
 }
 
 impl NewParty {
-    pub fn parse(index: usize, name: &str, role: &str, phone: &str, id_number: &str) -> Result<Self, FieldError> {
+    pub fn parse(index: usize, name: &str, role: i32, phone: &str, id_number: &str) -> Result<Self, FieldError> {
         let at = |f: &str| format!("parties[{index}].{f}");
         let phone = phone.trim();
         if !phone.is_empty() && !kit::pii::valid_phone(phone) {
@@ -41,7 +42,7 @@ impl NewParty {
         }
         Ok(Self {
             name: field::text(&at("name"), name, 64)?.to_owned(),
-            role: PartyRole::parse(&at("role"), role)?,
+            role: PartyRole::from_proto(&at("role"), role)?,
             phone: (!phone.is_empty()).then(|| phone.to_owned()),
             id_number: (!id_number.is_empty()).then(|| id_number.to_ascii_uppercase()),
         })
@@ -86,7 +87,7 @@ pub struct RegistrationInput<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PartyInput<'a> {
     pub name: &'a str,
-    pub role: &'a str,
+    pub role: i32,
     pub phone: &'a str,
     pub id_number: &'a str,
 }
@@ -186,6 +187,7 @@ pub fn case_no(center_prefix: &str, local_day: &str, seq: i32) -> String {
 }
 
 code_enum! {
+    proto = proto::vocab::v1::CaseState;
     /// The case as the case file shows it, projected from every service's events.
     pub enum CaseState {
         Registered = "registered",
@@ -352,11 +354,19 @@ mod tests {
     }
 
     #[test]
+    fn intakes_enums_take_their_proto_codes() {
+        assert!(CaseState::codes_agree_with_proto() && PartyRole::codes_agree_with_proto());
+    }
+
+    #[test]
     fn registrations_parse_or_name_the_first_bad_field() {
         let ok = NewCase::parse(&registration()).unwrap();
         assert_eq!((ok.kind, ok.kind.category_kind(), ok.channel), (CaseKind::Inquiry, "demand", Channel::WalkIn));
-        let many = vec![PartyInput { name: "张三", role: "applicant", ..PartyInput::default() }; MAX_PARTIES + 1];
-        let bad_party = [PartyInput { name: "张三", role: "judge", ..PartyInput::default() }];
+        let many = vec![
+            PartyInput { name: "张三", role: PartyRole::Applicant.into(), ..PartyInput::default() };
+            MAX_PARTIES + 1
+        ];
+        let bad_party = [PartyInput { name: "张三", role: 99, ..PartyInput::default() }];
         for (name, r, field) in [
             ("no key", RegistrationInput { idempotency_key: " ", ..registration() }, "idempotency_key"),
             ("short center", RegistrationInput { center_code: "5329", ..registration() }, "center_code"),
@@ -396,11 +406,11 @@ mod tests {
 
     #[test]
     fn bad_party_fields_are_named() {
-        let err = NewParty::parse(1, "张三", "applicant", "12345", "").err().unwrap();
+        let err = NewParty::parse(1, "张三", PartyRole::Applicant.into(), "12345", "").err().unwrap();
         assert_eq!(err.field, "parties[1].phone");
-        let err = NewParty::parse(0, "张三", "applicant", "", "110105194912310021").err().unwrap();
+        let err = NewParty::parse(0, "张三", PartyRole::Applicant.into(), "", "110105194912310021").err().unwrap();
         assert_eq!(err.field, "parties[0].id_number");
-        let err = NewParty::parse(0, "张三", "judge", "", "").err().unwrap();
+        let err = NewParty::parse(0, "张三", 99, "", "").err().unwrap();
         assert_eq!(err.field, "parties[0].role");
     }
 }

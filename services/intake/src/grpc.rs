@@ -82,7 +82,7 @@ impl pb::intake_server::Intake for IntakeService {
         let board = parsed(Board::parse(&BoardInput {
             center_code: &r.center_code,
             queue: &r.queue,
-            state: &r.state,
+            state: r.state,
             category_prefix: &r.category_prefix,
             registered_after: &r.registered_after,
             registered_before: &r.registered_before,
@@ -94,11 +94,7 @@ impl pb::intake_server::Intake for IntakeService {
         Ok(Response::new(pb::ListCaseBoardResponse {
             cases: page.cases.into_iter().map(|case| to_case(CaseFile::summary(case))).collect(),
             next_page_token: page.next_page_token,
-            counts: page
-                .counts
-                .into_iter()
-                .map(|(s, count)| pb::StateCount { state: s.as_str().to_owned(), count })
-                .collect(),
+            counts: page.counts.into_iter().map(|(s, count)| pb::StateCount { state: s.into(), count }).collect(),
             overdue: page.overdue,
             awaiting_verification: page.awaiting_verification,
             awaiting_follow_up: page.awaiting_follow_up,
@@ -175,7 +171,7 @@ fn to_candidate(d: Duplicate) -> pb::DuplicateCandidate {
         case_no: c.case_no,
         title: c.title,
         category_code: c.category_code,
-        state: c.state.as_str().into(),
+        state: c.state.into(),
         grid_code: c.grid_code,
         village_code: c.village_code,
         channel: c.channel.into(),
@@ -193,7 +189,7 @@ fn viewed(scope: &kit::auth::ScopeSet, case: pb::Case) -> pb::Case {
 }
 
 fn to_party(p: Party) -> pb::Party {
-    pb::Party { name: p.name, phone: p.phone_masked, id_number: p.id_number_masked, role: p.role.as_str().into() }
+    pb::Party { name: p.name, phone: p.phone_masked, id_number: p.id_number_masked, role: p.role.into() }
 }
 
 fn to_category(c: Category) -> pb::Category {
@@ -212,7 +208,7 @@ fn parse_registration(r: &pb::RegisterCaseRequest) -> Result<NewCase, FieldError
     let parties: Vec<PartyInput<'_>> = r
         .parties
         .iter()
-        .map(|p| PartyInput { name: &p.name, role: &p.role, phone: &p.phone, id_number: &p.id_number })
+        .map(|p| PartyInput { name: &p.name, role: p.role, phone: &p.phone, id_number: &p.id_number })
         .collect();
     NewCase::parse(&RegistrationInput {
         idempotency_key: &r.idempotency_key,
@@ -245,7 +241,7 @@ fn to_case(f: CaseFile) -> pb::Case {
         village_code: c.village_code,
         center_code: c.center_code,
         parties: f.parties.into_iter().map(to_party).collect(),
-        state: c.state.as_str().into(),
+        state: c.state.into(),
         current_task_id: c.current_task_id,
         current_unit_code: c.current_unit_code,
         reporter_id: c.reporter_id,

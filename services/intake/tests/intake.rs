@@ -48,7 +48,7 @@ fn request(key: &str) -> RegisterCaseRequest {
             name: "王五".into(),
             phone: "13700001111".into(),
             id_number: "11010519491231002X".into(),
-            role: "applicant".into(),
+            role: proto::vocab::v1::PartyRole::Applicant.into(),
         }],
         reporter_id: String::new(),
         // Empty: the operator is the signed-in principal.
@@ -70,7 +70,11 @@ async fn registration_numbers_cases_and_replays_by_key() {
     assert_eq!(a.parties[0].phone, "137****1111");
     // A registration answers from the rows it wrote; reading the file back shows exactly the same.
     let mut two = request("k-file");
-    two.parties.push(PartyInput { name: "赵六".into(), role: "respondent".into(), ..Default::default() });
+    two.parties.push(PartyInput {
+        name: "赵六".into(),
+        role: proto::vocab::v1::PartyRole::Respondent.into(),
+        ..Default::default()
+    });
     let answered = s.client.register_case(two).await.unwrap().into_inner().case.unwrap();
     let read = s.client.get_case(GetCaseRequest { case_ref: answered.id.clone() }).await.unwrap();
     let read = read.into_inner().case.unwrap();
@@ -95,7 +99,7 @@ async fn registration_numbers_cases_and_replays_by_key() {
         ("reporter", |r| r.reporter_id = "p-9".into()),
         ("party name", |r| r.parties[0].name = "王六".into()),
         ("party phone", |r| r.parties[0].phone = "13700002222".into()),
-        ("party role", |r| r.parties[0].role = "respondent".into()),
+        ("party role", |r| r.parties[0].role = proto::vocab::v1::PartyRole::Respondent.into()),
         ("no parties", |r| r.parties.clear()),
         ("one more party", |r| r.parties.push(r.parties[0].clone())),
     ];
@@ -159,7 +163,7 @@ async fn the_case_file_follows_events_once_each() {
         slip_no: "JB-532901003-20250807-0001".into(),
         unit_code: "532901-RSJ".into(),
         unit_name: "大理市人社局".into(),
-        unit_kind: "department".into(),
+        unit_kind: proto::vocab::v1::UnitKind::Department.into(),
         attempt: 1,
         ..Default::default()
     });
@@ -181,7 +185,7 @@ async fn the_case_file_follows_events_once_each() {
         let id = case.id.clone();
         async move {
             let case = c.get_case(GetCaseRequest { case_ref: id }).await.ok()?.into_inner().case?;
-            (case.state == "accepted").then_some(case)
+            (case.state().code() == "accepted").then_some(case)
         }
     })
     .await;
@@ -269,9 +273,9 @@ async fn huge_and_nul_bearing_values_are_refused_by_name() {
     let mut s = start(&infra).await;
     // A 10 KB value used to be echoed whole into the status, whose trailer then broke the HTTP/2 connection.
     let mut req = request("k-huge");
-    req.parties[0].role = "\u{1f4a5}garbage".repeat(1000);
+    req.title = "\u{1f4a5}garbage".repeat(1000);
     let status = s.client.register_case(req).await.unwrap_err();
-    kit::testing::assert_refused("10 KB party role", &status, Code::InvalidArgument, "parties[0].role");
+    kit::testing::assert_refused("10 KB title", &status, Code::InvalidArgument, "title");
     assert!(status.message().len() < 300, "a short message: {} bytes", status.message().len());
 
     type Edit = fn(&mut RegisterCaseRequest);
@@ -283,7 +287,6 @@ async fn huge_and_nul_bearing_values_are_refused_by_name() {
         ("description", |r| r.description.push('\0')),
         ("location_code", |r| r.location_code.push('\0')),
         ("parties[0].name", |r| r.parties[0].name.push('\0')),
-        ("parties[0].role", |r| r.parties[0].role.push('\0')),
         ("parties[0].phone", |r| r.parties[0].phone.push('\0')),
         ("parties[0].id_number", |r| r.parties[0].id_number.push('\0')),
         ("reporter_id", |r| r.reporter_id = "a\0".into()),

@@ -63,7 +63,7 @@ fn report(key: &str, channel: &str, category: &str, title: &str, phone: &str) ->
             name: "张某".into(),
             phone: phone.into(),
             id_number: String::new(),
-            role: "reporter".into(),
+            role: proto::vocab::v1::PartyRole::Reporter.into(),
         }],
         reporter_id: String::new(),
         operator_id: String::new(),
@@ -87,7 +87,8 @@ async fn close(infra: &TestInfra, s: &Started, case: &Case) {
         let mut c = s.client.clone();
         let id = case.id.clone();
         async move {
-            (c.get_case(GetCaseRequest { case_ref: id }).await.ok()?.into_inner().case?.state == "closed").then_some(())
+            (c.get_case(GetCaseRequest { case_ref: id }).await.ok()?.into_inner().case?.state().code() == "closed")
+                .then_some(())
         }
     })
     .await;
@@ -107,7 +108,7 @@ async fn registrations_show_likely_duplicates_and_only_those() {
     assert_eq!(numbers(&b.likely_duplicates), [a.case_no.as_str()]);
     let hit = &b.likely_duplicates[0];
     assert!(!hit.same_phone && hit.text_similarity > 0.7 && hit.score > 0.0, "{hit:?}");
-    assert_eq!((hit.state.as_str(), hit.channel), ("registered", proto::vocab::v1::Channel::Hotline as i32));
+    assert_eq!((hit.state().code(), hit.channel), ("registered", proto::vocab::v1::Channel::Hotline as i32));
     let b = b.case.unwrap();
 
     // Other words, the same caller: found through the phone's blind index alone.
@@ -245,7 +246,7 @@ async fn merging_refuses_self_closed_targets_and_cycles_and_unmerges_with_histor
     // The merged number answers with its own file, pointing at the case that handles it.
     let merged =
         s.client.get_case(GetCaseRequest { case_ref: b.case_no.clone() }).await.unwrap().into_inner().case.unwrap();
-    assert_eq!((merged.state.as_str(), merged.merged_into_case_no.as_str()), ("merged", a.case_no.as_str()));
+    assert_eq!((merged.state().code(), merged.merged_into_case_no.as_str()), ("merged", a.case_no.as_str()));
     assert_eq!(merged.merged_into_case_id, a.id);
     let last = merged.timeline.last().unwrap();
     assert_eq!(
@@ -272,7 +273,7 @@ async fn merging_refuses_self_closed_targets_and_cycles_and_unmerges_with_histor
     let board = s.client.list_case_board(ListCaseBoardRequest { center_code: TOWNSHIP.into(), ..Default::default() });
     let board = board.await.unwrap().into_inner();
     assert!(board.cases.iter().all(|x| x.id != b.id));
-    assert_eq!(board.counts.iter().find(|x| x.state == "merged").map(|x| x.count), Some(1));
+    assert_eq!(board.counts.iter().find(|x| x.state().code() == "merged").map(|x| x.count), Some(1));
 
     let pool = infra.pool("intake").await;
     let kinds: Vec<String> =
@@ -283,7 +284,7 @@ async fn merging_refuses_self_closed_targets_and_cycles_and_unmerges_with_histor
     let unmerge = UnmergeCaseRequest { case_id: b.id.clone(), reason: "并非同一事项".into() };
     assert_eq!(as_clerk.unmerge_case(unmerge.clone()).await.unwrap_err().code(), Code::PermissionDenied);
     let back = as_dispatcher.unmerge_case(unmerge.clone()).await.unwrap().into_inner().case.unwrap();
-    assert_eq!((back.state.as_str(), back.merged_into_case_id.as_str()), ("registered", ""));
+    assert_eq!((back.state().code(), back.merged_into_case_id.as_str()), ("registered", ""));
     let actions: Vec<&str> = back.timeline.iter().map(|t| t.action.as_str()).collect();
     assert_eq!(actions, ["registered", "merged", "unmerged"]);
     let twice = as_dispatcher.unmerge_case(unmerge).await.unwrap_err();

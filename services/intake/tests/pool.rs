@@ -27,7 +27,7 @@ fn request(key: &str) -> RegisterCaseRequest {
             name: "王五".into(),
             phone: String::new(),
             id_number: String::new(),
-            role: "applicant".into(),
+            role: proto::vocab::v1::PartyRole::Applicant.into(),
         }],
         reporter_id: String::new(),
         operator_id: String::new(),

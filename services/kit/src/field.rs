@@ -135,6 +135,18 @@ macro_rules! code_enum {
                 }
             }
 
+            /// Whether each value's code is its proto code (the name without the prefix, in lower case), by which
+            /// the JSON face still reads the codes clients sent before enums.
+            pub fn codes_agree_with_proto() -> bool {
+                use $crate::__proto::json::ProtoEnum;
+                let values = <$($seg)::+ as ProtoEnum>::VALUES;
+                values.len() == Self::ALL.len() + 1
+                    && Self::ALL.iter().all(|&v| {
+                        let n = i32::from(v);
+                        values.iter().any(|(_, code, number)| *number == n && *code == v.as_str())
+                    })
+            }
+
             /// A filter's value: unset is `None` (any), an unknown number is refused naming the field.
             pub fn from_filter(field: &str, value: i32) -> ::std::result::Result<Option<Self>, $crate::FieldError> {
                 if value == 0 { ::std::result::Result::Ok(None) } else { Self::from_proto(field, value).map(Some) }

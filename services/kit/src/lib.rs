@@ -36,6 +36,9 @@ pub use error::Error;
 // For `code_enum!`, whose expansion implements sqlx's traits in the crates that use it.
 #[doc(hidden)]
 pub use sqlx as __sqlx;
+// For `code_enum!`'s tie to a proto enum.
+#[doc(hidden)]
+pub use proto as __proto;
 
 /// A rejected input field: which one and why. Domain parsers return it; the gRPC layer turns it into
 /// INVALID_ARGUMENT with a bad-request field violation.

@@ -4,22 +4,14 @@
 //! `db.rs` holds every query.
 
 use chrono::{DateTime, Utc};
-pub use kit::vocab::TaskState;
 use kit::vocab::Urgency;
+pub use kit::vocab::{Outcome, TaskState, UnitKind};
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
 pub mod joint;
 pub mod moves;
 pub mod queue;
-
-code_enum! {
-    /// The kind of unit a task goes to: a department stationed at the center, or a center itself (属地).
-    pub enum UnitKind {
-        Department = "department",
-        Center = "center",
-    }
-}
 
 code_enum! {
     /// How a task's unit was chosen: the best rule's unit, the rule's fallback (its unit off duty or retired),
@@ -39,16 +31,6 @@ code_enum! {
         OwnershipUnclear = "ownership_unclear",
         OverlappingDuties = "overlapping_duties",
         Other = "other",
-    }
-}
-
-code_enum! {
-    /// How a task ended (办结).
-    pub enum Outcome {
-        DisputeResolved = "dispute_resolved",
-        MediationFailed = "mediation_failed",
-        Handled = "handled",
-        NotAccepted = "not_accepted",
     }
 }
 
@@ -197,10 +179,10 @@ pub struct Unit {
 impl Unit {
     /// A unit as a request names it, fields `<at>kind`, `<at>code` and `<at>name` (the name may be empty when
     /// the registry supplies it).
-    pub fn parse(at: &str, kind: &str, code: &str, name: &str) -> Result<Self, FieldError> {
+    pub fn parse(at: &str, kind: i32, code: &str, name: &str) -> Result<Self, FieldError> {
         let f = |n: &str| format!("{at}{n}");
         Ok(Self {
-            kind: UnitKind::parse(&f("kind"), kind)?,
+            kind: UnitKind::from_proto(&f("kind"), kind)?,
             code: unit_code(&f("code"), code)?.to_owned(),
             name: field::bounded(&f("name"), name, 100)?.to_owned(),
         })
@@ -226,7 +208,7 @@ impl Rule {
         category_prefix: &str,
         area_prefix: &str,
         urgency: i32,
-        unit_kind: &str,
+        unit_kind: i32,
         unit_code: &str,
         unit_name: &str,
     ) -> Result<Self, FieldError> {
@@ -248,7 +230,7 @@ impl Rule {
             category_prefix: category_prefix.to_owned(),
             area_prefix: area_prefix.to_owned(),
             urgency,
-            unit_kind: UnitKind::parse(&f("unit_kind"), unit_kind)?,
+            unit_kind: UnitKind::from_proto(&f("unit_kind"), unit_kind)?,
             unit_code: field::text(&f("unit_code"), unit_code, 64)?.to_owned(),
             unit_name: field::text(&f("unit_name"), unit_name, 100)?.to_owned(),
             fallback: None,
@@ -258,13 +240,13 @@ impl Rule {
 
     /// Adds the fallback unit as sent (`<at>fallback_kind`, …); all three empty means none. A fallback must be
     /// another unit than the rule's own.
-    pub fn with_fallback(mut self, at: &str, kind: &str, code: &str, name: &str) -> Result<Self, FieldError> {
-        if kind.trim().is_empty() && code.trim().is_empty() && name.trim().is_empty() {
+    pub fn with_fallback(mut self, at: &str, kind: i32, code: &str, name: &str) -> Result<Self, FieldError> {
+        if kind == 0 && code.trim().is_empty() && name.trim().is_empty() {
             return Ok(self);
         }
         let f = |n: &str| format!("{at}fallback_{n}");
         let unit = Unit {
-            kind: UnitKind::parse(&f("kind"), kind)?,
+            kind: UnitKind::from_proto(&f("kind"), kind)?,
             code: unit_code(&f("code"), code)?.to_owned(),
             name: field::text(&f("name"), name, 100)?.to_owned(),
         };

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use crate::domain::joint::{CoHandler, CoMove, NOTE_CHARS};
 use crate::domain::moves::{Accept, Escalation, ManualDispatch, Recall, Resolve, Return, Review};
 use crate::domain::queue::Queue;
-use crate::domain::{Outcome, ReturnReason, Rule, Task};
+use crate::domain::{ReturnReason, Rule, Task, UnitKind};
 use crate::service::Tasks;
 use crate::service::joint::CoUnit;
 
@@ -20,7 +20,7 @@ fn to_co(c: CoHandler) -> pb::CoHandler {
         id: c.id.to_string(),
         case_id: c.case_id.to_string(),
         task_id: c.lead_task_id.to_string(),
-        unit_kind: c.unit_kind.as_str().into(),
+        unit_kind: c.unit_kind.into(),
         unit_code: c.unit_code,
         unit_name: c.unit_name,
         state: c.state.as_str().into(),
@@ -95,7 +95,7 @@ impl pb::routing_server::Routing for RoutingService {
     ) -> Result<Response<pb::ResolveTaskResponse>, Status> {
         let p = kit::auth::principal(&request)?;
         let r = request.get_ref();
-        let resolve = parsed(Resolve::parse(&r.task_id, &r.resolver_id, &r.outcome, &r.note))?;
+        let resolve = parsed(Resolve::parse(&r.task_id, &r.resolver_id, r.outcome, &r.note))?;
         let task = self.0.resolve(&p, resolve).await?;
         Ok(Response::new(pb::ResolveTaskResponse { task: Some(to_task(task)) }))
     }
@@ -120,11 +120,11 @@ impl pb::routing_server::Routing for RoutingService {
                 &r.category_prefix,
                 &r.area_prefix,
                 r.urgency,
-                &r.unit_kind,
+                r.unit_kind,
                 &r.unit_code,
                 &r.unit_name,
             )
-            .and_then(|rule| rule.with_fallback("rule.", &r.fallback_kind, &r.fallback_code, &r.fallback_name)),
+            .and_then(|rule| rule.with_fallback("rule.", r.fallback_kind, &r.fallback_code, &r.fallback_name)),
         )?;
         let rule = self.0.put_rule(&p, rule).await?;
         Ok(Response::new(pb::PutRuleResponse { rule: Some(to_rule(rule)) }))
@@ -136,16 +136,12 @@ impl pb::routing_server::Routing for RoutingService {
     ) -> Result<Response<pb::ListTaskQueueResponse>, Status> {
         let p = kit::auth::principal(&request)?;
         let r = request.get_ref();
-        let q = parsed(Queue::parse(&r.state, r.mine, &r.unit_code, r.overdue_only, r.page_size, &r.page_token))?;
+        let q = parsed(Queue::parse(r.state, r.mine, &r.unit_code, r.overdue_only, r.page_size, &r.page_token))?;
         let page = self.0.queue(&p, &q).await?;
         Ok(Response::new(pb::ListTaskQueueResponse {
             tasks: page.tasks.into_iter().map(to_task).collect(),
             next_page_token: page.next_page_token,
-            counts: page
-                .counts
-                .into_iter()
-                .map(|(s, count)| pb::StateCount { state: s.as_str().to_owned(), count })
-                .collect(),
+            counts: page.counts.into_iter().map(|(s, count)| pb::StateCount { state: s.into(), count }).collect(),
             overdue: page.overdue,
         }))
     }
@@ -161,7 +157,8 @@ impl pb::routing_server::Routing for RoutingService {
         let mut co = Vec::with_capacity(r.co_units.len());
         for (i, c) in r.co_units.iter().enumerate() {
             let name = parsed(field::bounded(&format!("co_units[{i}].name"), &c.name, 100))?;
-            co.push(CoUnit { kind: c.kind.trim().to_owned(), code: c.code.clone(), name: name.to_owned() });
+            let kind = parsed(UnitKind::from_proto(&format!("co_units[{i}].kind"), c.kind))?;
+            co.push(CoUnit { kind, code: c.code.clone(), name: name.to_owned() });
         }
         let summoned = self.0.summon(&p, task_id, &co, reason).await?;
         Ok(Response::new(pb::SummonCoHandlersResponse { co_handlers: summoned.into_iter().map(to_co).collect() }))
@@ -214,7 +211,7 @@ impl pb::routing_server::Routing for RoutingService {
     ) -> Result<Response<pb::DispatchCaseResponse>, Status> {
         let p = kit::auth::principal(&request)?;
         let r = request.get_ref();
-        let d = parsed(ManualDispatch::parse(&r.case_id, &r.unit_kind, &r.unit_code, &r.reason, &r.expected_task_id))?;
+        let d = parsed(ManualDispatch::parse(&r.case_id, r.unit_kind, &r.unit_code, &r.reason, &r.expected_task_id))?;
         let (task, superseded) = self.0.dispatch_case(&p, d).await?;
         Ok(Response::new(pb::DispatchCaseResponse { task: Some(to_task(task)), superseded: superseded.map(to_task) }))
     }
@@ -250,13 +247,13 @@ fn to_task(t: Task) -> pb::Task {
         slip_no: t.slip_no,
         unit_code: t.unit_code,
         unit_name: t.unit_name,
-        unit_kind: t.unit_kind.as_str().into(),
-        state: t.state.as_str().into(),
+        unit_kind: t.unit_kind.into(),
+        state: t.state.into(),
         rule_id: t.rule_id,
         attempt: u32::try_from(t.attempt).unwrap_or_default(),
         category_code: t.category_code,
         return_reason: t.return_reason,
-        outcome: t.outcome.map_or("", Outcome::as_str).into(),
+        outcome: t.outcome.map(i32::from).unwrap_or_default(),
         outcome_note: t.outcome_note,
         handler_id: t.handler_id,
         resolver_id: t.resolver_id,
@@ -283,10 +280,10 @@ fn to_rule(r: Rule) -> pb::Rule {
         category_prefix: r.category_prefix,
         area_prefix: r.area_prefix,
         urgency: r.urgency.map(i32::from).unwrap_or_default(),
-        unit_kind: r.unit_kind.as_str().into(),
+        unit_kind: r.unit_kind.into(),
         unit_code: r.unit_code,
         unit_name: r.unit_name,
-        fallback_kind: r.fallback.as_ref().map_or("", |f| f.kind.as_str()).into(),
+        fallback_kind: r.fallback.as_ref().map(|f| i32::from(f.kind)).unwrap_or_default(),
         fallback_code: r.fallback.as_ref().map(|f| f.code.clone()).unwrap_or_default(),
         fallback_name: r.fallback.map(|f| f.name).unwrap_or_default(),
         unit_center: r.unit_center,

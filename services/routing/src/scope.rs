@@ -123,8 +123,8 @@ pub fn rule_in_scope(p: &Principal, area_prefix: &str) -> bool {
 /// The person a resolution credits, when it names someone other than the resolving caller: only a grid worker
 /// or mediator living at the case's place may be credited (以案定补 pays them), so a handler cannot pay a
 /// friend. `role` and `home_code` are the registry's record of the person.
-pub fn creditable(role: &str, home_code: &str, task: &Task) -> bool {
-    let role = kit::vocab::PersonRole::parse("role", role);
+pub fn creditable(role: i32, home_code: &str, task: &Task) -> bool {
+    let role = kit::vocab::PersonRole::from_proto("role", role);
     role.is_ok_and(kit::vocab::PersonRole::creditable) && home_in_place(home_code, &task.area_path, &task.grid_code)
 }
 

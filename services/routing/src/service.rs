@@ -184,7 +184,7 @@ impl Tasks {
         db::apply(&mut tx, task.id, &change, Utc::now()).await?;
         let body = Body::CaseResolved(CaseResolved {
             task_id: task.id.to_string(),
-            outcome: r.outcome.as_str().into(),
+            outcome: r.outcome.into(),
             resolver_id: resolver.clone(),
         });
         self.finish(tx, &task, &actor, body).await
@@ -217,7 +217,7 @@ impl Tasks {
                 return Err(Error::Unavailable("the grid registry"));
             }
         };
-        let ok = found.is_some_and(|p| scope::creditable(&p.role, &p.home_code, task));
+        let ok = found.is_some_and(|p| scope::creditable(p.role, &p.home_code, task));
         allow(ok, "resolver_id must be you or a grid worker or mediator of the case's place")
     }
 
@@ -342,7 +342,7 @@ pub async fn issue(
         slip_no: slip.clone(),
         unit_code: target.unit_code.clone(),
         unit_name: target.unit_name.clone(),
-        unit_kind: target.unit_kind.as_str().into(),
+        unit_kind: target.unit_kind.into(),
         rule_id: rule_id.into(),
         attempt: u32::try_from(task.attempt).unwrap_or_default(),
         case_no: case.case_no.clone(),

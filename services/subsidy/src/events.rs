@@ -29,7 +29,7 @@ impl Handler for FollowUpHandler {
     fn select(&self, event: &Event<'_>) -> Option<Work> {
         match event.body {
             Body::CaseRegistered(r) => Some(Work::Registered(Box::new(r.clone()))),
-            Body::CaseFollowedUp(f) => match Satisfaction::parse("satisfaction", &f.satisfaction) {
+            Body::CaseFollowedUp(f) => match Satisfaction::from_proto("satisfaction", f.satisfaction) {
                 Ok(s) if s.confirms_result() => Some(Work::Confirmed(f.clone())),
                 Ok(_) => None,
                 Err(e) => {

@@ -76,7 +76,7 @@ impl Suite {
     async fn person(&mut self, eligible: bool) -> String {
         let request = CreatePersonRequest {
             name: "杨调解".into(),
-            role: "mediator".into(),
+            role: proto::vocab::v1::PersonRole::Mediator.into(),
             home_code: "532901001001001".into(),
             subsidy_eligible: eligible,
             eligibility_source: if eligible { "县综治中心备案".into() } else { String::new() },
@@ -95,7 +95,8 @@ impl Suite {
             actor: "visitor-1".into(),
             body: Some(Body::CaseFollowedUp(CaseFollowedUp {
                 round: 1,
-                satisfaction: satisfaction.into(),
+                satisfaction: <proto::vocab::v1::Satisfaction as proto::json::ProtoEnum>::number_of(satisfaction)
+                    .unwrap_or_default(),
                 resolver_id: resolver_id.into(),
                 category_code: category.into(),
                 case_no: "532901-20250807-00042".into(),
@@ -212,7 +213,7 @@ async fn a_follow_up_forged_with_another_service_s_credentials_credits_nothing()
         actor: "visitor-1".into(),
         body: Some(Body::CaseFollowedUp(CaseFollowedUp {
             round: 1,
-            satisfaction: "satisfied".into(),
+            satisfaction: proto::vocab::v1::Satisfaction::Satisfied.into(),
             resolver_id: person.clone(),
             category_code: "0104".into(),
             case_no: "532901-20250807-00043".into(),

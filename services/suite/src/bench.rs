@@ -121,7 +121,7 @@ pub fn registration(key: &str) -> RegisterCaseRequest {
             name: "张三".into(),
             phone: "13812345678".into(),
             id_number: String::new(),
-            role: "applicant".into(),
+            role: proto::vocab::v1::PartyRole::Applicant.into(),
         }],
         reporter_id: String::new(),
         operator_id: String::new(),

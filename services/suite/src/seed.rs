@@ -114,7 +114,7 @@ async fn grid_with_worker(
     let person: Person = registry
         .create_person(CreatePersonRequest {
             name: worker.into(),
-            role: "grid_worker".into(),
+            role: proto::vocab::v1::PersonRole::GridWorker.into(),
             phone: phone.into(),
             home_code: DEMO_VILLAGE.into(),
             subsidy_eligible: true,
@@ -159,7 +159,7 @@ fn rule(id: &str, priority: u32, category: &str, area: &str, unit: &Department) 
         priority,
         category_prefix: category.into(),
         area_prefix: area.into(),
-        unit_kind: "department".into(),
+        unit_kind: proto::vocab::v1::UnitKind::Department.into(),
         unit_code: unit.code.clone(),
         unit_name: unit.name.clone(),
         ..Default::default()

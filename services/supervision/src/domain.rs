@@ -307,11 +307,11 @@ pub struct FollowUp {
 }
 
 impl FollowUp {
-    pub fn parse(case_id: &str, visitor_id: &str, satisfaction: &str, note: &str) -> Result<Self, FieldError> {
+    pub fn parse(case_id: &str, visitor_id: &str, satisfaction: i32, note: &str) -> Result<Self, FieldError> {
         Ok(Self {
             case_id: field::uuid("case_id", case_id)?,
             visitor_id: field::bounded("visitor_id", visitor_id, 64)?.to_owned(),
-            satisfaction: Satisfaction::parse("satisfaction", satisfaction)?,
+            satisfaction: Satisfaction::from_proto("satisfaction", satisfaction)?,
             note: field::bounded("note", note, 2000)?.to_owned(),
         })
     }

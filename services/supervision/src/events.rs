@@ -96,7 +96,7 @@ impl Handler for ProjectionHandler {
                     task_id: &r.task_id,
                     resolved_by: event.actor(),
                     resolver_id: &r.resolver_id,
-                    outcome: &r.outcome,
+                    outcome: kit::vocab::Outcome::from_proto("outcome", r.outcome).map_or("", |o| o.as_str()),
                     at,
                 };
                 db::resolve_task(tx, &resolution).await?;

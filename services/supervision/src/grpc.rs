@@ -32,7 +32,7 @@ impl pb::supervision_server::Supervision for SupervisionService {
         let p = kit::auth::principal(&request)?;
         let r = request.get_ref();
         let f =
-            FollowUp::parse(&r.case_id, &r.visitor_id, &r.satisfaction, &r.note).map_err(|e| kit::grpc::invalid(&e))?;
+            FollowUp::parse(&r.case_id, &r.visitor_id, r.satisfaction, &r.note).map_err(|e| kit::grpc::invalid(&e))?;
         let (closure, reopened) = self.0.follow_up(&p, f).await?;
         Ok(Response::new(pb::FollowUpResponse { closure: Some(to_closure(closure)), reopened }))
     }
@@ -328,7 +328,7 @@ fn to_closure(c: Closure) -> pb::Closure {
         state: c.state.as_str().into(),
         closure_reason: c.closure_reason.map_or("", |r| r.as_str()).into(),
         resolver_id: c.resolver_id,
-        satisfaction: c.satisfaction.map_or("", |s| s.as_str()).into(),
+        satisfaction: c.satisfaction.map(i32::from).unwrap_or_default(),
         closed_at: kit::time::local(c.closed_at),
     }
 }

@@ -158,7 +158,7 @@ impl Supervision {
         let closure = db::record_follow_up(&mut tx, &f, case.round).await?;
         let event = CaseFollowedUp {
             round: round_u32(case.round),
-            satisfaction: f.satisfaction.as_str().into(),
+            satisfaction: f.satisfaction.into(),
             resolver_id: closure.resolver_id.clone(),
             category_code: closure.category_code.clone(),
             case_no: closure.case_no.clone(),

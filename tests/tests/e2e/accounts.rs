@@ -29,7 +29,7 @@ async fn an_administrator_cannot_become_a_grid_worker() {
     let grid = bizadmin.create_grid(grid).await.unwrap().into_inner().grid.unwrap();
     let person = CreatePersonRequest {
         name: "孙七".into(),
-        role: "grid_worker".into(),
+        role: proto::vocab::v1::PersonRole::GridWorker.into(),
         phone: "13912340000".into(),
         home_code: VILLAGE.into(),
         ..Default::default()

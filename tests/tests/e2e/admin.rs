@@ -23,7 +23,7 @@ fn grid(village: &str, name: &str) -> CreateGridRequest {
 fn worker(home: &str) -> CreatePersonRequest {
     CreatePersonRequest {
         name: "王五".into(),
-        role: "grid_worker".into(),
+        role: proto::vocab::v1::PersonRole::GridWorker.into(),
         phone: "13912345678".into(),
         home_code: home.into(),
         ..Default::default()

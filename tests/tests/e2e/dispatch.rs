@@ -20,7 +20,8 @@ async fn a_case_goes_up_to_the_county_and_is_dispatched_there_by_hand() {
     let id = created.case.unwrap().id;
     let first = eventually("dispatched by rule", 20, || async {
         let c = case(&world, id.clone()).await;
-        (c["case"]["state"] == "dispatched").then(|| c["case"]["current_task_id"].as_str().unwrap().to_owned())
+        (c["case"]["state"] == "CASE_STATE_DISPATCHED")
+            .then(|| c["case"]["current_task_id"].as_str().unwrap().to_owned())
     })
     .await;
     let (_, township) = world.sign_in("xg-dispatcher").await;
@@ -33,7 +34,7 @@ async fn a_case_goes_up_to_the_county_and_is_dispatched_there_by_hand() {
         world.http_as(Some(&township), "POST", &format!("/v1/cases/{id}/escalate"), &up.to_string()).await;
     assert_eq!(status, 200, "{hopped}");
     assert_eq!(hopped["task"]["holding_center"], DEMO_COUNTY);
-    assert_eq!(hopped["superseded"]["state"], "superseded");
+    assert_eq!(hopped["superseded"]["state"], "TASK_STATE_SUPERSEDED");
     let at_county = hopped["task"]["id"].as_str().unwrap().to_owned();
 
     // The township no longer holds it; a stale view is refused; the county dispatches by hand.
@@ -66,7 +67,7 @@ async fn a_case_goes_up_to_the_county_and_is_dispatched_there_by_hand() {
     let hop = details.iter().position(|d| d.contains(&format!("上报 {DEMO_TOWNSHIP} → {DEMO_COUNTY}")));
     let manual = details.iter().position(|d| d.contains("人工交办: 劳资因素, 转人社局"));
     assert!(hop.is_some() && manual.is_some() && hop < manual, "{details:#?}");
-    assert_eq!(file["case"]["state"], "dispatched");
+    assert_eq!(file["case"]["state"], "CASE_STATE_DISPATCHED");
     let (_, tasks) = world.http("GET", &format!("/v1/cases/{id}/tasks"), None).await;
     let tasks = tasks["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 3, "{tasks:?}");

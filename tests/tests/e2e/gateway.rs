@@ -38,16 +38,16 @@ async fn json_over_http_drives_the_same_operations() {
     // No rule covers 0302 in 下关: the registering center keeps it (兜底).
     let case = eventually("dispatched over HTTP", 20, || async {
         let (_, c) = world.http("GET", &format!("/v1/cases/{id}"), None).await;
-        (c["case"]["state"] == "dispatched").then_some(c)
+        (c["case"]["state"] == "CASE_STATE_DISPATCHED").then_some(c)
     })
     .await;
     let task_id = case["case"]["current_task_id"].as_str().unwrap().to_owned();
     let (status, task) = world.http("GET", &format!("/v1/tasks/{task_id}"), None).await;
     assert_eq!(status, 200);
-    assert_eq!(task["task"]["unit_kind"], "center");
+    assert_eq!(task["task"]["unit_kind"], "UNIT_KIND_CENTER");
     assert_eq!(task["task"]["unit_code"], world.demo.center_code);
     let (status, accepted) = world.http("POST", &format!("/v1/tasks/{task_id}/accept"), Some(json!({}))).await;
-    assert_eq!((status, accepted["task"]["state"].as_str()), (200, Some("accepted")));
+    assert_eq!((status, accepted["task"]["state"].as_str()), (200, Some("TASK_STATE_ACCEPTED")));
 
     // Errors carry the gRPC code, the message and the offending fields.
     let (status, err) = world.http("POST", "/v1/cases", Some(json!({"idempotency_key": "x", "kind": "dispute"}))).await;
@@ -75,7 +75,7 @@ async fn json_over_http_drives_the_same_operations() {
     let (status, err) = world.http("POST", "/v1/cases", Some(json!({"idempotency_key": "x", "channel": "fax"}))).await;
     assert_eq!((status, err["fields"].clone()), (400, json!(["channel"])), "{err}");
     assert!(err["message"].as_str().unwrap().starts_with("invalid channel: must be one of CHANNEL_WALK_IN"), "{err}");
-    let party = json!({"idempotency_key": "x", "parties": [{"name": "张三", "role": 7}]});
+    let party = json!({"idempotency_key": "x", "parties": [{"name": "张三", "role": "judge"}]});
     let (status, err) = world.http("POST", "/v1/cases", Some(party)).await;
     assert_eq!((status, err["fields"].clone()), (400, json!(["parties[0].role"])), "{err}");
     let (status, err) = world.http("POST", &format!("/v1/cases/{id}/parties/first/unmask"), Some(json!({}))).await;

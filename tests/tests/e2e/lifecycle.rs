@@ -33,13 +33,13 @@ fn registration(world: &World, key: &str) -> RegisterCaseRequest {
                 name: "张三".into(),
                 phone: "13812345678".into(),
                 id_number: "11010519491231002X".into(),
-                role: "applicant".into(),
+                role: proto::vocab::v1::PartyRole::Applicant.into(),
             },
             PartyInput {
                 name: "李四".into(),
                 phone: "13987654321".into(),
                 id_number: String::new(),
-                role: "respondent".into(),
+                role: proto::vocab::v1::PartyRole::Respondent.into(),
             },
         ],
         reporter_id: world.demo.grid_workers[0].clone(),
@@ -98,7 +98,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     assert_eq!(listed.cases.len(), 1, "the replay registered nothing new");
 
     // 分流交办 by rule: a neighbour dispute in 下关 goes to the 司法所.
-    let c = case_when(&world, &case.id, "first dispatch", |c| c.state == "dispatched").await;
+    let c = case_when(&world, &case.id, "first dispatch", |c| c.state().code() == "dispatched").await;
     let task =
         sfs.get_task(GetTaskRequest { task_id: c.current_task_id.clone() }).await.unwrap().into_inner().task.unwrap();
     assert_eq!(task.unit_code, "532901003-SFS");
@@ -163,7 +163,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     zrzy.resolve_task(ResolveTaskRequest {
         task_id: second.id.clone(),
         resolver_id: worker.clone(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         note: "已调解, 签订协议".into(),
     })
     .await
@@ -185,7 +185,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
         .follow_up(FollowUpRequest {
             case_id: case.id.clone(),
             visitor_id: String::new(),
-            satisfaction: "unsatisfied".into(),
+            satisfaction: proto::vocab::v1::Satisfaction::Unsatisfied.into(),
             note: "漏水仍未修复".into(),
         })
         .await
@@ -193,7 +193,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
         .into_inner();
     assert!(visit.reopened);
     let c = case_when(&world, &case.id, "re-dispatch after reopen", |c| {
-        c.state == "dispatched" && c.current_task_id != second.id && c.current_task_id != task.id
+        c.state().code() == "dispatched" && c.current_task_id != second.id && c.current_task_id != task.id
     })
     .await;
     let third = c.current_task_id.clone();
@@ -203,7 +203,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
     sfs.resolve_task(ResolveTaskRequest {
         task_id: third.clone(),
         resolver_id: worker.clone(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         note: "维修完成".into(),
     })
     .await
@@ -222,7 +222,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
         .follow_up(FollowUpRequest {
             case_id: case.id.clone(),
             visitor_id: String::new(),
-            satisfaction: "satisfied".into(),
+            satisfaction: proto::vocab::v1::Satisfaction::Satisfied.into(),
             note: String::new(),
         })
         .await
@@ -275,7 +275,7 @@ async fn a_case_goes_around_the_whole_loop_through_the_gateway() {
             pair[1].seq, pair[0].seq
         );
     }
-    assert_eq!(c.state, "closed");
+    assert_eq!(c.state().code(), "closed");
     // The actors are the people who signed in, never what a request said.
     let actor = |action: &str| c.timeline.iter().find(|t| t.action == action).map(|t| t.actor.clone()).unwrap();
     assert_eq!(actor("registered"), worker);

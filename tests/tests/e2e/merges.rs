@@ -85,7 +85,7 @@ async fn two_channels_one_matter_merged_and_credited_once() {
         call(&world, &visitor, "GET", &format!("/v1/cases/{}", second["case_no"].as_str().unwrap()), json!(null)).await;
     assert_eq!(
         (by_number["case"]["state"].as_str(), by_number["case"]["merged_into_case_no"].clone()),
-        (Some("merged"), first["case_no"].clone())
+        (Some("CASE_STATE_MERGED"), first["case_no"].clone())
     );
     // The follow-up clerk sees every reporter on the first case's file, masked.
     let (_, file) = call(&world, &visitor, "GET", &format!("/v1/cases/{first_id}"), json!(null)).await;
@@ -96,14 +96,15 @@ async fn two_channels_one_matter_merged_and_credited_once() {
     eventually("the merged case's tasks superseded", 20, || async {
         let (_, tasks) = world.http("GET", &format!("/v1/cases/{second_id}/tasks"), None).await;
         let tasks = tasks["tasks"].as_array()?.clone();
-        (!tasks.is_empty() && tasks.iter().all(|t| t["state"] == "superseded")).then_some(())
+        (!tasks.is_empty() && tasks.iter().all(|t| t["state"] == "TASK_STATE_SUPERSEDED")).then_some(())
     })
     .await;
 
     // The first case goes around the loop: 签收, 办结 crediting the grid worker, 销号, 回访.
     let task_id = eventually("the first case dispatched", 20, || async {
         let (_, c) = world.http("GET", &format!("/v1/cases/{first_id}"), None).await;
-        (c["case"]["state"] == "dispatched").then(|| c["case"]["current_task_id"].as_str().unwrap().to_owned())
+        (c["case"]["state"] == "CASE_STATE_DISPATCHED")
+            .then(|| c["case"]["current_task_id"].as_str().unwrap().to_owned())
     })
     .await;
     let (status, _) = call(&world, &handler, "POST", &format!("/v1/tasks/{task_id}/accept"), json!({})).await;

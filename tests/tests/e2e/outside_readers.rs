@@ -41,7 +41,7 @@ async fn a_client_reads_its_case_as_a_status_view_and_staff_read_the_file() {
         let id = case.id.clone();
         async move {
             let file = dispatcher.get_case(GetCaseRequest { case_ref: id }).await.ok()?.into_inner().case?;
-            (file.state == "dispatched").then_some(())
+            (file.state().code() == "dispatched").then_some(())
         }
     })
     .await;
@@ -54,8 +54,8 @@ async fn a_client_reads_its_case_as_a_status_view_and_staff_read_the_file() {
     assert!(file.timeline.iter().any(|t| !t.actor.is_empty()), "{:?}", file.timeline);
     // The client reads the status: the same case, state and steps, names masked, no staff or notes.
     assert_eq!(
-        (seen.id.as_str(), seen.case_no.as_str(), seen.state.as_str()),
-        (file.id.as_str(), file.case_no.as_str(), file.state.as_str())
+        (seen.id.as_str(), seen.case_no.as_str(), seen.state().code()),
+        (file.id.as_str(), file.case_no.as_str(), file.state().code())
     );
     assert_eq!(seen.parties.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["张*", "李*"]);
     assert_eq!(seen.parties[0].phone, "138****5678");

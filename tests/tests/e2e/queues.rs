@@ -60,7 +60,7 @@ async fn case_when(world: &World, id: &str, what: &str, ok: impl Fn(&Case) -> bo
 }
 
 async fn dispatched(world: &World, id: &str) -> String {
-    case_when(world, id, "dispatch", |c| c.state == "dispatched").await.current_task_id
+    case_when(world, id, "dispatch", |c| c.state().code() == "dispatched").await.current_task_id
 }
 
 fn board(center: &str) -> ListCaseBoardRequest {
@@ -93,7 +93,7 @@ fn counts(r: &[(String, u64)]) -> Vec<(String, u64)> {
 }
 
 fn board_counts(r: &ListCaseBoardResponse) -> Vec<(String, u64)> {
-    counts(&r.counts.iter().map(|c| (c.state.clone(), c.count)).collect::<Vec<_>>())
+    counts(&r.counts.iter().map(|c| (c.state().code().to_owned(), c.count)).collect::<Vec<_>>())
 }
 
 fn pairs(list: &[(&str, u64)]) -> Vec<(String, u64)> {
@@ -108,7 +108,7 @@ async fn resolve(desk: &mut Desk, task: &str) {
     let r = ResolveTaskRequest {
         task_id: task.into(),
         resolver_id: String::new(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         note: "已调解".into(),
     };
     desk.resolve_task(r).await.unwrap();
@@ -175,7 +175,7 @@ async fn each_person_sees_their_own_queue_in_order_with_counts() {
     let visit = FollowUpRequest {
         case_id: f.id.clone(),
         visitor_id: String::new(),
-        satisfaction: "satisfied".into(),
+        satisfaction: proto::vocab::v1::Satisfaction::Satisfied.into(),
         note: String::new(),
     };
     follow_up.follow_up(visit).await.unwrap();
@@ -199,10 +199,10 @@ async fn each_person_sees_their_own_queue_in_order_with_counts() {
         }
     })
     .await;
-    case_when(&world, &a.id, "A accepted", |c| c.state == "accepted").await;
+    case_when(&world, &a.id, "A accepted", |c| c.state().code() == "accepted").await;
     case_when(&world, &b.id, "B overdue", |c| c.overdue).await;
-    case_when(&world, &c.id, "C resolved", |c| c.state == "resolved").await;
-    case_when(&world, &e.id, "E closed", |c| c.state == "closed" && c.awaiting_follow_up).await;
+    case_when(&world, &c.id, "C resolved", |c| c.state().code() == "resolved").await;
+    case_when(&world, &e.id, "E closed", |c| c.state().code() == "closed" && c.awaiting_follow_up).await;
     case_when(&world, &f.id, "F visited", |c| c.timeline.iter().any(|t| t.action == "followed_up")).await;
     eventually("B's task overdue in routing", 20, || {
         let sfs = sfs.clone();
@@ -220,13 +220,21 @@ async fn each_person_sees_their_own_queue_in_order_with_counts() {
     assert_eq!(names.cases(&r), ["B", "A", "C", "D"], "asking for the county gives only the dispatcher's township");
     let r = read_board(&dispatcher, board("")).await;
     assert_eq!(names.cases(&r), ["B", "A", "C", "D"], "no center: the whole reach");
-    let r = read_board(&dispatcher, ListCaseBoardRequest { state: "closed".into(), ..board(TOWNSHIP) }).await;
+    let r = read_board(
+        &dispatcher,
+        ListCaseBoardRequest { state: proto::vocab::v1::CaseState::Closed.into(), ..board(TOWNSHIP) },
+    )
+    .await;
     assert_eq!(names.cases(&r), ["E", "F"]);
 
     // Filters, each table row one request.
     let d_time = d.registered_at.clone();
     for (name, request, want) in [
-        ("dispatched", ListCaseBoardRequest { state: "dispatched".into(), ..board(TOWNSHIP) }, vec!["B", "D"]),
+        (
+            "dispatched",
+            ListCaseBoardRequest { state: proto::vocab::v1::CaseState::Dispatched.into(), ..board(TOWNSHIP) },
+            vec!["B", "D"],
+        ),
         ("labour disputes", ListCaseBoardRequest { category_prefix: "0106".into(), ..board(TOWNSHIP) }, vec!["D"]),
         (
             "disputes",
@@ -261,7 +269,7 @@ async fn each_person_sees_their_own_queue_in_order_with_counts() {
         (
             "other filters",
             ListCaseBoardRequest {
-                state: "dispatched".into(),
+                state: proto::vocab::v1::CaseState::Dispatched.into(),
                 page_token: first.next_page_token.clone(),
                 ..board(TOWNSHIP)
             },
@@ -292,7 +300,11 @@ async fn each_person_sees_their_own_queue_in_order_with_counts() {
     let r = read_board(&leader, ListCaseBoardRequest { queue: "follow_up".into(), ..board(TOWNSHIP) }).await;
     assert_eq!(names.cases(&r), ["E"]);
     assert!(r.cases[0].awaiting_follow_up);
-    let mixed = ListCaseBoardRequest { queue: "follow_up".into(), state: "closed".into(), ..board(TOWNSHIP) };
+    let mixed = ListCaseBoardRequest {
+        queue: "follow_up".into(),
+        state: proto::vocab::v1::CaseState::Closed.into(),
+        ..board(TOWNSHIP)
+    };
     let refused = leader.clone().list_case_board(mixed).await.unwrap_err();
     assert_eq!(kit::grpc::violated_fields(&refused), ["state"]);
 
@@ -301,19 +313,28 @@ async fn each_person_sees_their_own_queue_in_order_with_counts() {
     assert_eq!(names.tasks(&r), ["B", "A"]);
     assert!(r.tasks[0].overdue && r.tasks[0].overdue_stage == "accept" && r.tasks[0].due_at.ends_with("+08:00"));
     assert!(!r.tasks[1].overdue && r.tasks[1].due_at.is_empty());
-    let tabs: Vec<(String, u64)> = r.counts.iter().map(|c| (c.state.clone(), c.count)).collect();
+    let tabs: Vec<(String, u64)> = r.counts.iter().map(|c| (c.state().code().to_owned(), c.count)).collect();
     assert_eq!(tabs, pairs(&[("dispatched", 1), ("accepted", 1), ("returned", 0)]));
     assert_eq!(r.overdue, 1);
     let mine = read_tasks(&sfs, ListTaskQueueRequest { mine: true, ..Default::default() }).await;
     assert_eq!(names.tasks(&mine), ["A"], "mine: the tasks the handler accepted");
-    let accepted = read_tasks(&sfs, ListTaskQueueRequest { state: "accepted".into(), ..Default::default() }).await;
+    let accepted = read_tasks(
+        &sfs,
+        ListTaskQueueRequest { state: proto::vocab::v1::TaskState::Accepted.into(), ..Default::default() },
+    )
+    .await;
     assert_eq!(names.tasks(&accepted), ["A"]);
     let page = read_tasks(&sfs, ListTaskQueueRequest { page_size: 1, ..Default::default() }).await;
     assert_eq!(names.tasks(&page), ["B"]);
     let rest = ListTaskQueueRequest { page_size: 1, page_token: page.next_page_token, ..Default::default() };
     assert_eq!(names.tasks(&read_tasks(&sfs, rest).await), ["A"]);
-    let refused =
-        sfs.list_task_queue(ListTaskQueueRequest { state: "resolved".into(), ..Default::default() }).await.unwrap_err();
+    let refused = sfs
+        .list_task_queue(ListTaskQueueRequest {
+            state: proto::vocab::v1::TaskState::Resolved.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(kit::grpc::violated_fields(&refused), ["state"]);
 
     // The county's 人社局 handler: D and X, oldest first.

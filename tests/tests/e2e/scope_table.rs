@@ -159,7 +159,7 @@ fn registration(key: &str, location: &str, center: &str) -> RegisterCaseRequest 
             name: "张三".into(),
             phone: "13812345678".into(),
             id_number: String::new(),
-            role: "applicant".into(),
+            role: proto::vocab::v1::PartyRole::Applicant.into(),
         }],
         reporter_id: String::new(),
         operator_id: String::new(),
@@ -179,7 +179,7 @@ async fn world_with_cases() -> (World, Vec<Placed>) {
             let (mut desk, id) = (world.desk.clone(), case.id.clone());
             async move {
                 let c = desk.get_case(GetCaseRequest { case_ref: id }).await.ok()?.into_inner().case?;
-                (c.state == "dispatched" && !c.current_unit_code.is_empty()).then_some(c)
+                (c.state().code() == "dispatched" && !c.current_unit_code.is_empty()).then_some(c)
             }
         })
         .await;

@@ -47,7 +47,7 @@ pub struct Board {
 pub struct BoardInput<'a> {
     pub center_code: &'a str,
     pub queue: &'a str,
-    pub state: &'a str,
+    pub state: i32,
     pub category_prefix: &'a str,
     pub registered_after: &'a str,
     pub registered_before: &'a str,
@@ -66,13 +66,10 @@ impl Board {
             "" => BoardQueue::Board,
             q => BoardQueue::parse("queue", q)?,
         };
-        let state = match field::bounded("state", r.state, 32)? {
-            "" => None,
-            _ if queue != BoardQueue::Board => {
-                return Err(FieldError::new("state", format!("is fixed by queue {queue}; leave it empty")));
-            }
-            s => Some(CaseState::parse("state", s)?),
-        };
+        let state = CaseState::from_filter("state", r.state)?;
+        if state.is_some() && queue != BoardQueue::Board {
+            return Err(FieldError::new("state", format!("is fixed by queue {queue}; leave it unset")));
+        }
         let category_prefix = field::bounded("category_prefix", r.category_prefix, 4)?;
         if !category_prefix.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::new("category_prefix", "must be up to 4 digits of a category code"));
@@ -194,8 +191,12 @@ mod tests {
             ("long center", BoardInput { center_code: &long, ..input() }, "center_code"),
             ("NUL center", BoardInput { center_code: "53290100300\0", ..input() }, "center_code"),
             ("bad queue", BoardInput { queue: "inbox", ..input() }, "queue"),
-            ("bad state", BoardInput { state: "lost", ..input() }, "state"),
-            ("state with a queue", BoardInput { queue: "follow_up", state: "closed", ..input() }, "state"),
+            ("bad state", BoardInput { state: 99, ..input() }, "state"),
+            (
+                "state with a queue",
+                BoardInput { queue: "follow_up", state: CaseState::Closed.into(), ..input() },
+                "state",
+            ),
             ("letters in category", BoardInput { category_prefix: "01a", ..input() }, "category_prefix"),
             ("long category", BoardInput { category_prefix: "01021", ..input() }, "category_prefix"),
             ("bad time", BoardInput { registered_before: "yesterday", ..input() }, "registered_before"),
@@ -207,10 +208,10 @@ mod tests {
 
     #[test]
     fn a_token_is_bound_to_the_filters() {
-        let a = Board::parse(&BoardInput { state: "dispatched", ..input() }).unwrap();
-        let b = Board::parse(&BoardInput { state: "accepted", ..input() }).unwrap();
+        let a = Board::parse(&BoardInput { state: CaseState::Dispatched.into(), ..input() }).unwrap();
+        let b = Board::parse(&BoardInput { state: CaseState::Accepted.into(), ..input() }).unwrap();
         assert_ne!(a.fingerprint(), b.fingerprint());
-        let small = Board::parse(&BoardInput { state: "dispatched", page_size: 2, ..input() }).unwrap();
+        let small = Board::parse(&BoardInput { state: CaseState::Dispatched.into(), page_size: 2, ..input() }).unwrap();
         assert_eq!(a.fingerprint(), small.fingerprint(), "the page size may change between pages");
     }
 }

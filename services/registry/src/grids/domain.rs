@@ -138,7 +138,7 @@ impl<'a> NewPerson<'a> {
     /// when eligible, then name, role and home.
     pub fn parse(
         name: &'a str,
-        role: &'a str,
+        role: i32,
         phone: &'a str,
         id_number: &'a str,
         home_code: &'a str,
@@ -159,7 +159,7 @@ impl<'a> NewPerson<'a> {
         }
         Ok(NewPerson {
             name: field::text("name", name, 64)?,
-            role: PersonRole::parse("role", role)?,
+            role: PersonRole::from_proto("role", role)?,
             phone: (!phone.is_empty()).then_some(phone),
             id_number: (!id_number.is_empty()).then_some(id_number),
             home_code: node_code("home_code", home_code)?,
@@ -217,7 +217,9 @@ mod tests {
     fn person(i: usize, value: &str, eligible: bool) -> Result<NewPerson<'_>, FieldError> {
         let mut f = OK;
         f[i] = value;
-        NewPerson::parse(f[0], f[1], f[2], f[3], f[4], eligible, f[5])
+        // The role as the request's number: a code this service does not know is an unknown number.
+        let role = PersonRole::parse("role", f[1]).map(i32::from).unwrap_or(99);
+        NewPerson::parse(f[0], role, f[2], f[3], f[4], eligible, f[5])
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl From<Person> for pb::Person {
         pb::Person {
             id: p.id.to_string(),
             name: p.name,
-            role: p.role.as_str().to_owned(),
+            role: p.role.into(),
             phone: p.phone_masked,
             id_number: p.id_number_masked,
             home_code: p.home_code,
@@ -143,7 +143,7 @@ pub async fn create_person(g: &Grids, request: Request<pb::CreatePersonRequest>)
     let r = request.into_inner();
     let person = NewPerson::parse(
         &r.name,
-        &r.role,
+        r.role,
         &r.phone,
         &r.id_number,
         &r.home_code,

@@ -147,7 +147,7 @@ async fn eligibility_changes_keep_their_history() {
     registry::import_dali(&s.pool).await.unwrap();
     let person = CreatePersonRequest {
         name: "李调解".into(),
-        role: "mediator".into(),
+        role: proto::vocab::v1::PersonRole::Mediator.into(),
         home_code: "532901003001".into(),
         subsidy_eligible: true,
         eligibility_source: "州综治办 2025-01 名册".into(),

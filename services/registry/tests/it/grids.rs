@@ -40,7 +40,7 @@ async fn grids_workers_and_location_resolution() {
 
     let person = |name: &str| CreatePersonRequest {
         name: name.into(),
-        role: "grid_worker".into(),
+        role: proto::vocab::v1::PersonRole::GridWorker.into(),
         phone: "13812345678".into(),
         id_number: "11010519491231002X".into(),
         home_code: village.into(),
@@ -150,7 +150,7 @@ async fn grids_are_renamed_left_and_retired_with_their_micro_grids() {
     let micro = create(&mut client, "micro_grid", &grid.code, "网格").await;
     let worker = |name: &str| CreatePersonRequest {
         name: name.into(),
-        role: "grid_worker".into(),
+        role: proto::vocab::v1::PersonRole::GridWorker.into(),
         home_code: village.into(),
         ..Default::default()
     };

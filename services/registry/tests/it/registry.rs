@@ -167,7 +167,7 @@ async fn bad_inputs_name_their_field() {
             "person phone",
             c.create_person(CreatePersonRequest {
                 name: "x".into(),
-                role: "mediator".into(),
+                role: proto::vocab::v1::PersonRole::Mediator.into(),
                 phone: "1381234".into(),
                 home_code: "532901003001".into(),
                 ..Default::default()

@@ -29,7 +29,7 @@ async fn as_person(url: &str, person: &str, role: &str, scope: &str) -> AuthedCh
 fn person(home: &str) -> CreatePersonRequest {
     CreatePersonRequest {
         name: "李四".into(),
-        role: "grid_worker".into(),
+        role: proto::vocab::v1::PersonRole::GridWorker.into(),
         home_code: home.into(),
         ..Default::default()
     }

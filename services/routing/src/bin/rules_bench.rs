@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use kit::vocab::Urgency;
+use kit::vocab::{UnitKind, Urgency};
 use routing::domain::{CaseFacts, Duty, Roster, Rule, candidates, route};
 
 const RULES: usize = 10_000;
@@ -87,13 +87,15 @@ fn table() -> Vec<Rule> {
                     family,
                     &area,
                     0,
-                    "department",
+                    UnitKind::Department.into(),
                     &unit,
                     &unit,
                 )
                 .expect("a valid rule");
                 if i.is_multiple_of(5) {
-                    rule = rule.with_fallback("rule.", "department", &format!("fb-{i}"), "备用").expect("fallback");
+                    rule = rule
+                        .with_fallback("rule.", UnitKind::Department.into(), &format!("fb-{i}"), "备用")
+                        .expect("fallback");
                 }
                 rule.unit_center = format!("{area:0<12}");
                 rules.push(rule);

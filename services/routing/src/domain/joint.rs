@@ -40,7 +40,7 @@ pub struct Summons {
 impl Summons {
     /// Refuses an empty co-handler list (that is a plain dispatch), more than [`MAX_CO_UNITS`], a unit named
     /// twice, and the lead named again as a co-handler, each by the field that names it.
-    pub fn parse(lead: (&str, &str), co: &[(&str, &str)]) -> Result<Self, FieldError> {
+    pub fn parse(lead: (UnitKind, &str), co: &[(UnitKind, &str)]) -> Result<Self, FieldError> {
         let lead = unit("lead", lead)?;
         if co.is_empty() {
             return Err(FieldError::new("co_units", "names no co-handling unit; dispatch to one unit instead"));
@@ -78,8 +78,7 @@ pub fn answers_at(kind: UnitKind, station: &str, holding_center: &str) -> bool {
     }
 }
 
-fn unit(at: &str, (kind, code): (&str, &str)) -> Result<UnitRef, FieldError> {
-    let kind = UnitKind::parse(&format!("{at}.kind"), kind)?;
+fn unit(at: &str, (kind, code): (UnitKind, &str)) -> Result<UnitRef, FieldError> {
     let code = field::text(&format!("{at}.code"), code, 64)?;
     if !code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
         return Err(FieldError::new(format!("{at}.code"), "may hold only letters, digits, '-', '_' and '.'"));
@@ -184,21 +183,27 @@ mod tests {
 
     #[test]
     fn a_whistle_names_each_unit_once() {
-        let s = Summons::parse(("department", "dali-sfj"), &[("department", "dali-xfj"), ("center", "532901003000")])
-            .unwrap();
+        let s = Summons::parse(
+            (UnitKind::Department, "dali-sfj"),
+            &[(UnitKind::Department, "dali-xfj"), (UnitKind::Center, "532901003000")],
+        )
+        .unwrap();
         assert_eq!(s.co.len(), 2);
-        let field = |lead: (&str, &str), co: &[(&str, &str)]| Summons::parse(lead, co).unwrap_err().field;
-        assert_eq!(field(("department", "a"), &[]), "co_units");
-        assert_eq!(field(("department", "a"), &[("department", "b"), ("department", "b")]), "co_units[1].code");
-        assert_eq!(field(("department", "a"), &[("department", "a")]), "co_units[0].code");
-        assert_eq!(field(("department", "a"), &[("desk", "b")]), "co_units[0].kind");
-        assert_eq!(field(("department", "a\0"), &[("department", "b")]), "lead.code");
-        assert_eq!(field(("department", "a"), &[("department", "🚨")]), "co_units[0].code");
-        let many: Vec<(&str, String)> = (0..=MAX_CO_UNITS).map(|i| ("department", format!("u{i}"))).collect();
-        let many: Vec<(&str, &str)> = many.iter().map(|(k, c)| (*k, c.as_str())).collect();
-        assert_eq!(field(("department", "a"), &many), "co_units");
+        let field = |lead: (UnitKind, &str), co: &[(UnitKind, &str)]| Summons::parse(lead, co).unwrap_err().field;
+        assert_eq!(field((UnitKind::Department, "a"), &[]), "co_units");
+        assert_eq!(
+            field((UnitKind::Department, "a"), &[(UnitKind::Department, "b"), (UnitKind::Department, "b")]),
+            "co_units[1].code"
+        );
+        assert_eq!(field((UnitKind::Department, "a"), &[(UnitKind::Department, "a")]), "co_units[0].code");
+        assert_eq!(field((UnitKind::Department, "a\0"), &[(UnitKind::Department, "b")]), "lead.code");
+        assert_eq!(field((UnitKind::Department, "a"), &[(UnitKind::Department, "🚨")]), "co_units[0].code");
+        let many: Vec<(UnitKind, String)> =
+            (0..=MAX_CO_UNITS).map(|i| (UnitKind::Department, format!("u{i}"))).collect();
+        let many: Vec<(UnitKind, &str)> = many.iter().map(|(k, c)| (*k, c.as_str())).collect();
+        assert_eq!(field((UnitKind::Department, "a"), &many), "co_units");
         // The same code as a department and as a center are two units.
-        assert!(Summons::parse(("department", "x"), &[("center", "x")]).is_ok());
+        assert!(Summons::parse((UnitKind::Department, "x"), &[(UnitKind::Center, "x")]).is_ok());
     }
 
     #[test]

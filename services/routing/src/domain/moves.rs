@@ -76,10 +76,10 @@ pub struct Resolve {
 }
 
 impl Resolve {
-    pub fn parse(task_id: &str, resolver_id: &str, outcome: &str, note: &str) -> Result<Self, FieldError> {
+    pub fn parse(task_id: &str, resolver_id: &str, outcome: i32, note: &str) -> Result<Self, FieldError> {
         let task_id = field::uuid("task_id", task_id)?;
         let resolver_id = field::bounded("resolver_id", resolver_id, MAX_ID_CHARS)?.to_owned();
-        let outcome = Outcome::parse("outcome", outcome)?;
+        let outcome = Outcome::from_proto("outcome", outcome)?;
         // 不予受理 must give its reason (DOMAIN.md: "不予受理 with reason").
         let note = match outcome {
             Outcome::NotAccepted => field::text("note", note, 2000)?,
@@ -108,10 +108,10 @@ pub struct ManualDispatch {
 }
 
 impl ManualDispatch {
-    pub fn parse(case_id: &str, kind: &str, code: &str, reason: &str, expected_task: &str) -> Result<Self, FieldError> {
+    pub fn parse(case_id: &str, kind: i32, code: &str, reason: &str, expected_task: &str) -> Result<Self, FieldError> {
         Ok(Self {
             case_id: field::uuid("case_id", case_id)?,
-            unit_kind: UnitKind::parse("unit_kind", kind)?,
+            unit_kind: UnitKind::from_proto("unit_kind", kind)?,
             unit_code: unit_code("unit_code", code)?.to_owned(),
             // Overriding the rules must say why: the file and the audit keep it.
             reason: field::text("reason", reason, MAX_REASON_CHARS)?.to_owned(),
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(Accept::parse(ID, "").unwrap().handler_id, "");
         assert_eq!(Return::parse(ID, "", "not_local", " 不是本辖区 ").unwrap().reason, "不是本辖区");
         assert_eq!(Review::parse(ID, "", true, "").unwrap().note, "", "an approval may leave the note empty");
-        assert_eq!(Resolve::parse(ID, "", "handled", "").unwrap().outcome, Outcome::Handled);
+        assert_eq!(Resolve::parse(ID, "", Outcome::Handled.into(), "").unwrap().outcome, Outcome::Handled);
         let long = "x".repeat(MAX_ID_CHARS + 1);
         for (name, field, err) in [
             ("bad task id", "task_id", Accept::parse("T-1", "").err()),
@@ -225,9 +225,9 @@ mod tests {
             ("no reason", "reason", Return::parse(ID, "", "other", " ").err()),
             ("rejection without a note", "note", Review::parse(ID, "", false, "").err()),
             ("NUL in reviewer", "reviewer_id", Review::parse(ID, "a\0", true, "").err()),
-            ("unknown outcome", "outcome", Resolve::parse(ID, "", "done", "").err()),
-            ("not accepted without a reason", "note", Resolve::parse(ID, "", "not_accepted", "").err()),
-            ("first bad field first", "task_id", Resolve::parse("", "", "done", "").err()),
+            ("unknown outcome", "outcome", Resolve::parse(ID, "", 99, "").err()),
+            ("not accepted without a reason", "note", Resolve::parse(ID, "", Outcome::NotAccepted.into(), "").err()),
+            ("first bad field first", "task_id", Resolve::parse("", "", 99, "").err()),
         ] {
             assert_eq!(err.map(|e| e.field), Some(field.to_owned()), "{name}");
         }
@@ -235,18 +235,22 @@ mod tests {
 
     #[test]
     fn manual_moves_parse_or_name_the_first_bad_field() {
-        let d = ManualDispatch::parse(ID, "department", "532901-SFS", " 属地调解 ", "").unwrap();
+        let d = ManualDispatch::parse(ID, UnitKind::Department.into(), "532901-SFS", " 属地调解 ", "").unwrap();
         assert_eq!((d.reason.as_str(), d.expected_task), ("属地调解", None));
         let e = Escalation::parse(ID, "up", "532901000000", "超出权限", ID).unwrap();
         assert_eq!((e.hop, e.expected_task.is_some()), (Hop::Up, true));
         for (name, field, err) in [
-            ("bad case", "case_id", ManualDispatch::parse("x", "department", "a", "r", "").err()),
-            ("unknown kind", "unit_kind", ManualDispatch::parse(ID, "desk", "a", "r", "").err()),
-            ("emoji code", "unit_code", ManualDispatch::parse(ID, "center", "🚨", "r", "").err()),
-            ("NUL in code", "unit_code", ManualDispatch::parse(ID, "center", "a\0", "r", "").err()),
-            ("no reason", "reason", ManualDispatch::parse(ID, "center", "a", " ", "").err()),
-            ("NUL reason", "reason", ManualDispatch::parse(ID, "center", "a", "x\0", "").err()),
-            ("bad expected", "expected_task_id", ManualDispatch::parse(ID, "center", "a", "r", "T-1").err()),
+            ("bad case", "case_id", ManualDispatch::parse("x", UnitKind::Department.into(), "a", "r", "").err()),
+            ("unknown kind", "unit_kind", ManualDispatch::parse(ID, 99, "a", "r", "").err()),
+            ("emoji code", "unit_code", ManualDispatch::parse(ID, UnitKind::Center.into(), "🚨", "r", "").err()),
+            ("NUL in code", "unit_code", ManualDispatch::parse(ID, UnitKind::Center.into(), "a\0", "r", "").err()),
+            ("no reason", "reason", ManualDispatch::parse(ID, UnitKind::Center.into(), "a", " ", "").err()),
+            ("NUL reason", "reason", ManualDispatch::parse(ID, UnitKind::Center.into(), "a", "x\0", "").err()),
+            (
+                "bad expected",
+                "expected_task_id",
+                ManualDispatch::parse(ID, UnitKind::Center.into(), "a", "r", "T-1").err(),
+            ),
             ("recall without reason", "reason", Recall::parse(ID, "").err()),
             ("sideways", "direction", Escalation::parse(ID, "left", "532901000000", "r", "").err()),
             ("not a division", "to_center_code", Escalation::parse(ID, "up", "5329", "r", "").err()),

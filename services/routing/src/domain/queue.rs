@@ -26,19 +26,17 @@ pub struct Queue {
 
 impl Queue {
     pub fn parse(
-        state: &str,
+        state: i32,
         mine: bool,
         unit_code: &str,
         overdue_only: bool,
         page_size: u32,
         page_token: &str,
     ) -> std::result::Result<Self, FieldError> {
-        let state = match kit::field::bounded("state", state, 32)? {
-            "" => None,
-            s => match TaskState::parse("state", s)? {
-                open if OPEN.contains(&open) => Some(open),
-                _ => return Err(FieldError::new("state", "must be an open state: dispatched, accepted or returned")),
-            },
+        let state = match TaskState::from_filter("state", state)? {
+            None => None,
+            Some(open) if OPEN.contains(&open) => Some(open),
+            Some(_) => return Err(FieldError::new("state", "must be an open state: dispatched, accepted or returned")),
         };
         Ok(Self {
             state,
@@ -116,18 +114,20 @@ impl Queue {
 mod tests {
     use super::*;
 
+    const ACCEPTED: i32 = proto::vocab::v1::TaskState::Accepted as i32;
+
     #[test]
     fn queue_requests_parse_or_name_the_field() {
-        let q = Queue::parse("", true, "", false, 0, "").unwrap();
+        let q = Queue::parse(0, true, "", false, 0, "").unwrap();
         assert_eq!((q.state, q.limit), (None, 50));
-        assert_eq!(Queue::parse("accepted", false, "", false, 10_000, "").unwrap().limit, 200, "page size capped");
+        assert_eq!(Queue::parse(ACCEPTED, false, "", false, 10_000, "").unwrap().limit, 200, "page size capped");
+        let resolved = proto::vocab::v1::TaskState::Resolved as i32;
         for (name, state, unit, token, field) in [
-            ("closed state", "resolved", "", "", "state"),
-            ("unknown state", "nope", "", "", "state"),
-            ("NUL in state", "dispatched\0", "", "", "state"),
-            ("long unit", "", &"U".repeat(65) as &str, "", "unit_code"),
-            ("NUL in unit", "", "532901003-SFS\0", "", "unit_code"),
-            ("NUL in token", "", "", "abc\0", "page_token"),
+            ("closed state", resolved, "", "", "state"),
+            ("unknown state", 99, "", "", "state"),
+            ("long unit", 0, &"U".repeat(65) as &str, "", "unit_code"),
+            ("NUL in unit", 0, "532901003-SFS\0", "", "unit_code"),
+            ("NUL in token", 0, "", "abc\0", "page_token"),
         ] {
             let err = Queue::parse(state, false, unit, false, 0, token).unwrap_err();
             assert_eq!(err.field, field, "{name}");
@@ -136,9 +136,9 @@ mod tests {
 
     #[test]
     fn a_token_is_bound_to_the_filters_and_the_reader_of_mine() {
-        let q = Queue::parse("accepted", true, "", false, 0, "").unwrap();
+        let q = Queue::parse(ACCEPTED, true, "", false, 0, "").unwrap();
         assert_ne!(q.fingerprint("a"), q.fingerprint("b"), "mine differs per reader");
-        let all = Queue::parse("accepted", false, "", false, 0, "").unwrap();
+        let all = Queue::parse(ACCEPTED, false, "", false, 0, "").unwrap();
         assert_eq!(all.fingerprint("a"), all.fingerprint("b"));
         assert_ne!(q.fingerprint("a"), all.fingerprint("a"));
     }

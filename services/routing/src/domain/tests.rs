@@ -1,9 +1,15 @@
 use super::*;
 
+/// A unit kind as a request's number: a code this service does not know is an unknown number, none is 0.
+fn kind(code: &str) -> i32 {
+    if code.is_empty() { 0 } else { UnitKind::parse("kind", code).map_or(99, i32::from) }
+}
+
 fn rule(id: &str, priority: u32, category: &str, area: &str, urgency: &str, unit: &str) -> Rule {
     let urgency =
         if urgency.is_empty() { 0 } else { Urgency::parse("urgency", urgency).expect("valid urgency").into() };
-    Rule::parse("rule.", id, priority, category, area, urgency, "department", unit, unit).expect("valid rule")
+    Rule::parse("rule.", id, priority, category, area, urgency, UnitKind::Department.into(), unit, unit)
+        .expect("valid rule")
 }
 
 fn case(category: &str, urgency: &str) -> CaseFacts {
@@ -72,7 +78,7 @@ fn moves_follow_the_task_lifecycle() {
 
 #[test]
 fn bad_rule_fields_are_named() {
-    let parse = |id, cat, area, urgency, kind, code| Rule::parse("rule.", id, 1, cat, area, urgency, kind, code, "名");
+    let parse = |id, cat, area, urgency, k, code| Rule::parse("rule.", id, 1, cat, area, urgency, kind(k), code, "名");
     let cases = [
         (parse("", "", "", 0, "department", "x"), "rule.id"),
         (parse("a b", "", "", 0, "department", "x"), "rule.id"),
@@ -92,8 +98,8 @@ fn slip_numbers_are_padded() {
     assert_eq!(slip_no("532901", "20250807", 3), "JB-532901-20250807-0003");
 }
 
-fn with_fallback(r: Rule, kind: &str, code: &str) -> Rule {
-    r.with_fallback("rule.", kind, code, &format!("{code} 名称")).expect("valid fallback")
+fn with_fallback(r: Rule, k: &str, code: &str) -> Rule {
+    r.with_fallback("rule.", kind(k), code, &format!("{code} 名称")).expect("valid fallback")
 }
 
 #[test]
@@ -148,8 +154,8 @@ fn after_a_hop_only_the_holding_centers_own_rules_apply() {
 #[test]
 fn a_fallback_is_another_unit() {
     let r = rule("r1", 1, "", "", "", "police");
-    assert_eq!(r.clone().with_fallback("rule.", "", "", "").unwrap().fallback, None);
-    let err = |k: &str, c: &str, n: &str| r.clone().with_fallback("rule.", k, c, n).unwrap_err().field;
+    assert_eq!(r.clone().with_fallback("rule.", 0, "", "").unwrap().fallback, None);
+    let err = |k: &str, c: &str, n: &str| r.clone().with_fallback("rule.", kind(k), c, n).unwrap_err().field;
     assert_eq!(err("department", "police", "x"), "rule.fallback_code");
     assert_eq!(err("desk", "a", "x"), "rule.fallback_kind");
     assert_eq!(err("center", "a b", "x"), "rule.fallback_code");

@@ -26,7 +26,7 @@ struct Station {
 
 /// A co-handling unit as the dispatcher names it: kind, code and the name to print.
 pub struct CoUnit {
-    pub kind: String,
+    pub kind: UnitKind,
     pub code: String,
     pub name: String,
 }
@@ -38,7 +38,7 @@ impl Tasks {
     /// [`answers_at`]): a whistle to a unit that does not exist would start a 报到 clock nobody can stop and hold
     /// the lead's 办结 until someone released it.
     pub async fn summon(&self, p: &Principal, task_id: Uuid, co: &[CoUnit], reason: &str) -> Result<Vec<CoHandler>> {
-        let named: Vec<(&str, &str)> = co.iter().map(|c| (c.kind.as_str(), c.code.as_str())).collect();
+        let named: Vec<(UnitKind, &str)> = co.iter().map(|c| (c.kind, c.code.as_str())).collect();
         // The task as it stands, read without a lock: the request's own faults and the caller's right are
         // answered before the registry is asked, and the registry is asked before a transaction opens.
         let task = {
@@ -46,7 +46,7 @@ impl Tasks {
             db::task(&mut conn, task_id, false).await?.ok_or_else(|| not_found(task_id))?
         };
         scope::gate(p, &task, dispatcher_of(p, &task))?;
-        let summons = Summons::parse((task.unit_kind.as_str(), &task.unit_code), &named).map_err(Error::Invalid)?;
+        let summons = Summons::parse((task.unit_kind, &task.unit_code), &named).map_err(Error::Invalid)?;
         let mut stations = Vec::with_capacity(summons.co.len());
         for (i, unit) in summons.co.iter().enumerate() {
             stations.push(self.station(unit, &format!("co_units[{i}].code")).await?);
@@ -177,7 +177,7 @@ impl Tasks {
         let event = CaseJoint {
             task_id: c.lead_task_id.to_string(),
             co_id: c.id.to_string(),
-            unit_kind: c.unit_kind.as_str().into(),
+            unit_kind: c.unit_kind.into(),
             unit_code: c.unit_code.clone(),
             unit_name: c.unit_name.clone(),
             action: action.into(),

@@ -23,7 +23,7 @@ async fn a_registered_case_goes_to_the_unit_its_best_rule_names() {
 
     assert_eq!((task.unit_code.as_str(), task.rule_id.as_str()), ("judicial-office", "neighbours-here"));
     assert_eq!(
-        (task.state.as_str(), task.unit_kind.as_str(), task.attempt, task.round),
+        (task.state().code(), task.unit_kind().code(), task.attempt, task.round),
         ("dispatched", "department", 1, 1)
     );
     assert_eq!(task.case_id, case_id.to_string());
@@ -34,7 +34,7 @@ async fn a_registered_case_goes_to_the_unit_its_best_rule_names() {
     let event = h.dispatched_event(&task.id).await;
     assert_eq!(event.slip_no, task.slip_no);
     assert_eq!(
-        (event.unit_code.as_str(), event.unit_kind.as_str(), event.rule_id.as_str()),
+        (event.unit_code.as_str(), event.unit_kind().code(), event.rule_id.as_str()),
         ("judicial-office", "department", "neighbours-here")
     );
     let normal = proto::vocab::v1::Urgency::Normal as i32;
@@ -53,11 +53,11 @@ async fn without_a_matching_rule_the_center_keeps_the_case() {
 
     let (_, task) = h.register("0106", "urgent").await;
 
-    assert_eq!((task.unit_kind.as_str(), task.unit_code.as_str()), ("center", CENTER));
+    assert_eq!((task.unit_kind().code(), task.unit_code.as_str()), ("center", CENTER));
     assert_eq!(task.unit_name, format!("属地综治中心 {CENTER}"));
     assert_eq!(task.rule_id, "", "兜底 names no rule");
     let event = h.dispatched_event(&task.id).await;
-    assert_eq!((event.unit_kind.as_str(), event.unit_code.as_str()), ("center", CENTER));
+    assert_eq!((event.unit_kind().code(), event.unit_code.as_str()), ("center", CENTER));
 }
 
 #[tokio::test]
@@ -110,7 +110,7 @@ async fn a_reopened_case_is_dispatched_again_in_a_new_round_without_old_exclusio
     let resolve = ResolveTaskRequest {
         task_id: second.id.clone(),
         resolver_id: String::new(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         note: String::new(),
     };
     officer.resolve_task(resolve).await.expect("resolve");
@@ -120,10 +120,10 @@ async fn a_reopened_case_is_dispatched_again_in_a_new_round_without_old_exclusio
         .await;
 
     let third = h.task_no(case_id, 3).await;
-    assert_eq!((third.state.as_str(), third.round, third.attempt), ("dispatched", 2, 3));
+    assert_eq!((third.state().code(), third.round, third.attempt), ("dispatched", 2, 3));
     assert_eq!(third.unit_code, "judicial-office", "a new round forgets the units excluded in the last one");
     h.dispatched_event(&third.id).await;
-    let states: Vec<String> = h.tasks(case_id).await.into_iter().map(|t| t.state).collect();
+    let states: Vec<String> = h.tasks(case_id).await.into_iter().map(|t| t.state().code().to_owned()).collect();
     assert_eq!(states, ["superseded", "resolved", "dispatched"], "earlier tasks stay as history");
 }
 

@@ -22,7 +22,7 @@ async fn handler(h: &common::Harness, person: &str, unit: &str) -> RoutingClient
 }
 
 fn unit(code: &str, name: &str) -> CoUnit {
-    CoUnit { kind: "department".into(), code: code.into(), name: name.into() }
+    CoUnit { kind: proto::vocab::v1::UnitKind::Department.into(), code: code.into(), name: name.into() }
 }
 
 fn summon(task_id: &str, co: Vec<CoUnit>) -> SummonCoHandlersRequest {
@@ -48,11 +48,19 @@ async fn the_lead_resolves_only_when_every_co_unit_has_contributed_or_been_relea
         ("a department of another county", unit("yb-sfj", "漾濞县司法局")),
         (
             "a center of another county",
-            CoUnit { kind: "center".into(), code: "532922000000".into(), name: String::new() },
+            CoUnit {
+                kind: proto::vocab::v1::UnitKind::Center.into(),
+                code: "532922000000".into(),
+                name: String::new(),
+            },
         ),
         (
             "a center the registry does not have",
-            CoUnit { kind: "center".into(), code: "532901999000".into(), name: String::new() },
+            CoUnit {
+                kind: proto::vocab::v1::UnitKind::Center.into(),
+                code: "532901999000".into(),
+                name: String::new(),
+            },
         ),
     ] {
         let status = dispatcher.clone().summon_co_handlers(summon(&task.id, vec![unit("zjj", "住建局"), co])).await;
@@ -95,7 +103,7 @@ async fn the_lead_resolves_only_when_every_co_unit_has_contributed_or_been_relea
     let resolve = || ResolveTaskRequest {
         task_id: task.id.clone(),
         resolver_id: String::new(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         note: "调解成功".into(),
     };
     let owed = lead.resolve_task(resolve()).await.unwrap_err();

@@ -28,7 +28,7 @@ async fn as_role(h: &Harness, person: &str, role: &str, node: &str) -> RoutingCl
 fn by_hand(case_id: Uuid, kind: &str, unit: &str, expected: &str) -> DispatchCaseRequest {
     DispatchCaseRequest {
         case_id: case_id.to_string(),
-        unit_kind: kind.into(),
+        unit_kind: <proto::vocab::v1::UnitKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or(99),
         unit_code: unit.into(),
         reason: "领导批示, 改由专门部门办理".into(),
         expected_task_id: expected.into(),
@@ -72,7 +72,7 @@ async fn a_dispatcher_overrides_the_rules_and_each_hop_has_its_own_slip() {
     assert_eq!((second.center_code.as_str(), second.holding_center.as_str()), (CENTER, CENTER));
     assert_ne!(second.slip_no, first.slip_no, "a re-dispatch issues its own 交办单");
     assert!(second.slip_no.ends_with("-0002"), "the center's next slip of the day: {}", second.slip_no);
-    assert_eq!((old.id.as_str(), old.state.as_str()), (first.id.as_str(), "superseded"));
+    assert_eq!((old.id.as_str(), old.state().code()), (first.id.as_str(), "superseded"));
     assert_eq!(old.recall_reason, "领导批示, 改由专门部门办理");
 
     let recalled = h
@@ -102,7 +102,7 @@ async fn a_recalled_case_waits_at_its_center_for_a_dispatch_by_hand() {
     let recall = RecallTaskRequest { task_id: first.id.clone(), reason: "交办错误 ✋".into() };
 
     let task = dispatcher.recall_task(recall.clone()).await.unwrap().into_inner().task.unwrap();
-    assert_eq!((task.state.as_str(), task.recall_reason.as_str()), ("superseded", "交办错误 ✋"));
+    assert_eq!((task.state().code(), task.recall_reason.as_str()), ("superseded", "交办错误 ✋"));
     let e: CaseRecalled = h
         .event("case.recalled", |b| match b {
             Body::CaseRecalled(e) => Some(e),
@@ -119,7 +119,7 @@ async fn a_recalled_case_waits_at_its_center_for_a_dispatch_by_hand() {
     let next = dispatcher.dispatch_case(by_hand(case_id, "center", TOWNSHIP, "")).await.unwrap().into_inner();
     assert!(next.superseded.is_none());
     let next = next.task.unwrap();
-    assert_eq!((next.unit_kind.as_str(), next.unit_code.as_str(), next.attempt), ("center", TOWNSHIP, 2));
+    assert_eq!((next.unit_kind().code(), next.unit_code.as_str(), next.attempt), ("center", TOWNSHIP, 2));
     assert!(next.unit_name.contains("综治中心"), "{}", next.unit_name);
 }
 
@@ -139,7 +139,7 @@ async fn cases_go_up_level_by_level_and_down_to_a_center_on_their_path() {
     assert_eq!((at_township.unit_code.as_str(), at_township.via.as_str()), (TOWNSHIP, "center"));
     assert_eq!(at_township.holding_center, TOWNSHIP);
     assert!(at_township.slip_no.starts_with("JB-532901003-"), "the township issues it: {}", at_township.slip_no);
-    assert_eq!(up.superseded.unwrap().state, "superseded");
+    assert_eq!(up.superseded.unwrap().state().code(), "superseded");
     let e: CaseEscalated = h
         .event("case.escalated", |b| match b {
             Body::CaseEscalated(e) => Some(e),
@@ -170,7 +170,7 @@ async fn cases_go_up_level_by_level_and_down_to_a_center_on_their_path() {
     assert_eq!((back.unit_code.as_str(), back.holding_center.as_str()), ("bureau", VILLAGE));
     assert!(back.slip_no.starts_with("JB-532901003001-"), "the village issues it: {}", back.slip_no);
     let tasks = h.tasks(case_id).await;
-    let states: Vec<&str> = tasks.iter().map(|t| t.state.as_str()).collect();
+    let states: Vec<&str> = tasks.iter().map(|t| t.state().code()).collect();
     assert_eq!(states, ["superseded", "superseded", "superseded", "dispatched"], "every hop stays in the file");
     assert!(tasks.iter().all(|t| t.holding_center == VILLAGE), "every task shows who holds the case now");
 }
@@ -314,10 +314,10 @@ async fn a_retired_or_off_duty_department_gives_way_to_the_fallback_or_the_cente
         id: "police".into(),
         priority: 5,
         category_prefix: "0207".into(),
-        unit_kind: "department".into(),
+        unit_kind: proto::vocab::v1::UnitKind::Department.into(),
         unit_code: "police-station".into(),
         unit_name: "派出所".into(),
-        fallback_kind: "department".into(),
+        fallback_kind: proto::vocab::v1::UnitKind::Department.into(),
         fallback_code: "mediation".into(),
         fallback_name: "调解委员会".into(),
         ..Default::default()
@@ -329,7 +329,7 @@ async fn a_retired_or_off_duty_department_gives_way_to_the_fallback_or_the_cente
         id: "patrol".into(),
         priority: 5,
         category_prefix: "0204".into(),
-        unit_kind: "department".into(),
+        unit_kind: proto::vocab::v1::UnitKind::Department.into(),
         unit_code: "patrol".into(),
         unit_name: "交警轮驻".into(),
         ..Default::default()

@@ -30,14 +30,14 @@ async fn a_merged_case_loses_its_task_and_an_unmerged_one_is_dispatched_again() 
     h.infra.publish_envelope(&first).await;
     let state = eventually("the task superseded", 10, || async {
         let t = h.tasks(case_id).await.into_iter().next()?;
-        (t.state == "superseded").then_some(t.state)
+        (t.state().code() == "superseded").then_some(t.state().code())
     })
     .await;
     assert_eq!(state, "superseded");
     let resolve = ResolveTaskRequest {
         task_id: task.id.clone(),
         resolver_id: String::new(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         note: "已调解".into(),
     };
     let refused = officer.resolve_task(resolve).await.unwrap_err();
@@ -53,10 +53,10 @@ async fn a_merged_case_loses_its_task_and_an_unmerged_one_is_dispatched_again() 
         Body::CaseUnmerged(CaseUnmerged { from_case_id: Uuid::new_v4().to_string(), reason: "非同一事项".into() });
     h.infra.publish_envelope(&envelope(case_id, unmerged)).await;
     let next = h.task_no(case_id, 2).await;
-    assert_eq!((next.state.as_str(), next.unit_code.as_str(), next.round), ("dispatched", "judicial-office", 1));
+    assert_eq!((next.state().code(), next.unit_code.as_str(), next.round), ("dispatched", "judicial-office", 1));
     assert_ne!(next.slip_no, task.slip_no, "a new 交办单");
     let event = h.dispatched_event(&next.id).await;
     assert_eq!(event.unit_code, "judicial-office");
-    let states: Vec<String> = h.tasks(case_id).await.into_iter().map(|t| t.state).collect();
+    let states: Vec<String> = h.tasks(case_id).await.into_iter().map(|t| t.state().code().to_owned()).collect();
     assert_eq!(states, ["superseded", "dispatched"], "one live task");
 }

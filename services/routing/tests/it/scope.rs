@@ -64,7 +64,7 @@ fn resolve(task: &Task, resolver: &str) -> ResolveTaskRequest {
     ResolveTaskRequest {
         task_id: task.id.clone(),
         resolver_id: resolver.into(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         note: String::new(),
     }
 }
@@ -235,10 +235,12 @@ async fn only_the_accepting_handler_or_its_unit_resolves() {
 
 /// A person in the registry with this role and home.
 async fn person(h: &Harness, role: &str, home: &str) -> String {
-    let request =
-        CreatePersonRequest {
-            name: "杨调解".into(), role: role.into(), home_code: home.into(), ..Default::default()
-        };
+    let request = CreatePersonRequest {
+        name: "杨调解".into(),
+        role: <proto::vocab::v1::PersonRole as proto::json::ProtoEnum>::number_of(role).unwrap_or(99),
+        home_code: home.into(),
+        ..Default::default()
+    };
     let mut registry = h.registry.as_ref().unwrap().0.clone();
     registry.create_person(request).await.expect("person").into_inner().person.unwrap().id
 }
@@ -276,7 +278,7 @@ async fn a_returner_does_not_review_their_own_return() {
     let own = dual.review_return(reject(&task, "")).await.unwrap_err();
     assert_refused("reviewing one's own return", &own, Code::PermissionDenied, "");
     let other = h.as_(&token("d-1", &[("dispatcher", VILLAGE, "")])).await.review_return(reject(&task, "")).await;
-    assert_eq!(other.expect("another dispatcher reviews").into_inner().task.unwrap().state, "dispatched");
+    assert_eq!(other.expect("another dispatcher reviews").into_inner().task.unwrap().state().code(), "dispatched");
 }
 
 fn rule(id: &str, area: &str) -> PutRuleRequest {
@@ -287,7 +289,7 @@ fn rule(id: &str, area: &str) -> PutRuleRequest {
             category_prefix: "03".into(),
             area_prefix: area.into(),
             urgency: 0,
-            unit_kind: "department".into(),
+            unit_kind: proto::vocab::v1::UnitKind::Department.into(),
             unit_code: "civil-affairs".into(),
             unit_name: "民政局".into(),
             ..Default::default()

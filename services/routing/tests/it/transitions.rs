@@ -32,7 +32,7 @@ fn resolve(task_id: &str) -> ResolveTaskRequest {
     ResolveTaskRequest {
         task_id: task_id.into(),
         resolver_id: String::new(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         note: "达成调解协议".into(),
     }
 }
@@ -44,16 +44,16 @@ async fn an_accepted_task_is_resolved_and_credits_the_resolver() {
     let mut client = h.officer().await;
 
     let accepted = client.accept_task(accept(&task.id)).await.expect("accept").into_inner().task.expect("task");
-    assert_eq!((accepted.state.as_str(), accepted.handler_id.as_str()), ("accepted", OFFICER));
+    assert_eq!((accepted.state().code(), accepted.handler_id.as_str()), ("accepted", OFFICER));
     assert!(!accepted.accepted_at.is_empty(), "签收 starts the clock");
 
     let resolved = client.resolve_task(resolve(&task.id)).await.expect("resolve").into_inner().task.expect("task");
-    assert_eq!((resolved.state.as_str(), resolved.outcome.as_str()), ("resolved", "dispute_resolved"));
+    assert_eq!((resolved.state().code(), resolved.outcome().code()), ("resolved", "dispute_resolved"));
     assert_eq!((resolved.resolver_id.as_str(), resolved.outcome_note.as_str()), (OFFICER, "达成调解协议"));
     assert!(!resolved.resolved_at.is_empty());
 
     let fetched = client.get_task(GetTaskRequest { task_id: task.id.clone() }).await.expect("get").into_inner().task;
-    assert_eq!(fetched.map(|t| t.state).as_deref(), Some("resolved"));
+    assert_eq!(fetched.map(|t| t.state().code().to_owned()).as_deref(), Some("resolved"));
     let accepted_event = h.event("case.accepted", |b| match b {
         Body::CaseAccepted(e) => Some(e),
         _ => None,
@@ -65,7 +65,7 @@ async fn an_accepted_task_is_resolved_and_credits_the_resolver() {
     });
     let event = event.await;
     assert_eq!(
-        (event.task_id.as_str(), event.outcome.as_str(), event.resolver_id.as_str()),
+        (event.task_id.as_str(), event.outcome().code(), event.resolver_id.as_str()),
         (task.id.as_str(), "dispute_resolved", OFFICER)
     );
 }
@@ -80,13 +80,13 @@ async fn an_approved_return_re_dispatches_to_the_next_unit_then_the_center() {
     let (mut client, mut officer) = (h.client.clone(), h.officer().await);
 
     let returned = officer.return_task(give_back(&first.id)).await.expect("return").into_inner().task.expect("task");
-    assert_eq!((returned.state.as_str(), returned.return_reason_code.as_str()), ("returned", "not_local"));
+    assert_eq!((returned.state().code(), returned.return_reason_code.as_str()), ("returned", "not_local"));
     assert_eq!(returned.return_reason, "不在本辖区");
     let reviewed = client.review_return(review(&first.id, true)).await.expect("approve").into_inner();
     let (old, next) = (reviewed.task.expect("task"), reviewed.next_task.expect("next task"));
-    assert_eq!(old.state, "superseded");
+    assert_eq!(old.state().code(), "superseded");
     assert_eq!(
-        (next.state.as_str(), next.unit_code.as_str(), next.attempt, next.round),
+        (next.state().code(), next.unit_code.as_str(), next.attempt, next.round),
         ("dispatched", "mediation", 2, 1)
     );
     assert_ne!(next.slip_no, first.slip_no, "every dispatch has its own slip");
@@ -97,7 +97,7 @@ async fn an_approved_return_re_dispatches_to_the_next_unit_then_the_center() {
     let last = client.review_return(review(&next.id, true)).await.expect("approve again").into_inner().next_task;
     let last = last.expect("next task");
     assert_eq!(
-        (last.unit_kind.as_str(), last.unit_code.as_str(), last.rule_id.as_str()),
+        (last.unit_kind().code(), last.unit_code.as_str(), last.rule_id.as_str()),
         ("center", CENTER, ""),
         "兜底 once every rule's unit returned it"
     );
@@ -114,7 +114,7 @@ async fn a_rejected_return_goes_back_to_the_unit() {
 
     let reviewed = client.review_return(review(&task.id, false)).await.expect("reject").into_inner();
     assert!(reviewed.next_task.is_none(), "a rejection dispatches nothing new");
-    assert_eq!(reviewed.task.map(|t| t.state).as_deref(), Some("dispatched"));
+    assert_eq!(reviewed.task.map(|t| t.state().code().to_owned()).as_deref(), Some("dispatched"));
     let event = h.event("case.return_rejected", |b| match b {
         Body::ReturnRejected(e) => Some(e),
         _ => None,

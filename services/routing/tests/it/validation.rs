@@ -89,20 +89,19 @@ async fn bad_inputs_name_the_field_for_every_rpc() {
     let ok = ResolveTaskRequest {
         task_id: TASK.into(),
         resolver_id: "mediator-3".into(),
-        outcome: "handled".into(),
+        outcome: proto::vocab::v1::Outcome::Handled.into(),
         note: String::new(),
     };
     let resolves = [
         ("resolve: bad task id", ResolveTaskRequest { task_id: "?".into(), ..ok.clone() }, "task_id"),
-        ("resolve: no outcome", ResolveTaskRequest { outcome: String::new(), ..ok.clone() }, "outcome"),
-        ("resolve: unknown outcome", ResolveTaskRequest { outcome: "done".into(), ..ok.clone() }, "outcome"),
-        ("resolve: 10 KB outcome", ResolveTaskRequest { outcome: "y".repeat(10 << 10), ..ok.clone() }, "outcome"),
-        ("resolve: NUL in outcome", ResolveTaskRequest { outcome: "handled\0".into(), ..ok.clone() }, "outcome"),
+        ("resolve: no outcome", ResolveTaskRequest { outcome: 0, ..ok.clone() }, "outcome"),
+        ("resolve: unknown outcome", ResolveTaskRequest { outcome: 99, ..ok.clone() }, "outcome"),
+        ("resolve: negative outcome", ResolveTaskRequest { outcome: -1, ..ok.clone() }, "outcome"),
         ("resolve: NUL in note", ResolveTaskRequest { note: "办结\0".into(), ..ok.clone() }, "note"),
         ("resolve: NUL in resolver", ResolveTaskRequest { resolver_id: "\0".into(), ..ok.clone() }, "resolver_id"),
         (
             "resolve: 不予受理 without a reason",
-            ResolveTaskRequest { outcome: "not_accepted".into(), ..ok.clone() },
+            ResolveTaskRequest { outcome: proto::vocab::v1::Outcome::NotAccepted.into(), ..ok.clone() },
             "note",
         ),
     ];
@@ -124,13 +123,13 @@ async fn bad_rules_name_the_field_and_are_not_saved() {
         category_prefix: "0106".into(),
         area_prefix: "532901".into(),
         urgency: proto::vocab::v1::Urgency::Urgent.into(),
-        unit_kind: "department".into(),
+        unit_kind: proto::vocab::v1::UnitKind::Department.into(),
         unit_code: "hrss-532901".into(),
         unit_name: "市人社局".into(),
         ..Default::default()
     };
     let fallback = |kind: &str, code: &str| Rule {
-        fallback_kind: kind.into(),
+        fallback_kind: <proto::vocab::v1::UnitKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or(99),
         fallback_code: code.into(),
         fallback_name: "备用".into(),
         ..ok.clone()
@@ -143,8 +142,8 @@ async fn bad_rules_name_the_field_and_are_not_saved() {
         ("category prefix too long", Rule { category_prefix: "0106011".into(), ..ok.clone() }, "rule.category_prefix"),
         ("area prefix too long", Rule { area_prefix: "5329010030011".into(), ..ok.clone() }, "rule.area_prefix"),
         ("unknown urgency", Rule { urgency: 42, ..ok.clone() }, "rule.urgency"),
-        ("no unit kind", Rule { unit_kind: String::new(), ..ok.clone() }, "rule.unit_kind"),
-        ("unknown unit kind", Rule { unit_kind: "bureau".into(), ..ok.clone() }, "rule.unit_kind"),
+        ("no unit kind", Rule { unit_kind: 0, ..ok.clone() }, "rule.unit_kind"),
+        ("unknown unit kind", Rule { unit_kind: 99, ..ok.clone() }, "rule.unit_kind"),
         ("no unit code", Rule { unit_code: String::new(), ..ok.clone() }, "rule.unit_code"),
         ("no unit name", Rule { unit_name: " ".into(), ..ok.clone() }, "rule.unit_name"),
         ("NUL in unit name", Rule { unit_name: "市人社局\0".into(), ..ok.clone() }, "rule.unit_name"),
@@ -154,7 +153,11 @@ async fn bad_rules_name_the_field_and_are_not_saved() {
         ("emoji unit code", Rule { unit_code: "人社🚀".into(), ..ok.clone() }, "rule.unit_code"),
         (
             "a division without a center",
-            Rule { unit_kind: "center".into(), unit_code: "532901003001001".into(), ..ok.clone() },
+            Rule {
+                unit_kind: proto::vocab::v1::UnitKind::Center.into(),
+                unit_code: "532901003001001".into(),
+                ..ok.clone()
+            },
             "rule.unit_code",
         ),
         ("unknown fallback", fallback("department", "ghost"), "rule.fallback_code"),

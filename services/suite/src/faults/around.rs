@@ -138,7 +138,7 @@ async fn around(
     let resolve = ResolveTaskRequest {
         task_id,
         resolver_id: resolver.into(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         note: "故障测试: 已调解".into(),
     };
     step("resolve", false, || {
@@ -162,7 +162,7 @@ async fn around(
     let follow = FollowUpRequest {
         case_id: case_id.into(),
         visitor_id: String::new(),
-        satisfaction: "satisfied".into(),
+        satisfaction: proto::vocab::v1::Satisfaction::Satisfied.into(),
         note: String::new(),
     };
     step("follow up", false, || {

@@ -62,7 +62,7 @@ pub fn registration(demo: &Demo, key: &str) -> RegisterCaseRequest {
             name: "张三".into(),
             phone: "13812345678".into(),
             id_number: String::new(),
-            role: "applicant".into(),
+            role: proto::vocab::v1::PartyRole::Applicant.into(),
         }],
         reporter_id: demo.grid_workers[0].clone(),
         operator_id: String::new(),

@@ -54,7 +54,11 @@ impl Routing {
         match self.client.clone().list_tasks(request).await {
             Ok(answer) => {
                 let tasks = answer.into_inner().tasks;
-                Ok(tasks.into_iter().last().filter(|t| t.state == "resolved").map(|t| t.id))
+                Ok(tasks
+                    .into_iter()
+                    .last()
+                    .filter(|t| t.state == i32::from(kit::vocab::TaskState::Resolved))
+                    .map(|t| t.id))
             }
             Err(status) if matches!(status.code(), tonic::Code::NotFound | tonic::Code::PermissionDenied) => Ok(None),
             Err(status) => {

@@ -305,7 +305,7 @@ fn joint(task_id: &str, co_id: &str, unit: &str, action: &str) -> Body {
     Body::CaseJoint(proto::events::v1::CaseJoint {
         task_id: task_id.into(),
         co_id: co_id.into(),
-        unit_kind: "department".into(),
+        unit_kind: proto::vocab::v1::UnitKind::Department.into(),
         unit_code: unit.into(),
         unit_name: format!("{unit}局"),
         action: action.into(),

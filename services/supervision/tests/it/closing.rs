@@ -94,7 +94,8 @@ impl Suite {
         let request = FollowUpRequest {
             case_id: case_id.to_string(),
             visitor_id: String::new(),
-            satisfaction: satisfaction.into(),
+            satisfaction: <proto::vocab::v1::Satisfaction as proto::json::ProtoEnum>::number_of(satisfaction)
+                .unwrap_or(99),
             note: String::new(),
         };
         let r = self.supervision.follow_up(request).await?.into_inner();
@@ -146,14 +147,14 @@ async fn a_verified_case_is_closed_then_followed_up_satisfied() {
 
     let (closure, reopened) = s.follow_up(case_id, "satisfied").await.expect("followed up");
     assert!(!reopened);
-    assert_eq!((closure.state.as_str(), closure.satisfaction.as_str()), ("followed_up", "satisfied"));
+    assert_eq!((closure.state.as_str(), closure.satisfaction().code()), ("followed_up", "satisfied"));
     let followed = await_event(&s.infra, case_id, "case.followed_up", |b| match b {
         Body::CaseFollowedUp(f) => Some(f.clone()),
         _ => None,
     })
     .await;
     assert_eq!(
-        (followed.round, followed.satisfaction.as_str(), followed.resolver_id.as_str(), followed.case_no.as_str()),
+        (followed.round, followed.satisfaction().code(), followed.resolver_id.as_str(), followed.case_no.as_str()),
         (1, "satisfied", RESOLVER, "532901-20250807-00042")
     );
     assert_eq!(followed.category_code, "0104");
@@ -169,7 +170,7 @@ async fn an_unsatisfied_follow_up_reopens_the_case_for_another_round() {
     s.verify(case_id, true, "resolved", "").await.expect("verified");
     let (closure, reopened) = s.follow_up(case_id, "unsatisfied").await.expect("followed up");
     assert!(reopened, "unsatisfied reopens");
-    assert_eq!(closure.satisfaction, "unsatisfied");
+    assert_eq!(closure.satisfaction().code(), "unsatisfied");
     let reopen = await_event(&s.infra, case_id, "case.reopened", |b| match b {
         Body::CaseReopened(r) => Some(r.clone()),
         _ => None,
@@ -236,7 +237,7 @@ async fn verify_and_follow_up_reject_bad_input() {
     let follow = |case_id: &str, visitor: &str, satisfaction: &str| FollowUpRequest {
         case_id: case_id.into(),
         visitor_id: visitor.into(),
-        satisfaction: satisfaction.into(),
+        satisfaction: <proto::vocab::v1::Satisfaction as proto::json::ProtoEnum>::number_of(satisfaction).unwrap_or(99),
         note: String::new(),
     };
     let cases = [

@@ -18,7 +18,7 @@ fn dispatched(task_id: &str) -> Body {
         case_no: "532901-20250807-00042".into(),
         urgency: proto::vocab::v1::Urgency::Normal.into(),
         category_code: "0104".into(),
-        unit_kind: "center".into(),
+        unit_kind: proto::vocab::v1::UnitKind::Center.into(),
         attempt: 1,
         ..Default::default()
     })
@@ -84,7 +84,11 @@ async fn accepting_before_the_deadline_fires_nothing() {
         deadline_states(&infra, case_id).await,
         [("accept".to_owned(), "met".to_owned()), ("resolve".to_owned(), "pending".to_owned())]
     );
-    let resolved = CaseResolved { task_id: task_id.clone(), outcome: "handled".into(), resolver_id: "r-1".into() };
+    let resolved = CaseResolved {
+        task_id: task_id.clone(),
+        outcome: proto::vocab::v1::Outcome::Handled.into(),
+        resolver_id: "r-1".into(),
+    };
     infra.publish(case_id, "r-1", Body::CaseResolved(resolved)).await;
     await_deadlines(&infra, case_id, &[("accept", "met"), ("resolve", "met")]).await;
     node.stop().await;

@@ -91,7 +91,7 @@ async fn a_merged_case_is_never_verified_or_followed_up_until_unmerged() {
     let visit = FollowUpRequest {
         case_id: case_id.to_string(),
         visitor_id: String::new(),
-        satisfaction: "satisfied".into(),
+        satisfaction: proto::vocab::v1::Satisfaction::Satisfied.into(),
         note: String::new(),
     };
     assert_eq!(s.follow_up(visit).await.unwrap_err().code(), Code::FailedPrecondition);

@@ -129,7 +129,12 @@ impl Suite {
             ..Default::default()
         };
         self.supervision.verify_case(verify).await.unwrap();
-        let visit = FollowUpRequest { case_id: id, satisfaction: satisfaction.into(), ..Default::default() };
+        let visit = FollowUpRequest {
+            case_id: id,
+            satisfaction: <proto::vocab::v1::Satisfaction as proto::json::ProtoEnum>::number_of(satisfaction)
+                .unwrap_or(99),
+            ..Default::default()
+        };
         self.supervision.follow_up(visit).await.unwrap();
     }
 

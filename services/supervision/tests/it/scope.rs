@@ -118,7 +118,7 @@ fn visit(case_id: Uuid, visitor: &str) -> FollowUpRequest {
     FollowUpRequest {
         case_id: case_id.to_string(),
         visitor_id: visitor.into(),
-        satisfaction: "satisfied".into(),
+        satisfaction: proto::vocab::v1::Satisfaction::Satisfied.into(),
         note: String::new(),
     }
 }

@@ -148,7 +148,7 @@ impl Harness {
             category_prefix: category.into(),
             area_prefix: area.into(),
             urgency: 0,
-            unit_kind: "department".into(),
+            unit_kind: proto::vocab::v1::UnitKind::Department.into(),
             unit_code: unit.into(),
             unit_name: format!("{unit} 部门"),
             ..Default::default()

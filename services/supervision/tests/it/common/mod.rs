@@ -111,7 +111,7 @@ pub fn dispatched(task_id: &str, unit: &str, attempt: u32) -> Body {
     Body::CaseDispatched(CaseDispatched {
         task_id: task_id.into(),
         unit_code: unit.into(),
-        unit_kind: "department".into(),
+        unit_kind: proto::vocab::v1::UnitKind::Department.into(),
         attempt,
         case_no: "532901-20250807-00042".into(),
         urgency: proto::vocab::v1::Urgency::Normal.into(),
@@ -128,7 +128,7 @@ pub fn accepted(task_id: &str, handler: &str) -> Body {
 pub fn resolved(task_id: &str, resolver: &str) -> Body {
     Body::CaseResolved(CaseResolved {
         task_id: task_id.into(),
-        outcome: "dispute_resolved".into(),
+        outcome: proto::vocab::v1::Outcome::DisputeResolved.into(),
         resolver_id: resolver.into(),
     })
 }
