@@ -133,7 +133,7 @@ fn filing(body: &Body) -> Option<Filing> {
             (step("return_rejected", Some(CaseState::Dispatched), detail, "routing"), task(&e.task_id), keep)
         }
         Body::CaseResolved(e) => {
-            let detail = format!("办结 {} by {}", e.outcome, e.resolver_id);
+            let detail = format!("办结 {} by {}", e.outcome().code(), e.resolver_id);
             (step("resolved", Some(CaseState::Resolved), detail, "routing"), task(&e.task_id), keep)
         }
         Body::CaseClosed(e) => {
@@ -141,7 +141,7 @@ fn filing(body: &Body) -> Option<Filing> {
             (step("closed", Some(CaseState::Closed), detail, "supervision"), None, flags(Some(false), Some(true)))
         }
         Body::CaseFollowedUp(e) => {
-            let detail = format!("回访: {}", e.satisfaction);
+            let detail = format!("回访: {}", e.satisfaction().code());
             (step("followed_up", None, detail, "supervision"), None, flags(None, Some(false)))
         }
         Body::CaseReopened(e) => {
@@ -251,6 +251,19 @@ mod tests {
         ] {
             assert_eq!(filing(&body).map(|f| f.flags), Some(want), "{name}");
         }
+    }
+
+    /// An enum of the event reads as its code in the file, not as its number.
+    #[test]
+    fn outcomes_and_satisfaction_read_as_words() {
+        use proto::events::v1::{CaseFollowedUp, CaseResolved};
+        use proto::vocab::v1::{Outcome, Satisfaction};
+        let resolved =
+            CaseResolved { outcome: Outcome::DisputeResolved.into(), resolver_id: "p-1".into(), ..Default::default() };
+        let visited = CaseFollowedUp { satisfaction: Satisfaction::BasicallySatisfied.into(), ..Default::default() };
+        let detail = |body| filing(&body).map(|f| f.step.detail).unwrap_or_default();
+        assert_eq!(detail(Body::CaseResolved(resolved)), "办结 dispute_resolved by p-1");
+        assert_eq!(detail(Body::CaseFollowedUp(visited)), "回访: basically_satisfied");
     }
 
     #[test]

@@ -72,6 +72,12 @@ impl Cases {
         if !who.scope(Permission::Register).covers_place(&place.area_path, &place.grid_code) {
             return Err(Error::denied("the case's place is outside your registration scope"));
         }
+        self.insert(&new, &digest, &place, &readable).await
+    }
+
+    /// Numbers the case and writes it in one transaction: the case, its parties (sealed), the first step of its
+    /// file and `case.registered` in the outbox; then the likely duplicates, on the same connection.
+    async fn insert(&self, new: &NewCase, digest: &[u8], place: &Place, readable: &ScopeSet) -> Result<Registered> {
         let mut conn = self.pool.acquire().await?;
         // Category versions are only ever added, so the one read here is still current at commit.
         let (category_version, category_name) =
@@ -89,33 +95,16 @@ impl Cases {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         kit::audit::stage(&mut tx).await?;
         let id = Uuid::new_v4();
-        let reg =
-            Registration { id, digest: &digest, case_no: &number, category_version, at: now, new: &new, place: &place };
+        let reg = Registration { id, digest, case_no: &number, category_version, at: now, new, place };
         let Some(case) = db::insert_case(&mut tx, &reg).await? else {
             // A concurrent registration with the same key won; this one writes nothing. The connection goes
             // back before `replay` takes one.
             drop(tx);
             drop(conn);
-            let existing = self.replay(&new, &digest, &readable).await?;
-            return self.replayed(existing.ok_or_else(|| case_not_found(&new.idempotency_key))?, &readable).await;
+            let existing = self.replay(new, digest, readable).await?;
+            return self.replayed(existing.ok_or_else(|| case_not_found(&new.idempotency_key))?, readable).await;
         };
-        let mut parties = Vec::with_capacity(new.parties.len());
-        let mut phone_indexes = Vec::new();
-        for (i, p) in new.parties.iter().enumerate() {
-            let row = party_row(id, i32::try_from(i).unwrap_or(i32::MAX));
-            let at = |column| Binding { table: "case_parties", column, row: &row };
-            let party = SealedParty {
-                name: &p.name,
-                role: p.role,
-                phone_sealed: p.phone.as_deref().map(|v| self.sealer.seal(v, &at("phone"))),
-                phone_masked: p.phone.as_deref().map(mask_phone).unwrap_or_default(),
-                id_number_sealed: p.id_number.as_deref().map(|v| self.sealer.seal(v, &at("id_number"))),
-                id_number_masked: p.id_number.as_deref().map(mask_id_number).unwrap_or_default(),
-                phone_index: p.phone.as_deref().and_then(|v| crate::domain::duplicates::phone_index(&self.sealer, v)),
-            };
-            parties.push(db::insert_party(&mut tx, id, i32::try_from(i).unwrap_or(i32::MAX), &party, now).await?);
-            phone_indexes.extend(party.phone_index);
-        }
+        let (parties, phone_indexes) = self.insert_parties(&mut tx, id, new, now).await?;
         let detail = format!("受理登记 {number} via {} at center {}", new.channel, new.center_code);
         let step = NewStep {
             case_id: id,
@@ -129,21 +118,7 @@ impl Cases {
             event_id: None,
         };
         let registered = db::append_step(&mut tx, &step).await?;
-        let event = CaseRegistered {
-            case_no: number.clone(),
-            channel: new.channel.into(),
-            kind: new.kind.into(),
-            category_code: new.category_code.clone(),
-            urgency: new.urgency.into(),
-            grid_code: place.grid_code.clone(),
-            village_code: place.village_code.clone(),
-            area_path: place.area_path.clone(),
-            center_code: new.center_code.clone(),
-            reporter_id: new.reporter_id.clone(),
-            center_name: place.name_of(&new.center_code).to_owned(),
-            area_names: place.names.clone(),
-            category_name,
-        };
+        let event = registered_event(new, place, &number, category_name);
         self.outbox.add(&mut tx, id, &new.operator_id, Body::CaseRegistered(event)).await?;
         tx.commit().await?;
         self.outbox.wake();
@@ -152,8 +127,38 @@ impl Cases {
         // read back: five statements fewer on the busiest call. The duplicate search runs on the same
         // connection with the phone indexes just written (a checkout and a read fewer).
         let file = merges::new_file(case, parties, vec![registered]);
-        let likely_duplicates = merges::likely_duplicates_on(&mut conn, &file.case, &readable, phone_indexes).await?;
+        let likely_duplicates = merges::likely_duplicates_on(&mut conn, &file.case, readable, phone_indexes).await?;
         Ok(Registered { file, replayed: false, likely_duplicates })
+    }
+
+    /// Writes the parties with their personal data sealed (bound to their row) and masked, and answers them as
+    /// the file shows them, with the phone indexes the duplicate search reads.
+    async fn insert_parties(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        id: Uuid,
+        new: &NewCase,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(Vec<crate::domain::Party>, Vec<Vec<u8>>)> {
+        let mut parties = Vec::with_capacity(new.parties.len());
+        let mut phone_indexes = Vec::new();
+        for (i, p) in new.parties.iter().enumerate() {
+            let ordinal = i32::try_from(i).unwrap_or(i32::MAX);
+            let row = party_row(id, ordinal);
+            let at = |column| Binding { table: "case_parties", column, row: &row };
+            let party = SealedParty {
+                name: &p.name,
+                role: p.role,
+                phone_sealed: p.phone.as_deref().map(|v| self.sealer.seal(v, &at("phone"))),
+                phone_masked: p.phone.as_deref().map(mask_phone).unwrap_or_default(),
+                id_number_sealed: p.id_number.as_deref().map(|v| self.sealer.seal(v, &at("id_number"))),
+                id_number_masked: p.id_number.as_deref().map(mask_id_number).unwrap_or_default(),
+                phone_index: p.phone.as_deref().and_then(|v| crate::domain::duplicates::phone_index(&self.sealer, v)),
+            };
+            parties.push(db::insert_party(tx, id, ordinal, &party, now).await?);
+            phone_indexes.extend(party.phone_index);
+        }
+        Ok((parties, phone_indexes))
     }
 
     /// The answer to a registration that replays an earlier one: its case, and the likely duplicates as they
@@ -325,6 +330,26 @@ fn case_not_found(case_ref: &str) -> Error {
 
 fn key_reused() -> Error {
     Error::AlreadyExists(KEY_REUSED.into())
+}
+
+/// `case.registered` as the consumers read it: the case's words, its place with names (slips print names), and
+/// the category's name at the version it was registered under.
+fn registered_event(new: &NewCase, place: &Place, number: &str, category_name: String) -> CaseRegistered {
+    CaseRegistered {
+        case_no: number.to_owned(),
+        channel: new.channel.into(),
+        kind: new.kind.into(),
+        category_code: new.category_code.clone(),
+        urgency: new.urgency.into(),
+        grid_code: place.grid_code.clone(),
+        village_code: place.village_code.clone(),
+        area_path: place.area_path.clone(),
+        center_code: new.center_code.clone(),
+        reporter_id: new.reporter_id.clone(),
+        center_name: place.name_of(&new.center_code).to_owned(),
+        area_names: place.names.clone(),
+        category_name,
+    }
 }
 
 /// A party's row as its sealed values are bound to it: the case and the party's position.

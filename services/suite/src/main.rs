@@ -97,7 +97,7 @@ async fn run() -> anyhow::Result<()> {
         suite::seed::DEMO_PASSWORD
     );
     println!(
-        "  curl -s -XPOST http://{http}/v1/cases -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"idempotency_key\":\"demo-1\",\"center_code\":\"{}\",\"channel\":\"walk_in\",\"kind\":\"dispute\",\"category_code\":\"0102\",\"urgency\":\"normal\",\"title\":\"邻里噪音纠纷\",\"location_code\":\"{}\"}}'",
+        "  curl -s -XPOST http://{http}/v1/cases -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"idempotency_key\":\"demo-1\",\"center_code\":\"{}\",\"channel\":\"CHANNEL_WALK_IN\",\"kind\":\"CASE_KIND_DISPUTE\",\"category_code\":\"0102\",\"urgency\":\"URGENCY_NORMAL\",\"title\":\"邻里噪音纠纷\",\"location_code\":\"{}\"}}'",
         demo.center_code, demo.grids[0]
     );
     println!(
