@@ -255,8 +255,14 @@ fn api(rpcs: &[Rpc]) -> String {
         );
     }
     out.push_str("];\n\n");
+    desk_backends(rpcs, &mut out);
+    desk_methods(rpcs, &mut out);
+    json_routes(rpcs, &mut out);
+    out
+}
 
-    // The Desk's backends: one client per service that has a routed RPC, named after the service.
+/// `desk_backends!`: one client per service that has a routed RPC, named after the service.
+fn desk_backends(rpcs: &[Rpc], out: &mut String) {
     let mut backends: Vec<(String, String, String)> = Vec::new();
     for r in rpcs.iter().filter(|r| r.http.is_some()) {
         let field = snake(&r.service);
@@ -273,9 +279,10 @@ fn api(rpcs: &[Rpc]) -> String {
         let _ = writeln!(out, "        {field} {client}<$channel>, {backend};");
     }
     out.push_str("    } };\n}\n\n");
+}
 
-    // A message's Rust path from its full name: `zongzhi.intake.v1.GetCaseRequest` is `$crate::intake::v1::GetCaseRequest`.
-    let ty = |_: &Rpc, full: &str| format!("$crate::{}", full.trim_start_matches("zongzhi.").replace('.', "::"));
+/// `desk_methods!`: the Desk's methods, each with its backend, request and response.
+fn desk_methods(rpcs: &[Rpc], out: &mut String) {
     out.push_str("/// The Desk's methods, for `$callback! { backend method \"Name\" (Request) -> (Response); … }`.\n");
     out.push_str("#[macro_export]\nmacro_rules! desk_methods {\n    ($callback:ident) => { $callback! {\n");
     for r in rpcs.iter().filter(|r| r.http.is_some()) {
@@ -285,12 +292,15 @@ fn api(rpcs: &[Rpc]) -> String {
             snake(&r.service),
             snake(&r.name),
             r.name,
-            ty(r, &r.input),
-            ty(r, &r.output)
+            macro_type(&r.input),
+            macro_type(&r.output)
         );
     }
     out.push_str("    } };\n}\n\n");
+}
 
+/// `json_routes!`: the JSON routes the gateway serves generically.
+fn json_routes(rpcs: &[Rpc], out: &mut String) {
     out.push_str(
         "/// The JSON routes the gateway serves generically, for `$callback! { method (Request) verb \"/path/{field}\" \
          json|query [field string|number, …]; … }` (the fields the path binds, in order).\n",
@@ -304,7 +314,7 @@ fn api(rpcs: &[Rpc]) -> String {
             out,
             "        {} ({}) {} {:?} {} [{}];",
             snake(&r.name),
-            ty(r, &r.input),
+            macro_type(&r.input),
             h.verb,
             h.template,
             if h.json_body { "json" } else { "query" },
@@ -312,7 +322,12 @@ fn api(rpcs: &[Rpc]) -> String {
         );
     }
     out.push_str("    } };\n}\n");
-    out
+}
+
+/// A message's Rust path in a macro from its full name: `zongzhi.intake.v1.GetCaseRequest` is
+/// `$crate::intake::v1::GetCaseRequest`.
+fn macro_type(full: &str) -> String {
+    format!("$crate::{}", full.trim_start_matches("zongzhi.").replace('.', "::"))
 }
 
 fn snake(name: &str) -> String {

@@ -14,53 +14,76 @@ pub fn document(pool: &DescriptorPool, rpcs: &[Rpc]) -> Result<String, String> {
     let mut wanted = Vec::new();
     for rpc in rpcs {
         let Some(http) = &rpc.http else { continue };
-        let input = pool.get_message_by_name(&rpc.input).ok_or_else(|| format!("{} is unknown", rpc.input))?;
         wanted.push(rpc.input.clone());
         wanted.push(rpc.output.clone());
-        let mut parameters: Vec<Value> = http
-            .bound
-            .iter()
-            .map(|(name, _)| {
-                let field = input.get_field_by_name(name).expect("checked with the route");
-                json!({ "name": name, "in": "path", "required": true, "schema": scalar(&field) })
-            })
-            .collect();
-        if !http.json_body {
-            for field in input.fields().filter(|f| !http.bound.iter().any(|(b, _)| b == f.name())) {
-                if field.cardinality() != Cardinality::Repeated && !matches!(field.kind(), Kind::Message(_)) {
-                    parameters.push(json!({ "name": field.name(), "in": "query", "schema": scalar(&field) }));
-                }
+        let item = paths.entry(http.template.clone()).or_insert_with(|| json!({}));
+        item[http.verb] = operation(pool, rpc, http)?;
+    }
+    let document = json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Zongzhi gateway, JSON face",
+            "version": "v1",
+            "description": "Generated from the protos' method options (zongzhi/api/v1/annotations.proto). Every \
+                            operation is also a gRPC method of zongzhi.gateway.v1.Desk with the same name."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(pool, wanted)?,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } }
+        }
+    });
+    serde_json::to_string(&document).map_err(|e| e.to_string())
+}
+
+/// One route's operation: its parameters, body, answer (JSON, or a file) and the error answer.
+fn operation(pool: &DescriptorPool, rpc: &Rpc, http: &super::Route) -> Result<Value, String> {
+    let input = pool.get_message_by_name(&rpc.input).ok_or_else(|| format!("{} is unknown", rpc.input))?;
+    let mut parameters: Vec<Value> = http
+        .bound
+        .iter()
+        .map(|(name, _)| {
+            let field = input.get_field_by_name(name).expect("checked with the route");
+            json!({ "name": name, "in": "path", "required": true, "schema": scalar(&field) })
+        })
+        .collect();
+    if !http.json_body {
+        for field in input.fields().filter(|f| !http.bound.iter().any(|(b, _)| b == f.name())) {
+            if field.cardinality() != Cardinality::Repeated && !matches!(field.kind(), Kind::Message(_)) {
+                parameters.push(json!({ "name": field.name(), "in": "query", "schema": scalar(&field) }));
             }
         }
-        let answer = if http.file.is_empty() {
-            json!({ "description": "OK", "content": { "application/json": { "schema": reference(&rpc.output) } } })
-        } else {
-            let binary = json!({ "schema": { "type": "string", "format": "binary" } });
-            let content: Map<String, Value> = http.file.iter().map(|t| (t.clone(), binary.clone())).collect();
-            json!({ "description": "the file, its type in Content-Type and its name in Content-Disposition",
-                    "content": content })
-        };
-        let mut operation = json!({
-            "operationId": rpc.name,
-            "summary": summary(&rpc.doc),
-            "description": rpc.doc.lines().map(str::trim).collect::<Vec<_>>().join("\n").trim(),
-            "x-zongzhi-needs": rpc.needs,
-            "parameters": parameters,
-            "responses": {
-                "200": answer,
-                "default": { "description": "an error: the gRPC code's canonical name, a message, the fields at fault",
-                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
-            },
-            "security": if rpc.needs == "public" { json!([]) } else { json!([{ "bearer": [] }]) },
-        });
-        if http.json_body {
-            operation["requestBody"] =
-                json!({ "required": true, "content": { "application/json": { "schema": reference(&rpc.input) } } });
-        }
-        let item = paths.entry(http.template.clone()).or_insert_with(|| json!({}));
-        item[http.verb] = operation;
     }
+    let answer = if http.file.is_empty() {
+        json!({ "description": "OK", "content": { "application/json": { "schema": reference(&rpc.output) } } })
+    } else {
+        let binary = json!({ "schema": { "type": "string", "format": "binary" } });
+        let content: Map<String, Value> = http.file.iter().map(|t| (t.clone(), binary.clone())).collect();
+        json!({ "description": "the file, its type in Content-Type and its name in Content-Disposition",
+                "content": content })
+    };
+    let mut operation = json!({
+        "operationId": rpc.name,
+        "summary": summary(&rpc.doc),
+        "description": rpc.doc.lines().map(str::trim).collect::<Vec<_>>().join("\n").trim(),
+        "x-zongzhi-needs": rpc.needs,
+        "parameters": parameters,
+        "responses": {
+            "200": answer,
+            "default": { "description": "an error: the gRPC code's canonical name, a message, the fields at fault",
+                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+        },
+        "security": if rpc.needs == "public" { json!([]) } else { json!([{ "bearer": [] }]) },
+    });
+    if http.json_body {
+        operation["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": reference(&rpc.input) } } });
+    }
+    Ok(operation)
+}
 
+/// The error answer's schema, and one per message the routes name, with the messages those name in turn.
+fn schemas(pool: &DescriptorPool, mut wanted: Vec<String>) -> Result<Map<String, Value>, String> {
     let mut schemas = Map::new();
     schemas.insert(
         "Error".into(),
@@ -79,22 +102,7 @@ pub fn document(pool: &DescriptorPool, rpcs: &[Rpc]) -> Result<String, String> {
         }
         schemas.insert(name, json!({ "type": "object", "additionalProperties": false, "properties": properties }));
     }
-
-    let document = json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Zongzhi gateway, JSON face",
-            "version": "v1",
-            "description": "Generated from the protos' method options (zongzhi/api/v1/annotations.proto). Every \
-                            operation is also a gRPC method of zongzhi.gateway.v1.Desk with the same name."
-        },
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } }
-        }
-    });
-    serde_json::to_string(&document).map_err(|e| e.to_string())
+    Ok(schemas)
 }
 
 fn reference(message: &str) -> Value {

@@ -77,93 +77,90 @@ impl Handler for CaseFileHandler {
 /// task it is about, and how it moves the board's two flags (see [`Flags`]; None leaves one as it is). None for
 /// the events intake itself wrote.
 fn filing(body: &Body) -> Option<Filing> {
-    let step = |action, to_state, detail: String, source| Step { action, to_state, detail, task: None, source };
     let flags = |overdue, awaiting_follow_up| Flags { overdue, awaiting_follow_up };
-    // The handling steps and a credit neither miss a deadline nor close the case.
-    let keep = Flags::default();
-    let task = |id: &str| Some(id.to_owned());
-    let (step, about_task, flags) = match body {
+    let filing = match body {
         // Intake wrote these steps itself, in the transaction that made the change (a merge clears both flags
         // itself; an unmerged case starts again with neither).
         Body::CaseRegistered(_) | Body::CaseMerged(_) | Body::CaseUnmerged(_) => return None,
         // Dispatch names the task it creates, so it is never stale.
-        Body::CaseDispatched(e) => {
-            let dispatched = Step {
+        Body::CaseDispatched(e) => Filing {
+            step: Step {
                 action: "dispatched",
                 to_state: Some(CaseState::Dispatched),
                 detail: dispatched_detail(e),
                 task: Some((e.task_id.clone(), e.unit_code.clone())),
                 source: "routing",
-            };
-            (dispatched, None, keep)
-        }
-        // A hop or a recall leaves the case without a live task, waiting at its holding center: it reads as
-        // awaiting dispatch (registered) until the next case.dispatched, which for a hop follows at once. The
-        // missed deadline was the superseded task's; the case starts afresh at its (new) center.
-        Body::CaseEscalated(e) => {
-            let hop = Step {
-                action: "escalated",
-                to_state: Some(CaseState::Registered),
-                detail: escalated_detail(e),
-                task: Some((String::new(), String::new())),
-                source: "routing",
-            };
-            (hop, None, flags(Some(false), None))
-        }
-        Body::CaseRecalled(e) => {
-            let recall = Step {
-                action: "recalled",
-                to_state: Some(CaseState::Registered),
-                detail: format!("召回 task {} to {}: {}", e.task_id, e.center_code, e.reason),
-                task: Some((String::new(), String::new())),
-                source: "routing",
-            };
-            (recall, None, flags(Some(false), None))
-        }
+            },
+            about_task: None,
+            flags: Flags::default(),
+        },
+        Body::CaseEscalated(e) => hop("escalated", escalated_detail(e)),
+        Body::CaseRecalled(e) => hop("recalled", format!("召回 task {} to {}: {}", e.task_id, e.center_code, e.reason)),
         Body::CaseAccepted(e) => {
-            let detail = format!("签收 by {}", e.handler_id);
-            (step("accepted", Some(CaseState::Accepted), detail, "routing"), task(&e.task_id), keep)
+            handling("accepted", CaseState::Accepted, format!("签收 by {}", e.handler_id), &e.task_id)
         }
         Body::CaseReturned(e) => {
-            let detail = format!("退单 {}: {}", e.reason_code, e.reason);
-            (step("returned", Some(CaseState::Returned), detail, "routing"), task(&e.task_id), keep)
+            handling("returned", CaseState::Returned, format!("退单 {}: {}", e.reason_code, e.reason), &e.task_id)
         }
         Body::ReturnRejected(e) => {
-            let detail = format!("退单驳回: {}", e.note);
-            (step("return_rejected", Some(CaseState::Dispatched), detail, "routing"), task(&e.task_id), keep)
+            handling("return_rejected", CaseState::Dispatched, format!("退单驳回: {}", e.note), &e.task_id)
         }
         Body::CaseResolved(e) => {
             let detail = format!("办结 {} by {}", e.outcome().code(), e.resolver_id);
-            (step("resolved", Some(CaseState::Resolved), detail, "routing"), task(&e.task_id), keep)
+            handling("resolved", CaseState::Resolved, detail, &e.task_id)
         }
         Body::CaseClosed(e) => {
             let detail = format!("核查通过, 销号 ({}), round {}", e.closure_reason, e.round);
-            (step("closed", Some(CaseState::Closed), detail, "supervision"), None, flags(Some(false), Some(true)))
+            supervised("closed", Some(CaseState::Closed), detail, flags(Some(false), Some(true)))
         }
         Body::CaseFollowedUp(e) => {
             let detail = format!("回访: {}", e.satisfaction().code());
-            (step("followed_up", None, detail, "supervision"), None, flags(None, Some(false)))
+            supervised("followed_up", None, detail, flags(None, Some(false)))
         }
         Body::CaseReopened(e) => {
             let detail = format!("重办 round {}: {}", e.round, e.reason);
-            let reopened = step("reopened", Some(CaseState::Reopened), detail, "supervision");
-            (reopened, None, flags(Some(false), Some(false)))
+            supervised("reopened", Some(CaseState::Reopened), detail, flags(Some(false), Some(false)))
         }
         Body::DeadlineMissed(e) => {
-            let detail = format!("{} deadline missed", e.stage);
-            (step("overdue", None, detail, "supervision"), None, flags(Some(true), None))
+            supervised("overdue", None, format!("{} deadline missed", e.stage), flags(Some(true), None))
         }
-        Body::CaseSupervised(e) => (step("supervised", None, supervised_detail(e), "supervision"), None, keep),
-        Body::CaseJoint(e) => (step("joint", None, joint_detail(e), "routing"), None, keep),
-        Body::SubsidyCredited(e) => {
-            let detail = format!(
-                "以案定补 {} fen to {} (rule {} v{})",
-                e.amount_fen, e.person_id, e.tariff_rule_id, e.tariff_version
-            );
-            (step("credited", None, detail, "subsidy"), None, keep)
-        }
+        Body::CaseSupervised(e) => supervised("supervised", None, supervised_detail(e), Flags::default()),
+        Body::CaseJoint(e) => noted("joint", joint_detail(e), "routing"),
+        Body::SubsidyCredited(e) => noted("credited", credited_detail(e), "subsidy"),
     };
-    Some(Filing { step, about_task, flags })
+    Some(filing)
+}
+
+/// A credit (以案定补) as the file shows it.
+fn credited_detail(e: &proto::events::v1::SubsidyCredited) -> String {
+    format!("以案定补 {} fen to {} (rule {} v{})", e.amount_fen, e.person_id, e.tariff_rule_id, e.tariff_version)
+}
+
+/// A step of handling a task (签收, 退单, 办结): about that task, so a stale one is not applied; it neither misses a
+/// deadline nor closes the case.
+fn handling(action: &'static str, to: CaseState, detail: String, task_id: &str) -> Filing {
+    let step = Step { action, to_state: Some(to), detail, task: None, source: "routing" };
+    Filing { step, about_task: Some(task_id.to_owned()), flags: Flags::default() }
+}
+
+/// A hop or a recall leaves the case without a live task, waiting at its holding center: it reads as awaiting
+/// dispatch (registered) until the next case.dispatched, which for a hop follows at once. The missed deadline
+/// was the superseded task's; the case starts afresh at its (new) center.
+fn hop(action: &'static str, detail: String) -> Filing {
+    let task = Some((String::new(), String::new()));
+    let step = Step { action, to_state: Some(CaseState::Registered), detail, task, source: "routing" };
+    Filing { step, about_task: None, flags: Flags { overdue: Some(false), awaiting_follow_up: None } }
+}
+
+/// A step of supervision's (销号, 回访, 重办, a missed deadline, a 督办 card), about the whole case.
+fn supervised(action: &'static str, to_state: Option<CaseState>, detail: String, flags: Flags) -> Filing {
+    Filing { step: Step { action, to_state, detail, task: None, source: "supervision" }, about_task: None, flags }
+}
+
+/// A step that records what happened without moving the case (吹哨报到, a credit).
+fn noted(action: &'static str, detail: String, source: &'static str) -> Filing {
+    let step = Step { action, to_state: None, detail, task: None, source };
+    Filing { step, about_task: None, flags: Flags::default() }
 }
 
 /// How a step of 吹哨报到 reads in the case file.
