@@ -143,7 +143,7 @@ pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
     // are never shed.
     let desk = desk::DeskService::connect(&config.backends, verifier.clone(), edge, &config.trusted_proxies, trail)?;
     app.spawn("jwks", verifier.clone().follow(app.shutdown()));
-    kit::auth::revocation::spawn(&mut app, &verifier, &config.auth, NAME)?;
+    app.follow_revocations(&verifier, &config.auth, NAME)?;
     let routes = tonic::service::Routes::new(DeskServer::new(desk.clone()));
     app.spawn(
         "grpc",

@@ -147,7 +147,7 @@ impl Foundation {
         let (audit, writer) = crate::audit::AuditLog::start(pool.clone(), config.audit_key.clone(), app.shutdown());
         app.spawn("audit", writer);
         app.spawn("jwks", verifier.clone().follow(app.shutdown()));
-        crate::auth::revocation::spawn(&mut app, &verifier, &config.auth, name)?;
+        app.follow_revocations(&verifier, &config.auth, name)?;
         let guard = crate::auth::layer::Guard {
             verifier,
             audit: Some((audit, config.audit_key.clone(), pool.clone())),
@@ -185,11 +185,63 @@ where
     let settings = load().context("configuration")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("events") {
-        return crate::events::ops::cli(name, common(&settings), &args[1..]).await;
+        let c = common(&settings);
+        let ops = crate::events::ops::OpsConfig {
+            database: c.database.clone(),
+            nats: c.nats.clone(),
+            audit_key: c.audit_key.clone(),
+        };
+        return crate::events::ops::cli(name, &ops, &args[1..]).await;
     }
     let app = build(settings).await?;
     tracing::info!(service = name, addr = %app.addr(), "listening");
     let result = app.run_until(crate::shutdown::signal()).await;
     crate::telemetry::flush();
     result
+}
+
+impl Running {
+    /// Starts following the registry's list of ended tokens for `service`'s verifier, when `auth` names a
+    /// registry to follow (see `kit::auth::revocation`).
+    pub fn follow_revocations(
+        &mut self,
+        verifier: &Arc<crate::auth::Verifier>,
+        auth: &crate::auth::AuthConfig,
+        service: &str,
+    ) -> anyhow::Result<()> {
+        use crate::auth::revocation;
+        if let Some(url) = &auth.revocations_url {
+            let fetch = revocations_from(url, auth.identity(service)?)?;
+            let follower = revocation::follow(verifier.clone(), fetch, auth.revocation_poll, self.shutdown());
+            self.spawn("revocations", follower);
+        }
+        Ok(())
+    }
+}
+
+/// A fetcher of the registry's revocations at `url`, asked with this service's own identity.
+fn revocations_from(
+    url: &str,
+    identity: Arc<crate::auth::ServiceIdentity>,
+) -> anyhow::Result<impl FnMut(i64) -> crate::auth::revocation::Fetched + Send + use<>> {
+    use crate::auth::revocation::{Fetched, Revoked};
+    use proto::registry::v1 as pb;
+    let client = pb::auth_client::AuthClient::new(crate::grpc::service_channel(url, identity)?);
+    Ok(move |after_seq| {
+        let mut client = client.clone();
+        Box::pin(async move {
+            let mut request = tonic::Request::new(pb::ListRevocationsRequest { after_seq });
+            request.set_timeout(std::time::Duration::from_secs(5));
+            let answer = client.list_revocations(request).await?.into_inner();
+            Ok(answer
+                .revocations
+                .into_iter()
+                .map(|r| Revoked {
+                    seq: r.seq,
+                    subject: r.subject,
+                    not_before: u64::try_from(r.not_before).unwrap_or(0),
+                })
+                .collect())
+        }) as Fetched
+    })
 }

@@ -281,7 +281,7 @@ impl AuthConfig {
     /// believed; none by default), GRPC_TLS_CERT and GRPC_TLS_KEY ([`crate::tls`]). Without trusted keys the
     /// service does not start.
     pub fn from_env() -> anyhow::Result<Self> {
-        use crate::config::{parse_or, string_or};
+        use crate::env::{parse_or, string_or};
         let jwks_url = Some(string_or("AUTH_JWKS_URL", "")).filter(|u| !u.is_empty());
         let jwks_text = match (std::env::var("AUTH_JWKS_FILE"), std::env::var("AUTH_JWKS")) {
             (Ok(path), _) if !path.trim().is_empty() => std::fs::read_to_string(path.trim())
@@ -339,7 +339,7 @@ impl AuthConfig {
             issuer_key,
             revocations_url: Some(string_or(
                 "AUTH_REVOCATIONS_URL",
-                &crate::config::peer_url("REGISTRY_URL", crate::config::ports::REGISTRY),
+                &crate::env::peer_url("REGISTRY_URL", crate::env::ports::REGISTRY),
             )),
             revocation_poll: std::time::Duration::from_millis(parse_or(
                 "AUTH_REVOCATION_POLL_MS",
@@ -403,7 +403,7 @@ impl ServiceIdentity {
             amr: vec![],
             sid: String::new(),
         };
-        let t = self.signer.sign(claims).map_err(|e| crate::grpc::internal("cannot sign service token", &e))?;
+        let t = self.signer.sign(claims).map_err(|e| crate::status::internal("cannot sign service token", &e))?;
         *current = Some((t.clone(), exp));
         Ok(t)
     }

@@ -4,7 +4,7 @@
 //!
 //! Without it, anyone who reaches NATS could publish a forged `case.followed_up` and be credited.
 
-use crate::events::PARTITIONS;
+use crate::nats::PARTITIONS;
 
 /// The user with every permission: operator commands and the tests' event injection.
 pub const OPS_USER: &str = "ops";

@@ -6,7 +6,80 @@ use sqlx::migrate::{Migration, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection as _, PgPool};
 
-use crate::config::DbConfig;
+use std::time::Duration;
+
+use crate::env::{ConfigError, Secret, parse_or, string_or};
+
+/// Where a service's database is and how its pool behaves.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// Connection URL; it may carry a password, so it is never printed (read it with `.expose()`).
+    pub url: Secret<String>,
+    /// The schema owner's URL (DATABASE_MIGRATION_URL), when migrations run as a role of their own: the
+    /// service then runs as `url`'s role with only the privileges the owner grants it (see
+    /// [`crate::db::connect_and_migrate`]). None: one role does both (the demo and tests).
+    pub migration_url: Option<Secret<String>>,
+    /// The schema the service owns; its tables, outbox and migration history live there.
+    pub schema: String,
+    pub max_connections: u32,
+    /// How long a call waits for a pooled connection before it is answered UNAVAILABLE. Short, so an
+    /// exhausted pool refuses at once and the client retries (perhaps at another replica) instead of stalling.
+    pub acquire_timeout: Duration,
+    /// The longest one statement may run (PostgreSQL `statement_timeout`): a runaway query is cancelled rather
+    /// than holding its connection and locks indefinitely.
+    pub statement_timeout: Duration,
+    /// The longest a transaction may sit idle between statements (`idle_in_transaction_session_timeout`):
+    /// PostgreSQL ends the session of a transaction left open, releasing its locks and its connection.
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl DbConfig {
+    /// The settings with the default timeouts.
+    pub fn new(url: impl Into<String>, schema: impl Into<String>, max_connections: u32) -> Self {
+        Self {
+            url: Secret::new(url.into()),
+            migration_url: None,
+            schema: schema.into(),
+            max_connections,
+            acquire_timeout: Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
+            statement_timeout: Duration::from_secs(DEFAULT_STATEMENT_TIMEOUT_SECS),
+            idle_in_transaction_timeout: Duration::from_secs(DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS),
+        }
+    }
+
+    /// Reads DATABASE_URL, DATABASE_MIGRATION_URL (unset), DATABASE_SCHEMA (default: the service's name), DATABASE_MAX_CONNECTIONS (10),
+    /// DATABASE_ACQUIRE_TIMEOUT_MS (2000), DATABASE_STATEMENT_TIMEOUT_SECS (30) and
+    /// DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS (60).
+    pub fn from_env(service: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            acquire_timeout: Duration::from_millis(parse_or(
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                DEFAULT_ACQUIRE_TIMEOUT_MS,
+            )?),
+            statement_timeout: Duration::from_secs(parse_or(
+                "DATABASE_STATEMENT_TIMEOUT_SECS",
+                DEFAULT_STATEMENT_TIMEOUT_SECS,
+            )?),
+            idle_in_transaction_timeout: Duration::from_secs(parse_or(
+                "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS",
+                DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS,
+            )?),
+            migration_url: Some(string_or("DATABASE_MIGRATION_URL", "")).filter(|u| !u.is_empty()).map(Secret::new),
+            ..Self::new(
+                string_or("DATABASE_URL", DEFAULT_DATABASE_URL),
+                string_or("DATABASE_SCHEMA", service),
+                parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
+            )
+        })
+    }
+}
+
+/// The shared default, which the demo suite uses too.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/zongzhi";
+
+const DEFAULT_ACQUIRE_TIMEOUT_MS: u64 = 2_000;
+const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 30;
+const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS: u64 = 60;
 
 /// The outbox and inbox tables, run before the service's own migrations (whose versions start above 1000).
 static EVENT_TABLES: Migrator = sqlx::migrate!("./migrations");
@@ -57,7 +130,7 @@ pub const RUNTIME_GRANTS: &str = "\
 
 /// Connects with the service's schema first on the search path, without migrating (operator commands).
 /// Pooled connections carry the statement and idle-in-transaction timeouts, and the pool refuses after the
-/// acquire timeout (answered UNAVAILABLE, see [`crate::grpc::failure`]).
+/// acquire timeout (answered UNAVAILABLE, see `kit::status::failure`).
 pub async fn connect(cfg: &DbConfig) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(cfg.max_connections)
@@ -153,7 +226,7 @@ mod tests {
 
     #[test]
     fn an_exhausted_pool_is_unavailable_and_a_fault_is_internal() {
-        let status = |e: anyhow::Error| crate::grpc::failure("test", &e).code();
+        let status = |e: anyhow::Error| crate::status::failure("test", &e).code();
         assert_eq!(status(sqlx::Error::PoolTimedOut.into()), Code::Unavailable);
         assert_eq!(status(sqlx::Error::PoolClosed.into()), Code::Unavailable);
         // Found however deep in the chain a service's context put it.

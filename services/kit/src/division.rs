@@ -12,7 +12,7 @@ pub fn is_grid_code(code: &str) -> bool {
 }
 
 /// Any node of the tree: a division (12 digits), a grid (15) or a micro-grid (18). The one place the rule is
-/// written; [`crate::field::node_code`] is its field check.
+/// written; `kit::field::node_code` is its field check.
 pub fn is_node_code(code: &str) -> bool {
     is_code(code) || is_grid_code(code)
 }

@@ -66,7 +66,7 @@ impl From<sqlx::Error> for Error {
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
-            Error::Invalid(f) => crate::grpc::invalid(&f),
+            Error::Invalid(f) => crate::status::invalid(&f),
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::Unauthenticated(why) => Status::unauthenticated(why),
             Error::Denied(why) => crate::auth::denied(&why),
@@ -75,7 +75,7 @@ impl From<Error> for Status {
             Error::RateLimited(why) => Status::resource_exhausted(why),
             Error::Unavailable(what) => Status::unavailable(format!("{what} is unavailable; retry")),
             // The request's span names the service and the method; the cause is logged, never sent.
-            Error::Internal(cause) => crate::grpc::failure("request failed", &cause),
+            Error::Internal(cause) => crate::status::failure("request failed", &cause),
         }
     }
 }

@@ -28,7 +28,8 @@ use proto::events::v1::envelope::Body;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::config::NatsConfig;
+use crate::nats::NatsConfig;
+pub use crate::nats::{PARTITIONS, Settings};
 
 /// The subject of an event body, below the prefix: the event catalogue in one place.
 pub fn subject_of(body: &Body) -> &'static str {
@@ -53,12 +54,6 @@ pub fn subject_of(body: &Body) -> &'static str {
     }
 }
 
-/// How many partitions the stream's subjects are split into. A case's events all carry its partition as the
-/// last subject token, so each consumer reads every partition through its own ordered consumer: one case's
-/// events in order, different partitions in parallel. Fixed in code because every producer and consumer of a
-/// deployment must agree on it; changing it means draining the stream first.
-pub const PARTITIONS: u32 = 16;
-
 /// The partition of a case: FNV-1a over the case id as written in the envelope, so every service (and any
 /// other system publishing for us) computes the same one without sharing state.
 pub fn partition_of(case_id: &str) -> u32 {
@@ -82,78 +77,6 @@ pub struct Bus {
     prefix: String,
     stream: String,
     settings: Settings,
-}
-
-/// Retries and retention, from the environment (see README, "The event backbone").
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Attempts at applying one event before it becomes a dead letter (EVENT_MAX_ATTEMPTS).
-    pub max_attempts: i32,
-    /// The first retry's delay; each further one doubles it, up to five minutes (EVENT_RETRY_BASE_MS).
-    pub retry_base: Duration,
-    /// How long the stream keeps a message (EVENT_STREAM_MAX_AGE_HOURS) and how many bytes it may hold
-    /// (EVENT_STREAM_MAX_BYTES). When full it refuses new messages rather than dropping old ones: the outbox
-    /// keeps them and the relay retries, so a full stream delays events and loses none.
-    pub stream_max_age: Duration,
-    pub stream_max_bytes: i64,
-    /// How long published outbox rows and inbox rows are kept (OUTBOX_KEEP_HOURS, INBOX_KEEP_HOURS). The inbox
-    /// must remember a message at least as long as the stream can deliver it again.
-    pub outbox_keep: Duration,
-    pub inbox_keep: Duration,
-    /// Pooled connections the consumer's partitions use at once (EVENT_CONSUMER_CONNECTIONS): batches make a
-    /// few enough, and the rest of the pool stays free for the service's RPCs.
-    pub consumer_connections: usize,
-}
-
-impl Settings {
-    pub fn from_env() -> anyhow::Result<Self> {
-        use crate::config::parse_or;
-        let hours = |h: u64| Duration::from_secs(h * 3600);
-        let settings = Self {
-            max_attempts: parse_or("EVENT_MAX_ATTEMPTS", 8)?,
-            retry_base: Duration::from_millis(parse_or("EVENT_RETRY_BASE_MS", 1000)?),
-            stream_max_age: hours(parse_or("EVENT_STREAM_MAX_AGE_HOURS", 7 * 24)?),
-            stream_max_bytes: parse_or("EVENT_STREAM_MAX_BYTES", 8 << 30)?,
-            outbox_keep: hours(parse_or("OUTBOX_KEEP_HOURS", 3 * 24)?),
-            inbox_keep: hours(parse_or("INBOX_KEEP_HOURS", 8 * 24)?),
-            consumer_connections: parse_or("EVENT_CONSUMER_CONNECTIONS", 3)?,
-        };
-        settings.check()?;
-        Ok(settings)
-    }
-
-    pub fn check(&self) -> anyhow::Result<()> {
-        if self.max_attempts < 1 {
-            anyhow::bail!("EVENT_MAX_ATTEMPTS must be at least 1");
-        }
-        if self.inbox_keep < self.stream_max_age {
-            anyhow::bail!(
-                "INBOX_KEEP_HOURS must be at least EVENT_STREAM_MAX_AGE_HOURS: an inbox that forgets a message the \
-                 stream can still deliver would apply it twice"
-            );
-        }
-        Ok(())
-    }
-
-    /// The delay before attempt `attempts + 1`.
-    pub fn backoff(&self, attempts: i32) -> Duration {
-        let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(16);
-        (self.retry_base * 2u32.pow(doublings)).min(Duration::from_secs(300))
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            retry_base: Duration::from_secs(1),
-            stream_max_age: Duration::from_secs(7 * 24 * 3600),
-            stream_max_bytes: 8 << 30,
-            outbox_keep: Duration::from_secs(3 * 24 * 3600),
-            inbox_keep: Duration::from_secs(8 * 24 * 3600),
-            consumer_connections: 3,
-        }
-    }
 }
 
 impl Bus {

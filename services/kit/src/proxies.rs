@@ -33,7 +33,7 @@ impl Proxies {
 
     /// From the variable `var` (unset or empty: none).
     pub fn from_env(var: &str) -> anyhow::Result<Self> {
-        Self::parse(&crate::config::string_or(var, "")).map_err(|e| anyhow::anyhow!("environment variable {var}: {e}"))
+        Self::parse(&crate::env::string_or(var, "")).map_err(|e| anyhow::anyhow!("environment variable {var}: {e}"))
     }
 
     pub fn of(addrs: &[IpAddr]) -> Self {

@@ -72,7 +72,7 @@ impl TestInfra {
     /// A harness for a database named `prefix` and a fresh tag, not made yet; TEST_DATABASE_URL (an existing
     /// database to connect to for CREATE DATABASE) overrides the local default; for the bus see [`test_nats`].
     fn named(prefix: &str, origin: Origin) -> Self {
-        let admin_url = crate::config::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+        let admin_url = crate::env::string_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
         let bus = test_nats();
         let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let db_name = format!("{prefix}{tag}");
@@ -370,7 +370,7 @@ pub fn spawn(app: crate::app::Running) -> (String, crate::app::StopHandle) {
 pub fn assert_refused(case: &str, status: &tonic::Status, code: tonic::Code, field: &str) {
     assert_eq!(status.code(), code, "{case}: {}", status.message());
     let want: Vec<String> = if field.is_empty() { vec![] } else { vec![field.to_owned()] };
-    assert_eq!(crate::grpc::violated_fields(status), want, "{case}: {}", status.message());
+    assert_eq!(crate::status::violated_fields(status), want, "{case}: {}", status.message());
 }
 
 /// Signing keys for tests: one key set per test process (the issuer's and each service's), and tokens signed

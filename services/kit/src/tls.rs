@@ -31,7 +31,7 @@ impl ServerTls {
     /// From GRPC_TLS_CERT and GRPC_TLS_KEY, both or neither; None: plaintext (the demo, tests, a mesh that
     /// encrypts for the pods).
     pub fn from_env() -> anyhow::Result<Option<Self>> {
-        let var = |n: &str| Some(crate::config::string_or(n, "")).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |n: &str| Some(crate::env::string_or(n, "")).filter(|v| !v.is_empty()).map(PathBuf::from);
         match (var("GRPC_TLS_CERT"), var("GRPC_TLS_KEY")) {
             (Some(cert), Some(key)) => Ok(Some(Self::from_files(&cert, &key)?)),
             (None, None) => Ok(None),
@@ -46,7 +46,7 @@ impl ServerTls {
 
 /// The CA every `https://` peer is checked against, process-wide: channels are built in many places from a
 /// URL alone, and one process trusts one deployment's CA. Set from GRPC_TLS_CA by
-/// [`crate::auth::AuthConfig::from_env`].
+/// `kit::auth::AuthConfig::from_env`.
 static CLIENT_CA: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None);
 
 pub fn trust_ca(ca: Option<PathBuf>) {

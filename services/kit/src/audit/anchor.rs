@@ -82,20 +82,19 @@ impl std::fmt::Debug for AnchorKey {
 
 impl AnchorKey {
     pub fn from_seed(seed: &[u8; 32]) -> anyhow::Result<Self> {
-        let signer = crate::auth::Signer::from_seed("audit-anchor", seed, "", "");
-        let public = match signer.jwk()?.algorithm {
+        let key = crate::ed25519::encoding_key(seed);
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::EdDSA)?;
+        let public = match jwk.algorithm {
             jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(p) => p.x,
             _ => anyhow::bail!("an Ed25519 seed gave another kind of key"),
         };
-        let mut der = crate::auth::token::ED25519_PKCS8_PREFIX.to_vec();
-        der.extend_from_slice(seed);
-        Ok(Self { key: EncodingKey::from_ed_der(&der), public })
+        Ok(Self { key, public })
     }
 
     /// The key from AUDIT_ANCHOR_KEY (64 hex digits, an Ed25519 seed).
     pub fn from_env() -> anyhow::Result<Self> {
         let hex = std::env::var("AUDIT_ANCHOR_KEY").unwrap_or_default();
-        let seed = crate::auth::token::parse_seed(&hex)
+        let seed = crate::ed25519::parse_seed(&hex)
             .ok_or_else(|| anyhow::anyhow!("AUDIT_ANCHOR_KEY must be 64 hex digits (an Ed25519 seed)"))?;
         Self::from_seed(&seed)
     }

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::chain::{AuditKey, hex};
 use super::store::{self, Filter, Record};
 use crate::FieldError;
-use crate::grpc::{internal, invalid};
+use crate::status::{internal, invalid};
 
 pub use pb::audit_server::SERVICE_NAME;
 

@@ -205,7 +205,7 @@ where
                     e.outcome = "ok".into();
                     if let Some(status) = failure(response.headers()) {
                         // A refusal inside the handler (out of scope, a state that does not allow the move) says why.
-                        e.outcome = crate::grpc::code_name(status.code()).into();
+                        e.outcome = crate::status::code_name(status.code()).into();
                         e.reason = truncate(status.message(), 200).to_owned();
                     }
                     // The handler's own word on the object wins; else what the request named.
@@ -237,7 +237,7 @@ where
                 tracing::info!(method = %req.uri().path(), code = ?status.code(), reason = status.message(), "call refused");
                 Box::pin(async move {
                     if let (Some(log), Some(mut e)) = (audit, entry.take()) {
-                        e.outcome = crate::grpc::code_name(status.code()).into();
+                        e.outcome = crate::status::code_name(status.code()).into();
                         e.reason = status.message().to_owned();
                         // The call is refused either way; a lost record of a refusal is logged, not answered.
                         if let Err(err) = log.append(e).await {

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ServiceIdentity, Verifier};
+use super::Verifier;
 use crate::shutdown::Shutdown;
 
 /// How far back revocations matter: longer than any token the registry or a service issues (five minutes),
@@ -76,48 +76,8 @@ where
     }
 }
 
-/// One fetch of the list, as [`from_registry`] makes it.
-type Fetched = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Vec<Revoked>>> + Send>>;
-
-/// A fetcher that asks the registry at `url` with this service's own identity.
-pub fn from_registry(
-    url: &str,
-    identity: Arc<ServiceIdentity>,
-) -> anyhow::Result<impl FnMut(i64) -> Fetched + Send + use<>> {
-    use proto::registry::v1 as pb;
-    let client = pb::auth_client::AuthClient::new(crate::grpc::service_channel(url, identity)?);
-    Ok(move |after_seq| {
-        let mut client = client.clone();
-        Box::pin(async move {
-            let mut request = tonic::Request::new(pb::ListRevocationsRequest { after_seq });
-            request.set_timeout(Duration::from_secs(5));
-            let answer = client.list_revocations(request).await?.into_inner();
-            Ok(answer
-                .revocations
-                .into_iter()
-                .map(|r| Revoked {
-                    seq: r.seq,
-                    subject: r.subject,
-                    not_before: u64::try_from(r.not_before).unwrap_or(0),
-                })
-                .collect())
-        }) as Fetched
-    })
-}
-
-/// Starts following the registry's list for `service`'s verifier, when `auth` names a registry to follow.
-pub fn spawn(
-    app: &mut crate::app::Running,
-    verifier: &Arc<Verifier>,
-    auth: &super::AuthConfig,
-    service: &str,
-) -> anyhow::Result<()> {
-    if let Some(url) = &auth.revocations_url {
-        let fetch = from_registry(url, auth.identity(service)?)?;
-        app.spawn("revocations", follow(verifier.clone(), fetch, auth.revocation_poll, app.shutdown()));
-    }
-    Ok(())
-}
+/// One fetch of the list (`kit::app` makes one that asks the registry with the service's own identity).
+pub type Fetched = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Vec<Revoked>>> + Send>>;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -240,16 +240,23 @@ pub const USAGE: &str = "usage: <service> events status
        <service> events prune
        <service> events setup   (as NATS_USER=ops: apply the stream limits in code)";
 
+/// What the operator's commands need of the service's configuration.
+pub struct OpsConfig {
+    pub database: crate::db::DbConfig,
+    pub nats: crate::nats::NatsConfig,
+    pub audit_key: crate::audit::AuditKey,
+}
+
 /// `<service> events …`: the operator's commands, run with the service's own configuration (its schema, its
 /// bus credentials). Changes are recorded in the service's audit trail as actor `ops:<OPERATOR or USER>`.
-pub async fn cli(service: &'static str, config: &crate::Config, args: &[String]) -> anyhow::Result<()> {
+pub async fn cli(service: &'static str, config: &OpsConfig, args: &[String]) -> anyhow::Result<()> {
     let pool = crate::db::connect(&config.database).await?;
     let bus = Bus::connect(&config.nats).await?;
     let (trigger, shutdown) = crate::shutdown::channel();
     let (audit, writer) = crate::audit::AuditLog::start(pool.clone(), config.audit_key.clone(), shutdown);
     let writer = tokio::spawn(writer);
     let record = |action: &str, target: String, outcome: String| {
-        let operator = crate::config::string_or("OPERATOR", &crate::config::string_or("USER", "unknown"));
+        let operator = crate::env::string_or("OPERATOR", &crate::env::string_or("USER", "unknown"));
         let entry = crate::audit::AuditEntry {
             actor: format!("ops:{operator}"),
             role: "operator".into(),

@@ -30,7 +30,7 @@ static COLLECTORS: LazyLock<Mutex<Registered>> = LazyLock::new(|| Mutex::new(Vec
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A registered collector; dropping it unregisters it (a stopped service stops being asked). Keep it for as
-/// long as the service runs, e.g. with [`crate::app::Running::hold`].
+/// long as the service runs, e.g. with `kit::app::Running::hold`.
 #[derive(Debug)]
 #[must_use = "a collector is unregistered when dropped"]
 pub struct Collector(u64);

@@ -32,12 +32,12 @@ impl TestNats {
 pub fn test_nats() -> &'static TestNats {
     static NATS: OnceLock<TestNats> = OnceLock::new();
     NATS.get_or_init(|| {
-        let url = crate::config::string_or("TEST_NATS_URL", "");
+        let url = crate::env::string_or("TEST_NATS_URL", "");
         if url.is_empty() {
             return start_nats();
         }
         let passwords = TestNats::users()
-            .map(|u| (u.to_owned(), crate::config::string_or(&crate::bus_access::password_var(u), "")))
+            .map(|u| (u.to_owned(), crate::env::string_or(&crate::bus_access::password_var(u), "")))
             .collect();
         TestNats { url, passwords }
     })
@@ -117,7 +117,7 @@ if [ -e "$ZZ_NATS_DIR/stopping" ]; then rm -rf "$ZZ_NATS_DIR"; fi
 }
 
 fn nats_binary() -> PathBuf {
-    let configured = crate::config::string_or("NATS_SERVER", "");
+    let configured = crate::env::string_or("NATS_SERVER", "");
     if !configured.is_empty() {
         return configured.into();
     }
