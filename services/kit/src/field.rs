@@ -128,9 +128,14 @@ macro_rules! code_enum {
                         ::std::result::Result::Err($crate::FieldError::new(field, "is required"))
                     }
                     $(::std::result::Result::Ok(P::$var) => ::std::result::Result::Ok($name::$var),)+
+                    // A gRPC client knows the values by their proto names, so those are what it is told.
                     ::std::result::Result::Err(_) => ::std::result::Result::Err($crate::FieldError::new(
                         field,
-                        format!("unknown value {value}; expected one of: {}", [$($code),+].join(", ")),
+                        format!("unknown value {value}; expected one of: {}", {
+                            use $crate::__proto::json::ProtoEnum;
+                            let names: Vec<&str> = P::VALUES.iter().skip(1).map(|(name, _, _)| *name).collect();
+                            names.join(", ")
+                        }),
                     )),
                 }
             }
