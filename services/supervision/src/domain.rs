@@ -26,6 +26,7 @@ code_enum! {
 }
 
 code_enum! {
+    proto = proto::supervision::v1::DeadlineState;
     pub enum DeadlineState {
         Pending = "pending",
         Met = "met",
@@ -35,6 +36,7 @@ code_enum! {
 }
 
 code_enum! {
+    proto = proto::supervision::v1::ClosureState;
     pub enum ClosureState {
         Closed = "closed",
         Reopened = "reopened",
@@ -337,6 +339,15 @@ mod tests {
         }
         let ok = Verification::parse(&id, "v", false, "", "no evidence").expect("failed verification parses");
         assert_eq!(ok.verdict, Verdict::Reopen);
+    }
+
+    #[test]
+    fn supervisions_enums_take_their_proto_codes() {
+        use super::changes::{ChangeKind, ChangeState};
+        use super::policy::Grade;
+        assert!(DeadlineState::codes_agree_with_proto() && ClosureState::codes_agree_with_proto());
+        assert!(ChangeKind::codes_agree_with_proto() && ChangeState::codes_agree_with_proto());
+        assert!(Grade::codes_agree_with_proto());
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl pb::supervision_server::Supervision for SupervisionService {
     ) -> Result<Response<pb::RequestClockChangeResponse>, Status> {
         let p = kit::auth::principal(&request)?;
         let r = request.get_ref();
-        let req = ChangeRequest::parse(&r.task_id, &r.stage, &r.kind, &r.reason, &r.new_due_at)
+        let req = ChangeRequest::parse(&r.task_id, &r.stage, r.kind, &r.reason, &r.new_due_at)
             .map_err(|e| kit::grpc::invalid(&e))?;
         let change = self.0.request_change(&p, req).await?;
         Ok(Response::new(pb::RequestClockChangeResponse { change: Some(to_change(change)) }))
@@ -223,9 +223,9 @@ fn to_change(c: ClockChange) -> pb::ClockChange {
         case_id: c.case_id.to_string(),
         task_id: c.task_id,
         stage: c.stage.as_str().into(),
-        kind: c.kind.as_str().into(),
+        kind: c.kind.into(),
         reason: c.reason,
-        state: c.state.as_str().into(),
+        state: c.state.into(),
         new_due_at: kit::time::local_opt(c.new_due_at),
         due_before: kit::time::local_opt(c.due_before),
         due_after: kit::time::local_opt(c.due_after),
@@ -248,7 +248,7 @@ fn to_task_slip(t: TaskSlip, verification_code: String) -> pb::Slip {
         case_no: t.case_no,
         task_id: t.task_id,
         stage: Stage::Accept.as_str().into(),
-        grade: String::new(),
+        grade: 0,
         unit_code: t.unit_code,
         center_code: t.center_code,
         copy_to: String::new(),
@@ -307,7 +307,7 @@ fn to_slip(s: SlipRecord) -> pb::Slip {
         case_no: s.case_no,
         task_id: s.task_id,
         stage: s.stage.as_str().into(),
-        grade: s.grade.as_str().into(),
+        grade: s.grade.into(),
         unit_code: s.unit_code,
         center_code: s.center_code,
         copy_to: s.copy_to,
@@ -325,7 +325,7 @@ fn to_closure(c: Closure) -> pb::Closure {
     pb::Closure {
         case_id: c.case_id.to_string(),
         round: u32::try_from(c.round).unwrap_or_default(),
-        state: c.state.as_str().into(),
+        state: c.state.into(),
         closure_reason: c.closure_reason.map_or("", |r| r.as_str()).into(),
         resolver_id: c.resolver_id,
         satisfaction: c.satisfaction.map(i32::from).unwrap_or_default(),
@@ -340,7 +340,7 @@ fn to_deadline(d: Deadline) -> pb::Deadline {
         task_id: d.task_id,
         stage: d.stage.as_str().into(),
         due_at: kit::time::local(d.due_at),
-        state: d.state.as_str().into(),
+        state: d.state.into(),
         fired_at: kit::time::local_opt(d.fired_at),
         paused_at: kit::time::local_opt(d.paused_at),
     }

@@ -80,8 +80,8 @@ async fn a_case_goes_up_to_the_county_and_is_dispatched_there_by_hand() {
                 .as_str()
                 .map(str::to_owned)
         };
-        (state(&first).as_deref() == Some("cancelled") && state(&at_county).as_deref() == Some("cancelled"))
-            .then_some(())
+        let cancelled = Some("DEADLINE_STATE_CANCELLED");
+        (state(&first).as_deref() == cancelled && state(&at_county).as_deref() == cancelled).then_some(())
     })
     .await;
     world.stop().await;

@@ -52,8 +52,8 @@ async fn slips_are_listed_printed_and_acknowledged_through_the_gateway() {
     })
     .await;
     // The dispatch's task slip first, then the grades.
-    let kinds: Vec<(&str, &str)> = slips.iter().map(|s| (s.kind.as_str(), s.grade.as_str())).collect();
-    assert_eq!(kinds, [("task", ""), ("supervision", "reminder"), ("supervision", "yellow")]);
+    let kinds: Vec<(&str, &str)> = slips.iter().map(|s| (s.kind.as_str(), s.grade().code())).collect();
+    assert_eq!(kinds, [("task", "unspecified"), ("supervision", "reminder"), ("supervision", "yellow")]);
     let task = &slips[0];
     assert!(task.number.starts_with("JB-") && !task.unit_name.is_empty(), "{task:?}");
     let yellow = &slips[2];

@@ -18,6 +18,7 @@ use super::policy::Grade;
 use super::{DeadlineState, Stage};
 
 code_enum! {
+    proto = proto::supervision::v1::ChangeKind;
     pub enum ChangeKind {
         /// 延期: a later due time.
         Extension = "extension",
@@ -27,6 +28,7 @@ code_enum! {
 }
 
 code_enum! {
+    proto = proto::supervision::v1::ChangeState;
     pub enum ChangeState {
         Pending = "pending",
         Approved = "approved",
@@ -51,14 +53,14 @@ pub struct ChangeRequest {
 }
 
 impl ChangeRequest {
-    pub fn parse(task_id: &str, stage: &str, kind: &str, reason: &str, new_due_at: &str) -> Result<Self, FieldError> {
+    pub fn parse(task_id: &str, stage: &str, kind: i32, reason: &str, new_due_at: &str) -> Result<Self, FieldError> {
         let task_id = field::text("task_id", task_id, 64)?.to_owned();
         let stage = Stage::parse("stage", stage.trim())?;
         if stage == Stage::Report {
             // Half an hour to report in leaves nothing to extend or pause: a late 报到 is supervised, not excused.
             return Err(FieldError::new("stage", "a 报到 clock is neither extended nor paused"));
         }
-        let kind = ChangeKind::parse("kind", kind.trim())?;
+        let kind = ChangeKind::from_proto("kind", kind)?;
         let reason = field::text("reason", reason, NOTE_CHARS)?.to_owned();
         let new_due_at = match (kind, field::bounded("new_due_at", new_due_at, 64)?) {
             (ChangeKind::Extension, "") => return Err(FieldError::new("new_due_at", "is required for an extension")),
@@ -273,15 +275,28 @@ mod tests {
     #[test]
     fn requests_name_their_fields() {
         let bad = |r: Result<ChangeRequest, FieldError>| r.unwrap_err().field;
-        assert_eq!(bad(ChangeRequest::parse("", "resolve", "pause", "r", "")), "task_id");
-        assert_eq!(bad(ChangeRequest::parse("t", "verify", "pause", "r", "")), "stage");
-        assert_eq!(bad(ChangeRequest::parse("t", "resolve", "stop", "r", "")), "kind");
-        assert_eq!(bad(ChangeRequest::parse("t", "resolve", "pause", " ", "")), "reason");
-        assert_eq!(bad(ChangeRequest::parse("t", "resolve", "pause", "r\0", "")), "reason");
-        assert_eq!(bad(ChangeRequest::parse("t", "resolve", "extension", "r", "")), "new_due_at");
-        assert_eq!(bad(ChangeRequest::parse("t", "resolve", "extension", "r", "tomorrow")), "new_due_at");
-        assert_eq!(bad(ChangeRequest::parse("t", "resolve", "pause", "r", "2026-11-05T00:00:00Z")), "new_due_at");
-        let ok = ChangeRequest::parse("t", "resolve", "extension", "等鉴定 🙏", "2026-11-05T12:00:00+08:00").unwrap();
+        assert_eq!(bad(ChangeRequest::parse("", "resolve", ChangeKind::Pause.into(), "r", "")), "task_id");
+        assert_eq!(bad(ChangeRequest::parse("t", "verify", ChangeKind::Pause.into(), "r", "")), "stage");
+        assert_eq!(bad(ChangeRequest::parse("t", "resolve", 99, "r", "")), "kind");
+        assert_eq!(bad(ChangeRequest::parse("t", "resolve", ChangeKind::Pause.into(), " ", "")), "reason");
+        assert_eq!(bad(ChangeRequest::parse("t", "resolve", ChangeKind::Pause.into(), "r\0", "")), "reason");
+        assert_eq!(bad(ChangeRequest::parse("t", "resolve", ChangeKind::Extension.into(), "r", "")), "new_due_at");
+        assert_eq!(
+            bad(ChangeRequest::parse("t", "resolve", ChangeKind::Extension.into(), "r", "tomorrow")),
+            "new_due_at"
+        );
+        assert_eq!(
+            bad(ChangeRequest::parse("t", "resolve", ChangeKind::Pause.into(), "r", "2026-11-05T00:00:00Z")),
+            "new_due_at"
+        );
+        let ok = ChangeRequest::parse(
+            "t",
+            "resolve",
+            ChangeKind::Extension.into(),
+            "等鉴定 🙏",
+            "2026-11-05T12:00:00+08:00",
+        )
+        .unwrap();
         assert_eq!(ok.new_due_at, Some(at(5, 12)));
         assert_eq!(Decision::parse("x", true, "").unwrap_err().field, "id");
         assert_eq!(Decision::parse(&Uuid::nil().to_string(), false, "").unwrap_err().field, "note");

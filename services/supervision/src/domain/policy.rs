@@ -18,6 +18,7 @@ use crate::domain::Stage;
 use crate::domain::calendar::{ClockKind, LineError};
 
 code_enum! {
+    proto = proto::supervision::v1::Grade;
     /// A supervision grade: each issues a numbered 《督办提示单》 to the unit.
     pub enum Grade {
         Reminder = "reminder",

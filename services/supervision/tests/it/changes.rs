@@ -91,7 +91,7 @@ fn ask(task_id: &str, kind: &str, reason: &str, new_due: Option<DateTime<Utc>>) 
     RequestClockChangeRequest {
         task_id: task_id.into(),
         stage: "accept".into(),
-        kind: kind.into(),
+        kind: <proto::supervision::v1::ChangeKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or(99),
         reason: reason.into(),
         new_due_at: new_due.map(|d| d.to_rfc3339()).unwrap_or_default(),
     }
@@ -146,7 +146,7 @@ async fn extensions_are_asked_decided_once_and_capped() {
     // The unit asks for two more days; a second request waits for the first.
     let first = ask(&task_id, "extension", "需现场勘验 🏔", Some(due + Duration::days(2)));
     let asked = unit.request_clock_change(first.clone()).await.unwrap().into_inner().change.unwrap();
-    assert_eq!((asked.state.as_str(), asked.kind.as_str()), ("pending", "extension"));
+    assert_eq!((asked.state().code(), asked.kind().code()), ("pending", "extension"));
     let waiting = unit.request_clock_change(ask(&task_id, "pause", "x", None)).await.unwrap_err();
     assert_eq!(waiting.code(), Code::FailedPrecondition, "{waiting:?}");
 
@@ -159,7 +159,7 @@ async fn extensions_are_asked_decided_once_and_capped() {
     // Approved once: the due time moves by two days; a second decision is refused.
     let approved = center.decide_clock_change(decide(&asked.id, true, "同意")).await.unwrap().into_inner();
     let approved = approved.change.unwrap();
-    assert_eq!(approved.state, "approved");
+    assert_eq!(approved.state().code(), "approved");
     assert_eq!(clock(&infra, &task_id, "accept").await.0, due + Duration::days(2));
     let again = center.decide_clock_change(decide(&asked.id, false, "改主意")).await.unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
@@ -189,7 +189,7 @@ async fn extensions_are_asked_decided_once_and_capped() {
     assert!(capped.message().contains("max_extensions"), "{capped:?}");
 
     let history = unit.list_clock_changes(ListClockChangesRequest { case_id: case_id.to_string() }).await.unwrap();
-    let states: Vec<String> = history.into_inner().changes.into_iter().map(|c| c.state).collect();
+    let states: Vec<String> = history.into_inner().changes.into_iter().map(|c| c.state().code().to_owned()).collect();
     assert_eq!(states, ["approved", "approved"]);
     eventually("the steps in the case's events", 20, || async {
         let got = supervised(&infra, case_id).await;
@@ -247,7 +247,7 @@ async fn a_pause_holds_every_grade_and_resuming_gives_the_time_back() {
     let denied = unit.resume_clock(resume(&task_id)).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "the center resumes");
     let resumed = center.resume_clock(resume(&task_id)).await.unwrap().into_inner().change.unwrap();
-    assert_eq!(resumed.state, "resumed");
+    assert_eq!(resumed.state().code(), "resumed");
     let (new_due, _, paused) = clock(&infra, &task_id, "accept").await;
     assert!(!paused);
     let stood = Utc::now() - paused_at;

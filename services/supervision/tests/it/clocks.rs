@@ -230,7 +230,7 @@ async fn each_grade_is_issued_once_in_order_across_a_restart() {
     let mut unit = as_unit(&second, "h-1", "532901003000").await;
     let listed = unit.list_slips(ListSlipsRequest { case_id: case_id.to_string() }).await.unwrap().into_inner();
     let red = listed.slips.last().unwrap().clone();
-    assert_eq!((red.grade.as_str(), red.copy_to.as_str()), ("red", COUNTY), "the red card goes up a level");
+    assert_eq!((red.grade().code(), red.copy_to.as_str()), ("red", COUNTY), "the red card goes up a level");
     let pdf = unit.get_slip_pdf(GetSlipPdfRequest { number: red.number.clone() }).await.unwrap().into_inner();
     let again = unit.get_slip_pdf(GetSlipPdfRequest { number: red.number.clone() }).await.unwrap().into_inner();
     assert_eq!(pdf.pdf, again.pdf, "the same bytes each time");

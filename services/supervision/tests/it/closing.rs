@@ -134,7 +134,7 @@ async fn a_verified_case_is_closed_then_followed_up_satisfied() {
     let mut s = boot().await;
     let (case_id, _) = s.resolved().await;
     let closure = s.verify(case_id, true, "mediated", "回访核实").await.expect("verified");
-    assert_eq!((closure.round, closure.state.as_str(), closure.closure_reason.as_str()), (1, "closed", "mediated"));
+    assert_eq!((closure.round, closure.state().code(), closure.closure_reason.as_str()), (1, "closed", "mediated"));
     assert_eq!(closure.resolver_id, RESOLVER);
     let closed = await_event(&s.infra, case_id, "case.closed", |b| match b {
         Body::CaseClosed(c) => Some(c.clone()),
@@ -147,7 +147,7 @@ async fn a_verified_case_is_closed_then_followed_up_satisfied() {
 
     let (closure, reopened) = s.follow_up(case_id, "satisfied").await.expect("followed up");
     assert!(!reopened);
-    assert_eq!((closure.state.as_str(), closure.satisfaction().code()), ("followed_up", "satisfied"));
+    assert_eq!((closure.state().code(), closure.satisfaction().code()), ("followed_up", "satisfied"));
     let followed = await_event(&s.infra, case_id, "case.followed_up", |b| match b {
         Body::CaseFollowedUp(f) => Some(f.clone()),
         _ => None,
@@ -194,7 +194,7 @@ async fn a_failed_verification_reopens_the_case() {
     let mut s = boot().await;
     let (case_id, _) = s.resolved().await;
     let closure = s.verify(case_id, false, "", "现场未整改").await.expect("verified");
-    assert_eq!((closure.round, closure.state.as_str()), (1, "reopened"));
+    assert_eq!((closure.round, closure.state().code()), (1, "reopened"));
     let reopen = await_event(&s.infra, case_id, "case.reopened", |b| match b {
         Body::CaseReopened(r) => Some(r.clone()),
         _ => None,
@@ -278,7 +278,7 @@ async fn verification_waits_for_the_resolution_to_be_seen_and_needs_no_routing()
         ("handler-1", "handler-2", "grid-worker-7")
     );
     let closure = s.verify(case_id, true, "mediated", "").await.expect("verified once the resolution is seen");
-    assert_eq!((closure.state.as_str(), closure.resolver_id.as_str()), ("closed", "grid-worker-7"));
+    assert_eq!((closure.state().code(), closure.resolver_id.as_str()), ("closed", "grid-worker-7"));
     // The closure names the verified task and whoever resolved it, whom the follow-up keeps apart.
     let pool = s.infra.pool(supervision::NAME).await;
     let recorded: (String, String, String) =

@@ -62,7 +62,7 @@ async fn a_deadline_fires_exactly_once_across_a_restart() {
     let listed = client(&second).await.list_deadlines(ListDeadlinesRequest { case_id: case_id.to_string() }).await;
     let listed = listed.expect("list deadlines").into_inner().deadlines;
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].state.as_str(), listed[0].id.as_str()), ("fired", missed.deadline_id.as_str()));
+    assert_eq!((listed[0].state().code(), listed[0].id.as_str()), ("fired", missed.deadline_id.as_str()));
     assert!(!listed[0].fired_at.is_empty(), "fired_at shown");
     second.stop().await;
 }

@@ -102,6 +102,6 @@ async fn a_merged_case_is_never_verified_or_followed_up_until_unmerged() {
     await_handled(&infra, &id).await;
     // Unmerged, the refusal is lifted: what decides now is the case's own handling (its resolved task).
     let closure = s.verify_case(verify).await.unwrap().into_inner().closure.unwrap();
-    assert_eq!(closure.state, "closed");
+    assert_eq!(closure.state().code(), "closed");
     node.stop().await;
 }
