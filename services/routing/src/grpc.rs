@@ -23,7 +23,7 @@ fn to_co(c: CoHandler) -> pb::CoHandler {
         unit_kind: c.unit_kind.into(),
         unit_code: c.unit_code,
         unit_name: c.unit_name,
-        state: c.state.as_str().into(),
+        state: c.state.into(),
         reason: c.reason,
         summoned_by: c.summoned_by,
         summoned_at: kit::time::local(c.summoned_at),

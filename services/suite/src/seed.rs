@@ -104,7 +104,7 @@ async fn grid_with_worker(
         .create_grid(CreateGridRequest {
             village_code: DEMO_VILLAGE.into(),
             name: format!("第{}网格", seq.trim_start_matches('0')),
-            kind: "grid".into(),
+            kind: proto::registry::v1::GridKind::Grid.into(),
             ..Default::default()
         })
         .await?

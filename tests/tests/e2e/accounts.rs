@@ -23,7 +23,7 @@ async fn an_administrator_cannot_become_a_grid_worker() {
     let grid = CreateGridRequest {
         village_code: VILLAGE.into(),
         name: "五网格".into(),
-        kind: "grid".into(),
+        kind: proto::registry::v1::GridKind::Grid.into(),
         ..Default::default()
     };
     let grid = bizadmin.create_grid(grid).await.unwrap().into_inner().grid.unwrap();

@@ -17,7 +17,12 @@ const COUNTY_VILLAGE: &str = "532901003002"; // a community of 下关街道, 大
 const OTHER_COUNTY_VILLAGE: &str = "532922101001"; // 漾濞县
 
 fn grid(village: &str, name: &str) -> CreateGridRequest {
-    CreateGridRequest { village_code: village.into(), name: name.into(), kind: "grid".into(), ..Default::default() }
+    CreateGridRequest {
+        village_code: village.into(),
+        name: name.into(),
+        kind: proto::registry::v1::GridKind::Grid.into(),
+        ..Default::default()
+    }
 }
 
 fn worker(home: &str) -> CreatePersonRequest {

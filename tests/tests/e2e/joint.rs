@@ -36,12 +36,12 @@ async fn a_whistle_through_the_gateway_reaches_the_case_file() {
     assert_eq!(body["co_handlers"][0]["unit_name"], "大理市自然资源局", "{body}");
     let id = body["co_handlers"][0]["id"].as_str().unwrap().to_owned();
     let (status, body) = world.http("POST", &format!("/v1/co-handlers/{id}/report-in"), Some(json!({}))).await;
-    assert_eq!((status, body["co_handler"]["state"].as_str()), (200, Some("reported_in")), "{body}");
+    assert_eq!((status, body["co_handler"]["state"].as_str()), (200, Some("CO_STATE_REPORTED_IN")), "{body}");
     let note = json!({"note": "出具鉴定意见"});
     let (status, body) = world.http("POST", &format!("/v1/co-handlers/{id}/contribution"), Some(note)).await;
     assert_eq!(status, 200, "{body}");
     let (status, listed) = world.http("GET", &path, None).await;
-    assert_eq!((status, listed["co_handlers"][0]["state"].as_str()), (200, Some("contributed")), "{listed}");
+    assert_eq!((status, listed["co_handlers"][0]["state"].as_str()), (200, Some("CO_STATE_CONTRIBUTED")), "{listed}");
 
     let steps = kit::testing::eventually("the whistle in the case file", 20, || {
         let mut desk = desk.clone();

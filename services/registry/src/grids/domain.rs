@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::shared::node_code;
 
 code_enum! {
+    proto = proto::registry::v1::GridKind;
     pub enum GridKind {
         Grid = "grid",
         MicroGrid = "micro_grid",
@@ -81,8 +82,8 @@ pub struct GridPlace<'a> {
 }
 
 impl<'a> GridPlace<'a> {
-    pub fn parse(kind: &str, village_code: &'a str, parent_grid_code: &'a str) -> Result<Self, FieldError> {
-        let kind = GridKind::parse("kind", kind)?;
+    pub fn parse(kind: i32, village_code: &'a str, parent_grid_code: &'a str) -> Result<Self, FieldError> {
+        let kind = GridKind::from_proto("kind", kind)?;
         let parent = match kind {
             GridKind::Grid => field::division_code("village_code", village_code)?,
             GridKind::MicroGrid => {
@@ -245,8 +246,11 @@ mod tests {
 
     #[test]
     fn grids_go_under_villages_and_micro_grids_under_grids() {
-        assert_eq!(GridPlace::parse("grid", "532901003001", "").unwrap().describe(), "village 532901003001");
-        let micro = GridPlace::parse("micro_grid", "", "532901003001002").unwrap();
+        assert_eq!(
+            GridPlace::parse(GridKind::Grid.into(), "532901003001", "").unwrap().describe(),
+            "village 532901003001"
+        );
+        let micro = GridPlace::parse(GridKind::MicroGrid.into(), "", "532901003001002").unwrap();
         assert_eq!((micro.kind, micro.describe().as_str()), (GridKind::MicroGrid, "grid 532901003001002"));
         for (kind, village, parent, field) in [
             ("", "532901003001", "", "kind"),
@@ -257,8 +261,15 @@ mod tests {
             ("micro_grid", "", "532901003001002001", "parent_grid_code"),
             ("micro_grid", "", "532901003001", "parent_grid_code"),
         ] {
-            assert_eq!(GridPlace::parse(kind, village, parent).unwrap_err().field, field, "{kind} {village} {parent}");
+            // The kind as the request's number: a code this service does not know is an unknown number.
+            let number = if kind.is_empty() { 0 } else { GridKind::parse("kind", kind).map_or(99, i32::from) };
+            assert_eq!(
+                GridPlace::parse(number, village, parent).unwrap_err().field,
+                field,
+                "{kind} {village} {parent}"
+            );
         }
+        assert!(GridKind::codes_agree_with_proto());
         assert!(grid_name("").is_err() && grid_name(&"x".repeat(65)).is_err() && grid_name("一网格").is_ok());
     }
 

@@ -18,7 +18,7 @@ impl From<Grid> for pb::Grid {
             code: g.code,
             name: g.name,
             village_code: g.village_code,
-            kind: g.kind.as_str().to_owned(),
+            kind: g.kind.into(),
             parent_grid_code: g.parent_grid_code.unwrap_or_default(),
             primary_worker_id: g.primary_worker_id.map(|p| p.to_string()).unwrap_or_default(),
             retired: g.retired,
@@ -96,7 +96,7 @@ pub async fn resolve_location(
 pub async fn create_grid(g: &Grids, request: Request<pb::CreateGridRequest>) -> Result<pb::CreateGridResponse> {
     let scope = scope::manage(&request)?;
     let req = request.into_inner();
-    let place = GridPlace::parse(&req.kind, &req.village_code, &req.parent_grid_code)?;
+    let place = GridPlace::parse(req.kind, &req.village_code, &req.parent_grid_code)?;
     let name = grid_name(&req.name)?;
     scope::write(&scope, place.parent, &place.describe())?;
     let grid = g.create_grid(place, name).await?;

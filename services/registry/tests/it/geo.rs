@@ -88,7 +88,7 @@ async fn a_bounded_grid_answers_first_and_the_index_follows_every_change() {
         village_code: village.into(),
         parent_grid_code: parent.into(),
         name: format!("{kind} 下关"),
-        kind: kind.into(),
+        kind: <proto::registry::v1::GridKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or(99),
     };
     let grid = s.registry.create_grid(new_grid(VILLAGE, "", "grid")).await.unwrap().into_inner().grid.unwrap().code;
     let micro =
@@ -212,7 +212,7 @@ async fn geometry_is_bounded_and_a_start_skips_stored_boundaries_that_fail_the_b
         let req = CreateGridRequest {
             village_code: VILLAGE.into(),
             name: name.into(),
-            kind: "grid".into(),
+            kind: proto::registry::v1::GridKind::Grid.into(),
             ..Default::default()
         };
         grids.push(s.registry.create_grid(req).await.unwrap().into_inner().grid.unwrap().code);

@@ -117,7 +117,7 @@ async fn case_events_are_counted_once_at_every_node_up_to_the_root() {
         .create_grid(CreateGridRequest {
             village_code: A.into(),
             name: "一网格".into(),
-            kind: "grid".into(),
+            kind: proto::registry::v1::GridKind::Grid.into(),
             ..Default::default()
         })
         .await

@@ -142,7 +142,7 @@ async fn bad_inputs_name_their_field() {
             c.create_grid(CreateGridRequest {
                 village_code: "532901003001".into(),
                 name: "x".into(),
-                kind: "zone".into(),
+                kind: 99,
                 ..Default::default()
             })
             .await
@@ -155,7 +155,7 @@ async fn bad_inputs_name_their_field() {
             c.create_grid(CreateGridRequest {
                 village_code: "532901003000".into(),
                 name: "x".into(),
-                kind: "grid".into(),
+                kind: proto::registry::v1::GridKind::Grid.into(),
                 ..Default::default()
             })
             .await

@@ -37,7 +37,10 @@ fn person(home: &str) -> CreatePersonRequest {
 
 fn grid(village: &str) -> CreateGridRequest {
     CreateGridRequest {
-        village_code: village.into(), name: "一网格".into(), kind: "grid".into(), ..Default::default()
+        village_code: village.into(),
+        name: "一网格".into(),
+        kind: proto::registry::v1::GridKind::Grid.into(),
+        ..Default::default()
     }
 }
 

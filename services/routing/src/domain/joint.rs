@@ -10,6 +10,7 @@ use kit::{FieldError, code_enum, field};
 use crate::domain::UnitKind;
 
 code_enum! {
+    proto = proto::routing::v1::CoState;
     /// Where a co-handling unit stands.
     pub enum CoState {
         /// Summoned by the whistle; its 报到 clock runs.
@@ -204,6 +205,11 @@ mod tests {
         assert_eq!(field((UnitKind::Department, "a"), &many), "co_units");
         // The same code as a department and as a center are two units.
         assert!(Summons::parse((UnitKind::Department, "x"), &[(UnitKind::Center, "x")]).is_ok());
+    }
+
+    #[test]
+    fn co_states_take_their_proto_codes() {
+        assert!(CoState::codes_agree_with_proto());
     }
 
     #[test]

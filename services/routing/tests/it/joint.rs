@@ -92,7 +92,7 @@ async fn the_lead_resolves_only_when_every_co_unit_has_contributed_or_been_relea
         .unwrap()
         .into_inner()
         .co_handlers;
-    assert_eq!(summoned.iter().map(|c| c.state.as_str()).collect::<Vec<_>>(), ["summoned", "summoned"]);
+    assert_eq!(summoned.iter().map(|c| c.state().code()).collect::<Vec<_>>(), ["summoned", "summoned"]);
     let (zjj, gtj) = (summoned[0].id.clone(), summoned[1].id.clone());
     let again = dispatcher.clone().summon_co_handlers(summon(&task.id, vec![unit("zjj", "住建局")])).await.unwrap_err();
     assert_refused("summoned twice", &again, Code::InvalidArgument, "co_units[0].code");
@@ -130,7 +130,7 @@ async fn the_lead_resolves_only_when_every_co_unit_has_contributed_or_been_relea
         .into_inner()
         .co_handler
         .unwrap();
-    assert_eq!(done.state, "contributed");
+    assert_eq!(done.state().code(), "contributed");
     let still = lead.resolve_task(resolve()).await.unwrap_err();
     assert!(still.message().contains("gtj") && !still.message().contains("zjj"), "{still:?}");
 
@@ -145,7 +145,12 @@ async fn the_lead_resolves_only_when_every_co_unit_has_contributed_or_been_relea
     lead.resolve_task(resolve()).await.unwrap();
 
     let listed = root.list_co_handlers(ListCoHandlersRequest { task_id: task.id.clone() }).await.unwrap().into_inner();
-    let states: Vec<(String, String)> = listed.co_handlers.into_iter().map(|c| (c.unit_code, c.state)).collect();
+    let states: Vec<(String, String)> = listed
+        .co_handlers
+        .into_iter()
+        .map(|c| (c.state().code().to_owned(), c.unit_code))
+        .map(|(s, u)| (u, s))
+        .collect();
     assert_eq!(states, [("zjj".into(), "contributed".into()), ("gtj".into(), "released".into())]);
     let seen: Vec<String> = gtj_unit
         .list_co_handlers(ListCoHandlersRequest { task_id: task.id.clone() })
