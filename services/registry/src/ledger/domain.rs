@@ -17,8 +17,9 @@ code_enum! {
 }
 
 impl KindClass {
-    pub fn of(kind: &str) -> KindClass {
-        if kind.trim() == "risk" { KindClass::Risk } else { KindClass::Case }
+    /// The class of a case's kind; a kind this service does not know is counted with the cases.
+    pub fn of(kind: Option<kit::vocab::CaseKind>) -> KindClass {
+        if kind == Some(kit::vocab::CaseKind::Risk) { KindClass::Risk } else { KindClass::Case }
     }
 }
 
@@ -323,8 +324,9 @@ mod tests {
             Totals::sum("t", &[b(1), b(2)]),
             Totals { code: "t".into(), recipients: 3, pending: 3, ..Totals::default() }
         );
-        assert_eq!(KindClass::of(" risk "), KindClass::Risk);
-        assert_eq!(KindClass::of("dispute"), KindClass::Case);
+        assert_eq!(KindClass::of(Some(kit::vocab::CaseKind::Risk)), KindClass::Risk);
+        assert_eq!(KindClass::of(Some(kit::vocab::CaseKind::Dispute)), KindClass::Case);
+        assert_eq!(KindClass::of(None), KindClass::Case);
     }
 
     #[test]

@@ -101,8 +101,10 @@ async fn register(conn: &mut PgConnection, event: &Event<'_>, r: &CaseRegistered
     if nodes.is_empty() {
         return Ok(Applied::UnknownCase);
     }
-    let kind = kit::vocab::CaseKind::from_proto("kind", r.kind).map(|k| k.as_str()).unwrap_or_default();
+    // The event's kind is read once, as the enum: the class follows from it, the row keeps its code.
+    let kind = kit::vocab::CaseKind::from_proto("kind", r.kind).ok();
     let class = KindClass::of(kind);
+    let kind = kind.map_or("", |k| k.as_str());
     let case = NewCase {
         case_id: event.case_id,
         kind,
