@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use kit::auth::ScopeSet;
+use kit::ids::{CaseId, CaseRef};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::domain::board::{After, Board, BoardPage, BoardQueue};
 use crate::domain::categories::{Category, NewCategory};
@@ -45,7 +45,7 @@ pub async fn next_seq(conn: &mut PgConnection, center_prefix: &str, local_day: &
 }
 
 pub struct Registration<'a> {
-    pub id: Uuid,
+    pub id: CaseId,
     /// The registration's fingerprint, compared when the idempotency key comes again.
     pub digest: &'a [u8],
     pub case_no: &'a str,
@@ -103,7 +103,7 @@ pub struct SealedParty<'a> {
 /// Inserts the party and answers it as [`parties`] reads it.
 pub async fn insert_party(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     ordinal: i32,
     p: &SealedParty<'_>,
     registered_at: DateTime<Utc>,
@@ -128,7 +128,7 @@ pub async fn insert_party(
 }
 
 pub struct NewStep<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub at: DateTime<Utc>,
     pub actor: &'a str,
     pub action: &'a str,
@@ -178,7 +178,7 @@ async fn insert_step(
 /// What a replay is checked against: the case registered under a key, as first registered.
 #[derive(Debug, sqlx::FromRow)]
 pub struct KeyedCase {
-    pub id: Uuid,
+    pub id: CaseId,
     pub center_code: String,
     pub category_code: String,
     /// None for cases registered before digests were kept (migration 1002).
@@ -193,17 +193,17 @@ pub async fn keyed_case(conn: &mut PgConnection, key: &str) -> sqlx::Result<Opti
 }
 
 /// A case by id or by case number.
-pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Result<Option<Case>> {
-    match Uuid::parse_str(case_ref) {
-        Ok(id) => {
+pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &CaseRef) -> sqlx::Result<Option<Case>> {
+    match case_ref {
+        CaseRef::Id(id) => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")))
                 .bind(id)
                 .fetch_optional(conn)
                 .await
         }
-        Err(_) => {
+        CaseRef::No(no) => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_no = $1")))
-                .bind(case_ref)
+                .bind(no)
                 .fetch_optional(conn)
                 .await
         }
@@ -212,7 +212,7 @@ pub async fn case_by_ref(conn: &mut PgConnection, case_ref: &str) -> sqlx::Resul
 
 /// The case's state and current task, locked for the rest of the consumer's transaction so concurrent events
 /// apply one after another.
-pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<(CaseState, String)>> {
+pub async fn lock_state(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Option<(CaseState, String)>> {
     sqlx::query_as("SELECT state, current_task_id FROM cases WHERE id = $1 FOR UPDATE")
         .bind(case_id)
         .fetch_optional(conn)
@@ -221,7 +221,7 @@ pub async fn lock_state(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<
 
 pub async fn set_state(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     state: CaseState,
     task: Option<(&str, &str)>,
     at: DateTime<Utc>,
@@ -243,7 +243,7 @@ pub async fn set_state(
 }
 
 /// Applies the board's flags an event moves (after the state it moved), so a closed case is never overdue.
-pub async fn set_flags(conn: &mut PgConnection, case_id: Uuid, f: Flags) -> sqlx::Result<()> {
+pub async fn set_flags(conn: &mut PgConnection, case_id: CaseId, f: Flags) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE cases SET overdue = COALESCE($2, overdue) AND state <> ALL($4), \
          awaiting_follow_up = COALESCE($3, awaiting_follow_up) WHERE id = $1",
@@ -257,7 +257,7 @@ pub async fn set_flags(conn: &mut PgConnection, case_id: Uuid, f: Flags) -> sqlx
     Ok(())
 }
 
-pub async fn parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Party>> {
+pub async fn parties(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Vec<Party>> {
     sqlx::query_as(
         "SELECT name, role, phone_masked, id_number_masked FROM case_parties WHERE case_id = $1 ORDER BY ordinal",
     )
@@ -267,7 +267,7 @@ pub async fn parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec
 }
 
 /// The timeline, oldest first; the registration's empty from-state reads as None.
-pub async fn timeline(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TimelineEntry>> {
+pub async fn timeline(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Vec<TimelineEntry>> {
     sqlx::query_as(
         "SELECT at, actor, action, NULLIF(from_state, '') AS from_state, to_state, detail, source FROM timeline \
          WHERE case_id = $1 ORDER BY at, id",
@@ -283,7 +283,7 @@ pub async fn list_cases(
     conn: &mut PgConnection,
     center_code: &str,
     scope: &ScopeSet,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    after: Option<(DateTime<Utc>, CaseId)>,
     limit: i64,
 ) -> sqlx::Result<Vec<Case>> {
     let (at, id) = after.unzip();
@@ -302,7 +302,7 @@ pub async fn list_cases(
 /// One party's sealed phone or ID number.
 pub async fn sealed_party_field(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     ordinal: i32,
     id_number: bool,
 ) -> sqlx::Result<Option<Option<Vec<u8>>>> {

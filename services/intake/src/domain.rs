@@ -1,12 +1,12 @@
 //! Intake's domain: the case file (the [`Case`] aggregate with its parties and timeline), what a registration
-//! is, how a case is numbered, and what a timeline step and the board's flags are. Proto-free and holding no
+//! is (a case's number is `kit::ids::CaseNo`), and what a timeline step and the board's flags are. Proto-free and holding no
 //! SQL: `events.rs` maps other services' events onto [`Step`] and [`Flags`]; the aggregates derive
 //! `sqlx::FromRow`, so `db.rs` (every query) decodes rows straight into them.
 
 use chrono::{DateTime, Utc};
+use kit::ids::{CaseId, CaseNo, NodeCode};
 use kit::vocab::{CaseKind, Channel, Urgency};
 use kit::{FieldError, code_enum, field};
-use uuid::Uuid;
 
 pub mod board;
 pub mod categories;
@@ -52,14 +52,14 @@ impl NewParty {
 /// A registration that parsed; what remains to check needs the database (category) or the registry (place).
 pub struct NewCase {
     pub idempotency_key: String,
-    pub center_code: String,
+    pub center_code: NodeCode,
     pub channel: Channel,
     pub kind: CaseKind,
     pub category_code: String,
     pub urgency: Urgency,
     pub title: String,
     pub description: String,
-    pub location_code: String,
+    pub location_code: NodeCode,
     pub parties: Vec<NewParty>,
     pub reporter_id: String,
     pub operator_id: String,
@@ -99,7 +99,7 @@ impl NewCase {
     /// Parses the fields in the message's own order, so the first bad one reported is the first in the request.
     pub fn parse(r: &RegistrationInput<'_>) -> Result<Self, FieldError> {
         let idempotency_key = field::text("idempotency_key", r.idempotency_key, 128)?.to_owned();
-        let center_code = field::division_code("center_code", r.center_code)?.to_owned();
+        let center_code = NodeCode::parse("center_code", field::division_code("center_code", r.center_code)?)?;
         let channel = Channel::from_proto("channel", r.channel)?;
         let kind = CaseKind::from_proto("kind", r.kind)?;
         let category_code = field::required("category_code", r.category_code)?;
@@ -109,7 +109,7 @@ impl NewCase {
         let urgency = Urgency::from_proto("urgency", r.urgency)?;
         let title = field::text("title", r.title, 200)?.to_owned();
         let description = field::bounded("description", r.description, 10_000)?.to_owned();
-        let location_code = field::node_code("location_code", r.location_code)?;
+        let location_code = NodeCode::parse("location_code", r.location_code)?;
         if r.parties.len() > MAX_PARTIES {
             return Err(FieldError::new("parties", "more than 50 parties"));
         }
@@ -128,7 +128,7 @@ impl NewCase {
             urgency,
             title,
             description,
-            location_code: location_code.to_owned(),
+            location_code,
             parties,
             reporter_id: field::bounded("reporter_id", r.reporter_id, 64)?.to_owned(),
             operator_id: field::bounded("operator_id", r.operator_id, 64)?.to_owned(),
@@ -139,7 +139,7 @@ impl NewCase {
 /// A request to see one party's phone or ID number in full, with its purpose (audited).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unmask {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     /// The party's position in the case, counting from 1.
     pub party: u32,
     /// The ID number rather than the phone.
@@ -149,7 +149,7 @@ pub struct Unmask {
 
 impl Unmask {
     pub fn parse(case_id: &str, party: u32, which: &str, reason: &str) -> Result<Self, FieldError> {
-        let case_id = field::uuid("case_id", case_id)?;
+        let case_id = CaseId::parse("case_id", case_id)?;
         if party == 0 {
             return Err(FieldError::new("party", "counts from 1"));
         }
@@ -164,8 +164,9 @@ impl Unmask {
 
 /// The place a case happened, as the registry resolved it.
 pub struct Place {
+    /// '' when the case happened in a village outside any grid.
     pub grid_code: String,
-    pub village_code: String,
+    pub village_code: NodeCode,
     /// Village first, up to the province.
     pub area_path: Vec<String>,
     /// Codes on the path that have a center.
@@ -179,11 +180,6 @@ impl Place {
     pub fn name_of(&self, code: &str) -> &str {
         self.area_path.iter().position(|c| c == code).and_then(|i| self.names.get(i)).map_or("", String::as_str)
     }
-}
-
-/// `532901-20250807-00042`: the center's significant code, the local date and the day's sequence.
-pub fn case_no(center_prefix: &str, local_day: &str, seq: i32) -> String {
-    format!("{center_prefix}-{local_day}-{seq:05}")
 }
 
 code_enum! {
@@ -213,18 +209,19 @@ impl CaseState {
 /// service's events.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Case {
-    pub id: Uuid,
-    pub case_no: String,
+    pub id: CaseId,
+    pub case_no: CaseNo,
     pub idempotency_key: String,
-    pub center_code: String,
+    pub center_code: NodeCode,
     pub channel: Channel,
     pub kind: CaseKind,
     pub category_code: String,
     pub urgency: Urgency,
     pub title: String,
     pub description: String,
+    /// '' when the case happened in a village outside any grid.
     pub grid_code: String,
-    pub village_code: String,
+    pub village_code: NodeCode,
     /// Village first, up to the province.
     pub area_path: Vec<String>,
     pub reporter_id: String,
@@ -239,7 +236,7 @@ pub struct Case {
     pub overdue: bool,
     pub awaiting_follow_up: bool,
     /// The case this one is merged into, while it is.
-    pub merged_into: Option<Uuid>,
+    pub merged_into: Option<CaseId>,
 }
 
 /// A party as the case file shows it: phone and ID number masked.
@@ -295,8 +292,8 @@ impl CaseFile {
 /// A case merged into another, as the target's file lists it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MergedCase {
-    pub case_id: Uuid,
-    pub case_no: String,
+    pub case_id: CaseId,
+    pub case_no: CaseNo,
     pub merged_at: DateTime<Utc>,
     pub merged_by: String,
     pub reason: String,
@@ -306,8 +303,8 @@ pub struct MergedCase {
 /// each of them.
 #[derive(Debug, Clone)]
 pub struct Reporter {
-    pub case_id: Uuid,
-    pub case_no: String,
+    pub case_id: CaseId,
+    pub case_no: CaseNo,
     pub channel: Channel,
     pub reporter_id: String,
     pub parties: Vec<Party>,
@@ -397,11 +394,6 @@ mod tests {
         ] {
             assert_eq!(r.err().map(|e| e.field), Some(field.to_owned()), "{name}");
         }
-    }
-
-    #[test]
-    fn case_numbers_are_padded() {
-        assert_eq!(case_no("532901", "20250807", 42), "532901-20250807-00042");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use kit::auth::Permission;
 use kit::grpc::parsed;
+use kit::ids::CaseRef;
 use kit::{FieldError, field};
 use proto::intake::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -40,9 +41,9 @@ impl pb::intake_server::Intake for IntakeService {
 
     async fn get_case(&self, request: Request<pb::GetCaseRequest>) -> Result<Response<pb::GetCaseResponse>, Status> {
         let who = kit::auth::principal(&request)?;
-        let case_ref = parsed(field::text("case_ref", &request.get_ref().case_ref, 64))?;
+        let case_ref = parsed(CaseRef::parse("case_ref", &request.get_ref().case_ref))?;
         let scope = who.scope(Permission::ReadCase);
-        let file = self.0.file(case_ref, &scope).await?;
+        let file = self.0.file(&case_ref, &scope).await?;
         let target = format!("case:{}", file.case.id);
         let case = viewed(&scope, to_case(file));
         Ok(kit::audit::target(Response::new(pb::GetCaseResponse { case: Some(case) }), target))
@@ -129,8 +130,8 @@ impl pb::intake_server::Intake for IntakeService {
         request: Request<pb::ListDuplicateCandidatesRequest>,
     ) -> Result<Response<pb::ListDuplicateCandidatesResponse>, Status> {
         let scope = kit::auth::principal(&request)?.scope(Permission::ReadCase);
-        let case_ref = parsed(field::text("case_ref", &request.get_ref().case_ref, 64))?;
-        let found = self.0.duplicates(case_ref, &scope).await?;
+        let case_ref = parsed(CaseRef::parse("case_ref", &request.get_ref().case_ref))?;
+        let found = self.0.duplicates(&case_ref, &scope).await?;
         let target = format!("case:{case_ref}");
         let response =
             pb::ListDuplicateCandidatesResponse { candidates: found.into_iter().map(to_candidate).collect() };
@@ -168,12 +169,12 @@ fn to_candidate(d: Duplicate) -> pb::DuplicateCandidate {
     let (k, c) = (d.candidate, d.case);
     pb::DuplicateCandidate {
         case_id: c.id.to_string(),
-        case_no: c.case_no,
+        case_no: c.case_no.into(),
         title: c.title,
         category_code: c.category_code,
         state: c.state.into(),
         grid_code: c.grid_code,
-        village_code: c.village_code,
+        village_code: c.village_code.into(),
         channel: c.channel.into(),
         registered_at: kit::time::local(c.registered_at),
         score: k.score,
@@ -230,7 +231,7 @@ fn to_case(f: CaseFile) -> pb::Case {
     let c = f.case;
     pb::Case {
         id: c.id.to_string(),
-        case_no: c.case_no,
+        case_no: c.case_no.into(),
         channel: c.channel.into(),
         kind: c.kind.into(),
         category_code: c.category_code,
@@ -238,8 +239,8 @@ fn to_case(f: CaseFile) -> pb::Case {
         title: c.title,
         description: c.description,
         grid_code: c.grid_code,
-        village_code: c.village_code,
-        center_code: c.center_code,
+        village_code: c.village_code.into(),
+        center_code: c.center_code.into(),
         parties: f.parties.into_iter().map(to_party).collect(),
         state: c.state.into(),
         current_task_id: c.current_task_id,
@@ -271,7 +272,7 @@ fn to_case(f: CaseFile) -> pb::Case {
             .into_iter()
             .map(|m| pb::MergedCase {
                 case_id: m.case_id.to_string(),
-                case_no: m.case_no,
+                case_no: m.case_no.into(),
                 merged_at: kit::time::local(m.merged_at),
                 merged_by: m.merged_by,
                 reason: m.reason,
@@ -282,7 +283,7 @@ fn to_case(f: CaseFile) -> pb::Case {
             .into_iter()
             .map(|r| pb::Reporter {
                 case_id: r.case_id.to_string(),
-                case_no: r.case_no,
+                case_no: r.case_no.into(),
                 channel: r.channel.into(),
                 reporter_id: r.reporter_id,
                 parties: r.parties.into_iter().map(to_party).collect(),

@@ -6,18 +6,18 @@ use chrono::Utc;
 use kit::FieldError;
 use kit::auth::{Permission, Principal, ScopeSet};
 use kit::events::Outbox;
+use kit::ids::{CaseId, CaseNo, CaseRef, NodeCode};
 use kit::pii::{Binding, Sealer, mask_id_number, mask_phone};
 use proto::events::v1::{CaseRegistered, envelope::Body};
 use proto::registry::v1::ResolveLocationRequest;
 use proto::registry::v1::registry_client::RegistryClient;
 use sqlx::PgPool;
 use tonic::Code;
-use uuid::Uuid;
 
 use crate::db::{self, NewStep, Registration, SealedParty};
 use crate::domain::board::{Board, BoardPage};
 use crate::domain::categories::{self, Category, NewCategory};
-use crate::domain::{Case, CaseFile, CaseState, NewCase, Place, case_no};
+use crate::domain::{Case, CaseFile, CaseState, NewCase, Place};
 use crate::error::{Error, Result};
 use crate::inflight::{InFlight, Turn};
 
@@ -91,10 +91,10 @@ impl Cases {
         // until its commit, so a center's registrations ran one at a time. A registration that fails after this
         // leaves a gap; numbers stay unique and are never reused, which is what DOMAIN asks of them.
         let seq = db::next_seq(&mut conn, prefix, &kit::time::local_date(now)).await?;
-        let number = case_no(prefix, &kit::time::local_date(now), seq);
+        let number = CaseNo::issue(prefix, &kit::time::local_date(now), seq);
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         kit::audit::stage(&mut tx).await?;
-        let id = Uuid::new_v4();
+        let id = CaseId::random();
         let reg = Registration { id, digest, case_no: &number, category_version, at: now, new, place };
         let Some(case) = db::insert_case(&mut tx, &reg).await? else {
             // A concurrent registration with the same key won; this one writes nothing. The connection goes
@@ -136,7 +136,7 @@ impl Cases {
     async fn insert_parties(
         &self,
         tx: &mut sqlx::PgConnection,
-        id: Uuid,
+        id: CaseId,
         new: &NewCase,
         now: chrono::DateTime<Utc>,
     ) -> Result<(Vec<crate::domain::Party>, Vec<Vec<u8>>)> {
@@ -181,14 +181,14 @@ impl Cases {
         };
         let same = match &case.registration_digest {
             Some(stored) => stored.as_slice() == digest,
-            None => case.center_code == new.center_code && case.category_code == new.category_code,
+            None => case.center_code == *new.center_code && case.category_code == new.category_code,
         };
         if !same {
             return Err(key_reused());
         }
         // The operator is part of the digest, so only the same principal replays; reading it back still takes
         // read scope (a client that may register but not read gets the case through its own-client scope).
-        match self.file(&case.id.to_string(), readable).await {
+        match self.file(&CaseRef::Id(case.id), readable).await {
             Err(Error::NotFound(_)) => Err(key_reused()),
             other => {
                 kit::audit::unchanged();
@@ -199,7 +199,7 @@ impl Cases {
 
     /// Asks the registry where the case happened and checks the registering center is over that place.
     async fn resolve(&self, new: &NewCase) -> Result<Place> {
-        let request = ResolveLocationRequest { location_code: new.location_code.clone() };
+        let request = ResolveLocationRequest { location_code: new.location_code.to_string() };
         let answer = match self.registry.clone().resolve_location(request).await {
             Ok(r) => r.into_inner(),
             Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => {
@@ -212,19 +212,20 @@ impl Cases {
         };
         let place = Place {
             grid_code: answer.grid_code,
-            village_code: answer.village_code,
+            // The registry answered it: the code of a village in its tree.
+            village_code: NodeCode::from_stored(answer.village_code),
             area_path: answer.path.iter().map(|n| n.code.clone()).collect(),
             centers: answer.path.iter().filter(|n| n.has_center).map(|n| n.code.clone()).collect(),
             names: answer.path.iter().map(|n| n.name.clone()).collect(),
         };
-        if !place.centers.contains(&new.center_code) {
+        if !place.centers.iter().any(|c| new.center_code == c.as_str()) {
             return Err(FieldError::new("center_code", "is not a center over the case's location").into());
         }
         Ok(place)
     }
 
     /// The case file, if `scope` reaches it; a case outside scope is NOT_FOUND, exactly like a missing one.
-    pub async fn file(&self, case_ref: &str, scope: &ScopeSet) -> Result<CaseFile> {
+    pub async fn file(&self, case_ref: &CaseRef, scope: &ScopeSet) -> Result<CaseFile> {
         let mut conn = self.pool.acquire().await?;
         let case = db::case_by_ref(&mut conn, case_ref)
             .await?
@@ -258,9 +259,8 @@ impl Cases {
 
     /// One party's phone or ID number in full. The case must be within the caller's unmask scope (else it is
     /// NOT_FOUND, or PERMISSION_DENIED when the caller can read it); a follow-up clerk sees phones only.
-    pub async fn unmask(&self, who: &Principal, case_id: Uuid, party: u32, id_number: bool) -> Result<String> {
-        let case_ref = case_id.to_string();
-        let case = self.file(&case_ref, &who.scope(Permission::ReadCase)).await?.case;
+    pub async fn unmask(&self, who: &Principal, case_id: CaseId, party: u32, id_number: bool) -> Result<String> {
+        let case = self.file(&CaseRef::Id(case_id), &who.scope(Permission::ReadCase)).await?.case;
         if !crate::scope::covers(&who.scope(Permission::Unmask), &case) {
             return Err(Error::denied("unmasking this case's parties"));
         }
@@ -324,7 +324,7 @@ impl Cases {
 }
 
 /// The one answer for a case that is not there or not the caller's to see.
-fn case_not_found(case_ref: &str) -> Error {
+fn case_not_found(case_ref: &impl std::fmt::Display) -> Error {
     Error::not_found(format!("case {case_ref}"))
 }
 
@@ -342,9 +342,9 @@ fn registered_event(new: &NewCase, place: &Place, number: &str, category_name: S
         category_code: new.category_code.clone(),
         urgency: new.urgency.into(),
         grid_code: place.grid_code.clone(),
-        village_code: place.village_code.clone(),
+        village_code: place.village_code.to_string(),
         area_path: place.area_path.clone(),
-        center_code: new.center_code.clone(),
+        center_code: new.center_code.to_string(),
         reporter_id: new.reporter_id.clone(),
         center_name: place.name_of(&new.center_code).to_owned(),
         area_names: place.names.clone(),
@@ -353,7 +353,7 @@ fn registered_event(new: &NewCase, place: &Place, number: &str, category_name: S
 }
 
 /// A party's row as its sealed values are bound to it: the case and the party's position.
-fn party_row(case_id: Uuid, ordinal: i32) -> String {
+fn party_row(case_id: CaseId, ordinal: i32) -> String {
     format!("{case_id}/{ordinal}")
 }
 
@@ -384,10 +384,10 @@ fn fingerprint(sealer: &Sealer, n: &NewCase) -> Vec<u8> {
     sealer.fingerprint(&parts)
 }
 
-fn decode_token(token: &str) -> Result<(chrono::DateTime<Utc>, Uuid)> {
+fn decode_token(token: &str) -> Result<(chrono::DateTime<Utc>, CaseId)> {
     let bad = kit::page::bad_token;
     let (micros, id) = token.split_once('|').ok_or_else(bad)?;
     let at = micros.parse::<i64>().ok().and_then(chrono::DateTime::from_timestamp_micros).ok_or_else(bad)?;
-    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    let id = CaseId::from_stored(uuid::Uuid::parse_str(id).map_err(|_| bad())?);
     Ok((at, id))
 }

@@ -28,6 +28,7 @@ use proto::events::v1::envelope::Body;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::ids::CaseId;
 use crate::nats::NatsConfig;
 pub use crate::nats::{PARTITIONS, Settings};
 
@@ -174,7 +175,7 @@ pub fn connect_options(cfg: &NatsConfig) -> async_nats::ConnectOptions {
 /// not this (undecodable bytes, a case id that is not a UUID) never reach a handler: they are dead letters at
 /// once, kept with their bytes for an operator.
 pub struct Event<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub envelope: &'a Envelope,
     pub body: &'a Body,
 }
@@ -184,6 +185,8 @@ impl<'a> Event<'a> {
     /// producer's), which changes nothing here; `Err` for one that can never apply.
     pub fn read(envelope: &'a Envelope) -> Result<Option<Self>, &'static str> {
         let case_id = Uuid::parse_str(&envelope.case_id).map_err(|_| "the event's case id is not a UUID")?;
+        // The producer issued it; parsed once here, typed from here on.
+        let case_id = CaseId::from_stored(case_id);
         Ok(envelope.body.as_ref().map(|body| Event { case_id, envelope, body }))
     }
 

@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod field;
 pub mod grpc;
+pub mod ids;
 pub mod metrics;
 pub mod nats;
 pub mod page;

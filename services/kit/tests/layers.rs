@@ -9,7 +9,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["env", "ed25519", "division", "vocab", "pii", "time", "shutdown", "telemetry", "throttle", "cli"],
     &["db", "nats", "tls", "proxies", "field"],
-    &["page", "bus_access", "status"],
+    &["page", "bus_access", "status", "ids"],
     &["metrics", "audit"],
     &["auth", "events"],
     &["config", "error", "grpc"],

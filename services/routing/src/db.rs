@@ -3,6 +3,7 @@
 //! as SQL literals.
 
 use chrono::{DateTime, Utc};
+use kit::ids::{CaseId, UnitCode};
 use kit::vocab::Urgency;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -48,7 +49,7 @@ pub async fn insert_case(conn: &mut PgConnection, c: &Case) -> sqlx::Result<bool
 }
 
 /// The case, locked for the rest of the transaction so its dispatches happen one after another.
-pub async fn lock_case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Case>> {
+pub async fn lock_case(conn: &mut PgConnection, id: CaseId) -> sqlx::Result<Option<Case>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 FOR UPDATE")))
         .bind(id)
         .fetch_optional(conn)
@@ -56,7 +57,7 @@ pub async fn lock_case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option
 }
 
 /// The case as it is now, unlocked: what a use case decides on before it opens its transaction.
-pub async fn case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Case>> {
+pub async fn case(conn: &mut PgConnection, id: CaseId) -> sqlx::Result<Option<Case>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1")))
         .bind(id)
         .fetch_optional(conn)
@@ -64,18 +65,18 @@ pub async fn case(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Case
 }
 
 /// case.closed sets it, case.reopened clears it.
-pub async fn set_closed(conn: &mut PgConnection, id: Uuid, closed: bool) -> sqlx::Result<bool> {
+pub async fn set_closed(conn: &mut PgConnection, id: CaseId, closed: bool) -> sqlx::Result<bool> {
     let n = sqlx::query("UPDATE cases SET closed = $2 WHERE id = $1").bind(id).bind(closed).execute(conn).await?;
     Ok(n.rows_affected() == 1)
 }
 
-pub async fn set_holding_center(conn: &mut PgConnection, id: Uuid, center: &str) -> sqlx::Result<()> {
+pub async fn set_holding_center(conn: &mut PgConnection, id: CaseId, center: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE cases SET holding_center = $2 WHERE id = $1").bind(id).bind(center).execute(conn).await?;
     Ok(())
 }
 
 /// The case's live task (dispatched, accepted or returned), locked; and the state of its latest task.
-pub async fn lock_live(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<(Option<Uuid>, Option<TaskState>)> {
+pub async fn lock_live(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<(Option<Uuid>, Option<TaskState>)> {
     let live: Option<Uuid> =
         sqlx::query_scalar("SELECT id FROM tasks WHERE case_id = $1 AND state = ANY($2) FOR UPDATE")
             .bind(case_id)
@@ -108,7 +109,7 @@ pub async fn recall(conn: &mut PgConnection, id: Uuid, by: &str, reason: &str, a
 
 /// One hop of a case between centers.
 pub struct NewHop<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub up: bool,
     pub from: &'a str,
     pub to: &'a str,
@@ -149,13 +150,13 @@ pub async fn rules_version(conn: &mut PgConnection) -> sqlx::Result<(i64, Option
     sqlx::query_as("SELECT count(*), max(updated_at) FROM rules").fetch_one(conn).await
 }
 
-pub async fn set_round(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<()> {
+pub async fn set_round(conn: &mut PgConnection, case_id: CaseId, round: i32) -> sqlx::Result<()> {
     sqlx::query("UPDATE cases SET round = $2 WHERE id = $1").bind(case_id).bind(round).execute(conn).await?;
     Ok(())
 }
 
 /// Ends every task of the case still open, when a new round makes them obsolete.
-pub async fn supersede_open(conn: &mut PgConnection, case_id: Uuid, at: DateTime<Utc>) -> sqlx::Result<u64> {
+pub async fn supersede_open(conn: &mut PgConnection, case_id: CaseId, at: DateTime<Utc>) -> sqlx::Result<u64> {
     Ok(sqlx::query("UPDATE tasks SET state = $3, updated_at = $2 WHERE case_id = $1 AND state = ANY($4)")
         .bind(case_id)
         .bind(at)
@@ -175,10 +176,10 @@ struct RuleRow {
     area_prefix: String,
     urgency: Option<Urgency>,
     unit_kind: UnitKind,
-    unit_code: String,
+    unit_code: UnitCode,
     unit_name: String,
     fallback_kind: Option<UnitKind>,
-    fallback_code: String,
+    fallback_code: UnitCode,
     fallback_name: String,
     unit_center: String,
 }

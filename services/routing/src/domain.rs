@@ -4,6 +4,7 @@
 //! `db.rs` holds every query.
 
 use chrono::{DateTime, Utc};
+use kit::ids::{CaseId, CaseNo, UnitCode};
 use kit::vocab::Urgency;
 pub use kit::vocab::{Outcome, TaskState, UnitKind};
 use kit::{FieldError, code_enum, field};
@@ -41,8 +42,8 @@ pub const OPEN: &[TaskState] = TaskState::OPEN;
 /// A case as routing knows it from `case.registered`: what picks its unit, and the round it is in.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Case {
-    pub id: Uuid,
-    pub case_no: String,
+    pub id: CaseId,
+    pub case_no: CaseNo,
     pub category_code: String,
     pub urgency: Urgency,
     pub village_code: String,
@@ -74,13 +75,13 @@ impl Case {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Task {
     pub id: Uuid,
-    pub case_id: Uuid,
-    pub case_no: String,
+    pub case_id: CaseId,
+    pub case_no: CaseNo,
     pub round: i32,
     pub attempt: i32,
     pub slip_no: String,
     pub unit_kind: UnitKind,
-    pub unit_code: String,
+    pub unit_code: UnitCode,
     pub unit_name: String,
     /// Empty when the center kept the case (兜底).
     pub rule_id: String,
@@ -159,7 +160,7 @@ pub struct Rule {
     pub area_prefix: String,
     pub urgency: Option<Urgency>,
     pub unit_kind: UnitKind,
-    pub unit_code: String,
+    pub unit_code: UnitCode,
     pub unit_name: String,
     /// Where the case goes when the unit is off duty or retired; None: the holding center keeps it.
     pub fallback: Option<Unit>,
@@ -172,7 +173,7 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
     pub kind: UnitKind,
-    pub code: String,
+    pub code: UnitCode,
     pub name: String,
 }
 
@@ -183,19 +184,10 @@ impl Unit {
         let f = |n: &str| format!("{at}{n}");
         Ok(Self {
             kind: UnitKind::from_proto(&f("kind"), kind)?,
-            code: unit_code(&f("code"), code)?.to_owned(),
+            code: UnitCode::parse(&f("code"), code)?,
             name: field::bounded(&f("name"), name, 100)?.to_owned(),
         })
     }
-}
-
-/// A unit code: a department's registry code or a center's division code.
-pub fn unit_code<'a>(name: &str, value: &'a str) -> Result<&'a str, FieldError> {
-    let code = field::text(name, value, 64)?;
-    if !code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-        return Err(FieldError::new(name, "may hold only letters, digits, '-', '_' and '.'"));
-    }
-    Ok(code)
 }
 
 impl Rule {
@@ -231,7 +223,7 @@ impl Rule {
             area_prefix: area_prefix.to_owned(),
             urgency,
             unit_kind: UnitKind::from_proto(&f("unit_kind"), unit_kind)?,
-            unit_code: field::text(&f("unit_code"), unit_code, 64)?.to_owned(),
+            unit_code: UnitCode::parse(&f("unit_code"), unit_code)?,
             unit_name: field::text(&f("unit_name"), unit_name, 100)?.to_owned(),
             fallback: None,
             unit_center: String::new(),
@@ -247,7 +239,7 @@ impl Rule {
         let f = |n: &str| format!("{at}fallback_{n}");
         let unit = Unit {
             kind: UnitKind::from_proto(&f("kind"), kind)?,
-            code: unit_code(&f("code"), code)?.to_owned(),
+            code: UnitCode::parse(&f("code"), code)?,
             name: field::text(&f("name"), name, 100)?.to_owned(),
         };
         if unit.kind == self.unit_kind && unit.code == self.unit_code {
@@ -325,7 +317,7 @@ impl Roster {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub unit_kind: UnitKind,
-    pub unit_code: String,
+    pub unit_code: UnitCode,
     pub unit_name: String,
     pub rule_id: Option<String>,
     pub via: Via,
@@ -336,7 +328,8 @@ impl Target {
     pub fn center(case: &CaseFacts, rule: Option<&str>) -> Self {
         Target {
             unit_kind: UnitKind::Center,
-            unit_code: case.holding_center.clone(),
+            // A center's division code: digits only, a unit code by construction.
+            unit_code: UnitCode::from_stored(case.holding_center.clone()),
             unit_name: format!("属地综治中心 {}", case.holding_center),
             rule_id: rule.map(str::to_owned),
             via: Via::Center,

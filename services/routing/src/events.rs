@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use kit::events::{Event, Handler, Outbox};
+use kit::ids::{CaseId, CaseNo};
 use kit::vocab::Urgency;
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseRegistered, CaseReopened, DeadlineMissed};
@@ -119,7 +120,7 @@ impl DispatchHandler {
     async fn reopened(
         &self,
         tx: &mut PgConnection,
-        case_id: Uuid,
+        case_id: CaseId,
         e: &CaseReopened,
         plan: &Plan,
     ) -> anyhow::Result<()> {
@@ -147,7 +148,7 @@ impl DispatchHandler {
     /// case.unmerged: the merge was a mistake, so the case is dispatched again by the rules, in its current
     /// round. Anything still open (a redelivery under another event id) is superseded first, so the case never
     /// has two live tasks.
-    async fn unmerged(&self, tx: &mut PgConnection, case_id: Uuid, plan: &Plan) -> anyhow::Result<()> {
+    async fn unmerged(&self, tx: &mut PgConnection, case_id: CaseId, plan: &Plan) -> anyhow::Result<()> {
         let Some(case) = db::lock_case(tx, case_id).await? else {
             tracing::warn!(%case_id, "unmerge of a case routing does not know; ignored");
             return Ok(());
@@ -161,7 +162,7 @@ impl DispatchHandler {
 
 /// case.merged: the case is handled as the one it was merged into, so its live task (any open one) is
 /// superseded, as a reopening supersedes the round it ends. Repeating it supersedes nothing more.
-async fn merged(tx: &mut PgConnection, case_id: Uuid) -> anyhow::Result<()> {
+async fn merged(tx: &mut PgConnection, case_id: CaseId) -> anyhow::Result<()> {
     if db::lock_case(tx, case_id).await?.is_none() {
         tracing::warn!(%case_id, "merge of a case routing does not know; ignored");
         return Ok(());
@@ -175,7 +176,8 @@ async fn merged(tx: &mut PgConnection, case_id: Uuid) -> anyhow::Result<()> {
 fn registered_case(event: &Event<'_>, e: &CaseRegistered) -> Case {
     Case {
         id: event.case_id,
-        case_no: e.case_no.clone(),
+        // Intake issued it.
+        case_no: CaseNo::from_stored(e.case_no.clone()),
         category_code: e.category_code.clone(),
         // Intake checked it; a value this service does not know is read as normal, never left unrouted.
         urgency: Urgency::or_normal(e.urgency),
@@ -192,7 +194,7 @@ fn registered_case(event: &Event<'_>, e: &CaseRegistered) -> Case {
 
 /// case.overdue: the task's deadline was missed. The inbox makes a redelivery a no-op, and marking is itself
 /// idempotent (the earliest due time wins), so a repeat under another event id changes nothing either.
-async fn overdue(tx: &mut PgConnection, case_id: Uuid, e: &DeadlineMissed) -> anyhow::Result<()> {
+async fn overdue(tx: &mut PgConnection, case_id: CaseId, e: &DeadlineMissed) -> anyhow::Result<()> {
     let Ok(task_id) = Uuid::parse_str(&e.task_id) else {
         tracing::warn!(%case_id, task_id = %e.task_id, "overdue notice without a valid task id; ignored");
         return Ok(());

@@ -2,6 +2,7 @@
 //! the domain's aggregates to protobuf.
 
 use kit::grpc::parsed;
+use kit::ids::CaseId;
 use kit::{FieldError, field};
 use proto::routing::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -21,7 +22,7 @@ fn to_co(c: CoHandler) -> pb::CoHandler {
         case_id: c.case_id.to_string(),
         task_id: c.lead_task_id.to_string(),
         unit_kind: c.unit_kind.into(),
-        unit_code: c.unit_code,
+        unit_code: c.unit_code.into(),
         unit_name: c.unit_name,
         state: c.state.into(),
         reason: c.reason,
@@ -51,7 +52,7 @@ impl pb::routing_server::Routing for RoutingService {
         request: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
         let p = kit::auth::principal(&request)?;
-        let case_id = parsed(field::uuid("case_id", &request.get_ref().case_id))?;
+        let case_id = parsed(CaseId::parse("case_id", &request.get_ref().case_id))?;
         let tasks = self.0.of_case(&p, case_id).await?;
         Ok(Response::new(pb::ListTasksResponse { tasks: tasks.into_iter().map(to_task).collect() }))
     }
@@ -243,9 +244,9 @@ fn to_task(t: Task) -> pb::Task {
     pb::Task {
         id: t.id.to_string(),
         case_id: t.case_id.to_string(),
-        case_no: t.case_no,
+        case_no: t.case_no.into(),
         slip_no: t.slip_no,
-        unit_code: t.unit_code,
+        unit_code: t.unit_code.into(),
         unit_name: t.unit_name,
         unit_kind: t.unit_kind.into(),
         state: t.state.into(),
@@ -281,10 +282,10 @@ fn to_rule(r: Rule) -> pb::Rule {
         area_prefix: r.area_prefix,
         urgency: r.urgency.map(i32::from).unwrap_or_default(),
         unit_kind: r.unit_kind.into(),
-        unit_code: r.unit_code,
+        unit_code: r.unit_code.into(),
         unit_name: r.unit_name,
         fallback_kind: r.fallback.as_ref().map(|f| i32::from(f.kind)).unwrap_or_default(),
-        fallback_code: r.fallback.as_ref().map(|f| f.code.clone()).unwrap_or_default(),
+        fallback_code: r.fallback.as_ref().map(|f| f.code.to_string()).unwrap_or_default(),
         fallback_name: r.fallback.map(|f| f.name).unwrap_or_default(),
         unit_center: r.unit_center,
     }

@@ -26,7 +26,7 @@ pub fn acting(field: &str, named: &str, p: &Principal) -> Result<String> {
 /// subtree, a grid worker's grid), or the task was dispatched to their unit. A unit sees only its own tasks
 /// of a case, not the other units' ones.
 pub fn can_read(p: &Principal, task: &Task) -> bool {
-    let unit = [task.unit_code.clone()];
+    let unit = [task.unit_code.to_string()];
     let row = Row { area_path: &task.area_path, grid_code: &task.grid_code, units: &unit, ..Row::default() };
     p.scope(Permission::ReadCase).covers(&TASKS, &row)
 }

@@ -5,6 +5,7 @@
 use chrono::Utc;
 use kit::auth::{Permission, Principal};
 use kit::events::Outbox;
+use kit::ids::CaseId;
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseAccepted, CaseDispatched, CaseResolved, CaseReturned, ReturnRejected};
 use proto::registry::v1::GetPersonRequest;
@@ -44,7 +45,7 @@ impl Tasks {
     /// The case's tasks the caller may see, oldest first. Routing records a case and dispatches it in one
     /// transaction, so a case it knows has a task: none visible means unknown (or not yet registered here) or
     /// outside the caller's scope, and both answer the same NOT_FOUND.
-    pub async fn of_case(&self, p: &Principal, case_id: Uuid) -> Result<Vec<Task>> {
+    pub async fn of_case(&self, p: &Principal, case_id: CaseId) -> Result<Vec<Task>> {
         let mut conn = self.pool.acquire().await?;
         let tasks = db::tasks_of_case(&mut conn, case_id, &p.scope(Permission::ReadCase)).await?;
         if tasks.is_empty() { Err(Error::not_found(format!("case {case_id}"))) } else { Ok(tasks) }
@@ -93,7 +94,7 @@ impl Tasks {
             },
             UnitKind::Center => match units.center(&unit.code).await? {
                 None => Err(Error::invalid(field, "is not a center the registry knows")),
-                Some(_) => Ok(unit.code.clone()),
+                Some(_) => Ok(unit.code.to_string()),
             },
         }
     }
@@ -340,12 +341,12 @@ pub async fn issue(
     let event = CaseDispatched {
         task_id: id.to_string(),
         slip_no: slip.clone(),
-        unit_code: target.unit_code.clone(),
+        unit_code: target.unit_code.to_string(),
         unit_name: target.unit_name.clone(),
         unit_kind: target.unit_kind.into(),
         rule_id: rule_id.into(),
         attempt: u32::try_from(task.attempt).unwrap_or_default(),
-        case_no: case.case_no.clone(),
+        case_no: case.case_no.to_string(),
         urgency: case.urgency.into(),
         category_code: case.category_code.clone(),
         reason: reason.into(),

@@ -2,8 +2,8 @@
 //! aggregates (rows decode straight into [`Credit`] and [`TariffRule`]; a decision is bound as a value).
 
 use kit::auth::ScopeSet;
+use kit::ids::CaseId;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::domain::{Credit, CreditQuery, Decision, NewTariffRule, TariffRule};
 
@@ -43,7 +43,7 @@ pub async fn insert_next_tariff(conn: &mut PgConnection, r: &NewTariffRule, acto
 }
 
 /// Whether the case has its credit already.
-pub async fn is_credited(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<bool> {
+pub async fn is_credited(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM credits WHERE case_id = $1)").bind(case_id).fetch_one(conn).await
 }
 
@@ -71,7 +71,7 @@ pub async fn insert_credit(conn: &mut PgConnection, c: &Credit) -> sqlx::Result<
 /// Records why a confirmed case was or was not credited (全过程留痕).
 pub async fn record_decision(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     person_id: &str,
     decision: Decision,
     reason: &str,
@@ -87,7 +87,12 @@ pub async fn record_decision(
 }
 
 /// Records where a case is, from case.registered; a repeated registration changes nothing.
-pub async fn insert_case(conn: &mut PgConnection, case_id: Uuid, area_path: &[String], grid: &str) -> sqlx::Result<()> {
+pub async fn insert_case(
+    conn: &mut PgConnection,
+    case_id: CaseId,
+    area_path: &[String],
+    grid: &str,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO cases (case_id, area_path, grid_code) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(case_id)
         .bind(area_path)

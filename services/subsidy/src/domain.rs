@@ -4,6 +4,7 @@
 //! `db` loads and stores these types (rows decode straight into them), `grpc` maps them to protobuf.
 
 use chrono::{DateTime, Utc};
+use kit::ids::CaseId;
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
@@ -22,7 +23,7 @@ code_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Credit {
     pub id: Uuid,
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub case_no: String,
     pub person_id: String,
     pub amount_fen: i64,
@@ -33,7 +34,7 @@ pub struct Credit {
 
 impl Credit {
     /// A new credit of the case to its resolver, priced by `rule`.
-    pub fn priced(case_id: Uuid, case_no: &str, resolver_id: &str, rule: &TariffRule, at: DateTime<Utc>) -> Self {
+    pub fn priced(case_id: CaseId, case_no: &str, resolver_id: &str, rule: &TariffRule, at: DateTime<Utc>) -> Self {
         Self {
             id: Uuid::new_v4(),
             case_id,
@@ -123,13 +124,13 @@ pub fn pick_tariff<'a>(active: &'a [TariffRule], category_code: &str) -> Option<
 /// A ledger query: by case, by person, or both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditQuery {
-    pub case_id: Option<Uuid>,
+    pub case_id: Option<CaseId>,
     pub person_id: Option<String>,
 }
 
 impl CreditQuery {
     pub fn parse(case_id: &str, person_id: &str) -> Result<Self, FieldError> {
-        let case_id = if case_id.trim().is_empty() { None } else { Some(field::uuid("case_id", case_id)?) };
+        let case_id = if case_id.trim().is_empty() { None } else { Some(CaseId::parse("case_id", case_id)?) };
         let person_id = field::bounded("person_id", person_id, 64)?;
         let person_id = (!person_id.is_empty()).then(|| person_id.to_owned());
         if case_id.is_none() && person_id.is_none() {
@@ -173,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_credit_carries_its_rule_and_version() {
-        let case_id = Uuid::new_v4();
+        let case_id = CaseId::random();
         let major = rule("major-land", 2, "0104", 35000);
         let c = Credit::priced(case_id, "n-1", "p-1", &major, chrono::Utc::now());
         assert_eq!((c.case_id, c.person_id.as_str(), c.amount_fen), (case_id, "p-1", 35000));

@@ -5,12 +5,12 @@
 use chrono::Utc;
 use kit::auth::Principal;
 use kit::events::Outbox;
+use kit::ids::CaseId;
 use proto::events::v1::{SubsidyCredited, envelope::Body};
 use proto::registry::v1::GetPersonRequest;
 use proto::registry::v1::registry_client::RegistryClient;
 use sqlx::{PgConnection, PgPool};
 use tonic::Code;
-use uuid::Uuid;
 
 use crate::db;
 use crate::domain::{Credit, CreditQuery, Decision, NewTariffRule, TariffRule, pick_tariff};
@@ -25,7 +25,7 @@ pub struct Ledger {
 
 /// A case the citizen confirmed at the follow-up, to be credited to whoever resolved it.
 pub struct Confirmed<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub case_no: &'a str,
     pub category_code: &'a str,
     pub resolver_id: &'a str,
@@ -51,7 +51,7 @@ impl Ledger {
     /// The resolver's standing, asked before any transaction opens so no pooled connection waits on the
     /// registry. A case already credited costs no remote call. An unreachable registry is an error, so the
     /// event is retried rather than decided without it.
-    pub async fn standing_for(&self, case_id: Uuid, resolver_id: &str) -> anyhow::Result<Standing> {
+    pub async fn standing_for(&self, case_id: CaseId, resolver_id: &str) -> anyhow::Result<Standing> {
         if db::is_credited(&mut *self.pool.acquire().await?, case_id).await? {
             return Ok(Standing::NotAsked);
         }

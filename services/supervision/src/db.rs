@@ -2,6 +2,7 @@
 //! aggregates; states and stages are bound as values, never repeated as SQL literals.
 
 use chrono::{DateTime, Utc};
+use kit::ids::CaseId;
 use kit::vocab::Urgency;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -24,7 +25,7 @@ pub use tasks::*;
 /// ([`Urgency::or_normal`]): a case is never left without a deadline because of an unexpected value.
 #[derive(sqlx::FromRow)]
 struct CaseRow {
-    case_id: Uuid,
+    case_id: CaseId,
     case_no: String,
     category_code: String,
     urgency: String,
@@ -53,7 +54,7 @@ impl From<CaseRow> for Case {
 
 /// What an event says about a case; empty values (and no urgency) leave what is known unchanged.
 pub struct CaseFacts<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub case_no: &'a str,
     pub category_code: &'a str,
     pub urgency: Option<Urgency>,
@@ -118,16 +119,16 @@ const CASE_COLUMNS: &str =
     "case_id, case_no, category_code, urgency, round, area_path, grid_code, reporter_id, policy_version";
 
 /// The case as projected, unlocked: for deciding who may see it before any work is done.
-pub async fn case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<Case>> {
+pub async fn case(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Option<Case>> {
     select_case(conn, case_id, "").await
 }
 
 /// The case, locked for the rest of the transaction so verifications and follow-ups apply one at a time.
-pub async fn lock_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<Case>> {
+pub async fn lock_case(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Option<Case>> {
     select_case(conn, case_id, " FOR UPDATE").await
 }
 
-async fn select_case(conn: &mut PgConnection, case_id: Uuid, lock: &str) -> sqlx::Result<Option<Case>> {
+async fn select_case(conn: &mut PgConnection, case_id: CaseId, lock: &str) -> sqlx::Result<Option<Case>> {
     let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1{lock}");
     let row: Option<CaseRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(case_id).fetch_optional(conn).await?;
     Ok(row.map(Case::from))
@@ -135,7 +136,7 @@ async fn select_case(conn: &mut PgConnection, case_id: Uuid, lock: &str) -> sqlx
 
 /// Records the case as merged into the case numbered `into` (None: no longer merged), creating the row when the
 /// case's registration was not seen.
-pub async fn set_merged(conn: &mut PgConnection, case_id: Uuid, into: Option<&str>) -> sqlx::Result<()> {
+pub async fn set_merged(conn: &mut PgConnection, case_id: CaseId, into: Option<&str>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO cases (case_id, merged_into) VALUES ($1, $2) \
          ON CONFLICT (case_id) DO UPDATE SET merged_into = $2, updated_at = now()",
@@ -148,7 +149,7 @@ pub async fn set_merged(conn: &mut PgConnection, case_id: Uuid, into: Option<&st
 }
 
 /// The number of the case this one is merged into, if it is.
-pub async fn merged_into(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<String>> {
+pub async fn merged_into(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Option<String>> {
     Ok(sqlx::query_scalar("SELECT merged_into FROM cases WHERE case_id = $1")
         .bind(case_id)
         .fetch_optional(conn)
@@ -157,7 +158,7 @@ pub async fn merged_into(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result
 }
 
 /// Moves the case to `round` unless it is already there or past it (its own reopen events come back).
-pub async fn advance_round(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<()> {
+pub async fn advance_round(conn: &mut PgConnection, case_id: CaseId, round: i32) -> sqlx::Result<()> {
     sqlx::query("UPDATE cases SET round = GREATEST(round, $2), updated_at = now() WHERE case_id = $1")
         .bind(case_id)
         .bind(round)
@@ -168,7 +169,7 @@ pub async fn advance_round(conn: &mut PgConnection, case_id: Uuid, round: i32) -
 
 /// A deadline as its clock set it.
 pub struct NewDeadline<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: &'a str,
     pub stage: Stage,
     pub due_at: DateTime<Utc>,
@@ -251,7 +252,7 @@ pub async fn task_deadline_states(conn: &mut PgConnection, task_id: &str) -> sql
 
 /// Cancels every pending deadline of the case and stops the grades of fired ones (a reopening starts the next
 /// round's clocks afresh).
-pub async fn cancel_pending(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<()> {
+pub async fn cancel_pending(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE deadlines SET state = CASE WHEN state = $3 THEN $2 ELSE state END, next_grade = '', next_at = NULL \
          WHERE case_id = $1 AND (state = $3 OR (state = $4 AND next_grade <> ''))",
@@ -269,7 +270,7 @@ pub async fn cancel_pending(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Res
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DueGrade {
     pub id: Uuid,
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: String,
     pub stage: Stage,
     pub state: DeadlineState,
@@ -373,7 +374,7 @@ pub async fn insert_slip(conn: &mut PgConnection, s: &SlipRecord) -> sqlx::Resul
 }
 
 /// The case's slips, in issue order.
-pub async fn slips_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<SlipRecord>> {
+pub async fn slips_of_case(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Vec<SlipRecord>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {SLIP_COLUMNS} FROM slips WHERE case_id = $1 ORDER BY issued_at, number"
     )))
@@ -391,7 +392,7 @@ const TASK_SLIP_SELECT: &str = "SELECT t.slip_no AS number, t.case_id, t.task_id
 
 /// The case's task slips (one per dispatch that carried a number), in dispatch order. `$2` binds the accept
 /// stage, whose deadline the slip prints.
-pub async fn task_slips_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<TaskSlip>> {
+pub async fn task_slips_of_case(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Vec<TaskSlip>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{TASK_SLIP_SELECT} WHERE t.case_id = $1 AND t.slip_no <> '' ORDER BY t.attempt, t.seq"
     )))
@@ -449,7 +450,7 @@ pub async fn count_due(conn: &mut PgConnection) -> sqlx::Result<i64> {
 }
 
 /// The case's deadlines, oldest first.
-pub async fn deadlines(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Deadline>> {
+pub async fn deadlines(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Vec<Deadline>> {
     sqlx::query_as(
         "SELECT id, case_id, task_id, stage, due_at, state, fired_at, paused_at FROM deadlines WHERE case_id = $1 \
          ORDER BY created_at, due_at, id",

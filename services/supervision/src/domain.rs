@@ -10,6 +10,7 @@ pub mod rates;
 
 use chrono::{DateTime, Utc};
 use kit::error::Error;
+use kit::ids::CaseId;
 pub use kit::vocab::TaskState;
 use kit::vocab::{Satisfaction, Urgency};
 use kit::{FieldError, code_enum, field};
@@ -69,7 +70,7 @@ impl Stage {
 /// Supervision's view of a case, projected from the case events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Case {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub case_no: String,
     pub category_code: String,
     pub urgency: Urgency,
@@ -100,7 +101,7 @@ pub struct Task {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Deadline {
     pub id: Uuid,
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: String,
     pub stage: Stage,
     pub due_at: DateTime<Utc>,
@@ -115,7 +116,7 @@ pub struct Deadline {
 pub struct SlipRecord {
     pub id: Uuid,
     pub number: String,
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: String,
     pub stage: Stage,
     pub grade: policy::Grade,
@@ -144,7 +145,7 @@ pub struct SlipRecord {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TaskSlip {
     pub number: String,
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: String,
     pub unit_code: String,
     pub unit_name: String,
@@ -179,7 +180,7 @@ pub const TASK_SLIP_PREFIX: &str = "JB-";
 /// One verified round (核查/销号): closed (then followed up) or reopened when verification failed.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Closure {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub round: i32,
     pub state: ClosureState,
     /// Why the case came off the ledger; none for a failed verification (stored as '').
@@ -224,7 +225,7 @@ impl Closure {
 }
 
 /// The answer for a case that is unknown, or outside the caller's reach: "case <id> not found".
-pub fn no_case(case_id: Uuid) -> Error {
+pub fn no_case(case_id: CaseId) -> Error {
     Error::not_found(format!("case {case_id}"))
 }
 
@@ -275,7 +276,7 @@ pub enum Verdict {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub verifier_id: String,
     pub verdict: Verdict,
     pub note: String,
@@ -284,7 +285,7 @@ pub struct Verification {
 impl Verification {
     /// A passed verification names its closure reason; a failed one says why in its note.
     pub fn parse(case_id: &str, verifier_id: &str, passed: bool, reason: &str, note: &str) -> Result<Self, FieldError> {
-        let case_id = field::uuid("case_id", case_id)?;
+        let case_id = CaseId::parse("case_id", case_id)?;
         // Empty means the caller; the service refuses anyone else.
         let verifier_id = field::bounded("verifier_id", verifier_id, 64)?.to_owned();
         let note = field::bounded("note", note, 2000)?.to_owned();
@@ -302,7 +303,7 @@ impl Verification {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowUp {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub visitor_id: String,
     pub satisfaction: Satisfaction,
     pub note: String,
@@ -311,7 +312,7 @@ pub struct FollowUp {
 impl FollowUp {
     pub fn parse(case_id: &str, visitor_id: &str, satisfaction: i32, note: &str) -> Result<Self, FieldError> {
         Ok(Self {
-            case_id: field::uuid("case_id", case_id)?,
+            case_id: CaseId::parse("case_id", case_id)?,
             visitor_id: field::bounded("visitor_id", visitor_id, 64)?.to_owned(),
             satisfaction: Satisfaction::from_proto("satisfaction", satisfaction)?,
             note: field::bounded("note", note, 2000)?.to_owned(),
@@ -373,7 +374,7 @@ mod tests {
 
     fn case(round: i32) -> Case {
         Case {
-            case_id: Uuid::new_v4(),
+            case_id: CaseId::random(),
             case_no: "n".into(),
             category_code: "0101".into(),
             urgency: Urgency::Normal,

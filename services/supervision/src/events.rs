@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use kit::events::{Event, Handler};
+use kit::ids::CaseId;
 use kit::vocab::Urgency;
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{
@@ -10,7 +11,6 @@ use proto::events::v1::{
     ReturnRejected,
 };
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::db::{self, CaseFacts};
 use crate::domain::{DeadlineState, Stage};
@@ -115,7 +115,7 @@ impl Handler for ProjectionHandler {
 }
 
 /// case.registered: the case and its place (area, grid, reporter, center), which its clocks and reads need.
-async fn registered(tx: &mut PgConnection, case_id: Uuid, r: &CaseRegistered) -> anyhow::Result<()> {
+async fn registered(tx: &mut PgConnection, case_id: CaseId, r: &CaseRegistered) -> anyhow::Result<()> {
     let place = db::Place {
         area_path: &r.area_path,
         grid_code: &r.grid_code,
@@ -131,7 +131,7 @@ async fn registered(tx: &mut PgConnection, case_id: Uuid, r: &CaseRegistered) ->
 
 /// case.reopened: a new round. Supervision's own reopenings come back here too; advancing to a round is
 /// idempotent.
-async fn reopened(tx: &mut PgConnection, case_id: Uuid, r: &CaseReopened) -> anyhow::Result<()> {
+async fn reopened(tx: &mut PgConnection, case_id: CaseId, r: &CaseReopened) -> anyhow::Result<()> {
     let round = i32::try_from(r.round).unwrap_or(i32::MAX);
     db::upsert_case(tx, &facts(case_id, "", "", 0), None).await?;
     db::advance_round(tx, case_id, round).await?;
@@ -142,7 +142,7 @@ async fn reopened(tx: &mut PgConnection, case_id: Uuid, r: &CaseReopened) -> any
 
 /// case.merged: handled as the case it was merged into, so every open task of any round is superseded and every
 /// pending deadline cancelled, as a reopening does for the rounds it ends.
-async fn merged(tx: &mut PgConnection, case_id: Uuid, m: &CaseMerged) -> anyhow::Result<()> {
+async fn merged(tx: &mut PgConnection, case_id: CaseId, m: &CaseMerged) -> anyhow::Result<()> {
     let into = if m.into_case_no.is_empty() { &m.into_case_id } else { &m.into_case_no };
     db::set_merged(tx, case_id, Some(into)).await?;
     db::supersede_open(tx, case_id, i32::MAX).await?;
@@ -155,7 +155,7 @@ impl ProjectionHandler {
     async fn dispatched(
         &self,
         tx: &mut PgConnection,
-        case_id: Uuid,
+        case_id: CaseId,
         d: &CaseDispatched,
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
@@ -187,7 +187,7 @@ impl ProjectionHandler {
     async fn accepted(
         &self,
         tx: &mut PgConnection,
-        case_id: Uuid,
+        case_id: CaseId,
         a: &CaseAccepted,
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
@@ -206,7 +206,7 @@ impl ProjectionHandler {
     async fn return_rejected(
         &self,
         tx: &mut PgConnection,
-        case_id: Uuid,
+        case_id: CaseId,
         task_id: &str,
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
@@ -223,7 +223,7 @@ impl ProjectionHandler {
     async fn joint(
         &self,
         tx: &mut PgConnection,
-        case_id: Uuid,
+        case_id: CaseId,
         j: &proto::events::v1::CaseJoint,
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
@@ -262,7 +262,7 @@ impl ProjectionHandler {
     async fn recalled(
         &self,
         conn: &mut PgConnection,
-        case_id: Uuid,
+        case_id: CaseId,
         task_id: &str,
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
@@ -278,7 +278,7 @@ impl ProjectionHandler {
     async fn end_pause(
         &self,
         conn: &mut PgConnection,
-        case_id: Uuid,
+        case_id: CaseId,
         task_id: &str,
         stage: Stage,
         at: DateTime<Utc>,
@@ -291,7 +291,7 @@ impl ProjectionHandler {
     async fn start_clock(
         &self,
         conn: &mut PgConnection,
-        case_id: Uuid,
+        case_id: CaseId,
         task_id: &str,
         stage: Stage,
         at: DateTime<Utc>,
@@ -323,7 +323,7 @@ impl ProjectionHandler {
 
 /// A case whose registration supervision has not seen: normal urgency, no category, no place (the national
 /// calendar and the policy's fallback rule).
-fn unknown_case(case_id: Uuid) -> crate::domain::Case {
+fn unknown_case(case_id: CaseId) -> crate::domain::Case {
     crate::domain::Case {
         case_id,
         case_no: String::new(),
@@ -340,7 +340,7 @@ fn unknown_case(case_id: Uuid) -> crate::domain::Case {
 /// What an event says of the case. An urgency it names but this service does not know is normal
 /// ([`Urgency::or_normal`]), so a case is never left without a deadline because of an unexpected value; an
 /// unset one leaves the known urgency as it is.
-fn facts<'a>(case_id: Uuid, case_no: &'a str, category_code: &'a str, urgency: i32) -> CaseFacts<'a> {
+fn facts<'a>(case_id: CaseId, case_no: &'a str, category_code: &'a str, urgency: i32) -> CaseFacts<'a> {
     let urgency = (urgency != 0).then(|| Urgency::or_normal(urgency));
     CaseFacts { case_id, case_no, category_code, urgency }
 }

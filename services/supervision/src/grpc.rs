@@ -1,6 +1,7 @@
 //! The gRPC face, transport only: request → parsed domain value → one call → the aggregate mapped to protobuf.
 
 use kit::field;
+use kit::ids::CaseId;
 use proto::supervision::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -42,7 +43,7 @@ impl pb::supervision_server::Supervision for SupervisionService {
         request: Request<pb::ListDeadlinesRequest>,
     ) -> Result<Response<pb::ListDeadlinesResponse>, Status> {
         let p = kit::auth::principal(&request)?;
-        let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
+        let case_id = CaseId::parse("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
         let deadlines = self.0.deadlines(&p, case_id).await?;
         Ok(Response::new(pb::ListDeadlinesResponse { deadlines: deadlines.into_iter().map(to_deadline).collect() }))
     }
@@ -72,7 +73,7 @@ impl pb::supervision_server::Supervision for SupervisionService {
         request: Request<pb::ListSlipsRequest>,
     ) -> Result<Response<pb::ListSlipsResponse>, Status> {
         let p = kit::auth::principal(&request)?;
-        let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
+        let case_id = CaseId::parse("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
         let (tasks, slips) = self.0.slips(&p, case_id).await?;
         // Each dispatch's task slip, then the 督办 slips, all in issue order.
         let mut all: Vec<(chrono::DateTime<chrono::Utc>, pb::Slip)> =
@@ -148,7 +149,7 @@ impl pb::supervision_server::Supervision for SupervisionService {
         request: Request<pb::ListClockChangesRequest>,
     ) -> Result<Response<pb::ListClockChangesResponse>, Status> {
         let p = kit::auth::principal(&request)?;
-        let case_id = field::uuid("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
+        let case_id = CaseId::parse("case_id", &request.get_ref().case_id).map_err(|e| kit::grpc::invalid(&e))?;
         let changes = self.0.changes(&p, case_id).await?;
         Ok(Response::new(pb::ListClockChangesResponse { changes: changes.into_iter().map(to_change).collect() }))
     }

@@ -3,6 +3,7 @@
 //! handling and supervision in different hands.
 
 use kit::auth::{Permission, Principal};
+use kit::ids::CaseId;
 
 use crate::domain::{Case, no_case};
 use crate::error::{Error, Result};
@@ -29,13 +30,13 @@ pub fn covers(p: &Principal, permission: Permission, case: Option<&Case>) -> boo
 }
 
 /// A read: a case outside the caller's ReadCase scope answers exactly as an unknown one.
-pub fn readable(p: &Principal, case_id: uuid::Uuid, case: Option<&Case>) -> Result<()> {
+pub fn readable(p: &Principal, case_id: CaseId, case: Option<&Case>) -> Result<()> {
     if case.is_some() && covers(p, Permission::ReadCase, case) { Ok(()) } else { Err(no_case(case_id)) }
 }
 
 /// A write with `permission`: in scope goes on; a case the caller may read but not act on is refused; one
 /// they cannot even read is the NOT_FOUND of an unknown case, so scope never leaks existence.
-pub fn gate(p: &Principal, permission: Permission, case_id: uuid::Uuid, case: Option<&Case>) -> Result<()> {
+pub fn gate(p: &Principal, permission: Permission, case_id: CaseId, case: Option<&Case>) -> Result<()> {
     if covers(p, permission, case) {
         Ok(())
     } else if case.is_some() && covers(p, Permission::ReadCase, case) {

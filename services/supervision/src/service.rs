@@ -14,10 +14,10 @@ pub mod slips;
 use chrono::Utc;
 use kit::auth::{Permission, Principal};
 use kit::events::Outbox;
+use kit::ids::CaseId;
 use kit::vocab::Satisfaction;
 use proto::events::v1::{CaseClosed, CaseFollowedUp, CaseReopened, envelope::Body};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use crate::db;
 use crate::domain::policy::NewPolicy;
@@ -176,7 +176,7 @@ impl Supervision {
 
     /// The case's deadlines, for a caller who may read the case; a unit's handlers get the deadlines of their
     /// own unit's tasks; NOT_FOUND alike for an unknown case and for one outside the caller's scope.
-    pub async fn deadlines(&self, p: &Principal, case_id: Uuid) -> Result<Vec<Deadline>> {
+    pub async fn deadlines(&self, p: &Principal, case_id: CaseId) -> Result<Vec<Deadline>> {
         let mut conn = self.pool.acquire().await?;
         let case = db::case(&mut conn, case_id).await?;
         if scope::readable(p, case_id, case.as_ref()).is_ok() {
@@ -195,7 +195,7 @@ impl Supervision {
     async fn reopen(
         &self,
         tx: &mut PgConnection,
-        case_id: Uuid,
+        case_id: CaseId,
         round: i32,
         actor: &str,
         reason: String,
@@ -214,7 +214,7 @@ fn round_u32(round: i32) -> u32 {
 
 /// A case merged into another is handled, closed and visited there: verifying or following it up itself would
 /// close and credit one matter twice.
-async fn not_merged(conn: &mut PgConnection, case_id: Uuid) -> Result<()> {
+async fn not_merged(conn: &mut PgConnection, case_id: CaseId) -> Result<()> {
     match db::merged_into(conn, case_id).await? {
         Some(into) => {
             Err(Error::failed_precondition(format!("case_id is merged into {into}: verify and follow up that case")))

@@ -179,7 +179,7 @@ async fn run(admin_url: &str, db: &str, open: usize, probes: usize) -> anyhow::R
     println!("loaded {total} cases and parties in {:.1}s", load.as_secs_f64());
 
     // Probes: open cases picked at random, each searched as its registration would be.
-    let picked: Vec<Uuid> = sqlx::query_scalar(
+    let picked: Vec<kit::ids::CaseId> = sqlx::query_scalar(
         "SELECT id FROM cases TABLESAMPLE SYSTEM (1) WHERE state NOT IN ('closed', 'merged') LIMIT $1",
     )
     .bind(i64::try_from(probes).unwrap_or(i64::MAX))
@@ -189,7 +189,7 @@ async fn run(admin_url: &str, db: &str, open: usize, probes: usize) -> anyhow::R
     let mut conn = pool.acquire().await?;
     let mut cases = Vec::with_capacity(picked.len());
     for id in &picked {
-        if let Some(c) = intake::db::case_by_ref(&mut conn, &id.to_string()).await? {
+        if let Some(c) = intake::db::case_by_ref(&mut conn, &kit::ids::CaseRef::Id(*id)).await? {
             cases.push(c);
         }
     }

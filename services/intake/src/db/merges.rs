@@ -2,8 +2,8 @@
 //! target's file lists of the cases merged into it.
 
 use chrono::{DateTime, Utc};
+use kit::ids::CaseId;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use super::CASE_COLUMNS;
 use crate::domain::{Case, CaseState, MergedCase, Party, PartyRole};
@@ -18,7 +18,7 @@ pub struct Nearby {
 }
 
 /// The phones' blind indexes of the case's parties.
-pub async fn phone_indexes(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Vec<u8>>> {
+pub async fn phone_indexes(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Vec<Vec<u8>>> {
     sqlx::query_scalar(
         "SELECT phone_index FROM case_parties WHERE case_id = $1 AND phone_index IS NOT NULL ORDER BY ordinal",
     )
@@ -34,7 +34,7 @@ pub struct Around<'a> {
     pub category_group: &'a str,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
-    pub except: Uuid,
+    pub except: CaseId,
     pub phone_indexes: &'a [Vec<u8>],
     pub limit: i64,
 }
@@ -84,7 +84,7 @@ pub const NOT_OPEN_IN_SQL: [&str; 2] = ["closed", "merged"];
 
 /// Both cases, locked, lower id first: two merges touching the same cases queue in one order and never
 /// deadlock, and neither sees the other's chain half-written.
-pub async fn lock_pair(conn: &mut PgConnection, a: Uuid, b: Uuid) -> sqlx::Result<Vec<Case>> {
+pub async fn lock_pair(conn: &mut PgConnection, a: CaseId, b: CaseId) -> sqlx::Result<Vec<Case>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CASE_COLUMNS} FROM cases WHERE id = ANY($1) ORDER BY id FOR UPDATE"
     )))
@@ -94,7 +94,7 @@ pub async fn lock_pair(conn: &mut PgConnection, a: Uuid, b: Uuid) -> sqlx::Resul
 }
 
 /// The chain of merges from `start`: each case it is merged into, in order, at most `max` hops.
-pub async fn chain_from(conn: &mut PgConnection, start: Uuid, max: i32) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+pub async fn chain_from(conn: &mut PgConnection, start: CaseId, max: i32) -> sqlx::Result<Vec<(CaseId, CaseId)>> {
     sqlx::query_as(
         "WITH RECURSIVE chain (id, into_id, depth) AS ( \
              SELECT id, merged_into, 1 FROM cases WHERE id = $1 AND merged_into IS NOT NULL \
@@ -110,7 +110,7 @@ pub async fn chain_from(conn: &mut PgConnection, start: Uuid, max: i32) -> sqlx:
 }
 
 /// The case becomes merged into `into`: handled there, no longer overdue or awaiting a visit.
-pub async fn set_merged(conn: &mut PgConnection, case_id: Uuid, into: Uuid, at: DateTime<Utc>) -> sqlx::Result<()> {
+pub async fn set_merged(conn: &mut PgConnection, case_id: CaseId, into: CaseId, at: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE cases SET state = $3, merged_into = $2, overdue = FALSE, awaiting_follow_up = FALSE, \
          updated_at = $4 WHERE id = $1",
@@ -126,7 +126,7 @@ pub async fn set_merged(conn: &mut PgConnection, case_id: Uuid, into: Uuid, at: 
 
 /// The case is registered again, to be dispatched anew. Its current task stays named (superseded by the merge),
 /// so a late step of that task reads as stale until routing's new dispatch names the next one.
-pub async fn set_unmerged(conn: &mut PgConnection, case_id: Uuid, at: DateTime<Utc>) -> sqlx::Result<()> {
+pub async fn set_unmerged(conn: &mut PgConnection, case_id: CaseId, at: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query("UPDATE cases SET state = $2, merged_into = NULL, updated_at = $3 WHERE id = $1")
         .bind(case_id)
         .bind(CaseState::Registered)
@@ -137,8 +137,8 @@ pub async fn set_unmerged(conn: &mut PgConnection, case_id: Uuid, at: DateTime<U
 }
 
 pub struct NewMerge<'a> {
-    pub case_id: Uuid,
-    pub into_case_id: Uuid,
+    pub case_id: CaseId,
+    pub into_case_id: CaseId,
     pub reason: &'a str,
     pub by: &'a str,
     pub at: DateTime<Utc>,
@@ -161,11 +161,11 @@ pub async fn insert_merge(conn: &mut PgConnection, m: &NewMerge<'_>) -> sqlx::Re
 /// Ends the case's live merge, keeping its row; returns the case it was merged into.
 pub async fn end_merge(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     by: &str,
     reason: &str,
     at: DateTime<Utc>,
-) -> sqlx::Result<Option<Uuid>> {
+) -> sqlx::Result<Option<CaseId>> {
     sqlx::query_scalar(
         "UPDATE case_merges SET unmerged_at = $4, unmerged_by = $2, unmerge_reason = $3 \
          WHERE case_id = $1 AND unmerged_at IS NULL RETURNING into_case_id",
@@ -179,7 +179,7 @@ pub async fn end_merge(
 }
 
 /// The cases merged into `target`, directly or through a case merged into it, still merged, oldest merge first.
-pub async fn merged_into(conn: &mut PgConnection, target: Uuid) -> sqlx::Result<Vec<MergedCase>> {
+pub async fn merged_into(conn: &mut PgConnection, target: CaseId) -> sqlx::Result<Vec<MergedCase>> {
     sqlx::query_as(
         "WITH RECURSIVE tree (id, depth) AS ( \
              SELECT id, 1 FROM cases WHERE merged_into = $1 \
@@ -196,7 +196,7 @@ pub async fn merged_into(conn: &mut PgConnection, target: Uuid) -> sqlx::Result<
 }
 
 /// The cases by id, in no particular order.
-pub async fn cases(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Case>> {
+pub async fn cases(conn: &mut PgConnection, ids: &[CaseId]) -> sqlx::Result<Vec<Case>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ANY($1)")))
         .bind(ids)
         .fetch_all(conn)
@@ -207,7 +207,7 @@ pub async fn cases(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Ca
 /// The roles of a case's parties who reported the matter (followed up after it closes).
 pub const REPORTING: [PartyRole; 2] = [PartyRole::Reporter, PartyRole::Applicant];
 
-pub async fn reporting_parties(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Party>> {
+pub async fn reporting_parties(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Vec<Party>> {
     sqlx::query_as(
         "SELECT name, role, phone_masked, id_number_masked FROM case_parties \
          WHERE case_id = $1 AND role = ANY($2) ORDER BY ordinal",

@@ -11,8 +11,8 @@
 //! center head sees what awaits 回访 without being the one who calls.
 
 use chrono::{DateTime, Utc};
+use kit::ids::CaseId;
 use kit::{FieldError, code_enum, field, page};
-use uuid::Uuid;
 
 use crate::domain::{Case, CaseState};
 
@@ -141,7 +141,7 @@ pub struct BoardPage {
 pub struct After {
     pub on_time: bool,
     pub registered_at: DateTime<Utc>,
-    pub id: Uuid,
+    pub id: CaseId,
 }
 
 impl Board {
@@ -152,7 +152,8 @@ impl Board {
         Ok(Some(After {
             on_time: !page::parse_flag(&k[0])?,
             registered_at: page::parse_time(&k[1])?.ok_or_else(page::bad_token)?,
-            id: page::parse_id(&k[2])?,
+            // A token this service issued (its fingerprint checked): the id is of a case it listed.
+            id: CaseId::from_stored(page::parse_id(&k[2])?),
         }))
     }
 

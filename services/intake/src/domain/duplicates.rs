@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
+use kit::ids::{CaseId, CaseNo};
 
 /// How far back a registration looks for the same matter, by default.
 pub const DEFAULT_WINDOW: Duration = Duration::days(30);
@@ -72,8 +72,8 @@ pub struct Probe {
 /// An open case the database found in the probe's village and window.
 #[derive(Debug, Clone)]
 pub struct Known {
-    pub case_id: Uuid,
-    pub case_no: String,
+    pub case_id: CaseId,
+    pub case_no: CaseNo,
     pub village_code: String,
     pub grid_code: String,
     pub category_code: String,
@@ -84,8 +84,8 @@ pub struct Known {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    pub case_id: Uuid,
-    pub case_no: String,
+    pub case_id: CaseId,
+    pub case_no: CaseNo,
     /// 0–1, higher is likelier.
     pub score: f64,
     pub same_phone: bool,
@@ -133,15 +133,15 @@ pub fn candidates(probe: &Probe, known: &[Known], window: Duration) -> Vec<Candi
 /// A merge as asked for: the case merged away, the case that carries the matter on, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergeRequest {
-    pub case_id: Uuid,
-    pub into_case_id: Uuid,
+    pub case_id: CaseId,
+    pub into_case_id: CaseId,
     pub reason: String,
 }
 
 impl MergeRequest {
     pub fn parse(case_id: &str, into_case_id: &str, reason: &str) -> Result<Self, kit::FieldError> {
-        let case_id = kit::field::uuid("case_id", case_id)?;
-        let into_case_id = kit::field::uuid("into_case_id", into_case_id)?;
+        let case_id = CaseId::parse("case_id", case_id)?;
+        let into_case_id = CaseId::parse("into_case_id", into_case_id)?;
         if case_id == into_case_id {
             return Err(kit::FieldError::new("into_case_id", "is the case itself"));
         }
@@ -152,14 +152,14 @@ impl MergeRequest {
 /// An unmerge as asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmergeRequest {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub reason: String,
 }
 
 impl UnmergeRequest {
     pub fn parse(case_id: &str, reason: &str) -> Result<Self, kit::FieldError> {
         Ok(Self {
-            case_id: kit::field::uuid("case_id", case_id)?,
+            case_id: CaseId::parse("case_id", case_id)?,
             reason: kit::field::text("reason", reason, 500)?.to_owned(),
         })
     }
@@ -168,10 +168,10 @@ impl UnmergeRequest {
 /// Why a merge is refused, by the field that names the problem. Merging into itself is a bad argument; the
 /// rest depend on the cases' state (the caller answers them FAILED_PRECONDITION, naming the field).
 pub fn check_merge(
-    case: Uuid,
-    into: Uuid,
+    case: CaseId,
+    into: CaseId,
     into_is_open: bool,
-    merged_into: impl Fn(Uuid) -> Option<Uuid>,
+    merged_into: impl Fn(CaseId) -> Option<CaseId>,
 ) -> Result<(), kit::FieldError> {
     let bad = |why: &str| Err(kit::FieldError::new("into_case_id", why));
     if case == into {
@@ -200,8 +200,8 @@ mod tests {
 
     fn known(no: &str, text: &str, phones: &[&[u8]], hours_ago: i64) -> Known {
         Known {
-            case_id: Uuid::new_v4(),
-            case_no: no.into(),
+            case_id: CaseId::random(),
+            case_no: CaseNo::from_stored(no),
             village_code: "532901003001".into(),
             grid_code: "532901003001001".into(),
             category_code: "0102".into(),
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn merges_refuse_self_closed_targets_and_cycles() {
-        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (a, b, c) = (CaseId::random(), CaseId::random(), CaseId::random());
         let none = |_| None;
         assert!(check_merge(a, b, true, none).is_ok());
         assert!(check_merge(a, a, true, none).unwrap_err().reason.contains("itself"));

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use kit::auth::{Permission, Principal, ScopeSet};
+use kit::ids::{CaseId, CaseRef};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseMerged, CaseUnmerged};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use super::{Cases, case_not_found};
 use crate::db::merges::{self as mdb, Around, NewMerge};
@@ -37,7 +37,7 @@ pub struct Duplicate {
 impl Cases {
     /// The likely duplicates of the case `case_ref` among the cases `scope` reads; the case itself must be
     /// readable.
-    pub async fn duplicates(&self, case_ref: &str, scope: &ScopeSet) -> Result<Vec<Duplicate>> {
+    pub async fn duplicates(&self, case_ref: &CaseRef, scope: &ScopeSet) -> Result<Vec<Duplicate>> {
         let case = {
             let mut conn = self.pool.acquire().await?;
             db::case_by_ref(&mut conn, case_ref)
@@ -66,7 +66,7 @@ impl Cases {
         if !case.state.is_open() {
             return Err(precondition("case_id", &format!("is {}; only an open case is merged", case.state)));
         }
-        let chain: HashMap<Uuid, Uuid> = mdb::chain_from(&mut tx, into.id, 64).await?.into_iter().collect();
+        let chain: HashMap<CaseId, CaseId> = mdb::chain_from(&mut tx, into.id, 64).await?.into_iter().collect();
         duplicates::check_merge(case.id, into.id, into.state != CaseState::Closed, |x| chain.get(&x).copied())
             .map_err(|e| precondition(&e.field, &e.reason))?;
         if into.state == CaseState::Merged {
@@ -83,21 +83,21 @@ impl Cases {
         step(&mut tx, into, actor, ("merged_in", into.state), &came, now).await?;
         let event = CaseMerged {
             into_case_id: into.id.to_string(),
-            into_case_no: into.case_no.clone(),
+            into_case_no: into.case_no.to_string(),
             reason: m.reason.clone(),
         };
         self.outbox.add(&mut tx, case.id, actor, Body::CaseMerged(event)).await?;
         tx.commit().await?;
         self.outbox.wake();
         tracing::info!(case_id = %m.case_id, into_case_id = %m.into_case_id, "case merged");
-        self.file(&m.into_case_id.to_string(), &read).await
+        self.file(&CaseRef::Id(m.into_case_id), &read).await
     }
 
     /// Undoes the case's merge (dispatch scope over both cases): it is registered again, for routing to
     /// dispatch by its rules; the merge stays in the history. Answers the case's own file.
     pub async fn unmerge(&self, who: &Principal, u: &UnmergeRequest) -> Result<CaseFile> {
         let read = who.scope(Permission::ReadCase);
-        let case_ref = u.case_id.to_string();
+        let case_ref = CaseRef::Id(u.case_id);
         // Which case it is merged into decides the second lock; it is checked again under both locks.
         let target = {
             let mut conn = self.pool.acquire().await?;
@@ -167,14 +167,14 @@ pub async fn likely_duplicates_on(
         limit: NEARBY_LIMIT,
     };
     let nearby = mdb::nearby_open(conn, &around).await?;
-    let mut readable: HashMap<Uuid, Case> = HashMap::with_capacity(nearby.len());
+    let mut readable: HashMap<CaseId, Case> = HashMap::with_capacity(nearby.len());
     let mut known: Vec<Known> = Vec::with_capacity(nearby.len());
     for n in nearby.into_iter().filter(|n| covers(scope, &n.case)) {
         let c = n.case;
         known.push(Known {
             case_id: c.id,
             case_no: c.case_no.clone(),
-            village_code: c.village_code.clone(),
+            village_code: c.village_code.to_string(),
             grid_code: c.grid_code.clone(),
             category_code: c.category_code.clone(),
             text: format!("{} {}", c.title, c.description),
@@ -185,7 +185,7 @@ pub async fn likely_duplicates_on(
         readable.insert(c.id, c);
     }
     let probe = Probe {
-        village_code: case.village_code.clone(),
+        village_code: case.village_code.to_string(),
         grid_code: case.grid_code.clone(),
         category_code: case.category_code.clone(),
         text: format!("{} {}", case.title, case.description),
@@ -211,11 +211,11 @@ pub(super) async fn ties(
     scope: &ScopeSet,
 ) -> sqlx::Result<(String, Vec<MergedCase>, Vec<Reporter>)> {
     let into_no = match case.merged_into {
-        Some(into) => mdb::cases(conn, &[into]).await?.pop().map(|c| c.case_no).unwrap_or_default(),
+        Some(into) => mdb::cases(conn, &[into]).await?.pop().map(|c| c.case_no.into_string()).unwrap_or_default(),
         None => String::new(),
     };
     let merged = mdb::merged_into(conn, case.id).await?;
-    let ids: Vec<Uuid> = merged.iter().map(|m| m.case_id).collect();
+    let ids: Vec<CaseId> = merged.iter().map(|m| m.case_id).collect();
     let mut sources = if ids.is_empty() { vec![] } else { mdb::cases(conn, &ids).await? };
     sources.retain(|c| covers(scope, c));
     sources.sort_by_key(|c| ids.iter().position(|i| *i == c.id));
@@ -245,7 +245,7 @@ fn reporter(c: &Case, parties: Vec<Party>) -> Reporter {
 }
 
 /// The locked case if the reader may read it; NOT_FOUND otherwise, exactly as for a missing case.
-fn readable<'a>(locked: &'a [Case], id: Uuid, read: &ScopeSet) -> Result<&'a Case> {
+fn readable<'a>(locked: &'a [Case], id: CaseId, read: &ScopeSet) -> Result<&'a Case> {
     locked.iter().find(|c| c.id == id && covers(read, c)).ok_or_else(|| case_not_found(&id.to_string()))
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{Bus, Settings, lease, subject_for};
+use crate::ids::CaseId;
 use crate::shutdown::Shutdown;
 
 /// Writes events into the outbox inside the caller's transaction, and wakes the relay after commit.
@@ -33,7 +34,7 @@ impl Outbox {
     }
 
     /// Adds one event to the transaction; it is published only if the transaction commits.
-    pub async fn add(&self, tx: &mut PgConnection, case_id: Uuid, actor: &str, body: Body) -> sqlx::Result<Uuid> {
+    pub async fn add(&self, tx: &mut PgConnection, case_id: CaseId, actor: &str, body: Body) -> sqlx::Result<Uuid> {
         let id = Uuid::new_v4();
         let subject = subject_for(&body, &case_id.to_string());
         let envelope = Envelope {

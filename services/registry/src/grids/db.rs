@@ -1,8 +1,8 @@
 //! The SQL of grids, persons, 一格一员 assignments and eligibility changes: plain functions over a connection,
 //! returning the grids room's aggregates.
 
+use kit::ids::PersonId;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use super::domain::{EligibilityChange, Grid, GridKind, LockedGrid, Person};
 
@@ -85,7 +85,7 @@ pub async fn retire_grid(conn: &mut PgConnection, code: &str) -> sqlx::Result<Ve
 
 /// A person's row as written, the PII sealed and masked.
 pub struct PersonRow<'a> {
-    pub id: Uuid,
+    pub id: PersonId,
     pub name: &'a str,
     pub role: super::domain::PersonRole,
     pub phone_sealed: Option<Vec<u8>>,
@@ -117,7 +117,7 @@ pub async fn insert_person(conn: &mut PgConnection, p: &PersonRow<'_>) -> sqlx::
     Ok(())
 }
 
-pub async fn person(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Person>> {
+pub async fn person(conn: &mut PgConnection, id: PersonId) -> sqlx::Result<Option<Person>> {
     sqlx::query_as(
         "SELECT id, name, role, phone_masked, id_number_masked, home_code, subsidy_eligible, eligibility_source \
          FROM persons WHERE id = $1",
@@ -128,7 +128,7 @@ pub async fn person(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Pe
 }
 
 /// Ends the grid's active assignment, if any, returning whose it was.
-pub async fn end_assignment(conn: &mut PgConnection, grid: &str) -> sqlx::Result<Option<Uuid>> {
+pub async fn end_assignment(conn: &mut PgConnection, grid: &str) -> sqlx::Result<Option<PersonId>> {
     sqlx::query_scalar(
         "UPDATE grid_assignments SET ended_at = now() WHERE grid_code = $1 AND ended_at IS NULL RETURNING person_id",
     )
@@ -137,7 +137,7 @@ pub async fn end_assignment(conn: &mut PgConnection, grid: &str) -> sqlx::Result
     .await
 }
 
-pub async fn start_assignment(conn: &mut PgConnection, grid: &str, person: Uuid) -> sqlx::Result<()> {
+pub async fn start_assignment(conn: &mut PgConnection, grid: &str, person: PersonId) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO grid_assignments (grid_code, person_id) VALUES ($1, $2)")
         .bind(grid)
         .bind(person)
@@ -147,7 +147,7 @@ pub async fn start_assignment(conn: &mut PgConnection, grid: &str, person: Uuid)
 }
 
 /// Ends the active assignments of the given grids, returning whose they were.
-pub async fn end_assignments(conn: &mut PgConnection, grids: &[String]) -> sqlx::Result<Vec<Uuid>> {
+pub async fn end_assignments(conn: &mut PgConnection, grids: &[String]) -> sqlx::Result<Vec<PersonId>> {
     sqlx::query_scalar(
         "UPDATE grid_assignments SET ended_at = now() WHERE grid_code = ANY($1) AND ended_at IS NULL RETURNING person_id",
     )
@@ -157,7 +157,7 @@ pub async fn end_assignments(conn: &mut PgConnection, grids: &[String]) -> sqlx:
 }
 
 /// A person's eligibility and its source, locked for a change.
-pub async fn lock_eligibility(conn: &mut PgConnection, person: Uuid) -> sqlx::Result<Option<(bool, String)>> {
+pub async fn lock_eligibility(conn: &mut PgConnection, person: PersonId) -> sqlx::Result<Option<(bool, String)>> {
     sqlx::query_as("SELECT subsidy_eligible, eligibility_source FROM persons WHERE id = $1 FOR UPDATE")
         .bind(person)
         .fetch_optional(conn)
@@ -167,7 +167,7 @@ pub async fn lock_eligibility(conn: &mut PgConnection, person: Uuid) -> sqlx::Re
 /// Sets eligibility and its source, and records the change from what it was.
 pub async fn change_eligibility(
     conn: &mut PgConnection,
-    person: Uuid,
+    person: PersonId,
     was: (bool, &str),
     now: (bool, &str),
     reason: &str,
@@ -193,7 +193,7 @@ pub async fn change_eligibility(
     Ok(())
 }
 
-pub async fn eligibility_changes(conn: &mut PgConnection, person: Uuid) -> sqlx::Result<Vec<EligibilityChange>> {
+pub async fn eligibility_changes(conn: &mut PgConnection, person: PersonId) -> sqlx::Result<Vec<EligibilityChange>> {
     sqlx::query_as(
         "SELECT from_eligible, to_eligible, from_source, to_source, reason, changed_at FROM eligibility_changes \
          WHERE person_id = $1 ORDER BY id",

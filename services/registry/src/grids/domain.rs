@@ -2,9 +2,9 @@
 //! codes are formed, and the parsing of what a caller sends to create them. Proto-free and SQL-free.
 
 use chrono::{DateTime, Utc};
+use kit::ids::PersonId;
 pub use kit::vocab::PersonRole;
 use kit::{FieldError, code_enum, field};
-use uuid::Uuid;
 
 use crate::shared::node_code;
 
@@ -33,7 +33,7 @@ pub struct Grid {
     pub village_code: String,
     pub kind: GridKind,
     pub parent_grid_code: Option<String>,
-    pub primary_worker_id: Option<Uuid>,
+    pub primary_worker_id: Option<PersonId>,
     pub retired: bool,
 }
 
@@ -64,7 +64,7 @@ pub struct LockedGrid {
 pub struct Retired {
     pub grid: Grid,
     pub micro_grids: Vec<String>,
-    pub ended_workers: Vec<Uuid>,
+    pub ended_workers: Vec<PersonId>,
 }
 
 /// A grid or village resolved to its place: the grid (if any), the village, and the path up to the root.
@@ -112,7 +112,7 @@ pub fn grid_name(value: &str) -> Result<&str, FieldError> {
 /// A person as the registry shows them: phone and ID number masked, never in the clear.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Person {
-    pub id: Uuid,
+    pub id: PersonId,
     pub name: String,
     pub role: PersonRole,
     pub phone_masked: String,
@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn only_grid_workers_walk_grids_and_eligibility_needs_a_source() {
         let mut p = Person {
-            id: Uuid::nil(),
+            id: PersonId::from_stored(uuid::Uuid::nil()),
             name: String::new(),
             role: PersonRole::Mediator,
             phone_masked: String::new(),

@@ -3,7 +3,7 @@
 //! call → response.
 
 use kit::error::{Error, Result};
-use kit::field;
+use kit::ids::PersonId;
 use proto::registry::v1 as pb;
 use tonic::Request;
 
@@ -65,7 +65,7 @@ impl From<EligibilityChange> for pb::EligibilityChange {
     }
 }
 
-fn worker_id(id: Option<uuid::Uuid>) -> String {
+fn worker_id(id: Option<PersonId>) -> String {
     id.map(|p| p.to_string()).unwrap_or_default()
 }
 
@@ -157,7 +157,7 @@ pub async fn create_person(g: &Grids, request: Request<pb::CreatePersonRequest>)
 
 pub async fn get_person(g: &Grids, request: Request<pb::GetPersonRequest>) -> Result<pb::GetPersonResponse> {
     let (principal, scope) = scope::reach(&request, kit::auth::Permission::ManageGrids)?;
-    let id = field::uuid("id", &request.get_ref().id)?;
+    let id = PersonId::parse("id", &request.get_ref().id)?;
     let person = g.person(id).await?;
     if !scope::person_visible(&principal, &scope, &person.home_code) {
         return Err(Error::not_found(format!("person {id}")));
@@ -172,7 +172,7 @@ pub async fn assign_grid_worker(
     let scope = scope::manage(&request)?;
     let req = request.into_inner();
     let grid = grid_code("grid_code", &req.grid_code)?;
-    let person = field::uuid("person_id", &req.person_id)?;
+    let person = PersonId::parse("person_id", &req.person_id)?;
     scope::write(&scope, grid, &format!("grid {grid}"))?;
     // A worker from outside the administrator's subtree cannot be drawn into it.
     scope::write(&scope, &service::person_home(&g.pool, person).await?, &format!("person {person}"))?;
@@ -186,7 +186,7 @@ pub async fn change_eligibility(
 ) -> Result<pb::ChangeEligibilityResponse> {
     let scope = scope::manage(&request)?;
     let req = request.into_inner();
-    let person = field::uuid("person_id", &req.person_id)?;
+    let person = PersonId::parse("person_id", &req.person_id)?;
     let update = EligibilityUpdate::parse(req.subsidy_eligible, &req.eligibility_source, &req.reason)?;
     scope::write(&scope, &service::person_home(&g.pool, person).await?, &format!("person {person}"))?;
     let row = service::change_eligibility(&g.pool, person, &update).await?;
@@ -197,7 +197,7 @@ pub async fn list_eligibility_changes(
     g: &Grids,
     request: Request<pb::ListEligibilityChangesRequest>,
 ) -> Result<pb::ListEligibilityChangesResponse> {
-    let person = field::uuid("person_id", &request.get_ref().person_id)?;
+    let person = PersonId::parse("person_id", &request.get_ref().person_id)?;
     // A read: a person outside scope is not found, as a missing one is.
     if !scope::manage(&request)?.covers_node(&service::person_home(&g.pool, person).await?) {
         return Err(Error::not_found(format!("person {person}")));

@@ -2,9 +2,9 @@
 //! created, renamed and retired, people registered, 一格一员 assignments, and subsidy eligibility changes.
 
 use kit::error::{Error, Result};
+use kit::ids::PersonId;
 use kit::pii::{Sealer, mask_id_number, mask_phone};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use super::db::{self, PersonRow};
 use super::domain::{
@@ -90,7 +90,7 @@ impl Grids {
     }
 
     pub async fn create_person(&self, p: NewPerson<'_>) -> Result<Person> {
-        let id = Uuid::new_v4();
+        let id = PersonId::random();
         let row_id = id.to_string();
         let mut conn = kit::audit::begin(&self.pool).await?;
         if tree_db::node(&mut conn, p.home_code).await?.is_none() && !is_grid_code(p.home_code) {
@@ -114,13 +114,13 @@ impl Grids {
         self.person(id).await
     }
 
-    pub async fn person(&self, id: Uuid) -> Result<Person> {
+    pub async fn person(&self, id: PersonId) -> Result<Person> {
         person(&self.pool, id).await
     }
 
     /// 一格一员: ends the current assignment and starts the new one in one transaction, under a lock on the
     /// grid row; the partial unique index refuses a second active worker even if that lock were bypassed.
-    pub async fn assign(&self, grid: &str, person: Uuid) -> Result<(Grid, Option<Uuid>)> {
+    pub async fn assign(&self, grid: &str, person: PersonId) -> Result<(Grid, Option<PersonId>)> {
         let mut tx = kit::audit::begin(&self.pool).await?;
         lock_active_grid(&mut tx, grid).await?;
         let who = db::person(&mut tx, person).await?.ok_or_else(|| Error::not_found(format!("person {person}")))?;
@@ -153,7 +153,7 @@ impl Grids {
     }
 
     /// The worker left and nobody replaces them yet: the grid has no primary worker until the next assignment.
-    pub async fn end_assignment(&self, code: &str) -> Result<(Grid, Option<Uuid>)> {
+    pub async fn end_assignment(&self, code: &str) -> Result<(Grid, Option<PersonId>)> {
         let mut tx = kit::audit::begin(&self.pool).await?;
         lock_active_grid(&mut tx, code).await?;
         let previous = db::end_assignment(&mut tx, code).await?;
@@ -180,19 +180,19 @@ async fn lock_active_grid(conn: &mut PgConnection, code: &str) -> Result<()> {
     }
 }
 
-pub async fn person(pool: &PgPool, id: Uuid) -> Result<Person> {
+pub async fn person(pool: &PgPool, id: PersonId) -> Result<Person> {
     let mut conn = pool.acquire().await?;
     db::person(&mut conn, id).await?.ok_or_else(|| Error::not_found(format!("person {id}")))
 }
 
 /// The division or grid a person lives in, which decides whose scope the person is in. A person's home is set
 /// once, at registration, so a check made before the write stays true during it.
-pub async fn person_home(pool: &PgPool, id: Uuid) -> Result<String> {
+pub async fn person_home(pool: &PgPool, id: PersonId) -> Result<String> {
     Ok(person(pool, id).await?.home_code)
 }
 
 /// Sets eligibility and its source, recording the change; setting what is already there records nothing.
-pub async fn change_eligibility(pool: &PgPool, person: Uuid, u: &EligibilityUpdate<'_>) -> Result<Person> {
+pub async fn change_eligibility(pool: &PgPool, person: PersonId, u: &EligibilityUpdate<'_>) -> Result<Person> {
     let mut tx = kit::audit::begin(pool).await?;
     let current = db::lock_eligibility(&mut tx, person).await?;
     let (was, was_source) = current.ok_or_else(|| Error::not_found(format!("person {person}")))?;
@@ -205,7 +205,7 @@ pub async fn change_eligibility(pool: &PgPool, person: Uuid, u: &EligibilityUpda
     Ok(row)
 }
 
-pub async fn eligibility_changes(pool: &PgPool, person: Uuid) -> Result<Vec<EligibilityChange>> {
+pub async fn eligibility_changes(pool: &PgPool, person: PersonId) -> Result<Vec<EligibilityChange>> {
     let mut conn = pool.acquire().await?;
     db::person(&mut conn, person).await?.ok_or_else(|| Error::not_found(format!("person {person}")))?;
     Ok(db::eligibility_changes(&mut conn, person).await?)

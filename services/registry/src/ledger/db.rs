@@ -3,6 +3,7 @@
 //! class is bound as a value, never written into the SQL.
 
 use chrono::{DateTime, Utc};
+use kit::ids::CaseId;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -12,14 +13,14 @@ use super::domain::{
 use crate::grids::domain::{GRID_LEVEL, GridKind, MICRO_GRID_LEVEL};
 
 /// A ledger case, locked for its move.
-pub async fn lock_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<LedgerCase>> {
+pub async fn lock_case(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Option<LedgerCase>> {
     sqlx::query_as("SELECT kind_class, nodes, state, overdue, shard FROM ledger_cases WHERE case_id = $1 FOR UPDATE")
         .bind(case_id)
         .fetch_optional(conn)
         .await
 }
 
-pub async fn set_case(conn: &mut PgConnection, case_id: Uuid, state: CaseState, overdue: bool) -> sqlx::Result<()> {
+pub async fn set_case(conn: &mut PgConnection, case_id: CaseId, state: CaseState, overdue: bool) -> sqlx::Result<()> {
     sqlx::query("UPDATE ledger_cases SET state = $2, overdue = $3, updated_at = now() WHERE case_id = $1")
         .bind(case_id)
         .bind(state)
@@ -63,7 +64,7 @@ pub async fn add_card(conn: &mut PgConnection, case: &LedgerCase, red: bool) -> 
 
 /// A newly registered case, open.
 pub struct NewCase<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub kind: &'a str,
     pub class: KindClass,
     pub village_code: &'a str,

@@ -18,7 +18,7 @@ fn main() {
     let mut roster = Roster::default();
     for (i, r) in rules.iter().enumerate() {
         let duty = if i.is_multiple_of(7) { Duty::OffDuty } else { Duty::OnDuty };
-        roster.0.insert(r.unit_code.clone(), duty);
+        roster.0.insert(r.unit_code.to_string(), duty);
     }
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move || {

@@ -1,6 +1,7 @@
 //! The co-handlers of 吹哨报到: summoned to a lead task, moved one state at a time under their row lock.
 
 use chrono::{DateTime, Utc};
+use kit::ids::CaseId;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -11,7 +12,7 @@ const CO_COLUMNS: &str = "id, case_id, lead_task_id, unit_kind, unit_code, unit_
 
 /// A unit to summon, with the words of the summons.
 pub struct Summon<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: Uuid,
     pub unit: &'a UnitRef,
     pub name: &'a str,

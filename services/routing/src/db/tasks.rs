@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use kit::auth::ScopeSet;
+use kit::ids::CaseId;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -10,7 +11,7 @@ use crate::domain::queue::{After, Queue};
 use crate::domain::{Case, OPEN, Outcome, ReturnReason, Task, TaskState, UnitKind, Via};
 
 /// Units whose return was approved in this round of the case.
-pub async fn excluded(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<Vec<(UnitKind, String)>> {
+pub async fn excluded(conn: &mut PgConnection, case_id: CaseId, round: i32) -> sqlx::Result<Vec<(UnitKind, String)>> {
     sqlx::query_as("SELECT unit_kind, unit_code FROM exclusions WHERE case_id = $1 AND round = $2")
         .bind(case_id)
         .bind(round)
@@ -20,7 +21,7 @@ pub async fn excluded(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sql
 
 pub async fn exclude(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     round: i32,
     kind: UnitKind,
     code: &str,
@@ -122,13 +123,13 @@ pub async fn mark_overdue(conn: &mut PgConnection, id: Uuid, stage: &str, due: D
     Ok(updated == 1)
 }
 
-pub async fn case_of_task(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Uuid>> {
+pub async fn case_of_task(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<CaseId>> {
     sqlx::query_scalar("SELECT case_id FROM tasks WHERE id = $1").bind(id).fetch_optional(conn).await
 }
 
 /// The case's tasks the reader may see (over [`crate::scope::TASKS`]), oldest first: filtered here, never after
 /// fetching.
-pub async fn tasks_of_case(conn: &mut PgConnection, case_id: Uuid, scope: &ScopeSet) -> sqlx::Result<Vec<Task>> {
+pub async fn tasks_of_case(conn: &mut PgConnection, case_id: CaseId, scope: &ScopeSet) -> sqlx::Result<Vec<Task>> {
     let reach = scope.sql(&crate::scope::TASKS, 2);
     let sql = format!(
         "SELECT {TASK_COLUMNS} FROM tasks t JOIN cases c ON c.id = t.case_id WHERE t.case_id = $1 AND {reach} \

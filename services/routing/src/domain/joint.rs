@@ -5,6 +5,7 @@
 //! contributed; the dispatcher may release one it no longer needs. The lead resolves the case only when every
 //! co-unit has contributed or been released, so no unit is left summoned to a case that has ended.
 
+use kit::ids::UnitCode;
 use kit::{FieldError, code_enum, field};
 
 use crate::domain::UnitKind;
@@ -25,7 +26,7 @@ code_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UnitRef {
     pub kind: UnitKind,
-    pub code: String,
+    pub code: UnitCode,
 }
 
 /// The most co-handling units one whistle may summon ("1+3+N", "1+10+N": a handful to a dozen).
@@ -80,11 +81,7 @@ pub fn answers_at(kind: UnitKind, station: &str, holding_center: &str) -> bool {
 }
 
 fn unit(at: &str, (kind, code): (UnitKind, &str)) -> Result<UnitRef, FieldError> {
-    let code = field::text(&format!("{at}.code"), code, 64)?;
-    if !code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-        return Err(FieldError::new(format!("{at}.code"), "may hold only letters, digits, '-', '_' and '.'"));
-    }
-    Ok(UnitRef { kind, code: code.to_owned() })
+    Ok(UnitRef { kind, code: UnitCode::parse(&format!("{at}.code"), code)? })
 }
 
 /// A move a co-handling unit makes, or the dispatcher makes of it.
@@ -121,10 +118,10 @@ pub fn still_owed<'a>(co: impl IntoIterator<Item = (&'a UnitRef, CoState)>) -> V
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CoHandler {
     pub id: uuid::Uuid,
-    pub case_id: uuid::Uuid,
+    pub case_id: kit::ids::CaseId,
     pub lead_task_id: uuid::Uuid,
     pub unit_kind: UnitKind,
-    pub unit_code: String,
+    pub unit_code: UnitCode,
     pub unit_name: String,
     pub state: CoState,
     pub reason: String,
@@ -221,9 +218,9 @@ mod tests {
         assert_eq!(CoMove::Release.from(Contributed), None, "a unit that contributed has done its part");
         assert_eq!(CoMove::ReportIn.from(Released), None);
         let (a, b, c) = (
-            UnitRef { kind: UnitKind::Department, code: "a".into() },
-            UnitRef { kind: UnitKind::Department, code: "b".into() },
-            UnitRef { kind: UnitKind::Center, code: "c".into() },
+            UnitRef { kind: UnitKind::Department, code: UnitCode::from_stored("a") },
+            UnitRef { kind: UnitKind::Department, code: UnitCode::from_stored("b") },
+            UnitRef { kind: UnitKind::Center, code: UnitCode::from_stored("c") },
         );
         assert_eq!(still_owed([(&a, Contributed), (&b, ReportedIn), (&c, Released)]), vec![&b]);
         assert!(still_owed([(&a, Contributed), (&c, Released)]).is_empty());

@@ -1,11 +1,12 @@
 //! The moves a caller asks of a task (签收, 退单, review, 办结), parsed from the request's fields. The id fields
 //! name the actor as the request gave them: empty means the caller, and `scope::acting` refuses anyone else.
 
+use kit::ids::{CaseId, UnitCode};
 use kit::{FieldError, field};
 use uuid::Uuid;
 
 use crate::domain::joint::Hop;
-use crate::domain::{Outcome, ReturnReason, TaskState, UnitKind, unit_code};
+use crate::domain::{Outcome, ReturnReason, TaskState, UnitKind};
 
 /// The longest actor id a request may name.
 const MAX_ID_CHARS: usize = 64;
@@ -100,9 +101,9 @@ fn expected(name: &str, value: &str) -> Result<Option<Uuid>, FieldError> {
 /// 分流交办 by hand: the case, the unit, why, and the live task the dispatcher saw (None: none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManualDispatch {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub unit_kind: UnitKind,
-    pub unit_code: String,
+    pub unit_code: UnitCode,
     pub reason: String,
     pub expected_task: Option<Uuid>,
 }
@@ -110,9 +111,9 @@ pub struct ManualDispatch {
 impl ManualDispatch {
     pub fn parse(case_id: &str, kind: i32, code: &str, reason: &str, expected_task: &str) -> Result<Self, FieldError> {
         Ok(Self {
-            case_id: field::uuid("case_id", case_id)?,
+            case_id: CaseId::parse("case_id", case_id)?,
             unit_kind: UnitKind::from_proto("unit_kind", kind)?,
-            unit_code: unit_code("unit_code", code)?.to_owned(),
+            unit_code: UnitCode::parse("unit_code", code)?,
             // Overriding the rules must say why: the file and the audit keep it.
             reason: field::text("reason", reason, MAX_REASON_CHARS)?.to_owned(),
             expected_task: expected("expected_task_id", expected_task)?,
@@ -139,7 +140,7 @@ impl Recall {
 /// 上报 or 下派: the case, the direction, the receiving center, why, and the live task the dispatcher saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Escalation {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub hop: Hop,
     pub to_center: String,
     pub reason: String,
@@ -154,7 +155,7 @@ impl Escalation {
         reason: &str,
         expected_task: &str,
     ) -> Result<Self, FieldError> {
-        let case_id = field::uuid("case_id", case_id)?;
+        let case_id = CaseId::parse("case_id", case_id)?;
         let hop = match direction.trim() {
             "up" => Hop::Up,
             "down" => Hop::Down,

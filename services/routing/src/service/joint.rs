@@ -110,7 +110,7 @@ impl Tasks {
             },
             UnitKind::Center => match units.center(&unit.code).await? {
                 None => Err(Error::invalid(field, "is not a center the registry knows")),
-                Some(name) => Ok(Station { center: unit.code.clone(), name: format!("{name}综治中心") }),
+                Some(name) => Ok(Station { center: unit.code.to_string(), name: format!("{name}综治中心") }),
             },
         }
     }
@@ -178,7 +178,7 @@ impl Tasks {
             task_id: c.lead_task_id.to_string(),
             co_id: c.id.to_string(),
             unit_kind: c.unit_kind.into(),
-            unit_code: c.unit_code.clone(),
+            unit_code: c.unit_code.to_string(),
             unit_name: c.unit_name.clone(),
             action: action.into(),
             note: note.into(),

@@ -7,6 +7,7 @@
 use chrono::Utc;
 use kit::FieldError;
 use kit::auth::{Permission, Principal};
+use kit::ids::{CaseId, UnitCode};
 use proto::events::v1::envelope::Body;
 use proto::events::v1::{CaseEscalated, CaseRecalled};
 use sqlx::PgConnection;
@@ -118,7 +119,7 @@ impl Tasks {
             reason: e.reason.clone(),
             skip_level: skipped,
             superseded_task_id: live.map(|t| t.to_string()).unwrap_or_default(),
-            case_no: case.case_no.clone(),
+            case_no: case.case_no.to_string(),
         };
         self.outbox.add(&mut tx, case.id, &actor, Body::CaseEscalated(event)).await?;
         let task = dispatch(&mut tx, &self.outbox, &case, &actor, &plan).await?;
@@ -134,7 +135,7 @@ impl Tasks {
 
     /// The case, if the caller may act on it by hand: its holding center within their Dispatch scope. A case
     /// they cannot even read answers NOT_FOUND, as an unknown one does.
-    async fn case_in_hand(&self, p: &Principal, id: Uuid) -> Result<Case> {
+    async fn case_in_hand(&self, p: &Principal, id: CaseId) -> Result<Case> {
         let mut conn = self.pool.acquire().await?;
         let case = db::case(&mut conn, id).await?.ok_or_else(|| case_not_found(id))?;
         if may_dispatch(p, &case) {
@@ -149,7 +150,7 @@ impl Tasks {
     /// The unit a dispatch by hand names, as the registry knows it: refused by `unit_code` when unknown,
     /// retired, or stationed outside the caller's Dispatch scope. A 轮驻 department off duty may still be
     /// called by hand (the dispatcher overrides the schedule, as 随驻 departments are called).
-    async fn manual_target(&self, p: &Principal, kind: UnitKind, code: &str) -> Result<Target> {
+    async fn manual_target(&self, p: &Principal, kind: UnitKind, code: &UnitCode) -> Result<Target> {
         let scope = p.scope(Permission::Dispatch);
         let units = &self.planner.units;
         let (center, name) = match kind {
@@ -168,13 +169,13 @@ impl Tasks {
                     .center(code)
                     .await?
                     .ok_or_else(|| Error::invalid("unit_code", "is not a center the registry knows"))?;
-                (code.to_owned(), format!("{name}综治中心"))
+                (code.to_string(), format!("{name}综治中心"))
             }
         };
         if !scope.covers_node(&center) {
             return Err(Error::invalid("unit_code", "is outside your dispatch scope"));
         }
-        Ok(Target { unit_kind: kind, unit_code: code.to_owned(), unit_name: name, rule_id: None, via: Via::Manual })
+        Ok(Target { unit_kind: kind, unit_code: code.clone(), unit_name: name, rule_id: None, via: Via::Manual })
     }
 }
 
@@ -183,7 +184,7 @@ fn may_dispatch(p: &Principal, case: &Case) -> bool {
     p.scope(Permission::Dispatch).covers_node(&case.holding_center)
 }
 
-fn case_not_found(id: Uuid) -> Error {
+fn case_not_found(id: CaseId) -> Error {
     Error::not_found(format!("case {id}"))
 }
 
@@ -193,7 +194,7 @@ async fn lock_in_hand(
     conn: &mut PgConnection,
     p: &Principal,
     seen_at: &str,
-    id: Uuid,
+    id: CaseId,
     expected: Option<Uuid>,
 ) -> Result<(Case, Option<Uuid>)> {
     let case = db::lock_case(conn, id).await?.ok_or_else(|| case_not_found(id))?;
@@ -223,7 +224,7 @@ async fn recall(
         task_id: id.to_string(),
         reason: reason.into(),
         center_code: case.holding_center.clone(),
-        case_no: case.case_no.clone(),
+        case_no: case.case_no.to_string(),
         redispatch,
     };
     tasks.outbox.add(conn, case.id, actor, Body::CaseRecalled(event)).await?;

@@ -1,6 +1,7 @@
 //! Clock changes (延期, 挂账): the requests and their decisions, and the deadline's points they move.
 
 use chrono::{DateTime, Utc};
+use kit::ids::CaseId;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -92,7 +93,7 @@ pub async fn lock_open_pause(
 }
 
 /// The case's requests, oldest first: the history of its clocks.
-pub async fn changes_of_case(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<ClockChange>> {
+pub async fn changes_of_case(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Vec<ClockChange>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CHANGE_COLUMNS} FROM clock_changes WHERE case_id = $1 ORDER BY requested_at, id"
     )))

@@ -1,8 +1,8 @@
 //! SQL for the clocks: calendar days per center, time-limit policy versions, and the policy a case is pinned to.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use kit::ids::CaseId;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::domain::calendar::{DayKind, Exception};
 use crate::domain::policy::NewPolicy;
@@ -128,7 +128,7 @@ struct PolicyVersionRow {
 
 /// The policy version the case's clocks run under: the one it already has, else the newest, which it keeps
 /// from now on. A case supervision has not seen registered takes the newest without keeping it.
-pub async fn pin_policy(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Option<i32>> {
+pub async fn pin_policy(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Option<i32>> {
     let pinned: Option<Option<i32>> = sqlx::query_scalar(
         "UPDATE cases SET policy_version = COALESCE(policy_version, (SELECT max(version) FROM time_policies)) \
          WHERE case_id = $1 RETURNING policy_version",

@@ -1,7 +1,7 @@
 //! The closures of a case's rounds: 核查 (VerifyCase) writes one, 回访 (FollowUp) completes it.
 
+use kit::ids::CaseId;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::domain::{Closure, ClosureReason, ClosureState, FollowUp};
 
@@ -11,7 +11,7 @@ const CLOSURE_COLUMNS: &str = "case_id, round, state, NULLIF(closure_reason, '')
     closed_at";
 
 /// The closure of the case's round, if it was verified.
-pub async fn closure(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<Option<Closure>> {
+pub async fn closure(conn: &mut PgConnection, case_id: CaseId, round: i32) -> sqlx::Result<Option<Closure>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CLOSURE_COLUMNS} FROM closures WHERE case_id = $1 AND round = $2"
     )))

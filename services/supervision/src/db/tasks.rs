@@ -3,14 +3,14 @@
 //! final state is never left, a repeated dispatch resets nothing), so a replay or a stale repeat is harmless.
 
 use chrono::{DateTime, Utc};
+use kit::ids::CaseId;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::domain::{Task, TaskState};
 
 /// What case.dispatched says of a task.
 pub struct Dispatch<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: &'a str,
     pub unit_code: &'a str,
     pub unit_name: &'a str,
@@ -24,7 +24,7 @@ pub struct Dispatch<'a> {
 
 /// Makes sure the task has a row, in the case's current round. Every task event calls this, so an event seen
 /// before its dispatch is kept rather than lost. An event without a task id has nothing to record.
-pub async fn ensure_task(conn: &mut PgConnection, case_id: Uuid, task_id: &str) -> sqlx::Result<()> {
+pub async fn ensure_task(conn: &mut PgConnection, case_id: CaseId, task_id: &str) -> sqlx::Result<()> {
     if task_id.is_empty() {
         return Ok(());
     }
@@ -77,7 +77,7 @@ pub async fn record_dispatch(conn: &mut PgConnection, d: &Dispatch<'_>) -> sqlx:
 /// return (superseding the returned task) or when a round is reopened.
 pub async fn supersede_returned(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     task_id: &str,
     attempt: i32,
 ) -> sqlx::Result<()> {
@@ -97,7 +97,7 @@ pub async fn supersede_returned(
 
 /// A dispatcher's 召回 (by itself, before a re-dispatch, or by a hop between centers) ends one task: it is
 /// superseded for good, whatever it was, unless it already reached a final state.
-pub async fn supersede_task(conn: &mut PgConnection, case_id: Uuid, task_id: &str) -> sqlx::Result<()> {
+pub async fn supersede_task(conn: &mut PgConnection, case_id: CaseId, task_id: &str) -> sqlx::Result<()> {
     ensure_task(conn, case_id, task_id).await?;
     sqlx::query("UPDATE tasks SET state = $2, updated_at = now() WHERE task_id = $1 AND state <> ALL($3)")
         .bind(task_id)
@@ -113,7 +113,7 @@ pub async fn supersede_task(conn: &mut PgConnection, case_id: Uuid, task_id: &st
 /// known is still recorded, since separation of duties needs every hand.
 pub async fn accept_task(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     task_id: &str,
     handler: &str,
     at: DateTime<Utc>,
@@ -140,7 +140,7 @@ pub async fn accept_task(
 /// older than the task's last move.
 pub async fn set_returned(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     task_id: &str,
     returned: bool,
     at: DateTime<Utc>,
@@ -166,7 +166,7 @@ pub async fn set_returned(
 
 /// What case.resolved says of a task.
 pub struct Resolution<'a> {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: &'a str,
     pub resolved_by: &'a str,
     pub resolver_id: &'a str,
@@ -196,7 +196,7 @@ pub async fn resolve_task(conn: &mut PgConnection, r: &Resolution<'_>) -> sqlx::
 
 /// A reopening into `round` supersedes the case's open tasks of earlier rounds, as routing does; the tasks
 /// dispatched for `round` itself are left alone, so a reopening seen again cannot end them.
-pub async fn supersede_open(conn: &mut PgConnection, case_id: Uuid, round: i32) -> sqlx::Result<()> {
+pub async fn supersede_open(conn: &mut PgConnection, case_id: CaseId, round: i32) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE tasks SET state = $3, updated_at = now() WHERE case_id = $1 AND round < $2 AND state = ANY($4)",
     )
@@ -210,7 +210,7 @@ pub async fn supersede_open(conn: &mut PgConnection, case_id: Uuid, round: i32) 
 }
 
 /// The case's tasks in dispatch order, oldest first.
-pub async fn case_tasks(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<Vec<Task>> {
+pub async fn case_tasks(conn: &mut PgConnection, case_id: CaseId) -> sqlx::Result<Vec<Task>> {
     sqlx::query_as(
         "SELECT task_id, state, attempt, round, unit_code, handler_id, resolved_by, resolver_id, outcome \
          FROM tasks WHERE case_id = $1 ORDER BY attempt, seq",
@@ -221,7 +221,7 @@ pub async fn case_tasks(conn: &mut PgConnection, case_id: Uuid) -> sqlx::Result<
 }
 
 /// The tasks of the case dispatched to one of `units`.
-pub async fn tasks_of_units(conn: &mut PgConnection, case_id: Uuid, units: &[String]) -> sqlx::Result<Vec<String>> {
+pub async fn tasks_of_units(conn: &mut PgConnection, case_id: CaseId, units: &[String]) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar("SELECT task_id FROM tasks WHERE case_id = $1 AND unit_code = ANY($2)")
         .bind(case_id)
         .bind(units)
@@ -236,7 +236,7 @@ const RELEASED: &str = "released";
 pub struct CoHandlerSeen<'a> {
     pub co_id: &'a str,
     pub lead_task_id: &'a str,
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub unit_code: &'a str,
     pub unit_name: &'a str,
     pub state: &'a str,

@@ -10,6 +10,7 @@
 //!   stage's own clock; a grade already issued is never issued again (the slips' unique key).
 
 use chrono::{DateTime, Duration, Utc};
+use kit::ids::CaseId;
 use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
@@ -99,7 +100,7 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClockChange {
     pub id: Uuid,
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: String,
     pub stage: Stage,
     pub kind: ChangeKind,
@@ -121,7 +122,7 @@ pub struct ClockChange {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StageClock {
     pub id: Uuid,
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub task_id: String,
     pub stage: Stage,
     pub state: DeadlineState,
@@ -257,7 +258,7 @@ mod tests {
     fn clock(state: DeadlineState) -> StageClock {
         StageClock {
             id: Uuid::nil(),
-            case_id: Uuid::nil(),
+            case_id: CaseId::from_stored(uuid::Uuid::nil()),
             task_id: "t".into(),
             stage: Stage::Resolve,
             state,

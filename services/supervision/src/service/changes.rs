@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use kit::auth::{Permission, Principal};
+use kit::ids::CaseId;
 use proto::events::v1::{CaseSupervised, envelope::Body};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -141,7 +142,7 @@ impl Supervision {
     }
 
     /// The case's clock changes, for a caller who may read the case, or those of their own unit's tasks.
-    pub async fn changes(&self, p: &Principal, case_id: Uuid) -> Result<Vec<ClockChange>> {
+    pub async fn changes(&self, p: &Principal, case_id: CaseId) -> Result<Vec<ClockChange>> {
         let mut conn = self.pool.acquire().await?;
         let case = db::case(&mut conn, case_id).await?;
         let all = store::changes_of_case(&mut conn, case_id).await?;
@@ -221,7 +222,7 @@ async fn end_pause(
 /// transaction, before the stage is settled.
 pub async fn end_pause_when_done(
     conn: &mut PgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
     task_id: &str,
     stage: Stage,
     at: DateTime<Utc>,

@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
+use kit::ids::CaseId;
 use proto::routing::v1::ListTasksRequest;
 use proto::routing::v1::routing_client::RoutingClient;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
-use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
@@ -46,7 +46,7 @@ impl Routing {
 
     /// The id of the case's latest task at routing, when that task is resolved; None when it is not, or the
     /// case has no task the caller may see there.
-    pub async fn latest_resolved(&self, case_id: Uuid, caller: &Caller) -> Result<Option<String>> {
+    pub async fn latest_resolved(&self, case_id: CaseId, caller: &Caller) -> Result<Option<String>> {
         let mut request = tonic::Request::new(ListTasksRequest { case_id: case_id.to_string() });
         if let Some(token) = &caller.0 {
             request.metadata_mut().insert("authorization", token.clone());

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use kit::auth::{Permission, Principal};
-use uuid::Uuid;
+use kit::ids::CaseId;
 
 use super::Supervision;
 use crate::db;
@@ -131,7 +131,7 @@ impl Supervision {
     /// The case's slips the caller may see: all of them within the case's readable scope, else those addressed
     /// to the caller's units.
     /// The task slips come with them, each with its verification code.
-    pub async fn slips(&self, p: &Principal, case_id: Uuid) -> Result<(Vec<(TaskSlip, String)>, Vec<SlipRecord>)> {
+    pub async fn slips(&self, p: &Principal, case_id: CaseId) -> Result<(Vec<(TaskSlip, String)>, Vec<SlipRecord>)> {
         let mut conn = self.pool.acquire().await?;
         let case = db::case(&mut conn, case_id).await?;
         let mut tasks = db::task_slips_of_case(&mut conn, case_id).await?;
