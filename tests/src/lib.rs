@@ -106,7 +106,7 @@ impl World {
             .users
             .iter()
             .find(|u| u.username == username && !u.totp_secret.is_empty())
-            .map(|u| registry::auth::admin::current_otp(&u.totp_secret))
+            .map(|u| identity::admin::current_otp(&u.totp_secret))
             .unwrap_or_default();
         let request = proto::registry::v1::SignInRequest {
             username: username.into(),

@@ -57,6 +57,12 @@ impl Error {
     }
 }
 
+/// The verified caller of a request, as an error of this core (UNAUTHENTICATED when the auth layer put none
+/// there).
+pub fn principal<T>(request: &tonic::Request<T>) -> Result<std::sync::Arc<crate::auth::Principal>> {
+    crate::auth::principal(request).map_err(|status| Error::Unauthenticated(status.message().to_owned()))
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         Error::Internal(e.into())

@@ -1,4 +1,4 @@
-//! The five gRPC services the registry serves, wired to the rooms that answer them: each method hands its
+//! The four gRPC services of the registry's own rooms (the fifth, Auth, is `identity::AuthService`), wired to the rooms that answer them: each method hands its
 //! request to one room's `grpc` function and wraps the answer. Nothing else happens here.
 
 use proto::registry::v1 as pb;
@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::geo::Geo;
 use crate::grids::service::Grids;
-use crate::{auth, centers, geo, grids, ledger, tree};
+use crate::{centers, geo, grids, ledger, tree};
 
 /// Implements a service trait by delegating each listed method to `room_fn(&self.field, request)`; `extra`
 /// holds the methods that do not follow that shape.
@@ -104,37 +104,5 @@ delegate!(pb::geo_server::Geo, GeoService, [
         request: Request<pb::ResolvePointRequest>,
     ) -> Result<Response<pb::ResolvePointResponse>, Status> {
         Ok(Response::new(geo::grpc::resolve_point(&self.0, request)?))
-    }
-);
-
-/// The Auth service: sign-in and account administration.
-pub struct AuthService(pub auth::service::Issuer);
-
-delegate!(pb::auth_server::Auth, AuthService, [
-    sign_in: SignInRequest -> TokenResponse => auth::grpc::sign_in, 0;
-    refresh: RefreshRequest -> TokenResponse => auth::grpc::refresh, 0;
-    sign_out: SignOutRequest -> SignOutResponse => auth::grpc::sign_out, 0;
-    client_token: ClientTokenRequest -> TokenResponse => auth::grpc::client_token, 0;
-    change_password: ChangePasswordRequest -> ChangePasswordResponse => auth::grpc::change_password, 0;
-    create_account: CreateAccountRequest -> CreateAccountResponse => auth::grpc::create_account, 0;
-    activate_account: ActivateAccountRequest -> ActivateAccountResponse => auth::grpc::activate_account, 0;
-    approve_account: ApproveAccountRequest -> ApproveAccountResponse => auth::grpc::approve_account, 0;
-    disable_account: DisableAccountRequest -> DisableAccountResponse => auth::grpc::disable_account, 0;
-    create_client: CreateClientRequest -> CreateClientResponse => auth::grpc::create_client, 0;
-    activate_client: ActivateClientRequest -> ActivateClientResponse => auth::grpc::activate_client, 0;
-    revoke_client: RevokeClientRequest -> RevokeClientResponse => auth::grpc::revoke_client, 0;
-    rotate_client_secret: RotateClientSecretRequest -> RotateClientSecretResponse
-        => auth::grpc::rotate_client_secret, 0;
-    list_revocations: ListRevocationsRequest -> ListRevocationsResponse => auth::grpc::list_revocations, 0;
-    set_grant: SetGrantRequest -> SetGrantResponse => auth::grpc::set_grant, 0;
-    revoke_grant: RevokeGrantRequest -> RevokeGrantResponse => auth::grpc::revoke_grant, 0;
-    list_grants: ListGrantsRequest -> ListGrantsResponse => auth::grpc::list_grants, 0;
-]
-    async fn get_jwks(&self, _: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
-        Ok(Response::new(auth::grpc::get_jwks(&self.0)))
-    }
-
-    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        Ok(Response::new(auth::grpc::who_am_i(&request)?))
     }
 );

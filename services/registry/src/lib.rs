@@ -1,9 +1,8 @@
 //! The grid registry, in rooms by bounded area: the administrative tree and its import (`tree`), grids and
 //! people (`grids`), centers and departments (`centers`), location lookup (`geo`), the tree ledger with
-//! directives (`ledger`), and sign-in (`auth`). Each room has its `domain` (values and parsing), `db` (SQL),
-//! `service` (use cases) and `grpc` (its RPCs); `grpc.rs` wires the five gRPC services to the rooms.
+//! directives (`ledger`); sign-in is the `identity` crate, served here. Each room has its `domain` (values and parsing), `db` (SQL),
+//! `service` (use cases) and `grpc` (its RPCs); `grpc.rs` wires four gRPC services to the rooms.
 
-pub mod auth;
 pub mod centers;
 pub mod events;
 pub mod geo;
@@ -47,7 +46,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         sealer: kit::pii::Sealer::new(config.pii_key).with_retired(&config.pii_retired),
         geo: geo.clone(),
     };
-    let issuer = issuer(&settings, pool.clone())?;
+    let issuer = identity::issuer(&config.auth, settings.policy.clone(), pool.clone())?;
     let routes = tonic::service::Routes::new(RegistryServer::new(grpc::RegistryService {
         pool: pool.clone(),
         grids: grids.clone(),
@@ -55,7 +54,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     .add_service(LedgerServer::new(grpc::LedgerService(pool.clone())))
     .add_service(GeoServer::new(grpc::GeoService(geo)))
     .add_service(TreeServer::new(grpc::TreeService { pool: pool.clone(), grids }))
-    .add_service(AuthServer::new(grpc::AuthService(issuer)));
+    .add_service(AuthServer::new(identity::AuthService(issuer)));
     app.spawn(
         "grpc",
         kit::grpc::serve(
@@ -80,7 +79,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             verifier,
             move |after| {
                 let pool = revoked.clone();
-                async move { auth::revocations::fetch_local(&pool, after).await }
+                async move { identity::revocations::fetch_local(&pool, after).await }
             },
             config.auth.revocation_poll,
             app.shutdown(),
@@ -89,14 +88,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     // Case events keep the tree ledger current; the durable consumer is named after the service.
     app.spawn("consumer", kit::events::consume(NAME, pool, bus, events::LedgerHandler, app.shutdown()));
     Ok(app)
-}
-
-/// The embedded issuer, signing when this deployment has AUTH_SIGNING_KEY; it publishes its public key.
-fn issuer(settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<auth::service::Issuer> {
-    let signer = settings.common.auth.issuer_signer();
-    let keys = signer.iter().map(|s| s.jwk()).collect::<anyhow::Result<Vec<_>>>()?;
-    let jwks_json = serde_json::to_string(&kit::auth::token::JwkSet { keys })?;
-    Ok(auth::service::Issuer::new(pool, signer, settings.policy.clone(), jwks_json))
 }
 
 /// Imports the shipped Dali extract with centers at every level-2..5 unit (the demo's tree).

@@ -14,10 +14,7 @@ use kit::auth::{Permission, Principal, ScopeSet};
 use kit::error::{Error, Result};
 use tonic::Request;
 
-/// The verified caller (UNAUTHENTICATED when the auth layer put none there).
-pub fn principal<T>(request: &Request<T>) -> Result<Arc<Principal>> {
-    kit::auth::principal(request).map_err(|status| Error::Unauthenticated(status.message().to_owned()))
-}
+pub use kit::error::principal;
 
 /// The caller and the reach of `permission` over all their grants.
 pub fn reach<T>(request: &Request<T>, permission: Permission) -> Result<(Arc<Principal>, ScopeSet)> {

@@ -181,7 +181,7 @@ fn rules() -> Vec<Rule> {
 /// One account per role at 下关街道 (township) and 大理市 (county), the grid workers' own accounts (their grid
 /// grants follow their assignments), and the three separated administrators.
 async fn seed_users(pool: &sqlx::PgPool, demo: &Demo) -> anyhow::Result<Vec<DemoUser>> {
-    use registry::auth::admin::{seed_account, seed_password_hash, seed_staff};
+    use identity::admin::{seed_account, seed_password_hash, seed_staff};
     let hash = seed_password_hash(DEMO_PASSWORD)?;
     let staff: &[(&str, &str, Role, &str, &str)] = &[
         ("xg-clerk", "下关受理员", Role::IntakeClerk, DEMO_TOWNSHIP, ""),

@@ -34,11 +34,11 @@ async fn parallel_sign_ins_hash_one_per_core_and_one_name_is_throttled() {
         let refused = refused.unwrap();
         assert!(matches!(refused.code(), Code::Unauthenticated | Code::ResourceExhausted), "{refused:?}");
     }
-    let (most, bound) = (registry::auth::hashing::high_water(), registry::auth::hashing::bound());
+    let (most, bound) = (identity::hashing::high_water(), identity::hashing::bound());
     assert!(most >= 1 && most <= bound, "at most {bound} hashes at once (one per core), saw {most}");
 
     // One name hammered: past its burst the name is throttled, before any hash, whoever asks.
-    let burst = registry::auth::service::ATTEMPTS_BURST as usize;
+    let burst = identity::service::ATTEMPTS_BURST as usize;
     let mut auth = AuthClient::new(kit::testing::connect(&registry).await);
     let mut throttled = 0;
     for _ in 0..burst + 5 {
@@ -247,7 +247,7 @@ async fn parallel_guesses_lock_the_account_and_a_totp_code_signs_in_once() {
 
     // One valid TOTP code sent by eight sign-ins at once signs in exactly one of them.
     let auditor = world.demo.users.iter().find(|u| u.username == "auditor").unwrap();
-    let code = registry::auth::admin::current_otp(&auditor.totp_secret);
+    let code = identity::admin::current_otp(&auditor.totp_secret);
     let same = SignInRequest { username: "auditor".into(), password: suite::seed::DEMO_PASSWORD.into(), otp: code };
     let answers = at_once(vec![same; 8]).await;
     let signed_in = answers.iter().filter(|a| a.is_ok()).count();

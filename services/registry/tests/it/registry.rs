@@ -244,7 +244,7 @@ async fn bad_inputs_name_their_field() {
 /// second after the rotation (so the rotation did not end it), and the revocation must end it all the same.
 #[tokio::test]
 async fn a_revocation_ends_the_token_dated_after_the_one_before() {
-    use registry::auth::revocations;
+    use identity::revocations;
     let infra = TestInfra::new().await;
     let s = common::start(&infra, false).await;
     let subject = revocations::client_subject("hotline");

@@ -6,7 +6,7 @@ use kit::auth::Role;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use super::domain::Account;
+use crate::domain::Account;
 
 /// An account as sign-in reads it (the columns of [`Account`]).
 const ACCOUNT: &str = "SELECT id, person_id, display_name, password_hash, password_changed_at, must_change, \
@@ -438,7 +438,7 @@ pub async fn insert_staff_person<'e>(
     .bind(id)
     .bind(name)
     .bind(home_code)
-    .bind(crate::grids::domain::PersonRole::Staff)
+    .bind(kit::vocab::PersonRole::Staff)
     .execute(ex)
     .await?;
     Ok(())

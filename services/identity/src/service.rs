@@ -6,9 +6,9 @@ use kit::auth::{Claims, Grant, Signer};
 use kit::error::{Error, Result};
 use uuid::Uuid;
 
-use super::db;
-use super::domain::{Account, Policy};
-use super::{revocations, secrets};
+use crate::db;
+use crate::domain::{Account, Policy};
+use crate::{revocations, secrets};
 
 /// What a successful sign-in or refresh hands back.
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ impl Issuer {
             Some(a) => db::reserve_attempt(&self.pool, a.id, self.policy.lock_after).await?,
             None => None,
         };
-        let ok = match super::hashing::verify(password, &phc).await {
+        let ok = match crate::hashing::verify(password, &phc).await {
             Ok(ok) => ok,
             Err(busy) => {
                 // Refused for load, not checked: the attempt is given back.

@@ -6,8 +6,8 @@
 use kit::error::{Error, Result};
 use sqlx::PgExecutor;
 
-use super::secrets;
-use super::service::Issuer;
+use crate::secrets;
+use crate::service::Issuer;
 
 /// Revocations older than this are not served: every token they ended has expired (access and service tokens
 /// live at most [`kit::auth::revocation::WINDOW_SECS`]).
@@ -103,7 +103,7 @@ impl Issuer {
     /// client's operator collects the next secret ([`Issuer::activate_client`]).
     pub async fn rotate_client_secret(&self, client_id: &str) -> Result<(String, chrono::DateTime<chrono::Utc>)> {
         let (_, unknown) = secrets::random_token()?;
-        let activation = super::admin::Activation::new()?;
+        let activation = crate::admin::Activation::new()?;
         let mut tx = kit::audit::begin(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE clients SET secret_hash = $2, activation_hash = $3, activation_expires_at = $4 \

@@ -12,7 +12,7 @@ use std::time::Duration;
 use kit::error::{Error, Result};
 use tokio::sync::Semaphore;
 
-use super::secrets;
+use crate::secrets;
 
 /// Hashes at once however many cores there are: 4 × 19 MiB is what the registry's 256 MiB limit keeps free
 /// for them (deploy/base/registry.yaml).

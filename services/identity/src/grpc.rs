@@ -1,15 +1,14 @@
 //! The auth room's RPCs (the Auth service: sign-in, tokens, and account and grant administration): request →
 //! parsed values → one call → response.
 
-use kit::error::Result;
+use kit::error::{Result, principal};
 use kit::field;
 use proto::registry::v1 as pb;
 use tonic::Request;
 
-use super::admin::GrantRow;
-use super::domain::{NewGrant, client_id, otp, scope, secret, username};
-use super::service::{Issuer, Tokens};
-use crate::scope::principal;
+use crate::admin::GrantRow;
+use crate::domain::{NewGrant, client_id, otp, scope, secret, username};
+use crate::service::{Issuer, Tokens};
 
 impl From<Tokens> for pb::TokenResponse {
     fn from(t: Tokens) -> Self {

@@ -8,12 +8,12 @@ use uuid::Uuid;
 
 use kit::error::{Error, Result};
 
-use super::db::{self, NewAccount, NewGrantRow};
-use super::domain::NewGrant;
-use super::service::{Issuer, needs_second_factor};
-use super::{revocations, secrets};
+use crate::db::{self, NewAccount, NewGrantRow};
+use crate::domain::NewGrant;
+use crate::service::{Issuer, needs_second_factor};
+use crate::{revocations, secrets};
 
-pub use super::db::GrantRow;
+pub use crate::db::GrantRow;
 
 impl Issuer {
     pub async fn change_password(&self, username: &str, old: &str, new: &str, otp: &str) -> Result<()> {
@@ -27,11 +27,11 @@ impl Issuer {
         }
         let history = db::password_history(&self.pool, account.id, self.policy.history).await?;
         let hashes = std::iter::once(account.password_hash.clone()).chain(history).collect();
-        let reused = super::hashing::matches_any(new, hashes).await?;
+        let reused = crate::hashing::matches_any(new, hashes).await?;
         if reused {
             return Err(FieldError::new("new_password", "must differ from the recent passwords").into());
         }
-        let hash = super::hashing::hash(new).await?;
+        let hash = crate::hashing::hash(new).await?;
         let mut tx = kit::audit::begin(&self.pool).await?;
         db::keep_old_password(&mut *tx, account.id, &account.password_hash).await?;
         db::set_password(&mut *tx, account.id, &hash).await?;
@@ -52,7 +52,7 @@ impl Issuer {
         display_name: &str,
     ) -> Result<(Uuid, String, chrono::DateTime<Utc>)> {
         let (unknown, _) = secrets::random_token()?;
-        let password_hash = super::hashing::hash(&unknown).await?;
+        let password_hash = crate::hashing::hash(&unknown).await?;
         let activation = Activation::new()?;
         let id = Uuid::new_v4();
         let account = NewAccount {
@@ -78,7 +78,7 @@ impl Issuer {
         if let Some(why) = secrets::weakness(password, self.policy.min_length, self.policy.min_classes) {
             return Err(FieldError::new("new_password", why).into());
         }
-        let hash = super::hashing::hash(password).await?;
+        let hash = crate::hashing::hash(password).await?;
         let totp = secrets::totp_secret()?;
         let mut tx = kit::audit::begin(&self.pool).await?;
         let activated = sqlx::query(
