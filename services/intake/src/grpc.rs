@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status};
 use crate::domain::board::{Board, BoardInput};
 use crate::domain::categories::{Category, NewCategory};
 use crate::domain::duplicates::{MergeRequest, UnmergeRequest};
-use crate::domain::{CaseFile, NewCase, Party, PartyInput, RegistrationInput, Unmask};
+use crate::domain::{
+    CaseFile, MergedCase, NewCase, Party, PartyInput, RegistrationInput, Reporter, TimelineEntry, Unmask,
+};
 use crate::service::{Cases, Duplicate};
 
 pub struct IntakeService(pub Cases);
@@ -250,44 +252,44 @@ fn to_case(f: CaseFile) -> pb::Case {
         awaiting_follow_up: c.awaiting_follow_up,
         registered_at: kit::time::local(c.registered_at),
         updated_at: kit::time::local(c.updated_at),
-        timeline: f
-            .timeline
-            .into_iter()
-            .zip(1u64..)
-            .map(|(t, seq)| pb::TimelineEntry {
-                seq,
-                at: kit::time::local(t.at),
-                actor: t.actor,
-                action: t.action,
-                from_state: t.from_state.map_or("", |s| s.as_str()).into(),
-                to_state: t.to_state.as_str().into(),
-                detail: t.detail,
-                source: t.source,
-            })
-            .collect(),
+        timeline: f.timeline.into_iter().zip(1u64..).map(to_step).collect(),
         merged_into_case_id: c.merged_into.map(|u| u.to_string()).unwrap_or_default(),
         merged_into_case_no: f.merged_into_no,
-        merged_cases: f
-            .merged_cases
-            .into_iter()
-            .map(|m| pb::MergedCase {
-                case_id: m.case_id.to_string(),
-                case_no: m.case_no.into(),
-                merged_at: kit::time::local(m.merged_at),
-                merged_by: m.merged_by,
-                reason: m.reason,
-            })
-            .collect(),
-        reporters: f
-            .reporters
-            .into_iter()
-            .map(|r| pb::Reporter {
-                case_id: r.case_id.to_string(),
-                case_no: r.case_no.into(),
-                channel: r.channel.into(),
-                reporter_id: r.reporter_id,
-                parties: r.parties.into_iter().map(to_party).collect(),
-            })
-            .collect(),
+        merged_cases: f.merged_cases.into_iter().map(to_merged).collect(),
+        reporters: f.reporters.into_iter().map(to_reporter).collect(),
+    }
+}
+
+/// The `seq`th step of the timeline, counting from 1.
+fn to_step((t, seq): (TimelineEntry, u64)) -> pb::TimelineEntry {
+    pb::TimelineEntry {
+        seq,
+        at: kit::time::local(t.at),
+        actor: t.actor,
+        action: t.action,
+        from_state: t.from_state.map_or("", |s| s.as_str()).into(),
+        to_state: t.to_state.as_str().into(),
+        detail: t.detail,
+        source: t.source,
+    }
+}
+
+fn to_merged(m: MergedCase) -> pb::MergedCase {
+    pb::MergedCase {
+        case_id: m.case_id.to_string(),
+        case_no: m.case_no.into(),
+        merged_at: kit::time::local(m.merged_at),
+        merged_by: m.merged_by,
+        reason: m.reason,
+    }
+}
+
+fn to_reporter(r: Reporter) -> pb::Reporter {
+    pb::Reporter {
+        case_id: r.case_id.to_string(),
+        case_no: r.case_no.into(),
+        channel: r.channel.into(),
+        reporter_id: r.reporter_id,
+        parties: r.parties.into_iter().map(to_party).collect(),
     }
 }

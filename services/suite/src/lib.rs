@@ -93,28 +93,42 @@ fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
+/// The gateway in front of the services (registry, routing, intake, supervision, subsidy), on the suite's ports (any free ones when the base port is 0), with its
+/// audit trail in the suite's database; it follows the registry's revocation list.
+async fn build_gateway(cfg: &SuiteConfig, services: [SocketAddr; 5]) -> anyhow::Result<gateway::Gateway> {
+    let [registry, routing, intake, supervision, subsidy] = services.map(url);
+    let backends = gateway::Backends { intake, routing, registry, supervision, subsidy };
+    let port = |p: u16| if cfg.base_port == 0 { 0 } else { p };
+    let grpc = SocketAddr::new(cfg.host, port(cfg.base_port));
+    let http = SocketAddr::new(cfg.host, port(cfg.http_port));
+    let mut auth = cfg.keys.auth(gateway::NAME);
+    auth.revocations_url = Some(backends.registry.clone());
+    gateway::build(gateway::Settings {
+        trail: Some(gateway::trail::TrailSettings {
+            database: DbConfig::new(cfg.database_url.clone(), gateway::NAME, 5),
+            key: cfg.audit_key.clone(),
+        }),
+        ..gateway::Settings::new(grpc, http, backends, auth)
+    })
+    .await
+}
+
 impl Suite {
     /// Starts the registry first and the gateway last, each pointed at the addresses the others got.
     pub async fn start(cfg: &SuiteConfig) -> anyhow::Result<Self> {
-        let mut parts = Vec::new();
-        let mut metrics = Vec::new();
-        let run = |app: Running| {
+        let (mut parts, mut metrics) = (Vec::new(), Vec::new());
+        let mut keep = |name, app: Running| {
             let addr = app.addr();
-            let metrics = app.metrics_addr();
-            let stop = app.stop_handle();
-            let join = tokio::spawn(app.run_until(std::future::pending()));
-            (addr, metrics, stop, join)
-        };
-        let mut keep = |name, (addr, metrics_addr, stop, join)| {
-            parts.push((name, stop, join));
-            if let Some(m) = metrics_addr {
+            if let Some(m) = app.metrics_addr() {
                 metrics.push((name, m));
             }
+            let stop = app.stop_handle();
+            parts.push((name, stop, tokio::spawn(app.run_until(std::future::pending()))));
             addr
         };
         let registry = keep(
             registry::NAME,
-            run(registry::build(registry::Settings::new(cfg.service(registry::NAME, registry::DEFAULT_PORT))).await?),
+            registry::build(registry::Settings::new(cfg.service(registry::NAME, registry::DEFAULT_PORT))).await?,
         );
         // Every part but the registry follows the registry's revocation list.
         let service = |name, port| {
@@ -124,58 +138,39 @@ impl Suite {
         };
         let routing = keep(
             routing::NAME,
-            run(routing::build(routing::Settings {
+            routing::build(routing::Settings {
                 registry_url: url(registry),
                 ..routing::Settings::new(service(routing::NAME, routing::DEFAULT_PORT))
             })
-            .await?),
+            .await?,
         );
         let intake = keep(
             intake::NAME,
-            run(intake::build(intake::Settings {
+            intake::build(intake::Settings {
                 registry_url: url(registry),
                 ..intake::Settings::new(service(intake::NAME, intake::DEFAULT_PORT))
             })
-            .await?),
+            .await?,
         );
         let supervision = keep(
             supervision::NAME,
-            run(supervision::build(supervision::Settings {
+            supervision::build(supervision::Settings {
                 routing_url: url(routing),
                 ..supervision::Settings::new(service(supervision::NAME, supervision::DEFAULT_PORT))
             })
-            .await?),
+            .await?,
         );
         let subsidy = keep(
             subsidy::NAME,
-            run(subsidy::build(subsidy::Settings {
+            subsidy::build(subsidy::Settings {
                 registry_url: url(registry),
                 ..subsidy::Settings::new(service(subsidy::NAME, subsidy::DEFAULT_PORT))
             })
-            .await?),
+            .await?,
         );
-        let gw_port = |p: u16| if cfg.base_port == 0 { 0 } else { p };
-        let gw_grpc = SocketAddr::new(cfg.host, gw_port(cfg.base_port));
-        let backends = gateway::Backends {
-            intake: url(intake),
-            routing: url(routing),
-            registry: url(registry),
-            supervision: url(supervision),
-            subsidy: url(subsidy),
-        };
-        let http_addr = SocketAddr::new(cfg.host, gw_port(cfg.http_port));
-        let mut gw_auth = cfg.keys.auth(gateway::NAME);
-        gw_auth.revocations_url = Some(url(registry));
-        let gw = gateway::build(gateway::Settings {
-            trail: Some(gateway::trail::TrailSettings {
-                database: DbConfig::new(cfg.database_url.clone(), gateway::NAME, 5),
-                key: cfg.audit_key.clone(),
-            }),
-            ..gateway::Settings::new(gw_grpc, http_addr, backends, gw_auth)
-        })
-        .await?;
+        let gw = build_gateway(cfg, [registry, routing, intake, supervision, subsidy]).await?;
         let gateway_http = gw.http_addr;
-        let gateway_grpc = keep(gateway::NAME, run(gw.app));
+        let gateway_grpc = keep(gateway::NAME, gw.app);
         Ok(Self { gateway_grpc, gateway_http, registry, routing, intake, supervision, subsidy, metrics, parts })
     }
 

@@ -23,34 +23,12 @@ async fn main() {
 }
 
 async fn run() -> anyhow::Result<()> {
-    // The suite's own environment, read here once; every service's settings are composed from it (see
-    // `suite::Suite::start`), never read again from the environment. The defaults are the services' own.
-    let database_url = string_or("DATABASE_URL", config::DEFAULT_DATABASE_URL);
-    let nats_url = string_or("NATS_URL", config::DEFAULT_NATS_URL);
-    let cfg = suite::SuiteConfig {
-        database_url: database_url.clone(),
-        // The demo runs on the open local server (README: `nats-server -js`), anonymously.
-        nats: NatsConfig::local(
-            nats_url.clone(),
-            string_or("EVENT_PREFIX", config::DEFAULT_EVENT_PREFIX),
-            string_or("EVENT_STREAM", config::DEFAULT_EVENT_STREAM),
-        )
-        .with_events(kit::events::Settings::from_env()?),
-        nats_passwords: Default::default(),
-        host: parse_or("SUITE_HOST", IpAddr::from([127, 0, 0, 1]))?,
-        base_port: parse_or("SUITE_BASE_PORT", config::ports::GATEWAY)?,
-        http_port: parse_or("SUITE_HTTP_PORT", gateway::DEFAULT_HTTP_PORT)?,
-        // The demo makes its keys on the spot and seals personal data with the development key; a deployment
-        // runs each service with its own keys and PII_KEY (see deploy/), and refuses to start without them.
-        keys: kit::auth::KeySet::generate("zongzhi-demo", "zongzhi", "zongzhi")?,
-        pii_key: kit::pii::DEV_KEY,
-        audit_key: kit::audit::AuditKey::dev(),
-    };
+    let cfg = suite_config()?;
     println!(
         "DEMO MODE: signing keys made for this run only; personal data and the audit chain keyed with the development keys."
     );
-    ensure_database(&database_url).await?;
-    ensure_nats(&nats_url).await?;
+    ensure_database(&cfg.database_url).await?;
+    ensure_nats(&cfg.nats.url).await?;
 
     let suite = suite::Suite::start(&cfg).await?;
     let registry_pool = registry::connect(&suite::Suite::registry_config(&cfg)).await?;
@@ -65,46 +43,7 @@ async fn run() -> anyhow::Result<()> {
     .await
     .context("seeding the demo")?;
 
-    println!();
-    println!("Zongzhi is running. Point clients at the gateway:");
-    println!(
-        "  gRPC  {}   (zongzhi.gateway.v1.Desk; reflection on, try: grpcurl -plaintext {} list)",
-        suite.gateway_grpc, suite.gateway_grpc
-    );
-    println!("  HTTP  http://{}/v1/...", suite.gateway_http);
-    println!(
-        "Services: registry {}, routing {}, intake {}, supervision {}, subsidy {}",
-        suite.registry, suite.routing, suite.intake, suite.supervision, suite.subsidy
-    );
-    println!(
-        "Demo: center {} (下关街道), grids {}, grid workers {}",
-        demo.center_code,
-        demo.grids.join(" "),
-        demo.grid_workers.join(" ")
-    );
-    println!("Demo users (password {}):", suite::seed::DEMO_PASSWORD);
-    for u in &demo.users {
-        // A handler acts for a unit: the tasks dispatched to it are the ones it sees and handles.
-        let unit = if u.unit.is_empty() { String::new() } else { format!("  unit {}", u.unit) };
-        let otp = if u.totp_secret.is_empty() { String::new() } else { format!("  TOTP secret {}", u.totp_secret) };
-        // Role displays without padding; its code string pads.
-        println!("  {:<14} {:<16} {}{unit}{otp}", u.username, u.role.as_str(), u.scope);
-    }
-    let http = suite.gateway_http;
-    println!("Try (sign in as the 下关 dispatcher, register a case, then open the dispatch board):");
-    println!(
-        "  TOKEN=$(curl -s -XPOST http://{http}/v1/auth/sign-in -H 'content-type: application/json' -d '{{\"username\":\"xg-dispatcher\",\"password\":\"{}\"}}' | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')",
-        suite::seed::DEMO_PASSWORD
-    );
-    println!(
-        "  curl -s -XPOST http://{http}/v1/cases -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"idempotency_key\":\"demo-1\",\"center_code\":\"{}\",\"channel\":\"CHANNEL_WALK_IN\",\"kind\":\"CASE_KIND_DISPUTE\",\"category_code\":\"0102\",\"urgency\":\"URGENCY_NORMAL\",\"title\":\"邻里噪音纠纷\",\"location_code\":\"{}\"}}'",
-        demo.center_code, demo.grids[0]
-    );
-    println!(
-        "  curl -s -H \"authorization: Bearer $TOKEN\" 'http://{http}/v1/queues/board?center_code={}'",
-        demo.center_code
-    );
-    println!("Ctrl-C stops everything.");
+    banner(&suite, &demo);
 
     kit::shutdown::signal().await;
     suite.stop().await?;
@@ -155,4 +94,72 @@ async fn ensure_nats(url: &str) -> anyhow::Result<()> {
             "NATS does not answer at {url}.\nStart it with JetStream: start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server\nor set NATS_URL."
         ),
     }
+}
+
+/// The suite's own environment, read here once; every service's settings are composed from it (see
+/// `suite::Suite::start`), never read again from the environment. The defaults are the services' own.
+fn suite_config() -> anyhow::Result<suite::SuiteConfig> {
+    Ok(suite::SuiteConfig {
+        database_url: string_or("DATABASE_URL", config::DEFAULT_DATABASE_URL),
+        // The demo runs on the open local server (README: `nats-server -js`), anonymously.
+        nats: NatsConfig::local(
+            string_or("NATS_URL", config::DEFAULT_NATS_URL),
+            string_or("EVENT_PREFIX", config::DEFAULT_EVENT_PREFIX),
+            string_or("EVENT_STREAM", config::DEFAULT_EVENT_STREAM),
+        )
+        .with_events(kit::events::Settings::from_env()?),
+        nats_passwords: Default::default(),
+        host: parse_or("SUITE_HOST", IpAddr::from([127, 0, 0, 1]))?,
+        base_port: parse_or("SUITE_BASE_PORT", config::ports::GATEWAY)?,
+        http_port: parse_or("SUITE_HTTP_PORT", gateway::DEFAULT_HTTP_PORT)?,
+        // The demo makes its keys on the spot and seals personal data with the development key; a deployment
+        // runs each service with its own keys and PII_KEY (see deploy/), and refuses to start without them.
+        keys: kit::auth::KeySet::generate("zongzhi-demo", "zongzhi", "zongzhi")?,
+        pii_key: kit::pii::DEV_KEY,
+        audit_key: kit::audit::AuditKey::dev(),
+    })
+}
+
+/// What the suite prints once it runs: where to point clients, the demo's places and users, and a first try.
+fn banner(suite: &suite::Suite, demo: &suite::seed::Demo) {
+    println!();
+    println!("Zongzhi is running. Point clients at the gateway:");
+    println!(
+        "  gRPC  {}   (zongzhi.gateway.v1.Desk; reflection on, try: grpcurl -plaintext {} list)",
+        suite.gateway_grpc, suite.gateway_grpc
+    );
+    println!("  HTTP  http://{}/v1/...", suite.gateway_http);
+    println!(
+        "Services: registry {}, routing {}, intake {}, supervision {}, subsidy {}",
+        suite.registry, suite.routing, suite.intake, suite.supervision, suite.subsidy
+    );
+    println!(
+        "Demo: center {} (下关街道), grids {}, grid workers {}",
+        demo.center_code,
+        demo.grids.join(" "),
+        demo.grid_workers.join(" ")
+    );
+    println!("Demo users (password {}):", suite::seed::DEMO_PASSWORD);
+    for u in &demo.users {
+        // A handler acts for a unit: the tasks dispatched to it are the ones it sees and handles.
+        let unit = if u.unit.is_empty() { String::new() } else { format!("  unit {}", u.unit) };
+        let otp = if u.totp_secret.is_empty() { String::new() } else { format!("  TOTP secret {}", u.totp_secret) };
+        // Role displays without padding; its code string pads.
+        println!("  {:<14} {:<16} {}{unit}{otp}", u.username, u.role.as_str(), u.scope);
+    }
+    let http = suite.gateway_http;
+    println!("Try (sign in as the 下关 dispatcher, register a case, then open the dispatch board):");
+    println!(
+        "  TOKEN=$(curl -s -XPOST http://{http}/v1/auth/sign-in -H 'content-type: application/json' -d '{{\"username\":\"xg-dispatcher\",\"password\":\"{}\"}}' | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')",
+        suite::seed::DEMO_PASSWORD
+    );
+    println!(
+        "  curl -s -XPOST http://{http}/v1/cases -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"idempotency_key\":\"demo-1\",\"center_code\":\"{}\",\"channel\":\"CHANNEL_WALK_IN\",\"kind\":\"CASE_KIND_DISPUTE\",\"category_code\":\"0102\",\"urgency\":\"URGENCY_NORMAL\",\"title\":\"邻里噪音纠纷\",\"location_code\":\"{}\"}}'",
+        demo.center_code, demo.grids[0]
+    );
+    println!(
+        "  curl -s -H \"authorization: Bearer $TOKEN\" 'http://{http}/v1/queues/board?center_code={}'",
+        demo.center_code
+    );
+    println!("Ctrl-C stops everything.");
 }

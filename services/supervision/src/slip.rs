@@ -256,17 +256,7 @@ impl<'f> Glyphs<'f> {
     fn write_pdf(self, content: Vec<u8>, face: &ttf_parser::Face<'_>, font: &SlipFont) -> Result<Vec<u8>, SlipError> {
         let subset =
             subsetter::subset(&font.data, font.index, &self.remapper).map_err(|e| SlipError::Font(format!("{e:?}")))?;
-        // A subset font's name carries a six-letter tag; derived from the glyphs, so the same slip gets the same.
-        let tag: String = {
-            let mut h: u32 = 2_166_136_261;
-            for (cid, c) in &self.chars {
-                for b in u32::from(*c).to_le_bytes().into_iter().chain(cid.to_le_bytes()) {
-                    h = (h ^ u32::from(b)).wrapping_mul(16_777_619);
-                }
-            }
-            (0..6).map(|i| char::from(b'A' + u8::try_from((h >> (i * 5)) % 26).unwrap_or(0))).collect()
-        };
-        let base_name = format!("{tag}+ZongzhiSlipCJK");
+        let base_name = format!("{}+ZongzhiSlipCJK", self.subset_tag());
         let (catalog, pages, page, font_ref, cid_ref, descriptor, file, cmap, contents) = (
             Ref::new(1),
             Ref::new(2),
@@ -308,20 +298,7 @@ impl<'f> Glyphs<'f> {
         }
         cid.finish();
 
-        let units = f32::from(face.units_per_em().max(1));
-        let scale = |v: i16| f32::from(v) * 1000.0 / units;
-        let bbox = face.global_bounding_box();
-        let mut d: FontDescriptor<'_> = pdf.font_descriptor(descriptor);
-        d.name(Name(base_name.as_bytes()))
-            .flags(FontFlags::SYMBOLIC)
-            .bbox(Rect::new(scale(bbox.x_min), scale(bbox.y_min), scale(bbox.x_max), scale(bbox.y_max)))
-            .italic_angle(0.0)
-            .ascent(scale(face.ascender()))
-            .descent(scale(face.descender()))
-            .cap_height(scale(face.capital_height().unwrap_or(face.ascender())))
-            .stem_v(80.0)
-            .font_file2(file);
-        d.finish();
+        describe_font(&mut pdf, face, descriptor, &base_name, file);
         pdf.stream(file, &deflate(&subset)).filter(Filter::FlateDecode);
 
         let mut unicode = pdf_writer::types::UnicodeCmap::new(Name(b"Zongzhi-UTF16"), system);
@@ -331,6 +308,35 @@ impl<'f> Glyphs<'f> {
         pdf.cmap(cmap, &unicode.finish().into_vec());
         Ok(pdf.finish())
     }
+
+    /// A subset font's name carries a six-letter tag; derived from the glyphs, so the same slip gets the same.
+    fn subset_tag(&self) -> String {
+        let mut h: u32 = 2_166_136_261;
+        for (cid, c) in &self.chars {
+            for b in u32::from(*c).to_le_bytes().into_iter().chain(cid.to_le_bytes()) {
+                h = (h ^ u32::from(b)).wrapping_mul(16_777_619);
+            }
+        }
+        (0..6).map(|i| char::from(b'A' + u8::try_from((h >> (i * 5)) % 26).unwrap_or(0))).collect()
+    }
+}
+
+/// The font's descriptor: its metrics from the face, scaled to the PDF's 1000 units per em, and its file.
+fn describe_font(pdf: &mut Pdf, face: &ttf_parser::Face<'_>, descriptor: Ref, base_name: &str, file: Ref) {
+    let units = f32::from(face.units_per_em().max(1));
+    let scale = |v: i16| f32::from(v) * 1000.0 / units;
+    let bbox = face.global_bounding_box();
+    let mut d: FontDescriptor<'_> = pdf.font_descriptor(descriptor);
+    d.name(Name(base_name.as_bytes()))
+        .flags(FontFlags::SYMBOLIC)
+        .bbox(Rect::new(scale(bbox.x_min), scale(bbox.y_min), scale(bbox.x_max), scale(bbox.y_max)))
+        .italic_angle(0.0)
+        .ascent(scale(face.ascender()))
+        .descent(scale(face.descender()))
+        .cap_height(scale(face.capital_height().unwrap_or(face.ascender())))
+        .stem_v(80.0)
+        .font_file2(file);
+    d.finish();
 }
 
 fn deflate(bytes: &[u8]) -> Vec<u8> {

@@ -71,19 +71,7 @@ impl Tasks {
     /// new task and the superseded one.
     pub async fn escalate(&self, p: &Principal, e: Escalation) -> Result<(Task, Option<Task>)> {
         let case = self.case_in_hand(p, e.case_id).await?;
-        let urgent = {
-            let mut conn = self.pool.acquire().await?;
-            db::urgent_categories(&mut conn).await?
-        };
-        let skip = skips_level(&case.category_code, &urgent);
-        let rename = |f: FieldError| Error::invalid("to_center_code", f.reason);
-        check_hop(e.hop, &case.holding_center, &e.to_center, skip).map_err(rename)?;
-        if !case.area_path.contains(&e.to_center) {
-            return Err(Error::invalid("to_center_code", "is not a center over the case's place"));
-        }
-        if self.planner.units.center(&e.to_center).await?.is_none() {
-            return Err(Error::invalid("to_center_code", "has no center the registry knows"));
-        }
+        self.may_move(&case, &e).await?;
         let mut arriving = case.facts();
         arriving.holding_center = e.to_center.clone();
         let plan = self.planner.plan(&arriving).await?;
@@ -131,6 +119,25 @@ impl Tasks {
         self.outbox.wake();
         tracing::info!(case_id = %case.id, from, to = %e.to_center, task_id = %task.id, actor, "case moved between centers");
         Ok((task, superseded))
+    }
+
+    /// Whether the case may hop to `e.to_center` at all: one level at a time (an urgent category may skip
+    /// levels upward), to a center over the case's place that the registry knows.
+    async fn may_move(&self, case: &Case, e: &Escalation) -> Result<()> {
+        let urgent = {
+            let mut conn = self.pool.acquire().await?;
+            db::urgent_categories(&mut conn).await?
+        };
+        let skip = skips_level(&case.category_code, &urgent);
+        let rename = |f: FieldError| Error::invalid("to_center_code", f.reason);
+        check_hop(e.hop, &case.holding_center, &e.to_center, skip).map_err(rename)?;
+        if !case.area_path.contains(&e.to_center) {
+            return Err(Error::invalid("to_center_code", "is not a center over the case's place"));
+        }
+        if self.planner.units.center(&e.to_center).await?.is_none() {
+            return Err(Error::invalid("to_center_code", "has no center the registry knows"));
+        }
+        Ok(())
     }
 
     /// The case, if the caller may act on it by hand: its holding center within their Dispatch scope. A case

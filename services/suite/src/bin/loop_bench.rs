@@ -242,6 +242,33 @@ impl RunResult {
     }
 }
 
+/// Each acknowledged case's wait from its answer to its dispatch in the case file, in seconds, once every case
+/// is dispatched or after 60 s.
+async fn dispatch_lags(
+    intake: &PgPool,
+    acked: &std::collections::HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<Vec<f64>> {
+    let ids: Vec<uuid::Uuid> = acked.keys().copied().collect();
+    let waited = Instant::now();
+    loop {
+        let dispatched: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT case_id, recorded_at FROM timeline WHERE action = 'dispatched' AND case_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(intake)
+        .await?;
+        // A case can be dispatched before its client reads the answer: that is no lag at all.
+        let lags: Vec<f64> = dispatched
+            .iter()
+            .filter_map(|(id, at)| Some(((*at - *acked.get(id)?).num_microseconds()? as f64 / 1e6).max(0.0)))
+            .collect();
+        if lags.len() >= ids.len() || waited.elapsed() > Duration::from_secs(60) {
+            return Ok(lags);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Offers `rate` registrations a second for `hold` (open loop: a registration starts on every tick whether or
 /// not earlier ones finished, up to IN_FLIGHT at once), then waits up to 60 s for every case to be dispatched.
 async fn run_at(clerks: &[Desk], intake: &PgPool, rate: usize, hold: Duration) -> anyhow::Result<RunResult> {
@@ -284,32 +311,14 @@ async fn run_at(clerks: &[Desk], intake: &PgPool, rate: usize, hold: Duration) -
     calls.sort_by(f64::total_cmp);
     let acked: std::collections::HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>> =
         ids.iter().filter_map(|(id, at, _)| Some((id.parse().ok()?, *at))).collect();
-    let ids: Vec<uuid::Uuid> = acked.keys().copied().collect();
-    let waited = Instant::now();
-    let lags = loop {
-        let dispatched: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-            "SELECT case_id, recorded_at FROM timeline WHERE action = 'dispatched' AND case_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(intake)
-        .await?;
-        // A case can be dispatched before its client reads the answer: that is no lag at all.
-        let lags: Vec<f64> = dispatched
-            .iter()
-            .filter_map(|(id, at)| Some(((*at - *acked.get(id)?).num_microseconds()? as f64 / 1e6).max(0.0)))
-            .collect();
-        if lags.len() >= ids.len() || waited.elapsed() > Duration::from_secs(60) {
-            break lags;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let lags = dispatch_lags(intake, &acked).await?;
     let mut sorted = lags.clone();
     sorted.sort_by(f64::total_cmp);
     Ok(RunResult {
         call_p99: percentile(&calls, 99),
         achieved,
         errors: errors.load(Ordering::Relaxed),
-        registered: ids.len(),
+        registered: acked.len(),
         dispatched: lags.len(),
         p50: percentile(&sorted, 50),
         p99: percentile(&sorted, 99),

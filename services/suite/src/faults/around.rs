@@ -108,6 +108,21 @@ where
     }
 }
 
+/// The case's task, once routing has consumed the registration and dispatched it.
+async fn dispatched(clerk: &Desk, case_id: &str) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let got = clerk.clone().get_case(GetCaseRequest { case_ref: case_id.into() }).await;
+        if let Ok(Some(c)) = got.map(|r| r.into_inner().case)
+            && !c.current_task_id.is_empty()
+        {
+            return Ok(c.current_task_id);
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "case {case_id} never dispatched");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 async fn around(
     clerk: &Desk,
     handler: &Desk,
@@ -116,18 +131,7 @@ async fn around(
     resolver: &str,
     case_id: &str,
 ) -> anyhow::Result<()> {
-    // The task exists once routing has consumed the registration.
-    let deadline = tokio::time::Instant::now() + STEP;
-    let task_id = loop {
-        let got = clerk.clone().get_case(GetCaseRequest { case_ref: case_id.into() }).await;
-        if let Ok(Some(c)) = got.map(|r| r.into_inner().case)
-            && !c.current_task_id.is_empty()
-        {
-            break c.current_task_id;
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "case {case_id} never dispatched");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let task_id = dispatched(clerk, case_id).await?;
     let accept = AcceptTaskRequest { task_id: task_id.clone(), handler_id: String::new() };
     // NOT_FOUND until the handler's unit sees the task is not a case for waiting: the task is routing's own.
     step("accept", false, || {

@@ -77,6 +77,81 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What every process of the fault world gets: its database, its own nats-server, the keys, fast retries and
+/// polls, the peers' addresses, and `extra`.
+fn common_env(
+    db_url: &str,
+    nats_cfg: &NatsConfig,
+    keys: &KeySet,
+    jwks: &std::path::Path,
+    extra: &[(&str, &str)],
+    addrs: &BTreeMap<&str, SocketAddr>,
+) -> BTreeMap<String, String> {
+    let url = |s: &str| format!("http://{}", addrs[s]);
+    let mut common: BTreeMap<String, String> = BTreeMap::new();
+    let mut set = |k: &str, v: String| common.insert(k.to_owned(), v);
+    set("PATH", std::env::var("PATH").unwrap_or_default());
+    set("RUST_LOG", std::env::var("ZZ_FAULT_LOG").unwrap_or_else(|_| "info,sqlx=warn,async_nats=warn".into()));
+    set("DATABASE_URL", db_url.to_owned());
+    // PostgreSQL serves 100 connections to everyone on the machine; two fault worlds at a time must fit.
+    set("DATABASE_MAX_CONNECTIONS", std::env::var("ZZ_FAULT_DB_CONNECTIONS").unwrap_or_else(|_| "5".into()));
+    set("NATS_URL", nats_cfg.url.clone());
+    // The fault world's own nats-server runs without users (faults are about processes dying, not about
+    // who may publish; the bus's permissions are tested in kit/tests/bus.rs).
+    set("NATS_ANONYMOUS", "true".into());
+    set("EVENT_PREFIX", nats_cfg.prefix.clone());
+    set("EVENT_STREAM", nats_cfg.stream.clone());
+    // Poison becomes a dead letter within seconds, and a peer back within a few seconds is waited for.
+    set("EVENT_MAX_ATTEMPTS", "6".into());
+    set("EVENT_RETRY_BASE_MS", "200".into());
+    set("PII_KEY", hex(&kit::pii::DEV_KEY));
+    set("AUDIT_KEY", hex(&kit::audit::DEV_KEY));
+    set("AUTH_JWKS_FILE", jwks.display().to_string());
+    set("AUTH_ISSUER", keys.issuer.clone());
+    set("AUTH_AUDIENCE", keys.audience.clone());
+    set("DEADLINE_POLL_MS", "200".into());
+    for (k, v) in extra {
+        set(k, (*v).to_owned());
+    }
+    for (var, peer) in [
+        ("REGISTRY_URL", "registry"),
+        ("ROUTING_URL", "routing"),
+        ("INTAKE_URL", "intake"),
+        ("SUPERVISION_URL", "supervision"),
+        ("SUBSIDY_URL", "subsidy"),
+    ] {
+        common.insert(var.into(), url(peer));
+    }
+    common
+}
+
+/// One process's environment: the common one with its own addresses (a metrics port, and the gateway's HTTP
+/// port), its schema, its service key, and the registry's signing key.
+fn service_env(
+    common: &BTreeMap<String, String>,
+    name: &str,
+    grpc: SocketAddr,
+    keys: &KeySet,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let addr = || -> anyhow::Result<String> { Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?)).to_string()) };
+    let mut env = common.clone();
+    env.insert("GRPC_ADDR".into(), grpc.to_string());
+    env.insert("METRICS_ADDR".into(), addr()?);
+    if name == "gateway" {
+        env.insert("HTTP_ADDR".into(), addr()?);
+    } else {
+        env.insert("DATABASE_SCHEMA".into(), name.into());
+    }
+    if let Some(seed) = keys.services.get(name) {
+        env.insert("SERVICE_KEY".into(), hex(seed));
+    }
+    if name == "registry" {
+        env.insert("AUTH_SIGNING_KEY".into(), hex(&keys.issuer_seed));
+        env.insert("AUTH_SIGNING_KID".into(), keys.issuer_kid.clone());
+    }
+    Ok(env)
+}
+
 impl Env {
     /// Starts everything and seeds the demo. `extra` variables go to every service (retry timing, polls);
     /// `first` ones (service, variable, value) only to that service's first start (a fault hook armed once).
@@ -101,60 +176,11 @@ impl Env {
         for s in SERVICES.iter().chain(&["gateway"]) {
             addrs.insert(*s, addr()?);
         }
-        let url = |s: &str| format!("http://{}", addrs[s]);
-        let mut common: BTreeMap<String, String> = BTreeMap::new();
-        let mut set = |k: &str, v: String| common.insert(k.to_owned(), v);
-        set("PATH", std::env::var("PATH").unwrap_or_default());
-        set("RUST_LOG", std::env::var("ZZ_FAULT_LOG").unwrap_or_else(|_| "info,sqlx=warn,async_nats=warn".into()));
-        set("DATABASE_URL", db_url.clone());
-        // PostgreSQL serves 100 connections to everyone on the machine; two fault worlds at a time must fit.
-        set("DATABASE_MAX_CONNECTIONS", std::env::var("ZZ_FAULT_DB_CONNECTIONS").unwrap_or_else(|_| "5".into()));
-        set("NATS_URL", nats_cfg.url.clone());
-        // The fault world's own nats-server runs without users (faults are about processes dying, not about
-        // who may publish; the bus's permissions are tested in kit/tests/bus.rs).
-        set("NATS_ANONYMOUS", "true".into());
-        set("EVENT_PREFIX", nats_cfg.prefix.clone());
-        set("EVENT_STREAM", nats_cfg.stream.clone());
-        // Poison becomes a dead letter within seconds, and a peer back within a few seconds is waited for.
-        set("EVENT_MAX_ATTEMPTS", "6".into());
-        set("EVENT_RETRY_BASE_MS", "200".into());
-        set("PII_KEY", hex(&kit::pii::DEV_KEY));
-        set("AUDIT_KEY", hex(&kit::audit::DEV_KEY));
-        set("AUTH_JWKS_FILE", jwks.display().to_string());
-        set("AUTH_ISSUER", keys.issuer.clone());
-        set("AUTH_AUDIENCE", keys.audience.clone());
-        set("DEADLINE_POLL_MS", "200".into());
-        for (k, v) in extra {
-            set(k, (*v).to_owned());
-        }
-        for (var, peer) in [
-            ("REGISTRY_URL", "registry"),
-            ("ROUTING_URL", "routing"),
-            ("INTAKE_URL", "intake"),
-            ("SUPERVISION_URL", "supervision"),
-            ("SUBSIDY_URL", "subsidy"),
-        ] {
-            common.insert(var.into(), url(peer));
-        }
+        let common = common_env(&db_url, &nats_cfg, &keys, &jwks, extra, &addrs);
         let mut procs = BTreeMap::new();
         for name in SERVICES.iter().chain(&["gateway"]).copied() {
-            let mut env = common.clone();
-            let grpc = addrs[name];
-            env.insert("GRPC_ADDR".into(), grpc.to_string());
-            env.insert("METRICS_ADDR".into(), addr()?.to_string());
-            if name == "gateway" {
-                env.insert("HTTP_ADDR".into(), addr()?.to_string());
-            } else {
-                env.insert("DATABASE_SCHEMA".into(), name.into());
-            }
-            if let Some(seed) = keys.services.get(name) {
-                env.insert("SERVICE_KEY".into(), hex(seed));
-            }
-            if name == "registry" {
-                env.insert("AUTH_SIGNING_KEY".into(), hex(&keys.issuer_seed));
-                env.insert("AUTH_SIGNING_KID".into(), keys.issuer_kid.clone());
-            }
-            procs.insert(name, Proc::new(name, bins.join(name), env, &dir, grpc));
+            let env = service_env(&common, name, addrs[name], &keys)?;
+            procs.insert(name, Proc::new(name, bins.join(name), env, &dir, addrs[name]));
         }
         let mut env = Self {
             dir,

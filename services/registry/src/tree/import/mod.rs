@@ -92,8 +92,38 @@ async fn check_outside_parents(conn: &mut sqlx::PgConnection, rows: &[DivisionRo
 }
 
 async fn merge(conn: &mut sqlx::PgConnection, opts: &ImportOptions, total: u64) -> Result<ImportReport, ImportError> {
-    // One join of the file against the registry finds every row that is new or differs; everything after
-    // works on that (usually small) set, so a re-import of the same file reads the table once and writes nothing.
+    diff(conn, &opts.edition).await?;
+    let added = sqlx::query(
+        "INSERT INTO divisions (code, name, level, parent_code, edition) \
+         SELECT code, name, level, parent_code, $1 FROM diff WHERE is_new",
+    )
+    .bind(&opts.edition)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let changed = sqlx::query(
+        "UPDATE divisions d SET name = x.name, level = x.level, parent_code = x.parent_code, edition = $1, \
+            retired_at = NULL, updated_at = now() FROM diff x WHERE d.code = x.code AND NOT x.is_new",
+    )
+    .bind(&opts.edition)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let retired = if opts.retire_missing { retire_missing(conn, &opts.edition).await? } else { 0 };
+    if opts.establish_centers {
+        sqlx::query(
+            "INSERT INTO centers (code) SELECT code FROM staging WHERE level BETWEEN 2 AND 5 ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(ImportReport { rows: total, added, changed, retired, unchanged: total - added - changed })
+}
+
+/// The temporary table `diff`: one join of the file against the registry finds every row that is new or
+/// differs, and each difference is recorded in `division_changes` under `edition`. Everything after works on
+/// that (usually small) set, so a re-import of the same file reads the table once and writes nothing.
+async fn diff(conn: &mut sqlx::PgConnection, edition: &str) -> Result<(), ImportError> {
     sqlx::query(
         "CREATE TEMP TABLE diff ON COMMIT DROP AS \
          SELECT s.code, s.name, s.level, s.parent_code, d.code IS NULL AS is_new, \
@@ -115,44 +145,22 @@ async fn merge(conn: &mut sqlx::PgConnection, opts: &ImportOptions, total: u64) 
             ('restored', '', x.name, x.was_retired)) AS c(change, old_value, new_value, applies) \
          WHERE c.applies",
     )
-    .bind(&opts.edition)
+    .bind(edition)
     .execute(&mut *conn)
     .await?;
-    let added = sqlx::query(
-        "INSERT INTO divisions (code, name, level, parent_code, edition) \
-         SELECT code, name, level, parent_code, $1 FROM diff WHERE is_new",
+    Ok(())
+}
+
+/// Retires every live division the file no longer has, recording each; returns how many.
+async fn retire_missing(conn: &mut sqlx::PgConnection, edition: &str) -> Result<u64, ImportError> {
+    Ok(sqlx::query(
+        "WITH gone AS ( \
+            UPDATE divisions d SET retired_at = now(), updated_at = now() WHERE d.retired_at IS NULL \
+            AND NOT EXISTS (SELECT 1 FROM staging s WHERE s.code = d.code) RETURNING d.code, d.name) \
+         INSERT INTO division_changes (code, edition, change, old_value) SELECT code, $1, 'retired', name FROM gone",
     )
-    .bind(&opts.edition)
+    .bind(edition)
     .execute(&mut *conn)
     .await?
-    .rows_affected();
-    let changed = sqlx::query(
-        "UPDATE divisions d SET name = x.name, level = x.level, parent_code = x.parent_code, edition = $1, \
-            retired_at = NULL, updated_at = now() FROM diff x WHERE d.code = x.code AND NOT x.is_new",
-    )
-    .bind(&opts.edition)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let mut retired = 0;
-    if opts.retire_missing {
-        retired = sqlx::query(
-            "WITH gone AS ( \
-                UPDATE divisions d SET retired_at = now(), updated_at = now() WHERE d.retired_at IS NULL \
-                AND NOT EXISTS (SELECT 1 FROM staging s WHERE s.code = d.code) RETURNING d.code, d.name) \
-             INSERT INTO division_changes (code, edition, change, old_value) SELECT code, $1, 'retired', name FROM gone",
-        )
-        .bind(&opts.edition)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    }
-    if opts.establish_centers {
-        sqlx::query(
-            "INSERT INTO centers (code) SELECT code FROM staging WHERE level BETWEEN 2 AND 5 ON CONFLICT DO NOTHING",
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(ImportReport { rows: total, added, changed, retired, unchanged: total - added - changed })
+    .rows_affected())
 }
