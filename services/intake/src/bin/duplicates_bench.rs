@@ -99,19 +99,7 @@ async fn run(admin_url: &str, db: &str, open: usize, probes: usize) -> anyhow::R
         Some(i) => format!("{}/{db}", &admin_url[..i]),
         None => anyhow::bail!("TEST_DATABASE_URL needs a database path"),
     };
-    let config = kit::Config {
-        service: intake::NAME,
-        grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        database: kit::config::DbConfig::new(url, "intake", 4),
-        nats: kit::config::NatsConfig::local("", "", ""),
-        auth: kit::auth::KeySet::generate("bench", "zongzhi", "zongzhi")?.auth(intake::NAME),
-        pii_key: kit::pii::DEV_KEY,
-        pii_retired: vec![],
-        audit_key: kit::audit::AuditKey::dev(),
-    };
-    let pool = intake::connect(&config).await?;
-    let sealer = Sealer::new(kit::pii::DEV_KEY);
+    let pool = intake::connect(&bench_config(url)?).await?;
     // code,name,level,parent_code: the villages are level 5.
     let villages: Vec<&str> = DIVISIONS
         .lines()
@@ -121,10 +109,32 @@ async fn run(admin_url: &str, db: &str, open: usize, probes: usize) -> anyhow::R
         })
         .collect();
     anyhow::ensure!(!villages.is_empty(), "no villages in the division table");
+    fill(&pool, &villages, open).await?;
+    probe(&pool, &villages, open, probes).await
+}
+
+/// The intake settings the bench connects with: its own database, no bus, the development keys.
+fn bench_config(url: String) -> anyhow::Result<kit::Config> {
+    Ok(kit::Config {
+        service: intake::NAME,
+        grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        database: kit::config::DbConfig::new(url, "intake", 4),
+        nats: kit::config::NatsConfig::local("", "", ""),
+        auth: kit::auth::KeySet::generate("bench", "zongzhi", "zongzhi")?.auth(intake::NAME),
+        pii_key: kit::pii::DEV_KEY,
+        pii_retired: vec![],
+        audit_key: kit::audit::AuditKey::dev(),
+    })
+}
+
+/// Loads `open` open cases, and a tenth more closed or merged, with one party each, over the villages.
+async fn fill(pool: &sqlx::PgPool, villages: &[&str], open: usize) -> anyhow::Result<()> {
     let categories: Vec<String> =
-        sqlx::query_scalar("SELECT code FROM categories WHERE version = 1 ORDER BY code").fetch_all(&pool).await?;
+        sqlx::query_scalar("SELECT code FROM categories WHERE version = 1 ORDER BY code").fetch_all(pool).await?;
     // A tenth more that are closed or merged: the search must step over none of them.
     let total = open + open / 10;
+    let sealer = Sealer::new(kit::pii::DEV_KEY);
     println!("filling {total} cases ({open} open) over {} villages, {} categories …", villages.len(), categories.len());
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let now = Utc::now();
@@ -132,40 +142,9 @@ async fn run(admin_url: &str, db: &str, open: usize, probes: usize) -> anyhow::R
     let mut batch = Batch::default();
     for n in 0..total {
         let village = villages[rng.below(villages.len())];
-        let who = PEOPLE[rng.below(PEOPLE.len())];
-        let other = PEOPLE[rng.below(PEOPLE.len())];
-        let matter = MATTERS[rng.below(MATTERS.len())];
-        let id = Uuid::from_u128(u128::from(rng.next()) << 64 | n as u128);
-        // One phone in 200,000: a village sees a repeat caller now and then, as a real one does.
-        let phone = format!("138{:08}", rng.below(200_000));
-        let row = format!("{id}/0");
-        batch.phone_sealed.push(sealer.seal(&phone, &Binding { table: "case_parties", column: "phone", row: &row }));
-        batch.phone_masked.push(kit::pii::mask_phone(&phone));
-        batch.phone_index.push(phone_index(&sealer, &phone).unwrap_or_default());
-        batch.id.push(id);
-        batch.case_no.push(format!("B-{n:08}"));
-        batch.center.push(format!("{}000", &village[..9]));
-        batch.category.push(categories[rng.below(categories.len())].clone());
-        batch.title.push(format!("{who}与{other}因{matter}发生纠纷"));
-        batch.description.push(format!("{who}反映{matter}, 多次协商未果, 请求调解"));
-        batch.grid.push(format!("{village}{:03}", 1 + rng.below(3)));
-        batch.village.push(village.to_owned());
-        batch.path.push(format!(
-            "{{{village},{}000,{}000000,{}00000000,{}0000000000}}",
-            &village[..9],
-            &village[..6],
-            &village[..4],
-            &village[..2]
-        ));
-        batch.state.push(match n {
-            n if n < open => ["registered", "dispatched", "accepted", "resolved"][rng.below(4)].to_owned(),
-            n if n % 2 == 0 => "closed".to_owned(),
-            _ => "merged".to_owned(),
-        });
-        let secs = i64::try_from(rng.below(180 * 86_400)).unwrap_or(0);
-        batch.at.push(now - chrono::Duration::seconds(secs));
+        batch.add(n, open, &mut rng, &sealer, village, &categories, now);
         if batch.id.len() == BATCH || n + 1 == total {
-            insert(&pool, &std::mem::take(&mut batch)).await?;
+            insert(pool, &std::mem::take(&mut batch)).await?;
             let done = n + 1;
             if done % 100_000 < BATCH || done == total {
                 let secs = started.elapsed().as_secs_f64();
@@ -174,16 +153,20 @@ async fn run(admin_url: &str, db: &str, open: usize, probes: usize) -> anyhow::R
         }
     }
     let load = started.elapsed();
-    sqlx::query("ANALYZE cases").execute(&pool).await?;
-    sqlx::query("ANALYZE case_parties").execute(&pool).await?;
+    sqlx::query("ANALYZE cases").execute(pool).await?;
+    sqlx::query("ANALYZE case_parties").execute(pool).await?;
     println!("loaded {total} cases and parties in {:.1}s", load.as_secs_f64());
 
-    // Probes: open cases picked at random, each searched as its registration would be.
+    Ok(())
+}
+
+/// Open cases picked at random, each searched as its registration would be; prints the times and the plan.
+async fn probe(pool: &sqlx::PgPool, villages: &[&str], open: usize, probes: usize) -> anyhow::Result<()> {
     let picked: Vec<kit::ids::CaseId> = sqlx::query_scalar(
         "SELECT id FROM cases TABLESAMPLE SYSTEM (1) WHERE state NOT IN ('closed', 'merged') LIMIT $1",
     )
     .bind(i64::try_from(probes).unwrap_or(i64::MAX))
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
     let all = ScopeSet { all: true, ..ScopeSet::default() };
     let mut conn = pool.acquire().await?;
@@ -196,13 +179,13 @@ async fn run(admin_url: &str, db: &str, open: usize, probes: usize) -> anyhow::R
     drop(conn);
     // Warm the cache as a running service would be.
     for c in cases.iter().take(50) {
-        intake::service::likely_duplicates(&pool, c, &all).await?;
+        intake::service::likely_duplicates(pool, c, &all).await?;
     }
     let mut took: Vec<Duration> = Vec::with_capacity(cases.len());
     let (mut found, mut by_phone) = (0usize, 0usize);
     for c in &cases {
         let t = Instant::now();
-        let d = intake::service::likely_duplicates(&pool, c, &all).await?;
+        let d = intake::service::likely_duplicates(pool, c, &all).await?;
         took.push(t.elapsed());
         found += d.len();
         by_phone += d.iter().filter(|x| x.candidate.same_phone).count();
@@ -224,10 +207,58 @@ async fn run(admin_url: &str, db: &str, open: usize, probes: usize) -> anyhow::R
          AND c.registered_at >= now() - interval '30 days' AND left(c.category_code, 2) = '01'",
     )
     .bind(villages[0])
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
     println!("plan of the narrowing query:\n  {}", plan.join("\n  "));
     Ok(())
+}
+
+impl Batch {
+    /// The `n`th case (open when `n < open`) in `village`, with a party whose phone is sealed, masked and indexed.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        n: usize,
+        open: usize,
+        rng: &mut Rng,
+        sealer: &Sealer,
+        village: &str,
+        categories: &[String],
+        now: chrono::DateTime<Utc>,
+    ) {
+        let who = PEOPLE[rng.below(PEOPLE.len())];
+        let other = PEOPLE[rng.below(PEOPLE.len())];
+        let matter = MATTERS[rng.below(MATTERS.len())];
+        let id = Uuid::from_u128(u128::from(rng.next()) << 64 | n as u128);
+        // One phone in 200,000: a village sees a repeat caller now and then, as a real one does.
+        let phone = format!("138{:08}", rng.below(200_000));
+        let row = format!("{id}/0");
+        self.phone_sealed.push(sealer.seal(&phone, &Binding { table: "case_parties", column: "phone", row: &row }));
+        self.phone_masked.push(kit::pii::mask_phone(&phone));
+        self.phone_index.push(phone_index(sealer, &phone).unwrap_or_default());
+        self.id.push(id);
+        self.case_no.push(format!("B-{n:08}"));
+        self.center.push(format!("{}000", &village[..9]));
+        self.category.push(categories[rng.below(categories.len())].clone());
+        self.title.push(format!("{who}与{other}因{matter}发生纠纷"));
+        self.description.push(format!("{who}反映{matter}, 多次协商未果, 请求调解"));
+        self.grid.push(format!("{village}{:03}", 1 + rng.below(3)));
+        self.village.push(village.to_owned());
+        self.path.push(format!(
+            "{{{village},{}000,{}000000,{}00000000,{}0000000000}}",
+            &village[..9],
+            &village[..6],
+            &village[..4],
+            &village[..2]
+        ));
+        self.state.push(match n {
+            n if n < open => ["registered", "dispatched", "accepted", "resolved"][rng.below(4)].to_owned(),
+            n if n % 2 == 0 => "closed".to_owned(),
+            _ => "merged".to_owned(),
+        });
+        let secs = i64::try_from(rng.below(180 * 86_400)).unwrap_or(0);
+        self.at.push(now - chrono::Duration::seconds(secs));
+    }
 }
 
 async fn insert(pool: &sqlx::PgPool, b: &Batch) -> anyhow::Result<()> {

@@ -50,13 +50,24 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
     };
     let pool = registry::connect(&config).await?;
     registry::import_dali(&pool).await?;
+    load(&pool, cases).await?;
+    in_process(&pool).await?;
+    over_grpc(&pool).await?;
+    directive_to_dali(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Every village's path from the shipped tree, and `cases` synthetic cases' events applied in batches as the
+/// ledger's consumer applies them; prints the rate.
+async fn load(pool: &sqlx::PgPool, cases: usize) -> anyhow::Result<()> {
     let villages: Vec<Vec<String>> = sqlx::query_scalar(
         "SELECT ARRAY[v.code, t.code, c.code, p.code, r.code] FROM divisions v \
          JOIN divisions t ON t.code = v.parent_code JOIN divisions c ON c.code = t.parent_code \
          JOIN divisions p ON p.code = c.parent_code JOIN divisions r ON r.code = p.parent_code \
          WHERE v.level = 5 ORDER BY v.code",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
 
     let events = synthetic(&villages, cases);
@@ -77,28 +88,30 @@ async fn run(admin_url: &str, db: &str, cases: usize) -> anyhow::Result<()> {
         events.len() as f64 / load.as_secs_f64()
     );
 
-    let node = registry::ledger::service::get(&pool, PREFECTURE).await?;
+    Ok(())
+}
+
+/// GetLedger and ListLedger called in the process, QUERIES times each; prints the prefecture and the means.
+async fn in_process(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let node = registry::ledger::service::get(pool, PREFECTURE).await?;
     println!(
         "prefecture: risks open {} overdue {} closed {}; other cases open {} overdue {} closed {}",
         node.risk_open, node.risk_overdue, node.risk_closed, node.case_open, node.case_overdue, node.case_closed
     );
     let started = Instant::now();
     for _ in 0..QUERIES {
-        registry::ledger::service::get(&pool, PREFECTURE).await?;
+        registry::ledger::service::get(pool, PREFECTURE).await?;
     }
     let get = started.elapsed().as_secs_f64() * 1000.0 / f64::from(QUERIES);
     let started = Instant::now();
     let mut rows = 0;
     for _ in 0..QUERIES {
-        rows = registry::ledger::service::children(&pool, &node, "", 1000).await?.len();
+        rows = registry::ledger::service::children(pool, &node, "", 1000).await?.len();
     }
     let list = started.elapsed().as_secs_f64() * 1000.0 / f64::from(QUERIES);
     println!(
         "in process: GetLedger({PREFECTURE}) {get:.3} ms, ListLedger {list:.3} ms ({rows} children), mean of {QUERIES}"
     );
-    over_grpc(&pool).await?;
-    directive_to_dali(&pool).await?;
-    pool.close().await;
     Ok(())
 }
 

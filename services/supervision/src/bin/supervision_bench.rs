@@ -14,8 +14,8 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection as _, PgPool};
-use supervision::domain::rates::RatesQuery;
+use sqlx::{Connection as _, PgConnection, PgPool};
+use supervision::domain::rates::{Counts, RatesQuery};
 use uuid::Uuid;
 
 const OPEN: i64 = 1_000_000;
@@ -87,6 +87,34 @@ async fn chunked(pool: &PgPool, what: &str, total: i64, sql: &'static str) -> an
     Ok(())
 }
 
+/// Makes the first DUE sweep deadlines due (a yellow card each), with a case and a task each, as the projection
+/// would have them, so the claim's joins find rows.
+async fn make_due(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE deadlines SET due_at = now() - interval '1 minute', next_grade = 'yellow', \
+           next_at = now() - interval '1 minute', red_at = now() + interval '1 day' \
+         WHERE task_id IN (SELECT 'sweep-' || i FROM generate_series(1, $1::bigint) i)",
+    )
+    .bind(DUE)
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO cases (case_id, case_no, category_code, center_code, area_path) \
+         SELECT case_id, 'bench-' || task_id, '0104', '532902001000', \
+           ARRAY['532902001001', '532902001000', '532902000000', '532900000000', '530000000000'] \
+         FROM deadlines WHERE next_grade = 'yellow'",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO tasks (task_id, case_id, unit_code) \
+         SELECT task_id, case_id, '532902-U' || (abs(hashtext(task_id)) % 40) FROM deadlines WHERE next_grade = 'yellow'",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 async fn sweep(pool: &PgPool) -> anyhow::Result<()> {
     println!("1. deadline sweep: inserting {OPEN} open deadlines, none due (due in 1–30 days)");
     chunked(
@@ -116,29 +144,7 @@ async fn sweep(pool: &PgPool) -> anyhow::Result<()> {
     let (median, p99) = spread(&mut times);
     println!("  a sweep with none due (issue_due, {SWEEPS} runs): median {median:.3} ms, p99 {p99:.3} ms");
 
-    // The due ones get a case and a task, as the projection would have them, so the claim's joins find rows.
-    sqlx::query(
-        "UPDATE deadlines SET due_at = now() - interval '1 minute', next_grade = 'yellow', \
-           next_at = now() - interval '1 minute', red_at = now() + interval '1 day' \
-         WHERE task_id IN (SELECT 'sweep-' || i FROM generate_series(1, $1::bigint) i)",
-    )
-    .bind(DUE)
-    .execute(pool)
-    .await?;
-    sqlx::query(
-        "INSERT INTO cases (case_id, case_no, category_code, center_code, area_path) \
-         SELECT case_id, 'bench-' || task_id, '0104', '532902001000', \
-           ARRAY['532902001001', '532902001000', '532902000000', '532900000000', '530000000000'] \
-         FROM deadlines WHERE next_grade = 'yellow'",
-    )
-    .execute(pool)
-    .await?;
-    sqlx::query(
-        "INSERT INTO tasks (task_id, case_id, unit_code) \
-         SELECT task_id, case_id, '532902-U' || (abs(hashtext(task_id)) % 40) FROM deadlines WHERE next_grade = 'yellow'",
-    )
-    .execute(pool)
-    .await?;
+    make_due(pool).await?;
     sqlx::query("ANALYZE").execute(pool).await?;
     println!("  made {DUE} of them due (a yellow card each)");
     let started = Instant::now();
@@ -166,6 +172,38 @@ async fn rates(pool: &PgPool) -> anyhow::Result<()> {
         "2. 三率: one county-month ({COUNTY}, {} to {}) of {CASES} cases, among {ALL_CASES} (two counties × two months)",
         MONTH.0, MONTH.1
     );
+    seed_rates(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let (service_ms, service_totals) = service_rates(&mut conn).await?;
+    let (mut times, sums) = raw_rates(&mut conn).await?;
+    let (raw_ms, raw_max) = spread(&mut times);
+    let c = service_totals;
+    let same = sums
+        == (
+            i64::try_from(c.accept_due + c.resolve_due)?,
+            i64::try_from(c.accept_on_time + c.resolve_on_time)?,
+            i64::try_from(c.visits)?,
+            i64::try_from(c.yellow + c.red)?,
+        );
+    anyhow::ensure!(same, "the raw aggregate disagrees with the service: {sums:?} vs {c:?}");
+    println!(
+        "  raw SQL by unit (three plain statements, same figures): median {raw_ms:.1} ms, max {raw_max:.1} ms; \
+         service / raw = {:.2}",
+        service_ms / raw_ms
+    );
+    Ok(())
+}
+
+/// One county-month of cases, tasks, deadlines, visits and cards for 三率 (see `rates`).
+async fn seed_rates(pool: &PgPool) -> anyhow::Result<()> {
+    seed_cases(pool).await?;
+    seed_outcomes(pool).await?;
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(())
+}
+
+/// The cases and their tasks.
+async fn seed_cases(pool: &PgPool) -> anyhow::Result<()> {
     // Case i: county 532901 or 532902 (by hundred thousand), October or September 2025 (by two hundred
     // thousand); township 1–10, village 1–10 of it; dispatched somewhere in the first 27 days of the month, so
     // both stages fall due inside it. Unit: one of 40 per county. Outcomes cycle with i (see each statement).
@@ -192,6 +230,11 @@ async fn rates(pool: &PgPool) -> anyhow::Result<()> {
          FROM generate_series($1::bigint, $2::bigint) i",
     )
     .await?;
+    Ok(())
+}
+
+/// What became of each case: its two deadlines, its visit, its cards.
+async fn seed_outcomes(pool: &PgPool) -> anyhow::Result<()> {
     // 签收 due a day after dispatch: i % 10 < 8 on time, 8 late, 9 never done (past due); every 50th cancelled.
     chunked(
         pool,
@@ -248,9 +291,11 @@ async fn rates(pool: &PgPool) -> anyhow::Result<()> {
          WHERE i % 50 <> 0 AND (i % 10 = 9 OR (i % 10 = 8 AND g = 'yellow'))",
     )
     .await?;
-    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(())
+}
 
-    let mut conn = pool.acquire().await?;
+/// GetRates's statement by unit and by area, each QUERY_RUNS times (printed); the unit run's median and totals.
+async fn service_rates(conn: &mut PgConnection) -> anyhow::Result<(f64, Counts)> {
     let mut totals = None;
     for by in ["unit", "area"] {
         let q = || RatesQuery::parse(COUNTY, by, MONTH.0, MONTH.1).map_err(|e| anyhow::anyhow!("{e}"));
@@ -258,7 +303,7 @@ async fn rates(pool: &PgPool) -> anyhow::Result<()> {
         let mut table = None;
         for _ in 0..QUERY_RUNS {
             let t = Instant::now();
-            table = Some(supervision::service::rates::rates_table(&mut conn, q()?).await?);
+            table = Some(supervision::service::rates::rates_table(&mut *conn, q()?).await?);
             times.push(t.elapsed());
         }
         let table = table.ok_or_else(|| anyhow::anyhow!("no run"))?;
@@ -280,9 +325,12 @@ async fn rates(pool: &PgPool) -> anyhow::Result<()> {
             totals = Some((median, c));
         }
     }
-    let (service_ms, service_totals) = totals.ok_or_else(|| anyhow::anyhow!("no unit run"))?;
+    totals.ok_or_else(|| anyhow::anyhow!("no unit run"))
+}
 
-    // The same figures by unit, written the plain way: three statements, straight joins, no CTE.
+/// The same figures by unit, written the plain way: three statements, straight joins, no CTE; the times of
+/// QUERY_RUNS runs and the last run's sums (due, on time, visits, cards).
+async fn raw_rates(conn: &mut PgConnection) -> anyhow::Result<(Vec<Duration>, (i64, i64, i64, i64))> {
     let q = RatesQuery::parse(COUNTY, "unit", MONTH.0, MONTH.1).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (start, end) = (q.period.start(), q.period.end());
     let mut times = Vec::with_capacity(QUERY_RUNS);
@@ -333,22 +381,7 @@ async fn rates(pool: &PgPool) -> anyhow::Result<()> {
             cards.iter().map(|r| r.1).sum(),
         );
     }
-    let (raw_ms, raw_max) = spread(&mut times);
-    let c = service_totals;
-    let same = sums
-        == (
-            i64::try_from(c.accept_due + c.resolve_due)?,
-            i64::try_from(c.accept_on_time + c.resolve_on_time)?,
-            i64::try_from(c.visits)?,
-            i64::try_from(c.yellow + c.red)?,
-        );
-    anyhow::ensure!(same, "the raw aggregate disagrees with the service: {sums:?} vs {c:?}");
-    println!(
-        "  raw SQL by unit (three plain statements, same figures): median {raw_ms:.1} ms, max {raw_max:.1} ms; \
-         service / raw = {:.2}",
-        service_ms / raw_ms
-    );
-    Ok(())
+    Ok((times, sums))
 }
 
 /// The median and the 99th percentile (the maximum under 100 runs), in milliseconds.
