@@ -283,16 +283,7 @@ impl AuthConfig {
     pub fn from_env() -> anyhow::Result<Self> {
         use crate::env::{parse_or, string_or};
         let jwks_url = Some(string_or("AUTH_JWKS_URL", "")).filter(|u| !u.is_empty());
-        let jwks_text = match (std::env::var("AUTH_JWKS_FILE"), std::env::var("AUTH_JWKS")) {
-            (Ok(path), _) if !path.trim().is_empty() => std::fs::read_to_string(path.trim())
-                .map_err(|e| anyhow::anyhow!("environment variable AUTH_JWKS_FILE: cannot read {path:?}: {e}"))?,
-            (_, Ok(inline)) if !inline.trim().is_empty() => inline,
-            _ if jwks_url.is_some() => r#"{"keys":[]}"#.to_owned(),
-            _ => anyhow::bail!(
-                "no trusted signing keys: set AUTH_JWKS_FILE (or AUTH_JWKS, AUTH_JWKS_URL) to a JWKS; `registry keygen` makes keys"
-            ),
-        };
-        let jwks = serde_json::from_str(&jwks_text).map_err(|e| anyhow::anyhow!("the JWKS does not parse: {e}"))?;
+        let jwks = jwks_from_env(jwks_url.is_some())?;
         let issuer = string_or("AUTH_ISSUER", "zongzhi");
         let mut issuers = vec![issuer.clone()];
         issuers.extend(
@@ -302,21 +293,9 @@ impl AuthConfig {
         if leeway_secs > 300 {
             anyhow::bail!("environment variable AUTH_LEEWAY_SECS: at most 300 seconds of clock skew");
         }
-        let service_seed = match std::env::var("SERVICE_KEY") {
-            Ok(hex) if !hex.trim().is_empty() => Some(
-                token::parse_seed(&hex)
-                    .ok_or_else(|| anyhow::anyhow!("environment variable SERVICE_KEY: expected 64 hex digits"))?,
-            ),
-            _ => None,
-        };
-        let issuer_key = match std::env::var("AUTH_SIGNING_KEY") {
-            Ok(hex) if !hex.trim().is_empty() => Some((
-                string_or("AUTH_SIGNING_KID", "zongzhi-1"),
-                token::parse_seed(&hex)
-                    .ok_or_else(|| anyhow::anyhow!("environment variable AUTH_SIGNING_KEY: expected 64 hex digits"))?,
-            )),
-            _ => None,
-        };
+        let service_seed = seed_from_env("SERVICE_KEY")?;
+        let issuer_key =
+            seed_from_env("AUTH_SIGNING_KEY")?.map(|seed| (string_or("AUTH_SIGNING_KID", "zongzhi-1"), seed));
         Ok(Self {
             trust: Trust {
                 jwks,
@@ -365,6 +344,31 @@ impl AuthConfig {
             .ok_or_else(|| anyhow::anyhow!("{service} calls other services: set SERVICE_KEY (64 hex digits)"))?;
         let signer = Signer::from_seed(&format!("service:{service}"), &seed, &self.issuer, &self.trust.audience);
         Ok(Arc::new(ServiceIdentity { service: service.to_owned(), signer, current: Mutex::new(None) }))
+    }
+}
+
+/// The trusted keys: the JWKS in AUTH_JWKS_FILE, else inline in AUTH_JWKS; none yet when `fetched` (AUTH_JWKS_URL
+/// supplies them). No keys at all and none to fetch: the service does not start.
+fn jwks_from_env(fetched: bool) -> anyhow::Result<token::JwkSet> {
+    let text = match (std::env::var("AUTH_JWKS_FILE"), std::env::var("AUTH_JWKS")) {
+        (Ok(path), _) if !path.trim().is_empty() => std::fs::read_to_string(path.trim())
+            .map_err(|e| anyhow::anyhow!("environment variable AUTH_JWKS_FILE: cannot read {path:?}: {e}"))?,
+        (_, Ok(inline)) if !inline.trim().is_empty() => inline,
+        _ if fetched => r#"{"keys":[]}"#.to_owned(),
+        _ => anyhow::bail!(
+            "no trusted signing keys: set AUTH_JWKS_FILE (or AUTH_JWKS, AUTH_JWKS_URL) to a JWKS; `registry keygen` makes keys"
+        ),
+    };
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("the JWKS does not parse: {e}"))
+}
+
+/// A signing seed from `var` (64 hex digits); None when it is unset or empty.
+fn seed_from_env(var: &str) -> anyhow::Result<Option<[u8; 32]>> {
+    match std::env::var(var) {
+        Ok(hex) if !hex.trim().is_empty() => token::parse_seed(&hex)
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("environment variable {var}: expected 64 hex digits")),
+        _ => Ok(None),
     }
 }
 

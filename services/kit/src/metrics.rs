@@ -57,7 +57,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("zongzhi_password_hashing_refused_total", "Sign-ins refused at once because every hashing slot was busy."),
     ("zongzhi_audit_unstaged_total", "Calls that committed a change without staging their audit record, by method."),
     ("zongzhi_refusals_unrecorded_total", "Refused calls counted but not written to the gateway's trail (flood cap)."),
-    ("zongzhi_refused_calls_throttled_total", "Refused calls of one caller beyond the per-minute audit cap, counted only."),
+    (
+        "zongzhi_refused_calls_throttled_total",
+        "Refused calls of one caller beyond the per-minute audit cap, counted only.",
+    ),
 ];
 
 /// Histogram buckets in seconds: from a cache hit (1 ms) to a call about to time out (10 s).
@@ -337,7 +340,10 @@ mod tests {
         gauge("kit_test_kind_total", &[("x", "1")]).set(9.0);
         let text = render(&[]);
         assert!(text.contains("# TYPE kit_test_kind_total counter\n"), "{text}");
-        assert!(!text.contains("kit_test_kind_total{x=\"1\"}"), "a gauge under a counter's name is not exported:\n{text}");
+        assert!(
+            !text.contains("kit_test_kind_total{x=\"1\"}"),
+            "a gauge under a counter's name is not exported:\n{text}"
+        );
     }
 
     #[test]

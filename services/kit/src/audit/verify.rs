@@ -128,31 +128,15 @@ pub async fn verify_anchored(
         }
         for record in page {
             let seq = record.seq;
-            let broken = match &last {
-                Some((prev_seq, _)) if seq != prev_seq + 1 => {
-                    Some(Break { seq: prev_seq + 1, kind: BreakKind::Gap { next_present: seq } })
-                }
-                Some((_, prev_hash)) if &record.prev_hash != prev_hash => {
-                    Some(Break { seq, kind: BreakKind::PrevMismatch })
-                }
-                // A first record above 1 follows a retention purge: its prev_hash is taken as the anchor.
-                None if seq == 1 && record.prev_hash != GENESIS => Some(Break { seq, kind: BreakKind::PrevMismatch }),
-                _ => None,
-            };
+            // A record that does not follow its predecessor is not counted as checked; one that does is, even
+            // when its own hash or its anchor then fails.
+            let broken = link_break(last.as_ref(), &record).or_else(|| {
+                report.first_seq.get_or_insert(seq);
+                report.checked += 1;
+                record_break(key, &anchored, &record)
+            });
             if broken.is_some() {
                 report.broken = broken;
-                progress(report.checked);
-                return Ok(report);
-            }
-            report.first_seq.get_or_insert(seq);
-            report.checked += 1;
-            if key.record_hash(&record.prev_hash, seq, record.at, &record.entry)[..] != record.hash[..] {
-                report.broken = Some(Break { seq, kind: BreakKind::HashMismatch });
-                progress(report.checked);
-                return Ok(report);
-            }
-            if let Some(a) = anchored.get(&seq).filter(|a| a.hash != hex(&record.hash)) {
-                report.broken = Some(Break { seq, kind: BreakKind::AnchorMismatch { anchored_at: a.at } });
                 progress(report.checked);
                 return Ok(report);
             }
@@ -177,6 +161,32 @@ pub async fn verify_anchored(
         report.broken = anchor_break(&report, anchors, Utc::now());
     }
     Ok(report)
+}
+
+/// Whether `record` follows the last one checked: the next sequence number, chained to its hash (a first
+/// record above 1 follows a retention purge: its prev_hash is taken as the anchor).
+fn link_break(last: Option<&(i64, Vec<u8>)>, record: &store::Record) -> Option<Break> {
+    let seq = record.seq;
+    match last {
+        Some((prev_seq, _)) if seq != prev_seq + 1 => {
+            Some(Break { seq: prev_seq + 1, kind: BreakKind::Gap { next_present: seq } })
+        }
+        Some((_, prev_hash)) if &record.prev_hash != prev_hash => Some(Break { seq, kind: BreakKind::PrevMismatch }),
+        None if seq == 1 && record.prev_hash != GENESIS => Some(Break { seq, kind: BreakKind::PrevMismatch }),
+        _ => None,
+    }
+}
+
+/// Whether the record is what its hash says, and what its anchor (if any) says.
+fn record_break(key: &AuditKey, anchored: &HashMap<i64, &Anchor>, record: &store::Record) -> Option<Break> {
+    let seq = record.seq;
+    if key.record_hash(&record.prev_hash, seq, record.at, &record.entry)[..] != record.hash[..] {
+        return Some(Break { seq, kind: BreakKind::HashMismatch });
+    }
+    anchored
+        .get(&seq)
+        .filter(|a| a.hash != hex(&record.hash))
+        .map(|a| Break { seq, kind: BreakKind::AnchorMismatch { anchored_at: a.at } })
 }
 
 /// What the anchors say about the ends of an otherwise intact chain: the head behind the latest anchor (the

@@ -201,36 +201,7 @@ where
                 let call = staging.clone().scope(call);
                 Box::pin(async move {
                     let response = call.await?;
-                    let mut e = staging.entry.clone();
-                    e.outcome = "ok".into();
-                    if let Some(status) = failure(response.headers()) {
-                        // A refusal inside the handler (out of scope, a state that does not allow the move) says why.
-                        e.outcome = crate::status::code_name(status.code()).into();
-                        e.reason = truncate(status.message(), 200).to_owned();
-                    }
-                    // The handler's own word on the object wins; else what the request named.
-                    if let Some(t) = response.extensions().get::<AuditTarget>() {
-                        e.target.clone_from(&t.target);
-                        e.detail.clone_from(&t.detail);
-                    } else if let Some(named) = staging.decoded_target() {
-                        e.target = named;
-                    }
-                    if !staging.staged() {
-                        if e.outcome == "ok" && changes(&path) && !staging.unchanged() {
-                            // A handler that changed something without staging: its record can still be lost.
-                            tracing::error!(method = %path, "a changing call committed without staging its audit record");
-                            crate::metrics::counter("zongzhi_audit_unstaged_total", &[("method", &path)]).inc();
-                        }
-                        return match log.append(e).await {
-                            Ok(()) => Ok(response),
-                            Err(err) => Ok(Status::from(err).into_http()),
-                        };
-                    }
-                    // The action committed with its record staged: the record is kept whatever happens here.
-                    if let Err(err) = log.complete(e, staging.id).await {
-                        tracing::error!(error = %err, method = %path, "audit record left staged; the sweeper chains it");
-                    }
-                    Ok(response)
+                    Ok(record_answer(response, &staging, &log, &path).await)
                 })
             }
             Err(status) => {
@@ -249,6 +220,46 @@ where
             }
         }
     }
+}
+
+/// Completes an admitted call's audit record from its answer: the outcome (a refusal inside the handler says
+/// why), the object (the handler's own word wins, else what the request named); appended now, or completed from
+/// the record the handler staged in its transaction. An append that fails answers the call with that failure:
+/// an action without its record is not reported done.
+async fn record_answer(
+    response: http::Response<tonic::body::Body>,
+    staging: &Call,
+    log: &AuditLog,
+    path: &str,
+) -> http::Response<tonic::body::Body> {
+    let mut e = staging.entry.clone();
+    e.outcome = "ok".into();
+    if let Some(status) = failure(response.headers()) {
+        e.outcome = crate::status::code_name(status.code()).into();
+        e.reason = truncate(status.message(), 200).to_owned();
+    }
+    if let Some(t) = response.extensions().get::<AuditTarget>() {
+        e.target.clone_from(&t.target);
+        e.detail.clone_from(&t.detail);
+    } else if let Some(named) = staging.decoded_target() {
+        e.target = named;
+    }
+    if !staging.staged() {
+        if e.outcome == "ok" && changes(path) && !staging.unchanged() {
+            // A handler that changed something without staging: its record can still be lost.
+            tracing::error!(method = %path, "a changing call committed without staging its audit record");
+            crate::metrics::counter("zongzhi_audit_unstaged_total", &[("method", path)]).inc();
+        }
+        return match log.append(e).await {
+            Ok(()) => response,
+            Err(err) => Status::from(err).into_http(),
+        };
+    }
+    // The action committed with its record staged: the record is kept whatever happens here.
+    if let Err(err) = log.complete(e, staging.id).await {
+        tracing::error!(error = %err, method = %path, "audit record left staged; the sweeper chains it");
+    }
+    response
 }
 
 impl<S> AuthService<S> {

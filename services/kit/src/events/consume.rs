@@ -171,6 +171,23 @@ pub(super) struct Item {
     pub(super) envelope: Option<Envelope>,
 }
 
+impl Item {
+    /// The message with its stream sequence and, when it decodes, its envelope.
+    fn of(msg: jetstream::Message) -> Self {
+        let seq = msg.info().map(|i| i64::try_from(i.stream_sequence).unwrap_or(i64::MAX)).unwrap_or(0);
+        let envelope = Envelope::decode(msg.payload.as_ref()).ok();
+        Item { msg, seq, envelope }
+    }
+
+    /// The id the inbox knows the message by (as `open_batch` recorded it), its case, and the event it holds.
+    fn read(&self) -> (String, &str, Result<Option<Event<'_>>, &'static str>) {
+        match &self.envelope {
+            Some(env) => (env.event_id.clone(), env.case_id.as_str(), Event::read(env)),
+            None => (format!("seq:{}", self.seq), "", Err("undecodable event")),
+        }
+    }
+}
+
 /// Applies a batch, retrying the whole transaction until it commits: nothing is acknowledged before that, and
 /// nothing later of this partition is pulled meanwhile, so a database outage delays events and reorders none.
 /// True when a transaction ran (and so renewed the lease).
@@ -187,28 +204,13 @@ async fn run_batch<H: Handler>(
     shutdown: &Shutdown,
     metrics: &crate::metrics::ConsumerMetrics,
 ) -> Result<bool, Stop> {
-    if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
-        metrics.lag.set(info.pending as f64);
-    }
-    let redelivered = batch.iter().filter(|m| m.info().is_ok_and(|i| i.delivered > 1)).count();
-    metrics.redelivered.inc_by(redelivered as u64);
-    let items: Vec<Item> = batch
-        .into_iter()
-        .map(|msg| {
-            let seq = msg.info().map(|i| i64::try_from(i.stream_sequence).unwrap_or(i64::MAX)).unwrap_or(0);
-            let envelope = Envelope::decode(msg.payload.as_ref()).ok();
-            Item { msg, seq, envelope }
-        })
-        .collect();
+    delivered(&batch, metrics);
+    let items: Vec<Item> = batch.into_iter().map(Item::of).collect();
     let wanted: Vec<bool> = items.iter().map(|it| wants(&ctx.handler, it)).collect();
     if !wanted.contains(&true) {
         // Nothing here for this consumer: acknowledged as it is, no transaction.
         metrics.skipped.inc_by(items.len() as u64);
-        for it in &items {
-            if let Err(e) = it.msg.ack().await {
-                tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
-            }
-        }
+        ack_all(&items).await;
         return Ok(false);
     }
     let mut backoff = Duration::from_millis(200);
@@ -223,23 +225,13 @@ async fn run_batch<H: Handler>(
                 // Rolled back whole: apply it again with a savepoint per event, so only the failing one parks.
                 careful = true;
             }
-            Ok(Tally { applied, skipped, parked, dead }) => {
-                if applied + parked + dead > 0 {
+            Ok(tally) => {
+                if tally.applied + tally.parked + tally.dead > 0 {
                     exit_after_commit_hook();
                 }
-                metrics.handled.inc_by(applied as u64);
-                metrics.skipped.inc_by(skipped as u64);
-                metrics.failed.inc_by(parked as u64);
-                metrics.dead_lettered.inc_by(dead as u64);
-                if !items.is_empty() {
-                    metrics.handling.observe(started.elapsed().as_secs_f64() / items.len() as f64);
-                }
-                for it in &items {
-                    if let Err(e) = it.msg.ack().await {
-                        tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
-                    }
-                }
-                if applied > 0 {
+                tally.count(metrics, started.elapsed().as_secs_f64() / items.len().max(1) as f64);
+                ack_all(&items).await;
+                if tally.applied > 0 {
                     ctx.handler.committed();
                 }
                 return Ok(true);
@@ -258,6 +250,24 @@ async fn run_batch<H: Handler>(
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+/// What a pull tells before anything is applied: the partition's lag after it, and its redeliveries.
+fn delivered(batch: &[jetstream::Message], metrics: &crate::metrics::ConsumerMetrics) {
+    if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
+        metrics.lag.set(info.pending as f64);
+    }
+    let redelivered = batch.iter().filter(|m| m.info().is_ok_and(|i| i.delivered > 1)).count();
+    metrics.redelivered.inc_by(redelivered as u64);
+}
+
+/// Acknowledges every item of a batch; a failed ack means a redelivery, which the inbox then skips.
+async fn ack_all(items: &[Item]) {
+    for it in items {
+        if let Err(e) = it.msg.ack().await {
+            tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped");
         }
     }
 }
@@ -287,6 +297,17 @@ struct Tally {
     dead: usize,
 }
 
+impl Tally {
+    /// Counts a committed batch in the partition's metrics, with the seconds it took per event.
+    fn count(&self, metrics: &crate::metrics::ConsumerMetrics, per_event: f64) {
+        metrics.handled.inc_by(self.applied as u64);
+        metrics.skipped.inc_by(self.skipped as u64);
+        metrics.failed.inc_by(self.parked as u64);
+        metrics.dead_lettered.inc_by(self.dead as u64);
+        metrics.handling.observe(per_event);
+    }
+}
+
 /// An event's handler failed in a batch applied without savepoints (see [`run_batch`]).
 #[derive(Debug)]
 struct EventFailed;
@@ -310,32 +331,14 @@ async fn apply_batch<H: Handler>(
     careful: bool,
 ) -> Result<Tally, Stop> {
     let items: Vec<&Item> = all.iter().zip(wanted).filter(|(_, w)| **w).map(|(it, _)| it).collect();
-    // Remote work first, outside the transaction.
-    let mut prepared = Vec::with_capacity(items.len());
-    for it in &items {
-        prepared.push(match it.envelope.as_ref().map(Event::read) {
-            Some(Ok(Some(event))) => match ctx.handler.select(&event) {
-                Some(work) => {
-                    let p = ctx.handler.prepare(&event, &work).await;
-                    Some((work, p))
-                }
-                None => None,
-            },
-            // Nothing to prepare: a dead letter, or a kind this build does not know.
-            Some(Ok(None) | Err(_)) | None => None,
-        });
-    }
+    let prepared = prepare_all(ctx, &items).await;
     let mut tx = ctx.pool.begin().await?;
     let Some(Opened { mut fresh, mut parked }) = open_batch(&mut tx, ctx, part, holder, &items).await? else {
         return Err(Stop::NotHeld);
     };
     let mut tally = Tally { skipped: all.len() - items.len(), ..Tally::default() };
     for (it, prep) in items.iter().copied().zip(prepared) {
-        // The id the inbox knows the message by, as `open_batch` recorded it.
-        let (id, case, read) = match &it.envelope {
-            Some(env) => (env.event_id.clone(), env.case_id.as_str(), Event::read(env)),
-            None => (format!("seq:{}", it.seq), "", Err("undecodable event")),
-        };
+        let (id, case, read) = it.read();
         let id = id.as_str();
         let event = match read {
             Ok(Some(event)) => event,
@@ -362,26 +365,7 @@ async fn apply_batch<H: Handler>(
         // Selected when the batch was filtered; `select` is pure, so it selects the same again.
         let Some((work, prep)) = prep else { continue };
         let span = event_span(&ctx.name, &it.msg);
-        let outcome = match prep {
-            Ok(p) if careful => {
-                sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
-                let r = ctx.handler.handle(&mut tx, &event, work, p).instrument(span).await;
-                if r.is_ok() {
-                    sqlx::query("RELEASE SAVEPOINT event").execute(&mut *tx).await?;
-                } else {
-                    sqlx::query("ROLLBACK TO SAVEPOINT event").execute(&mut *tx).await?;
-                }
-                r
-            }
-            Ok(p) => match ctx.handler.handle(&mut tx, &event, work, p).instrument(span).await {
-                Ok(()) => Ok(()),
-                // The transaction is dropped, so rolled back: nothing of the batch happened.
-                Err(_) => return Err(Stop::Failed(EventFailed.into())),
-            },
-            // A failed prepare touched nothing in the transaction: it parks here in either mode.
-            Err(e) => Err(e),
-        };
-        match outcome {
+        match handle_one(&mut tx, ctx, &event, (work, prep), careful).instrument(span).await? {
             Ok(()) => tally.applied += 1,
             Err(e) => {
                 tracing::warn!(consumer = %ctx.name, event_id = %id, error = %e, "event failed; parked for a retry");
@@ -394,6 +378,52 @@ async fn apply_batch<H: Handler>(
     }
     tx.commit().await?;
     Ok(tally)
+}
+
+/// Remote work first, outside the transaction: each item's prepare step, None for an item with nothing to
+/// prepare (a dead letter, or a kind this build does not know).
+async fn prepare_all<H: Handler>(ctx: &Ctx<H>, items: &[&Item]) -> Vec<Option<(H::Work, anyhow::Result<H::Prepared>)>> {
+    let mut prepared = Vec::with_capacity(items.len());
+    for it in items {
+        prepared.push(match it.envelope.as_ref().map(Event::read) {
+            Some(Ok(Some(event))) => match ctx.handler.select(&event) {
+                Some(work) => {
+                    let p = ctx.handler.prepare(&event, &work).await;
+                    Some((work, p))
+                }
+                None => None,
+            },
+            Some(Ok(None) | Err(_)) | None => None,
+        });
+    }
+    prepared
+}
+
+/// Applies one event in the batch's transaction: under a savepoint when `careful`, so its failure is its own
+/// (the inner result); otherwise a failure fails the whole batch with [`EventFailed`] (the transaction is
+/// dropped, so nothing of the batch happened). A failed prepare touched nothing: it is the event's failure in
+/// either mode.
+async fn handle_one<H: Handler>(
+    tx: &mut PgConnection,
+    ctx: &Ctx<H>,
+    event: &Event<'_>,
+    (work, prep): (H::Work, anyhow::Result<H::Prepared>),
+    careful: bool,
+) -> Result<anyhow::Result<()>, Stop> {
+    match prep {
+        Ok(p) if careful => {
+            sqlx::query("SAVEPOINT event").execute(&mut *tx).await?;
+            let r = ctx.handler.handle(&mut *tx, event, work, p).await;
+            let end = if r.is_ok() { "RELEASE SAVEPOINT event" } else { "ROLLBACK TO SAVEPOINT event" };
+            sqlx::query(end).execute(&mut *tx).await?;
+            Ok(r)
+        }
+        Ok(p) => match ctx.handler.handle(tx, event, work, p).await {
+            Ok(()) => Ok(Ok(())),
+            Err(_) => Err(Stop::Failed(EventFailed.into())),
+        },
+        Err(e) => Ok(Err(e)),
+    }
 }
 
 /// Whether the consumer applies an item: one it selects work for, and one that can never apply (it becomes a

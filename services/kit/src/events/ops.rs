@@ -152,19 +152,7 @@ pub async fn replay(
     scope: &ReplayScope,
     mut progress: impl FnMut(ReplayProgress),
 ) -> anyhow::Result<Vec<String>> {
-    let stream = bus.jetstream().get_stream(bus.stream_name()).await?;
-    let (filter_subject, deliver_policy) = match scope {
-        ReplayScope::Case(id) => {
-            (format!("{}.*.*.{:02}", bus.prefix(), partition_of(id)), jetstream::consumer::DeliverPolicy::All)
-        }
-        ReplayScope::Period { from, .. } => {
-            let nanos = i128::from(from.timestamp_nanos_opt().unwrap_or(0));
-            let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)?;
-            (format!("{}.>", bus.prefix()), jetstream::consumer::DeliverPolicy::ByStartTime { start_time })
-        }
-    };
-    let mut reader =
-        stream.create_consumer(pull::OrderedConfig { filter_subject, deliver_policy, ..Default::default() }).await?;
+    let mut reader = reader(bus, scope).await?;
     let total = reader.info().await?.num_pending;
     let mut done = ReplayProgress { scanned: 0, total, queued: 0 };
     let mut queued = Vec::new();
@@ -194,18 +182,7 @@ pub async fn replay(
                 ReplayScope::Period { .. } => true,
             };
             if wanted {
-                sqlx::query(
-                    "INSERT INTO parked_event (consumer, event_id, case_id, stream_seq, subject, payload, last_error) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'replay') ON CONFLICT (consumer, event_id) DO NOTHING",
-                )
-                .bind(consumer)
-                .bind(&env.event_id)
-                .bind(&env.case_id)
-                .bind(seq)
-                .bind(msg.subject.as_str())
-                .bind(msg.payload.as_ref())
-                .execute(pool)
-                .await?;
+                queue(pool, consumer, &env, seq, &msg).await?;
                 queued.push(env.event_id);
                 done.queued += 1;
             }
@@ -218,6 +195,40 @@ pub async fn replay(
         }
     }
     Ok(queued)
+}
+
+/// An ordered reader of the stream over the scope: the case's partition from the start, or every subject from
+/// the period's start.
+async fn reader(bus: &Bus, scope: &ReplayScope) -> anyhow::Result<jetstream::consumer::Consumer<pull::OrderedConfig>> {
+    let stream = bus.jetstream().get_stream(bus.stream_name()).await?;
+    let (filter_subject, deliver_policy) = match scope {
+        ReplayScope::Case(id) => {
+            (format!("{}.*.*.{:02}", bus.prefix(), partition_of(id)), jetstream::consumer::DeliverPolicy::All)
+        }
+        ReplayScope::Period { from, .. } => {
+            let nanos = i128::from(from.timestamp_nanos_opt().unwrap_or(0));
+            let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)?;
+            (format!("{}.>", bus.prefix()), jetstream::consumer::DeliverPolicy::ByStartTime { start_time })
+        }
+    };
+    Ok(stream.create_consumer(pull::OrderedConfig { filter_subject, deliver_policy, ..Default::default() }).await?)
+}
+
+/// Queues one event for the consumer as a parked event due now (once: a second replay finds it queued).
+async fn queue(pool: &PgPool, consumer: &str, env: &Envelope, seq: i64, msg: &jetstream::Message) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO parked_event (consumer, event_id, case_id, stream_seq, subject, payload, last_error) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'replay') ON CONFLICT (consumer, event_id) DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(&env.event_id)
+    .bind(&env.case_id)
+    .bind(seq)
+    .bind(msg.subject.as_str())
+    .bind(msg.payload.as_ref())
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Of the replayed events, how many are still parked and how many of those are dead.
@@ -256,47 +267,19 @@ pub async fn cli(service: &'static str, config: &OpsConfig, args: &[String]) -> 
     let (audit, writer) = crate::audit::AuditLog::start(pool.clone(), config.audit_key.clone(), shutdown);
     let writer = tokio::spawn(writer);
     let record = |action: &str, target: String, outcome: String| {
-        let operator = crate::env::string_or("OPERATOR", &crate::env::string_or("USER", "unknown"));
-        let entry = crate::audit::AuditEntry {
-            actor: format!("ops:{operator}"),
-            role: "operator".into(),
-            action: format!("events {action}"),
-            target,
-            outcome,
-            ..Default::default()
-        };
+        let entry = operator_entry(action, target, outcome);
         let audit = audit.clone();
         async move { audit.append(entry).await.map_err(|e| anyhow::anyhow!("audit: {e}")) }
     };
     let arg = |i: usize| args.get(i).map(String::as_str);
     let result = match arg(0) {
-        Some("status") => {
-            let s = status(&pool, &bus, service).await?;
-            println!("consumer {}: lag {} events, {} parked, {} dead", s.consumer, s.lag(), s.parked, s.dead);
-            println!("outbox: {} unpublished, oldest {:.1} s", s.outbox_backlog, s.outbox_oldest_secs);
-            println!("{:>4} {:>10} {:>11} {:>11} {:>5}", "part", "pending", "ack_pending", "redelivered", "held");
-            for p in &s.partitions {
-                println!("{:>4} {:>10} {:>11} {:>11} {:>5}", p.part, p.pending, p.ack_pending, p.redelivered, p.held);
-            }
-            Ok(())
-        }
+        Some("status") => print_status(&status(&pool, &bus, service).await?),
         Some("dead") => {
             let limit = match (arg(1), arg(2)) {
                 (Some("--limit"), Some(n)) => n.parse()?,
                 _ => 100,
             };
-            for d in dead_letters(&pool, service, limit).await? {
-                println!(
-                    "{}  case {}  {}  attempts {}  parked {}\n    {}",
-                    d.event_id,
-                    d.case_id,
-                    d.subject,
-                    d.attempts,
-                    crate::time::local(d.parked_at),
-                    d.last_error
-                );
-            }
-            Ok(())
+            print_dead(&dead_letters(&pool, service, limit).await?)
         }
         Some("retry") => {
             let which = match arg(1) {
@@ -334,6 +317,44 @@ pub async fn cli(service: &'static str, config: &OpsConfig, args: &[String]) -> 
     trigger.fire();
     let _ = writer.await;
     result
+}
+
+/// The audit record of an operator's command: actor `ops:<OPERATOR or USER>`, action `events <command>`.
+fn operator_entry(action: &str, target: String, outcome: String) -> crate::audit::AuditEntry {
+    let operator = crate::env::string_or("OPERATOR", &crate::env::string_or("USER", "unknown"));
+    crate::audit::AuditEntry {
+        actor: format!("ops:{operator}"),
+        role: "operator".into(),
+        action: format!("events {action}"),
+        target,
+        outcome,
+        ..Default::default()
+    }
+}
+
+fn print_status(s: &Status) -> anyhow::Result<()> {
+    println!("consumer {}: lag {} events, {} parked, {} dead", s.consumer, s.lag(), s.parked, s.dead);
+    println!("outbox: {} unpublished, oldest {:.1} s", s.outbox_backlog, s.outbox_oldest_secs);
+    println!("{:>4} {:>10} {:>11} {:>11} {:>5}", "part", "pending", "ack_pending", "redelivered", "held");
+    for p in &s.partitions {
+        println!("{:>4} {:>10} {:>11} {:>11} {:>5}", p.part, p.pending, p.ack_pending, p.redelivered, p.held);
+    }
+    Ok(())
+}
+
+fn print_dead(dead: &[DeadLetter]) -> anyhow::Result<()> {
+    for d in dead {
+        println!(
+            "{}  case {}  {}  attempts {}  parked {}\n    {}",
+            d.event_id,
+            d.case_id,
+            d.subject,
+            d.attempts,
+            crate::time::local(d.parked_at),
+            d.last_error
+        );
+    }
+    Ok(())
 }
 
 async fn replay_cli<F, Fut>(pool: &PgPool, bus: &Bus, service: &str, args: &[String], record: F) -> anyhow::Result<()>

@@ -87,12 +87,7 @@ async fn apply_parked_case<H: Handler>(ctx: &Ctx<H>, case_id: &str) -> anyhow::R
             Err(e) => Err(e),
         };
         let mut tx = ctx.pool.begin().await?;
-        // Two replicas' retriers never work one case at once.
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("parked/{}/{case_id}", ctx.name))
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
+        if !lock_case(&mut tx, &ctx.name, case_id).await? {
             return Ok(());
         }
         match head(&mut tx, &ctx.name, case_id).await? {
@@ -121,34 +116,47 @@ async fn apply_parked_case<H: Handler>(ctx: &Ctx<H>, case_id: &str) -> anyhow::R
             }
             Err(e) => {
                 tx.rollback().await?;
-                let attempts = first.attempts.saturating_add(1);
-                let dead = attempts >= ctx.bus.settings.max_attempts;
-                sqlx::query(
-                    "UPDATE parked_event SET attempts = $3, next_at = now() + make_interval(secs => $4), \
-                     last_error = $5, dead = $6 WHERE consumer = $1 AND event_id = $2",
-                )
-                .bind(&ctx.name)
-                .bind(&first.event_id)
-                .bind(attempts)
-                .bind(ctx.bus.settings.backoff(attempts).as_secs_f64())
-                .bind(truncate(&format!("{e:#}")))
-                .bind(dead)
-                .execute(&ctx.pool)
-                .await?;
-                if dead {
-                    crate::metrics::consumer(&ctx.name, format!("{:02}", super::partition_of(case_id)))
-                        .dead_lettered
-                        .inc();
-                    tracing::error!(consumer = %ctx.name, event_id = %first.event_id, attempts, error = %e,
-                        "event is a dead letter; its case waits for an operator");
-                } else {
-                    tracing::warn!(consumer = %ctx.name, event_id = %first.event_id, attempts, error = %e,
-                        "parked event failed again");
-                }
-                return Ok(());
+                return failed_again(ctx, case_id, &first, &e).await;
             }
         }
     }
+}
+
+/// Takes the consumer's retry lock on the case for the transaction, so two replicas' retriers never work one
+/// case at once; false when another holds it.
+async fn lock_case(tx: &mut PgConnection, consumer: &str, case_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("parked/{consumer}/{case_id}"))
+        .fetch_one(tx)
+        .await
+}
+
+/// Counts a failed attempt at the case's head event and sets its next retry; after the last attempt it is a
+/// dead letter, and its case waits for an operator.
+async fn failed_again<H: Handler>(ctx: &Ctx<H>, case_id: &str, first: &Head, e: &anyhow::Error) -> anyhow::Result<()> {
+    let attempts = first.attempts.saturating_add(1);
+    let dead = attempts >= ctx.bus.settings.max_attempts;
+    sqlx::query(
+        "UPDATE parked_event SET attempts = $3, next_at = now() + make_interval(secs => $4), \
+         last_error = $5, dead = $6 WHERE consumer = $1 AND event_id = $2",
+    )
+    .bind(&ctx.name)
+    .bind(&first.event_id)
+    .bind(attempts)
+    .bind(ctx.bus.settings.backoff(attempts).as_secs_f64())
+    .bind(truncate(&format!("{e:#}")))
+    .bind(dead)
+    .execute(&ctx.pool)
+    .await?;
+    if dead {
+        crate::metrics::consumer(&ctx.name, format!("{:02}", super::partition_of(case_id))).dead_lettered.inc();
+        tracing::error!(consumer = %ctx.name, event_id = %first.event_id, attempts, error = %e,
+            "event is a dead letter; its case waits for an operator");
+    } else {
+        tracing::warn!(consumer = %ctx.name, event_id = %first.event_id, attempts, error = %e,
+            "parked event failed again");
+    }
+    Ok(())
 }
 
 /// The longest error text kept with a parked event.
