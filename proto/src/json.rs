@@ -37,6 +37,13 @@ pub fn code_of<E: ProtoEnum>(number: i32) -> &'static str {
     E::VALUES.iter().find(|(_, _, n)| *n == number).map_or("", |(_, code, _)| *code)
 }
 
+/// The number a client sends for `text` (a name, a code or a number; `""` is the zero value), and 99, which no
+/// enum here defines, for text that names no value: what tests send, so that a refusal of an unknown value is
+/// exercised by the same helper that sends the known ones.
+pub fn wire<E: ProtoEnum>(text: &str) -> i32 {
+    E::number_of(text).unwrap_or(99)
+}
+
 /// Writes one enum field: its name, or its number when this build does not know it (proto3's rule).
 pub fn name<E: ProtoEnum, S: Serializer>(value: &i32, s: S) -> Result<S::Ok, S::Error> {
     match E::name_of(*value) {

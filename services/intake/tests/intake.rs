@@ -245,6 +245,11 @@ async fn bad_registrations_name_their_field_and_write_nothing() {
     }
     let missing = s.client.get_case(GetCaseRequest { case_ref: "532901003-20250101-00001".into() }).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
+    // Neither an id nor a number: refused naming the field, not looked up.
+    for garbage in ["first", "532901003-2025-00001", "🦀"] {
+        let status = s.client.get_case(GetCaseRequest { case_ref: garbage.into() }).await.unwrap_err();
+        kit::testing::assert_refused(garbage, &status, Code::InvalidArgument, "case_ref");
+    }
     let empty = s.client.get_case(GetCaseRequest::default()).await.unwrap_err();
     assert_eq!(kit::grpc::violated_fields(&empty), vec!["case_ref"]);
     let token = s

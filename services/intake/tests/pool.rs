@@ -74,7 +74,9 @@ async fn an_exhausted_pool_answers_unavailable_at_once() {
     .await;
 
     let started = Instant::now();
-    let refused = client.clone().get_case(GetCaseRequest { case_ref: "first".into() }).await.unwrap_err();
+    // A well-formed case number, so the handler gets as far as its own acquire.
+    let refused =
+        client.clone().get_case(GetCaseRequest { case_ref: "532901003-20250101-00001".into() }).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     // Refused by the handler's own acquire or, as the pool is just as empty for it, by the audit record's.

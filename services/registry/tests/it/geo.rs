@@ -88,7 +88,7 @@ async fn a_bounded_grid_answers_first_and_the_index_follows_every_change() {
         village_code: village.into(),
         parent_grid_code: parent.into(),
         name: format!("{kind} 下关"),
-        kind: <proto::registry::v1::GridKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or(99),
+        kind: proto::json::wire::<proto::registry::v1::GridKind>(kind),
     };
     let grid = s.registry.create_grid(new_grid(VILLAGE, "", "grid")).await.unwrap().into_inner().grid.unwrap().code;
     let micro =

@@ -21,7 +21,7 @@ async fn create(
         village_code: if grid { parent.into() } else { String::new() },
         parent_grid_code: if grid { String::new() } else { parent.into() },
         name: name.into(),
-        kind: <proto::registry::v1::GridKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or(99),
+        kind: proto::json::wire::<proto::registry::v1::GridKind>(kind),
     };
     client.create_grid(request).await.unwrap().into_inner().grid.unwrap()
 }

@@ -28,7 +28,7 @@ async fn as_role(h: &Harness, person: &str, role: &str, node: &str) -> RoutingCl
 fn by_hand(case_id: Uuid, kind: &str, unit: &str, expected: &str) -> DispatchCaseRequest {
     DispatchCaseRequest {
         case_id: case_id.to_string(),
-        unit_kind: <proto::vocab::v1::UnitKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or(99),
+        unit_kind: proto::json::wire::<proto::vocab::v1::UnitKind>(kind),
         unit_code: unit.into(),
         reason: "领导批示, 改由专门部门办理".into(),
         expected_task_id: expected.into(),

@@ -237,7 +237,7 @@ async fn only_the_accepting_handler_or_its_unit_resolves() {
 async fn person(h: &Harness, role: &str, home: &str) -> String {
     let request = CreatePersonRequest {
         name: "杨调解".into(),
-        role: <proto::vocab::v1::PersonRole as proto::json::ProtoEnum>::number_of(role).unwrap_or(99),
+        role: proto::json::wire::<proto::vocab::v1::PersonRole>(role),
         home_code: home.into(),
         ..Default::default()
     };

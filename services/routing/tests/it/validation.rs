@@ -129,7 +129,7 @@ async fn bad_rules_name_the_field_and_are_not_saved() {
         ..Default::default()
     };
     let fallback = |kind: &str, code: &str| Rule {
-        fallback_kind: <proto::vocab::v1::UnitKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or(99),
+        fallback_kind: proto::json::wire::<proto::vocab::v1::UnitKind>(kind),
         fallback_code: code.into(),
         fallback_name: "备用".into(),
         ..ok.clone()

@@ -91,7 +91,7 @@ fn ask(task_id: &str, kind: &str, reason: &str, new_due: Option<DateTime<Utc>>) 
     RequestClockChangeRequest {
         task_id: task_id.into(),
         stage: "accept".into(),
-        kind: <proto::supervision::v1::ChangeKind as proto::json::ProtoEnum>::number_of(kind).unwrap_or(99),
+        kind: proto::json::wire::<proto::supervision::v1::ChangeKind>(kind),
         reason: reason.into(),
         new_due_at: new_due.map(|d| d.to_rfc3339()).unwrap_or_default(),
     }

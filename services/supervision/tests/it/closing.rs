@@ -94,8 +94,7 @@ impl Suite {
         let request = FollowUpRequest {
             case_id: case_id.to_string(),
             visitor_id: String::new(),
-            satisfaction: <proto::vocab::v1::Satisfaction as proto::json::ProtoEnum>::number_of(satisfaction)
-                .unwrap_or(99),
+            satisfaction: proto::json::wire::<proto::vocab::v1::Satisfaction>(satisfaction),
             note: String::new(),
         };
         let r = self.supervision.follow_up(request).await?.into_inner();
@@ -237,7 +236,7 @@ async fn verify_and_follow_up_reject_bad_input() {
     let follow = |case_id: &str, visitor: &str, satisfaction: &str| FollowUpRequest {
         case_id: case_id.into(),
         visitor_id: visitor.into(),
-        satisfaction: <proto::vocab::v1::Satisfaction as proto::json::ProtoEnum>::number_of(satisfaction).unwrap_or(99),
+        satisfaction: proto::json::wire::<proto::vocab::v1::Satisfaction>(satisfaction),
         note: String::new(),
     };
     let cases = [

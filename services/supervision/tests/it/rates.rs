@@ -131,8 +131,7 @@ impl Suite {
         self.supervision.verify_case(verify).await.unwrap();
         let visit = FollowUpRequest {
             case_id: id,
-            satisfaction: <proto::vocab::v1::Satisfaction as proto::json::ProtoEnum>::number_of(satisfaction)
-                .unwrap_or(99),
+            satisfaction: proto::json::wire::<proto::vocab::v1::Satisfaction>(satisfaction),
             ..Default::default()
         };
         self.supervision.follow_up(visit).await.unwrap();
