@@ -5,6 +5,7 @@
 
 use kit::events::{Event, Handler};
 use proto::events::v1::envelope::Body;
+use proto::vocab::v1::Stage;
 use sqlx::PgConnection;
 
 use crate::db::{self, NewStep};
@@ -122,7 +123,7 @@ fn filing(body: &Body) -> Option<Filing> {
             supervised("reopened", Some(CaseState::Reopened), detail, flags(Some(false), Some(false)))
         }
         Body::DeadlineMissed(e) => {
-            supervised("overdue", None, format!("{} deadline missed", e.stage), flags(Some(true), None))
+            supervised("overdue", None, format!("{} deadline missed", stage_code(e.stage)), flags(Some(true), None))
         }
         Body::CaseSupervised(e) => supervised("supervised", None, supervised_detail(e), Flags::default()),
         Body::CaseJoint(e) => noted("joint", joint_detail(e), "routing"),
@@ -205,13 +206,19 @@ fn escalated_detail(e: &proto::events::v1::CaseEscalated) -> String {
     format!("{hop} {} → {}: {}", e.from_center, e.to_center, e.reason)
 }
 
+/// A stage as the timeline's words give it (`accept`); '' for one this build does not know.
+fn stage_code(stage: i32) -> &'static str {
+    proto::json::code_of::<Stage>(stage)
+}
+
 /// How a step of graded supervision reads in the case file: the slip and whom it went to, or the clock change
 /// with the words given for it. An action this build does not know is shown as it came.
 fn supervised_detail(e: &proto::events::v1::CaseSupervised) -> String {
-    let stage = match e.stage.as_str() {
-        "accept" => "签收",
-        "resolve" => "办结",
-        other => other,
+    let stage = match Stage::try_from(e.stage) {
+        Ok(Stage::Accept) => "签收",
+        Ok(Stage::Resolve) => "办结",
+        Ok(Stage::Report) => "报到",
+        Ok(Stage::Unspecified) | Err(_) => "",
     };
     let due = if e.due_ms > 0 { kit::time::local(kit::time::from_ms(e.due_ms)) } else { String::new() };
     let note = if e.note.is_empty() { String::new() } else { format!(": {}", e.note) };
@@ -268,7 +275,7 @@ mod tests {
         use proto::events::v1::{CaseJoint, CaseSupervised};
         let card = |action: &str| CaseSupervised {
             task_id: "t".into(),
-            stage: "accept".into(),
+            stage: Stage::Accept.into(),
             action: action.into(),
             slip_no: "532901-督-2026-00003".into(),
             unit_code: "dali-sfs".into(),

@@ -200,7 +200,8 @@ async fn overdue(tx: &mut PgConnection, case_id: CaseId, e: &DeadlineMissed) -> 
         return Ok(());
     };
     let due = if e.due_ms > 0 { kit::time::from_ms(e.due_ms) } else { chrono::Utc::now() };
-    if !db::mark_overdue(tx, task_id, &e.stage, due).await? {
+    let stage = proto::json::code_of::<proto::vocab::v1::Stage>(e.stage);
+    if !db::mark_overdue(tx, task_id, stage, due).await? {
         tracing::warn!(%case_id, %task_id, "overdue notice for a task routing does not know; ignored");
     }
     Ok(())

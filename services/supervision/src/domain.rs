@@ -17,6 +17,7 @@ use kit::{FieldError, code_enum, field};
 use uuid::Uuid;
 
 code_enum! {
+    proto = proto::vocab::v1::Stage;
     /// The clocked stages: 签收 (accept) and 办结 (resolve) of a task, and 报到 (report) of a co-handling unit
     /// summoned by 吹哨报到 (its deadline runs under the co-handler's id).
     pub enum Stage {

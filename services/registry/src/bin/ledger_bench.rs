@@ -213,7 +213,10 @@ fn synthetic(villages: &[Vec<String>], cases: usize) -> Vec<Envelope> {
         if i % 5 == 0 {
             out.push(envelope(
                 id,
-                Body::DeadlineMissed(DeadlineMissed { stage: "resolve".into(), ..Default::default() }),
+                Body::DeadlineMissed(DeadlineMissed {
+                    stage: proto::vocab::v1::Stage::Resolve.into(),
+                    ..Default::default()
+                }),
             ));
         }
         if i % 3 == 0 {

@@ -69,11 +69,18 @@ fn registered(case_id: Uuid, kind: &str, village: &str, grid: &str) -> Envelope 
 }
 
 fn overdue(case_id: Uuid, stage: &str) -> Envelope {
-    envelope(case_id, Body::DeadlineMissed(DeadlineMissed { stage: stage.into(), ..Default::default() }))
+    envelope(
+        case_id,
+        Body::DeadlineMissed(DeadlineMissed {
+            stage: proto::json::wire::<proto::vocab::v1::Stage>(stage),
+            ..Default::default()
+        }),
+    )
 }
 
 fn card(case_id: Uuid, grade: &str) -> Envelope {
-    let body = CaseSupervised { action: grade.into(), stage: "accept".into(), ..Default::default() };
+    let body =
+        CaseSupervised { action: grade.into(), stage: proto::vocab::v1::Stage::Accept.into(), ..Default::default() };
     envelope(case_id, Body::CaseSupervised(body))
 }
 

@@ -177,7 +177,7 @@ impl Supervision {
     ) -> Result<()> {
         let event = CaseSupervised {
             task_id: clock.task_id.clone(),
-            stage: clock.stage.as_str().into(),
+            stage: clock.stage.into(),
             action: action.into(),
             slip_no: String::new(),
             unit_code: clock.unit_code.clone(),

@@ -129,14 +129,14 @@ async fn announce(tx: &mut PgConnection, outbox: &Outbox, d: &DueGrade, record: 
         let event = DeadlineMissed {
             deadline_id: d.id.to_string(),
             task_id: d.task_id.clone(),
-            stage: d.stage.as_str().into(),
+            stage: d.stage.into(),
             due_ms: d.due_at.timestamp_millis(),
         };
         outbox.add(tx, d.case_id, crate::NAME, Body::DeadlineMissed(event)).await?;
     }
     let event = CaseSupervised {
         task_id: d.task_id.clone(),
-        stage: d.stage.as_str().into(),
+        stage: d.stage.into(),
         action: d.grade.as_str().into(),
         slip_no: record.number.clone(),
         unit_code: d.unit_code.clone(),

@@ -54,7 +54,7 @@ async fn a_deadline_fires_exactly_once_across_a_restart() {
         })
     })
     .await;
-    assert_eq!((missed.task_id.as_str(), missed.stage.as_str()), (task_id.as_str(), "accept"));
+    assert_eq!((missed.task_id.as_str(), missed.stage), (task_id.as_str(), proto::vocab::v1::Stage::Accept as i32));
 
     // A few more polls fire nothing more.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
