@@ -1,5 +1,5 @@
 //! The SQL of sign-in: accounts, sessions, refresh tokens, client credentials, grants and password history.
-//! Plain functions over any executor (the pool or a transaction), returning the auth room's types.
+//! Plain functions over any executor (the pool or a transaction), returning the identity provider's types.
 
 use chrono::{DateTime, Utc};
 use kit::auth::Role;

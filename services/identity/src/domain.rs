@@ -6,7 +6,7 @@ use kit::auth::Role;
 use kit::{FieldError, field};
 use uuid::Uuid;
 
-/// The sign-in policy; its defaults are SECURITY.md's common 等保 settings (see `Settings::from_env` for the
+/// The sign-in policy; its defaults are SECURITY.md's common 等保 settings (see `Policy::from_env` for the
 /// variables that change them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {

@@ -1,4 +1,4 @@
-//! The auth room's RPCs (the Auth service: sign-in, tokens, and account and grant administration): request →
+//! The identity provider's RPCs (the Auth service: sign-in, tokens, and account and grant administration): request →
 //! parsed values → one call → response.
 
 use kit::error::{Result, principal};

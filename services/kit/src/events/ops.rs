@@ -43,8 +43,11 @@ pub struct Status {
 }
 
 impl Status {
+    /// Events not yet delivered or not yet acknowledged, over every partition. Saturating: JetStream has reported
+    /// a consumer's pending count near `u64::MAX` while a killed service's consumer came back (fault F1,
+    /// 2026-12-08), and a plain sum then panicked the caller.
     pub fn lag(&self) -> u64 {
-        self.partitions.iter().map(|p| p.pending + p.ack_pending as u64).sum()
+        self.partitions.iter().fold(0u64, |sum, p| sum.saturating_add(p.pending).saturating_add(p.ack_pending as u64))
     }
 }
 
@@ -402,5 +405,26 @@ where
             return Ok(());
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_saturates_on_a_bogus_pending_count() {
+        let part =
+            |pending| PartitionStatus { part: 0, pending, ack_pending: 1, redelivered: 0, held: true, exists: true };
+        let status = |partitions| Status {
+            consumer: "x".into(),
+            partitions,
+            parked: 0,
+            dead: 0,
+            outbox_backlog: 0,
+            outbox_oldest_secs: 0.0,
+        };
+        assert_eq!(status(vec![part(2), part(3)]).lag(), 7);
+        assert_eq!(status(vec![part(u64::MAX), part(3)]).lag(), u64::MAX);
     }
 }

@@ -55,9 +55,10 @@ async fn backlog(env: &Env) -> anyhow::Result<(i64, i64, Vec<String>)> {
         let pool = env.pool(consumer).await?;
         let s = kit::events::ops::status(&pool, &bus, consumer).await?;
         let missing = s.partitions.iter().filter(|p| !p.exists).count();
-        left += i64::try_from(s.lag() + missing as u64).unwrap_or(i64::MAX) + s.parked + s.outbox_backlog;
+        let lag = i64::try_from(s.lag().saturating_add(missing as u64)).unwrap_or(i64::MAX);
+        left = left.saturating_add(lag).saturating_add(s.parked).saturating_add(s.outbox_backlog);
         dead += s.dead;
-        for p in s.partitions.iter().filter(|p| p.pending + p.ack_pending as u64 > 0 || !p.exists) {
+        for p in s.partitions.iter().filter(|p| p.pending > 0 || p.ack_pending > 0 || !p.exists) {
             let lease = if p.held { "lease held" } else { "lease lapsed" };
             stuck.push(format!("{consumer}-{:02}: {} pending, {} unacked, {lease}", p.part, p.pending, p.ack_pending));
         }
