@@ -142,6 +142,10 @@ pub async fn build(config: Settings) -> anyhow::Result<Gateway> {
     // The limits are taken in the Desk's methods, after decoding: health and reflection, added by the scaffold,
     // are never shed.
     let desk = desk::DeskService::connect(&config.backends, verifier.clone(), edge, &config.trusted_proxies, trail)?;
+    // Whether any client still sends an enum's old code, which the JSON face reads for one release only.
+    app.hold(kit::metrics::collector(|| async {
+        Ok(vec![kit::metrics::Sample::new("zongzhi_json_old_enum_codes", &[], proto::json::old_codes_read() as f64)])
+    }));
     app.spawn("jwks", verifier.clone().follow(app.shutdown()));
     app.follow_revocations(&verifier, &config.auth, NAME)?;
     let routes = tonic::service::Routes::new(DeskServer::new(desk.clone()));

@@ -5,6 +5,7 @@
 //! release). An empty string reads as the zero value, which filters read as "any", as they read "" before.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::{SerializeSeq, Serializer};
@@ -64,6 +65,16 @@ pub fn names<E: ProtoEnum, S: Serializer>(values: &[i32], s: S) -> Result<S::Ok,
     seq.end()
 }
 
+/// Enum values read by their old lower-case code since the process started: the codes are read for one release
+/// only, and this tells whether any client still sends them (the gateway exports it as
+/// `zongzhi_json_old_enum_codes`).
+static OLD_CODES: AtomicU64 = AtomicU64::new(0);
+
+/// How many enum values this process has read by their old code.
+pub fn old_codes_read() -> u64 {
+    OLD_CODES.load(Ordering::Relaxed)
+}
+
 /// Reads one enum field.
 pub fn number<'de, E: ProtoEnum, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
     d.deserialize_any(One::<E>(std::marker::PhantomData))
@@ -106,7 +117,11 @@ impl<'de, E: ProtoEnum> Visitor<'de> for One<E> {
 
     // serde's own "invalid value" form, which the gateway words as "must be one of …" naming the field.
     fn visit_str<X: de::Error>(self, text: &str) -> Result<i32, X> {
-        E::number_of(text.trim()).ok_or_else(|| {
+        let text = text.trim();
+        if !text.is_empty() && E::VALUES.iter().any(|(_, code, _)| *code == text) {
+            OLD_CODES.fetch_add(1, Ordering::Relaxed);
+        }
+        E::number_of(text).ok_or_else(|| {
             // A value is quoted only when short: a megabyte of garbage is never echoed back.
             let shown: String = text.chars().take(32).collect();
             X::invalid_value(de::Unexpected::Str(&shown), &self)

@@ -56,6 +56,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("zongzhi_password_hashing_in_flight", "Password hashes running now (at most one per core)."),
     ("zongzhi_password_hashing_refused_total", "Sign-ins refused at once because every hashing slot was busy."),
     ("zongzhi_audit_unstaged_total", "Calls that committed a change without staging their audit record, by method."),
+    ("zongzhi_json_old_enum_codes", "Enum values the JSON face read by their old lower-case code since start."),
     ("zongzhi_refusals_unrecorded_total", "Refused calls counted but not written to the gateway's trail (flood cap)."),
     (
         "zongzhi_refused_calls_throttled_total",

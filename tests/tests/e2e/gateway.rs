@@ -27,11 +27,14 @@ async fn json_over_http_drives_the_same_operations() {
     assert_eq!(status, 200, "{created}");
     let id = created["case"]["id"].as_str().unwrap().to_owned();
     assert_eq!(created["case"]["parties"][0]["phone"], "136****2222");
-    // Sent as the old codes, answered by name (proto3's JSON mapping).
+    // Sent as the old codes, answered by name (proto3's JSON mapping), and counted.
     assert_eq!(
         (&created["case"]["channel"], &created["case"]["urgency"]),
         (&json!("CHANNEL_WEB"), &json!("URGENCY_URGENT"))
     );
+    let gateway = world.suite.metrics.iter().find(|(n, _)| *n == "gateway").map(|(_, a)| *a).unwrap();
+    let old = kit::testing::sample(&kit::testing::scrape(gateway).await, "zongzhi_json_old_enum_codes");
+    assert!(old.is_some_and(|n| n >= 4.0), "channel, kind, urgency and a party's role were sent by code: {old:?}");
     let (_, replay) = world.http("POST", "/v1/cases", Some(body)).await;
     assert_eq!(replay["replayed"], true);
 
