@@ -156,12 +156,19 @@ impl Issuer {
         Ok(rows.into_iter().map(|(role, scope, unit)| Grant { role, scope, unit }).collect())
     }
 
-    /// An access token and the next refresh token of `session`.
-    async fn issue(&self, account: &Account, session: Uuid, amr: Vec<String>, grants: Vec<Grant>) -> Result<Tokens> {
+    /// The claims of an access token for `sub` issued now: `who` is the person's id (empty for a client) and the
+    /// name shown, `sid` the session (empty for a client). Its `iat` is never before the subject's last revocation.
+    async fn claims(
+        &self,
+        sub: String,
+        (person, name): (String, String),
+        grants: &[Grant],
+        amr: Vec<String>,
+        sid: String,
+    ) -> Result<Claims> {
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
-        let sub = revocations::person_subject(account.person_id);
         let iat = revocations::issue_time(&self.pool, &sub, now).await?;
-        let claims = Claims {
+        Ok(Claims {
             iss: String::new(),
             aud: String::new(),
             sub,
@@ -169,12 +176,19 @@ impl Issuer {
             nbf: now,
             iat,
             jti: Uuid::new_v4().to_string(),
-            person: account.person_id.to_string(),
-            name: account.display_name.clone(),
-            grants: grants.clone(),
+            person,
+            name,
+            grants: grants.to_vec(),
             amr,
-            sid: session.to_string(),
-        };
+            sid,
+        })
+    }
+
+    /// An access token and the next refresh token of `session`.
+    async fn issue(&self, account: &Account, session: Uuid, amr: Vec<String>, grants: Vec<Grant>) -> Result<Tokens> {
+        let sub = revocations::person_subject(account.person_id);
+        let who = (account.person_id.to_string(), account.display_name.clone());
+        let claims = self.claims(sub, who, &grants, amr, session.to_string()).await?;
         let access_token = self.signer()?.sign(claims)?;
         let (refresh_token, hash) = secrets::random_token()?;
         db::insert_refresh_token(&self.pool, &hash, session).await?;
@@ -225,24 +239,10 @@ impl Issuer {
         let Some((scope, _)) = row.filter(|(_, h)| *h == hash) else {
             return Err(Error::Unauthenticated(FAILED.into()));
         };
-        let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
         let grants = vec![Grant { role: "external_client".into(), scope, unit: String::new() }];
         let sub = revocations::client_subject(client_id);
-        let iat = revocations::issue_time(&self.pool, &sub, now).await?;
-        let claims = Claims {
-            iss: String::new(),
-            aud: String::new(),
-            sub,
-            exp: now + self.policy.access_secs,
-            nbf: now,
-            iat,
-            jti: Uuid::new_v4().to_string(),
-            person: String::new(),
-            name: client_id.to_owned(),
-            grants: grants.clone(),
-            amr: vec!["client_secret".into()],
-            sid: String::new(),
-        };
+        let who = (String::new(), client_id.to_owned());
+        let claims = self.claims(sub, who, &grants, vec!["client_secret".into()], String::new()).await?;
         Ok(Tokens {
             access_token: signer.sign(claims)?,
             expires_in: self.policy.access_secs,

@@ -122,9 +122,12 @@ fn filing(body: &Body) -> Option<Filing> {
             let detail = format!("重办 round {}: {}", e.round, e.reason);
             supervised("reopened", Some(CaseState::Reopened), detail, flags(Some(false), Some(false)))
         }
-        Body::DeadlineMissed(e) => {
-            supervised("overdue", None, format!("{} deadline missed", stage_code(e.stage)), flags(Some(true), None))
-        }
+        Body::DeadlineMissed(e) => supervised(
+            "overdue",
+            None,
+            format!("{} deadline missed", proto::json::code_of::<Stage>(e.stage)),
+            flags(Some(true), None),
+        ),
         Body::CaseSupervised(e) => supervised("supervised", None, supervised_detail(e), Flags::default()),
         Body::CaseJoint(e) => noted("joint", joint_detail(e), "routing"),
         Body::SubsidyCredited(e) => noted("credited", credited_detail(e), "subsidy"),
@@ -204,11 +207,6 @@ fn escalated_detail(e: &proto::events::v1::CaseEscalated) -> String {
         (other, _) => other,
     };
     format!("{hop} {} → {}: {}", e.from_center, e.to_center, e.reason)
-}
-
-/// A stage as the timeline's words give it (`accept`); '' for one this build does not know.
-fn stage_code(stage: i32) -> &'static str {
-    proto::json::code_of::<Stage>(stage)
 }
 
 /// How a step of graded supervision reads in the case file: the slip and whom it went to, or the clock change

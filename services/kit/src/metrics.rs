@@ -264,7 +264,7 @@ impl Registry {
         };
         let mut exported = self.exported.write().unwrap_or_else(PoisonError::into_inner);
         // The exposition adds a counter's `_total` itself; the registry adds the help text's full stop.
-        let help = help(name).map_or("", |h| h.trim_end_matches('.'));
+        let help = help(name);
         match &fam {
             Fam::Counter(f) => exported.register(name.trim_end_matches("_total"), help, f.clone()),
             Fam::Gauge(f) => exported.register(name, help, f.clone()),
@@ -274,8 +274,10 @@ impl Registry {
     }
 }
 
-fn help(name: &str) -> Option<&'static str> {
-    HELP.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+/// The help text of `name` as the registry takes it: without its full stop, which the registry adds ('' when
+/// `HELP` has none).
+fn help(name: &str) -> &'static str {
+    HELP.iter().find(|(n, _)| *n == name).map_or("", |(_, h)| h.trim_end_matches('.'))
 }
 
 /// The registry and `extra` samples (from collectors, as gauges) in the Prometheus text format.
@@ -292,7 +294,7 @@ pub(crate) fn render(extra: &[Sample]) -> String {
             Some((_, f)) => f.clone(),
             None => {
                 let f = Family::default();
-                scraped.register(s.name, help(s.name).map_or("", |h| h.trim_end_matches('.')), f.clone());
+                scraped.register(s.name, help(s.name), f.clone());
                 families.push((s.name, f.clone()));
                 f
             }
